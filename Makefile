@@ -1,0 +1,84 @@
+# alua — Lua 5.4 with asyncio built in. Dependencies come from Debian's packages.
+#   make          build build/bin/alua, build/lib/libalua.a, build/lua/asyncio.so
+#   make run      install missing packages, build, run an example
+#   make test     build and run the whole suite (last line: "N passed, N failed")
+#   make check    the suite built with AddressSanitizer + UBSan
+#   make valgrind the suite under valgrind memcheck
+
+BUILD    ?= build
+CC       ?= cc
+PKGS     := lua5.4 libuv
+OPT      ?= -O2 -g
+SAN      ?=
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC $(OPT) $(SAN) \
+            -Iinclude -Iasync -Ivm $(PKG_CFLAGS)
+LDFLAGS  += $(SAN)
+LIBS     := $(PKG_LIBS) -lm
+
+ASYNC_SRC  := $(sort $(wildcard async/*.c))
+VM_SRC     := $(filter-out vm/main.c,$(sort $(wildcard vm/*.c)))
+STDLIB_LUA := $(shell find stdlib -name '*.lua' | sort)
+
+ASYNC_OBJ  := $(ASYNC_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/stdlib_files.o
+VM_OBJ     := $(VM_SRC:%.c=$(BUILD)/obj/%.o)
+
+ALUA       := $(BUILD)/bin/alua
+LIBALUA    := $(BUILD)/lib/libalua.a
+MODULE     := $(BUILD)/lua/asyncio.so
+
+.PHONY: all run test check valgrind deps clean
+all: $(ALUA) $(LIBALUA) $(MODULE)
+
+$(BUILD)/obj/%.o: %.c $(wildcard async/*.h vm/*.h include/*.h) | $(BUILD)/obj/async $(BUILD)/obj/vm
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/gen/stdlib_files.o: $(BUILD)/gen/stdlib_files.c async/stdlib_files.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/gen/stdlib_files.c: $(STDLIB_LUA) $(BUILD)/tools/embed
+	@mkdir -p $(dir $@)
+	$(BUILD)/tools/embed $(STDLIB_LUA) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/tools/embed: tools/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -o $@ $<
+
+$(BUILD)/obj/async $(BUILD)/obj/vm $(BUILD)/bin $(BUILD)/lib $(BUILD)/lua:
+	@mkdir -p $@
+
+$(LIBALUA): $(ASYNC_OBJ) $(VM_OBJ) | $(BUILD)/lib
+	rm -f $@ && ar rcs $@ $^
+
+$(ALUA): $(BUILD)/obj/vm/main.o $(LIBALUA) | $(BUILD)/bin
+	$(CC) $(LDFLAGS) -Wl,-E -o $@ $< $(LIBALUA) $(LIBS)
+
+# The module for stock lua5.4: Lua's symbols come from the interpreter that loads it.
+$(MODULE): $(ASYNC_OBJ) | $(BUILD)/lua
+	$(CC) $(LDFLAGS) -shared -o $@ $^ $(shell pkg-config --libs libuv 2>/dev/null) -lm
+
+deps:
+	@scripts/install-deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	$(ALUA) scripts/examples/hello.lua
+
+test: all
+	@ALUA=$(ALUA) MODULE_DIR=$(BUILD)/lua tests/run.sh
+
+check:
+	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ALUA=build/asan/bin/alua MODULE_DIR=build/asan/lua tests/run.sh
+
+valgrind: all
+	@ALUA=$(ALUA) MODULE_DIR=$(BUILD)/lua VALGRIND=1 tests/run.sh
+
+clean:
+	rm -rf build
+
+-include mk/*.mk

@@ -1,0 +1,388 @@
+/* await.c — async functions, coroutine objects, await's C half, sleep, create_task and
+   top-level await. */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+char await_tag;          /* yielded by await: the task waits for the scheduler */
+static char inline_tag;  /* returned by await_step: "run this coroutine inline" */
+
+/* Upvalues shared by await_step, sleep, ensure_future and create_task. */
+enum { UP_FUTURE_MT = 1, UP_TASK_MT, UP_CORO_MT, UP_YIELD_ONCE, UP_COUNT = UP_YIELD_ONCE };
+
+/* ---- coroutine objects ------------------------------------------------------------ */
+
+/* What calling an async function returns: its function and arguments, not yet run.
+   User values: 1 = the function, 2 = the async function's name (or nil), 3.. = args. */
+typedef struct coro {
+  int nargs;
+  uint8_t taken; /* awaited or wrapped in a task */
+} coro;
+
+int coro_test(lua_State *L, int idx) { return luaL_testudata(L, idx, CORO_MT) != NULL; }
+
+static void coro_push_name(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (lua_getiuservalue(L, idx, 2) == LUA_TSTRING) return;
+  lua_pop(L, 1);
+  lua_Debug ar;
+  lua_getiuservalue(L, idx, 1);
+  if (lua_isfunction(L, -1) && lua_getinfo(L, ">S", &ar))
+    lua_pushfstring(L, "function <%s:%d>", ar.short_src, ar.linedefined);
+  else
+    lua_pushliteral(L, "?");
+}
+
+/* Pushes the function and arguments of the coroutine object at idx, marking it taken:
+   a coroutine runs once. Returns the number of arguments. */
+int coro_take(lua_State *L, int idx, const char *fname) {
+  idx = lua_absindex(L, idx);
+  coro *c = lua_touserdata(L, idx);
+  if (c->taken) {
+    coro_push_name(L, idx);
+    luaL_error(L, "%s: coroutine '%s' was already awaited (a coroutine object runs once; "
+               "wrap it in asyncio.create_task to share its result)", fname, lua_tostring(L, -1));
+  }
+  c->taken = 1;
+  luaL_checkstack(L, c->nargs + 2, "too many arguments");
+  lua_getiuservalue(L, idx, 1);
+  for (int i = 0; i < c->nargs; i++) lua_getiuservalue(L, idx, 3 + i);
+  return c->nargs;
+}
+
+static int coro_gc(lua_State *L) {
+  coro *c = lua_touserdata(L, 1);
+  if (c->taken) return 0;
+  coro_push_name(L, 1);
+  fprintf(stderr, "RuntimeWarning: coroutine '%s' was never awaited\n", lua_tostring(L, -1));
+  fflush(stderr);
+  return 0;
+}
+
+static int coro_tostring(lua_State *L) {
+  coro *c = luaL_checkudata(L, 1, CORO_MT);
+  coro_push_name(L, 1);
+  lua_pushfstring(L, "<coroutine '%s'%s>", lua_tostring(L, -1), c->taken ? " (taken)" : "");
+  return 1;
+}
+
+/* The closure `async(fn)` returns. Upvalues: fn, name, the coroutine metatable. */
+static int async_call(lua_State *L) {
+  int n = lua_gettop(L);
+  coro *c = lua_newuserdatauv(L, sizeof *c, n + 2);
+  c->nargs = n;
+  c->taken = 0;
+  lua_pushvalue(L, lua_upvalueindex(3));
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_setiuservalue(L, -2, 1);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_setiuservalue(L, -2, 2);
+  for (int i = 1; i <= n; i++) {
+    lua_pushvalue(L, i);
+    lua_setiuservalue(L, -2, i + 2);
+  }
+  return 1;
+}
+
+static int is_async_function(lua_State *L, int idx) { return lua_tocfunction(L, idx) == async_call; }
+
+/* async(fn [, name]) */
+static int async_new(lua_State *L) {
+  if (is_async_function(L, 1)) {
+    lua_settop(L, 1);
+    return 1;
+  }
+  if (!lua_isfunction(L, 1) && !luaL_getmetafield(L, 1, "__call"))
+    return luaL_error(L, "async: expected a function, got %s", luaL_typename(L, 1));
+  lua_settop(L, 2);
+  if (!lua_isnil(L, 2)) luaL_checktype(L, 2, LUA_TSTRING);
+  luaL_getmetatable(L, CORO_MT);
+  lua_pushcclosure(L, async_call, 3);
+  return 1;
+}
+
+/* asyncio.iscoroutinefunction(f), asyncio.iscoroutine(x) */
+static int is_coroutine_function(lua_State *L) {
+  lua_pushboolean(L, is_async_function(L, 1));
+  return 1;
+}
+
+static int is_coroutine(lua_State *L) {
+  lua_pushboolean(L, coro_test(L, 1));
+  return 1;
+}
+
+/* ---- making tasks ----------------------------------------------------------------- */
+
+/* Replaces the coroutine object at idx by a new Task running it. */
+static future *task_from_coro(lua_State *L, loop_state *loop, int idx, int name_idx, const char *fname) {
+  idx = lua_absindex(L, idx);
+  int top = lua_gettop(L);
+  int nargs = coro_take(L, idx, fname);
+  task_create(L, loop, top + 1, nargs, name_idx);
+  lua_replace(L, idx);
+  lua_settop(L, top);
+  return lua_touserdata(L, idx);
+}
+
+static future *sleep_future_new(lua_State *L, loop_state *loop, uint64_t delay, int first, int n) {
+  future *f = future_new(L, loop);
+  f->sleeping = 1;
+  f->unstarted = 1;
+  f->delay = delay;
+  future_store_results(L, -1, first, n);
+  return f;
+}
+
+/* Turns the awaitable at idx into the Future or Task it stands for, in place: a
+   coroutine object becomes a Task, an unstarted sleep starts. */
+static future *awaitable_to_future(lua_State *L, loop_state *loop, int idx, const char *fname) {
+  idx = lua_absindex(L, idx);
+  for (int depth = 0; depth < 8; depth++) {
+    if (lua_getmetatable(L, idx)) {
+      int is_future = lua_rawequal(L, -1, lua_upvalueindex(UP_FUTURE_MT)) ||
+                      lua_rawequal(L, -1, lua_upvalueindex(UP_TASK_MT));
+      int is_coro = lua_rawequal(L, -1, lua_upvalueindex(UP_CORO_MT));
+      lua_pop(L, 1);
+      if (is_future) {
+        future *f = lua_touserdata(L, idx);
+        future_start_sleep(f);
+        return f;
+      }
+      if (is_coro) return task_from_coro(L, loop, idx, 0, fname);
+      if (luaL_getmetafield(L, idx, "__await") != LUA_TNIL) {
+        lua_pushvalue(L, idx);
+        lua_call(L, 1, 1);
+        lua_replace(L, idx);
+        continue;
+      }
+    } else if (lua_rawequal(L, idx, lua_upvalueindex(UP_YIELD_ONCE))) {
+      sleep_future_new(L, loop, 0, 0, 0);
+      lua_replace(L, idx);
+      return future_test(L, idx);
+    }
+    break;
+  }
+  luaL_error(L, "%s: expected a coroutine object, Task or Future, got %s", fname, luaL_typename(L, idx));
+  return NULL;
+}
+
+/* asyncio.ensure_future(aw) */
+static int ensure_future(lua_State *L) {
+  luaL_checkany(L, 1);
+  lua_settop(L, 1);
+  awaitable_to_future(L, loop_get(L), 1, "ensure_future");
+  return 1;
+}
+
+/* asyncio.create_task(coro [, name]) or asyncio.create_task(fn, ...) */
+static int create_task(lua_State *L) {
+  loop_state *loop = loop_get(L);
+  if (lua_isfunction(L, 1)) {
+    if (is_async_function(L, 1)) { /* run the body itself, not the coroutine it returns */
+      lua_getupvalue(L, 1, 1);
+      lua_replace(L, 1);
+    }
+    task_create(L, loop, 1, lua_gettop(L) - 1, 0);
+    return 1;
+  }
+  if (!coro_test(L, 1)) {
+    if (future_test(L, 1))
+      return luaL_error(L, "create_task: expected a coroutine object or a function, got a %s "
+                        "(it is already scheduled: await it directly)", luaL_typename(L, 1));
+    return luaL_error(L, "create_task: expected a coroutine object or a function, got %s",
+                      luaL_typename(L, 1));
+  }
+  lua_settop(L, 2);
+  task_from_coro(L, loop, 1, 2, "create_task");
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* asyncio.sleep(delay, ...): resolves to `...` after delay seconds. */
+static int sleep_lua(lua_State *L) {
+  uint64_t delay = timer_delay_to_ns(L, 1, "sleep");
+  int n = lua_gettop(L) - 1;
+  if (delay == 0 && n == 0) { /* the hot "yield once": one shared object, no allocation */
+    lua_pushvalue(L, lua_upvalueindex(UP_YIELD_ONCE));
+    return 1;
+  }
+  sleep_future_new(L, loop_get(L), delay, 2, n);
+  return 1;
+}
+
+/* ---- await ------------------------------------------------------------------------ */
+
+static int deliver_pending_cancel(lua_State *L, task *t) {
+  if (t == NULL || !t->deliver_cancel) return 0;
+  t->deliver_cancel = 0;
+  if (t->awaiting) {
+    future_remove_waiter(t->awaiting, &t->wait);
+    t->awaiting = NULL;
+  }
+  int ref = t->cancel_msg_ref;
+  t->cancel_msg_ref = LUA_NOREF;
+  task_push_cancelled_error(L, ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, ref);
+  return lua_error(L);
+}
+
+static int await_future_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  deliver_pending_cancel(L, task_of(L));
+  return future_push_outcome(L, lua_touserdata(L, 1), 1);
+}
+
+static int await_yield_once_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  deliver_pending_cancel(L, task_of(L));
+  return 0;
+}
+
+static void check_can_suspend(lua_State *L) {
+  if (!lua_isyieldable(L))
+    luaL_error(L, "await: cannot suspend here: a C function stands between this await and "
+               "its task (table.sort or string.gsub callbacks, require, load readers, "
+               "__tostring, __gc, or a C library's callback cannot yield); move the await out");
+}
+
+/* Outside any task: top-level await runs the loop until `f` (at index 1) is done. */
+static int await_top_level(lua_State *L, loop_state *loop) {
+  if (loop_is_running(loop))
+    return luaL_error(L, "await: not inside a task: this is a plain callback the running loop "
+                      "called (call_soon, call_later, a done callback); wrap the code in "
+                      "asyncio.create_task to await there");
+  future *f = awaitable_to_future(L, loop, 1, "await");
+  if (f->kind == KIND_TASK && f->state == FUT_PENDING) ((task *)f)->is_main = 1;
+  if (loop_run_until(L, loop, f) < 0)
+    return luaL_error(L, "await: the awaited %s can never complete: no task is ready and no "
+                      "timer, I/O or other handle is left on the loop",
+                      f->kind == KIND_TASK ? "task" : "future");
+  return future_push_outcome(L, f, 1);
+}
+
+/* The C half of await(x). Inside a task: returns x's results at once if it is done,
+   else suspends the task until it is. For a coroutine object inside a task it returns
+   (inline_tag, fn, args...) and the Lua half calls fn as a tail call, so nested awaits
+   of async functions use no C stack. */
+static int await_step(lua_State *L) {
+  lua_settop(L, 1);
+  task *t = task_of(L);
+  for (int depth = 0; depth < 8; depth++) {
+    if (lua_getmetatable(L, 1)) {
+      if (lua_rawequal(L, -1, lua_upvalueindex(UP_CORO_MT))) {
+        lua_pop(L, 1);
+        if (t == NULL) break; /* top level: runs as the main task */
+        lua_pushlightuserdata(L, &inline_tag);
+        return coro_take(L, 1, "await") + 2;
+      }
+      if (lua_rawequal(L, -1, lua_upvalueindex(UP_FUTURE_MT)) ||
+          lua_rawequal(L, -1, lua_upvalueindex(UP_TASK_MT))) {
+        lua_pop(L, 1);
+        future *f = lua_touserdata(L, 1);
+        future_start_sleep(f);
+        if (t == NULL) break;
+        if (f->state != FUT_PENDING) return future_push_outcome(L, f, 1);
+        if (f == &t->base) return luaL_error(L, "await: a task cannot await itself");
+        check_can_suspend(L);
+        t->awaiting = f;
+        future_add_waiter(f, &t->wait);
+        if (t->must_cancel) { /* cancelled while running: cancel what it now awaits */
+          int done = f->kind == KIND_TASK ? task_cancel(L, (task *)f, 0) : future_cancel(L, f, LUA_NOREF);
+          if (done) t->must_cancel = 0;
+        }
+        lua_pushlightuserdata(L, &await_tag);
+        return lua_yieldk(L, 1, 0, await_future_k);
+      }
+      lua_pop(L, 1);
+      if (luaL_getmetafield(L, 1, "__await") != LUA_TNIL) {
+        lua_pushvalue(L, 1);
+        lua_call(L, 1, 1);
+        lua_replace(L, 1);
+        continue;
+      }
+      return luaL_error(L, "await: expected a coroutine object, Task or Future, got %s",
+                        luaL_typename(L, 1));
+    }
+    if (lua_rawequal(L, 1, lua_upvalueindex(UP_YIELD_ONCE))) {
+      if (t == NULL) break;
+      check_can_suspend(L);
+      t->awaiting = NULL;
+      task_schedule(t->base.loop, t);
+      lua_pushlightuserdata(L, &await_tag);
+      return lua_yieldk(L, 1, 0, await_yield_once_k);
+    }
+    return luaL_error(L, "await: expected a coroutine object, Task or Future, got %s",
+                      luaL_typename(L, 1));
+  }
+  return await_top_level(L, loop_get(L));
+}
+
+/* asyncio.run_until_complete(aw): top-level await as a function, for asyncio.run. */
+static int run_until_complete(lua_State *L) {
+  luaL_checkany(L, 1);
+  lua_settop(L, 1);
+  return await_top_level(L, loop_get(L));
+}
+
+/* asyncio._loop_is_running() */
+static int loop_is_running_lua(lua_State *L) {
+  lua_pushboolean(L, loop_is_running(loop_get(L)));
+  return 1;
+}
+
+/* asyncio._run_loop(mode): runs the loop ("default" until idle, "once", "nowait");
+   returns whether anything is left that could run. */
+static int run_loop_lua(lua_State *L) {
+  static const char *const modes[] = {"default", "once", "nowait", NULL};
+  static const uv_run_mode uv_modes[] = {UV_RUN_DEFAULT, UV_RUN_ONCE, UV_RUN_NOWAIT};
+  int mode = luaL_checkoption(L, 1, "default", modes);
+  loop_state *loop = loop_get(L);
+  if (loop_is_running(loop)) return luaL_error(L, "the event loop is already running");
+  lua_pushboolean(L, loop_run(L, loop, uv_modes[mode]));
+  return 1;
+}
+
+static const luaL_Reg await_functions[] = {
+    {"await_step", await_step},
+    {"sleep", sleep_lua},
+    {"ensure_future", ensure_future},
+    {"create_task", create_task},
+    {"run_until_complete", run_until_complete},
+    {NULL, NULL},
+};
+
+static const luaL_Reg plain_functions[] = {
+    {"async", async_new},
+    {"iscoroutinefunction", is_coroutine_function},
+    {"iscoroutine", is_coroutine},
+    {"_loop_is_running", loop_is_running_lua},
+    {"_run_loop", run_loop_lua},
+    {NULL, NULL},
+};
+
+/* Adds async, await's C half and the task makers to the table on top; the Future, Task
+   and coroutine metatables must exist. */
+void await_open(lua_State *L) {
+  luaL_newmetatable(L, CORO_MT);
+  lua_pushcfunction(L, coro_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, coro_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushliteral(L, "coroutine");
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
+
+  luaL_getmetatable(L, FUTURE_MT);
+  luaL_getmetatable(L, TASK_MT);
+  luaL_getmetatable(L, CORO_MT);
+  lua_newuserdatauv(L, 1, 0); /* the yield-once awaitable sleep(0) returns */
+  luaL_setfuncs(L, await_functions, UP_COUNT);
+  luaL_setfuncs(L, plain_functions, 0);
+  lua_pushlightuserdata(L, &inline_tag);
+  lua_setfield(L, -2, "_inline_tag");
+}

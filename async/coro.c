@@ -1,0 +1,174 @@
+/* coro.c — coroutine.resume/wrap/yield that let await pass through user coroutines. */
+#include "internal.h"
+
+/* A coroutine a task resumes runs on behalf of that task: when code inside it awaits,
+   the await's yield carries await_tag; we yield it on up to the scheduler and, when
+   the task is resumed, resume the inner coroutine where it stopped. */
+
+static int co_check_resumable(lua_State *L, lua_State *co) {
+  lua_Debug ar;
+  if (co == L) return luaL_error(L, "cannot resume non-suspended coroutine");
+  switch (lua_status(co)) {
+    case LUA_YIELD:
+      return 0;
+    case LUA_OK:
+      if (lua_getstack(co, 0, &ar)) return luaL_error(L, "cannot resume non-suspended coroutine");
+      if (lua_gettop(co) == 0) return luaL_error(L, "cannot resume dead coroutine");
+      return 0;
+    default:
+      return luaL_error(L, "cannot resume dead coroutine");
+  }
+}
+
+/* Resumes co with narg values already on its stack, passing awaits through. Leaves the
+   results (or the error) on co's stack; returns the status and sets *nres. */
+static int co_resume_passing(lua_State *L, lua_State *co, int narg, int *nres, lua_KContext ctx,
+                             lua_KFunction k) {
+  task_set_thread_owner(co, task_of(L));
+  int status = lua_resume(co, L, narg, nres);
+  if (status == LUA_YIELD && *nres == 1 && lua_touserdata(co, -1) == &await_tag) {
+    lua_pop(co, 1);
+    if (!lua_isyieldable(L)) {
+      task *t = task_of(L);
+      if (t && t->awaiting) {
+        future_remove_waiter(t->awaiting, &t->wait);
+        t->awaiting = NULL;
+      }
+      luaL_error(L, "await: cannot suspend here: this coroutine was resumed from a C function "
+                 "that cannot yield (table.sort, string.gsub, require, __tostring...)");
+    }
+    lua_pushlightuserdata(L, &await_tag);
+    lua_yieldk(L, 1, ctx, k);
+  }
+  return status;
+}
+
+/* ---- coroutine.resume --------------------------------------------------------------- */
+
+static int resume_results(lua_State *L, lua_State *co, int status, int nres) {
+  if (status == LUA_OK || status == LUA_YIELD) {
+    if (!lua_checkstack(L, nres + 1)) {
+      lua_pop(co, nres);
+      lua_pushboolean(L, 0);
+      lua_pushliteral(L, "too many results to resume");
+      return 2;
+    }
+    lua_pushboolean(L, 1);
+    lua_xmove(co, L, nres);
+    return nres + 1;
+  }
+  lua_pushboolean(L, 0);
+  lua_xmove(co, L, 1);
+  return 2;
+}
+
+static int resume_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  lua_settop(L, 1); /* the task was resumed with nothing to pass: await reads its future */
+  lua_State *co = lua_tothread(L, 1);
+  int nres = 0;
+  status = co_resume_passing(L, co, 0, &nres, 0, resume_k);
+  return resume_results(L, co, status, nres);
+}
+
+static int co_resume(lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  luaL_argexpected(L, co, 1, "coroutine");
+  int narg = lua_gettop(L) - 1;
+  co_check_resumable(L, co);
+  if (!lua_checkstack(co, narg)) {
+    lua_pushboolean(L, 0);
+    lua_pushliteral(L, "too many arguments to resume");
+    return 2;
+  }
+  lua_xmove(L, co, narg);
+  int nres = 0;
+  int status = co_resume_passing(L, co, narg, &nres, 0, resume_k);
+  return resume_results(L, co, status, nres);
+}
+
+/* ---- coroutine.wrap ----------------------------------------------------------------- */
+
+static int wrap_results(lua_State *L, lua_State *co, int status, int nres) {
+  if (status == LUA_OK || status == LUA_YIELD) {
+    if (!lua_checkstack(L, nres)) {
+      lua_pop(co, nres);
+      return luaL_error(L, "too many results to resume");
+    }
+    lua_xmove(co, L, nres);
+    return nres;
+  }
+  /* an error killed the coroutine: close its to-be-closed variables, then propagate
+     with the caller's position, as the stock coroutine.wrap does */
+  lua_xmove(co, L, 1);
+#if LUA_VERSION_RELEASE_NUM >= 50406
+  lua_closethread(co, L);
+#else
+  lua_resetthread(co);
+#endif
+  if (status != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
+    luaL_where(L, 1);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
+  }
+  return lua_error(L);
+}
+
+static int wrap_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lua_settop(L, (int)ctx);
+  lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+  int nres = 0;
+  status = co_resume_passing(L, co, 0, &nres, ctx, wrap_k);
+  return wrap_results(L, co, status, nres);
+}
+
+static int wrap_call(lua_State *L) {
+  lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+  int narg = lua_gettop(L);
+  co_check_resumable(L, co);
+  if (!lua_checkstack(co, narg)) return luaL_error(L, "too many arguments to resume");
+  lua_xmove(L, co, narg);
+  int nres = 0;
+  int status = co_resume_passing(L, co, narg, &nres, 0, wrap_k);
+  return wrap_results(L, co, status, nres);
+}
+
+static int co_wrap(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_State *co = lua_newthread(L);
+  lua_pushvalue(L, 1);
+  lua_xmove(L, co, 1);
+  lua_pushcclosure(L, wrap_call, 1);
+  return 1;
+}
+
+/* ---- coroutine.yield ---------------------------------------------------------------- */
+
+static int co_yield(lua_State *L) {
+  task *t = task_of(L);
+  if (t && t->co == L)
+    return luaL_error(L, "coroutine.yield: cannot yield from a task's own body; use await "
+                      "(coroutine.yield works inside coroutines the task creates)");
+  return lua_yield(L, lua_gettop(L));
+}
+
+/* Replaces resume, wrap and yield in the global coroutine table. */
+void coro_lib_patch(lua_State *L) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  task_set_thread_owner(lua_tothread(L, -1), NULL); /* new threads copy the main one's slot */
+  lua_pop(L, 1);
+  lua_getglobal(L, "coroutine");
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pushcfunction(L, co_resume);
+  lua_setfield(L, -2, "resume");
+  lua_pushcfunction(L, co_wrap);
+  lua_setfield(L, -2, "wrap");
+  lua_pushcfunction(L, co_yield);
+  lua_setfield(L, -2, "yield");
+  lua_pop(L, 1);
+}

@@ -1,0 +1,228 @@
+/* error.c — asyncio's error classes, OS errors from libuv codes, and tracebacks kept
+   across task boundaries. */
+#include <stdarg.h>
+#include <string.h>
+
+#include "internal.h"
+
+static char classes_key; /* registry: name -> class table */
+static char relay_key;   /* registry: {error, traceback} of the last error await relayed */
+
+static const char *const class_names[] = {
+    "CancelledError", "TimeoutError",    "InvalidStateError", "QueueEmpty",
+    "QueueFull",      "QueueShutDown",   "IncompleteReadError", "LimitOverrunError",
+    "OSError",        "ConnectionError", "BrokenPipeError",   "SSLError",
+    "ExceptionGroup", NULL,
+};
+
+/* A class is a table {name=, is=} that is callable to make instances; its instances
+   share one metatable (the class's field `__instance`), whose `class` is the class. */
+
+static void push_instance_mt(lua_State *L, const char *type) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &classes_key);
+  if (lua_getfield(L, -1, type) != LUA_TTABLE) luaL_error(L, "asyncio: unknown error class %s", type);
+  lua_getfield(L, -1, "__instance");
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
+
+/* Pushes a new instance of class `type`, its traceback taken where it is made. */
+void error_push(lua_State *L, const char *type, const char *message) {
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, type);
+  lua_setfield(L, -2, "type");
+  lua_pushstring(L, message ? message : "");
+  lua_setfield(L, -2, "message");
+  luaL_traceback(L, L, NULL, 1);
+  lua_setfield(L, -2, "traceback");
+  push_instance_mt(L, type);
+  lua_setmetatable(L, -2);
+}
+
+int error_raise(lua_State *L, const char *type, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  const char *msg = lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  error_push(L, type, msg);
+  return lua_error(L);
+}
+
+/* Is the value at idx an instance of `type` (or, for OSError, of one of its kinds)? */
+int error_is(lua_State *L, int idx, const char *type) {
+  if (!lua_istable(L, idx) || !lua_getmetatable(L, idx)) return 0;
+  int yes = 0;
+  if (lua_getfield(L, -1, "class") == LUA_TTABLE) {
+    lua_getfield(L, -1, "name");
+    const char *name = lua_tostring(L, -1);
+    lua_getfield(L, -2, "base");
+    const char *base = lua_tostring(L, -1);
+    yes = (name && strcmp(name, type) == 0) || (base && strcmp(base, type) == 0);
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 2);
+  return yes;
+}
+
+static const char *uv_error_class(int uverr) {
+  switch (uverr) {
+    case UV_ECONNREFUSED:
+    case UV_ECONNRESET:
+    case UV_ECONNABORTED:
+    case UV_ETIMEDOUT:
+    case UV_EADDRINUSE:
+    case UV_EADDRNOTAVAIL:
+    case UV_ENETUNREACH:
+    case UV_EHOSTUNREACH:
+    case UV_ENOTCONN:
+      return "ConnectionError";
+    case UV_EPIPE:
+    case UV_ESHUTDOWN:
+      return "BrokenPipeError";
+    default:
+      return "OSError";
+  }
+}
+
+/* Pushes the error for a failed libuv call: `errno` is the name (ENOENT), the message
+   says which call failed and why. */
+void error_push_uv(lua_State *L, const char *syscall, int uverr) {
+  const char *name = uv_err_name(uverr);
+  lua_pushfstring(L, "%s: %s (%s)", syscall, name, uv_strerror(uverr));
+  error_push(L, uv_error_class(uverr), lua_tostring(L, -1));
+  lua_remove(L, -2);
+  lua_pushstring(L, name);
+  lua_setfield(L, -2, "errno");
+  lua_pushstring(L, syscall);
+  lua_setfield(L, -2, "syscall");
+}
+
+int error_raise_uv(lua_State *L, const char *syscall, int uverr) {
+  error_push_uv(L, syscall, uverr);
+  return lua_error(L);
+}
+
+/* ---- tracebacks across tasks ---------------------------------------------------- */
+
+/* Remembers the traceback of a failed task whose error await is about to raise in
+   another: whoever reports that same error value appends it. */
+void error_relay_set(lua_State *L, int erridx, int tbidx) {
+  erridx = lua_absindex(L, erridx);
+  tbidx = lua_absindex(L, tbidx);
+  if (lua_isnil(L, tbidx)) return;
+  lua_createtable(L, 2, 0);
+  lua_pushvalue(L, erridx);
+  lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, tbidx);
+  lua_rawseti(L, -2, 2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &relay_key);
+}
+
+/* Pushes the traceback of co from `level` for the error at erridx, followed by the
+   traceback of the task it came from when await relayed it. */
+void error_traceback(lua_State *L, lua_State *co, int erridx, int level) {
+  erridx = lua_absindex(L, erridx);
+  luaL_traceback(L, co, NULL, level);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &relay_key) == LUA_TTABLE) {
+    lua_rawgeti(L, -1, 1);
+    int same = lua_rawequal(L, -1, erridx);
+    lua_pop(L, 1);
+    if (same) {
+      lua_pushliteral(L, "\nraised in an awaited task:\n");
+      lua_rawgeti(L, -2, 2);
+      lua_remove(L, -3);
+      lua_concat(L, 3);
+      return;
+    }
+  }
+  lua_pop(L, 1);
+}
+
+/* ---- Lua side ----------------------------------------------------------------------- */
+
+/* Class(message [, fields]) */
+static int class_call(lua_State *L) {
+  lua_getfield(L, 1, "name");
+  const char *name = lua_tostring(L, -1);
+  const char *msg = luaL_optstring(L, 2, NULL);
+  error_push(L, name, msg);
+  if (lua_istable(L, 3)) {
+    lua_pushnil(L);
+    while (lua_next(L, 3)) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -4);
+    }
+  }
+  return 1;
+}
+
+/* Class:is(v) */
+static int class_is(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_getfield(L, 1, "name");
+  lua_pushboolean(L, error_is(L, 2, lua_tostring(L, -1)));
+  return 1;
+}
+
+static int class_tostring(lua_State *L) {
+  lua_getfield(L, 1, "name");
+  lua_pushfstring(L, "<class asyncio.%s>", lua_tostring(L, -1));
+  return 1;
+}
+
+static int instance_tostring(lua_State *L) {
+  lua_getfield(L, 1, "type");
+  lua_getfield(L, 1, "message");
+  const char *msg = lua_tostring(L, -1);
+  if (msg && *msg)
+    lua_pushfstring(L, "%s: %s", lua_tostring(L, -2), msg);
+  else
+    lua_pushvalue(L, -2);
+  return 1;
+}
+
+static void class_new(lua_State *L, const char *name, const char *base) {
+  lua_createtable(L, 0, 4); /* the class */
+  lua_pushstring(L, name);
+  lua_setfield(L, -2, "name");
+  if (base) {
+    lua_pushstring(L, base);
+    lua_setfield(L, -2, "base");
+  }
+  lua_pushcfunction(L, class_is);
+  lua_setfield(L, -2, "is");
+  lua_createtable(L, 0, 4); /* the instances' metatable */
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, "class");
+  lua_pushcfunction(L, instance_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushstring(L, name);
+  lua_setfield(L, -2, "__name");
+  lua_setfield(L, -2, "__instance");
+  lua_createtable(L, 0, 2); /* the class's own metatable */
+  lua_pushcfunction(L, class_call);
+  lua_setfield(L, -2, "__call");
+  lua_pushcfunction(L, class_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_setmetatable(L, -2);
+}
+
+/* Adds the error classes to the table on top. */
+void error_open(lua_State *L) {
+  lua_newtable(L);
+  for (int i = 0; class_names[i]; i++) {
+    const char *base = NULL;
+    if (strcmp(class_names[i], "ConnectionError") == 0 || strcmp(class_names[i], "BrokenPipeError") == 0)
+      base = "OSError";
+    class_new(L, class_names[i], base);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -4, class_names[i]);
+    lua_setfield(L, -2, class_names[i]);
+  }
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &classes_key);
+  loop_state *loop = loop_get(L);
+  push_instance_mt(L, "CancelledError");
+  loop->cancelled_mt = lua_topointer(L, -1);
+  lua_pop(L, 1);
+}

@@ -1,0 +1,381 @@
+/* future.c — Future: a result that will exist later, its waiters and its Lua methods. */
+#include <stdio.h>
+
+#include "internal.h"
+
+void future_init(future *f, loop_state *loop, uint8_t kind) {
+  f->kind = kind;
+  f->state = FUT_PENDING;
+  f->retrieved = 0;
+  f->sleeping = 0;
+  f->unstarted = 0;
+  f->nresults = 0;
+  f->msg_ref = LUA_NOREF;
+  f->delay = 0;
+  f->loop = loop;
+  f->first = f->last = NULL;
+  f->timer.index = TIMER_NOT_QUEUED;
+  f->timer.kind = TIMER_FUTURE;
+}
+
+future *future_new(lua_State *L, loop_state *loop) {
+  future *f = lua_newuserdatauv(L, sizeof *f, FUV_COUNT - 1);
+  future_init(f, loop, KIND_FUTURE);
+  luaL_setmetatable(L, FUTURE_MT);
+  return f;
+}
+
+future *future_test(lua_State *L, int idx) {
+  future *f = luaL_testudata(L, idx, FUTURE_MT);
+  if (f == NULL) f = luaL_testudata(L, idx, TASK_MT);
+  return f;
+}
+
+future *future_check(lua_State *L, int idx) {
+  future *f = future_test(L, idx);
+  if (f == NULL) luaL_typeerror(L, idx, "Future or Task");
+  return f;
+}
+
+/* ---- waiters -------------------------------------------------------------- */
+
+void future_add_waiter(future *f, waiter *w) {
+  w->next = NULL;
+  w->prev = f->last;
+  if (f->last)
+    f->last->next = w;
+  else
+    f->first = w;
+  f->last = w;
+}
+
+void future_remove_waiter(future *f, waiter *w) {
+  if (w->prev)
+    w->prev->next = w->next;
+  else
+    f->first = w->next;
+  if (w->next)
+    w->next->prev = w->prev;
+  else
+    f->last = w->prev;
+  w->prev = w->next = NULL;
+}
+
+/* Queues every waiter, in the order they started waiting. Never calls into Lua: this
+   runs inside timer and I/O callbacks. */
+void future_wake_all(loop_state *loop, future *f) {
+  waiter *w = f->first;
+  f->first = f->last = NULL;
+  while (w) {
+    waiter *next = w->next;
+    w->prev = w->next = NULL;
+    w->wake(loop, w);
+    w = next;
+  }
+}
+
+/* ---- completing ----------------------------------------------------------- */
+
+/* Stores the n values starting at `first` as the result of the future at fidx. */
+void future_store_results(lua_State *L, int fidx, int first, int n) {
+  future *f = lua_touserdata(L, fidx);
+  fidx = lua_absindex(L, fidx);
+  first = lua_absindex(L, first);
+  if (n == 1) {
+    lua_pushvalue(L, first);
+  } else if (n == 0) {
+    lua_pushnil(L);
+  } else {
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+      lua_pushvalue(L, first + i);
+      lua_rawseti(L, -2, i + 1);
+    }
+  }
+  lua_setiuservalue(L, fidx, FUV_VALUE);
+  f->nresults = n;
+}
+
+/* Cancels a pending future; msg_ref (owned by the future from now on) is the message. */
+int future_cancel(lua_State *L, future *f, int msg_ref) {
+  if (f->state != FUT_PENDING) {
+    luaL_unref(L, LUA_REGISTRYINDEX, msg_ref);
+    return 0;
+  }
+  if (f->sleeping) timer_remove(f->loop, &f->timer);
+  f->state = FUT_CANCELLED;
+  f->msg_ref = msg_ref;
+  future_wake_all(f->loop, f);
+  return 1;
+}
+
+/* Starts the timer of a sleep future made by asyncio.sleep: Python's sleep is a
+   coroutine, so its delay counts from the first await, not from the call. */
+void future_start_sleep(future *f) {
+  if (!f->unstarted) return;
+  f->unstarted = 0;
+  timer_schedule(f->loop, &f->timer, uv_hrtime() + f->delay);
+}
+
+/* Pushes the results of the done future at fidx and returns how many, or raises its
+   error or its cancellation. */
+int future_push_outcome(lua_State *L, future *f, int fidx) {
+  switch (f->state) {
+    case FUT_RESULT:
+      if (f->nresults == 1) {
+        lua_getiuservalue(L, fidx, FUV_VALUE);
+        return 1;
+      }
+      if (f->nresults == 0) return 0;
+      luaL_checkstack(L, f->nresults, "too many results");
+      lua_getiuservalue(L, fidx, FUV_VALUE);
+      for (int i = 1; i <= f->nresults; i++) lua_rawgeti(L, -i, i);
+      lua_remove(L, -f->nresults - 1);
+      return f->nresults;
+    case FUT_ERROR:
+      f->retrieved = 1;
+      lua_getiuservalue(L, fidx, FUV_VALUE);
+      lua_getiuservalue(L, fidx, FUV_TRACEBACK);
+      error_relay_set(L, -2, -1);
+      lua_pop(L, 1);
+      return lua_error(L);
+    case FUT_CANCELLED:
+      task_push_cancelled_error(L, f->msg_ref);
+      return lua_error(L);
+    default:
+      return error_raise(L, "InvalidStateError", "result is not set: the future is pending");
+  }
+}
+
+/* ---- Lua methods ---------------------------------------------------------- */
+
+static int future_lua_new(lua_State *L) {
+  future_new(L, loop_get(L));
+  return 1;
+}
+
+static int future_done(lua_State *L) {
+  lua_pushboolean(L, future_check(L, 1)->state != FUT_PENDING);
+  return 1;
+}
+
+static int future_cancelled(lua_State *L) {
+  lua_pushboolean(L, future_check(L, 1)->state == FUT_CANCELLED);
+  return 1;
+}
+
+static int future_result(lua_State *L) {
+  future *f = future_check(L, 1);
+  lua_settop(L, 1);
+  return future_push_outcome(L, f, 1);
+}
+
+static int future_exception(lua_State *L) {
+  future *f = future_check(L, 1);
+  if (f->state == FUT_PENDING)
+    return error_raise(L, "InvalidStateError", "exception is not set: the future is pending");
+  if (f->state == FUT_CANCELLED) return future_push_outcome(L, f, 1);
+  if (f->state == FUT_RESULT) return 0;
+  f->retrieved = 1;
+  lua_getiuservalue(L, 1, FUV_VALUE);
+  return 1;
+}
+
+static future *future_check_settable(lua_State *L, const char *fname) {
+  future *f = luaL_checkudata(L, 1, FUTURE_MT);
+  if (f->state != FUT_PENDING)
+    error_raise(L, "InvalidStateError", "%s: the future is already done", fname);
+  if (f->sleeping) luaL_error(L, "%s: asyncio.sleep's future resolves by itself", fname);
+  return f;
+}
+
+static int future_set_result(lua_State *L) {
+  future *f = future_check_settable(L, "set_result");
+  future_store_results(L, 1, 2, lua_gettop(L) - 1);
+  f->state = FUT_RESULT;
+  future_wake_all(f->loop, f);
+  return 0;
+}
+
+static int future_set_exception(lua_State *L) {
+  future *f = future_check_settable(L, "set_exception");
+  luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "an error value expected");
+  lua_settop(L, 2);
+  lua_setiuservalue(L, 1, FUV_VALUE);
+  if (!lua_istable(L, 2)) {
+    luaL_traceback(L, L, NULL, 1);
+    lua_setiuservalue(L, 1, FUV_TRACEBACK);
+  }
+  f->state = FUT_ERROR;
+  future_wake_all(f->loop, f);
+  return 0;
+}
+
+static int future_cancel_lua(lua_State *L) {
+  future *f = luaL_checkudata(L, 1, FUTURE_MT);
+  lua_settop(L, 2);
+  int ref = lua_isnil(L, 2) ? LUA_NOREF : luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushboolean(L, future_cancel(L, f, ref));
+  return 1;
+}
+
+static int future_add_done_callback(lua_State *L) {
+  future *f = future_check(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 1);
+  handle_new(L, f->loop, lua_gettop(L) - 1, 1);
+  handle *h = lua_touserdata(L, -1);
+  handle_anchor(L, h, -1);
+  if (f->state != FUT_PENDING) {
+    loop_push_ready(f->loop, &h->run);
+  } else {
+    h->target = f;
+    future_add_waiter(f, &h->wait);
+  }
+  return 0;
+}
+
+extern void handle_wake(loop_state *loop, waiter *w);
+
+static int future_remove_done_callback(lua_State *L) {
+  future *f = future_check(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  int removed = 0;
+  waiter *w = f->first;
+  while (w) {
+    waiter *next = w->next;
+    if (w->wake == handle_wake) {
+      handle *h = container_of(w, handle, wait);
+      lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref);
+      lua_getiuservalue(L, -1, 1);
+      if (lua_rawequal(L, -1, 2)) {
+        future_remove_waiter(f, w);
+        h->target = NULL;
+        handle_release(L, h);
+        removed++;
+      }
+      lua_pop(L, 2);
+    }
+    w = next;
+  }
+  lua_pushinteger(L, removed);
+  return 1;
+}
+
+static int future_get_name(lua_State *L) {
+  future_check(L, 1);
+  if (lua_getiuservalue(L, 1, FUV_NAME) == LUA_TNIL) lua_pushliteral(L, "Future");
+  return 1;
+}
+
+static int future_set_name(lua_State *L) {
+  future_check(L, 1);
+  luaL_checkany(L, 2);
+  luaL_tolstring(L, 2, NULL);
+  lua_setiuservalue(L, 1, FUV_NAME);
+  return 0;
+}
+
+static int future_get_loop(lua_State *L) {
+  future_check(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, "asyncio.loopobject");
+  return 1;
+}
+
+static const char *const state_names[] = {"pending", "finished", "finished", "cancelled"};
+
+static int future_tostring(lua_State *L) {
+  future *f = future_check(L, 1);
+  const char *kind = f->kind == KIND_TASK ? "Task" : "Future";
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  lua_pushfstring(L, "<%s %s", kind, state_names[f->state]);
+  luaL_addvalue(&b);
+  if (f->kind == KIND_TASK) {
+    lua_getfield(L, 1, "get_name");
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 1);
+    lua_pushfstring(L, " name='%s'", lua_tostring(L, -1));
+    lua_remove(L, -2);
+    luaL_addvalue(&b);
+  }
+  if (f->state == FUT_ERROR) {
+    lua_getiuservalue(L, 1, FUV_VALUE);
+    luaL_tolstring(L, -1, NULL);
+    lua_remove(L, -2);
+    lua_pushfstring(L, " exception=%s", lua_tostring(L, -1));
+    lua_remove(L, -2);
+    luaL_addvalue(&b);
+  }
+  luaL_addchar(&b, '>');
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* Reports an error nobody looked at: never silently lost. */
+void future_report_unretrieved(lua_State *L, int idx, const char *what) {
+  future *f = lua_touserdata(L, idx);
+  if (f->state != FUT_ERROR || f->retrieved) return;
+  idx = lua_absindex(L, idx);
+  lua_getiuservalue(L, idx, FUV_VALUE);
+  lua_getiuservalue(L, idx, FUV_TRACEBACK);
+  const char *tb = lua_tostring(L, -1);
+  if (tb == NULL && lua_istable(L, -2)) {
+    lua_getfield(L, -2, "traceback");
+    lua_replace(L, -2);
+    tb = lua_tostring(L, -1);
+  }
+  loop_report(L, what, -2, tb);
+  lua_pop(L, 2);
+}
+
+static int future_gc(lua_State *L) {
+  future *f = lua_touserdata(L, 1);
+  if (f->sleeping && f->timer.index != TIMER_NOT_QUEUED) timer_remove(f->loop, &f->timer);
+  luaL_unref(L, LUA_REGISTRYINDEX, f->msg_ref);
+  future_report_unretrieved(L, 1, "Future exception was never retrieved");
+  return 0;
+}
+
+static const luaL_Reg future_shared_methods[] = {
+    {"done", future_done},
+    {"cancelled", future_cancelled},
+    {"result", future_result},
+    {"exception", future_exception},
+    {"add_done_callback", future_add_done_callback},
+    {"remove_done_callback", future_remove_done_callback},
+    {"set_name", future_set_name},
+    {"get_loop", future_get_loop},
+    {NULL, NULL},
+};
+
+static const luaL_Reg future_only_methods[] = {
+    {"set_result", future_set_result},
+    {"set_exception", future_set_exception},
+    {"cancel", future_cancel_lua},
+    {"get_name", future_get_name},
+    {NULL, NULL},
+};
+
+/* Fills the table on top with the methods Futures and Tasks share. */
+void future_shared_methods_add(lua_State *L) { luaL_setfuncs(L, future_shared_methods, 0); }
+
+/* Creates the Future metatable; pushes the constructor. */
+void future_open(lua_State *L) {
+  luaL_newmetatable(L, FUTURE_MT);
+  lua_newtable(L);
+  luaL_setfuncs(L, future_shared_methods, 0);
+  luaL_setfuncs(L, future_only_methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, future_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushcfunction(L, future_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushliteral(L, "Future");
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, future_lua_new);
+}
+
+int future_tostring_lua(lua_State *L) { return future_tostring(L); }

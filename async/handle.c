@@ -1,0 +1,187 @@
+/* handle.c — callback handles: call_soon, call_later, call_at and done callbacks. */
+#include <math.h>
+
+#include "internal.h"
+
+/* User values: 1 = the function, 2.. = its arguments. */
+
+int handle_new(lua_State *L, loop_state *loop, int fidx, int nargs) {
+  fidx = lua_absindex(L, fidx);
+  handle *h = lua_newuserdatauv(L, sizeof *h, 1 + nargs);
+  h->run.kind = RUN_HANDLE;
+  h->wait.prev = h->wait.next = NULL;
+  h->wait.wake = NULL;
+  h->timer.index = TIMER_NOT_QUEUED;
+  h->timer.kind = TIMER_HANDLE;
+  h->timer.when = 0;
+  h->loop = loop;
+  h->target = NULL;
+  h->ref = LUA_NOREF;
+  h->nargs = nargs;
+  h->cancelled = 0;
+  luaL_setmetatable(L, HANDLE_MT);
+  for (int i = 0; i <= nargs; i++) {
+    lua_pushvalue(L, fidx + i);
+    lua_setiuservalue(L, -2, i + 1);
+  }
+  lua_replace(L, fidx);
+  lua_pop(L, nargs);
+  return 1;
+}
+
+void handle_wake(loop_state *loop, waiter *w) {
+  handle *h = container_of(w, handle, wait);
+  h->target = NULL;
+  loop_push_ready(loop, &h->run);
+}
+
+handle *handle_check(lua_State *L, int idx) { return luaL_checkudata(L, idx, HANDLE_MT); }
+
+/* A scheduled handle must run even if the caller drops it: anchor it until it runs. */
+void handle_anchor(lua_State *L, handle *h, int idx) {
+  lua_pushvalue(L, idx);
+  h->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  h->wait.wake = handle_wake;
+}
+
+void handle_release(lua_State *L, handle *h) {
+  luaL_unref(L, LUA_REGISTRYINDEX, h->ref);
+  h->ref = LUA_NOREF;
+}
+
+/* Keeps the error and where it happened, for the report. */
+static int callback_msgh(lua_State *L) {
+  lua_createtable(L, 0, 2);
+  lua_pushvalue(L, 1);
+  lua_setfield(L, -2, "error");
+  error_traceback(L, L, 1, 1);
+  lua_setfield(L, -2, "traceback");
+  return 1;
+}
+
+/* Runs a due handle from the ready queue. Its errors are reported, never propagated:
+   nothing is there to catch them (as in Python's "Exception in callback"). */
+void handle_run(lua_State *L, handle *h) {
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref);
+  handle_release(L, h);
+  if (h->cancelled) {
+    lua_settop(L, top);
+    return;
+  }
+  lua_pushcfunction(L, callback_msgh);
+  for (int i = 1; i <= h->nargs + 1; i++) lua_getiuservalue(L, top + 1, i);
+  if (lua_pcall(L, h->nargs, 0, top + 2) != LUA_OK) {
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "error");
+      lua_getfield(L, -2, "traceback");
+      loop_report(L, "Exception in callback:", -2, lua_tostring(L, -1));
+    } else {
+      loop_report(L, "Exception in callback:", -1, NULL);
+    }
+  }
+  lua_settop(L, top);
+}
+
+/* ---- Lua API -------------------------------------------------------------- */
+
+static int handle_cancel(lua_State *L) {
+  handle *h = handle_check(L, 1);
+  if (h->cancelled) return 0;
+  h->cancelled = 1;
+  if (h->timer.index != TIMER_NOT_QUEUED) {
+    timer_remove(h->loop, &h->timer);
+    handle_release(L, h);
+  } else if (h->target) {
+    future_remove_waiter(h->target, &h->wait);
+    h->target = NULL;
+    handle_release(L, h);
+  } /* else it is in the ready queue (released when skipped there) or already ran */
+  return 0;
+}
+
+static int handle_cancelled(lua_State *L) {
+  lua_pushboolean(L, handle_check(L, 1)->cancelled);
+  return 1;
+}
+
+static int handle_when(lua_State *L) {
+  handle *h = handle_check(L, 1);
+  if (h->timer.kind != TIMER_HANDLE || h->timer.when == 0) return 0;
+  lua_pushnumber(L, (lua_Number)h->timer.when / 1e9);
+  return 1;
+}
+
+static int handle_tostring(lua_State *L) {
+  handle *h = handle_check(L, 1);
+  lua_pushfstring(L, "<Handle%s>", h->cancelled ? " cancelled" : "");
+  return 1;
+}
+
+static void loop_check_self(lua_State *L) { luaL_checkudata(L, 1, LOOP_MT); }
+
+/* loop:call_soon(fn, ...) */
+static int loop_call_soon(lua_State *L) {
+  loop_check_self(L);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  loop_state *loop = loop_get(L);
+  handle_new(L, loop, 2, lua_gettop(L) - 2);
+  handle *h = lua_touserdata(L, -1);
+  handle_anchor(L, h, -1);
+  loop_push_ready(loop, &h->run);
+  return 1;
+}
+
+static int schedule_at(lua_State *L, uint64_t when) {
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  loop_state *loop = loop_get(L);
+  handle_new(L, loop, 3, lua_gettop(L) - 3);
+  handle *h = lua_touserdata(L, -1);
+  handle_anchor(L, h, -1);
+  timer_schedule(loop, &h->timer, when);
+  return 1;
+}
+
+/* loop:call_later(delay, fn, ...) */
+static int loop_call_later(lua_State *L) {
+  loop_check_self(L);
+  uint64_t delay = timer_delay_to_ns(L, 2, "call_later");
+  return schedule_at(L, uv_hrtime() + delay);
+}
+
+/* loop:call_at(when, fn, ...) with `when` on loop:time()'s clock */
+static int loop_call_at(lua_State *L) {
+  loop_check_self(L);
+  lua_Number when = luaL_checknumber(L, 2);
+  if (when != when) return luaL_error(L, "call_at: when is NaN");
+  uint64_t ns = when <= 0 ? 0 : when >= 1.8e10 ? UINT64_MAX / 2 : (uint64_t)(when * 1e9);
+  return schedule_at(L, ns);
+}
+
+static const luaL_Reg handle_methods[] = {
+    {"cancel", handle_cancel},
+    {"cancelled", handle_cancelled},
+    {"when", handle_when},
+    {NULL, NULL},
+};
+
+static const luaL_Reg loop_scheduling[] = {
+    {"call_soon", loop_call_soon},
+    {"call_later", loop_call_later},
+    {"call_at", loop_call_at},
+    {NULL, NULL},
+};
+
+/* Creates the Handle metatable and adds the scheduling methods to the loop's. */
+void handle_open(lua_State *L) {
+  luaL_newmetatable(L, HANDLE_MT);
+  luaL_newlib(L, handle_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, handle_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  luaL_getmetatable(L, LOOP_MT);
+  lua_getfield(L, -1, "__index");
+  luaL_setfuncs(L, loop_scheduling, 0);
+  lua_pop(L, 2);
+}

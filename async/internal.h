@@ -1,0 +1,211 @@
+/* internal.h — structures and functions shared by the C core (async/); not public. */
+#ifndef ALUA_ASYNC_INTERNAL_H
+#define ALUA_ASYNC_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <lua.h>
+#include <lauxlib.h>
+#include <uv.h>
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+typedef struct loop_state loop_state;
+typedef struct future future;
+typedef struct task task;
+typedef struct waiter waiter;
+typedef struct handle handle;
+
+/* Names of the metatables in the registry. */
+#define FUTURE_MT "asyncio.Future"
+#define TASK_MT "asyncio.Task"
+#define CORO_MT "asyncio.coroutine"
+#define HANDLE_MT "asyncio.Handle"
+#define LOOP_MT "asyncio.Loop"
+
+/* ---- ready queue entries ------------------------------------------------ */
+
+/* Anything the ready queue runs: a task to resume or a callback handle. */
+enum runnable_kind { RUN_TASK, RUN_HANDLE };
+typedef struct runnable {
+  uint8_t kind;
+} runnable;
+
+/* ---- timer heap --------------------------------------------------------- */
+
+#define TIMER_NOT_QUEUED UINT32_MAX
+enum timer_kind { TIMER_FUTURE, TIMER_HANDLE };
+
+/* A node of the loop's single timer heap, embedded in sleeping futures and
+   call_later handles: one uv_timer serves every deadline. */
+typedef struct timer_node {
+  uint64_t when;  /* deadline on the uv_hrtime clock, ns */
+  uint64_t seq;   /* insertion order, so equal deadlines fire FIFO */
+  uint32_t index; /* position in the heap, TIMER_NOT_QUEUED when absent */
+  uint8_t kind;
+} timer_node;
+
+void timer_schedule(loop_state *loop, timer_node *node, uint64_t when);
+void timer_remove(loop_state *loop, timer_node *node);
+int timer_init(loop_state *loop);
+void timer_close(loop_state *loop);
+uint64_t timer_delay_to_ns(lua_State *L, int arg, const char *fname);
+
+/* ---- futures ------------------------------------------------------------ */
+
+/* Something waiting for a future: a suspended task or a done callback. Woken
+   (without calling into Lua) when the future completes. */
+struct waiter {
+  waiter *prev, *next;
+  void (*wake)(loop_state *loop, waiter *w);
+};
+
+enum future_state { FUT_PENDING, FUT_RESULT, FUT_ERROR, FUT_CANCELLED };
+enum future_kind { KIND_FUTURE, KIND_TASK };
+
+/* User values of a future's userdata. */
+enum { FUV_VALUE = 1, /* the result (one), a table of results (several), or the error */
+       FUV_TRACEBACK, /* traceback string kept with an error */
+       FUV_NAME,      /* name, or nil for the default */
+       FUV_COUNT };
+
+struct future {
+  uint8_t kind;      /* KIND_FUTURE or KIND_TASK */
+  uint8_t state;     /* enum future_state */
+  uint8_t retrieved; /* the error was looked at: no "never retrieved" report */
+  uint8_t sleeping;  /* a sleep future: resolves from the timer heap */
+  uint8_t unstarted; /* a sleep whose timer starts when first awaited or wrapped */
+  int nresults;      /* FUT_RESULT: 1 means FUV_VALUE is the value itself */
+  int msg_ref;       /* FUT_CANCELLED: registry ref of the cancel message, or LUA_NOREF */
+  uint64_t delay;    /* unstarted sleep: its delay in ns */
+  loop_state *loop;
+  waiter *first, *last;
+  timer_node timer;
+};
+
+future *future_check(lua_State *L, int idx); /* a Future or a Task */
+future *future_test(lua_State *L, int idx);
+future *future_new(lua_State *L, loop_state *loop); /* pushes a pending Future */
+void future_init(future *f, loop_state *loop, uint8_t kind);
+void future_add_waiter(future *f, waiter *w);
+void future_remove_waiter(future *f, waiter *w);
+void future_wake_all(loop_state *loop, future *f);
+int future_cancel(lua_State *L, future *f, int msg_ref);
+void future_start_sleep(future *f);
+int future_push_outcome(lua_State *L, future *f, int fidx);
+void future_report_unretrieved(lua_State *L, int idx, const char *what);
+void future_store_results(lua_State *L, int fidx, int first, int n);
+void future_open(lua_State *L);
+
+/* ---- tasks -------------------------------------------------------------- */
+
+struct task {
+  future base;           /* a Task is a Future: must stay first */
+  runnable run;          /* entry in the ready queue */
+  waiter wait;           /* entry in the waiter list of what it awaits */
+  lua_State *co;         /* its Lua thread (user value TUV_THREAD anchors it) */
+  future *awaiting;      /* the future it is suspended on; NULL while yielding once */
+  task *prev_live, *next_live; /* the loop's list of pending tasks */
+  int ref;               /* registry ref anchoring the task while pending */
+  int cancel_msg_ref;    /* message for a cancellation not yet delivered */
+  int num_cancels;       /* cancel() requests not undone by uncancel() */
+  uint8_t started;
+  uint8_t scheduled;     /* in the ready queue */
+  uint8_t must_cancel;   /* deliver CancelledError at the next resume */
+  uint8_t deliver_cancel;/* the resumed await raises CancelledError */
+  uint8_t is_main;
+  uint64_t id;
+};
+enum { TUV_THREAD = FUV_COUNT, TUV_COUNT };
+
+task *task_check(lua_State *L, int idx);
+task *task_of(lua_State *L);
+void task_set_thread_owner(lua_State *co, task *t);
+int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_idx);
+void task_step(lua_State *L, loop_state *loop, task *t);
+void task_schedule(loop_state *loop, task *t);
+int task_cancel(lua_State *L, task *t, int msg_idx);
+int task_push_cancelled_error(lua_State *L, int msg_ref);
+void task_open(lua_State *L);
+
+/* ---- callback handles (call_soon, call_later, done callbacks) ------------ */
+
+struct handle {
+  runnable run;
+  waiter wait;       /* as a done callback, entry in the future's waiter list */
+  timer_node timer;  /* as call_later/call_at, entry in the timer heap */
+  loop_state *loop;
+  future *target;    /* done callback: the future it waits on */
+  int ref;           /* registry ref anchoring the handle while scheduled */
+  int nargs;
+  uint8_t cancelled;
+};
+
+int handle_new(lua_State *L, loop_state *loop, int fidx, int nargs); /* pushes it */
+handle *handle_check(lua_State *L, int idx);
+void handle_anchor(lua_State *L, handle *h, int idx);
+void handle_release(lua_State *L, handle *h);
+void handle_run(lua_State *L, handle *h);
+void handle_open(lua_State *L);
+
+/* ---- the loop ----------------------------------------------------------- */
+
+struct loop_state {
+  uv_loop_t *uv;
+  int owns_uv;
+  uv_idle_t *idle;     /* active while tasks are ready: keeps poll from blocking */
+  uv_check_t *check;   /* drains the ready queue right after I/O callbacks */
+  uv_timer_t *timer;   /* fires the earliest deadline of the heap */
+  lua_State *L;        /* thread that callbacks run on: the one driving uv_run */
+  int driving;         /* depth of uv_run calls made by alua */
+  int in_callback;     /* depth of alua callbacks in progress */
+  /* ready queue: a ring buffer */
+  runnable **ready;
+  size_t ready_head, ready_count, ready_cap;
+  /* timer heap */
+  timer_node **heap;
+  size_t heap_count, heap_cap;
+  uint64_t timer_seq;
+  /* tasks */
+  task *current;       /* the task being resumed, or NULL */
+  task *live_first;    /* pending tasks, for all_tasks() and shutdown */
+  size_t live_count;
+  uint64_t task_ids;
+  /* pool of finished tasks' threads, anchored in a registry table */
+  int pool_ref;
+  int pool_count;
+  const void *cancelled_mt; /* CancelledError instances' metatable, for fast tests */
+  int closed;
+};
+
+loop_state *loop_get(lua_State *L);
+void loop_push_ready(loop_state *loop, runnable *r);
+int loop_run_until(lua_State *L, loop_state *loop, future *f);
+int loop_run(lua_State *L, loop_state *loop, uv_run_mode mode);
+int loop_is_running(loop_state *loop);
+void loop_open(lua_State *L);
+void loop_close(lua_State *L, loop_state *loop);
+lua_State *loop_pool_take(lua_State *L, loop_state *loop);
+void loop_pool_give(lua_State *L, loop_state *loop, lua_State *co);
+void loop_report(lua_State *L, const char *what, int erridx, const char *traceback);
+
+/* ---- await, async and coroutine objects -------------------------------- */
+
+extern char await_tag; /* address yielded by await: "suspended for the scheduler" */
+int coro_test(lua_State *L, int idx);
+int coro_take(lua_State *L, int idx, const char *fname); /* pushes fn and args; returns nargs */
+void await_open(lua_State *L);
+void coro_lib_patch(lua_State *L);
+
+/* ---- errors ------------------------------------------------------------- */
+
+void error_open(lua_State *L);
+void error_push(lua_State *L, const char *type, const char *message);
+int error_raise(lua_State *L, const char *type, const char *fmt, ...);
+int error_is(lua_State *L, int idx, const char *type);
+void error_push_uv(lua_State *L, const char *syscall, int uverr);
+int error_raise_uv(lua_State *L, const char *syscall, int uverr);
+void error_relay_set(lua_State *L, int erridx, int tbidx);
+void error_traceback(lua_State *L, lua_State *co, int erridx, int level);
+
+#endif

@@ -1,0 +1,295 @@
+/* loop.c — the per-state libuv loop, its ready queue drained in batches, and driving uv_run. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static char loop_key; /* registry: the loop's userdata */
+
+/* The userdata holds a pointer: the struct (and the uv handles in it) must outlive the
+   userdata until libuv has run their close callbacks. */
+typedef struct loop_box {
+  loop_state *loop;
+} loop_box;
+
+loop_state *loop_get(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_key);
+  loop_box *box = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (box == NULL || box->loop == NULL) luaL_error(L, "asyncio: the event loop is closed");
+  return box->loop;
+}
+
+int loop_is_running(loop_state *loop) { return loop->driving > 0 || loop->in_callback > 0; }
+
+/* ---- ready queue ---------------------------------------------------------- */
+
+static void idle_cb(uv_idle_t *h);
+
+static void ready_grow(loop_state *loop) {
+  size_t cap = loop->ready_cap ? loop->ready_cap * 2 : 256;
+  runnable **buf = malloc(cap * sizeof *buf);
+  if (buf == NULL) abort(); /* cannot report through Lua here: we may be inside a uv callback */
+  for (size_t i = 0; i < loop->ready_count; i++)
+    buf[i] = loop->ready[(loop->ready_head + i) % loop->ready_cap];
+  free(loop->ready);
+  loop->ready = buf;
+  loop->ready_head = 0;
+  loop->ready_cap = cap;
+}
+
+void loop_push_ready(loop_state *loop, runnable *r) {
+  if (loop->ready_count == loop->ready_cap) ready_grow(loop);
+  size_t tail = loop->ready_head + loop->ready_count;
+  if (tail >= loop->ready_cap) tail -= loop->ready_cap;
+  loop->ready[tail] = r;
+  if (loop->ready_count++ == 0 && !loop->closed) uv_idle_start(loop->idle, idle_cb);
+}
+
+static runnable *ready_pop(loop_state *loop) {
+  runnable *r = loop->ready[loop->ready_head];
+  if (++loop->ready_head == loop->ready_cap) loop->ready_head = 0;
+  loop->ready_count--;
+  return r;
+}
+
+/* Runs what was ready when the batch began; what becomes ready meanwhile waits for the
+   next iteration, so a task that yields in a loop cannot starve I/O. */
+static int drain_protected(lua_State *L) {
+  loop_state *loop = lua_touserdata(L, 1);
+  size_t batch = loop->ready_count;
+  while (batch-- > 0 && loop->ready_count > 0) {
+    runnable *r = ready_pop(loop);
+    if (r->kind == RUN_TASK)
+      task_step(L, loop, container_of(r, task, run));
+    else
+      handle_run(L, container_of(r, handle, run));
+  }
+  return 0;
+}
+
+static void loop_drain(loop_state *loop) {
+  lua_State *L = loop->L;
+  if (loop->ready_count == 0) return;
+  loop->in_callback++;
+  lua_pushcfunction(L, drain_protected);
+  lua_pushlightuserdata(L, loop);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    /* only a memory error can get here: task and callback errors are caught inside */
+    fprintf(stderr, "alua: internal error in the scheduler: %s\n", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  loop->in_callback--;
+  if (loop->ready_count == 0) uv_idle_stop(loop->idle);
+}
+
+static void idle_cb(uv_idle_t *h) { loop_drain(h->data); }
+static void check_cb(uv_check_t *h) { loop_drain(h->data); }
+
+/* ---- driving the loop ----------------------------------------------------- */
+
+/* Runs the loop until `f` is done. Returns -1 if it can never be: nothing is ready and
+   no timer, I/O or other handle is left that could complete it. */
+int loop_run_until(lua_State *L, loop_state *loop, future *f) {
+  lua_State *saved = loop->L;
+  int stuck = 0;
+  loop->L = L;
+  loop->driving++;
+  while (f->state == FUT_PENDING) {
+    int alive = uv_run(loop->uv, UV_RUN_ONCE);
+    if (f->state != FUT_PENDING) break;
+    if (!alive && loop->ready_count == 0) {
+      stuck = 1;
+      break;
+    }
+  }
+  loop->driving--;
+  loop->L = saved;
+  return stuck ? -1 : 0;
+}
+
+int loop_run(lua_State *L, loop_state *loop, uv_run_mode mode) {
+  lua_State *saved = loop->L;
+  int alive;
+  loop->L = L;
+  loop->driving++;
+  alive = uv_run(loop->uv, mode);
+  loop->driving--;
+  loop->L = saved;
+  return alive || loop->ready_count > 0;
+}
+
+/* ---- thread pool ---------------------------------------------------------- */
+
+enum { POOL_MAX = 1024 };
+
+/* Pushes a Lua thread ready to run a task body: a finished task's, or a new one. */
+lua_State *loop_pool_take(lua_State *L, loop_state *loop) {
+  if (loop->pool_count == 0) return lua_newthread(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->pool_ref);
+  lua_rawgeti(L, -1, loop->pool_count);
+  lua_pushnil(L);
+  lua_rawseti(L, -3, loop->pool_count--);
+  lua_remove(L, -2);
+  return lua_tothread(L, -1);
+}
+
+/* Keeps a finished task's thread for reuse; `co` must have returned normally. */
+void loop_pool_give(lua_State *L, loop_state *loop, lua_State *co) {
+  if (loop->pool_count >= POOL_MAX || lua_status(co) != LUA_OK) return;
+  lua_settop(co, 0);
+  task_set_thread_owner(co, NULL);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->pool_ref);
+  lua_pushthread(co);
+  lua_xmove(co, L, 1);
+  lua_rawseti(L, -2, ++loop->pool_count);
+  lua_pop(L, 1);
+}
+
+/* ---- reports on stderr ---------------------------------------------------- */
+
+/* Prints what went wrong where nobody can catch it (a callback, an unretrieved error):
+   never silently lost, never fatal. */
+void loop_report(lua_State *L, const char *what, int erridx, const char *traceback) {
+  erridx = lua_absindex(L, erridx);
+  const char *msg;
+  if (luaL_callmeta(L, erridx, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+    msg = lua_tostring(L, -1);
+  else {
+    if (lua_gettop(L) > erridx && !lua_isstring(L, -1)) lua_pop(L, 1);
+    msg = lua_isstring(L, erridx) ? lua_tostring(L, erridx) : luaL_typename(L, erridx);
+    lua_pushstring(L, msg);
+    msg = lua_tostring(L, -1);
+  }
+  fprintf(stderr, "%s\n%s\n", what, msg);
+  if (traceback && *traceback) fprintf(stderr, "%s\n", traceback);
+  fflush(stderr);
+  lua_pop(L, 1);
+}
+
+/* ---- creation and shutdown ------------------------------------------------ */
+
+static void handle_free_cb(uv_handle_t *h) { free(h); }
+
+void loop_close(lua_State *L, loop_state *loop) {
+  (void)L;
+  if (loop->closed) return;
+  loop->closed = 1;
+  uv_close((uv_handle_t *)loop->idle, handle_free_cb);
+  uv_close((uv_handle_t *)loop->check, handle_free_cb);
+  timer_close(loop);
+  /* let libuv run the close callbacks before the loop or our memory goes away */
+  uv_run(loop->uv, UV_RUN_NOWAIT);
+  if (loop->owns_uv) {
+    if (uv_loop_close(loop->uv) == 0) free(loop->uv);
+    /* a handle someone else left open keeps the loop: leaking it beats freeing in-use memory */
+  }
+  free(loop->ready);
+  free(loop->heap);
+}
+
+static int loop_gc(lua_State *L) {
+  loop_box *box = lua_touserdata(L, 1);
+  if (box->loop) {
+    loop_close(L, box->loop);
+    free(box->loop);
+    box->loop = NULL;
+  }
+  return 0;
+}
+
+static int loop_time(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
+  return 1;
+}
+
+static int loop_is_running_lua(lua_State *L) {
+  lua_pushboolean(L, loop_is_running(loop_get(L)));
+  return 1;
+}
+
+static int loop_tostring(lua_State *L) {
+  loop_state *loop = loop_get(L);
+  lua_pushfstring(L, "<asyncio loop running=%s ready=%d>", loop_is_running(loop) ? "true" : "false",
+                  (int)loop->ready_count);
+  return 1;
+}
+
+static void loop_init_handles(lua_State *L, loop_state *loop) {
+  loop->idle = malloc(sizeof *loop->idle);
+  loop->check = malloc(sizeof *loop->check);
+  if (!loop->idle || !loop->check) luaL_error(L, "asyncio: out of memory");
+  uv_idle_init(loop->uv, loop->idle);
+  uv_check_init(loop->uv, loop->check);
+  loop->idle->data = loop->check->data = loop;
+  /* the check handle runs on every iteration but must not keep the loop alive */
+  uv_check_start(loop->check, check_cb);
+  uv_unref((uv_handle_t *)loop->check);
+  uv_idle_start(loop->idle, idle_cb);
+  uv_idle_stop(loop->idle);
+  if (timer_init(loop) != 0) luaL_error(L, "asyncio: cannot create the loop's timer");
+}
+
+/* Creates the loop for this state on `uv` (NULL: a loop of its own). Pushes nothing. */
+static loop_state *loop_create(lua_State *L, uv_loop_t *uv) {
+  loop_box *box = lua_newuserdatauv(L, sizeof *box, 0);
+  box->loop = NULL;
+  luaL_newmetatable(L, "asyncio.loopbox");
+  lua_pushcfunction(L, loop_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  loop_state *loop = calloc(1, sizeof *loop);
+  if (loop == NULL) luaL_error(L, "asyncio: out of memory");
+  box->loop = loop;
+  if (uv == NULL) {
+    uv = malloc(sizeof *uv);
+    if (uv == NULL || uv_loop_init(uv) != 0) {
+      free(uv);
+      box->loop = NULL;
+      free(loop);
+      luaL_error(L, "asyncio: cannot create a libuv loop");
+    }
+    loop->owns_uv = 1;
+  }
+  loop->uv = uv;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  loop->L = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  lua_newtable(L);
+  loop->pool_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  loop_init_handles(L, loop);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &loop_key);
+  return loop;
+}
+
+/* Used by the embedding API: makes the state's loop run on the host's `uv` loop. */
+int loop_adopt(lua_State *L, uv_loop_t *uv) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_key);
+  int exists = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (exists) return -1;
+  loop_create(L, uv);
+  return 0;
+}
+
+static const luaL_Reg loop_methods[] = {
+    {"time", loop_time},
+    {"is_running", loop_is_running_lua},
+    {NULL, NULL},
+};
+
+/* Creates the loop if this state has none, and the loop object's metatable. */
+void loop_open(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_key);
+  int exists = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (!exists) loop_create(L, NULL);
+  if (luaL_newmetatable(L, LOOP_MT)) {
+    luaL_newlib(L, loop_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, loop_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+}

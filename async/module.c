@@ -1,0 +1,111 @@
+/* module.c — luaopen_asyncio: the C core plus the embedded Lua standard library. */
+#include <string.h>
+
+#include "internal.h"
+#include "stdlib_files.h"
+
+static const stdlib_file *stdlib_find(const char *name) {
+  for (const stdlib_file *f = stdlib_files; f->name; f++)
+    if (strcmp(f->name, name) == 0) return f;
+  return NULL;
+}
+
+/* core.load_part(name, ...): runs an embedded stdlib file with the given arguments. */
+static int load_part(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  const stdlib_file *f = stdlib_find(name);
+  if (f == NULL) return luaL_error(L, "asyncio: no embedded module '%s'", name);
+  if (luaL_loadbufferx(L, f->data, f->len, f->chunkname, "t") != LUA_OK) return lua_error(L);
+  lua_replace(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+/* core.get_running_loop(): the loop object (one per state). */
+static int get_loop_object(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "asyncio.loopobject");
+  return 1;
+}
+
+/* core._transfer(dst, src): completes the pending Future dst as src (done) ended. */
+static int transfer_outcome(lua_State *L) {
+  future *dst = luaL_checkudata(L, 1, FUTURE_MT);
+  future *src = future_check(L, 2);
+  if (dst->state != FUT_PENDING || src->state == FUT_PENDING) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  for (int i = FUV_VALUE; i <= FUV_TRACEBACK; i++) {
+    lua_getiuservalue(L, 2, i);
+    lua_setiuservalue(L, 1, i);
+  }
+  if (src->state == FUT_ERROR) src->retrieved = 1;
+  if (src->state == FUT_CANCELLED && src->msg_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, src->msg_ref);
+    dst->msg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  dst->nresults = src->nresults;
+  dst->state = src->state;
+  future_wake_all(dst->loop, dst);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core._resolve_list(f, list, n): sets the results of f to list[1..n] without unpacking. */
+static int resolve_list(lua_State *L) {
+  future *f = luaL_checkudata(L, 1, FUTURE_MT);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer n = luaL_checkinteger(L, 3);
+  if (f->state != FUT_PENDING) return error_raise(L, "InvalidStateError", "set_result: the future is already done");
+  if (n == 1) lua_rawgeti(L, 2, 1);
+  else lua_pushvalue(L, 2);
+  lua_setiuservalue(L, 1, FUV_VALUE);
+  f->nresults = (int)n;
+  f->state = FUT_RESULT;
+  future_wake_all(f->loop, f);
+  return 0;
+}
+
+/* core._report(what, err [, traceback]): a report on stderr for errors nobody can catch. */
+static int report_lua(lua_State *L) {
+  const char *what = luaL_checkstring(L, 1);
+  luaL_checkany(L, 2);
+  loop_report(L, what, 2, luaL_optstring(L, 3, NULL));
+  return 0;
+}
+
+static const luaL_Reg core_functions[] = {
+    {"load_part", load_part},
+    {"get_running_loop", get_loop_object},
+    {"_transfer", transfer_outcome},
+    {"_resolve_list", resolve_list},
+    {"_report", report_lua},
+    {NULL, NULL},
+};
+
+int luaopen_asyncio(lua_State *L) {
+  luaL_checkversion(L);
+  loop_open(L);
+  lua_newtable(L); /* core */
+  future_open(L);
+  lua_setfield(L, -2, "Future");
+  task_open(L);
+  handle_open(L);
+  await_open(L);
+  error_open(L);
+  luaL_setfuncs(L, core_functions, 0);
+  coro_lib_patch(L);
+
+  luaL_getmetatable(L, LOOP_MT);
+  lua_newuserdatauv(L, 0, 0);
+  lua_insert(L, -2);
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, "asyncio.loopobject");
+
+  /* stdlib/asyncio.lua builds the module from the core */
+  lua_pushcfunction(L, load_part);
+  lua_pushliteral(L, "asyncio");
+  lua_pushvalue(L, -3);
+  lua_call(L, 2, 1);
+  return 1;
+}

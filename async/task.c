@@ -1,0 +1,383 @@
+/* task.c — Task: a Lua thread running a body, resumed by the scheduler, and its cancellation. */
+#include <stdio.h>
+
+#include "internal.h"
+
+task *task_of(lua_State *L) { return *(task **)lua_getextraspace(L); }
+
+/* Marks a thread as running on behalf of a task (NULL: none): O(1) lookup in await. */
+void task_set_thread_owner(lua_State *co, task *t) { *(task **)lua_getextraspace(co) = t; }
+
+task *task_check(lua_State *L, int idx) { return luaL_checkudata(L, idx, TASK_MT); }
+
+static int is_cancelled_error(lua_State *L, loop_state *loop, int idx) {
+  if (!lua_istable(L, idx) || !lua_getmetatable(L, idx)) return 0;
+  int yes = lua_topointer(L, -1) == loop->cancelled_mt;
+  lua_pop(L, 1);
+  return yes;
+}
+
+/* ---- the body: runs under a pcall inside the task's own thread --------------------- */
+
+/* Keeps the traceback of the failing task with the task, where the error was raised. */
+static int task_msgh(lua_State *L) {
+  task *t = task_of(L);
+  if (t && t->ref != LUA_NOREF && !is_cancelled_error(L, t->base.loop, 1)) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+    error_traceback(L, L, 1, 1);
+    lua_setiuservalue(L, -2, FUV_TRACEBACK);
+    lua_pop(L, 1);
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* Leaves [true, results...] or [false, error] as the thread's return values. */
+static int task_main_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  lua_pushboolean(L, status == LUA_OK || status == LUA_YIELD);
+  lua_replace(L, 1);
+  return lua_gettop(L);
+}
+
+/* A Lua-level pcall inside the thread, not lua_resume's own error exit, so that __close
+   handlers that await (timeouts, task groups, cleanup) can run while errors unwind. */
+static int task_main(lua_State *L) {
+  lua_pushcfunction(L, task_msgh);
+  lua_insert(L, 1);
+  int status = lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 1, 0, task_main_k);
+  return task_main_k(L, status, 0);
+}
+
+/* ---- creation --------------------------------------------------------------------- */
+
+static void task_wake(loop_state *loop, waiter *w) {
+  task *t = container_of(w, task, wait);
+  t->awaiting = NULL;
+  task_schedule(loop, t);
+}
+
+void task_schedule(loop_state *loop, task *t) {
+  if (t->scheduled) return;
+  t->scheduled = 1;
+  loop_push_ready(loop, &t->run);
+}
+
+static void live_link(loop_state *loop, task *t) {
+  t->prev_live = NULL;
+  t->next_live = loop->live_first;
+  if (loop->live_first) loop->live_first->prev_live = t;
+  loop->live_first = t;
+  loop->live_count++;
+}
+
+static void live_unlink(loop_state *loop, task *t) {
+  if (t->prev_live)
+    t->prev_live->next_live = t->next_live;
+  else if (loop->live_first == t)
+    loop->live_first = t->next_live;
+  else
+    return; /* not linked */
+  if (t->next_live) t->next_live->prev_live = t->prev_live;
+  t->prev_live = t->next_live = NULL;
+  loop->live_count--;
+}
+
+/* Creates a Task running fn (at fidx) with the nargs values after it, scheduled for the
+   next loop iteration. name_idx: its name, or 0. Pushes the task. */
+int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_idx) {
+  fidx = lua_absindex(L, fidx);
+  if (name_idx) name_idx = lua_absindex(L, name_idx);
+  luaL_checkstack(L, nargs + 4, "too many arguments for a task");
+  task *t = lua_newuserdatauv(L, sizeof *t, TUV_COUNT - 1);
+  future_init(&t->base, loop, KIND_TASK);
+  t->run.kind = RUN_TASK;
+  t->wait.prev = t->wait.next = NULL;
+  t->wait.wake = task_wake;
+  t->co = NULL;
+  t->awaiting = NULL;
+  t->prev_live = t->next_live = NULL;
+  t->ref = LUA_NOREF;
+  t->cancel_msg_ref = LUA_NOREF;
+  t->num_cancels = 0;
+  t->started = t->scheduled = t->must_cancel = t->deliver_cancel = t->is_main = 0;
+  t->id = ++loop->task_ids;
+  luaL_setmetatable(L, TASK_MT);
+  if (name_idx && !lua_isnil(L, name_idx)) {
+    luaL_tolstring(L, name_idx, NULL);
+    lua_setiuservalue(L, -2, FUV_NAME);
+  }
+  lua_State *co = loop_pool_take(L, loop);
+  lua_setiuservalue(L, -2, TUV_THREAD);
+  t->co = co;
+  task_set_thread_owner(co, t);
+  lua_pushcfunction(L, task_main);
+  for (int i = 0; i <= nargs; i++) lua_pushvalue(L, fidx + i);
+  lua_xmove(L, co, nargs + 2);
+  lua_pushvalue(L, -1);
+  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  live_link(loop, t);
+  task_schedule(loop, t);
+  return 1;
+}
+
+/* ---- finishing -------------------------------------------------------------------- */
+
+static void task_release_thread(lua_State *L, loop_state *loop, task *t, int tidx, int reusable) {
+  lua_State *co = t->co;
+  t->co = NULL;
+  if (reusable)
+    loop_pool_give(L, loop, co);
+  else
+    task_set_thread_owner(co, NULL);
+  lua_pushnil(L);
+  lua_setiuservalue(L, tidx, TUV_THREAD);
+}
+
+static void task_complete(lua_State *L, loop_state *loop, task *t) {
+  live_unlink(loop, t);
+  future_wake_all(loop, &t->base);
+  luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+  t->ref = LUA_NOREF;
+}
+
+static void task_finish_cancelled(lua_State *L, task *t, int msgidx) {
+  t->base.state = FUT_CANCELLED;
+  if (lua_isnil(L, msgidx)) return;
+  lua_pushvalue(L, msgidx);
+  t->base.msg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* Records how the body ended: the thread returned [ok, values...] (status LUA_OK), or
+   died with an error outside the body's pcall (memory, a bad yield). */
+static void task_finish(lua_State *L, loop_state *loop, task *t, int status) {
+  lua_State *co = t->co;
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  int tidx = top + 1;
+  if (status == LUA_OK && lua_toboolean(co, 1)) {
+    int n = lua_gettop(co) - 1;
+    luaL_checkstack(L, n + 2, "too many results");
+    lua_xmove(co, L, n);
+    future_store_results(L, tidx, tidx + 1, n);
+    t->base.state = FUT_RESULT;
+  } else {
+    lua_xmove(co, L, 1);
+    if (is_cancelled_error(L, loop, -1)) {
+      lua_getfield(L, -1, "message");
+      task_finish_cancelled(L, t, lua_gettop(L));
+    } else {
+      lua_pushvalue(L, -1);
+      lua_setiuservalue(L, tidx, FUV_VALUE);
+      t->base.state = FUT_ERROR;
+    }
+  }
+  task_release_thread(L, loop, t, tidx, status == LUA_OK);
+  task_complete(L, loop, t);
+  lua_settop(L, top);
+}
+
+/* A yield that is not await's: the body called coroutine.yield from C or through a
+   path we do not see. The task cannot continue; its __close handlers run unyieldable. */
+static void task_fail_bad_yield(lua_State *L, loop_state *loop, task *t, int nres) {
+  lua_pop(t->co, nres);
+#if LUA_VERSION_RELEASE_NUM >= 50406
+  lua_closethread(t->co, L);
+#else
+  lua_resetthread(t->co);
+#endif
+  lua_settop(t->co, 0);
+  lua_pushliteral(t->co, "task yielded a value that is not an await (coroutine.yield in a task body?)");
+  task_finish(L, loop, t, LUA_ERRRUN);
+}
+
+/* Resumes a ready task until its next await or its end. */
+void task_step(lua_State *L, loop_state *loop, task *t) {
+  t->scheduled = 0;
+  if (t->base.state != FUT_PENDING || t->co == NULL) return;
+  if (t->must_cancel) {
+    t->must_cancel = 0;
+    t->deliver_cancel = 1;
+  }
+  int narg = 0;
+  if (!t->started) {
+    t->started = 1;
+    if (t->deliver_cancel) { /* cancelled before it ran: the body never starts */
+      int top = lua_gettop(L);
+      lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+      lua_rawgeti(L, LUA_REGISTRYINDEX, t->cancel_msg_ref);
+      luaL_unref(L, LUA_REGISTRYINDEX, t->cancel_msg_ref);
+      t->cancel_msg_ref = LUA_NOREF;
+      t->deliver_cancel = 0;
+      task_finish_cancelled(L, t, top + 2);
+      lua_settop(t->co, 0);
+      task_release_thread(L, loop, t, top + 1, 1);
+      task_complete(L, loop, t);
+      lua_settop(L, top);
+      return;
+    }
+    narg = lua_gettop(t->co) - 1;
+  }
+  task *outer = loop->current;
+  loop->current = t;
+  int nres = 0;
+  int status = lua_resume(t->co, L, narg, &nres);
+  loop->current = outer;
+  if (status == LUA_YIELD) {
+    if (nres == 1 && lua_touserdata(t->co, -1) == &await_tag) {
+      lua_pop(t->co, 1);
+      return;
+    }
+    task_fail_bad_yield(L, loop, t, nres);
+    return;
+  }
+  task_finish(L, loop, t, status);
+}
+
+/* ---- cancellation ----------------------------------------------------------------- */
+
+/* Pushes a CancelledError carrying the message in msg_ref (LUA_NOREF: none). */
+int task_push_cancelled_error(lua_State *L, int msg_ref) {
+  const char *msg = NULL;
+  if (msg_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, msg_ref);
+    msg = lua_tostring(L, -1);
+  } else {
+    lua_pushnil(L);
+  }
+  error_push(L, "CancelledError", msg);
+  lua_remove(L, -2);
+  return 1;
+}
+
+static void task_set_cancel_message(lua_State *L, task *t, int msg_idx) {
+  luaL_unref(L, LUA_REGISTRYINDEX, t->cancel_msg_ref);
+  t->cancel_msg_ref = LUA_NOREF;
+  if (msg_idx && !lua_isnoneornil(L, msg_idx)) {
+    lua_pushvalue(L, msg_idx);
+    t->cancel_msg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+}
+
+/* Requests cancellation (Python's Task.cancel). What the task awaits is cancelled in its
+   place; down a chain of tasks awaiting tasks this walks iteratively, not recursively. */
+int task_cancel(lua_State *L, task *t, int msg_idx) {
+  if (t->base.state != FUT_PENDING) return 0;
+  loop_state *loop = t->base.loop;
+  task *cur = t;
+  for (;;) {
+    cur->num_cancels++;
+    future *w = cur->scheduled || cur == loop->current ? NULL : cur->awaiting;
+    if (w && w->state == FUT_PENDING) {
+      if (w->kind == KIND_TASK) {
+        cur = (task *)w;
+        continue;
+      }
+      int ref = LUA_NOREF;
+      if (msg_idx && !lua_isnoneornil(L, msg_idx)) {
+        lua_pushvalue(L, msg_idx);
+        ref = luaL_ref(L, LUA_REGISTRYINDEX);
+      }
+      if (future_cancel(L, w, ref)) return 1;
+    }
+    cur->must_cancel = 1;
+    task_set_cancel_message(L, cur, msg_idx);
+    return 1;
+  }
+}
+
+/* ---- Lua methods ------------------------------------------------------------------ */
+
+static int task_cancel_lua(lua_State *L) {
+  task *t = task_check(L, 1);
+  lua_pushboolean(L, task_cancel(L, t, lua_isnoneornil(L, 2) ? 0 : 2));
+  return 1;
+}
+
+static int task_cancelling(lua_State *L) {
+  lua_pushinteger(L, task_check(L, 1)->num_cancels);
+  return 1;
+}
+
+static int task_uncancel(lua_State *L) {
+  task *t = task_check(L, 1);
+  if (t->num_cancels > 0) {
+    t->num_cancels--;
+    if (t->num_cancels == 0) t->must_cancel = 0;
+  }
+  lua_pushinteger(L, t->num_cancels);
+  return 1;
+}
+
+static int task_get_name(lua_State *L) {
+  task *t = task_check(L, 1);
+  if (lua_getiuservalue(L, 1, FUV_NAME) == LUA_TNIL) lua_pushfstring(L, "Task-%I", (lua_Integer)t->id);
+  return 1;
+}
+
+static int task_gc(lua_State *L) {
+  task *t = lua_touserdata(L, 1);
+  luaL_unref(L, LUA_REGISTRYINDEX, t->cancel_msg_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, t->base.msg_ref);
+  t->cancel_msg_ref = t->base.msg_ref = LUA_NOREF;
+  if (t->base.state == FUT_PENDING) live_unlink(t->base.loop, t); /* only at lua_close */
+  if (t->co) task_set_thread_owner(t->co, NULL);
+  future_report_unretrieved(L, 1, "Task exception was never retrieved");
+  return 0;
+}
+
+/* asyncio.current_task() */
+static int task_current(lua_State *L) {
+  loop_state *loop = loop_get(L);
+  task *t = task_of(L);
+  if (t == NULL) t = loop->current;
+  if (t == NULL || t->ref == LUA_NOREF) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  return 1;
+}
+
+/* asyncio.all_tasks(): the pending tasks, oldest first */
+static int task_all(lua_State *L) {
+  loop_state *loop = loop_get(L);
+  lua_createtable(L, (int)loop->live_count, 0);
+  lua_Integer i = (lua_Integer)loop->live_count;
+  for (task *t = loop->live_first; t; t = t->next_live) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+    lua_rawseti(L, -2, i--);
+  }
+  return 1;
+}
+
+extern void future_shared_methods_add(lua_State *L);
+extern int future_tostring_lua(lua_State *L);
+
+static const luaL_Reg task_methods[] = {
+    {"cancel", task_cancel_lua},
+    {"cancelling", task_cancelling},
+    {"uncancel", task_uncancel},
+    {"get_name", task_get_name},
+    {NULL, NULL},
+};
+
+static const luaL_Reg task_functions[] = {
+    {"current_task", task_current},
+    {"all_tasks", task_all},
+    {NULL, NULL},
+};
+
+/* Creates the Task metatable; adds current_task and all_tasks to the table on top. */
+void task_open(lua_State *L) {
+  luaL_newmetatable(L, TASK_MT);
+  lua_newtable(L);
+  future_shared_methods_add(L);
+  luaL_setfuncs(L, task_methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, future_tostring_lua);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushcfunction(L, task_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushliteral(L, "Task");
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
+  luaL_setfuncs(L, task_functions, 0);
+}

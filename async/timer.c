@@ -1,0 +1,148 @@
+/* timer.c — one binary heap of deadlines per loop, served by a single uv_timer. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+/* Far enough to mean "never" without overflowing libuv's millisecond arithmetic. */
+#define TIMER_FOREVER_MS ((uint64_t)1 << 40)
+
+static void timer_cb(uv_timer_t *t);
+
+static int node_before(const timer_node *a, const timer_node *b) {
+  return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+}
+
+static void heap_place(loop_state *loop, timer_node *n, size_t i) {
+  loop->heap[i] = n;
+  n->index = (uint32_t)i;
+}
+
+static void heap_sift_up(loop_state *loop, size_t i) {
+  timer_node *n = loop->heap[i];
+  while (i > 0) {
+    size_t parent = (i - 1) / 2;
+    if (!node_before(n, loop->heap[parent])) break;
+    heap_place(loop, loop->heap[parent], i);
+    i = parent;
+  }
+  heap_place(loop, n, i);
+}
+
+static void heap_sift_down(loop_state *loop, size_t i) {
+  timer_node *n = loop->heap[i];
+  size_t count = loop->heap_count;
+  for (;;) {
+    size_t child = 2 * i + 1;
+    if (child >= count) break;
+    if (child + 1 < count && node_before(loop->heap[child + 1], loop->heap[child])) child++;
+    if (!node_before(loop->heap[child], n)) break;
+    heap_place(loop, loop->heap[child], i);
+    i = child;
+  }
+  heap_place(loop, n, i);
+}
+
+/* Arms the uv timer for the earliest deadline. libuv counts whole milliseconds from its
+   cached clock; rounding the deadline up means the timer never fires before it. */
+static void timer_arm(loop_state *loop) {
+  if (loop->closed) return;
+  if (loop->heap_count == 0) {
+    uv_timer_stop(loop->timer);
+    return;
+  }
+  uint64_t when = loop->heap[0]->when;
+  uint64_t due_ms = (when + 999999) / 1000000;
+  uint64_t now_ms = uv_now(loop->uv);
+  uint64_t timeout = due_ms > now_ms ? due_ms - now_ms : 0;
+  if (timeout > TIMER_FOREVER_MS) timeout = TIMER_FOREVER_MS;
+  uv_timer_start(loop->timer, timer_cb, timeout, 0);
+}
+
+void timer_schedule(loop_state *loop, timer_node *node, uint64_t when) {
+  if (loop->heap_count == loop->heap_cap) {
+    size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
+    timer_node **heap = realloc(loop->heap, cap * sizeof *heap);
+    if (heap == NULL) abort();
+    loop->heap = heap;
+    loop->heap_cap = cap;
+  }
+  node->when = when;
+  node->seq = loop->timer_seq++;
+  heap_place(loop, node, loop->heap_count++);
+  heap_sift_up(loop, node->index);
+  if (node->index == 0) timer_arm(loop);
+}
+
+void timer_remove(loop_state *loop, timer_node *node) {
+  size_t i = node->index;
+  if (i == TIMER_NOT_QUEUED) return;
+  node->index = TIMER_NOT_QUEUED;
+  timer_node *last = loop->heap[--loop->heap_count];
+  if (i == loop->heap_count) {
+    if (loop->heap_count == 0) timer_arm(loop);
+    return;
+  }
+  heap_place(loop, last, i);
+  if (i > 0 && node_before(last, loop->heap[(i - 1) / 2]))
+    heap_sift_up(loop, i);
+  else
+    heap_sift_down(loop, i);
+  /* a stale earlier arming only costs one wake-up that finds nothing due */
+}
+
+static timer_node *heap_pop(loop_state *loop) {
+  timer_node *top = loop->heap[0];
+  top->index = TIMER_NOT_QUEUED;
+  timer_node *last = loop->heap[--loop->heap_count];
+  if (loop->heap_count > 0) {
+    heap_place(loop, last, 0);
+    heap_sift_down(loop, 0);
+  }
+  return top;
+}
+
+static void timer_fire(loop_state *loop, timer_node *node) {
+  if (node->kind == TIMER_FUTURE) {
+    future *f = container_of(node, future, timer);
+    f->state = FUT_RESULT;
+    future_wake_all(loop, f);
+  } else {
+    loop_push_ready(loop, &container_of(node, handle, timer)->run);
+  }
+}
+
+/* Pure C: completing a sleep only queues its waiters, so no Lua runs inside uv_run here. */
+static void timer_cb(uv_timer_t *t) {
+  loop_state *loop = t->data;
+  uint64_t now = uv_hrtime();
+  while (loop->heap_count > 0 && loop->heap[0]->when <= now) timer_fire(loop, heap_pop(loop));
+  timer_arm(loop);
+}
+
+int timer_init(loop_state *loop) {
+  loop->timer = malloc(sizeof *loop->timer);
+  if (loop->timer == NULL) return -1;
+  uv_timer_init(loop->uv, loop->timer);
+  loop->timer->data = loop;
+  return 0;
+}
+
+static void timer_free_cb(uv_handle_t *h) { free(h); }
+
+void timer_close(loop_state *loop) {
+  for (size_t i = 0; i < loop->heap_count; i++) loop->heap[i]->index = TIMER_NOT_QUEUED;
+  loop->heap_count = 0;
+  uv_close((uv_handle_t *)loop->timer, timer_free_cb);
+}
+
+/* Checks a delay argument in seconds and converts it; math.huge means forever. */
+uint64_t timer_delay_to_ns(lua_State *L, int arg, const char *fname) {
+  if (lua_type(L, arg) != LUA_TNUMBER)
+    luaL_error(L, "%s: delay must be a number of seconds, got %s", fname, luaL_typename(L, arg));
+  lua_Number d = lua_tonumber(L, arg);
+  if (d != d) luaL_error(L, "%s: delay is NaN", fname);
+  if (d <= 0) return 0;
+  if (d >= 1.8e10 || isinf(d)) return UINT64_MAX / 2; /* centuries: "forever" */
+  return (uint64_t)(d * 1e9);
+}

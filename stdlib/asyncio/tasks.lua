@@ -1,0 +1,253 @@
+-- tasks.lua — run, gather, wait, wait_for, as_completed and shield on Futures.
+local core, M = ...
+
+local await, Future, ensure_future = M.await, M.Future, M.ensure_future
+local CancelledError, TimeoutError = M.CancelledError, M.TimeoutError
+local transfer, resolve_list = core._transfer, core._resolve_list
+local pack, unpack, select, type = table.pack, table.unpack, select, type
+
+local function loop()
+  return core.get_running_loop()
+end
+
+-- Arguments of gather: awaitables, then optionally a plain options table.
+local function split_options(args)
+  local last = args[args.n]
+  if args.n > 0 and type(last) == "table" and getmetatable(last) == nil then
+    args.n = args.n - 1
+    return last
+  end
+  return {}
+end
+
+-- Marks a finished child's error as seen: gather reports it, or chose to drop it.
+local function retrieve(child)
+  if not child:cancelled() then child:exception() end
+end
+
+-- gather(aw, ..., {return_exceptions = bool}): one value per awaitable (its first
+-- result), in argument order. Cancelling the gather cancels every child.
+function M.gather(...)
+  local args = pack(...)
+  local opts = split_options(args)
+  local return_exceptions = opts.return_exceptions
+  local n = args.n
+  local outer = Future()
+  if n == 0 then
+    outer:set_result()
+    return outer
+  end
+  local children = {}
+  for i = 1, n do
+    children[i] = ensure_future(args[i])
+  end
+  local results, finished = {}, 0
+  local function child_done(i, child)
+    if outer:done() then return retrieve(child) end
+    if not return_exceptions then
+      if child:cancelled() then
+        return outer:set_exception(CancelledError("a gathered awaitable was cancelled"))
+      end
+      if child:exception() ~= nil then return transfer(outer, child) end
+    end
+    if child:cancelled() then
+      results[i] = CancelledError("cancelled")
+    elseif child:exception() ~= nil then
+      results[i] = child:exception()
+    else
+      results[i] = (child:result())
+    end
+    finished = finished + 1
+    if finished == n then resolve_list(outer, results, n) end
+  end
+  for i = 1, n do
+    children[i]:add_done_callback(function(child) child_done(i, child) end)
+  end
+  outer:add_done_callback(function(f)
+    if f:cancelled() then
+      for i = 1, n do children[i]:cancel() end
+    end
+  end)
+  return outer
+end
+
+local RETURN_WHEN = { FIRST_COMPLETED = true, FIRST_EXCEPTION = true, ALL_COMPLETED = true }
+
+local function check_list(fname, list)
+  if type(list) ~= "table" then
+    error(fname .. ": expected a list of awaitables, got " .. type(list), 3)
+  end
+  if #list == 0 then error(fname .. ": the list of awaitables is empty", 3) end
+end
+
+local function check_timeout(fname, timeout)
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout) then
+    error(fname .. ": timeout must be a number of seconds or nil, got " .. tostring(timeout), 3)
+  end
+end
+
+local wait_body = M.async(function(futs, timeout, return_when)
+  local waiter = Future()
+  local pending_count = #futs
+  local timer
+  if timeout then
+    timer = loop():call_later(timeout, function()
+      if not waiter:done() then waiter:set_result() end
+    end)
+  end
+  local function on_completion(f)
+    pending_count = pending_count - 1
+    if pending_count <= 0 or return_when == "FIRST_COMPLETED"
+        or (return_when == "FIRST_EXCEPTION" and not f:cancelled() and f:exception() ~= nil) then
+      if timer then timer:cancel() end
+      if not waiter:done() then waiter:set_result() end
+    end
+  end
+  for _, f in ipairs(futs) do f:add_done_callback(on_completion) end
+  local ok, err = pcall(await, waiter)
+  if timer then timer:cancel() end
+  for _, f in ipairs(futs) do f:remove_done_callback(on_completion) end
+  if not ok then error(err, 0) end
+  local done, pending = {}, {}
+  for _, f in ipairs(futs) do
+    local into = f:done() and done or pending
+    into[#into + 1] = f
+  end
+  return done, pending
+end, "wait")
+
+-- wait(list, {timeout=, return_when=}) -> done, pending (lists, in the list's order)
+function M.wait(list, opts)
+  check_list("wait", list)
+  opts = opts or {}
+  check_timeout("wait", opts.timeout)
+  local return_when = opts.return_when or "ALL_COMPLETED"
+  if not RETURN_WHEN[return_when] then
+    error("wait: invalid return_when " .. tostring(return_when), 2)
+  end
+  local futs = {}
+  for i, aw in ipairs(list) do futs[i] = ensure_future(aw) end
+  return wait_body(futs, opts.timeout, return_when)
+end
+
+local function cancel_and_wait(fut)
+  fut:cancel()
+  local done = Future()
+  fut:add_done_callback(function() done:set_result() end)
+  await(done)
+end
+
+local wait_for_body = M.async(function(fut, timeout)
+  if timeout == nil then return await(fut) end
+  if fut:done() then return fut:result() end
+  if timeout <= 0 then
+    cancel_and_wait(fut)
+    if fut:cancelled() then error(TimeoutError("wait_for: timed out"), 0) end
+    return fut:result()
+  end
+  local timed_out = false
+  local timer = loop():call_later(timeout, function()
+    timed_out = true
+    fut:cancel()
+  end)
+  local res = pack(pcall(await, fut))
+  timer:cancel()
+  if res[1] then return unpack(res, 2, res.n) end
+  local this = M.current_task()
+  if timed_out and CancelledError:is(res[2]) and fut:cancelled()
+      and not (this and this:cancelling() > 0) then
+    error(TimeoutError(("wait_for: timed out after %g s"):format(timeout)), 0)
+  end
+  error(res[2], 0)
+end, "wait_for")
+
+-- wait_for(aw, timeout): aw's results, or TimeoutError (aw cancelled) after timeout s.
+function M.wait_for(aw, timeout)
+  check_timeout("wait_for", timeout)
+  return wait_for_body(ensure_future(aw), timeout)
+end
+
+-- as_completed(list, {timeout=}): for a generic for; each value, awaited, gives the
+-- results of the next awaitable to finish.
+function M.as_completed(list, opts)
+  if type(list) ~= "table" then
+    error("as_completed: expected a list of awaitables, got " .. type(list), 2)
+  end
+  opts = opts or {}
+  check_timeout("as_completed", opts.timeout)
+  local n = #list
+  local slots, filled = {}, 0
+  for i = 1, n do slots[i] = Future() end
+  local timer
+  for i = 1, n do
+    ensure_future(list[i]):add_done_callback(function(child)
+      if filled >= n or slots[filled + 1]:done() then return retrieve(child) end
+      filled = filled + 1
+      transfer(slots[filled], child)
+      if filled == n and timer then timer:cancel() end
+    end)
+  end
+  if opts.timeout and n > 0 then
+    timer = loop():call_later(opts.timeout, function()
+      for i = filled + 1, n do
+        slots[i]:set_exception(TimeoutError("as_completed: timed out"))
+      end
+      filled = n
+    end)
+  end
+  local i = 0
+  return function()
+    i = i + 1
+    return slots[i]
+  end
+end
+
+-- shield(aw): cancelling what awaits the result does not cancel aw itself.
+function M.shield(aw)
+  local inner = ensure_future(aw)
+  if inner:done() then return inner end
+  local outer = Future()
+  inner:add_done_callback(function(child)
+    if outer:done() then return retrieve(child) end
+    if child:cancelled() then
+      outer:cancel()
+    else
+      transfer(outer, child)
+    end
+  end)
+  return outer
+end
+
+-- Cancels every task still pending and waits for them, as asyncio.run does at its end.
+function M._shutdown()
+  local tasks = M.all_tasks()
+  if #tasks == 0 then return end
+  for _, t in ipairs(tasks) do t:cancel() end
+  local all = M.gather(unpack(tasks, 1, #tasks), { return_exceptions = true })
+  pcall(core.run_until_complete, all)
+  for _, t in ipairs(tasks) do
+    if t:done() and not t:cancelled() and t:exception() ~= nil then
+      core._report("unhandled error in task '" .. t:get_name() .. "' during shutdown:", t:exception())
+    end
+  end
+end
+
+-- run(aw_or_fn, ...): runs it as the main task to completion, cancels what is left,
+-- returns all its results.
+function M.run(main, ...)
+  if core._loop_is_running() then
+    error("asyncio.run: cannot be called from a running event loop", 2)
+  end
+  local task
+  if type(main) == "function" then
+    task = M.create_task(main, ...)
+  elseif M.iscoroutine(main) then
+    task = M.create_task(main)
+  else
+    task = ensure_future(main)
+  end
+  local res = pack(pcall(core.run_until_complete, task))
+  M._shutdown()
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, res.n)
+end

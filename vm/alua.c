@@ -1,0 +1,89 @@
+/* alua.c — the embedding API: states with asyncio and keyword syntax, running chunks. */
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "alua.h"
+#include "internal.h"
+#include "vm.h"
+
+int alua_msgh(lua_State *L) {
+  int t = lua_type(L, 1);
+  if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+    lua_pushstring(L, lua_tostring(L, 1));
+  } else if (!luaL_callmeta(L, 1, "__tostring") || lua_type(L, -1) != LUA_TSTRING) {
+    lua_settop(L, 1);
+    lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  lua_pushliteral(L, "\n");
+  error_traceback(L, L, 1, 1);
+  lua_concat(L, 3);
+  return 1;
+}
+
+int vm_pcall(lua_State *L, int nargs, int nresults) {
+  int base = lua_gettop(L) - nargs;
+  lua_pushcfunction(L, alua_msgh);
+  lua_insert(L, base);
+  int status = lua_pcall(L, nargs, nresults, base);
+  lua_remove(L, base);
+  return status;
+}
+
+int vm_loadfile(lua_State *L, const char *path) { return luaL_loadfilex(L, path, NULL); }
+
+int vm_loadstring(lua_State *L, const char *src, size_t len, const char *chunkname) {
+  return luaL_loadbufferx(L, src, len, chunkname, NULL);
+}
+
+static int run_loop_to_end(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_getfield(L, -1, "asyncio");
+  lua_getfield(L, -1, "_run_loop");
+  lua_call(L, 0, 0);
+  lua_getfield(L, -1, "_shutdown");
+  lua_call(L, 0, 0);
+  return 0;
+}
+
+int vm_run_loop_to_end(lua_State *L) {
+  lua_pushcfunction(L, run_loop_to_end);
+  return vm_pcall(L, 0, 0);
+}
+
+/* ---- embedding API -------------------------------------------------------------- */
+
+void alua_openlibs(lua_State *L) {
+  luaL_requiref(L, "asyncio", luaopen_asyncio, 1);
+  lua_getfield(L, -1, "async");
+  lua_setglobal(L, "async");
+  lua_getfield(L, -1, "await");
+  lua_setglobal(L, "await");
+  lua_pop(L, 1);
+}
+
+lua_State *alua_newstate(void) {
+  lua_State *L = luaL_newstate();
+  if (L == NULL) return NULL;
+  luaL_openlibs(L);
+  alua_openlibs(L);
+  return L;
+}
+
+static int do_loaded(lua_State *L, int status) {
+  if (status != LUA_OK) return status;
+  return vm_pcall(L, 0, LUA_MULTRET);
+}
+
+int alua_dofile(lua_State *L, const char *path) { return do_loaded(L, vm_loadfile(L, path)); }
+
+int alua_dostring(lua_State *L, const char *src) {
+  return do_loaded(L, vm_loadstring(L, src, strlen(src), src));
+}
+
+uv_loop_t *alua_loop(lua_State *L) { return loop_get(L)->uv; }
+
+int alua_run(lua_State *L, uv_run_mode mode) { return loop_run(L, loop_get(L), mode); }
+
+void alua_close(lua_State *L) { lua_close(L); }

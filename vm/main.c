@@ -1,0 +1,219 @@
+/* main.c — the alua command: the stock lua command's flags, then the loop until idle. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "alua.h"
+#include "vm.h"
+
+static const char *progname = "alua";
+
+typedef struct options {
+  int interactive, version, noenv, warnings, no_keywords, has_e;
+  int script; /* index of the script in argv, or 0 */
+  int first_arg_error; /* index of a bad option, or 0 */
+} options;
+
+static void usage(const char *badoption) {
+  if (badoption[1] == 'e' || badoption[1] == 'l')
+    fprintf(stderr, "%s: '%s' needs argument\n", progname, badoption);
+  else
+    fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badoption);
+  fprintf(stderr,
+          "usage: %s [options] [script [args]]\n"
+          "Available options are:\n"
+          "  -e stat       execute string 'stat'\n"
+          "  -i            enter interactive mode after executing 'script'\n"
+          "  -l mod        require library 'mod' into global 'mod'\n"
+          "  -v            show version information\n"
+          "  -E            ignore environment variables\n"
+          "  -W            turn warnings on\n"
+          "  --no-keywords do not translate async/await keyword syntax\n"
+          "  --            stop handling options\n"
+          "  -             stop handling options and execute stdin\n",
+          progname);
+}
+
+/* First pass over argv: flags that matter before the state exists. Returns the index
+   of the first argument that is not an option (the script), or -1 on a bad option. */
+static int options_parse(int argc, char **argv, options *o) {
+  int i;
+  for (i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (a[0] != '-') return i;
+    if (strcmp(a, "--") == 0) return i + 1;
+    if (strcmp(a, "-") == 0) return i;
+    if (strcmp(a, "--no-keywords") == 0) {
+      o->no_keywords = 1;
+    } else if (strcmp(a, "-E") == 0) {
+      o->noenv = 1;
+    } else if (strcmp(a, "-W") == 0) {
+      o->warnings = 1;
+    } else if (strcmp(a, "-i") == 0) {
+      o->interactive = o->version = 1;
+    } else if (strcmp(a, "-v") == 0) {
+      o->version = 1;
+    } else if (a[1] == 'e' || a[1] == 'l') {
+      if (a[1] == 'e') o->has_e = 1;
+      if (a[2] == '\0') {
+        if (++i >= argc || argv[i][0] == '-') {
+          o->first_arg_error = i - (i >= argc ? 1 : 0);
+          usage(a);
+          return -1;
+        }
+      }
+    } else {
+      usage(a);
+      return -1;
+    }
+  }
+  return i;
+}
+
+static int report(lua_State *L, int status) {
+  if (status != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "%s: %s\n", progname, msg ? msg : "(error object is not a string)");
+    fflush(stderr);
+    lua_pop(L, 1);
+  }
+  return status;
+}
+
+static int run_chunk(lua_State *L, int status) {
+  if (status == LUA_OK) status = vm_pcall(L, 0, 0);
+  return report(L, status);
+}
+
+static int run_string(lua_State *L, const char *src, const char *name) {
+  return run_chunk(L, vm_loadstring(L, src, strlen(src), name));
+}
+
+static int run_require(lua_State *L, const char *name) {
+  lua_getglobal(L, "require");
+  lua_pushstring(L, name);
+  int status = vm_pcall(L, 1, 1);
+  if (status == LUA_OK) lua_setglobal(L, name);
+  return report(L, status);
+}
+
+/* The `arg` table: arg[0] is the script, negative indices the interpreter and options. */
+static void create_arg_table(lua_State *L, int argc, char **argv, int script) {
+  int base = script > 0 ? script : argc;
+  lua_createtable(L, argc - base, base + 1);
+  for (int i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - base);
+  }
+  lua_setglobal(L, "arg");
+}
+
+static int run_init(lua_State *L) {
+  const char *name = "=LUA_INIT_5_4";
+  const char *init = getenv("LUA_INIT_5_4");
+  if (init == NULL) {
+    name = "=LUA_INIT";
+    init = getenv("LUA_INIT");
+  }
+  if (init == NULL) return LUA_OK;
+  if (init[0] == '@') return run_chunk(L, vm_loadfile(L, init + 1));
+  return run_string(L, init, name);
+}
+
+/* -e, -l and -W, in the order given. */
+static int run_options(lua_State *L, char **argv, int script) {
+  for (int i = 1; i < script; i++) {
+    const char *a = argv[i];
+    if (a[0] != '-' || (a[1] != 'e' && a[1] != 'l' && a[1] != 'W')) continue;
+    if (a[1] == 'W') {
+      lua_warning(L, "@on", 0);
+      continue;
+    }
+    if (a[1] != 'e' && a[1] != 'l') continue;
+    const char *value = a[2] ? a + 2 : argv[++i];
+    int status = a[1] == 'e' ? run_string(L, value, "=(command line)") : run_require(L, value);
+    if (status != LUA_OK) return status;
+  }
+  return LUA_OK;
+}
+
+static int run_script(lua_State *L, int argc, char **argv, int script) {
+  const char *fname = argv[script];
+  if (strcmp(fname, "-") == 0 && strcmp(argv[script - 1], "--") != 0) fname = NULL;
+  int status = vm_loadfile(L, fname);
+  if (status == LUA_OK) {
+    int n = argc - script - 1;
+    luaL_checkstack(L, n + 3, "too many arguments to script");
+    for (int i = script + 1; i < argc; i++) lua_pushstring(L, argv[i]);
+    status = vm_pcall(L, n, 0);
+  }
+  return report(L, status);
+}
+
+static void print_version(void) {
+  printf("%s (%s, libuv %s)\n", ALUA_VERSION, LUA_RELEASE, uv_version_string());
+  fflush(stdout);
+}
+
+/* Everything that runs Lua, under one protected call so that memory errors are reported. */
+typedef struct main_args {
+  int argc;
+  char **argv;
+  options opts;
+  int status;
+} main_args;
+
+static int protected_main(lua_State *L) {
+  main_args *m = lua_touserdata(L, 1);
+  int argc = m->argc, script = m->opts.script;
+  char **argv = m->argv;
+  luaL_checkversion(L);
+  if (m->opts.noenv) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+  }
+  luaL_openlibs(L);
+  alua_openlibs(L);
+  create_arg_table(L, argc, argv, script);
+  lua_gc(L, LUA_GCGEN, 0, 0);
+  if (m->opts.version) print_version();
+  if (!m->opts.noenv && run_init(L) != LUA_OK) return 0;
+  if (run_options(L, argv, script ? script : argc) != LUA_OK) return 0;
+  if (script && run_script(L, argc, argv, script) != LUA_OK) return 0;
+  if (m->opts.interactive) {
+    if (vm_repl(L) != LUA_OK) return 0;
+  } else if (!script && !m->opts.has_e && !m->opts.version) {
+    if (isatty(0)) {
+      print_version();
+      if (vm_repl(L) != LUA_OK) return 0;
+    } else if (run_chunk(L, vm_loadfile(L, NULL)) != LUA_OK) {
+      return 0;
+    }
+  }
+  if (report(L, vm_run_loop_to_end(L)) != LUA_OK) return 0;
+  m->status = EXIT_SUCCESS;
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  main_args m = {argc, argv, {0}, EXIT_FAILURE};
+  if (argv[0] && argv[0][0]) progname = argv[0];
+  int script = options_parse(argc, argv, &m.opts);
+  if (script < 0) return EXIT_FAILURE;
+  m.opts.script = script < argc ? script : 0;
+  lua_State *L = luaL_newstate();
+  if (L == NULL) {
+    fprintf(stderr, "%s: cannot create state: not enough memory\n", progname);
+    return EXIT_FAILURE;
+  }
+  lua_pushcfunction(L, protected_main);
+  lua_pushlightuserdata(L, &m);
+  int status = lua_pcall(L, 1, 0, 0);
+  report(L, status);
+  alua_close(L);
+  return status == LUA_OK ? m.status : EXIT_FAILURE;
+}

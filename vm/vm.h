@@ -1,0 +1,20 @@
+/* vm.h — what the interpreter's parts share (not part of the embedding API). */
+#ifndef ALUA_VM_H
+#define ALUA_VM_H
+
+#include <lua.h>
+
+/* Loads a script file (NULL: stdin) / a string chunk, keyword syntax applied. */
+int vm_loadfile(lua_State *L, const char *path);
+int vm_loadstring(lua_State *L, const char *src, size_t len, const char *chunkname);
+
+/* Calls the function under it with nargs arguments, with alua_msgh. */
+int vm_pcall(lua_State *L, int nargs, int nresults);
+
+/* After the main chunk: runs the loop until nothing is left, then cancels leftovers. */
+int vm_run_loop_to_end(lua_State *L);
+
+/* The interactive prompt. */
+int vm_repl(lua_State *L);
+
+#endif
