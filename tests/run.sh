@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# run.sh — the whole suite: busted specs under alua, CLI tests, conformance programs and
+# example twins. Prints TAP-like lines and ends with exactly "N passed, N failed".
+#   ALUA=build/bin/alua  VALGRIND=1 (run alua under valgrind memcheck)  ONLY=pattern
+set -u
+cd "$(dirname "$0")/.."
+ALUA=${ALUA:-build/bin/alua}
+export ALUA_BIN=$(realpath "$ALUA")
+export MODULE_DIR=${MODULE_DIR:-build/lua}
+ONLY=${ONLY:-}
+passed=0
+failed=0
+failures=()
+
+if [ "${VALGRIND:-0}" = 1 ]; then
+  # definite leaks and invalid accesses in our code fail the run; Lua's own
+  # allocations are all freed by lua_close, so "definite" is the honest bar
+  RUNNER=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+          --show-leak-kinds=definite --suppressions=tests/valgrind.supp "$ALUA_BIN")
+else
+  RUNNER=("$ALUA_BIN")
+fi
+export ALUA_RUNNER="${RUNNER[*]}"
+
+pass() { passed=$((passed + 1)); echo "ok - $1"; }
+fail() { failed=$((failed + 1)); failures+=("$1"); echo "not ok - $1"; }
+selected() { [ -z "$ONLY" ] || [[ "$1" == *"$ONLY"* ]]; }
+
+# 1. busted specs, one process per file so that a crash is one file's failure
+for spec in tests/*_spec.lua; do
+  selected "$spec" || continue
+  out=$("${RUNNER[@]}" tests/busted.lua -o TAP "$spec" 2>&1)
+  status=$?
+  oks=$(grep -c '^ok ' <<<"$out")
+  noks=$(grep -c '^not ok ' <<<"$out")
+  passed=$((passed + oks))
+  failed=$((failed + noks))
+  if [ "$noks" -gt 0 ] || [ "$status" -ne 0 ]; then
+    echo "$out" | grep -v '^ok ' | sed "s|^|  $spec: |"
+  fi
+  [ "$noks" -gt 0 ] && failures+=("$spec: $noks specs failed")
+  if [ "$status" -ne 0 ] && [ "$noks" -eq 0 ]; then fail "$spec exited with status $status"; fi
+  [ "$oks" -gt 0 ] && echo "ok - $spec: $oks specs passed"
+done
+
+# 2. CLI tests: each prints "ok - name" / "not ok - name" lines
+for t in tests/cli/*.sh; do
+  [ -e "$t" ] || continue
+  selected "$t" || continue
+  out=$(bash "$t" 2>&1)
+  status=$?
+  echo "$out" | grep -E '^(ok|not ok|  )' || true
+  oks=$(grep -c '^ok ' <<<"$out")
+  noks=$(grep -c '^not ok ' <<<"$out")
+  passed=$((passed + oks))
+  failed=$((failed + noks))
+  if [ "$status" -ne 0 ] && [ "$noks" -eq 0 ]; then fail "$t exited with status $status"; fi
+done
+
+# 3. programs with expected output: the shared conformance set (keyword syntax) and the
+#    examples under scripts/ that have a .expected twin
+check_output() {
+  local prog=$1 expected=$2 out
+  out=$("${RUNNER[@]}" "$prog" 2>&1)
+  local status=$?
+  if [ $status -eq 0 ] && diff <(echo "$out") "$expected" >/dev/null; then
+    pass "$prog"
+  else
+    fail "$prog"
+    diff <(echo "$out") "$expected" | head -20 | sed 's/^/  /'
+  fi
+}
+conformance=../shared/conformance
+if [ -d "$conformance" ] && { [ -f vm/syntax.c ] || [ "${CONFORMANCE:-0}" = 1 ]; }; then
+  for prog in "$conformance"/*.lua; do
+    selected "$prog" || continue
+    check_output "$prog" "${prog%.lua}.expected"
+  done
+fi
+while IFS= read -r expected; do
+  prog=${expected%.expected}.lua
+  [ -f "$prog" ] || continue
+  selected "$prog" || continue
+  check_output "$prog" "$expected"
+done < <(find scripts -name '*.expected' | sort)
+
+if [ $failed -gt 0 ]; then
+  echo "failed:"
+  printf '  %s\n' "${failures[@]}"
+fi
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]
