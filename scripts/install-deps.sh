@@ -1,0 +1,20 @@
+#!/bin/sh
+# install-deps.sh — installs the Debian packages alua needs to build and test, if missing.
+# As root it runs apt-get; otherwise it prints the exact command to run.
+set -e
+PACKAGES="build-essential pkg-config liblua5.4-dev lua5.4 libuv1-dev lua-busted valgrind curl python3"
+missing=""
+for p in $PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -eq 0 ]; then
+  echo "installing:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends $missing >/dev/null
+else
+  echo "alua needs these Debian packages; run as root:" >&2
+  echo "  apt-get install -y$missing" >&2
+  exit 1
+fi
