@@ -109,6 +109,7 @@ struct task {
   int ref;               /* registry ref anchoring the task while pending */
   int cancel_msg_ref;    /* message for a cancellation not yet delivered */
   int num_cancels;       /* cancel() requests not undone by uncancel() */
+  int nargs;             /* arguments of the body, kept after it until the first step */
   uint8_t started;
   uint8_t scheduled;     /* in the ready queue */
   uint8_t must_cancel;   /* deliver CancelledError at the next resume */
@@ -116,7 +117,9 @@ struct task {
   uint8_t is_main;
   uint64_t id;
 };
-enum { TUV_THREAD = FUV_COUNT, TUV_COUNT };
+/* User values of a task: the future's, then its thread, then the body and its
+   arguments until the first step takes them. */
+enum { TUV_THREAD = FUV_COUNT, TUV_BODY, TUV_COUNT };
 
 task *task_check(lua_State *L, int idx);
 task *task_of(lua_State *L);

@@ -84,12 +84,14 @@ static void live_unlink(loop_state *loop, task *t) {
 }
 
 /* Creates a Task running fn (at fidx) with the nargs values after it, scheduled for the
-   next loop iteration. name_idx: its name, or 0. Pushes the task. */
+   next loop iteration. name_idx: its name, or 0. Pushes the task. The task gets its Lua
+   thread only when it first runs: thousands of tasks created at once then share a few
+   pooled threads, and the garbage collector (which rescans every live thread on each
+   cycle) does not see a thread per task that has not started. */
 int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_idx) {
   fidx = lua_absindex(L, fidx);
   if (name_idx) name_idx = lua_absindex(L, name_idx);
-  luaL_checkstack(L, nargs + 4, "too many arguments for a task");
-  task *t = lua_newuserdatauv(L, sizeof *t, TUV_COUNT - 1);
+  task *t = lua_newuserdatauv(L, sizeof *t, TUV_COUNT - 1 + nargs);
   future_init(&t->base, loop, KIND_TASK);
   t->run.kind = RUN_TASK;
   t->wait.prev = t->wait.next = NULL;
@@ -100,6 +102,7 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
   t->ref = LUA_NOREF;
   t->cancel_msg_ref = LUA_NOREF;
   t->num_cancels = 0;
+  t->nargs = nargs;
   t->started = t->scheduled = t->must_cancel = t->deliver_cancel = t->is_main = 0;
   t->id = ++loop->task_ids;
   luaL_setmetatable(L, TASK_MT);
@@ -107,13 +110,10 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
     luaL_tolstring(L, name_idx, NULL);
     lua_setiuservalue(L, -2, FUV_NAME);
   }
-  lua_State *co = loop_pool_take(L, loop);
-  lua_setiuservalue(L, -2, TUV_THREAD);
-  t->co = co;
-  task_set_thread_owner(co, t);
-  lua_pushcfunction(L, task_main);
-  for (int i = 0; i <= nargs; i++) lua_pushvalue(L, fidx + i);
-  lua_xmove(L, co, nargs + 2);
+  for (int i = 0; i <= nargs; i++) {
+    lua_pushvalue(L, fidx + i);
+    lua_setiuservalue(L, -2, TUV_BODY + i);
+  }
   lua_pushvalue(L, -1);
   t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   live_link(loop, t);
@@ -121,10 +121,33 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
   return 1;
 }
 
+/* First step: gives the task a thread holding [task_main, body, args...]; returns the
+   number of values to resume it with. The body's slots are cleared so the task does
+   not keep them alive. */
+static int task_start_thread(lua_State *L, loop_state *loop, task *t) {
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  lua_State *co = loop_pool_take(L, loop);
+  lua_setiuservalue(L, top + 1, TUV_THREAD);
+  t->co = co;
+  task_set_thread_owner(co, t);
+  luaL_checkstack(co, t->nargs + 3, "too many arguments for a task");
+  lua_pushcfunction(co, task_main);
+  for (int i = 0; i <= t->nargs; i++) {
+    lua_getiuservalue(L, top + 1, TUV_BODY + i);
+    lua_xmove(L, co, 1);
+    lua_pushnil(L);
+    lua_setiuservalue(L, top + 1, TUV_BODY + i);
+  }
+  lua_settop(L, top);
+  return t->nargs + 1;
+}
+
 /* ---- finishing -------------------------------------------------------------------- */
 
 static void task_release_thread(lua_State *L, loop_state *loop, task *t, int tidx, int reusable) {
   lua_State *co = t->co;
+  if (co == NULL) return;
   t->co = NULL;
   if (reusable)
     loop_pool_give(L, loop, co);
@@ -191,10 +214,27 @@ static void task_fail_bad_yield(lua_State *L, loop_state *loop, task *t, int nre
   task_finish(L, loop, t, LUA_ERRRUN);
 }
 
+/* Ends a task cancelled before its first step: the body never runs. */
+static void task_cancel_unstarted(lua_State *L, loop_state *loop, task *t) {
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  for (int i = 0; i <= t->nargs; i++) {
+    lua_pushnil(L);
+    lua_setiuservalue(L, top + 1, TUV_BODY + i);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->cancel_msg_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, t->cancel_msg_ref);
+  t->cancel_msg_ref = LUA_NOREF;
+  t->deliver_cancel = 0;
+  task_finish_cancelled(L, t, top + 2);
+  task_complete(L, loop, t);
+  lua_settop(L, top);
+}
+
 /* Resumes a ready task until its next await or its end. */
 void task_step(lua_State *L, loop_state *loop, task *t) {
   t->scheduled = 0;
-  if (t->base.state != FUT_PENDING || t->co == NULL) return;
+  if (t->base.state != FUT_PENDING) return;
   if (t->must_cancel) {
     t->must_cancel = 0;
     t->deliver_cancel = 1;
@@ -202,21 +242,11 @@ void task_step(lua_State *L, loop_state *loop, task *t) {
   int narg = 0;
   if (!t->started) {
     t->started = 1;
-    if (t->deliver_cancel) { /* cancelled before it ran: the body never starts */
-      int top = lua_gettop(L);
-      lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
-      lua_rawgeti(L, LUA_REGISTRYINDEX, t->cancel_msg_ref);
-      luaL_unref(L, LUA_REGISTRYINDEX, t->cancel_msg_ref);
-      t->cancel_msg_ref = LUA_NOREF;
-      t->deliver_cancel = 0;
-      task_finish_cancelled(L, t, top + 2);
-      lua_settop(t->co, 0);
-      task_release_thread(L, loop, t, top + 1, 1);
-      task_complete(L, loop, t);
-      lua_settop(L, top);
+    if (t->deliver_cancel) {
+      task_cancel_unstarted(L, loop, t);
       return;
     }
-    narg = lua_gettop(t->co) - 1;
+    narg = task_start_thread(L, loop, t);
   }
   task *outer = loop->current;
   loop->current = t;
