@@ -28,6 +28,7 @@ selected() { [ -z "$ONLY" ] || [[ "$1" == *"$ONLY"* ]]; }
 
 # 1. busted specs, one process per file so that a crash is one file's failure
 for spec in tests/*_spec.lua; do
+  [ -e "$spec" ] || continue
   selected "$spec" || continue
   out=$("${RUNNER[@]}" tests/busted.lua -o TAP "$spec" 2>&1)
   status=$?
@@ -71,7 +72,10 @@ check_output() {
   fi
 }
 conformance=../shared/conformance
-if [ -d "$conformance" ] && { [ -f vm/syntax.c ] || [ "${CONFORMANCE:-0}" = 1 ]; }; then
+# (until the keyword transform is wired into alua these cannot run: it says so)
+if [ -d "$conformance" ] && ! "$ALUA_BIN" -e 'local f = async function() end' 2>/dev/null; then
+  fail "keyword syntax unavailable: conformance programs not run"
+elif [ -d "$conformance" ]; then
   for prog in "$conformance"/*.lua; do
     selected "$prog" || continue
     check_output "$prog" "${prog%.lua}.expected"
