@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# module.sh — build/lua/asyncio.so loaded by stock lua5.4 with require "asyncio".
+cd "$(dirname "$0")/../.."
+. tests/cli/lib.sh
+MODULE_DIR=${MODULE_DIR:-build/lua}
+
+cat > "$TMP/stock.lua" <<'LUA'
+local asyncio = require "asyncio"
+local async, await = asyncio.async, asyncio.await
+local double = async(function(x) await(asyncio.sleep(0.01)); return x * 2 end)
+local a, b = await(asyncio.gather(double(1), double(2)))
+print(a, b)
+print(asyncio.run(double(21)))
+local gen = coroutine.wrap(function() for i = 1, 2 do await(asyncio.sleep(0)); coroutine.yield(i) end end)
+print(asyncio.run(function() local s = 0 for v in gen do s = s + v end return s end))
+LUA
+expect "stock lua5.4 runs asyncio from asyncio.so" 0 $'2\t4\n42\n3' -- \
+  env LUA_CPATH="$MODULE_DIR/?.so" lua5.4 "$TMP/stock.lua"
+expect "the module carries its Lua parts (no stdlib files needed)" 0 "function" -- \
+  env -C "$TMP" LUA_CPATH="$(realpath "$MODULE_DIR")/?.so" LUA_PATH="" lua5.4 -e 'print(type(require("asyncio").gather))'
