@@ -159,9 +159,10 @@ static future *awaitable_to_future(lua_State *L, loop_state *loop, int idx, cons
         continue;
       }
     } else if (lua_rawequal(L, idx, lua_upvalueindex(UP_YIELD_ONCE))) {
-      sleep_future_new(L, loop, 0, 0, 0);
+      future *f = sleep_future_new(L, loop, 0, 0, 0);
       lua_replace(L, idx);
-      return future_test(L, idx);
+      future_start_sleep(f);
+      return f;
     }
     break;
   }

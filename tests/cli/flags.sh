@@ -60,3 +60,4 @@ expect "globals: asyncio, async and await are preloaded" 0 "table	function	funct
   "$ALUA" -e "print(type(asyncio), type(async), type(await))"
 expect "top-level await in -e" 0 "7" -- "$ALUA" -e "print(await(asyncio.sleep(0.01, 7)))"
 expect "-i with piped input evaluates expressions" 0 $'> 3\n> ' -- bash -c "echo '1 + 2' | '$ALUA' -i -E 2>/dev/null | tail -n +2"
+expect "top-level await of sleep(0) yields once and returns" 0 "after" -- "$ALUA" -e "await(asyncio.sleep(0)) print('after')"
