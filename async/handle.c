@@ -142,11 +142,15 @@ static int schedule_at(lua_State *L, uint64_t when) {
   return 1;
 }
 
-/* loop:call_later(delay, fn, ...) */
+/* loop:call_later(delay, fn, ...). A negative delay is a deadline in the past, not 0:
+   as in Python, call_later(-2) runs before an earlier call_later(-1). */
 static int loop_call_later(lua_State *L) {
   loop_check_self(L);
   uint64_t delay = timer_delay_to_ns(L, 2, "call_later");
-  return schedule_at(L, uv_hrtime() + delay);
+  uint64_t now = uv_hrtime();
+  lua_Number back = -lua_tonumber(L, 2) * 1e9;
+  if (back > 0) return schedule_at(L, back >= (lua_Number)now ? 0 : now - (uint64_t)back);
+  return schedule_at(L, now + delay);
 }
 
 /* loop:call_at(when, fn, ...) with `when` on loop:time()'s clock */
