@@ -138,7 +138,7 @@ static future *sleep_future_new(lua_State *L, loop_state *loop, uint64_t delay, 
 
 /* Turns the awaitable at idx into the Future or Task it stands for, in place: a
    coroutine object becomes a Task, an unstarted sleep starts. */
-static future *awaitable_to_future(lua_State *L, loop_state *loop, int idx, const char *fname) {
+future *awaitable_to_future(lua_State *L, loop_state *loop, int idx, const char *fname) {
   idx = lua_absindex(L, idx);
   for (int depth = 0; depth < 8; depth++) {
     if (lua_getmetatable(L, idx)) {
@@ -353,6 +353,7 @@ static const luaL_Reg await_functions[] = {
     {"sleep", sleep_lua},
     {"ensure_future", ensure_future},
     {"create_task", create_task},
+    {"gather", gather_lua},
     {"run_until_complete", run_until_complete},
     {NULL, NULL},
 };

@@ -106,6 +106,7 @@ int future_cancel(lua_State *L, future *f, int msg_ref) {
   f->state = FUT_CANCELLED;
   f->msg_ref = msg_ref;
   future_wake_all(f->loop, f);
+  if (f->kind == KIND_GATHER) gather_cancel_children(L, f);
   return 1;
 }
 

@@ -26,7 +26,7 @@ typedef struct handle handle;
 /* ---- ready queue entries ------------------------------------------------ */
 
 /* Anything the ready queue runs: a task to resume or a callback handle. */
-enum runnable_kind { RUN_TASK, RUN_HANDLE };
+enum runnable_kind { RUN_TASK, RUN_HANDLE, RUN_GATHER };
 typedef struct runnable {
   uint8_t kind;
 } runnable;
@@ -61,7 +61,7 @@ struct waiter {
 };
 
 enum future_state { FUT_PENDING, FUT_RESULT, FUT_ERROR, FUT_CANCELLED };
-enum future_kind { KIND_FUTURE, KIND_TASK };
+enum future_kind { KIND_FUTURE, KIND_TASK, KIND_GATHER };
 
 /* User values of a future's userdata. */
 enum { FUV_VALUE = 1, /* the result (one), a table of results (several), or the error */
@@ -70,7 +70,7 @@ enum { FUV_VALUE = 1, /* the result (one), a table of results (several), or the 
        FUV_COUNT };
 
 struct future {
-  uint8_t kind;      /* KIND_FUTURE or KIND_TASK */
+  uint8_t kind;      /* enum future_kind */
   uint8_t state;     /* enum future_state */
   uint8_t retrieved; /* the error was looked at: no "never retrieved" report */
   uint8_t sleeping;  /* a sleep future: resolves from the timer heap */
@@ -130,6 +130,14 @@ void task_schedule(loop_state *loop, task *t);
 int task_cancel(lua_State *L, task *t, int msg_idx);
 int task_push_cancelled_error(lua_State *L, int msg_ref);
 void task_open(lua_State *L);
+
+/* ---- gather ------------------------------------------------------------- */
+
+struct gather;
+int gather_lua(lua_State *L);
+void gather_run(lua_State *L, runnable *r); /* the finisher, from the ready queue */
+void gather_cancel_children(lua_State *L, future *f);
+future *awaitable_to_future(lua_State *L, loop_state *loop, int idx, const char *fname);
 
 /* ---- callback handles (call_soon, call_later, done callbacks) ------------ */
 

@@ -61,10 +61,16 @@ static int drain_protected(lua_State *L) {
   size_t batch = loop->ready_count;
   while (batch-- > 0 && loop->ready_count > 0) {
     runnable *r = ready_pop(loop);
-    if (r->kind == RUN_TASK)
-      task_step(L, loop, container_of(r, task, run));
-    else
-      handle_run(L, container_of(r, handle, run));
+    switch (r->kind) {
+      case RUN_TASK:
+        task_step(L, loop, container_of(r, task, run));
+        break;
+      case RUN_HANDLE:
+        handle_run(L, container_of(r, handle, run));
+        break;
+      default:
+        gather_run(L, r);
+    }
   }
   return 0;
 }

@@ -3,73 +3,20 @@ local core, M = ...
 
 local await, Future, ensure_future = M.await, M.Future, M.ensure_future
 local CancelledError, TimeoutError = M.CancelledError, M.TimeoutError
-local transfer, resolve_list = core._transfer, core._resolve_list
+local transfer = core._transfer
 local pack, unpack, select, type = table.pack, table.unpack, select, type
 
 local function loop()
   return core.get_running_loop()
 end
 
--- Arguments of gather: awaitables, then optionally a plain options table.
-local function split_options(args)
-  local last = args[args.n]
-  if args.n > 0 and type(last) == "table" and getmetatable(last) == nil then
-    args.n = args.n - 1
-    return last
-  end
-  return {}
-end
-
--- Marks a finished child's error as seen: gather reports it, or chose to drop it.
+-- Marks a finished child's error as seen: the combinator reports it, or chose to drop it.
 local function retrieve(child)
   if not child:cancelled() then child:exception() end
 end
 
--- gather(aw, ..., {return_exceptions = bool}): one value per awaitable (its first
--- result), in argument order. Cancelling the gather cancels every child.
-function M.gather(...)
-  local args = pack(...)
-  local opts = split_options(args)
-  local return_exceptions = opts.return_exceptions
-  local n = args.n
-  local outer = Future()
-  if n == 0 then
-    outer:set_result()
-    return outer
-  end
-  local children = {}
-  for i = 1, n do
-    children[i] = ensure_future(args[i])
-  end
-  local results, finished = {}, 0
-  local function child_done(i, child)
-    if outer:done() then return retrieve(child) end
-    if not return_exceptions then
-      if child:cancelled() then
-        return outer:set_exception(CancelledError("a gathered awaitable was cancelled"))
-      end
-      if child:exception() ~= nil then return transfer(outer, child) end
-    end
-    if child:cancelled() then
-      results[i] = CancelledError("cancelled")
-    elseif child:exception() ~= nil then
-      results[i] = child:exception()
-    else
-      results[i] = (child:result())
-    end
-    finished = finished + 1
-    if finished == n then resolve_list(outer, results, n) end
-  end
-  for i = 1, n do
-    children[i]:add_done_callback(function(child) child_done(i, child) end)
-  end
-  outer:add_done_callback(function(f)
-    if f:cancelled() then
-      for i = 1, n do children[i]:cancel() end
-    end
-  end)
-  return outer
-end
+-- gather(aw, ..., {return_exceptions = bool}) is in C (async/gather.c).
+M.gather = core.gather
 
 local RETURN_WHEN = { FIRST_COMPLETED = true, FIRST_EXCEPTION = true, ALL_COMPLETED = true }
 

@@ -1,0 +1,172 @@
+/* gather.c — asyncio.gather in C: children report to the outer future without Lua. */
+#include <stdlib.h>
+
+#include "internal.h"
+
+/* One waiter per argument: a child's completion only counts, in C. When the outcome is
+   known (all done, or a failure without return_exceptions) a finisher is queued on the
+   ready queue; it builds the results in Lua and completes the outer future. */
+typedef struct gather_child {
+  waiter wait;
+  future *child;
+  struct gather *g;
+} gather_child;
+
+typedef struct gather {
+  future base; /* a Future to Lua: must stay first */
+  runnable run;
+  int n, finished;
+  int failed;  /* index of the child whose error ends the gather, or -1 */
+  int ref;     /* registry ref: anchors the gather until every child is done */
+  uint8_t return_exceptions, scheduled;
+  gather_child children[];
+} gather;
+
+enum { GUV_CHILDREN = FUV_COUNT, GUV_COUNT }; /* user value: the list of child futures */
+
+static void gather_schedule(gather *g) {
+  if (g->scheduled) return;
+  g->scheduled = 1;
+  loop_push_ready(g->base.loop, &g->run);
+}
+
+static void gather_child_done(loop_state *loop, waiter *w) {
+  (void)loop;
+  gather_child *c = container_of(w, gather_child, wait);
+  gather *g = c->g;
+  g->finished++;
+  if (c->child->state == FUT_ERROR) c->child->retrieved = 1; /* gather reports it */
+  if (g->base.state == FUT_PENDING && g->failed < 0 && !g->return_exceptions &&
+      c->child->state != FUT_RESULT)
+    g->failed = (int)(c - g->children);
+  if (g->failed >= 0 || g->finished == g->n) gather_schedule(g);
+}
+
+/* Pushes the value gather reports for a done child: its first result, or (with
+   return_exceptions) its error or a CancelledError. */
+static void gather_push_child_value(lua_State *L, future *child, int cidx) {
+  switch (child->state) {
+    case FUT_RESULT:
+      if (child->nresults == 0) {
+        lua_pushnil(L);
+      } else {
+        lua_getiuservalue(L, cidx, FUV_VALUE);
+        if (child->nresults > 1) {
+          lua_rawgeti(L, -1, 1);
+          lua_remove(L, -2);
+        }
+      }
+      break;
+    case FUT_ERROR:
+      lua_getiuservalue(L, cidx, FUV_VALUE);
+      break;
+    default:
+      task_push_cancelled_error(L, child->msg_ref);
+  }
+}
+
+/* Runs from the ready queue: completes the outer future, releases the anchor. */
+void gather_run(lua_State *L, runnable *r) {
+  gather *g = container_of(r, gather, run);
+  int top = lua_gettop(L);
+  g->scheduled = 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, g->ref);
+  int gidx = top + 1;
+  lua_getiuservalue(L, gidx, GUV_CHILDREN);
+  int list = top + 2;
+  if (g->base.state == FUT_PENDING && g->failed >= 0) {
+    future *child = g->children[g->failed].child;
+    lua_rawgeti(L, list, g->failed + 1);
+    if (child->state == FUT_CANCELLED) {
+      task_push_cancelled_error(L, child->msg_ref);
+    } else {
+      lua_getiuservalue(L, -1, FUV_TRACEBACK);
+      lua_setiuservalue(L, gidx, FUV_TRACEBACK);
+      lua_getiuservalue(L, -1, FUV_VALUE);
+    }
+    lua_setiuservalue(L, gidx, FUV_VALUE);
+    g->base.state = FUT_ERROR;
+    future_wake_all(g->base.loop, &g->base);
+  } else if (g->base.state == FUT_PENDING && g->finished == g->n) {
+    lua_createtable(L, g->n, 0);
+    for (int i = 0; i < g->n; i++) {
+      lua_rawgeti(L, list, i + 1);
+      gather_push_child_value(L, g->children[i].child, lua_gettop(L));
+      lua_rawseti(L, -3, i + 1);
+      lua_pop(L, 1);
+    }
+    if (g->n == 1) lua_rawgeti(L, -1, 1);
+    lua_setiuservalue(L, gidx, FUV_VALUE);
+    g->base.nresults = g->n;
+    g->base.state = FUT_RESULT;
+    future_wake_all(g->base.loop, &g->base);
+  }
+  if (g->finished == g->n) {
+    luaL_unref(L, LUA_REGISTRYINDEX, g->ref);
+    g->ref = LUA_NOREF;
+  }
+  lua_settop(L, top);
+}
+
+/* Cancelling the outer future cancels every child still running. */
+void gather_cancel_children(lua_State *L, future *f) {
+  gather *g = (gather *)f;
+  for (int i = 0; i < g->n; i++) {
+    future *child = g->children[i].child;
+    if (child->state != FUT_PENDING) continue;
+    if (child->kind == KIND_TASK)
+      task_cancel(L, (task *)child, 0);
+    else
+      future_cancel(L, child, LUA_NOREF);
+  }
+}
+
+/* gather(aw, ..., [{return_exceptions = bool}]): needs await.c's upvalues to turn the
+   arguments into futures. */
+int gather_lua(lua_State *L) {
+  loop_state *loop = loop_get(L);
+  int n = lua_gettop(L);
+  int return_exceptions = 0;
+  if (n > 0 && lua_type(L, n) == LUA_TTABLE && !lua_getmetatable(L, n)) {
+    lua_getfield(L, n, "return_exceptions");
+    return_exceptions = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_settop(L, --n);
+  }
+  for (int i = 1; i <= n; i++) awaitable_to_future(L, loop, i, "gather");
+  gather *g = lua_newuserdatauv(L, sizeof *g + (size_t)n * sizeof(gather_child), GUV_COUNT - 1);
+  future_init(&g->base, loop, KIND_GATHER);
+  g->run.kind = RUN_GATHER;
+  g->n = n;
+  g->finished = 0;
+  g->failed = -1;
+  g->ref = LUA_NOREF;
+  g->return_exceptions = (uint8_t)return_exceptions;
+  g->scheduled = 0;
+  luaL_setmetatable(L, FUTURE_MT);
+  int gidx = lua_gettop(L);
+  lua_createtable(L, n, 0);
+  for (int i = 1; i <= n; i++) {
+    lua_pushvalue(L, i);
+    lua_rawseti(L, -2, i);
+  }
+  lua_setiuservalue(L, gidx, GUV_CHILDREN);
+  if (n == 0) {
+    g->base.state = FUT_RESULT;
+    return 1;
+  }
+  lua_pushvalue(L, gidx);
+  g->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  for (int i = 0; i < n; i++) {
+    gather_child *c = &g->children[i];
+    c->g = g;
+    c->child = lua_touserdata(L, i + 1);
+    c->wait.prev = c->wait.next = NULL;
+    c->wait.wake = gather_child_done;
+    if (c->child->state == FUT_PENDING)
+      future_add_waiter(c->child, &c->wait);
+    else
+      gather_child_done(loop, &c->wait);
+  }
+  return 1;
+}
