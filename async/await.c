@@ -292,9 +292,22 @@ static int await_step(lua_State *L) {
         check_can_suspend(L);
         t->awaiting = f;
         future_add_waiter(f, &t->wait);
-        if (t->must_cancel) { /* cancelled while running: cancel what it now awaits */
-          int done = f->kind == KIND_TASK ? task_cancel(L, (task *)f, 0) : future_cancel(L, f, LUA_NOREF);
-          if (done) t->must_cancel = 0;
+        if (t->must_cancel) { /* cancelled while running: cancel what it now awaits, with
+                                 the message cancel(msg) gave */
+          int done;
+          lua_rawgeti(L, LUA_REGISTRYINDEX, t->cancel_msg_ref);
+          if (f->kind == KIND_TASK) {
+            done = task_cancel(L, (task *)f, lua_isnil(L, -1) ? 0 : lua_gettop(L));
+            lua_pop(L, 1);
+          } else {
+            done = future_cancel(L, f, lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF)
+                                                        : luaL_ref(L, LUA_REGISTRYINDEX));
+          }
+          if (done) {
+            t->must_cancel = 0;
+            luaL_unref(L, LUA_REGISTRYINDEX, t->cancel_msg_ref);
+            t->cancel_msg_ref = LUA_NOREF;
+          }
         }
         lua_pushlightuserdata(L, &await_tag);
         return lua_yieldk(L, 1, 0, await_future_k);

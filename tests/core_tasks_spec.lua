@@ -1,0 +1,431 @@
+-- core_tasks_spec.lua — Tasks: creation, names, current_task/all_tasks, results, errors
+-- and cancellation. Mirrors CPython's test_tasks.py (BaseTaskTests).
+
+local sleep, create_task, Future = asyncio.sleep, asyncio.create_task, asyncio.Future
+local CancelledError = asyncio.CancelledError
+local pack = table.pack
+
+after_each(function()
+  local left = asyncio.all_tasks()
+  for _, t in ipairs(left) do t:cancel() end
+  if #left > 0 then await(asyncio.gather(table.unpack(left), { return_exceptions = true })) end
+  assert.are.equal(0, #left, "tasks left over by the spec")
+end)
+
+local function raises(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok, "expected an error")
+  return err
+end
+
+local function closer(fn) return setmetatable({}, { __close = fn }) end
+
+describe("create_task", function()
+  it("wraps a coroutine object (test_create_task)", function()
+    local t = create_task(async(function(a, b) return a + b end)(1, 2))
+    assert.are.equal(3, await(t))
+    assert.is_true(t:done())
+  end)
+
+  it("runs any function with arguments: create_task(fn, ...)", function()
+    local plain = create_task(function(a, b) return a .. b end, "x", "y")
+    local as = create_task(async(function(a) return a * 2 end), 21)
+    assert.are.equal("xy", await(plain))
+    assert.are.equal(42, await(as))
+  end)
+
+  it("a task starts at the next loop iteration, not when created", function()
+    local started = false
+    local t = create_task(function() started = true end)
+    assert.is_false(started)
+    assert.is_false(t:done())
+    await(sleep(0))
+    assert.is_true(started)
+    await(t)
+  end)
+
+  it("tasks created together start in creation order", function()
+    local log = {}
+    local ts = {}
+    for i = 1, 5 do ts[i] = create_task(function() log[#log + 1] = i end) end
+    await(asyncio.gather(table.unpack(ts)))
+    assert.are.same({ 1, 2, 3, 4, 5 }, log)
+  end)
+
+  it("rejects what is neither a coroutine object nor a function", function()
+    assert.matches("create_task: expected a coroutine object or a function, got number",
+      tostring(raises(create_task, 42)))
+    assert.matches("got nil", tostring(raises(create_task, nil)))
+    local t = create_task(function() end)
+    assert.matches("already scheduled", tostring(raises(create_task, t)))
+    await(t)
+  end)
+
+  it("a coroutine object can be wrapped once", function()
+    local c = async(function() end)()
+    await(create_task(c))
+    assert.matches("already awaited", tostring(raises(create_task, c)))
+  end)
+end)
+
+describe("task names", function()
+  it("default to Task-N, can be given and changed (test_task_set_name)", function()
+    local a = create_task(function() end)
+    assert.matches("^Task%-%d+$", a:get_name())
+    local b = create_task(async(function() end)(), "worker")
+    assert.are.equal("worker", b:get_name())
+    b:set_name("renamed")
+    assert.are.equal("renamed", b:get_name())
+    b:set_name(42)
+    assert.are.equal("42", b:get_name())
+    assert.matches("name='42'", tostring(b))
+    await(a); await(b)
+  end)
+
+  it("default names count up", function()
+    local a, b = create_task(function() end), create_task(function() end)
+    local na, nb = tonumber(a:get_name():match("%d+")), tonumber(b:get_name():match("%d+"))
+    assert.are.equal(na + 1, nb)
+    await(a); await(b)
+  end)
+end)
+
+describe("current_task and all_tasks", function()
+  it("current_task() is the running task, nil outside (test_current_task)", function()
+    assert.is_nil(asyncio.current_task())
+    local t
+    t = create_task(function()
+      assert.are.equal(t, asyncio.current_task())
+      await(sleep(0))
+      return asyncio.current_task()
+    end)
+    assert.are.equal(t, await(t))
+    assert.is_nil(asyncio.current_task())
+  end)
+
+  it("current_task() inside an awaited coroutine object is the awaiting task", function()
+    local inner = async(function() return asyncio.current_task() end)
+    local t
+    t = create_task(function() return await(inner()) end)
+    assert.are.equal(t, await(t))
+  end)
+
+  it("all_tasks() lists the pending tasks, not the done ones (test_all_tasks)", function()
+    local gate = Future()
+    local a = create_task(function() await(gate) end)
+    local b = create_task(function() end)
+    local all = asyncio.all_tasks()
+    assert.are.equal(2, #all)
+    local set = {}
+    for _, t in ipairs(all) do set[t] = true end
+    assert.is_true(set[a] and set[b])
+    await(b)
+    all = asyncio.all_tasks()
+    assert.are.same({ a }, all)
+    gate:set_result()
+    await(a)
+    assert.are.same({}, asyncio.all_tasks())
+  end)
+
+  it("all_tasks() includes the task calling it", function()
+    local t
+    t = create_task(function()
+      for _, x in ipairs(asyncio.all_tasks()) do
+        if x == t then return true end
+      end
+      return false
+    end)
+    assert.is_true(await(t))
+  end)
+end)
+
+describe("task results", function()
+  it("await returns all the results, nils included", function()
+    local t = create_task(function() return nil, 2, nil end)
+    assert.are.same({ n = 3, nil, 2, nil }, pack(await(t)))
+    assert.are.same({ n = 3, nil, 2, nil }, pack(t:result()))
+  end)
+
+  it("a task with no results gives none", function()
+    local t = create_task(function() end)
+    assert.are.equal(0, select("#", await(t)))
+  end)
+
+  it("can be awaited by many and again after it is done", function()
+    local t = create_task(function() await(sleep(0.01)); return "r" end)
+    local w1 = create_task(function() return await(t) end)
+    local w2 = create_task(function() return await(t) end)
+    assert.are.equal("r", await(w1))
+    assert.are.equal("r", await(w2))
+    assert.are.equal("r", await(t))
+    assert.are.equal("r", await(t))
+  end)
+
+  it("result() of a pending task raises InvalidStateError", function()
+    local t = create_task(function() end)
+    assert.is_true(asyncio.InvalidStateError:is(raises(t.result, t)))
+    assert.is_true(asyncio.InvalidStateError:is(raises(t.exception, t)))
+    await(t)
+  end)
+
+  it("a task cannot await itself", function()
+    local t
+    t = create_task(function() await(t) end)
+    assert.matches("cannot await itself", tostring(raises(await, t)))
+  end)
+
+  it("coroutine.yield in a task's body is a clear error", function()
+    local t = create_task(function() coroutine.yield(1) end)
+    assert.matches("use await", tostring(raises(await, t)))
+  end)
+end)
+
+describe("errors across tasks", function()
+  it("an error reaches the awaiting task unchanged (test_exception_chaining...)", function()
+    local e = { reason = "table error" }
+    local t = create_task(function() await(sleep(0)); error(e) end)
+    assert.are.equal(e, raises(await, t))
+    assert.are.equal(e, t:exception())
+    assert.are.equal(e, raises(t.result, t))
+    assert.is_false(t:cancelled())
+  end)
+
+  it("a string error keeps its position prefix", function()
+    local t = create_task(function() error("boom") end)
+    local err = raises(await, t)
+    assert.matches("core_tasks_spec.lua:%d+: boom$", err)
+  end)
+
+  it("an error passes through a chain of awaiting tasks", function()
+    local e = { "deep" }
+    local inner = create_task(function() error(e) end)
+    local mid = create_task(function() return await(inner) end)
+    local outer = create_task(function() return await(mid) end)
+    assert.are.equal(e, raises(await, outer))
+  end)
+
+  it("an error in one task does not disturb others", function()
+    local bad = create_task(function() error("x") end)
+    local good = create_task(function() await(sleep(0.01)); return "fine" end)
+    assert.are.equal("fine", await(good))
+    assert.is_not_nil(bad:exception())
+  end)
+end)
+
+describe("cancellation", function()
+  it("cancel(msg) raises CancelledError with the message in the awaiter (test_cancel_with_message_then_future_result)", function()
+    local t = create_task(function() await(sleep(10)) end)
+    await(sleep(0))
+    assert.is_true(t:cancel("my message"))
+    local e = raises(await, t)
+    assert.is_true(CancelledError:is(e))
+    assert.are.equal("my message", e.message)
+    assert.is_true(t:cancelled())
+    assert.is_true(CancelledError:is(raises(t.result, t)))
+    assert.is_true(CancelledError:is(raises(t.exception, t)))
+  end)
+
+  it("cancel before the task starts: the body never runs (test_cancel_with_message_before_starting_task)", function()
+    local ran = false
+    local t = create_task(function() ran = true end)
+    assert.is_true(t:cancel("early"))
+    local e = raises(await, t)
+    assert.is_false(ran)
+    assert.is_true(t:cancelled())
+    assert.are.equal("early", e.message)
+  end)
+
+  it("cancel() of a done task returns false (test_cancel_at_end)", function()
+    local t = create_task(function() return 1 end)
+    await(t)
+    assert.is_false(t:cancel())
+    assert.is_false(t:cancelled())
+    assert.are.equal(1, t:result())
+  end)
+
+  it("cancel() twice before delivery delivers one CancelledError", function()
+    local t = create_task(function()
+      local ok, e = pcall(await, sleep(10))
+      assert(not ok and CancelledError:is(e))
+      await(sleep(0.01)) -- a second delivery would end the task here
+      return "once"
+    end)
+    await(sleep(0))
+    assert.is_true(t:cancel())
+    assert.is_true(t:cancel())
+    assert.are.equal("once", await(t))
+    assert.are.equal(2, t:cancelling())
+  end)
+
+  it("cancelling a task cancels the Future it awaits (test_cancel_inner_future)", function()
+    local f = Future()
+    local t = create_task(function() return await(f) end)
+    await(sleep(0))
+    t:cancel()
+    assert.is_true(CancelledError:is(raises(await, t)))
+    assert.is_true(f:cancelled())
+  end)
+
+  it("cancelling a task cancels the task it awaits (test_cancel_awaited_task)", function()
+    local inner = create_task(function() await(sleep(10)) end)
+    local outer = create_task(function() await(inner) end)
+    await(sleep(0))
+    outer:cancel("from outside")
+    local e = raises(await, outer)
+    assert.are.equal("from outside", e.message)
+    assert.is_true(inner:cancelled())
+    assert.is_true(outer:cancelled())
+  end)
+
+  it("pcall catches CancelledError and the task goes on (test_cancel_task_catching)", function()
+    local t = create_task(function()
+      local ok, e = pcall(await, sleep(10))
+      assert(not ok and CancelledError:is(e))
+      await(sleep(0))
+      return "survived"
+    end)
+    await(sleep(0))
+    t:cancel()
+    assert.are.equal("survived", await(t))
+    assert.is_false(t:cancelled())
+  end)
+
+  it("a task that raises CancelledError itself ends cancelled", function()
+    local t = create_task(function() error(CancelledError("by hand")) end)
+    local e = raises(await, t)
+    assert.is_true(t:cancelled())
+    assert.are.equal("by hand", e.message)
+  end)
+
+  it("cancel of the current task is delivered at its next await (test_cancel_current_task)", function()
+    local after = false
+    local t = create_task(function()
+      asyncio.current_task():cancel()
+      await(sleep(0))
+      after = true
+    end)
+    assert.is_true(CancelledError:is(raises(await, t)))
+    assert.is_false(after)
+    assert.is_true(t:cancelled())
+  end)
+
+  it("cancel(msg) of the current task keeps the message when it awaits a future", function()
+    local t = create_task(function()
+      asyncio.current_task():cancel("self")
+      await(sleep(10))
+    end)
+    local e = raises(await, t)
+    assert.are.equal("self", e.message)
+    local f = Future()
+    local u = create_task(function()
+      asyncio.current_task():cancel("self2")
+      await(f)
+    end)
+    assert.are.equal("self2", raises(await, u).message)
+    assert.is_true(f:cancelled())
+  end)
+
+  it("cancel(msg) of the current task keeps the message when it awaits a task", function()
+    local inner = create_task(function() await(sleep(10)) end)
+    local t = create_task(function()
+      asyncio.current_task():cancel("self3")
+      await(inner)
+    end)
+    local e = raises(await, t)
+    assert.are.equal("self3", e.message)
+    assert.is_true(inner:cancelled())
+  end)
+
+  it("<close> variables run when the task is cancelled, even ones that await", function()
+    local log = {}
+    local t = create_task(function()
+      local _ <close> = closer(function(_, err)
+        log[#log + 1] = CancelledError:is(err) and "outer closed by cancel" or "outer ?"
+      end)
+      local _ <close> = closer(function()
+        await(sleep(0.01))
+        log[#log + 1] = "inner closed after await"
+      end)
+      await(sleep(10))
+    end)
+    await(sleep(0))
+    t:cancel()
+    assert.is_true(CancelledError:is(raises(await, t)))
+    assert.are.same({ "inner closed after await", "outer closed by cancel" }, log)
+  end)
+
+  it("cancelling() counts requests and uncancel() undoes one (test_cancelling, test_uncancel_basic)", function()
+    local seen = {}
+    local t
+    t = create_task(function()
+      local ok = pcall(await, sleep(10))
+      assert(not ok)
+      seen[1] = t:cancelling()
+      seen[2] = t:uncancel()
+      seen[3] = t:cancelling()
+      await(sleep(0))
+      return "ok"
+    end)
+    await(sleep(0))
+    assert.are.equal(0, t:cancelling())
+    t:cancel()
+    assert.are.equal(1, t:cancelling())
+    t:cancel()
+    assert.are.equal(2, t:cancelling())
+    assert.are.equal("ok", await(t))
+    assert.are.same({ 2, 1, 1 }, seen)
+  end)
+
+  it("uncancel() down to 0 before delivery withdraws the pending cancellation", function()
+    local t
+    t = create_task(function()
+      asyncio.current_task():cancel()
+      asyncio.current_task():uncancel()
+      await(sleep(0))
+      return "not cancelled"
+    end)
+    assert.are.equal("not cancelled", await(t))
+  end)
+
+  it("a CancelledError is an instance with type, message and traceback", function()
+    local t = create_task(function() await(sleep(10)) end)
+    await(sleep(0))
+    t:cancel()
+    local e = raises(await, t)
+    assert.are.equal("CancelledError", e.type)
+    assert.are.equal("string", type(e.traceback))
+    assert.are.equal("CancelledError", tostring(e))
+  end)
+
+  it("a chain of 10000 tasks awaiting each other is cancelled without C stack overflow", function()
+    local N = 10000
+    local tasks = {}
+    local reached = 0
+    local function link(i)
+      reached = i
+      if i == N then
+        await(sleep(60))
+      else
+        tasks[i + 1] = create_task(link, i + 1)
+        await(tasks[i + 1])
+      end
+    end
+    tasks[1] = create_task(link, 1)
+    while reached < N do await(sleep(0.001)) end
+    await(sleep(0))
+    assert.is_true(tasks[1]:cancel())
+    assert.is_true(CancelledError:is(raises(await, tasks[1])))
+    for i = N, 1, -1 do
+      if not tasks[i]:cancelled() then error("task " .. i .. " not cancelled") end
+    end
+  end)
+
+  it("a chain of 10000 tasks awaiting each other completes", function()
+    local N = 10000
+    local function link(i)
+      if i == N then await(sleep(0)); return 0 end
+      return await(create_task(link, i + 1)) + 1
+    end
+    assert.are.equal(N - 1, await(create_task(link, 1)))
+  end)
+end)
