@@ -94,8 +94,11 @@ static int async_new(lua_State *L) {
     lua_settop(L, 1);
     return 1;
   }
-  if (!lua_isfunction(L, 1) && !luaL_getmetafield(L, 1, "__call"))
-    return luaL_error(L, "async: expected a function, got %s", luaL_typename(L, 1));
+  if (!lua_isfunction(L, 1)) {
+    if (!luaL_getmetafield(L, 1, "__call"))
+      return luaL_error(L, "async: expected a function, got %s", luaL_typename(L, 1));
+    lua_pop(L, 1);
+  }
   lua_settop(L, 2);
   if (!lua_isnil(L, 2)) luaL_checktype(L, 2, LUA_TSTRING);
   luaL_getmetatable(L, CORO_MT);

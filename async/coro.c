@@ -5,18 +5,19 @@
    the await's yield carries await_tag; we yield it on up to the scheduler and, when
    the task is resumed, resume the inner coroutine where it stopped. */
 
-static int co_check_resumable(lua_State *L, lua_State *co) {
+/* Why co cannot be resumed, or NULL: the messages of the stock lua_resume. */
+static const char *co_not_resumable(lua_State *L, lua_State *co) {
   lua_Debug ar;
-  if (co == L) return luaL_error(L, "cannot resume non-suspended coroutine");
+  if (co == L) return "cannot resume non-suspended coroutine";
   switch (lua_status(co)) {
     case LUA_YIELD:
-      return 0;
+      return NULL;
     case LUA_OK:
-      if (lua_getstack(co, 0, &ar)) return luaL_error(L, "cannot resume non-suspended coroutine");
-      if (lua_gettop(co) == 0) return luaL_error(L, "cannot resume dead coroutine");
-      return 0;
+      if (lua_getstack(co, 0, &ar)) return "cannot resume non-suspended coroutine";
+      if (lua_gettop(co) == 0) return "cannot resume dead coroutine";
+      return NULL;
     default:
-      return luaL_error(L, "cannot resume dead coroutine");
+      return "cannot resume dead coroutine";
   }
 }
 
@@ -76,7 +77,12 @@ static int co_resume(lua_State *L) {
   lua_State *co = lua_tothread(L, 1);
   luaL_argexpected(L, co, 1, "coroutine");
   int narg = lua_gettop(L) - 1;
-  co_check_resumable(L, co);
+  const char *why = co_not_resumable(L, co);
+  if (why) { /* like the stock coroutine.resume: a result, not an error */
+    lua_pushboolean(L, 0);
+    lua_pushstring(L, why);
+    return 2;
+  }
   if (!lua_checkstack(co, narg)) {
     lua_pushboolean(L, 0);
     lua_pushliteral(L, "too many arguments to resume");
@@ -127,7 +133,8 @@ static int wrap_k(lua_State *L, int status, lua_KContext ctx) {
 static int wrap_call(lua_State *L) {
   lua_State *co = lua_tothread(L, lua_upvalueindex(1));
   int narg = lua_gettop(L);
-  co_check_resumable(L, co);
+  const char *why = co_not_resumable(L, co);
+  if (why) return luaL_error(L, "%s", why);
   if (!lua_checkstack(co, narg)) return luaL_error(L, "too many arguments to resume");
   lua_xmove(L, co, narg);
   int nres = 0;

@@ -1,0 +1,438 @@
+-- core_await_spec.lua — async/await, coroutine objects, await through pcall, metamethods,
+-- iterators and user coroutines, the places await cannot suspend, top-level await.
+-- Mirrors CPython's test_coroutines-style checks in test_tasks.py where they apply.
+
+local sleep, create_task, Future = asyncio.sleep, asyncio.create_task, asyncio.Future
+local pack = table.pack
+
+after_each(function()
+  local left = asyncio.all_tasks()
+  for _, t in ipairs(left) do t:cancel() end
+  if #left > 0 then await(asyncio.gather(table.unpack(left), { return_exceptions = true })) end
+  assert.are.equal(0, #left, "tasks left over by the spec")
+end)
+
+local function raises(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok, "expected an error")
+  return err
+end
+
+-- runs fn as a task and returns the error it raises
+local function task_error(fn)
+  return raises(await, create_task(fn))
+end
+
+describe("async functions and coroutine objects", function()
+  it("calling an async function returns a coroutine object that has not started", function()
+    local ran = false
+    local f = async(function() ran = true end)
+    assert.is_true(asyncio.iscoroutinefunction(f))
+    assert.is_false(asyncio.iscoroutinefunction(print))
+    local c = f()
+    assert.is_true(asyncio.iscoroutine(c))
+    assert.is_false(asyncio.iscoroutine(f))
+    assert.is_false(ran)
+    await(sleep(0))
+    assert.is_false(ran, "a coroutine object must not run by itself")
+    await(c)
+    assert.is_true(ran)
+  end)
+
+  it("passes the call's arguments to the body, nils included", function()
+    local f = async(function(...) return pack(...) end)
+    assert.are.same({ n = 3, 1, nil, 3 }, await(f(1, nil, 3)))
+  end)
+
+  it("await returns all the results, nils included", function()
+    local f = async(function() return nil, "b", nil end)
+    assert.are.same({ n = 3, nil, "b", nil }, pack(await(f())))
+    assert.are.equal(0, select("#", await(async(function() end)())))
+  end)
+
+  it("awaiting a coroutine object inside a task runs it inline, in the same task", function()
+    local inner = async(function() return asyncio.current_task() end)
+    local t
+    t = create_task(function()
+      local n = #asyncio.all_tasks()
+      local who = await(inner())
+      return who, n, #asyncio.all_tasks()
+    end)
+    local who, before, after = await(t)
+    assert.are.equal(t, who)
+    assert.are.equal(before, after)
+  end)
+
+  it("awaiting a coroutine object twice is an error that names it", function()
+    local c = async(function() end, "twice")()
+    await(c)
+    assert.matches("coroutine 'twice' was already awaited", tostring(raises(await, c)))
+    local d = async(function() end)()
+    local err = task_error(function() await(d); await(d) end)
+    assert.matches("already awaited", tostring(err))
+  end)
+
+  it("an error in the body reaches the awaiter unchanged", function()
+    local e = {}
+    local f = async(function() error(e) end)
+    assert.are.equal(e, raises(await, f()))
+    assert.are.equal(e, task_error(function() await(f()) end))
+  end)
+
+  it("async(fn, name) names the coroutine; the default name says where fn is", function()
+    local c = async(function() end, "main")()
+    assert.matches("<coroutine 'main'>", tostring(c))
+    await(c)
+    assert.matches("taken", tostring(c))
+    local d = async(function() end)()
+    assert.matches("function <.-core_await_spec.lua:%d+>", tostring(d))
+    await(d)
+  end)
+
+  it("async of an async function returns it; of a non-function is an error", function()
+    local f = async(function() end)
+    assert.are.equal(f, async(f))
+    assert.matches("async: expected a function, got number", tostring(raises(async, 1)))
+    assert.matches("got nil", tostring(raises(async, nil)))
+  end)
+
+  it("async accepts a callable table", function()
+    local obj = setmetatable({}, { __call = function(_, x) return x + 1 end })
+    assert.are.equal(2, await(async(obj)(1)))
+  end)
+end)
+
+describe("await", function()
+  it("names the type of a non-awaitable", function()
+    for _, v in ipairs { 42, "str", true, {} } do
+      assert.matches("await: expected a coroutine object, Task or Future, got " .. type(v),
+        tostring(raises(await, v)))
+      assert.matches("got " .. type(v), tostring(task_error(function() await(v) end)))
+    end
+    assert.matches("got nil", tostring(raises(await, nil)))
+    assert.matches("got function", tostring(task_error(function() await(print) end)))
+    assert.matches("got userdata", tostring(raises(await, io.stdout)))
+  end)
+
+  it("of a done future inside a task does not suspend", function()
+    local f = Future()
+    f:set_result("now")
+    local log = {}
+    local a = create_task(function() log[#log + 1] = await(f); log[#log + 1] = "a" end)
+    local b = create_task(function() log[#log + 1] = "b" end)
+    await(a); await(b)
+    assert.are.same({ "now", "a", "b" }, log)
+  end)
+
+  it("works inside pcall and xpcall", function()
+    local r = await(create_task(function()
+      local ok1, v1 = pcall(await, sleep(0, "p"))
+      local ok2, v2 = xpcall(function() return await(sleep(0.001, "x")) end, debug.traceback)
+      local ok3, e3 = pcall(function() await(sleep(0)); error("after await", 0) end)
+      return { ok1, v1, ok2, v2, ok3, e3 }
+    end))
+    assert.are.same({ true, "p", true, "x", false, "after await" }, r)
+  end)
+
+  it("xpcall's handler sees errors raised after an await", function()
+    local seen = await(create_task(function()
+      local _, h = xpcall(function() await(sleep(0)); error({ tag = 1 }) end,
+        function(e) return "handled " .. e.tag end)
+      return h
+    end))
+    assert.are.equal("handled 1", seen)
+  end)
+
+  it("works inside metamethods", function()
+    local mt = {
+      __index = function(_, k) return await(sleep(0, "idx:" .. k)) end,
+      __add = function(a, b) return await(sleep(0.001, a.v + b.v)) end,
+      __call = function(self, x) return await(sleep(0, x * 2)) end,
+      __eq = function() return await(sleep(0, true)) end,
+      __lt = function() return await(sleep(0, true)) end,
+      __concat = function() return await(sleep(0, "cat")) end,
+      __len = function() return await(sleep(0, 7)) end,
+    }
+    local r = await(create_task(function()
+      local a, b = setmetatable({ v = 1 }, mt), setmetatable({ v = 2 }, mt)
+      return { a.foo, a + b, a(21), a == b, a < b, a .. b, #a }
+    end))
+    assert.are.same({ "idx:foo", 3, 42, true, true, "cat", 7 }, r)
+  end)
+
+  it("works inside a generic for iterator", function()
+    local function ticks(n)
+      local i = 0
+      return function()
+        i = i + 1
+        if i <= n then return await(sleep(0, i)) end
+      end
+    end
+    local got = await(create_task(function()
+      local out = {}
+      for v in ticks(3) do out[#out + 1] = v end
+      return out
+    end))
+    assert.are.same({ 1, 2, 3 }, got)
+  end)
+
+  it("passes through coroutine.wrap generators running inside a task", function()
+    local function gen(n)
+      return coroutine.wrap(function()
+        for i = 1, n do
+          local v = await(sleep(0.001, i * 10))
+          coroutine.yield(v)
+        end
+      end)
+    end
+    local got = await(create_task(function()
+      local out = {}
+      for v in gen(3) do out[#out + 1] = v end
+      return out
+    end))
+    assert.are.same({ 10, 20, 30 }, got)
+  end)
+
+  it("passes through coroutine.resume, and plain yields still reach resume", function()
+    local got = await(create_task(function()
+      local co = coroutine.create(function(a)
+        local b = coroutine.yield(a + 1)
+        await(sleep(0))
+        local c = coroutine.yield(b + await(sleep(0, 100)))
+        return "end", c
+      end)
+      local out = {}
+      out[1] = { coroutine.resume(co, 1) }
+      out[2] = { coroutine.resume(co, 2) }
+      out[3] = { coroutine.resume(co, 3) }
+      out[4] = { coroutine.resume(co) }
+      out[5] = coroutine.status(co)
+      return out
+    end))
+    assert.are.same({ { true, 2 }, { true, 102 }, { true, "end", 3 },
+      { false, "cannot resume dead coroutine" }, "dead" }, got)
+  end)
+
+  it("coroutine.resume keeps the stock results for dead and running coroutines", function()
+    local function check()
+      local dead = coroutine.create(function() error("died", 0) end)
+      local r1 = { coroutine.resume(dead) }
+      local r2 = { coroutine.resume(dead) }
+      local self_r
+      local co = coroutine.create(function() self_r = { coroutine.resume(coroutine.running()) } end)
+      coroutine.resume(co)
+      local w = coroutine.wrap(function() end)
+      w()
+      local ok, e = pcall(w)
+      return { r1, r2, self_r, ok, e }
+    end
+    local expected = { { false, "died" }, { false, "cannot resume dead coroutine" },
+      { false, "cannot resume non-suspended coroutine" }, false, "cannot resume dead coroutine" }
+    local outside = check()
+    assert.matches("cannot resume dead coroutine$", outside[5])
+    outside[5] = outside[5]:match("cannot resume dead coroutine")
+    assert.are.same(expected, outside)
+    local inside = await(create_task(check))
+    inside[5] = inside[5]:match("cannot resume dead coroutine")
+    assert.are.same(expected, inside)
+  end)
+
+  it("lets tasks run while a generator inside another task waits", function()
+    local log = {}
+    local a = create_task(function()
+      local g = coroutine.wrap(function()
+        await(sleep(0.02))
+        coroutine.yield("g")
+      end)
+      local v = g()
+      log[#log + 1] = v
+    end)
+    local b = create_task(function() log[#log + 1] = "b" end)
+    await(a); await(b)
+    assert.are.same({ "b", "g" }, log)
+  end)
+
+  it("an error after an await inside a wrap generator reaches its caller", function()
+    local err = task_error(function()
+      local g = coroutine.wrap(function() await(sleep(0)); error({ "gen" }) end)
+      g()
+    end)
+    assert.are.same({ "gen" }, err)
+  end)
+
+  it("nested generators pass awaits through every level", function()
+    local got = await(create_task(function()
+      local outer = coroutine.wrap(function()
+        local inner = coroutine.wrap(function()
+          coroutine.yield(await(sleep(0, "deep")))
+        end)
+        coroutine.yield(inner())
+      end)
+      return outer()
+    end))
+    assert.are.equal("deep", got)
+  end)
+
+  it("current_task() inside a generator is the task that resumes it", function()
+    local t
+    t = create_task(function()
+      return coroutine.wrap(function() coroutine.yield(asyncio.current_task()) end)()
+    end)
+    assert.are.equal(t, await(t))
+  end)
+
+  it("inside a plain loop callback is a clear error", function()
+    local err
+    asyncio.get_running_loop():call_soon(function()
+      local _
+      _, err = pcall(await, sleep(0))
+    end)
+    await(sleep(0.01))
+    assert.matches("await: not inside a task", tostring(err))
+    local f, ferr = Future(), nil
+    f:add_done_callback(function() ferr = select(2, pcall(await, Future())) end)
+    f:set_result()
+    await(sleep(0.01))
+    assert.matches("not inside a task", tostring(ferr))
+  end)
+
+  it("inside a table.sort comparator is a clear error", function()
+    local err = task_error(function()
+      table.sort({ 3, 1, 2 }, function(a, b) await(sleep(0)); return a < b end)
+    end)
+    assert.matches("await: cannot suspend here", tostring(err))
+    assert.matches("table.sort", tostring(err))
+  end)
+
+  it("inside a string.gsub callback or __tostring is a clear error", function()
+    local err = task_error(function()
+      string.gsub("abc", "%w", function(c) return await(sleep(0, c)) end)
+    end)
+    assert.matches("cannot suspend here", tostring(err))
+    local obj = setmetatable({}, { __tostring = function() return await(sleep(0, "s")) end })
+    err = task_error(function() return tostring(obj) end)
+    assert.matches("cannot suspend here", tostring(err))
+  end)
+
+  it("through a generator resumed from a table.sort comparator is a clear error", function()
+    local err = task_error(function()
+      local g = coroutine.wrap(function() while true do coroutine.yield(await(sleep(0, true))) end end)
+      table.sort({ 3, 1, 2 }, function(a, b) g(); return a < b end)
+    end)
+    assert.matches("cannot suspend here", tostring(err))
+  end)
+
+  it("a task left by a failed await in a comparator is not left waiting", function()
+    local f = Future()
+    local t = create_task(function()
+      pcall(table.sort, { 2, 1 }, function(a, b) await(f); return a < b end)
+      return "went on"
+    end)
+    assert.are.equal("went on", await(t))
+    f:set_result()
+    await(sleep(0))
+  end)
+
+  it("inside a comparator is fine when nothing needs to suspend", function()
+    local done = Future()
+    done:set_result(true)
+    local sorted = await(create_task(function()
+      local t = { 3, 1, 2 }
+      table.sort(t, function(a, b) return await(done) and a < b end)
+      return t
+    end))
+    assert.are.same({ 1, 2, 3 }, sorted)
+  end)
+end)
+
+describe("top-level await", function()
+  it("runs the loop until a coroutine object completes, as the main task", function()
+    local inside
+    local r = pack(await(async(function()
+      inside = asyncio.current_task()
+      await(sleep(0.01))
+      return "a", "b"
+    end)()))
+    assert.are.same({ n = 2, "a", "b" }, r)
+    assert.is_not_nil(inside)
+    assert.is_true(inside:done())
+  end)
+
+  it("runs tasks created before it", function()
+    local ran = false
+    local t = create_task(function() ran = true end)
+    assert.is_false(ran)
+    await(sleep(0))
+    assert.is_true(ran)
+    await(t)
+  end)
+
+  it("of a future that nothing can complete is an error, not a hang", function()
+    local f = Future()
+    assert.matches("can never complete", tostring(raises(await, f)))
+    f:cancel()
+  end)
+
+  it("of a task stuck on a future nothing can complete is an error, not a hang", function()
+    local f = Future()
+    local t = create_task(function() await(f) end)
+    assert.matches("can never complete", tostring(raises(await, t)))
+    t:cancel()
+    assert.is_false(pcall(await, t))
+  end)
+
+  it("raises the error of what it awaited", function()
+    local t = create_task(function() error({ "top" }) end)
+    assert.are.same({ "top" }, raises(await, t))
+  end)
+end)
+
+describe("deep recursion", function()
+  local rec
+  rec = async(function(n)
+    if n == 0 then
+      await(sleep(0))
+      return 0
+    end
+    return await(rec(n - 1)) + 1
+  end)
+
+  it("async functions awaiting each other 10000 deep, suspending at the bottom", function()
+    assert.are.equal(10000, await(rec(10000)))
+  end)
+
+  it("10000 deep inside a task, suspending at every level", function()
+    local deep
+    deep = async(function(n)
+      await(sleep(0))
+      if n == 0 then return "bottom" end
+      return await(deep(n - 1))
+    end)
+    assert.are.equal("bottom", await(create_task(deep(10000))))
+  end)
+
+  it("an error 10000 deep reaches the top unchanged", function()
+    local e = {}
+    local fail
+    fail = async(function(n)
+      if n == 0 then await(sleep(0)); error(e) end
+      return await(fail(n - 1))
+    end)
+    assert.are.equal(e, raises(await, fail(10000)))
+  end)
+
+  it("cancelling a task 10000 awaits deep unwinds it", function()
+    local closed = 0
+    local deep
+    deep = async(function(n)
+      local _ <close> = setmetatable({}, { __close = function() closed = closed + 1 end })
+      if n == 0 then await(sleep(60)) end
+      return await(deep(n - 1))
+    end)
+    local t = create_task(deep(10000))
+    await(sleep(0.01))
+    t:cancel()
+    assert.is_true(asyncio.CancelledError:is(raises(await, t)))
+    assert.are.equal(10001, closed)
+  end)
+end)
