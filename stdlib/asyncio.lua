@@ -46,5 +46,6 @@ M.FIRST_EXCEPTION = "FIRST_EXCEPTION"
 M.ALL_COMPLETED = "ALL_COMPLETED"
 
 core.load_part("asyncio.tasks", core, M)
+core.load_part("asyncio.locks", core, M)
 
 return M
