@@ -4,6 +4,8 @@
 #   make test     build and run the whole suite (last line: "N passed, N failed")
 #   make check    the suite built with AddressSanitizer + UBSan
 #   make valgrind the suite under valgrind memcheck
+#   make install  PREFIX=/usr/local DESTDIR=...: alua, libalua.{a,so}, alua.h, alua.pc,
+#                 alua.1 and asyncio.so for stock lua5.4
 
 BUILD    ?= build
 CC       ?= cc
@@ -27,9 +29,12 @@ VM_OBJ     := $(VM_SRC:%.c=$(BUILD)/obj/%.o)
 ALUA       := $(BUILD)/bin/alua
 LIBALUA    := $(BUILD)/lib/libalua.a
 MODULE     := $(BUILD)/lua/asyncio.so
+SOVERSION  := 0
+SHLIB      := $(BUILD)/lib/libalua.so.$(SOVERSION)
+PREFIX     ?= /usr/local
 
-.PHONY: all run test check valgrind deps clean
-all: $(ALUA) $(LIBALUA) $(MODULE)
+.PHONY: all run test check valgrind deps clean install
+all: $(ALUA) $(LIBALUA) $(SHLIB) $(MODULE)
 
 $(BUILD)/obj/%.o: %.c $(wildcard async/*.h vm/*.h include/*.h) | $(BUILD)/obj/async $(BUILD)/obj/vm
 	$(CC) $(CFLAGS) -c $< -o $@
@@ -55,6 +60,10 @@ $(LIBALUA): $(ASYNC_OBJ) $(VM_OBJ) | $(BUILD)/lib
 $(ALUA): $(BUILD)/obj/vm/main.o $(LIBALUA) | $(BUILD)/bin
 	$(CC) $(LDFLAGS) -Wl,-E -o $@ $< $(LIBALUA) $(LIBS)
 
+$(SHLIB): $(ASYNC_OBJ) $(VM_OBJ) | $(BUILD)/lib
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libalua.so.$(SOVERSION) -o $@ $^ $(LIBS)
+	ln -sf libalua.so.$(SOVERSION) $(BUILD)/lib/libalua.so
+
 # The module for stock lua5.4: Lua's symbols come from the interpreter that loads it.
 $(MODULE): $(ASYNC_OBJ) | $(BUILD)/lua
 	$(CC) $(LDFLAGS) -shared -o $@ $^ $(shell pkg-config --libs libuv 2>/dev/null) -lm
@@ -77,6 +86,18 @@ check:
 
 valgrind: all
 	@ALUA=$(ALUA) MODULE_DIR=$(BUILD)/lua VALGRIND=1 tests/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/lua/5.4 $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(ALUA) $(DESTDIR)$(PREFIX)/bin/alua
+	install -m 644 $(LIBALUA) $(DESTDIR)$(PREFIX)/lib/libalua.a
+	install -m 755 $(SHLIB) $(DESTDIR)$(PREFIX)/lib/libalua.so.$(SOVERSION)
+	ln -sf libalua.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libalua.so
+	install -m 644 include/alua.h $(DESTDIR)$(PREFIX)/include/alua.h
+	install -m 755 $(MODULE) $(DESTDIR)$(PREFIX)/lib/lua/5.4/asyncio.so
+	install -m 644 man/alua.1 $(DESTDIR)$(PREFIX)/share/man/man1/alua.1
+	sed 's|@PREFIX@|$(PREFIX)|' alua.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/alua.pc
 
 clean:
 	rm -rf build

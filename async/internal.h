@@ -199,6 +199,7 @@ void loop_close(lua_State *L, loop_state *loop);
 lua_State *loop_pool_take(lua_State *L, loop_state *loop);
 void loop_pool_give(lua_State *L, loop_state *loop, lua_State *co);
 void loop_report(lua_State *L, const char *what, int erridx, const char *traceback);
+int loop_switch(lua_State *L, uv_loop_t *uv);
 
 /* ---- await, async and coroutine objects -------------------------------- */
 

@@ -185,12 +185,13 @@ void loop_close(lua_State *L, loop_state *loop) {
   uv_close((uv_handle_t *)loop->idle, handle_free_cb);
   uv_close((uv_handle_t *)loop->check, handle_free_cb);
   timer_close(loop);
-  /* let libuv run the close callbacks before the loop or our memory goes away */
-  uv_run(loop->uv, UV_RUN_NOWAIT);
   if (loop->owns_uv) {
+    /* let libuv run the close callbacks before the loop or our memory goes away */
+    uv_run(loop->uv, UV_RUN_NOWAIT);
     if (uv_loop_close(loop->uv) == 0) free(loop->uv);
     /* a handle someone else left open keeps the loop: leaking it beats freeing in-use memory */
   }
+  /* on a host's loop we never run it: our closed handles are freed by its next iteration */
   free(loop->ready);
   free(loop->heap);
 }
@@ -269,13 +270,25 @@ static loop_state *loop_create(lua_State *L, uv_loop_t *uv) {
   return loop;
 }
 
-/* Used by the embedding API: makes the state's loop run on the host's `uv` loop. */
-int loop_adopt(lua_State *L, uv_loop_t *uv) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_key);
-  int exists = !lua_isnil(L, -1);
-  lua_pop(L, 1);
-  if (exists) return -1;
-  loop_create(L, uv);
+/* Moves the state's loop onto `uv` (the embedding API's alua_setloop). Only before any
+   task, timer or handle exists: nothing may be left behind on the old loop. Returns 0,
+   or a negative uv error code (UV_EBUSY) and changes nothing. */
+int loop_switch(lua_State *L, uv_loop_t *uv) {
+  loop_state *loop = loop_get(L);
+  if (loop->uv == uv) return 0;
+  if (loop->live_count > 0 || loop->heap_count > 0 || loop->ready_count > 0 ||
+      loop_is_running(loop) || uv_loop_alive(loop->uv))
+    return UV_EBUSY;
+  uv_loop_t *old = loop->uv;
+  int owned = loop->owns_uv;
+  uv_close((uv_handle_t *)loop->idle, handle_free_cb);
+  uv_close((uv_handle_t *)loop->check, handle_free_cb);
+  timer_close(loop);
+  uv_run(old, UV_RUN_NOWAIT); /* our own loop, idle: only our close callbacks run */
+  if (owned && uv_loop_close(old) == 0) free(old);
+  loop->uv = uv;
+  loop->owns_uv = 0;
+  loop_init_handles(L, loop);
   return 0;
 }
 

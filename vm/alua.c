@@ -87,3 +87,66 @@ uv_loop_t *alua_loop(lua_State *L) { return loop_get(L)->uv; }
 int alua_run(lua_State *L, uv_run_mode mode) { return loop_run(L, loop_get(L), mode); }
 
 void alua_close(lua_State *L) { lua_close(L); }
+
+int alua_setloop(lua_State *L, uv_loop_t *loop) { return loop_switch(L, loop); }
+
+int alua_backend_fd(lua_State *L) { return uv_backend_fd(loop_get(L)->uv); }
+
+int alua_backend_timeout(lua_State *L) {
+  loop_state *loop = loop_get(L);
+  if (loop->ready_count > 0) return 0;
+  uv_update_time(loop->uv); /* the host is about to wait: measure from now, not the last iteration */
+  return uv_backend_timeout(loop->uv);
+}
+
+/* ---- host events as futures ------------------------------------------------------- */
+
+int alua_future_new(lua_State *L) {
+  if (!lua_checkstack(L, 2)) return -1;
+  future_new(L, loop_get(L));
+  lua_pushvalue(L, -1);
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+typedef struct settle_args {
+  int key, reject, result;
+} settle_args;
+
+/* [args, values...]: completes the future behind args->key with the values. */
+static int future_settle(lua_State *L) {
+  settle_args *a = lua_touserdata(L, 1);
+  int n = lua_gettop(L) - 1;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->key);
+  luaL_unref(L, LUA_REGISTRYINDEX, a->key);
+  future *f = luaL_testudata(L, -1, FUTURE_MT);
+  if (f == NULL || f->state != FUT_PENDING) return 0;
+  int fidx = lua_gettop(L);
+  if (a->reject) {
+    lua_pushvalue(L, 2);
+    lua_setiuservalue(L, fidx, FUV_VALUE);
+    f->state = FUT_ERROR;
+  } else {
+    future_store_results(L, fidx, 2, n);
+    f->state = FUT_RESULT;
+  }
+  future_wake_all(f->loop, f);
+  a->result = 0;
+  return 0;
+}
+
+static int future_settle_with(lua_State *L, int key, int nvalues, int reject) {
+  settle_args a = {key, reject, -1};
+  if (key < 0 || !lua_checkstack(L, 3)) return -1;
+  lua_pushcfunction(L, future_settle);
+  lua_pushlightuserdata(L, &a);
+  lua_rotate(L, -(nvalues + 2), 2);
+  if (lua_pcall(L, nvalues + 1, 0, 0) != LUA_OK) {
+    lua_pop(L, 1);
+    return -1;
+  }
+  return a.result;
+}
+
+int alua_future_resolve(lua_State *L, int key, int nresults) { return future_settle_with(L, key, nresults, 0); }
+
+int alua_future_reject(lua_State *L, int key) { return future_settle_with(L, key, 1, 1); }
