@@ -12,7 +12,7 @@ CC       ?= cc
 PKGS     := lua5.4 libuv
 OPT      ?= -O2 -g
 SAN      ?=
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(if $(LUA_INCDIR),-I$(LUA_INCDIR))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC $(OPT) $(SAN) \
             -Iinclude -Iasync -Ivm $(PKG_CFLAGS)
@@ -33,7 +33,7 @@ SOVERSION  := 0
 SHLIB      := $(BUILD)/lib/libalua.so.$(SOVERSION)
 PREFIX     ?= /usr/local
 
-.PHONY: all run test check valgrind deps clean install
+.PHONY: all run test check valgrind deps clean install module install-module
 all: $(ALUA) $(LIBALUA) $(SHLIB) $(MODULE)
 
 $(BUILD)/obj/%.o: %.c $(wildcard async/*.h vm/*.h include/*.h) | $(BUILD)/obj/async $(BUILD)/obj/vm
@@ -98,6 +98,12 @@ install: all
 	install -m 755 $(MODULE) $(DESTDIR)$(PREFIX)/lib/lua/5.4/asyncio.so
 	install -m 644 man/alua.1 $(DESTDIR)$(PREFIX)/share/man/man1/alua.1
 	sed 's|@PREFIX@|$(PREFIX)|' alua.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/alua.pc
+
+# for luarocks (alua-scm-1.rockspec): the module alone, installed where it says
+module: $(MODULE)
+install-module: $(MODULE)
+	install -d $(LUA_LIBDIR_INSTALL)
+	install -m 755 $(MODULE) $(LUA_LIBDIR_INSTALL)/asyncio.so
 
 clean:
 	rm -rf build

@@ -63,3 +63,14 @@ if [ "$BUILD_DIR" = build ]; then
     echo "not ok - make install into a DESTDIR"; tail -5 "$TMP/install.log"
   fi
 fi
+
+# luarocks builds and installs the module for a stock Lua 5.4 from the rockspec
+if [ "$BUILD_DIR" = build ] && command -v luarocks >/dev/null; then
+  if luarocks --lua-version 5.4 make --tree "$TMP/rocks" alua-scm-1.rockspec >"$TMP/rock.log" 2>&1; then
+    echo "ok - luarocks make alua-scm-1.rockspec"
+    expect "stock lua5.4 requires the asyncio.so luarocks installed" 0 "42" -- \
+      env LUA_CPATH="$TMP/rocks/lib/lua/5.4/?.so" lua5.4 -e 'local a = require "asyncio"; print(a.run(function() return a.await(a.sleep(0.01, 42)) end))'
+  else
+    echo "not ok - luarocks make alua-scm-1.rockspec"; tail -5 "$TMP/rock.log" | sed 's/^/  /'
+  fi
+fi

@@ -1,0 +1,21 @@
+-- alua-scm-1.rockspec — the asyncio module (asyncio.so, with its Lua parts inside) for a
+-- stock Lua 5.4: `luarocks make` builds it with the project's Makefile (needs libuv's
+-- headers: Debian's libuv1-dev).
+rockspec_format = "3.0"
+package = "alua"
+version = "scm-1"
+source = { url = "git+file://." }
+description = {
+  summary = "asyncio for Lua 5.4: coroutines as tasks on a libuv event loop",
+  detailed = "Python-style asyncio (tasks, futures, gather, wait, timeouts, streams) for Lua 5.4.",
+  license = "MIT",
+}
+dependencies = { "lua >= 5.4, < 5.5" }
+external_dependencies = { LIBUV = { header = "uv.h" } }
+build = {
+  type = "make",
+  build_target = "module",
+  build_variables = { LUA_INCDIR = "$(LUA_INCDIR)" },
+  install_target = "install-module",
+  install_variables = { LUA_LIBDIR_INSTALL = "$(LIBDIR)" },
+}
