@@ -6,7 +6,6 @@
 #include "internal.h"
 
 char await_tag;          /* yielded by await: the task waits for the scheduler */
-static char inline_tag;  /* returned by await_step: "run this coroutine inline" */
 
 /* Upvalues shared by await_step, sleep, ensure_future and create_task. */
 enum { UP_FUTURE_MT = 1, UP_TASK_MT, UP_CORO_MT, UP_YIELD_ONCE, UP_COUNT = UP_YIELD_ONCE };
@@ -269,20 +268,43 @@ static int await_top_level(lua_State *L, loop_state *loop) {
   return future_push_outcome(L, f, 1);
 }
 
-/* The C half of await(x). Inside a task: returns x's results at once if it is done,
-   else suspends the task until it is. For a coroutine object inside a task it returns
-   (inline_tag, fn, args...) and the Lua half calls fn as a tail call, so nested awaits
-   of async functions use no C stack. */
+static int run_until_complete(lua_State *L);
+
+static int await_call_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return lua_gettop(L) - 1;
+}
+
+/* await(x) for a coroutine object x: returns the function to call and its arguments,
+   and await's Lua half makes that call a tail call, so nested awaits of async functions
+   use no C stack and no thread. Outside a task, returns run_until_complete and x. */
+static int coro_begin(lua_State *L) {
+  lua_settop(L, 1);
+  if (task_of(L) == NULL) {
+    for (int i = 1; i <= UP_COUNT; i++) lua_pushvalue(L, lua_upvalueindex(i));
+    lua_pushcclosure(L, run_until_complete, UP_COUNT);
+    lua_insert(L, 1);
+    return 2;
+  }
+  return coro_take(L, 1, "await") + 1;
+}
+
+/* The C half of await(x) for everything but coroutine objects. Inside a task: returns
+   x's results at once if it is done, else suspends the task until it is. */
 static int await_step(lua_State *L) {
   lua_settop(L, 1);
   task *t = task_of(L);
   for (int depth = 0; depth < 8; depth++) {
     if (lua_getmetatable(L, 1)) {
       if (lua_rawequal(L, -1, lua_upvalueindex(UP_CORO_MT))) {
+        /* reached through __await (await's Lua half sends coroutine objects to
+           coro_begin): run it inline here, on the C stack */
         lua_pop(L, 1);
         if (t == NULL) break; /* top level: runs as the main task */
-        lua_pushlightuserdata(L, &inline_tag);
-        return coro_take(L, 1, "await") + 2;
+        int nargs = coro_take(L, 1, "await");
+        lua_callk(L, nargs, LUA_MULTRET, 0, await_call_k);
+        return await_call_k(L, LUA_OK, 0);
       }
       if (lua_rawequal(L, -1, lua_upvalueindex(UP_FUTURE_MT)) ||
           lua_rawequal(L, -1, lua_upvalueindex(UP_TASK_MT))) {
@@ -366,6 +388,7 @@ static int run_loop_lua(lua_State *L) {
 
 static const luaL_Reg await_functions[] = {
     {"await_step", await_step},
+    {"coro_begin", coro_begin},
     {"sleep", sleep_lua},
     {"ensure_future", ensure_future},
     {"create_task", create_task},
@@ -401,6 +424,6 @@ void await_open(lua_State *L) {
   lua_newuserdatauv(L, 1, 0); /* the yield-once awaitable sleep(0) returns */
   luaL_setfuncs(L, await_functions, UP_COUNT);
   luaL_setfuncs(L, plain_functions, 0);
-  lua_pushlightuserdata(L, &inline_tag);
-  lua_setfield(L, -2, "_inline_tag");
+  luaL_getmetatable(L, CORO_MT);
+  lua_setfield(L, -2, "_coro_mt");
 }

@@ -3,22 +3,20 @@ local core = ...
 
 local M = {}
 
--- await(x): the C half suspends or returns results; for a coroutine object inside a
--- task it hands back the function to run inline, called here as a tail call so that
--- deep chains of async calls use Lua stack, not C stack.
-local await_step, INLINE = core.await_step, core._inline_tag
+-- await(x): a coroutine object runs inline: coro_begin hands back its function and
+-- arguments and the call below is a tail call, so chains of async calls use Lua stack,
+-- not C stack (recursion as deep as plain Lua's). Everything else goes straight to the
+-- C half, which returns results at once or suspends the task.
+local await_step, coro_begin, CORO_MT = core.await_step, core.coro_begin, core._coro_mt
+local getmetatable = getmetatable
 
-local function run_inline(fn, ...)
+local function call(fn, ...)
   return fn(...)
 end
 
-local function await_continue(...)
-  if ... == INLINE then return run_inline(select(2, ...)) end
-  return ...
-end
-
 function M.await(x)
-  return await_continue(await_step(x))
+  if getmetatable(x) == CORO_MT then return call(coro_begin(x)) end
+  return await_step(x)
 end
 
 M.async = core.async
