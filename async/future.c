@@ -102,11 +102,11 @@ int future_cancel(lua_State *L, future *f, int msg_ref) {
     luaL_unref(L, LUA_REGISTRYINDEX, msg_ref);
     return 0;
   }
+  if (f->kind == KIND_GATHER) return gather_cancel(L, f, msg_ref);
   if (f->sleeping) timer_remove(f->loop, &f->timer);
   f->state = FUT_CANCELLED;
   f->msg_ref = msg_ref;
   future_wake_all(f->loop, f);
-  if (f->kind == KIND_GATHER) gather_cancel_children(L, f);
   return 1;
 }
 

@@ -19,6 +19,7 @@ typedef struct gather {
   int failed;  /* index of the child whose error ends the gather, or -1 */
   int ref;     /* registry ref: anchors the gather until every child is done */
   uint8_t return_exceptions, scheduled;
+  uint8_t cancel_requested; /* cancel() reached a child: end with CancelledError */
   gather_child children[];
 } gather;
 
@@ -79,12 +80,20 @@ void gather_run(lua_State *L, runnable *r) {
     lua_rawgeti(L, list, g->failed + 1);
     if (child->state == FUT_CANCELLED) {
       task_push_cancelled_error(L, child->msg_ref);
+      g->base.retrieved = 1; /* a cancellation is no error to report */
     } else {
       lua_getiuservalue(L, -1, FUV_TRACEBACK);
       lua_setiuservalue(L, gidx, FUV_TRACEBACK);
       lua_getiuservalue(L, -1, FUV_VALUE);
     }
     lua_setiuservalue(L, gidx, FUV_VALUE);
+    g->base.state = FUT_ERROR;
+    future_wake_all(g->base.loop, &g->base);
+  } else if (g->base.state == FUT_PENDING && g->finished == g->n && g->cancel_requested) {
+    /* even with return_exceptions (Python issue 32684) */
+    task_push_cancelled_error(L, g->base.msg_ref);
+    lua_setiuservalue(L, gidx, FUV_VALUE);
+    g->base.retrieved = 1;
     g->base.state = FUT_ERROR;
     future_wake_all(g->base.loop, &g->base);
   } else if (g->base.state == FUT_PENDING && g->finished == g->n) {
@@ -108,17 +117,35 @@ void gather_run(lua_State *L, runnable *r) {
   lua_settop(L, top);
 }
 
-/* Cancelling the outer future cancels every child still running. */
-void gather_cancel_children(lua_State *L, future *f) {
+/* gather:cancel(msg), as Python's _GatheringFuture.cancel: cancels the children still
+   running and succeeds only if one of them accepted. The gather itself stays pending
+   until they finish, then raises CancelledError: whoever awaits it resumes after the
+   children's cleanup, and a gather whose children are all done keeps its result. */
+int gather_cancel(lua_State *L, future *f, int msg_ref) {
   gather *g = (gather *)f;
-  for (int i = 0; i < g->n; i++) {
-    future *child = g->children[i].child;
-    if (child->state != FUT_PENDING) continue;
-    if (child->kind == KIND_TASK)
-      task_cancel(L, (task *)child, 0);
-    else
-      future_cancel(L, child, LUA_NOREF);
+  int any = 0;
+  if (g->failed < 0 && g->finished < g->n) { /* else the outcome is already decided */
+    for (int i = 0; i < g->n; i++) {
+      future *child = g->children[i].child;
+      if (child->state != FUT_PENDING) continue;
+      lua_rawgeti(L, LUA_REGISTRYINDEX, msg_ref); /* nil for LUA_NOREF */
+      if (child->kind == KIND_TASK) {
+        any |= task_cancel(L, (task *)child, lua_isnil(L, -1) ? 0 : lua_gettop(L));
+        lua_pop(L, 1);
+      } else {
+        any |= future_cancel(L, child, lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF)
+                                                        : luaL_ref(L, LUA_REGISTRYINDEX));
+      }
+    }
   }
+  if (!any) {
+    luaL_unref(L, LUA_REGISTRYINDEX, msg_ref);
+    return 0;
+  }
+  g->cancel_requested = 1;
+  luaL_unref(L, LUA_REGISTRYINDEX, g->base.msg_ref);
+  g->base.msg_ref = msg_ref;
+  return 1;
 }
 
 /* gather(aw, ..., [{return_exceptions = bool}]): needs await.c's upvalues to turn the
@@ -143,6 +170,7 @@ int gather_lua(lua_State *L) {
   g->ref = LUA_NOREF;
   g->return_exceptions = (uint8_t)return_exceptions;
   g->scheduled = 0;
+  g->cancel_requested = 0;
   luaL_setmetatable(L, FUTURE_MT);
   int gidx = lua_gettop(L);
   lua_createtable(L, n, 0);

@@ -136,7 +136,7 @@ void task_open(lua_State *L);
 struct gather;
 int gather_lua(lua_State *L);
 void gather_run(lua_State *L, runnable *r); /* the finisher, from the ready queue */
-void gather_cancel_children(lua_State *L, future *f);
+int gather_cancel(lua_State *L, future *f, int msg_ref); /* future_cancel of a gather */
 future *awaitable_to_future(lua_State *L, loop_state *loop, int idx, const char *fname);
 
 /* ---- callback handles (call_soon, call_later, done callbacks) ------------ */

@@ -33,7 +33,10 @@ local function check_timeout(fname, timeout)
   end
 end
 
-local wait_body = M.async(function(futs, timeout, return_when)
+local wait_body = M.async(function(list, timeout, return_when)
+  -- wrapped here, not when wait() is called: wait is a coroutine, as in Python
+  local futs = {}
+  for i, aw in ipairs(list) do futs[i] = ensure_future(aw) end
   local waiter = Future()
   local pending_count = #futs
   local timer
@@ -72,9 +75,7 @@ function M.wait(list, opts)
   if not RETURN_WHEN[return_when] then
     error("wait: invalid return_when " .. tostring(return_when), 2)
   end
-  local futs = {}
-  for i, aw in ipairs(list) do futs[i] = ensure_future(aw) end
-  return wait_body(futs, opts.timeout, return_when)
+  return wait_body(list, opts.timeout, return_when)
 end
 
 local function cancel_and_wait(fut)
@@ -84,7 +85,10 @@ local function cancel_and_wait(fut)
   await(done)
 end
 
-local wait_for_body = M.async(function(fut, timeout)
+local wait_for_body = M.async(function(aw, timeout)
+  -- wrapped here: with timeout <= 0 a coroutine object must not start (wait_for is a
+  -- coroutine in Python, so nothing runs before it is awaited)
+  local fut = ensure_future(aw)
   if timeout == nil then return await(fut) end
   if fut:done() then return fut:result() end
   if timeout <= 0 then
@@ -92,6 +96,8 @@ local wait_for_body = M.async(function(fut, timeout)
     if fut:cancelled() then error(TimeoutError("wait_for: timed out"), 0) end
     return fut:result()
   end
+  local this = M.current_task()
+  local cancelling = this and this:cancelling() or 0 -- only new requests outrank the timeout
   local timed_out = false
   local timer = loop():call_later(timeout, function()
     timed_out = true
@@ -100,9 +106,8 @@ local wait_for_body = M.async(function(fut, timeout)
   local res = pack(pcall(await, fut))
   timer:cancel()
   if res[1] then return unpack(res, 2, res.n) end
-  local this = M.current_task()
   if timed_out and CancelledError:is(res[2]) and fut:cancelled()
-      and not (this and this:cancelling() > 0) then
+      and not (this and this:cancelling() > cancelling) then
     error(TimeoutError(("wait_for: timed out after %g s"):format(timeout)), 0)
   end
   error(res[2], 0)
@@ -111,7 +116,7 @@ end, "wait_for")
 -- wait_for(aw, timeout): aw's results, or TimeoutError (aw cancelled) after timeout s.
 function M.wait_for(aw, timeout)
   check_timeout("wait_for", timeout)
-  return wait_for_body(ensure_future(aw), timeout)
+  return wait_for_body(aw, timeout)
 end
 
 -- as_completed(list, {timeout=}): for a generic for; each value, awaited, gives the
