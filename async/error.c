@@ -142,9 +142,10 @@ void error_traceback(lua_State *L, lua_State *co, int erridx, int level) {
 
 /* Class(message [, fields]) */
 static int class_call(lua_State *L) {
+  lua_settop(L, 3); /* the name pushed below must not land in the message's slot */
+  const char *msg = luaL_optstring(L, 2, NULL);
   lua_getfield(L, 1, "name");
   const char *name = lua_tostring(L, -1);
-  const char *msg = luaL_optstring(L, 2, NULL);
   error_push(L, name, msg);
   if (lua_istable(L, 3)) {
     lua_pushnil(L);
