@@ -1,0 +1,29 @@
+# bench.mk — the benchmark suite (bench/): alua side by side with Python asyncio, Node and
+# raw C on libuv. Never part of `make test` at full size.
+#   make bench        build, then every workload on every runtime (RUNS=5), table of medians
+#   make bench-smoke  every benchmark program once with a tiny N (seconds): does it still run?
+#   make bench-progs  only the raw C programs (build/bench/)
+
+BENCH_C    := $(sort $(wildcard bench/c/*.c))
+BENCH_PROGS := $(BENCH_C:bench/c/%.c=$(BUILD)/bench/%)
+
+.PHONY: bench bench-smoke bench-progs bench-deps
+bench-progs: $(BENCH_PROGS)
+
+$(BUILD)/bench/%: bench/c/%.c bench/c/common.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -o $@ $< $(shell pkg-config --cflags --libs libuv)
+
+# wrk measures workload E: installed when root, otherwise asked for
+bench-deps:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" -eq 0 ]; then echo "installing wrk"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null || \
+	    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null; }; \
+	  else echo "workload E needs wrk: run as root: apt-get install -y wrk (E is skipped meanwhile)" >&2; fi; }
+
+bench: all bench-progs bench-deps
+	@ALUA=$(ALUA) BENCH_BIN=$(BUILD)/bench bench/run
+
+bench-smoke: all bench-progs
+	@ALUA=$(ALUA) BENCH_BIN=$(BUILD)/bench bench/run --smoke
