@@ -33,10 +33,8 @@ static void coro_push_name(lua_State *L, int idx) {
     lua_pushliteral(L, "?");
 }
 
-/* Pushes the function and arguments of the coroutine object at idx, marking it taken:
-   a coroutine runs once. Returns the number of arguments. */
-int coro_take(lua_State *L, int idx, const char *fname) {
-  idx = lua_absindex(L, idx);
+/* Marks the coroutine object at idx as run: a coroutine runs once. */
+void coro_claim(lua_State *L, int idx, const char *fname) {
   coro *c = lua_touserdata(L, idx);
   if (c->taken) {
     coro_push_name(L, idx);
@@ -44,10 +42,22 @@ int coro_take(lua_State *L, int idx, const char *fname) {
                "wrap it in asyncio.create_task to share its result)", fname, lua_tostring(L, -1));
   }
   c->taken = 1;
+}
+
+/* Pushes the function and arguments of the coroutine object at idx; returns how many
+   arguments. */
+int coro_unpack(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  coro *c = lua_touserdata(L, idx);
   luaL_checkstack(L, c->nargs + 2, "too many arguments");
   lua_getiuservalue(L, idx, 1);
   for (int i = 0; i < c->nargs; i++) lua_getiuservalue(L, idx, 3 + i);
   return c->nargs;
+}
+
+int coro_take(lua_State *L, int idx, const char *fname) {
+  coro_claim(L, idx, fname);
+  return coro_unpack(L, idx);
 }
 
 static int coro_gc(lua_State *L) {
@@ -121,11 +131,9 @@ static int is_coroutine(lua_State *L) {
 /* Replaces the coroutine object at idx by a new Task running it. */
 static future *task_from_coro(lua_State *L, loop_state *loop, int idx, int name_idx, const char *fname) {
   idx = lua_absindex(L, idx);
-  int top = lua_gettop(L);
-  int nargs = coro_take(L, idx, fname);
-  task_create(L, loop, top + 1, nargs, name_idx);
+  coro_claim(L, idx, fname);
+  task_create(L, loop, idx, TASK_BODY_CORO, name_idx);
   lua_replace(L, idx);
-  lua_settop(L, top);
   return lua_touserdata(L, idx);
 }
 

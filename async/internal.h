@@ -124,6 +124,7 @@ enum { TUV_THREAD = FUV_COUNT, TUV_BODY, TUV_COUNT };
 task *task_check(lua_State *L, int idx);
 task *task_of(lua_State *L);
 void task_set_thread_owner(lua_State *co, task *t);
+#define TASK_BODY_CORO (-1) /* task_create's nargs: fidx holds a claimed coroutine object */
 int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_idx);
 void task_step(lua_State *L, loop_state *loop, task *t);
 void task_schedule(loop_state *loop, task *t);
@@ -186,6 +187,8 @@ struct loop_state {
   int pool_ref;
   int pool_count;
   const void *cancelled_mt; /* CancelledError instances' metatable, for fast tests */
+  struct sigwatch *signal_watchers; /* signal.c: add_signal_handler's uv_signal handles */
+  int signals_held;    /* they are ref'd: a top-level await is waiting (signal_hold) */
   int closed;
 };
 
@@ -206,6 +209,8 @@ int loop_switch(lua_State *L, uv_loop_t *uv);
 extern char await_tag; /* address yielded by await: "suspended for the scheduler" */
 int coro_test(lua_State *L, int idx);
 int coro_take(lua_State *L, int idx, const char *fname); /* pushes fn and args; returns nargs */
+void coro_claim(lua_State *L, int idx, const char *fname);
+int coro_unpack(lua_State *L, int idx);
 void await_open(lua_State *L);
 void coro_lib_patch(lua_State *L);
 
@@ -219,5 +224,15 @@ void error_push_uv(lua_State *L, const char *syscall, int uverr);
 int error_raise_uv(lua_State *L, const char *syscall, int uverr);
 void error_relay_set(lua_State *L, int erridx, int tbidx);
 void error_traceback(lua_State *L, lua_State *co, int erridx, int level);
+
+/* ---- signals, processes, files ----------------------------------------- */
+
+typedef struct sigwatch sigwatch;
+int signal_check(lua_State *L, int idx, const char *fname); /* a name or number -> signum */
+const char *signal_name(int signum);
+int signal_hold(loop_state *loop, int hold); /* returns the previous setting */
+void signal_catch_interrupt(lua_State *L);   /* Ctrl-C in the alua command */
+int signal_interrupted(void);
+void signal_open(lua_State *L);
 
 #endif

@@ -91,7 +91,8 @@ static void live_unlink(loop_state *loop, task *t) {
 int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_idx) {
   fidx = lua_absindex(L, fidx);
   if (name_idx) name_idx = lua_absindex(L, name_idx);
-  task *t = lua_newuserdatauv(L, sizeof *t, TUV_COUNT - 1 + nargs);
+  int nbody = nargs == TASK_BODY_CORO ? 1 : nargs + 1;
+  task *t = lua_newuserdatauv(L, sizeof *t, TUV_BODY - 1 + nbody);
   future_init(&t->base, loop, KIND_TASK);
   t->run.kind = RUN_TASK;
   t->wait.prev = t->wait.next = NULL;
@@ -110,7 +111,7 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
     luaL_tolstring(L, name_idx, NULL);
     lua_setiuservalue(L, -2, FUV_NAME);
   }
-  for (int i = 0; i <= nargs; i++) {
+  for (int i = 0; i < nbody; i++) {
     lua_pushvalue(L, fidx + i);
     lua_setiuservalue(L, -2, TUV_BODY + i);
   }
@@ -131,13 +132,22 @@ static int task_start_thread(lua_State *L, loop_state *loop, task *t) {
   lua_setiuservalue(L, top + 1, TUV_THREAD);
   t->co = co;
   task_set_thread_owner(co, t);
-  luaL_checkstack(co, t->nargs + 3, "too many arguments for a task");
   lua_pushcfunction(co, task_main);
-  for (int i = 0; i <= t->nargs; i++) {
-    lua_getiuservalue(L, top + 1, TUV_BODY + i);
-    lua_xmove(L, co, 1);
+  if (t->nargs == TASK_BODY_CORO) { /* the body is a coroutine object: its fn and args */
+    lua_getiuservalue(L, top + 1, TUV_BODY);
+    t->nargs = coro_unpack(L, -1);
+    luaL_checkstack(co, t->nargs + 3, "too many arguments for a task");
+    lua_xmove(L, co, t->nargs + 1);
     lua_pushnil(L);
-    lua_setiuservalue(L, top + 1, TUV_BODY + i);
+    lua_setiuservalue(L, top + 1, TUV_BODY);
+  } else {
+    luaL_checkstack(co, t->nargs + 3, "too many arguments for a task");
+    for (int i = 0; i <= t->nargs; i++) {
+      lua_getiuservalue(L, top + 1, TUV_BODY + i);
+      lua_xmove(L, co, 1);
+      lua_pushnil(L);
+      lua_setiuservalue(L, top + 1, TUV_BODY + i);
+    }
   }
   lua_settop(L, top);
   return t->nargs + 1;
@@ -218,7 +228,7 @@ static void task_fail_bad_yield(lua_State *L, loop_state *loop, task *t, int nre
 static void task_cancel_unstarted(lua_State *L, loop_state *loop, task *t) {
   int top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
-  for (int i = 0; i <= t->nargs; i++) {
+  for (int i = 0; i <= (t->nargs == TASK_BODY_CORO ? 0 : t->nargs); i++) {
     lua_pushnil(L);
     lua_setiuservalue(L, top + 1, TUV_BODY + i);
   }
