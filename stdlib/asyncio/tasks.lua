@@ -143,6 +143,7 @@ function M.as_completed(list, opts)
     timer = loop():call_later(opts.timeout, function()
       for i = filled + 1, n do
         slots[i]:set_exception(TimeoutError("as_completed: timed out"))
+        slots[i]:exception() -- raised to whoever awaits the slot: not worth a report if none does
       end
       filled = n
     end)
