@@ -46,5 +46,8 @@ M.ALL_COMPLETED = "ALL_COMPLETED"
 
 core.load_part("asyncio.tasks", core, M)
 core.load_part("asyncio.locks", core, M)
+core.load_part("asyncio.queues", core, M)
+core.load_part("asyncio.taskgroups", core, M)
+core.load_part("asyncio.timeouts", core, M)
 
 return M

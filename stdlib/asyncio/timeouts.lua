@@ -1,0 +1,121 @@
+-- timeouts.lua — timeout scopes: at the deadline the task is cancelled, and leaving the
+-- scope turns that cancellation (told apart from others by the task's cancel count)
+-- into TimeoutError. with_timeout(delay, fn, ...) is the same scope around a function.
+local _, M = ...
+
+local await, async = M.await, M.async
+local current_task, get_running_loop = M.current_task, M.get_running_loop
+local CancelledError, TimeoutError = M.CancelledError, M.TimeoutError
+local iscoroutinefunction = M.iscoroutinefunction
+local setmetatable, getmetatable, error, type, tostring = setmetatable, getmetatable, error, type, tostring
+
+-- States: "active" (entered), "expiring" (fired, scope not left yet), "expired",
+-- "finished" (left before the deadline).
+local Timeout = { __name = "Timeout" }
+Timeout.__index = Timeout
+
+local function on_timeout(self)
+  self._handle = nil
+  self._state = "expiring"
+  self._task:cancel()
+end
+
+local function check_when(fname, when, what)
+  if when ~= nil and (type(when) ~= "number" or when ~= when) then
+    error(fname .. ": " .. what .. " must be a number of seconds or nil, got " .. tostring(when), 3)
+  end
+end
+
+local function schedule(self, when)
+  self._when = when
+  if self._handle then self._handle:cancel() end
+  self._handle = nil
+  if when == nil then return end
+  local loop = get_running_loop()
+  if when <= loop:time() then
+    self._handle = loop:call_soon(on_timeout, self)
+  else
+    self._handle = loop:call_at(when, on_timeout, self)
+  end
+end
+
+local function enter(fname, when)
+  local task = current_task()
+  if task == nil then error(fname .. ": must be used inside a task", 3) end
+  local self = setmetatable({ _state = "active", _task = task, _cancelling = task:cancelling() }, Timeout)
+  schedule(self, when)
+  return self
+end
+
+-- timeout(delay): a scope for a <close> variable; nil: no deadline (see reschedule).
+function M.timeout(delay)
+  check_when("timeout", delay, "delay")
+  return enter("timeout", delay and get_running_loop():time() + delay)
+end
+
+-- timeout_at(when): the same with an absolute deadline in loop:time()'s clock.
+function M.timeout_at(when)
+  check_when("timeout_at", when, "when")
+  return enter("timeout_at", when)
+end
+
+local function check_self(self, fname)
+  if getmetatable(self) ~= Timeout then error(fname .. ": expected a Timeout (call it with ':')", 3) end
+end
+
+function Timeout:when()
+  check_self(self, "Timeout:when")
+  return self._when
+end
+
+-- reschedule(when): a new absolute deadline, or nil for none; only while active.
+function Timeout:reschedule(when)
+  check_self(self, "Timeout:reschedule")
+  if self._state ~= "active" then
+    error("Timeout:reschedule: cannot change the deadline of a " .. self._state .. " timeout", 2)
+  end
+  check_when("Timeout:reschedule", when, "when")
+  schedule(self, when)
+end
+
+function Timeout:expired()
+  check_self(self, "Timeout:expired")
+  return self._state == "expiring" or self._state == "expired"
+end
+
+function Timeout:__close(err)
+  if self._handle then
+    self._handle:cancel()
+    self._handle = nil
+  end
+  if self._state == "expiring" then
+    self._state = "expired"
+    -- only a cancellation that is ours (no other cancel request since the scope began)
+    if self._task:uncancel() <= self._cancelling and CancelledError:is(err) then
+      error(TimeoutError("timeout: the deadline passed", { cause = err }), 0)
+    end
+  elseif self._state == "active" then
+    self._state = "finished"
+  end
+end
+
+function Timeout:__tostring()
+  if self._state == "active" then
+    return ("Timeout [active, when=%s]"):format(tostring(self._when))
+  end
+  return ("Timeout [%s]"):format(self._state)
+end
+
+local with_timeout_body = async(function(delay, fn, ...)
+  local t <close> = M.timeout(delay)
+  if iscoroutinefunction(fn) then return await(fn(...)) end
+  return fn(...)
+end, "with_timeout")
+
+-- with_timeout(delay, fn, ...): an awaitable that runs fn(...) in a timeout scope and
+-- returns its results, or raises TimeoutError.
+function M.with_timeout(delay, fn, ...)
+  check_when("with_timeout", delay, "delay")
+  if type(fn) ~= "function" then error("with_timeout: expected a function, got " .. type(fn), 2) end
+  return with_timeout_body(delay, fn, ...)
+end
