@@ -5,12 +5,19 @@
    the await's yield carries await_tag; we yield it on up to the scheduler and, when
    the task is resumed, resume the inner coroutine where it stopped. */
 
+/* A coroutine suspended in an await it passed through belongs to the scheduler until
+   its task resumes it: marked by the low bit of its owner slot (see task_of). */
+static void co_mark_awaiting(lua_State *co) { *(uintptr_t *)lua_getextraspace(co) |= 1; }
+static int co_is_awaiting(lua_State *co) { return *(uintptr_t *)lua_getextraspace(co) & 1; }
+
 /* Why co cannot be resumed, or NULL: the messages of the stock lua_resume. */
 static const char *co_not_resumable(lua_State *L, lua_State *co) {
   lua_Debug ar;
   if (co == L) return "cannot resume non-suspended coroutine";
   switch (lua_status(co)) {
     case LUA_YIELD:
+      if (co_is_awaiting(co))
+        return "cannot resume a coroutine suspended in an await: its task resumes it";
       return NULL;
     case LUA_OK:
       if (lua_getstack(co, 0, &ar)) return "cannot resume non-suspended coroutine";
@@ -29,6 +36,7 @@ static int co_resume_passing(lua_State *L, lua_State *co, int narg, int *nres, l
   int status = lua_resume(co, L, narg, nres);
   if (status == LUA_YIELD && *nres == 1 && lua_touserdata(co, -1) == &await_tag) {
     lua_pop(co, 1);
+    co_mark_awaiting(co);
     if (!lua_isyieldable(L)) {
       task *t = task_of(L);
       if (t && t->awaiting) {
