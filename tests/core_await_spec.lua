@@ -22,6 +22,20 @@ local function raises(fn, ...)
   return err
 end
 
+-- runs a script in a fresh alua, returns its stdout+stderr and exit status
+local function run_alua(code)
+  local bin = os.getenv("ALUA_BIN") or "build/bin/alua"
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(code)
+  f:close()
+  local p = assert(io.popen(bin .. " " .. path .. " 2>&1"))
+  local out = p:read("a")
+  local _, _, status = p:close()
+  os.remove(path)
+  return out, status
+end
+
 -- runs fn as a task and returns the error it raises
 local function task_error(fn)
   return raises(await, create_task(fn))
@@ -81,6 +95,22 @@ describe("async functions and coroutine objects", function()
     local f = async(function() error(e) end)
     assert.are.equal(e, raises(await, f()))
     assert.are.equal(e, task_error(function() await(f()) end))
+  end)
+
+  it("a coroutine object never awaited is reported on stderr when collected, its body never run", function()
+    local out, status = run_alua([[
+      local c = async(function() print("body ran") end, "forgotten")()
+      c = nil
+      collectgarbage(); collectgarbage()
+      print("collected")
+      await(async(function() end, "awaited")())
+      asyncio.create_task(async(function() end, "wrapped")())
+    ]])
+    assert.are.equal(0, status)
+    assert.matches("coroutine 'forgotten' was never awaited\ncollected\n", out)
+    assert.not_matches("body ran", out)
+    assert.not_matches("'awaited'", out)
+    assert.not_matches("'wrapped'", out)
   end)
 
   it("async(fn, name) names the coroutine; the default name says where fn is", function()

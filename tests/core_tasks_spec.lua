@@ -22,6 +22,20 @@ local function raises(fn, ...)
   return err
 end
 
+-- runs a script in a fresh alua, returns its stdout+stderr and exit status
+local function run_alua(code)
+  local bin = os.getenv("ALUA_BIN") or "build/bin/alua"
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(code)
+  f:close()
+  local p = assert(io.popen(bin .. " " .. path .. " 2>&1"))
+  local out = p:read("a")
+  local _, _, status = p:close()
+  os.remove(path)
+  return out, status
+end
+
 local function closer(fn) return setmetatable({}, { __close = fn }) end
 
 describe("create_task", function()
@@ -206,6 +220,20 @@ describe("errors across tasks", function()
     local mid = create_task(function() return await(inner) end)
     local outer = create_task(function() return await(mid) end)
     assert.are.equal(e, raises(await, outer))
+  end)
+
+  it("an exception never retrieved is reported on stderr with the task's traceback", function()
+    local out, status = run_alua([[
+      local function where_it_failed() error("lost error") end
+      asyncio.create_task(function() await(asyncio.sleep(0)); where_it_failed() end)
+      local seen = asyncio.create_task(function() error("seen error") end)
+      await(asyncio.sleep(0.01))
+      assert(seen:exception())
+    ]])
+    assert.are.equal(0, status)
+    assert.matches("Task exception was never retrieved\n[^\n]*:1: lost error\nstack traceback:", out)
+    assert.matches("where_it_failed", out)
+    assert.not_matches("seen error", out)
   end)
 
   it("an error in one task does not disturb others", function()
