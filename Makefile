@@ -20,7 +20,7 @@ LDFLAGS  += $(SAN)
 LIBS     := $(PKG_LIBS) -lm
 
 ASYNC_SRC  := $(sort $(wildcard async/*.c))
-VM_SRC     := $(filter-out vm/main.c,$(sort $(wildcard vm/*.c)))
+VM_SRC     := $(filter-out vm/main.c vm/repl.c,$(sort $(wildcard vm/*.c)))
 STDLIB_LUA := $(shell find stdlib -name '*.lua' | sort)
 
 ASYNC_OBJ  := $(ASYNC_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/stdlib_files.o
@@ -57,8 +57,9 @@ $(BUILD)/obj/async $(BUILD)/obj/vm $(BUILD)/bin $(BUILD)/lib $(BUILD)/lua:
 $(LIBALUA): $(ASYNC_OBJ) $(VM_OBJ) | $(BUILD)/lib
 	rm -f $@ && ar rcs $@ $^
 
-$(ALUA): $(BUILD)/obj/vm/main.o $(LIBALUA) | $(BUILD)/bin
-	$(CC) $(LDFLAGS) -Wl,-E -o $@ $< $(LIBALUA) $(LIBS)
+# the command adds the REPL (readline) to the library
+$(ALUA): $(BUILD)/obj/vm/main.o $(BUILD)/obj/vm/repl.o $(LIBALUA) | $(BUILD)/bin
+	$(CC) $(LDFLAGS) -Wl,-E -o $@ $(BUILD)/obj/vm/main.o $(BUILD)/obj/vm/repl.o $(LIBALUA) $(LIBS) -lreadline
 
 $(SHLIB): $(ASYNC_OBJ) $(VM_OBJ) | $(BUILD)/lib
 	$(CC) $(LDFLAGS) -shared -Wl,-soname,libalua.so.$(SOVERSION) -o $@ $^ $(LIBS)

@@ -52,6 +52,19 @@ int vm_run_loop_to_end(lua_State *L) {
   return vm_pcall(L, 0, 0);
 }
 
+static int cancel_leftovers(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_getfield(L, -1, "asyncio");
+  lua_getfield(L, -1, "_shutdown");
+  lua_call(L, 0, 0);
+  return 0;
+}
+
+int vm_cancel_leftovers(lua_State *L) {
+  lua_pushcfunction(L, cancel_leftovers);
+  return vm_pcall(L, 0, 0);
+}
+
 /* ---- embedding API -------------------------------------------------------------- */
 
 void alua_openlibs(lua_State *L) {

@@ -1,27 +1,194 @@
-/* repl.c — the interactive prompt: expressions print their values, incomplete chunks
-   continue on the next line, await works at the prompt. */
+/* repl.c — the interactive prompt: the loop keeps running while it waits for input
+   (readline's callback interface fed by a uv_poll on stdin), top-level await, locals
+   that persist, history and tab completion of globals and fields. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <readline/history.h>
+#include <readline/readline.h>
 
 #include <lauxlib.h>
 
+#include "alua.h"
 #include "vm.h"
 
 #define PROMPT "> "
 #define PROMPT2 ">> "
+#define HISTORY_MAX 1000
 
-/* Is the syntax error in the message on top "the chunk ended too early"? */
-static int repl_incomplete(lua_State *L, int status) {
-  if (status != LUA_ERRSYNTAX) return 0;
-  size_t len;
-  const char *msg = lua_tolstring(L, -1, &len);
-  return len >= 5 && strcmp(msg + len - 5, "<eof>") == 0;
+typedef struct repl {
+  lua_State *L;
+  uv_poll_t stdin_poll;
+  char *line;      /* a line readline completed, owned by us until evaluated */
+  int line_ready;  /* readline called back: a line (or EOF, line == NULL) */
+  int editing;     /* a prompt is on screen: output must redraw around it */
+  char history_path[1024];
+} repl;
+
+static repl *the_repl; /* readline's callbacks carry no user data */
+
+/* ---- input through the loop ------------------------------------------------------- */
+
+static void repl_on_line(char *line) {
+  the_repl->line = line;
+  the_repl->line_ready = 1;
+  rl_callback_handler_remove(); /* no prompt until we ask for the next line */
+  the_repl->editing = 0;
 }
 
-static int repl_readline(char *buf, size_t size, const char *prompt) {
-  fputs(prompt, stdout);
-  fflush(stdout);
-  return fgets(buf, (int)size, stdin) != NULL;
+static void repl_on_stdin(uv_poll_t *h, int status, int events) {
+  (void)h;
+  (void)events;
+  if (status < 0) {
+    repl_on_line(NULL);
+    return;
+  }
+  rl_callback_read_char();
+}
+
+/* Runs the loop, tasks included, until readline has a complete line. NULL: end of input. */
+static char *repl_read(repl *r, const char *prompt) {
+  r->line = NULL;
+  r->line_ready = 0;
+  rl_callback_handler_install(prompt, repl_on_line);
+  r->editing = 1;
+  uv_poll_start(&r->stdin_poll, UV_READABLE, repl_on_stdin);
+  while (!r->line_ready) alua_run(r->L, UV_RUN_ONCE);
+  uv_poll_stop(&r->stdin_poll);
+  return r->line;
+}
+
+/* print and io.write while a prompt is on screen: clear the line being edited, write,
+   draw the prompt and the user's text again below. */
+static int repl_redraw_around(lua_State *L) {
+  int editing = the_repl && the_repl->editing;
+  if (editing) rl_clear_visible_line();
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  if (editing) {
+    fflush(stdout);
+    rl_forced_update_display();
+  }
+  return lua_gettop(L);
+}
+
+static void repl_wrap_output(lua_State *L) {
+  lua_getglobal(L, "print");
+  lua_pushcclosure(L, repl_redraw_around, 1);
+  lua_setglobal(L, "print");
+  lua_getglobal(L, "io");
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "write");
+    lua_pushcclosure(L, repl_redraw_around, 1);
+    lua_setfield(L, -2, "write");
+  }
+  lua_pop(L, 1);
+}
+
+/* ---- completion ------------------------------------------------------------------- */
+
+static char **completion_list;
+static size_t completion_count, completion_next;
+
+static void completion_add(const char *prefix_path, size_t path_len, const char *key) {
+  char *s = malloc(path_len + strlen(key) + 1);
+  if (s == NULL) return;
+  memcpy(s, prefix_path, path_len);
+  strcpy(s + path_len, key);
+  char **list = realloc(completion_list, (completion_count + 1) * sizeof *list);
+  if (list == NULL) {
+    free(s);
+    return;
+  }
+  completion_list = list;
+  completion_list[completion_count++] = s;
+}
+
+/* Adds the string keys of the table on top (and of its __index tables) that start with
+   `word`; pops the table. */
+static void completion_collect(lua_State *L, const char *path, size_t path_len, const char *word) {
+  size_t wlen = strlen(word);
+  for (int depth = 0; depth < 4 && lua_istable(L, -1); depth++) {
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      lua_pop(L, 1);
+      if (lua_type(L, -1) == LUA_TSTRING) {
+        const char *k = lua_tostring(L, -1);
+        if (strncmp(k, word, wlen) == 0) completion_add(path, path_len, k);
+      }
+    }
+    if (!lua_getmetatable(L, -1)) break;
+    lua_getfield(L, -1, "__index");
+    lua_remove(L, -2);
+    lua_remove(L, -2);
+  }
+  lua_pop(L, 1);
+}
+
+/* Completes `a.b.c` / `obj:meth` from the globals and the tables they lead to. */
+static void completion_build(lua_State *L, const char *text) {
+  completion_count = completion_next = 0;
+  completion_list = NULL;
+  int top = lua_gettop(L);
+  lua_pushglobaltable(L);
+  const char *seg = text;
+  for (const char *p = text; *p; p++) {
+    if (*p != '.' && *p != ':') continue;
+    lua_pushlstring(L, seg, (size_t)(p - seg));
+    if (!lua_istable(L, -2) && !lua_isuserdata(L, -2)) {
+      lua_settop(L, top);
+      return;
+    }
+    lua_gettable(L, -2); /* may run __index; it is the user's own code */
+    lua_remove(L, -2);
+    if (lua_isuserdata(L, -1) && lua_getmetatable(L, -1)) {
+      lua_getfield(L, -1, "__index");
+      lua_replace(L, -3);
+      lua_pop(L, 1);
+    }
+    seg = p + 1;
+  }
+  completion_collect(L, text, (size_t)(seg - text), seg);
+  lua_settop(L, top);
+}
+
+static char *completion_generator(const char *text, int state) {
+  (void)text;
+  (void)state; /* the list is built before readline asks for the first match */
+  if (completion_next < completion_count) return completion_list[completion_next++];
+  free(completion_list); /* readline owns and frees the strings we returned */
+  completion_list = NULL;
+  return NULL;
+}
+
+static char **repl_complete(const char *text, int start, int end) {
+  (void)start;
+  (void)end;
+  rl_attempted_completion_over = 1; /* no file name completion */
+  completion_build(the_repl->L, text);
+  return rl_completion_matches(text, completion_generator);
+}
+
+/* ---- evaluation ------------------------------------------------------------------- */
+
+/* `local x = 1` at the prompt: the variable must outlive the line it was typed on, as
+   in Python's REPL, so a leading `local` (without attributes) becomes a global
+   assignment; `local function f` becomes `function f`. */
+static const char *repl_unlocal(const char *src) {
+  const char *p = src;
+  while (*p == ' ' || *p == '\t') p++;
+  if (strncmp(p, "local", 5) != 0 || (p[5] != ' ' && p[5] != '\t')) return src;
+  const char *rest = p + 6;
+  while (*rest == ' ' || *rest == '\t') rest++;
+  if (strncmp(rest, "function", 8) == 0) return rest;
+  const char *eq = strchr(rest, '=');
+  const char *attr = strchr(rest, '<');
+  if (attr && (!eq || attr < eq)) return src; /* <const>/<close> keep their meaning */
+  if (!eq) return NULL;                        /* `local x`: declare as nil */
+  return rest;
 }
 
 /* Compiles `return SRC` (an expression) or else SRC itself (statements). */
@@ -31,10 +198,29 @@ static int repl_compile(lua_State *L, const char *src, size_t len) {
   lua_remove(L, -2);
   if (status == LUA_OK) return LUA_OK;
   lua_pop(L, 1);
+  const char *plain = repl_unlocal(src);
+  if (plain == NULL) { /* `local x` alone */
+    lua_pushliteral(L, "");
+    plain = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  if (plain != src) {
+    status = vm_loadstring(L, plain, strlen(plain), "=stdin");
+    if (status == LUA_OK) return LUA_OK;
+    lua_pop(L, 1);
+  }
   return vm_loadstring(L, src, len, "=stdin");
 }
 
-static void repl_print(lua_State *L, int base) {
+/* Is the syntax error on top "the chunk ended too early"? */
+static int repl_incomplete(lua_State *L, int status) {
+  if (status != LUA_ERRSYNTAX) return 0;
+  size_t len;
+  const char *msg = lua_tolstring(L, -1, &len);
+  return len >= 5 && strcmp(msg + len - 5, "<eof>") == 0;
+}
+
+static void repl_print_results(lua_State *L, int base) {
   int n = lua_gettop(L) - base;
   if (n == 0) return;
   lua_getglobal(L, "print");
@@ -45,33 +231,125 @@ static void repl_print(lua_State *L, int base) {
   }
 }
 
-int vm_repl(lua_State *L) {
-  char line[4096];
+static void repl_history_add(repl *r, const char *line) {
+  if (*line == '\0') return;
+  add_history(line);
+  if (*r->history_path) append_history(1, r->history_path);
+}
+
+/* Reads one chunk (continuing on ">>" lines while incomplete), runs it, prints what it
+   returned or its error. Returns 0 at end of input. */
+static int repl_step(repl *r) {
+  lua_State *L = r->L;
+  int base = lua_gettop(L);
+  char *line = repl_read(r, PROMPT);
+  if (line == NULL) return 0;
+  repl_history_add(r, line);
+  lua_pushstring(L, line); /* the chunk's text so far, at base + 1 */
+  free(line);
+  int status;
+  for (;;) {
+    size_t len;
+    const char *src = lua_tolstring(L, base + 1, &len);
+    status = repl_compile(L, src, len);
+    if (!repl_incomplete(L, status)) break;
+    line = repl_read(r, PROMPT2);
+    if (line == NULL) break;
+    repl_history_add(r, line);
+    lua_pop(L, 1);
+    lua_pushliteral(L, "\n");
+    lua_pushstring(L, line);
+    free(line);
+    lua_concat(L, 3);
+  }
+  lua_remove(L, base + 1);
+  if (status == LUA_OK) status = vm_pcall(L, 0, LUA_MULTRET);
+  if (status == LUA_OK) {
+    repl_print_results(L, base);
+  } else {
+    fprintf(stderr, "%s\n", lua_tostring(L, -1));
+    fflush(stderr);
+  }
+  lua_settop(L, base);
+  return 1;
+}
+
+static void repl_history_open(repl *r) {
+  const char *path = getenv("ALUA_HISTORY");
+  const char *home = getenv("HOME");
+  if (path && *path)
+    snprintf(r->history_path, sizeof r->history_path, "%s", path);
+  else if (home)
+    snprintf(r->history_path, sizeof r->history_path, "%s/.alua_history", home);
+  else
+    r->history_path[0] = '\0';
+  using_history();
+  if (*r->history_path) {
+    read_history(r->history_path);
+    FILE *f = fopen(r->history_path, "a"); /* append_history needs the file to exist */
+    if (f) fclose(f);
+  }
+}
+
+static void repl_history_close(repl *r) {
+  if (*r->history_path) history_truncate_file(r->history_path, HISTORY_MAX);
+}
+
+/* ---- without a terminal: lines from stdin, as lua -i does ------------------------- */
+
+static int repl_plain(lua_State *L) {
+  char buf[4096];
   for (;;) {
     int base = lua_gettop(L);
-    if (!repl_readline(line, sizeof line, PROMPT)) break;
-    lua_pushstring(L, line); /* the chunk's text so far, at base + 1 */
+    fputs(PROMPT, stdout);
+    fflush(stdout);
+    if (!fgets(buf, sizeof buf, stdin)) break;
+    lua_pushstring(L, buf);
     int status;
     for (;;) {
       size_t len;
       const char *src = lua_tolstring(L, base + 1, &len);
       status = repl_compile(L, src, len);
       if (!repl_incomplete(L, status)) break;
-      if (!repl_readline(line, sizeof line, PROMPT2)) break;
+      fputs(PROMPT2, stdout);
+      fflush(stdout);
+      if (!fgets(buf, sizeof buf, stdin)) break;
       lua_pop(L, 1);
-      lua_pushstring(L, line);
+      lua_pushstring(L, buf);
       lua_concat(L, 2);
     }
     lua_remove(L, base + 1);
     if (status == LUA_OK) status = vm_pcall(L, 0, LUA_MULTRET);
-    if (status == LUA_OK) {
-      repl_print(L, base);
-    } else {
+    if (status == LUA_OK)
+      repl_print_results(L, base);
+    else
       fprintf(stderr, "%s\n", lua_tostring(L, -1));
-      fflush(stderr);
-    }
     lua_settop(L, base);
   }
   fputs("\n", stdout);
+  return LUA_OK;
+}
+
+int vm_repl(lua_State *L) {
+  if (!isatty(0)) return repl_plain(L);
+  repl r;
+  memset(&r, 0, sizeof r);
+  r.L = L;
+  the_repl = &r;
+  if (uv_poll_init(alua_loop(L), &r.stdin_poll, 0) != 0) {
+    the_repl = NULL;
+    return repl_plain(L);
+  }
+  rl_readline_name = "alua";
+  rl_attempted_completion_function = repl_complete;
+  rl_basic_word_break_characters = " \t\n\"\\'`@$><=;|&{(,[+-*/%^~#";
+  repl_history_open(&r);
+  repl_wrap_output(L);
+  while (repl_step(&r)) {}
+  repl_history_close(&r);
+  fputs("\n", stdout);
+  uv_close((uv_handle_t *)&r.stdin_poll, NULL);
+  alua_run(L, UV_RUN_NOWAIT); /* lets the poll handle finish closing */
+  the_repl = NULL;
   return LUA_OK;
 }

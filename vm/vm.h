@@ -14,6 +14,9 @@ int vm_pcall(lua_State *L, int nargs, int nresults);
 /* After the main chunk: runs the loop until nothing is left, then cancels leftovers. */
 int vm_run_loop_to_end(lua_State *L);
 
+/* After the REPL: cancels the tasks still pending and waits for them to finish. */
+int vm_cancel_leftovers(lua_State *L);
+
 /* The interactive prompt. */
 int vm_repl(lua_State *L);
 
