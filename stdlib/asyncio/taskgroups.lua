@@ -20,7 +20,6 @@ local function abort(self)
 end
 
 local function on_task_done(self, task)
-  if not self._tasks[task] then return end
   self._tasks[task] = nil
   self._ntasks = self._ntasks - 1
   local waiter = self._on_completed
