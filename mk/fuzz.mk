@@ -1,0 +1,34 @@
+# fuzz.mk — the keyword transform's C core on its own: libFuzzer and the speed check.
+#   make fuzz [FUZZ_SECONDS=60]  build/fuzz/syntax_fuzz (clang, ASan+UBSan) on the seed corpus
+#   make bench-syntax            transform vs luac5.4 -p on a generated multi-megabyte file
+
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZ_LUA     := $(shell pkg-config --cflags --libs lua5.4 2>/dev/null)
+
+.PHONY: fuzz fuzz-runtime bench-syntax
+
+# libFuzzer's runtime is a separate Debian package: say which when it is missing
+fuzz-runtime:
+	@printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }\n' | \
+	  $(FUZZ_CC) -fsanitize=fuzzer -x c - -o /dev/null 2>/dev/null || { \
+	  echo "make fuzz needs clang and libFuzzer: apt-get install -y clang libclang-rt-14-dev" >&2; \
+	  exit 1; }
+
+$(FUZZ_DIR)/syntax_fuzz: tests/fuzz/syntax_fuzz.c vm/syntax.c vm/syntax.h | fuzz-runtime
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	  -Ivm -o $@ tests/fuzz/syntax_fuzz.c vm/syntax.c $(FUZZ_LUA)
+
+fuzz: $(FUZZ_DIR)/syntax_fuzz
+	@mkdir -p $(FUZZ_DIR)/corpus
+	$(FUZZ_DIR)/syntax_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=5 -max_len=4096 \
+	  -dict=tests/fuzz/syntax.dict -print_final_stats=1 $(FUZZ_DIR)/corpus tests/fuzz/syntax_corpus
+
+$(FUZZ_DIR)/syntax_speed: tests/fuzz/syntax_speed.c vm/syntax.c vm/syntax.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -Ivm -o $@ tests/fuzz/syntax_speed.c vm/syntax.c
+
+bench-syntax: $(FUZZ_DIR)/syntax_speed
+	@SYNTAX_SPEED=$(FUZZ_DIR)/syntax_speed bench/syntax_speed.sh

@@ -1,0 +1,4 @@
+async --[[c]] function --x
+ a.b --[[
+]] : c ( ) end
+await	x
