@@ -189,6 +189,7 @@ struct loop_state {
   const void *cancelled_mt; /* CancelledError instances' metatable, for fast tests */
   struct sigwatch *signal_watchers; /* signal.c: add_signal_handler's uv_signal handles */
   int signals_held;    /* they are ref'd: a top-level await is waiting (signal_hold) */
+  future *running_until; /* what loop_run_until runs the loop for: Ctrl-C cancels it */
   int closed;
 };
 
@@ -234,5 +235,6 @@ int signal_hold(loop_state *loop, int hold); /* returns the previous setting */
 void signal_catch_interrupt(lua_State *L);   /* Ctrl-C in the alua command */
 int signal_interrupted(void);
 void signal_open(lua_State *L);
+void fs_open(lua_State *L); /* core.fs: the primitives of asyncio.fs */
 
 #endif

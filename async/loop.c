@@ -102,6 +102,9 @@ int loop_run_until(lua_State *L, loop_state *loop, future *f) {
   int stuck = 0;
   loop->L = L;
   loop->driving++;
+  int held = signal_hold(loop, 1); /* a signal handler may be what completes f */
+  future *outer = loop->running_until;
+  loop->running_until = f;
   while (f->state == FUT_PENDING) {
     int alive = uv_run(loop->uv, UV_RUN_ONCE);
     if (f->state != FUT_PENDING) break;
@@ -110,6 +113,8 @@ int loop_run_until(lua_State *L, loop_state *loop, future *f) {
       break;
     }
   }
+  loop->running_until = outer;
+  signal_hold(loop, held);
   loop->driving--;
   loop->L = saved;
   return stuck ? -1 : 0;

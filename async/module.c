@@ -93,6 +93,8 @@ int luaopen_asyncio(lua_State *L) {
   handle_open(L);
   await_open(L);
   error_open(L);
+  signal_open(L);
+  fs_open(L);
   luaL_setfuncs(L, core_functions, 0);
   coro_lib_patch(L);
 

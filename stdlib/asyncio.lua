@@ -49,5 +49,7 @@ core.load_part("asyncio.locks", core, M)
 core.load_part("asyncio.queues", core, M)
 core.load_part("asyncio.taskgroups", core, M)
 core.load_part("asyncio.timeouts", core, M)
+core.load_part("asyncio.signals", core, M)
+core.load_part("asyncio.fs", core, M)
 
 return M

@@ -16,7 +16,7 @@ if [ "${VALGRIND:-0}" = 1 ]; then
   # definite leaks and invalid accesses in our code fail the run; Lua's own
   # allocations are all freed by lua_close, so "definite" is the honest bar
   RUNNER=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
-          --show-leak-kinds=definite --suppressions=tests/valgrind.supp "$ALUA_BIN")
+          --show-leak-kinds=definite --suppressions="$PWD/tests/valgrind.supp" "$ALUA_BIN")
 else
   RUNNER=("$ALUA_BIN")
 fi

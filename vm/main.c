@@ -8,6 +8,7 @@
 #include <lualib.h>
 
 #include "alua.h"
+#include "internal.h"
 #include "vm.h"
 
 static const char *progname = "alua";
@@ -77,6 +78,10 @@ static int options_parse(int argc, char **argv, options *o) {
 static int report(lua_State *L, int status) {
   if (status != LUA_OK) {
     const char *msg = lua_tostring(L, -1);
+    if (signal_interrupted() && msg && strncmp(msg, "CancelledError", 14) == 0) {
+      lua_pop(L, 1); /* Ctrl-C's cancellation: main() says KeyboardInterrupt */
+      return status;
+    }
     fprintf(stderr, "%s: %s\n", progname, msg ? msg : "(error object is not a string)");
     fflush(stderr);
     lua_pop(L, 1);
@@ -179,6 +184,8 @@ static int protected_main(lua_State *L) {
   luaL_openlibs(L);
   alua_openlibs(L);
   create_arg_table(L, argc, argv, script);
+  int repl = m->opts.interactive || (!script && !m->opts.has_e && !m->opts.version && isatty(0));
+  if (!repl) signal_catch_interrupt(L);
   lua_gc(L, LUA_GCGEN, 0, 0);
   if (m->opts.version) print_version();
   if (!m->opts.noenv && run_init(L) != LUA_OK) return 0;
@@ -199,6 +206,14 @@ static int protected_main(lua_State *L) {
   return 0;
 }
 
+static int shutdown_tasks(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_getfield(L, -1, "asyncio");
+  lua_getfield(L, -1, "_shutdown");
+  lua_call(L, 0, 0);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   main_args m = {argc, argv, {0}, EXIT_FAILURE};
   if (argv[0] && argv[0][0]) progname = argv[0];
@@ -214,6 +229,14 @@ int main(int argc, char **argv) {
   lua_pushlightuserdata(L, &m);
   int status = lua_pcall(L, 1, 0, 0);
   report(L, status);
+  if (signal_interrupted()) {
+    /* Ctrl-C: the main task was cancelled; the other tasks are too, as asyncio.run does */
+    lua_pushcfunction(L, shutdown_tasks);
+    report(L, vm_pcall(L, 0, 0));
+    alua_close(L);
+    fputs("KeyboardInterrupt\n", stderr);
+    return 130;
+  }
   alua_close(L);
   return status == LUA_OK ? m.status : EXIT_FAILURE;
 }

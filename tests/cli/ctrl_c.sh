@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# ctrl_c.sh — SIGINT to a running alua: the main task is cancelled, its cleanup runs,
+# "KeyboardInterrupt" on stderr, exit status 130; a second Ctrl-C exits at once.
+cd "$(dirname "$0")/../.."
+. tests/cli/lib.sh
+
+# interrupt NAME SCRIPT_FILE: runs it and sends one SIGINT after 0.5 s (timeout puts a
+# handler, not "ignore", on SIGINT: alua starts with the default action)
+interrupt() {
+  timeout --foreground --preserve-status -k 10 -s INT 0.5 "$ALUA" "$1" >"$TMP/stdout" 2>"$TMP/stderr"
+  echo $? >"$TMP/status"
+}
+
+# check NAME WANT_STDOUT: status 130, stderr ends with KeyboardInterrupt, stdout as given
+check() {
+  local status out
+  status=$(cat "$TMP/status")
+  out=$(cat "$TMP/stdout")
+  if [ "$status" = 130 ] && [ "$out" = "$2" ] && [ "$(tail -1 "$TMP/stderr")" = KeyboardInterrupt ]; then
+    echo "ok - $1"
+  else
+    echo "not ok - $1"
+    echo "  status $status (want 130)"
+    echo "  stdout: $(printf '%q' "$out")"
+    echo "  want:   $(printf '%q' "$2")"
+    echo "  stderr: $(head -5 "$TMP/stderr")"
+  fi
+}
+
+cat >"$TMP/toplevel.lua" <<'LUA'
+local main = async(function()
+  local ok, err = pcall(function()
+    local guard <close> = setmetatable({}, { __close = function() print("close ran") end })
+    print("sleeping")
+    io.stdout:flush()
+    await(asyncio.sleep(100))
+  end)
+  print("pcall caught " .. tostring(err))
+  error(err, 0)
+end)
+await(main())
+print("not reached")
+LUA
+interrupt "$TMP/toplevel.lua"
+check "top-level await: the main task's <close> and pcall cleanup run, exit 130" \
+  $'sleeping\nclose ran\npcall caught CancelledError'
+if grep -q "CancelledError" "$TMP/stderr"; then
+  echo "not ok - the cancellation itself is not reported as an error"
+else
+  echo "ok - the cancellation itself is not reported as an error"
+fi
+
+cat >"$TMP/run.lua" <<'LUA'
+asyncio.run(function()
+  local worker = asyncio.create_task(function()
+    local c <close> = setmetatable({}, { __close = function() print("worker cleanup") end })
+    await(asyncio.sleep(100))
+  end)
+  local c <close> = setmetatable({}, { __close = function()
+    print("main cleanup")
+    await(asyncio.sleep(0.01)) -- cleanup may await
+    print("main cleanup done")
+  end })
+  await(worker)
+end)
+print("not reached")
+LUA
+interrupt "$TMP/run.lua"
+check "asyncio.run: the main task and the tasks it started clean up" \
+  $'worker cleanup\nmain cleanup\nmain cleanup done'
+
+cat >"$TMP/others.lua" <<'LUA'
+asyncio.create_task(function()
+  local c <close> = setmetatable({}, { __close = function() print("background cleanup") end })
+  await(asyncio.sleep(100))
+end)
+await(asyncio.sleep(100))
+LUA
+interrupt "$TMP/others.lua"
+check "top-level await of a sleep: interrupted, other tasks cancelled" "background cleanup"
+
+cat >"$TMP/after.lua" <<'LUA'
+asyncio.create_task(function()
+  local c <close> = setmetatable({}, { __close = function() print("server cleanup") end })
+  await(asyncio.sleep(100))
+end)
+print("main chunk done")
+LUA
+interrupt "$TMP/after.lua"
+check "after the main chunk: running tasks are cancelled and clean up" \
+  $'main chunk done\nserver cleanup'
+
+cat >"$TMP/plain.lua" <<'LUA'
+local c <close> = setmetatable({}, { __close = function() print("plain cleanup") end })
+while true do end
+LUA
+interrupt "$TMP/plain.lua"
+check "plain Lua code outside the loop is interrupted too" "plain cleanup"
+
+# a second Ctrl-C while the cleanup is still running exits at once
+cat >"$TMP/slow.lua" <<'LUA'
+print(io.popen("echo $PPID"):read("l")) -- the shell's parent: this alua
+io.stdout:flush()
+asyncio.run(function()
+  local c <close> = setmetatable({}, { __close = function()
+    print("slow cleanup")
+    io.stdout:flush()
+    local t = os.clock()
+    while os.clock() - t < 20 do end
+    print("cleanup finished")
+  end })
+  await(asyncio.sleep(100))
+end)
+LUA
+start=$(date +%s)
+timeout -k 5 30 "$ALUA" "$TMP/slow.lua" >"$TMP/stdout" 2>"$TMP/stderr" &
+runner=$!
+for _ in $(seq 50); do [ -s "$TMP/stdout" ] && break; sleep 0.1; done
+pid=$(head -1 "$TMP/stdout")
+kill -INT "$pid"
+for _ in $(seq 50); do grep -q "slow cleanup" "$TMP/stdout" && break; sleep 0.1; done
+kill -INT "$pid"
+wait "$runner"
+status=$?
+elapsed=$(($(date +%s) - start))
+if [ "$status" = 130 ] && [ "$elapsed" -lt 15 ] && ! grep -q "cleanup finished" "$TMP/stdout" &&
+  grep -q KeyboardInterrupt "$TMP/stderr"; then
+  echo "ok - a second Ctrl-C exits at once"
+else
+  echo "not ok - a second Ctrl-C exits at once"
+  echo "  status $status, ${elapsed}s; stdout: $(cat "$TMP/stdout"); stderr: $(head -3 "$TMP/stderr")"
+fi
+
+expect "without Ctrl-C the exit status is unchanged" 0 "fine" -- \
+  "$ALUA" -e 'await(asyncio.sleep(0.01)) print("fine")'
