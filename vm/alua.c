@@ -6,6 +6,7 @@
 
 #include "alua.h"
 #include "internal.h"
+#include "loader.h"
 #include "vm.h"
 
 int alua_msgh(lua_State *L) {
@@ -31,10 +32,10 @@ int vm_pcall(lua_State *L, int nargs, int nresults) {
   return status;
 }
 
-int vm_loadfile(lua_State *L, const char *path) { return luaL_loadfilex(L, path, NULL); }
+int vm_loadfile(lua_State *L, const char *path) { return loader_loadfile(L, path, NULL); }
 
 int vm_loadstring(lua_State *L, const char *src, size_t len, const char *chunkname) {
-  return luaL_loadbufferx(L, src, len, chunkname, NULL);
+  return loader_loadbuffer(L, src, len, chunkname, NULL);
 }
 
 static int run_loop_to_end(lua_State *L) {
@@ -68,6 +69,7 @@ int vm_cancel_leftovers(lua_State *L) {
 /* ---- embedding API -------------------------------------------------------------- */
 
 void alua_openlibs(lua_State *L) {
+  loader_install(L);
   luaL_requiref(L, "asyncio", luaopen_asyncio, 1);
   lua_getfield(L, -1, "async");
   lua_setglobal(L, "async");

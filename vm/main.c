@@ -9,6 +9,7 @@
 
 #include "alua.h"
 #include "internal.h"
+#include "loader.h"
 #include "vm.h"
 
 static const char *progname = "alua";
@@ -183,6 +184,7 @@ static int protected_main(lua_State *L) {
   }
   luaL_openlibs(L);
   alua_openlibs(L);
+  if (m->opts.no_keywords) loader_set_keywords(L, 0);
   create_arg_table(L, argc, argv, script);
   int repl = m->opts.interactive || (!script && !m->opts.has_e && !m->opts.version && isatty(0));
   if (!repl) signal_catch_interrupt(L);
@@ -191,17 +193,21 @@ static int protected_main(lua_State *L) {
   if (!m->opts.noenv && run_init(L) != LUA_OK) return 0;
   if (run_options(L, argv, script ? script : argc) != LUA_OK) return 0;
   if (script && run_script(L, argc, argv, script) != LUA_OK) return 0;
-  if (m->opts.interactive) {
-    if (vm_repl(L) != LUA_OK) return 0;
-  } else if (!script && !m->opts.has_e && !m->opts.version) {
+  int interactive = m->opts.interactive;
+  if (!interactive && !script && !m->opts.has_e && !m->opts.version) {
     if (isatty(0)) {
       print_version();
-      if (vm_repl(L) != LUA_OK) return 0;
+      interactive = 1;
     } else if (run_chunk(L, vm_loadfile(L, NULL)) != LUA_OK) {
       return 0;
     }
   }
-  if (report(L, vm_run_loop_to_end(L)) != LUA_OK) return 0;
+  if (interactive) {
+    /* leaving the prompt ends the session: what still runs is cancelled, not awaited */
+    if (vm_repl(L) != LUA_OK || report(L, vm_cancel_leftovers(L)) != LUA_OK) return 0;
+  } else if (report(L, vm_run_loop_to_end(L)) != LUA_OK) {
+    return 0;
+  }
   m->status = EXIT_SUCCESS;
   return 0;
 }
