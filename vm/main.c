@@ -212,14 +212,6 @@ static int protected_main(lua_State *L) {
   return 0;
 }
 
-static int shutdown_tasks(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-  lua_getfield(L, -1, "asyncio");
-  lua_getfield(L, -1, "_shutdown");
-  lua_call(L, 0, 0);
-  return 0;
-}
-
 int main(int argc, char **argv) {
   main_args m = {argc, argv, {0}, EXIT_FAILURE};
   if (argv[0] && argv[0][0]) progname = argv[0];
@@ -237,8 +229,7 @@ int main(int argc, char **argv) {
   report(L, status);
   if (signal_interrupted()) {
     /* Ctrl-C: the main task was cancelled; the other tasks are too, as asyncio.run does */
-    lua_pushcfunction(L, shutdown_tasks);
-    report(L, vm_pcall(L, 0, 0));
+    report(L, vm_cancel_leftovers(L));
     alua_close(L);
     fputs("KeyboardInterrupt\n", stderr);
     return 130;
