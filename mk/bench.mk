@@ -27,3 +27,19 @@ bench: all bench-progs bench-deps
 
 bench-smoke: all bench-progs
 	@ALUA=$(ALUA) BENCH_BIN=$(BUILD)/bench bench/run --smoke
+
+# alua linked against the static liblua5.4.a, whose symbol table names Lua's internal
+# functions (the shared library is stripped): for bench/profile. Same objects as the alua
+# command (vm/ files outside the library, e.g. main.c and the REPL), Lua linked statically.
+LUA_STATIC  := $(shell pkg-config --variable=libdir lua5.4 2>/dev/null)/liblua5.4.a
+VM_CMD_OBJ  := $(patsubst vm/%.c,$(BUILD)/obj/vm/%.o,$(filter-out $(VM_SRC),$(wildcard vm/*.c)))
+.PHONY: bench-prof-bin bench-profile
+bench-prof-bin: $(BUILD)/bench/alua-prof
+$(BUILD)/bench/alua-prof: $(VM_CMD_OBJ) $(LIBALUA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -Wl,-E -o $@ $(VM_CMD_OBJ) $(LIBALUA) $(LUA_STATIC) \
+	  $(filter-out -llua5.4,$(LIBS)) $(if $(wildcard vm/repl.c),-lreadline) -ldl
+
+# make bench-profile W=spawn [PERF=1]: where alua's time goes (see bench/profile)
+bench-profile: all bench-prof-bin
+	@bench/profile $(if $(PERF),--perf) $(or $(W),spawn)
