@@ -22,6 +22,10 @@ else
 fi
 export ALUA_RUNNER="${RUNNER[*]}"
 
+# a hung test is a failure, never a hung suite
+if [ "${VALGRIND:-0}" = 1 ]; then LIMIT=${LIMIT:-1500}; else LIMIT=${LIMIT:-300}; fi
+TIMEOUT=(timeout -k 10 "$LIMIT")
+
 pass() { passed=$((passed + 1)); echo "ok - $1"; }
 fail() { failed=$((failed + 1)); failures+=("$1"); echo "not ok - $1"; }
 selected() { [ -z "$ONLY" ] || [[ "$1" == *"$ONLY"* ]]; }
@@ -30,8 +34,10 @@ selected() { [ -z "$ONLY" ] || [[ "$1" == *"$ONLY"* ]]; }
 for spec in tests/*_spec.lua; do
   [ -e "$spec" ] || continue
   selected "$spec" || continue
-  out=$("${RUNNER[@]}" tests/busted.lua -o TAP "$spec" 2>&1)
+  out=$("${TIMEOUT[@]}" "${RUNNER[@]}" tests/busted.lua -o TAP "$spec" 2>&1)
   status=$?
+  [ $status -eq 124 ] && out+=$'\n'"not ok - $spec timed out after ${LIMIT}s"
+
   oks=$(grep -c '^ok ' <<<"$out")
   noks=$(grep -c '^not ok ' <<<"$out")
   passed=$((passed + oks))
@@ -48,8 +54,10 @@ done
 for t in tests/cli/*.sh; do
   [ -e "$t" ] || continue
   selected "$t" || continue
-  out=$(bash "$t" 2>&1)
+  out=$("${TIMEOUT[@]}" bash "$t" 2>&1)
   status=$?
+  [ $status -eq 124 ] && out+=$'\n'"not ok - $t timed out after ${LIMIT}s"
+
   echo "$out" | grep -E '^(ok|not ok|  )' || true
   oks=$(grep -c '^ok ' <<<"$out")
   noks=$(grep -c '^not ok ' <<<"$out")
@@ -62,7 +70,7 @@ done
 #    examples under scripts/ that have a .expected twin
 check_output() {
   local prog=$1 expected=$2 out
-  out=$("${RUNNER[@]}" "$prog" 2>&1)
+  out=$("${TIMEOUT[@]}" "${RUNNER[@]}" "$prog" 2>&1)
   local status=$?
   if [ $status -eq 0 ] && diff <(echo "$out") "$expected" >/dev/null; then
     pass "$prog"
