@@ -237,4 +237,109 @@ int signal_interrupted(void);
 void signal_open(lua_State *L);
 void fs_open(lua_State *L); /* core.fs: the primitives of asyncio.fs */
 
+
+/* ---- sockets and streams (stream.c, tcp.c, pipe.c, udp.c, dns.c) ---------------- */
+
+#define STREAM_MT "asyncio.stream"
+#define LISTENER_MT "asyncio.listener"
+#define UDP_MT "asyncio.udp"
+#define GAI_MT "asyncio.getaddrinfo"
+
+/* Futures an I/O callback completes (with no value) in pure C. A user value of the
+   owner's userdata anchors them; the waiting Lua code re-checks the state on waking. */
+typedef struct waitset {
+  future **v;
+  int n, cap;
+} waitset;
+
+future *waitset_add(lua_State *L, waitset *ws, int owner, int uv); /* pushes it */
+int waitset_pending(const waitset *ws);
+void waitset_wake(waitset *ws);
+void waitset_free(waitset *ws);
+
+/* Every socket alua owns is on its loop's net list, so lua_close closes what user code
+   left open, and what still flushes after its Lua object was collected. */
+typedef struct net_list net_list;
+typedef struct net_obj net_obj;
+struct net_obj {
+  net_obj *prev, *next;
+  net_list *list;
+  void (*shutdown)(net_obj *o); /* closes the handle at once, without Lua */
+};
+net_list *net_list_get(lua_State *L);
+void net_track(net_list *list, net_obj *o, void (*shutdown)(net_obj *));
+void net_untrack(net_obj *o);
+
+enum { STREAM_TCP, STREAM_PIPE };
+typedef struct listener listener;
+
+/* A connected TCP or Unix socket: the read buffer and the write queue. The userdata
+   holds a pointer (`box`); the struct is freed in the handle's close callback. */
+typedef struct stream {
+  net_obj obj;
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } u;
+  uv_connect_t connect_req;
+  uv_write_t write_req;
+  uv_shutdown_t shutdown_req;
+  struct stream **box;          /* the userdata's pointer to this, NULL once collected */
+  listener *server;             /* accepted by it: counted among its connections */
+  struct stream *next_pending;  /* in the listener's queue until Lua takes it */
+  char *rbuf;                   /* data is rbuf[rpos, rpos + rlen) */
+  size_t rpos, rlen, rcap;
+  size_t limit;                 /* line limit and bound of the read buffer */
+  size_t want;                  /* a readexactly waiting for this many bytes, or 0 */
+  char *wfly, *wq;              /* the buffer being written; the one queued behind it */
+  size_t wfly_len, wfly_cap, wq_len, wq_cap;
+  size_t high_water, low_water;
+  int rerr, werr, connect_status;
+  waitset readers, drainers, closers;
+  uint8_t kind, open, reading, eof, paused, eof_wanted, shutting, close_wanted, closing;
+} stream;
+
+stream *stream_new(lua_State *L, int kind);  /* pushes the userdata; handle initialised */
+stream *stream_check(lua_State *L, int idx); /* NULL once the stream is closed and freed */
+void stream_resume(stream *s);               /* (re)starts reading if there is room */
+void stream_close(stream *s);                /* flushes queued writes, then closes */
+void stream_connect_cb(uv_connect_t *req, int status);
+int tcp_push_name(lua_State *L, uv_tcp_t *t, int peer);   /* pushes host, port */
+int pipe_push_name(lua_State *L, uv_pipe_t *p, int peer); /* pushes the path */
+
+/* A listening socket: accepts in C into a bounded queue the Lua side drains. */
+struct listener {
+  net_obj obj;
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } u;
+  struct listener **box;
+  stream *pending_first, *pending_last;
+  int npending, nconns, accept_err;
+  size_t limit;
+  unsigned keepalive;           /* seconds, 0: off */
+  char *unlink_path;            /* a Unix socket's path, removed at close */
+  waitset acceptors, closers;
+  uint8_t kind, nodelay, serving, deferred, closing, closed;
+};
+
+listener *listener_new(lua_State *L, int kind); /* pushes the userdata; handle not initialised */
+int listener_start(listener *l, int backlog);
+void listener_close(listener *l);
+
+/* Addresses: IP text to sockaddr (0 or a uv error) and back (pushes host, port). */
+int net_sockaddr(const char *ip, int port, struct sockaddr_storage *ss);
+int net_push_addr(lua_State *L, const struct sockaddr *sa);
+
+void stream_open(lua_State *L); /* fills the table on top (core.net) */
+void tcp_open(lua_State *L);
+void pipe_open(lua_State *L);
+void udp_open(lua_State *L);
+void dns_open(lua_State *L);
+
 #endif

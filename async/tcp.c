@@ -1,0 +1,97 @@
+/* tcp.c — TCP sockets: connecting, listening (with SO_REUSEPORT set by hand: libuv 1.44
+   has no UV_TCP_REUSEPORT), socket options and addresses. */
+#include <errno.h>
+#include <sys/socket.h>
+
+#include "internal.h"
+
+/* Pushes the local (peer = 0) or remote address of a TCP handle as host, port. */
+int tcp_push_name(lua_State *L, uv_tcp_t *t, int peer) {
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  int err = peer ? uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len)
+                 : uv_tcp_getsockname(t, (struct sockaddr *)&ss, &len);
+  if (err) return error_raise_uv(L, peer ? "getpeername" : "getsockname", err);
+  return net_push_addr(L, (struct sockaddr *)&ss);
+}
+
+static void parse_addr(lua_State *L, int idx, struct sockaddr_storage *ss, const char *op) {
+  const char *ip = luaL_checkstring(L, idx);
+  lua_Integer port = luaL_checkinteger(L, idx + 1);
+  luaL_argcheck(L, port >= 0 && port <= 65535, idx + 1, "port out of range");
+  if (net_sockaddr(ip, (int)port, ss) != 0)
+    luaL_error(L, "%s: '%s' is not an IP address", op, ip);
+}
+
+/* keepalive option: false/nil off, true 60 s, a number: seconds of idle before probes */
+static unsigned keepalive_delay(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx) || (lua_isboolean(L, idx) && !lua_toboolean(L, idx))) return 0;
+  if (lua_isboolean(L, idx)) return 60;
+  lua_Integer d = luaL_checkinteger(L, idx);
+  luaL_argcheck(L, d > 0, idx, "keepalive delay must be positive");
+  return (unsigned)d;
+}
+
+/* net.tcp_connect(ip, port, nodelay, keepalive) -> stream; net.wait_read's future
+   completes when the connection is made or failed (net.connect_finish raises the error). */
+static int tcp_connect(lua_State *L) {
+  struct sockaddr_storage ss;
+  parse_addr(L, 1, &ss, "connect");
+  int nodelay = lua_isnoneornil(L, 3) ? 1 : lua_toboolean(L, 3);
+  unsigned keepalive = keepalive_delay(L, 4);
+  lua_settop(L, 4);
+  stream *s = stream_new(L, STREAM_TCP);
+  int err = uv_tcp_connect(&s->connect_req, &s->u.tcp, (struct sockaddr *)&ss, stream_connect_cb);
+  if (err) {
+    stream_close(s);
+    return error_raise_uv(L, "connect", err);
+  }
+  /* options after connect: libuv creates the socket there */
+  uv_tcp_nodelay(&s->u.tcp, nodelay);
+  if (keepalive) uv_tcp_keepalive(&s->u.tcp, 1, keepalive);
+  return 1;
+}
+
+/* net.tcp_listen(ip, port, backlog, reuse_port, ipv6only) -> listener */
+static int tcp_listen(lua_State *L) {
+  struct sockaddr_storage ss;
+  parse_addr(L, 1, &ss, "bind");
+  int backlog = (int)luaL_optinteger(L, 3, 511);
+  int reuse_port = lua_toboolean(L, 4);
+  int v6only = lua_toboolean(L, 5);
+  listener *l = listener_new(L, STREAM_TCP);
+  int err = uv_tcp_init_ex(loop_get(L)->uv, &l->u.tcp, ss.ss_family);
+  if (err) {
+    listener_close(l);
+    return error_raise_uv(L, "socket", err);
+  }
+  if (reuse_port) {
+    uv_os_fd_t fd;
+    int one = 1;
+    err = uv_fileno(&l->u.handle, &fd);
+    if (err == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) err = uv_translate_sys_error(errno);
+    if (err) {
+      listener_close(l);
+      return error_raise_uv(L, "setsockopt", err);
+    }
+  }
+  err = uv_tcp_bind(&l->u.tcp, (struct sockaddr *)&ss, ss.ss_family == AF_INET6 && v6only ? UV_TCP_IPV6ONLY : 0);
+  if (err == 0) err = listener_start(l, backlog);
+  if (err) {
+    listener_close(l);
+    error_push_uv(L, "bind", err);
+    lua_pushfstring(L, "bind: cannot listen on %s port %d: %s (%s)", lua_tostring(L, 1),
+                    (int)lua_tointeger(L, 2), uv_err_name(err), uv_strerror(err));
+    lua_setfield(L, -2, "message");
+    return lua_error(L);
+  }
+  return 1;
+}
+
+static const luaL_Reg tcp_functions[] = {
+    {"tcp_connect", tcp_connect},
+    {"tcp_listen", tcp_listen},
+    {NULL, NULL},
+};
+
+void tcp_open(lua_State *L) { luaL_setfuncs(L, tcp_functions, 0); }

@@ -1,0 +1,370 @@
+/* udp.c — UDP sockets: sendto tried at once (queued with a copy when the socket is
+   busy), datagrams received into a bounded queue that recvfrom drains. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "internal.h"
+
+enum { DGRAM_MAX = 64 * 1024, QUEUE_COUNT_MAX = 1024, QUEUE_BYTES_MAX = 4 << 20 };
+enum { SEND_QUEUE_MAX = 4 << 20 };
+enum { UUV_READERS = 1, UUV_CLOSERS, UUV_COUNT = UUV_CLOSERS };
+
+typedef struct dgram {
+  struct dgram *next;
+  struct sockaddr_storage from;
+  size_t len;
+  char data[];
+} dgram;
+
+typedef struct udp_sock {
+  net_obj obj;
+  uv_udp_t h;
+  struct udp_sock **box;
+  char *scratch; /* what libuv receives into: one datagram at most */
+  dgram *first, *last;
+  size_t count, bytes;
+  waitset readers, closers;
+  int rerr, serr;
+  uint8_t receiving, connected, closing;
+} udp_sock;
+
+typedef struct send_req {
+  uv_udp_send_t req;
+  char data[];
+} send_req;
+
+static udp_sock *udp_check(lua_State *L) { return *(udp_sock **)luaL_checkudata(L, 1, UDP_MT); }
+
+static int raise_closed(lua_State *L, const char *op) {
+  error_push_uv(L, op, UV_EBADF);
+  lua_pushfstring(L, "%s: the socket is closed", op);
+  lua_setfield(L, -2, "message");
+  return lua_error(L);
+}
+
+/* ---- receiving ---------------------------------------------------------------------- */
+
+static void udp_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  udp_sock *u = h->data;
+  if (u->scratch == NULL) u->scratch = malloc(DGRAM_MAX);
+  *buf = uv_buf_init(u->scratch, u->scratch ? DGRAM_MAX : 0);
+}
+
+static void udp_recv_stop(udp_sock *u) {
+  if (!u->receiving) return;
+  uv_udp_recv_stop(&u->h);
+  u->receiving = 0;
+}
+
+static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
+                        unsigned flags) {
+  (void)flags;
+  udp_sock *u = h->data;
+  if (nread < 0) {
+    u->rerr = (int)nread;
+  } else if (addr == NULL) {
+    return; /* nothing more to read now */
+  } else {
+    dgram *d = malloc(sizeof *d + (size_t)nread);
+    if (d == NULL) {
+      u->rerr = UV_ENOMEM;
+    } else {
+      d->next = NULL;
+      d->len = (size_t)nread;
+      memcpy(d->data, buf->base, (size_t)nread);
+      memset(&d->from, 0, sizeof d->from);
+      memcpy(&d->from, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+      if (u->last)
+        u->last->next = d;
+      else
+        u->first = d;
+      u->last = d;
+      u->count++;
+      u->bytes += d->len;
+      /* a reader that does not keep up: let the kernel drop, not our memory grow */
+      if (u->count >= QUEUE_COUNT_MAX || u->bytes >= QUEUE_BYTES_MAX) udp_recv_stop(u);
+    }
+  }
+  waitset_wake(&u->readers);
+}
+
+static void udp_recv_resume(udp_sock *u) {
+  if (u->receiving || u->closing) return;
+  if (u->count >= QUEUE_COUNT_MAX || u->bytes >= QUEUE_BYTES_MAX) return;
+  int err = uv_udp_recv_start(&u->h, udp_alloc_cb, udp_recv_cb);
+  if (err)
+    u->rerr = err;
+  else
+    u->receiving = 1;
+}
+
+/* net.udp_recv(u) -> data, host, port; nothing: wait. An error (an ICMP report on a
+   connected socket) is raised once. */
+static int udp_recv(lua_State *L) {
+  udp_sock *u = udp_check(L);
+  if (u == NULL || u->closing) return raise_closed(L, "recvfrom");
+  dgram *d = u->first;
+  if (d) {
+    luaL_checkstack(L, 3, NULL);
+    lua_pushlstring(L, d->data, d->len);
+    net_push_addr(L, (struct sockaddr *)&d->from);
+    u->first = d->next;
+    if (u->first == NULL) u->last = NULL;
+    u->count--;
+    u->bytes -= d->len;
+    free(d);
+    udp_recv_resume(u);
+    return 3;
+  }
+  if (u->rerr) {
+    int err = u->rerr;
+    u->rerr = 0;
+    return error_raise_uv(L, "recvfrom", err);
+  }
+  udp_recv_resume(u);
+  return 0;
+}
+
+/* net.udp_wait(u) -> a future completed by the next datagram or error. */
+static int udp_wait(lua_State *L) {
+  udp_sock *u = udp_check(L);
+  if (u == NULL || u->closing) return raise_closed(L, "recvfrom");
+  if (waitset_pending(&u->readers))
+    return luaL_error(L, "recvfrom: another task is already waiting on this socket");
+  udp_recv_resume(u);
+  waitset_add(L, &u->readers, 1, UUV_READERS);
+  return 1;
+}
+
+/* ---- sending ------------------------------------------------------------------------ */
+
+static void udp_send_cb(uv_udp_send_t *req, int status) {
+  udp_sock *u = req->handle->data;
+  if (status < 0 && status != UV_ECANCELED && !u->serr) u->serr = status;
+  free(req);
+}
+
+static int same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
+  if (a->ss_family != b->ss_family) return 0;
+  if (a->ss_family == AF_INET) {
+    const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+    return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+  }
+  const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+  return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+}
+
+/* net.udp_send(u, data [, ip, port]) */
+static int udp_send(lua_State *L) {
+  udp_sock *u = udp_check(L);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  if (u == NULL || u->closing) return raise_closed(L, "sendto");
+  if (u->serr) {
+    int err = u->serr;
+    u->serr = 0;
+    return error_raise_uv(L, "sendto", err);
+  }
+  struct sockaddr_storage ss;
+  const struct sockaddr *to = NULL;
+  if (!lua_isnoneornil(L, 3)) {
+    const char *ip = luaL_checkstring(L, 3);
+    lua_Integer port = luaL_checkinteger(L, 4);
+    luaL_argcheck(L, port > 0 && port <= 65535, 4, "port out of range");
+    if (strcmp(ip, "localhost") == 0) { /* the one name sendto resolves: it cannot wait */
+      struct sockaddr_storage me;
+      int mlen = sizeof me;
+      int v6 = uv_udp_getsockname(&u->h, (struct sockaddr *)&me, &mlen) == 0 && me.ss_family == AF_INET6;
+      ip = v6 ? "::1" : "127.0.0.1";
+    }
+    if (net_sockaddr(ip, (int)port, &ss) != 0)
+      return luaL_error(L, "sendto: '%s' is not an IP address (resolve names with getaddrinfo)", ip);
+    if (u->connected) {
+      struct sockaddr_storage peer;
+      int plen = sizeof peer;
+      if (uv_udp_getpeername(&u->h, (struct sockaddr *)&peer, &plen) == 0 && !same_addr(&peer, &ss))
+        return luaL_error(L, "sendto: the socket is connected to another address (its remote_addr)");
+    } else {
+      to = (struct sockaddr *)&ss;
+    }
+  } else if (!u->connected) {
+    return luaL_error(L, "sendto: no address: give host and port, or open with remote_addr");
+  }
+  uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
+  int n = uv_udp_try_send(&u->h, &buf, 1, to);
+  if (n >= 0) return 0;
+  if (n != UV_EAGAIN) return error_raise_uv(L, "sendto", n);
+  if (uv_udp_get_send_queue_size(&u->h) > SEND_QUEUE_MAX) return error_raise_uv(L, "sendto", UV_ENOBUFS);
+  send_req *r = malloc(sizeof *r + len);
+  if (r == NULL) return luaL_error(L, "asyncio: out of memory");
+  memcpy(r->data, data, len);
+  buf = uv_buf_init(r->data, (unsigned)len);
+  int err = uv_udp_send(&r->req, &u->h, &buf, 1, to, udp_send_cb);
+  if (err) {
+    free(r);
+    return error_raise_uv(L, "sendto", err);
+  }
+  return 0;
+}
+
+/* ---- opening and closing ------------------------------------------------------------ */
+
+static void udp_close_cb(uv_handle_t *h) {
+  udp_sock *u = h->data;
+  waitset_wake(&u->readers);
+  waitset_wake(&u->closers);
+  if (u->box) *u->box = NULL;
+  net_untrack(&u->obj);
+  while (u->first) {
+    dgram *d = u->first;
+    u->first = d->next;
+    free(d);
+  }
+  waitset_free(&u->readers);
+  waitset_free(&u->closers);
+  free(u->scratch);
+  free(u);
+}
+
+static void udp_close(udp_sock *u) {
+  if (u->closing) return;
+  u->closing = 1;
+  udp_recv_stop(u);
+  waitset_wake(&u->readers);
+  uv_close((uv_handle_t *)&u->h, udp_close_cb);
+}
+
+static void udp_shutdown_obj(net_obj *o) { udp_close(container_of(o, udp_sock, obj)); }
+
+static int udp_close_lua(lua_State *L) {
+  udp_sock *u = udp_check(L);
+  if (u) udp_close(u);
+  return 0;
+}
+
+static int udp_is_closing(lua_State *L) {
+  udp_sock *u = udp_check(L);
+  lua_pushboolean(L, u == NULL || u->closing);
+  return 1;
+}
+
+static int udp_wait_closed(lua_State *L) {
+  udp_sock *u = udp_check(L);
+  if (u == NULL) return 0;
+  waitset_add(L, &u->closers, 1, UUV_CLOSERS);
+  return 1;
+}
+
+static int udp_gc(lua_State *L) {
+  udp_sock **box = lua_touserdata(L, 1);
+  udp_sock *u = *box;
+  if (u == NULL) return 0;
+  *box = NULL;
+  u->box = NULL;
+  waitset_wake(&u->readers);
+  waitset_wake(&u->closers);
+  udp_close(u);
+  return 0;
+}
+
+static int udp_name(lua_State *L, int peer) {
+  udp_sock *u = udp_check(L);
+  if (u == NULL || u->closing) return 0;
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  int err = peer ? uv_udp_getpeername(&u->h, (struct sockaddr *)&ss, &len)
+                 : uv_udp_getsockname(&u->h, (struct sockaddr *)&ss, &len);
+  if (err == UV_ENOTCONN) return 0;
+  if (err) return error_raise_uv(L, peer ? "getpeername" : "getsockname", err);
+  return net_push_addr(L, (struct sockaddr *)&ss);
+}
+static int udp_sockname(lua_State *L) { return udp_name(L, 0); }
+static int udp_peername(lua_State *L) { return udp_name(L, 1); }
+
+static int fail(lua_State *L, udp_sock *u, const char *op, int err) {
+  udp_close(u);
+  return error_raise_uv(L, op, err);
+}
+
+/* net.udp_open(local_ip, local_port, remote_ip, remote_port, reuse_port, broadcast) -> u.
+   Without a local address it binds the wildcard address of the remote's family. */
+static int udp_open_lua(lua_State *L) {
+  struct sockaddr_storage local, remote;
+  int has_local = !lua_isnoneornil(L, 1), has_remote = !lua_isnoneornil(L, 3);
+  int reuse_port = lua_toboolean(L, 5), broadcast = lua_toboolean(L, 6);
+  if (has_remote && net_sockaddr(luaL_checkstring(L, 3), (int)luaL_checkinteger(L, 4), &remote) != 0)
+    return luaL_error(L, "open_udp: remote address '%s' is not an IP address", lua_tostring(L, 3));
+  if (has_local) {
+    if (net_sockaddr(luaL_checkstring(L, 1), (int)luaL_optinteger(L, 2, 0), &local) != 0)
+      return luaL_error(L, "open_udp: local address '%s' is not an IP address", lua_tostring(L, 1));
+  } else {
+    int v6 = has_remote && remote.ss_family == AF_INET6;
+    net_sockaddr(v6 ? "::" : "0.0.0.0", 0, &local);
+  }
+  if (has_remote && remote.ss_family != local.ss_family)
+    return luaL_error(L, "open_udp: local and remote addresses are of different families");
+  lua_settop(L, 6);
+  net_list *list = net_list_get(L);
+  udp_sock **box = lua_newuserdatauv(L, sizeof *box, UUV_COUNT);
+  *box = NULL;
+  luaL_setmetatable(L, UDP_MT);
+  udp_sock *u = calloc(1, sizeof *u);
+  if (u == NULL) return luaL_error(L, "asyncio: out of memory");
+  int err = uv_udp_init_ex(loop_get(L)->uv, &u->h, local.ss_family);
+  if (err) {
+    free(u);
+    return error_raise_uv(L, "socket", err);
+  }
+  u->h.data = u;
+  u->box = box;
+  *box = u;
+  net_track(list, &u->obj, udp_shutdown_obj);
+  if (reuse_port) {
+    uv_os_fd_t fd;
+    int one = 1;
+    err = uv_fileno((uv_handle_t *)&u->h, &fd);
+    if (err == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) err = uv_translate_sys_error(errno);
+    if (err) return fail(L, u, "setsockopt", err);
+  }
+  err = uv_udp_bind(&u->h, (struct sockaddr *)&local, 0);
+  if (err) return fail(L, u, "bind", err);
+  if (broadcast && (err = uv_udp_set_broadcast(&u->h, 1)) != 0) return fail(L, u, "setsockopt", err);
+  if (has_remote) {
+    err = uv_udp_connect(&u->h, (struct sockaddr *)&remote);
+    if (err) return fail(L, u, "connect", err);
+    u->connected = 1;
+  }
+  return 1;
+}
+
+static int udp_tostring(lua_State *L) {
+  udp_sock *u = udp_check(L);
+  lua_pushfstring(L, "<udp socket%s>", u == NULL || u->closing ? " closed" : "");
+  return 1;
+}
+
+static const luaL_Reg udp_functions[] = {
+    {"udp_open", udp_open_lua},
+    {"udp_send", udp_send},
+    {"udp_recv", udp_recv},
+    {"udp_wait", udp_wait},
+    {"udp_close", udp_close_lua},
+    {"udp_is_closing", udp_is_closing},
+    {"udp_wait_closed", udp_wait_closed},
+    {"udp_sockname", udp_sockname},
+    {"udp_peername", udp_peername},
+    {NULL, NULL},
+};
+
+void udp_open(lua_State *L) {
+  luaL_newmetatable(L, UDP_MT);
+  lua_pushcfunction(L, udp_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, udp_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  luaL_setfuncs(L, udp_functions, 0);
+}

@@ -1,0 +1,488 @@
+-- streams.lua — open_connection, start_server, StreamReader, StreamWriter, Unix sockets,
+-- UDP and getaddrinfo, on the socket primitives of async/stream.c (core.net).
+-- The C side buffers and signals; every method that may wait loops "try in C, else await
+-- the future the next I/O event completes".
+local core, M = ...
+
+local net = core.net
+local async, await, create_task, Future = M.async, M.await, M.create_task, M.Future
+local CancelledError, OSError = M.CancelledError, M.OSError
+local type, error, pcall, xpcall, setmetatable, tostring, ipairs = type, error, pcall, xpcall, setmetatable, tostring, ipairs
+local concat, tointeger = table.concat, math.tointeger
+
+local read_line, read_until, read_exactly, read_some = net.read_line, net.read_until, net.read_exactly, net.read_some
+local wait_read, net_write = net.wait_read, net.write
+
+local function check_opts(fname, opts)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then error(fname .. ": options must be a table, got " .. type(opts), 3) end
+  if opts.ssl then
+    error(fname .. ": the ssl option is not supported yet (TLS streams come in a later release)", 3)
+  end
+  if opts.limit ~= nil and (tointeger(opts.limit) == nil or opts.limit <= 0) then
+    error(fname .. ": limit must be a positive integer, got " .. tostring(opts.limit), 3)
+  end
+  return opts
+end
+
+local function check_port(fname, port, optional)
+  if port == nil and optional then return nil end
+  local p = tointeger(port) or (type(port) == "string" and port ~= "" and port)
+  if not p then error(fname .. ": port must be an integer or a service name, got " .. tostring(port), 3) end
+  return p
+end
+
+local function keepalive_seconds(v)
+  if v == true then return 60 end
+  if type(v) == "number" and v > 0 then return tointeger(v) or math.ceil(v) end
+  return nil
+end
+
+-- ---- StreamReader ------------------------------------------------------------------
+
+local Reader = {}
+Reader.__index = Reader
+Reader.__name = "StreamReader"
+
+function Reader:__tostring() return "<StreamReader " .. tostring(self._h) .. ">" end
+
+-- read(n): up to n bytes (at least 1 unless at the end); n omitted or -1: all until the
+-- end of the stream; "" at the end.
+Reader.read = async(function(self, n)
+  local h = self._h
+  n = n == nil and -1 or n
+  if tointeger(n) == nil then error("read: n must be an integer, got " .. tostring(n), 2) end
+  if n >= 0 then
+    while true do
+      local data = read_some(h, n)
+      if data then return data end
+      await(wait_read(h))
+    end
+  end
+  local parts, k = {}, 0
+  while true do
+    local data = read_some(h)
+    if data == "" then break end
+    if data then
+      k = k + 1
+      parts[k] = data
+    else
+      await(wait_read(h))
+    end
+  end
+  return concat(parts, "", 1, k)
+end, "StreamReader.read")
+
+-- readline(): a line with its "\n"; at the end, the partial last line, then "".
+Reader.readline = async(function(self)
+  local h = self._h
+  while true do
+    local line = read_line(h)
+    if line then return line end
+    await(wait_read(h))
+  end
+end, "StreamReader.readline")
+
+-- readuntil(sep): the data up to and including sep (default "\n").
+Reader.readuntil = async(function(self, sep)
+  local h = self._h
+  sep = sep == nil and "\n" or sep
+  while true do
+    local data = read_until(h, sep)
+    if data then return data end
+    await(wait_read(h))
+  end
+end, "StreamReader.readuntil")
+
+-- readexactly(n): n bytes, or IncompleteReadError (partial, expected) at the end.
+Reader.readexactly = async(function(self, n)
+  local h = self._h
+  while true do
+    local data = read_exactly(h, n)
+    if data then return data end
+    await(wait_read(h))
+  end
+end, "StreamReader.readexactly")
+
+function Reader:at_eof() return net.at_eof(self._h) end
+
+-- lines(): for a generic for, each line without its end of line ("\n" or "\r\n"),
+-- the partial last line included, until the end of the stream.
+function Reader:lines()
+  local h = self._h
+  return function()
+    while true do
+      local line = read_line(h, true)
+      if line ~= nil then return line or nil end
+      await(wait_read(h))
+    end
+  end
+end
+
+-- ---- StreamWriter ------------------------------------------------------------------
+
+local Writer = {}
+Writer.__index = Writer
+Writer.__name = "StreamWriter"
+
+function Writer:__tostring() return "<StreamWriter " .. tostring(self._h) .. ">" end
+
+function Writer:write(data) net_write(self._h, data) end
+
+function Writer:writelines(list)
+  if type(list) ~= "table" then error("writelines: expected a list of strings, got " .. type(list), 2) end
+  net_write(self._h, concat(list))
+end
+
+-- drain(): suspends while the write buffer is above its high-water mark; raises the
+-- connection's error (BrokenPipeError, ConnectionError ECONNRESET, ...).
+Writer.drain = async(function(self)
+  local h = self._h
+  while net.drain_needed(h) do await(net.wait_drain(h)) end
+end, "StreamWriter.drain")
+
+function Writer:close() net.close(self._h) end
+Writer.__close = Writer.close
+
+Writer.wait_closed = async(function(self)
+  local f = net.wait_closed(self._h)
+  if f then await(f) end
+end, "StreamWriter.wait_closed")
+
+function Writer:is_closing() return net.is_closing(self._h) end
+function Writer:write_eof() net.write_eof(self._h) end
+function Writer:can_write_eof() return true end
+
+-- get_extra_info("peername" | "sockname" [, default]): host, port (a Unix socket: its path)
+function Writer:get_extra_info(name, default)
+  if name == "peername" then
+    return net.peername(self._h)
+  elseif name == "sockname" then
+    return net.sockname(self._h)
+  elseif name == "kind" then
+    return net.stream_kind(self._h)
+  end
+  return default
+end
+
+function Writer:set_write_buffer_limits(high, low) net.set_write_limits(self._h, high, low) end
+function Writer:get_write_buffer_size() return net.write_buffer_size(self._h) end
+
+-- The reader and writer of one stream userdata (also used by subprocess pipes).
+local function make_streams(h)
+  local reader = setmetatable({ _h = h }, Reader)
+  local writer = setmetatable({ _h = h, reader = reader }, Writer)
+  return reader, writer
+end
+core.make_streams = make_streams
+M.StreamReader, M.StreamWriter = Reader, Writer
+
+-- ---- names -------------------------------------------------------------------------
+
+local function lookup(host, port, family, socktype, passive)
+  local service = port ~= nil and tostring(tointeger(port) or port) or nil
+  local req, fut = net.getaddrinfo(host, service, family, socktype, passive)
+  local ok, err = pcall(await, fut)
+  if not ok then
+    net.getaddrinfo_cancel(req)
+    error(err, 0)
+  end
+  return net.getaddrinfo_result(req, host)
+end
+
+-- getaddrinfo(host, port, {family = "inet"|"inet6", type = "stream"|"dgram", passive = bool})
+-- -> list of {family=, address=, port=}, on libuv's resolver.
+M.getaddrinfo = async(function(host, port, opts)
+  if host ~= nil and type(host) ~= "string" then
+    error("getaddrinfo: host must be a string or nil, got " .. type(host), 2)
+  end
+  opts = opts or {}
+  return lookup(host, check_port("getaddrinfo", port, true), opts.family, opts.type, opts.passive)
+end, "getaddrinfo")
+
+-- An IP address needs no lookup.
+local function resolve(fname, host, port, socktype, passive, family)
+  local fam = host and net.parse_ip(host)
+  if fam and (family == nil or family == fam) then
+    return { { family = fam, address = host, port = tointeger(port) or 0 } }
+  end
+  local list = lookup(host, port, family, socktype, passive)
+  if #list == 0 then
+    error(OSError(fname .. ": no address found for host '" .. tostring(host) .. "'",
+      { errno = "EAI_NONAME", syscall = "getaddrinfo", host = host }), 0)
+  end
+  return list
+end
+
+-- ---- connecting --------------------------------------------------------------------
+
+-- Waits for the connection of the new stream h; on failure or cancellation closes it.
+local function connect_stream(h, target)
+  local ok, err = pcall(await, wait_read(h))
+  if ok then ok, err = pcall(net.connect_finish, h) end
+  if ok then return end
+  net.close(h)
+  if OSError:is(err) and target then err.message = err.message .. " (connecting to " .. target .. ")" end
+  error(err, 0)
+end
+
+local function first_error(fname, errs)
+  if #errs == 1 then return errs[1] end
+  local msgs, same = {}, true
+  for i, e in ipairs(errs) do
+    msgs[i] = tostring(e.message)
+    same = same and e.errno == errs[1].errno
+  end
+  if same then return errs[1] end
+  return OSError(fname .. ": multiple errors: " .. concat(msgs, "; "), { errno = errs[1].errno, errors = errs })
+end
+
+-- open_connection(host, port, {limit=, nodelay=, keepalive=, family=}) -> reader, writer.
+-- Each address of the host is tried in turn.
+M.open_connection = async(function(host, port, opts)
+  opts = check_opts("open_connection", opts)
+  if type(host) ~= "string" then error("open_connection: host must be a string, got " .. type(host), 2) end
+  port = check_port("open_connection", port)
+  local addrs = resolve("open_connection", host, port, "stream", false, opts.family)
+  local errs = {}
+  for _, ai in ipairs(addrs) do
+    local h = net.tcp_connect(ai.address, ai.port, opts.nodelay, keepalive_seconds(opts.keepalive))
+    if opts.limit then net.set_limit(h, opts.limit) end
+    local ok, err = pcall(connect_stream, h, ai.address .. " port " .. ai.port)
+    if ok then return make_streams(h) end
+    if not OSError:is(err) then error(err, 0) end
+    errs[#errs + 1] = err
+  end
+  error(first_error("open_connection", errs), 0)
+end, "open_connection")
+
+-- open_unix_connection(path, {limit=}) -> reader, writer
+M.open_unix_connection = async(function(path, opts)
+  opts = check_opts("open_unix_connection", opts)
+  if type(path) ~= "string" then error("open_unix_connection: path must be a string, got " .. type(path), 2) end
+  local h = net.pipe_connect(path)
+  if opts.limit then net.set_limit(h, opts.limit) end
+  connect_stream(h, path)
+  return make_streams(h)
+end, "open_unix_connection")
+
+-- ---- servers -----------------------------------------------------------------------
+
+local Server = {}
+Server.__index = Server
+Server.__name = "Server"
+
+-- The body of a connection's task: errors are reported (nobody awaits this task) and
+-- close the connection; a normal return leaves the writer to the callback, as in Python.
+local function run_handler(cb, reader, writer)
+  local tb
+  local ok, err = xpcall(function()
+    local res = cb(reader, writer)
+    if M.iscoroutine(res) then await(res) end
+  end, function(e)
+    tb = type(e) == "table" and e.traceback or debug.traceback(nil, 2)
+    return e
+  end)
+  if ok then return end
+  writer:close()
+  if CancelledError:is(err) then error(err, 0) end
+  core._report("Unhandled error in a client_connected_cb of start_server:", err, tb)
+end
+
+-- Takes what the listener accepted (in C) and starts a task per connection; re-armed on
+-- the next accept until the listener closes. A callback, not a task: a server is no task.
+local function serve(server, l)
+  while true do
+    local h, err = net.accept(l)
+    if h then
+      create_task(run_handler, server._cb, make_streams(h))
+    elseif h == false then
+      return
+    elseif err then
+      core._report("start_server: accepting a connection failed:", err)
+    else
+      break
+    end
+  end
+  local f = net.wait_accept(l)
+  if f then f:add_done_callback(function() serve(server, l) end) end
+end
+
+local function new_server(cb, listeners)
+  local server = setmetatable({ _cb = cb, _listeners = listeners }, Server)
+  for _, l in ipairs(listeners) do serve(server, l) end
+  return server
+end
+
+function Server:__tostring()
+  local host, port = self:sockname()
+  return "<Server " .. tostring(host) .. (port and (" port " .. port) or "")
+    .. (self:is_serving() and "" or " closed") .. ">"
+end
+
+-- sockname(): host, port of the first listening socket (a Unix server: its path)
+function Server:sockname() return net.listener_sockname(self._listeners[1]) end
+
+-- socknames(): the {host, port} of every listening socket
+function Server:socknames()
+  local list = {}
+  for _, l in ipairs(self._listeners) do
+    local host, port = net.listener_sockname(l)
+    if host then list[#list + 1] = { host, port } end
+  end
+  return list
+end
+
+function Server:is_serving()
+  for _, l in ipairs(self._listeners) do
+    if net.listener_is_serving(l) then return true end
+  end
+  return false
+end
+
+-- close(): stops listening; connections already made go on.
+function Server:close()
+  for _, l in ipairs(self._listeners) do net.listener_close(l) end
+  local f = self._serving_forever
+  if f and not f:done() then f:cancel() end
+end
+
+-- wait_closed(): until closed and every connection it accepted is closed (Python 3.12).
+Server.wait_closed = async(function(self)
+  for _, l in ipairs(self._listeners) do
+    local f = net.listener_wait_closed(l)
+    if f then await(f) end
+  end
+end, "Server.wait_closed")
+
+-- start_serving(): accepts connections (start_server's start_serving = false waits for it)
+Server.start_serving = async(function(self)
+  for _, l in ipairs(self._listeners) do net.listener_serve(l) end
+end, "Server.start_serving")
+
+-- serve_forever(): until cancelled (or the server closed); then the server is closed.
+Server.serve_forever = async(function(self)
+  if self._serving_forever then error("serve_forever: the server is already being awaited", 2) end
+  for _, l in ipairs(self._listeners) do net.listener_serve(l) end
+  if not self:is_serving() then error("serve_forever: the server is closed", 2) end
+  local f = Future()
+  self._serving_forever = f
+  local ok, err = pcall(await, f)
+  self._serving_forever = nil
+  self:close()
+  if not ok then error(err, 0) end
+end, "Server.serve_forever")
+
+function Server:__close()
+  self:close()
+  await(self:wait_closed())
+end
+
+-- start_server(cb, host, port, {limit=, backlog=, reuse_port=, nodelay=, keepalive=, family=,
+-- start_serving=})
+-- host nil or "": every interface; a list of hosts: each. Port 0 picks a free port (the
+-- same one for every address).
+M.start_server = async(function(cb, host, port, opts)
+  if type(cb) ~= "function" then error("start_server: the callback must be a function, got " .. type(cb), 2) end
+  opts = check_opts("start_server", opts)
+  port = check_port("start_server", port, true) or 0
+  local hosts = type(host) == "table" and host or { host ~= "" and host or nil }
+  local addrs, seen = {}, {}
+  for i = 1, math.max(#hosts, 1) do
+    for _, ai in ipairs(resolve("start_server", hosts[i], port, "stream", true, opts.family)) do
+      if not seen[ai.address] then
+        seen[ai.address] = true
+        addrs[#addrs + 1] = ai
+      end
+    end
+  end
+  local listeners, chosen = {}, nil
+  local keepalive = keepalive_seconds(opts.keepalive)
+  for i, ai in ipairs(addrs) do
+    local ok, l = pcall(net.tcp_listen, ai.address, chosen or ai.port, opts.backlog, opts.reuse_port, true)
+    if ok then
+      net.listener_options(l, opts.limit, opts.nodelay, keepalive, opts.start_serving ~= false)
+      listeners[#listeners + 1] = l
+      if ai.port == 0 and not chosen then chosen = select(2, net.listener_sockname(l)) end
+    elseif not (hosts[1] == nil and i > 1 and OSError:is(l)
+        and (l.errno == "EAFNOSUPPORT" or l.errno == "EADDRNOTAVAIL")) then
+      for _, done in ipairs(listeners) do net.listener_close(done) end
+      error(l, 0)
+    end
+  end
+  return new_server(cb, listeners)
+end, "start_server")
+
+-- start_unix_server(cb, path, {limit=, backlog=, start_serving=}): a stale socket file at path is
+-- replaced; the file is removed when the server closes.
+M.start_unix_server = async(function(cb, path, opts)
+  if type(cb) ~= "function" then error("start_unix_server: the callback must be a function, got " .. type(cb), 2) end
+  opts = check_opts("start_unix_server", opts)
+  if type(path) ~= "string" then error("start_unix_server: path must be a string, got " .. type(path), 2) end
+  local l = net.pipe_listen(path, opts.backlog)
+  net.listener_options(l, opts.limit, nil, nil, opts.start_serving ~= false)
+  return new_server(cb, { l })
+end, "start_unix_server")
+
+-- ---- UDP ---------------------------------------------------------------------------
+
+local UDPSocket = {}
+UDPSocket.__index = UDPSocket
+UDPSocket.__name = "DatagramSocket"
+
+function UDPSocket:__tostring() return "<DatagramSocket " .. tostring(self._u) .. ">" end
+function UDPSocket:sockname() return net.udp_sockname(self._u) end
+function UDPSocket:peername() return net.udp_peername(self._u) end
+
+-- sendto(data [, host, port]): host is an IP address (or "localhost"); without it the
+-- remote_addr the socket was opened with.
+function UDPSocket:sendto(data, host, port) net.udp_send(self._u, data, host, port) end
+
+-- recvfrom() -> data, host, port
+UDPSocket.recvfrom = async(function(self)
+  local u = self._u
+  while true do
+    local data, host, port = net.udp_recv(u)
+    if data then return data, host, port end
+    await(net.udp_wait(u))
+  end
+end, "DatagramSocket.recvfrom")
+
+function UDPSocket:close() net.udp_close(self._u) end
+UDPSocket.__close = UDPSocket.close
+function UDPSocket:is_closing() return net.udp_is_closing(self._u) end
+
+UDPSocket.wait_closed = async(function(self)
+  local f = net.udp_wait_closed(self._u)
+  if f then await(f) end
+end, "DatagramSocket.wait_closed")
+
+local function addr_pair(fname, what, addr)
+  if addr == nil then return nil end
+  if type(addr) ~= "table" then error(fname .. ": " .. what .. " must be {host, port}, got " .. type(addr), 4) end
+  return addr[1] or addr.host, check_port(fname, addr[2] or addr.port or 0)
+end
+
+-- open_udp{local_addr = {host, port}, remote_addr = {host, port}, reuse_port=,
+-- allow_broadcast=, family=} -> a datagram socket
+M.open_udp = async(function(opts)
+  if opts ~= nil and type(opts) ~= "table" then error("open_udp: options must be a table", 2) end
+  opts = opts or {}
+  local lhost, lport = addr_pair("open_udp", "local_addr", opts.local_addr)
+  local rhost, rport = addr_pair("open_udp", "remote_addr", opts.remote_addr)
+  local family = opts.family
+  local remote
+  if rhost then
+    remote = resolve("open_udp", rhost, rport, "dgram", false, family)[1]
+    family = remote.family
+  end
+  local laddr
+  if lhost then
+    laddr = resolve("open_udp", lhost, lport, "dgram", true, family)[1]
+  elseif remote == nil or (lport and lport ~= 0) then
+    laddr = { address = family == "inet6" and "::" or "0.0.0.0", port = lport or 0 }
+  end
+  local u = net.udp_open(laddr and laddr.address, laddr and laddr.port, remote and remote.address,
+    remote and remote.port, opts.reuse_port, opts.allow_broadcast)
+  return setmetatable({ _u = u }, UDPSocket)
+end, "open_udp")
