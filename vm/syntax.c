@@ -454,12 +454,11 @@ static int fail_unclosed(struct xlate *x, const struct frame *f)
 
 /* ---- output ---- */
 
-static int out_reserve(struct xlate *x, size_t n)
+/* Room for n more bytes: the first call allocates a little more than the input. */
+static int out_grow(struct xlate *x, size_t n)
 {
   size_t cap = x->out_cap ? x->out_cap : x->len + x->len / 8 + 64;
   char *p;
-  if (x->out && x->out_cap - x->out_len >= n)
-    return ST_OK;
   while (cap - x->out_len < n) {
     if (cap > SIZE_MAX / 2)
       return ST_NOMEM;
@@ -475,7 +474,7 @@ static int out_reserve(struct xlate *x, size_t n)
 
 static int out_text(struct xlate *x, const char *s, size_t n)
 {
-  if (out_reserve(x, n) != ST_OK)
+  if ((!x->out || x->out_cap - x->out_len < n) && out_grow(x, n) != ST_OK)
     return ST_NOMEM;
   memcpy(x->out + x->out_len, s, n);
   x->out_len += n;
@@ -571,8 +570,9 @@ static int push(struct xlate *x, int kind, size_t pos)
     x->cap = cap;
   }
   f = &x->stack[x->depth++];
-  memset(f, 0, sizeof *f);
   f->kind = (unsigned char)kind;
+  f->state = AW_PRIMARY;
+  f->named = f->method = 0;
   f->pos = pos;
   return ST_OK;
 }
