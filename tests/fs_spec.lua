@@ -139,6 +139,20 @@ describe("fs.open and files", function()
     await(f:close())
   end)
 
+  it("lines() iterates over the lines, in a task too", function()
+    await(fs.write_file(p("t"), "a\nbb\n\nlast"))
+    local f <close> = await(fs.open(p("t")))
+    local got = {}
+    for line in f:lines() do got[#got + 1] = line end
+    assert.are.same({ "a", "bb", "", "last" }, got)
+    await(asyncio.create_task(function()
+      await(f:seek("set"))
+      got = {}
+      for line in f:lines("L") do got[#got + 1] = line end
+    end))
+    assert.are.same({ "a\n", "bb\n", "\n", "last" }, got)
+  end)
+
   it("read() with no format reads everything left; long reads are not cut", function()
     local big = ("z"):rep(300000)
     await(fs.write_file(p("t"), "ab" .. big))

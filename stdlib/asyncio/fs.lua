@@ -117,6 +117,13 @@ File.seek = async(function(f, whence, offset)
   error("file:seek: invalid whence '" .. tostring(whence) .. "' (expected \"set\", \"cur\" or \"end\")", 2)
 end, "File.seek")
 
+-- file:lines(fmt): for a generic for (in a task or at the top level), each line without
+-- its "\n" ("L": with it), as io's.
+function File:lines(fmt)
+  local keep = fmt == "L"
+  return function() return read_line(self, keep) end
+end
+
 File.stat = async(function(f) return run(C.fstat(f)) end, "File.stat")
 File.sync = async(function(f) return run(C.fsync(f)) end, "File.sync")
 
