@@ -236,6 +236,7 @@ void signal_catch_interrupt(lua_State *L);   /* Ctrl-C in the alua command */
 int signal_interrupted(void);
 void signal_open(lua_State *L);
 void fs_open(lua_State *L); /* core.fs: the primitives of asyncio.fs */
+void process_open(lua_State *L);
 
 
 /* ---- sockets and streams (stream.c, tcp.c, pipe.c, udp.c, dns.c) ---------------- */

@@ -95,6 +95,7 @@ int luaopen_asyncio(lua_State *L) {
   error_open(L);
   signal_open(L);
   fs_open(L);
+  process_open(L);
   stream_open(L);
   luaL_setfuncs(L, core_functions, 0);
   coro_lib_patch(L);

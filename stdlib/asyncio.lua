@@ -52,5 +52,6 @@ core.load_part("asyncio.timeouts", core, M)
 core.load_part("asyncio.signals", core, M)
 core.load_part("asyncio.fs", core, M)
 core.load_part("asyncio.streams", core, M)
+core.load_part("asyncio.subprocess", core, M)
 
 return M

@@ -1,0 +1,172 @@
+-- subprocess.lua — create_subprocess_exec / create_subprocess_shell and Process, on the
+-- primitives of async/process.c; the pipes are the StreamReader/StreamWriter of streams.lua.
+local core, M = ...
+
+local async, await, gather, shield = M.async, M.await, M.gather, M.shield
+local BrokenPipeError, ConnectionError = M.BrokenPipeError, M.ConnectionError
+local net, make_streams = core.net, core.make_streams
+local spawn, returncode, exit_future = core.process_spawn, core.process_returncode, core.process_exit_future
+local send_signal, pipe_settled = core.process_send_signal, core.process_pipe_settled
+local type, select, pairs, pcall, error, tostring = type, select, pairs, pcall, error, tostring
+local setmetatable, getmetatable = setmetatable, getmetatable
+
+-- The values of Python's subprocess.PIPE, STDOUT and DEVNULL.
+local PIPE, STDOUT, DEVNULL = -1, -2, -3
+M.PIPE, M.STDOUT, M.DEVNULL = PIPE, STDOUT, DEVNULL
+
+local OPTIONS = { stdin = true, stdout = true, stderr = true, cwd = true, env = true, limit = true }
+
+-- ---- Process -----------------------------------------------------------------------
+
+local Process = {}
+local ProcessMT = { __name = "Process" }
+
+-- returncode reads the C side: nil while the child runs, its exit status after, or
+-- minus the number of the signal that killed it.
+function ProcessMT.__index(self, k)
+  if k == "returncode" then return returncode(self._p) end
+  return Process[k]
+end
+
+function ProcessMT.__tostring(self) return tostring(self._p) end
+
+-- The exit can be reported before the pipes deliver the last output: let each reader
+-- take in what remains (up to its limit), unless another task is reading it already.
+local function settle(reader)
+  if reader == nil then return end
+  local h = reader._h
+  while true do
+    local done, busy = pipe_settled(h)
+    if done or busy then return end
+    await(net.wait_read(h))
+  end
+end
+
+-- wait() -> returncode, once the child has exited and its output is in the readers.
+-- (A child that fills a pipe nobody reads never exits: read it, or use communicate.)
+Process.wait = async(function(self)
+  await(shield(exit_future(self._p))) -- a cancelled wait() leaves the exit to others
+  settle(self.stdout)
+  settle(self.stderr)
+  return returncode(self._p)
+end, "Process.wait")
+
+local function quiet_pipe_error(err)
+  return BrokenPipeError:is(err) or (ConnectionError:is(err) and err.errno == "ECONNRESET")
+end
+
+local feed = async(function(stdin, input)
+  if stdin == nil then return end
+  if input ~= nil then
+    local ok, err = pcall(function()
+      stdin:write(input)
+      await(stdin:drain())
+    end)
+    if not ok and not quiet_pipe_error(err) then
+      stdin:close()
+      error(err, 0)
+    end
+  end
+  stdin:close()
+end, "Process.communicate.feed")
+
+local read_all = async(function(reader)
+  if reader == nil then return nil end
+  return await(reader:read())
+end, "Process.communicate.read")
+
+-- communicate(input) -> stdout_data, stderr_data (nil for a stream that is not a pipe):
+-- writes input to stdin and closes it while reading both outputs to their end, so a
+-- child writing much to both cannot block; then waits for the exit.
+Process.communicate = async(function(self, input)
+  if input ~= nil and type(input) ~= "string" then
+    error("communicate: input must be a string or nil, got " .. type(input), 2)
+  end
+  if input ~= nil and self.stdin == nil then
+    error("communicate: input given but stdin is not asyncio.PIPE", 2)
+  end
+  local _, out, err = await(gather(feed(self.stdin, input), read_all(self.stdout), read_all(self.stderr)))
+  await(self:wait())
+  return out, err
+end, "Process.communicate")
+
+-- send_signal(sig): sig is a name ("SIGTERM") or a number; nothing once the child exited.
+function Process:send_signal(sig) send_signal(self._p, sig) end
+function Process:terminate() send_signal(self._p, "SIGTERM") end
+function Process:kill() send_signal(self._p, "SIGKILL") end
+
+-- ---- creation ----------------------------------------------------------------------
+
+local function check_opts(fname, opts)
+  if opts == nil then return {} end
+  for k in pairs(opts) do
+    if not OPTIONS[k] then
+      error(fname .. ": unknown option '" .. tostring(k)
+        .. "' (expected stdin, stdout, stderr, cwd, env, limit)", 3)
+    end
+  end
+  if opts.cwd ~= nil and type(opts.cwd) ~= "string" then
+    error(fname .. ": cwd must be a string, got " .. type(opts.cwd), 3)
+  end
+  if opts.env ~= nil and type(opts.env) ~= "table" then
+    error(fname .. ": env must be a table, got " .. type(opts.env), 3)
+  end
+  if opts.limit ~= nil and (math.tointeger(opts.limit) or 0) <= 0 then
+    error(fname .. ": limit must be a positive integer, got " .. tostring(opts.limit), 3)
+  end
+  return opts
+end
+
+local start = async(function(file, args, opts)
+  local p, pid, stdin, stdout, stderr = spawn(file, args, opts)
+  local proc = { _p = p, pid = pid }
+  if stdin then
+    local _, writer = make_streams(stdin)
+    proc.stdin = writer
+  end
+  for name, h in pairs { stdout = stdout, stderr = stderr } do
+    if opts.limit then net.set_limit(h, opts.limit) end
+    proc[name] = (make_streams(h))
+  end
+  return setmetatable(proc, ProcessMT)
+end, "create_subprocess")
+
+-- create_subprocess_exec(prog, arg..., {stdin=, stdout=, stderr=, cwd=, env=, limit=})
+-- -> Process. The streams are asyncio.PIPE, asyncio.DEVNULL, asyncio.STDOUT (stderr into
+-- stdout), a file descriptor, or nil (inherited). env replaces the whole environment.
+function M.create_subprocess_exec(prog, ...)
+  local n = select("#", ...)
+  local opts
+  if n > 0 then
+    local last = select(n, ...)
+    if type(last) == "table" and getmetatable(last) == nil then
+      opts, n = last, n - 1
+    end
+  end
+  if type(prog) ~= "string" then
+    error("create_subprocess_exec: program must be a string, got " .. type(prog), 2)
+  end
+  local args = { prog, ... }
+  for i = n + 2, #args do args[i] = nil end
+  for i = 2, n + 1 do
+    local a = args[i]
+    if type(a) ~= "string" and type(a) ~= "number" then
+      error("create_subprocess_exec: argument #" .. (i - 1) .. " must be a string, got " .. type(a), 2)
+    end
+  end
+  return start(prog, args, check_opts("create_subprocess_exec", opts))
+end
+
+-- create_subprocess_shell(cmd, opts) -> Process running /bin/sh -c cmd.
+function M.create_subprocess_shell(cmd, opts)
+  if type(cmd) ~= "string" then
+    error("create_subprocess_shell: cmd must be a string, got " .. type(cmd), 2)
+  end
+  return start("/bin/sh", { "/bin/sh", "-c", cmd }, check_opts("create_subprocess_shell", opts))
+end
+
+M.subprocess = {
+  PIPE = PIPE, STDOUT = STDOUT, DEVNULL = DEVNULL, Process = Process,
+  create_subprocess_exec = M.create_subprocess_exec,
+  create_subprocess_shell = M.create_subprocess_shell,
+}
