@@ -92,6 +92,18 @@ r.send("x + 1\r")
 check(r.expect(r"\b43\b"), "top-level await at the prompt", r)
 
 r.mark_here()
+r.send("local v = await asyncio.sleep(0.05, 'kw')\r")
+r.expect(r"> ")
+r.send("v .. '!'\r")
+check(r.expect(r"kw!"), "keyword syntax at the prompt: local v = await asyncio.sleep(...)", r)
+
+r.mark_here()
+r.send("async function twice(n) await asyncio.sleep(0.01) return n * 2 end\r")
+r.expect(r"> ")
+r.send("await twice(21)\r")
+check(r.expect(r"\b42\b"), "an async function defined and awaited at the prompt", r)
+
+r.mark_here()
 r.send("asyncio.create_task(function() for i = 1, 3 do await(asyncio.sleep(0.1)) print('tick', i) end end)\r")
 check(r.expect(r"tick\s+3", timeout=5), "a background task prints while the prompt waits", r)
 r.mark_here()
