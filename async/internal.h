@@ -234,6 +234,8 @@ const char *signal_name(int signum);
 int signal_hold(loop_state *loop, int hold); /* returns the previous setting */
 void signal_catch_interrupt(lua_State *L);   /* Ctrl-C in the alua command */
 int signal_interrupted(void);
+void signal_interrupt_at_prompt(void (*fn)(void));
+void signal_interrupt_reset(void);
 void signal_open(lua_State *L);
 void fs_open(lua_State *L); /* core.fs: the primitives of asyncio.fs */
 void process_open(lua_State *L);

@@ -231,6 +231,7 @@ static int signal_remove(lua_State *L) {
 
 static volatile sig_atomic_t interrupt_count;
 static volatile sig_atomic_t interrupt_delivered; /* the hook raised it: nothing more to do */
+static void (*interrupt_at_prompt)(void);          /* the REPL's, while its prompt waits */
 static lua_State *interrupt_L;
 static loop_state *interrupt_loop;
 static uv_async_t *interrupt_async;
@@ -289,6 +290,11 @@ static void interrupt_async_cb(uv_async_t *a) {
   loop_state *loop = a->data;
   if (interrupt_delivered || interrupt_L == NULL) return;
   lua_sethook(interrupt_L, NULL, 0, 0);
+  if (interrupt_at_prompt) { /* the REPL is waiting for a line: Ctrl-C clears it */
+    interrupt_count = 0;
+    interrupt_at_prompt();
+    return;
+  }
   lua_State *L = loop->L;
   lua_pushcfunction(L, interrupt_cancel);
   lua_pushlightuserdata(L, loop);
@@ -337,6 +343,15 @@ void signal_catch_interrupt(lua_State *L) {
 }
 
 int signal_interrupted(void) { return interrupt_count > 0; }
+
+/* The REPL: fn handles Ctrl-C while the prompt waits (NULL: it does not wait). */
+void signal_interrupt_at_prompt(void (*fn)(void)) { interrupt_at_prompt = fn; }
+
+/* The REPL handled an interrupt: the next Ctrl-C is a first one again. */
+void signal_interrupt_reset(void) {
+  interrupt_count = 0;
+  interrupt_delivered = 0;
+}
 
 /* ---- module ---------------------------------------------------------------------- */
 

@@ -186,8 +186,7 @@ static int protected_main(lua_State *L) {
   alua_openlibs(L);
   if (m->opts.no_keywords) loader_set_keywords(L, 0);
   create_arg_table(L, argc, argv, script);
-  int repl = m->opts.interactive || (!script && !m->opts.has_e && !m->opts.version && isatty(0));
-  if (!repl) signal_catch_interrupt(L);
+  signal_catch_interrupt(L);
   lua_gc(L, LUA_GCGEN, 0, 0);
   if (m->opts.version) print_version();
   if (!m->opts.noenv && run_init(L) != LUA_OK) return 0;

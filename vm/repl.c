@@ -12,6 +12,7 @@
 #include <lauxlib.h>
 
 #include "alua.h"
+#include "internal.h"
 #include "vm.h"
 
 #define PROMPT "> "
@@ -24,6 +25,7 @@ typedef struct repl {
   char *line;      /* a line readline completed, owned by us until evaluated */
   int line_ready;  /* readline called back: a line (or EOF, line == NULL) */
   int editing;     /* a prompt is on screen: output must redraw around it */
+  int interrupted; /* Ctrl-C at the prompt: the line (and chunk) is dropped */
   char history_path[1024];
 } repl;
 
@@ -36,6 +38,20 @@ static void repl_on_line(char *line) {
   the_repl->line_ready = 1;
   rl_callback_handler_remove(); /* no prompt until we ask for the next line */
   the_repl->editing = 0;
+}
+
+/* Ctrl-C while the prompt waits: drop what was typed, show a fresh prompt. */
+static void repl_on_interrupt(void) {
+  repl *r = the_repl;
+  rl_callback_sigcleanup();
+  rl_replace_line("", 0);
+  rl_callback_handler_remove();
+  fputs("^C\n", stdout);
+  fflush(stdout);
+  r->editing = 0;
+  r->interrupted = 1;
+  r->line = NULL;
+  r->line_ready = 1;
 }
 
 static void repl_on_stdin(uv_poll_t *h, int status, int events) {
@@ -52,10 +68,13 @@ static void repl_on_stdin(uv_poll_t *h, int status, int events) {
 static char *repl_read(repl *r, const char *prompt) {
   r->line = NULL;
   r->line_ready = 0;
+  r->interrupted = 0;
   rl_callback_handler_install(prompt, repl_on_line);
   r->editing = 1;
   uv_poll_start(&r->stdin_poll, UV_READABLE, repl_on_stdin);
+  signal_interrupt_at_prompt(repl_on_interrupt);
   while (!r->line_ready) alua_run(r->L, UV_RUN_ONCE);
+  signal_interrupt_at_prompt(NULL);
   uv_poll_stop(&r->stdin_poll);
   return r->line;
 }
@@ -243,7 +262,7 @@ static int repl_step(repl *r) {
   lua_State *L = r->L;
   int base = lua_gettop(L);
   char *line = repl_read(r, PROMPT);
-  if (line == NULL) return 0;
+  if (line == NULL) return r->interrupted;
   repl_history_add(r, line);
   lua_pushstring(L, line); /* the chunk's text so far, at base + 1 */
   free(line);
@@ -254,7 +273,11 @@ static int repl_step(repl *r) {
     status = repl_compile(L, src, len);
     if (!repl_incomplete(L, status)) break;
     line = repl_read(r, PROMPT2);
-    if (line == NULL) break;
+    if (line == NULL) {
+      if (!r->interrupted) break;
+      lua_settop(L, base); /* Ctrl-C on a continuation line drops the whole chunk */
+      return 1;
+    }
     repl_history_add(r, line);
     lua_pop(L, 1);
     lua_pushliteral(L, "\n");
@@ -266,10 +289,13 @@ static int repl_step(repl *r) {
   if (status == LUA_OK) status = vm_pcall(L, 0, LUA_MULTRET);
   if (status == LUA_OK) {
     repl_print_results(L, base);
+  } else if (signal_interrupted()) { /* Ctrl-C cancelled what the line was running */
+    fputs("KeyboardInterrupt\n", stderr);
   } else {
     fprintf(stderr, "%s\n", lua_tostring(L, -1));
-    fflush(stderr);
   }
+  fflush(stderr);
+  signal_interrupt_reset();
   lua_settop(L, base);
   return 1;
 }
