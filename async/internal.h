@@ -253,9 +253,12 @@ void process_open(lua_State *L);
 typedef struct waitset {
   future **v;
   int n, cap;
+  future *last;   /* the future handed out last */
+  const void *by; /* the task it was handed to */
 } waitset;
 
 future *waitset_add(lua_State *L, waitset *ws, int owner, int uv); /* pushes it */
+future *waitset_add_one(lua_State *L, waitset *ws, int owner, int uv); /* one waiter at a time */
 int waitset_pending(const waitset *ws);
 void waitset_wake(waitset *ws);
 void waitset_free(waitset *ws);

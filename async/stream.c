@@ -10,43 +10,84 @@
 
 enum { READ_CHUNK = 64 * 1024, MIN_READ = 16 * 1024, PENDING_MAX = 128 };
 enum { HIGH_WATER = 64 * 1024, LOW_WATER = 16 * 1024 };
+#define BUF_MAX ((size_t)1 << 30)
+#define WRITE_MAX ((size_t)16 << 30) /* bytes queued on one stream at most */
 enum { SUV_READERS = 1, SUV_DRAINERS, SUV_CLOSERS, SUV_COUNT = SUV_CLOSERS }; /* stream user values */
 enum { LUV_ACCEPTORS = 1, LUV_CLOSERS, LUV_COUNT = LUV_CLOSERS };             /* listener's */
 
 /* ---- wait sets -------------------------------------------------------------------- */
 
+static void waitset_reserve(lua_State *L, waitset *ws, int n) {
+  if (n <= ws->cap) return;
+  int cap = ws->cap ? ws->cap * 2 : 2;
+  if (cap < n) cap = n;
+  future **v = realloc(ws->v, cap * sizeof *v);
+  if (v == NULL) luaL_error(L, "asyncio: out of memory");
+  ws->v = v;
+  ws->cap = cap;
+}
+
 /* Pushes a new pending future that waitset_wake completes. Futures already done (woken,
-   or cancelled with the task that awaited them) are dropped from the set first. The
-   table in user value `uv` of the userdata at `owner` mirrors the array: it anchors them. */
+   or cancelled with the task that awaited them) are dropped from the set first. User
+   value `uv` of the userdata at `owner` anchors them: the future itself when it is the
+   only one, else a table mirroring the array. */
 future *waitset_add(lua_State *L, waitset *ws, int owner, int uv) {
   owner = lua_absindex(L, owner);
-  lua_getiuservalue(L, owner, uv);
-  int old = lua_gettop(L);
-  lua_createtable(L, ws->n + 1, 0);
-  int j = 0;
-  for (int i = 0; i < ws->n; i++) {
-    if (ws->v[i]->state != FUT_PENDING) continue;
-    lua_rawgeti(L, old, i + 1);
+  int kept = 0;
+  for (int i = 0; i < ws->n; i++) kept += ws->v[i]->state == FUT_PENDING;
+  waitset_reserve(L, ws, kept + 1);
+  future *f;
+  if (kept == 0) {
+    f = future_new(L, loop_get(L));
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, owner, uv);
+    ws->v[0] = f;
+    ws->n = 1;
+  } else {
+    lua_getiuservalue(L, owner, uv); /* the single future, or the table */
+    int old = lua_gettop(L), j = 0;
+    lua_createtable(L, kept + 1, 0);
+    for (int i = 0; i < ws->n; i++) {
+      if (ws->v[i]->state != FUT_PENDING) continue;
+      if (lua_istable(L, old))
+        lua_rawgeti(L, old, i + 1);
+      else
+        lua_pushvalue(L, old);
+      lua_rawseti(L, old + 1, j + 1);
+      ws->v[j++] = ws->v[i];
+    }
+    f = future_new(L, loop_get(L));
+    lua_pushvalue(L, -1);
     lua_rawseti(L, old + 1, j + 1);
-    ws->v[j++] = ws->v[i];
+    ws->v[j] = f;
+    ws->n = j + 1;
+    lua_pushvalue(L, old + 1);
+    lua_setiuservalue(L, owner, uv);
+    lua_replace(L, old);
+    lua_settop(L, old);
   }
-  ws->n = j;
-  if (ws->n == ws->cap) {
-    int cap = ws->cap ? ws->cap * 2 : 2;
-    future **v = realloc(ws->v, cap * sizeof *v);
-    if (v == NULL) luaL_error(L, "asyncio: out of memory");
-    ws->v = v;
-    ws->cap = cap;
-  }
-  future *f = future_new(L, loop_get(L));
-  lua_pushvalue(L, -1);
-  lua_rawseti(L, old + 1, ws->n + 1);
-  ws->v[ws->n++] = f;
-  lua_pushvalue(L, old + 1);
-  lua_setiuservalue(L, owner, uv);
-  lua_replace(L, old);
-  lua_settop(L, old);
+  ws->last = f;
+  ws->by = task_of(L);
   return f;
+}
+
+/* For a set with one waiter at a time (a reader): when the task that awaited the last
+   future asks again, that future (done, so already consumed by the task now running)
+   is made pending again, so steady reading allocates no future. Else waitset_add. */
+future *waitset_add_one(lua_State *L, waitset *ws, int owner, int uv) {
+  future *f = ws->last;
+  if (f && f->state == FUT_RESULT && f->first == NULL && ws->by == task_of(L) &&
+      !waitset_pending(ws)) {
+    if (lua_getiuservalue(L, owner, uv) == LUA_TUSERDATA && lua_touserdata(L, -1) == f) {
+      f->state = FUT_PENDING;
+      f->nresults = 0;
+      ws->v[0] = f;
+      ws->n = 1;
+      return f;
+    }
+    lua_pop(L, 1);
+  }
+  return waitset_add(L, ws, owner, uv);
 }
 
 int waitset_pending(const waitset *ws) {
@@ -422,8 +463,8 @@ static int net_wait_read(lua_State *L) {
   if (s == NULL || s->close_wanted) return raise_closed(L, "read");
   if (waitset_pending(&s->readers))
     return luaL_error(L, "read: another task is already waiting to read from this stream");
+  waitset_add_one(L, &s->readers, 1, SUV_READERS);
   stream_resume(s);
-  waitset_add(L, &s->readers, 1, SUV_READERS);
   return 1;
 }
 
@@ -446,8 +487,13 @@ static int flush_queue(stream *s) {
   s->wq = b;
   s->wq_cap = cap;
   s->wq_len = 0;
-  uv_buf_t buf = uv_buf_init(s->wfly, (unsigned)s->wfly_len);
-  int err = uv_write(&s->write_req, &s->u.stream, &buf, 1, stream_write_cb);
+  uv_buf_t bufs[WRITE_MAX / BUF_MAX]; /* a uv_buf_t holds less than 4 GiB */
+  unsigned n = 0;
+  for (size_t off = 0; off < s->wfly_len; off += BUF_MAX) {
+    size_t len = s->wfly_len - off < BUF_MAX ? s->wfly_len - off : BUF_MAX;
+    bufs[n++] = uv_buf_init(s->wfly + off, (unsigned)len);
+  }
+  int err = uv_write(&s->write_req, &s->u.stream, bufs, n, stream_write_cb);
   if (err) {
     s->werr = err;
     s->wfly_len = 0;
@@ -483,6 +529,7 @@ static void stream_write_cb(uv_write_t *req, int status) {
 }
 
 static int queue_append(stream *s, const char *data, size_t len) {
+  if (len > WRITE_MAX - write_pending(s)) return UV_ENOBUFS;
   if (s->wq_len + len > s->wq_cap) {
     size_t cap = s->wq_cap ? s->wq_cap : 4096;
     while (cap < s->wq_len + len) cap *= 2;
@@ -500,7 +547,7 @@ static int queue_append(stream *s, const char *data, size_t len) {
 static int stream_write(stream *s, const char *data, size_t len) {
   if (write_pending(s) == 0) {
     while (len > 0) {
-      uv_buf_t buf = uv_buf_init((char *)data, len > (1u << 30) ? (1u << 30) : (unsigned)len);
+      uv_buf_t buf = uv_buf_init((char *)data, (unsigned)(len > BUF_MAX ? BUF_MAX : len));
       int n = uv_try_write(&s->u.stream, &buf, 1);
       if (n == UV_EAGAIN || n == 0) break;
       if (n < 0) {

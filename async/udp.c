@@ -135,7 +135,7 @@ static int udp_wait(lua_State *L) {
   if (waitset_pending(&u->readers))
     return luaL_error(L, "recvfrom: another task is already waiting on this socket");
   udp_recv_resume(u);
-  waitset_add(L, &u->readers, 1, UUV_READERS);
+  waitset_add_one(L, &u->readers, 1, UUV_READERS);
   return 1;
 }
 
