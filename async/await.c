@@ -19,7 +19,7 @@ typedef struct coro {
   uint8_t taken; /* awaited or wrapped in a task */
 } coro;
 
-int coro_test(lua_State *L, int idx) { return luaL_testudata(L, idx, CORO_MT) != NULL; }
+int coro_test(lua_State *L, int idx) { return type_test(L, idx, &type_coro) != NULL; }
 
 static void coro_push_name(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
@@ -70,7 +70,7 @@ static int coro_gc(lua_State *L) {
 }
 
 static int coro_tostring(lua_State *L) {
-  coro *c = luaL_checkudata(L, 1, CORO_MT);
+  coro *c = type_check(L, 1, &type_coro, "coroutine object");
   coro_push_name(L, 1);
   lua_pushfstring(L, "<coroutine '%s'%s>", lua_tostring(L, -1), c->taken ? " (taken)" : "");
   return 1;
@@ -418,6 +418,7 @@ static const luaL_Reg plain_functions[] = {
    and coroutine metatables must exist. */
 void await_open(lua_State *L) {
   luaL_newmetatable(L, CORO_MT);
+  type_register(L, -1, &type_coro);
   lua_pushcfunction(L, coro_gc);
   lua_setfield(L, -2, "__gc");
   lua_pushcfunction(L, coro_tostring);

@@ -21,19 +21,19 @@ void future_init(future *f, loop_state *loop, uint8_t kind) {
 future *future_new(lua_State *L, loop_state *loop) {
   future *f = lua_newuserdatauv(L, sizeof *f, FUV_COUNT - 1);
   future_init(f, loop, KIND_FUTURE);
-  luaL_setmetatable(L, FUTURE_MT);
+  type_setmetatable(L, &type_future);
   return f;
 }
 
-future *future_test(lua_State *L, int idx) {
-  future *f = luaL_testudata(L, idx, FUTURE_MT);
-  if (f == NULL) f = luaL_testudata(L, idx, TASK_MT);
-  return f;
-}
+/* A Future or a Task (whose metatable inherits the Future type). */
+future *future_test(lua_State *L, int idx) { return type_test(L, idx, &type_future); }
 
-future *future_check(lua_State *L, int idx) {
-  future *f = future_test(L, idx);
-  if (f == NULL) luaL_typeerror(L, idx, "Future or Task");
+future *future_check(lua_State *L, int idx) { return type_check(L, idx, &type_future, "Future or Task"); }
+
+/* A Future proper: what set_result and friends accept. */
+static future *future_check_plain(lua_State *L, int idx) {
+  future *f = future_check(L, idx);
+  if (f->kind == KIND_TASK) luaL_typeerror(L, idx, "Future (not a Task)");
   return f;
 }
 
@@ -183,7 +183,7 @@ static int future_exception(lua_State *L) {
 }
 
 static future *future_check_settable(lua_State *L, const char *fname) {
-  future *f = luaL_checkudata(L, 1, FUTURE_MT);
+  future *f = future_check_plain(L, 1);
   if (f->state != FUT_PENDING)
     error_raise(L, "InvalidStateError", "%s: the future is already done", fname);
   if (f->sleeping) luaL_error(L, "%s: asyncio.sleep's future resolves by itself", fname);
@@ -213,7 +213,7 @@ static int future_set_exception(lua_State *L) {
 }
 
 static int future_cancel_lua(lua_State *L) {
-  future *f = luaL_checkudata(L, 1, FUTURE_MT);
+  future *f = future_check_plain(L, 1);
   lua_settop(L, 2);
   int ref = lua_isnil(L, 2) ? LUA_NOREF : luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushboolean(L, future_cancel(L, f, ref));
@@ -365,6 +365,7 @@ void future_shared_methods_add(lua_State *L) { luaL_setfuncs(L, future_shared_me
 /* Creates the Future metatable; pushes the constructor. */
 void future_open(lua_State *L) {
   luaL_newmetatable(L, FUTURE_MT);
+  type_register(L, -1, &type_future);
   lua_newtable(L);
   luaL_setfuncs(L, future_shared_methods, 0);
   luaL_setfuncs(L, future_only_methods, 0);

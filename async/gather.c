@@ -171,7 +171,7 @@ int gather_lua(lua_State *L) {
   g->return_exceptions = (uint8_t)return_exceptions;
   g->scheduled = 0;
   g->cancel_requested = 0;
-  luaL_setmetatable(L, FUTURE_MT);
+  type_setmetatable(L, &type_future);
   int gidx = lua_gettop(L);
   lua_createtable(L, n, 0);
   for (int i = 1; i <= n; i++) {

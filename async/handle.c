@@ -19,7 +19,7 @@ int handle_new(lua_State *L, loop_state *loop, int fidx, int nargs) {
   h->ref = LUA_NOREF;
   h->nargs = nargs;
   h->cancelled = 0;
-  luaL_setmetatable(L, HANDLE_MT);
+  type_setmetatable(L, &type_handle);
   for (int i = 0; i <= nargs; i++) {
     lua_pushvalue(L, fidx + i);
     lua_setiuservalue(L, -2, i + 1);
@@ -35,7 +35,7 @@ void handle_wake(loop_state *loop, waiter *w) {
   loop_push_ready(loop, &h->run);
 }
 
-handle *handle_check(lua_State *L, int idx) { return luaL_checkudata(L, idx, HANDLE_MT); }
+handle *handle_check(lua_State *L, int idx) { return type_check(L, idx, &type_handle, "Handle"); }
 
 /* A scheduled handle must run even if the caller drops it: anchor it until it runs. */
 void handle_anchor(lua_State *L, handle *h, int idx) {
@@ -118,7 +118,7 @@ static int handle_tostring(lua_State *L) {
   return 1;
 }
 
-static void loop_check_self(lua_State *L) { luaL_checkudata(L, 1, LOOP_MT); }
+static void loop_check_self(lua_State *L) { type_check(L, 1, &type_loop, "loop"); }
 
 /* loop:call_soon(fn, ...) */
 static int loop_call_soon(lua_State *L) {
@@ -179,6 +179,7 @@ static const luaL_Reg loop_scheduling[] = {
 /* Creates the Handle metatable and adds the scheduling methods to the loop's. */
 void handle_open(lua_State *L) {
   luaL_newmetatable(L, HANDLE_MT);
+  type_register(L, -1, &type_handle);
   luaL_newlib(L, handle_methods);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, handle_tostring);

@@ -23,6 +23,15 @@ typedef struct handle handle;
 #define HANDLE_MT "asyncio.Handle"
 #define LOOP_MT "asyncio.Loop"
 
+/* ---- types (types.c): metatables by address ------------------------------ */
+
+extern char type_future, type_task, type_coro, type_handle, type_loop;
+void type_register(lua_State *L, int mtidx, const void *key);
+void type_inherit(lua_State *L, int mtidx, const void *key);
+void type_setmetatable(lua_State *L, const void *key);
+void *type_test(lua_State *L, int idx, const void *key);
+void *type_check(lua_State *L, int idx, const void *key, const char *tname);
+
 /* ---- ready queue entries ------------------------------------------------ */
 
 /* Anything the ready queue runs: a task to resume or a callback handle. */

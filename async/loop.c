@@ -310,6 +310,7 @@ void loop_open(lua_State *L) {
   lua_pop(L, 1);
   if (!exists) loop_create(L, NULL);
   if (luaL_newmetatable(L, LOOP_MT)) {
+    type_register(L, -1, &type_loop);
     luaL_newlib(L, loop_methods);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, loop_tostring);

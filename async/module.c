@@ -29,7 +29,7 @@ static int get_loop_object(lua_State *L) {
 
 /* core._transfer(dst, src): completes the pending Future dst as src (done) ended. */
 static int transfer_outcome(lua_State *L) {
-  future *dst = luaL_checkudata(L, 1, FUTURE_MT);
+  future *dst = future_check(L, 1);
   future *src = future_check(L, 2);
   if (dst->state != FUT_PENDING || src->state == FUT_PENDING) {
     lua_pushboolean(L, 0);
@@ -51,21 +51,6 @@ static int transfer_outcome(lua_State *L) {
   return 1;
 }
 
-/* core._resolve_list(f, list, n): sets the results of f to list[1..n] without unpacking. */
-static int resolve_list(lua_State *L) {
-  future *f = luaL_checkudata(L, 1, FUTURE_MT);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_Integer n = luaL_checkinteger(L, 3);
-  if (f->state != FUT_PENDING) return error_raise(L, "InvalidStateError", "set_result: the future is already done");
-  if (n == 1) lua_rawgeti(L, 2, 1);
-  else lua_pushvalue(L, 2);
-  lua_setiuservalue(L, 1, FUV_VALUE);
-  f->nresults = (int)n;
-  f->state = FUT_RESULT;
-  future_wake_all(f->loop, f);
-  return 0;
-}
-
 /* core._report(what, err [, traceback]): a report on stderr for errors nobody can catch. */
 static int report_lua(lua_State *L) {
   const char *what = luaL_checkstring(L, 1);
@@ -78,7 +63,6 @@ static const luaL_Reg core_functions[] = {
     {"load_part", load_part},
     {"get_running_loop", get_loop_object},
     {"_transfer", transfer_outcome},
-    {"_resolve_list", resolve_list},
     {"_report", report_lua},
     {NULL, NULL},
 };

@@ -10,7 +10,7 @@ task *task_of(lua_State *L) { return (task *)(*(uintptr_t *)lua_getextraspace(L)
 /* Marks a thread as running on behalf of a task (NULL: none): O(1) lookup in await. */
 void task_set_thread_owner(lua_State *co, task *t) { *(task **)lua_getextraspace(co) = t; }
 
-task *task_check(lua_State *L, int idx) { return luaL_checkudata(L, idx, TASK_MT); }
+task *task_check(lua_State *L, int idx) { return type_check(L, idx, &type_task, "Task"); }
 
 static int is_cancelled_error(lua_State *L, loop_state *loop, int idx) {
   if (!lua_istable(L, idx) || !lua_getmetatable(L, idx)) return 0;
@@ -108,7 +108,7 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
   t->nargs = nargs;
   t->started = t->scheduled = t->must_cancel = t->deliver_cancel = t->is_main = 0;
   t->id = ++loop->task_ids;
-  luaL_setmetatable(L, TASK_MT);
+  type_setmetatable(L, &type_task);
   if (name_idx && !lua_isnil(L, name_idx)) {
     luaL_tolstring(L, name_idx, NULL);
     lua_setiuservalue(L, -2, FUV_NAME);
@@ -410,6 +410,8 @@ static const luaL_Reg task_functions[] = {
 /* Creates the Task metatable; adds current_task and all_tasks to the table on top. */
 void task_open(lua_State *L) {
   luaL_newmetatable(L, TASK_MT);
+  type_register(L, -1, &type_task);
+  type_inherit(L, -1, &type_future);
   lua_newtable(L);
   future_shared_methods_add(L);
   luaL_setfuncs(L, task_methods, 0);
