@@ -9,7 +9,7 @@
 
 BUILD    ?= build
 CC       ?= cc
-PKGS     := lua5.4 libuv
+PKGS     := lua5.4 libuv openssl
 OPT      ?= -O2 -g
 SAN      ?=
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(if $(LUA_INCDIR),-I$(LUA_INCDIR))
@@ -67,7 +67,7 @@ $(SHLIB): $(ASYNC_OBJ) $(VM_OBJ) | $(BUILD)/lib
 
 # The module for stock lua5.4: Lua's symbols come from the interpreter that loads it.
 $(MODULE): $(ASYNC_OBJ) | $(BUILD)/lua
-	$(CC) $(LDFLAGS) -shared -o $@ $^ $(shell pkg-config --libs libuv 2>/dev/null) -lm
+	$(CC) $(LDFLAGS) -shared -o $@ $^ $(shell pkg-config --libs libuv openssl 2>/dev/null) -lm
 
 deps:
 	@scripts/install-deps.sh
