@@ -302,6 +302,7 @@ typedef struct stream {
   uv_write_t write_req;
   uv_shutdown_t shutdown_req;
   struct stream **box;          /* the userdata's pointer to this, NULL once collected */
+  struct tls_conn *tls;         /* TLS state (tls.c) once net.tls_start made it secure */
   listener *server;             /* accepted by it: counted among its connections */
   struct stream *next_pending;  /* in the listener's queue until Lua takes it */
   char *rbuf;                   /* data is rbuf[rpos, rpos + rlen) */
@@ -319,6 +320,9 @@ typedef struct stream {
 stream *stream_new(lua_State *L, int kind);  /* pushes the userdata; handle initialised */
 stream *stream_check(lua_State *L, int idx); /* NULL once the stream is closed and freed */
 void stream_resume(stream *s);               /* (re)starts reading if there is room */
+void stream_pause(stream *s);
+size_t stream_read_space(stream *s, char **space); /* room at the end of the read buffer */
+int stream_write_raw(stream *s, const char *data, size_t len); /* 0 or a uv error */
 void stream_close(stream *s);                /* flushes queued writes, then closes */
 void stream_connect_cb(uv_connect_t *req, int status);
 int tcp_push_name(lua_State *L, uv_tcp_t *t, int peer);   /* pushes host, port */
@@ -350,6 +354,17 @@ void listener_close(listener *l);
 /* Addresses: IP text to sockaddr (0 or a uv error) and back (pushes host, port). */
 int net_sockaddr(const char *ip, int port, struct sockaddr_storage *ss);
 int net_push_addr(lua_State *L, const struct sockaddr *sa);
+
+/* TLS inside a stream (tls.c): ciphertext in and out of OpenSSL's memory BIOs, the
+   plaintext in the stream's own read buffer and write queue. A failure sets the stream's
+   rerr to UV_EPROTO; tls_raise raises it as an SSLError with OpenSSL's reason. */
+void tls_read(stream *s, ssize_t nread);   /* the stream's read callback, for TLS */
+int tls_resume(stream *s);                 /* decrypts what is held; 0: do not read the socket */
+int tls_write(stream *s, const char *data, size_t len); /* 0 or a uv error */
+void tls_shutdown(stream *s);              /* sends close_notify (once, after the handshake) */
+void tls_free(stream *s);
+int tls_raise(lua_State *L, stream *s, const char *op);
+void tls_open(lua_State *L);
 
 void stream_open(lua_State *L); /* fills the table on top (core.net) */
 void tcp_open(lua_State *L);

@@ -181,6 +181,12 @@ static int raise_closed(lua_State *L, const char *op) {
   return lua_error(L);
 }
 
+/* The stream's error: an SSLError once TLS failed, else the OSError of a uv code. */
+static int raise_error(lua_State *L, stream *s, const char *op, int err) {
+  if (s->tls && err == UV_EPROTO) return tls_raise(L, s, op);
+  return error_raise_uv(L, op, err);
+}
+
 static int raise_limit(lua_State *L, const char *op, stream *s, size_t consumed) {
   error_push(L, "LimitOverrunError", NULL);
   lua_pushfstring(L, "%s: no separator found within the limit of %d bytes", op, (int)s->limit);
@@ -249,9 +255,9 @@ stream *stream_check(lua_State *L, int idx) { return *(stream **)luaL_checkudata
 
 /* ---- reading ---------------------------------------------------------------------- */
 
-static void stream_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  (void)suggested;
-  stream *s = h->data;
+/* Makes room at the end of the read buffer (compacting it, growing it towards the read
+   target) and returns it: what the socket, or TLS decryption, may fill next. */
+size_t stream_read_space(stream *s, char **space) {
   size_t target = read_target(s);
   size_t min_read = target < MIN_READ ? target : MIN_READ;
   if (s->rlen == 0) s->rpos = 0;
@@ -270,10 +276,22 @@ static void stream_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   }
   size_t room = s->rcap - s->rpos - s->rlen;
   if (s->rlen + room > target) room = target > s->rlen ? target - s->rlen : 0;
-  *buf = uv_buf_init(s->rbuf ? s->rbuf + s->rpos + s->rlen : NULL, (unsigned)room);
+  *space = s->rbuf ? s->rbuf + s->rpos + s->rlen : NULL;
+  return room;
 }
 
-static void stream_pause(stream *s) {
+/* A TLS stream reads its ciphertext into the same room: tls_read moves it into OpenSSL's
+   memory BIO at once, then decrypts into the buffer. */
+static void stream_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  stream *s = h->data;
+  char *space;
+  size_t room = stream_read_space(s, &space);
+  if (s->tls && room > READ_CHUNK) room = READ_CHUNK; /* what OpenSSL's BIO copies and keeps */
+  *buf = uv_buf_init(space, (unsigned)room);
+}
+
+void stream_pause(stream *s) {
   if (!s->reading) return;
   uv_read_stop(&s->u.stream);
   s->reading = 0;
@@ -282,6 +300,10 @@ static void stream_pause(stream *s) {
 static void stream_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   stream *s = h->data;
+  if (s->tls) {
+    tls_read(s, nread);
+    return;
+  }
   if (nread > 0) {
     s->rlen += (size_t)nread;
     if (s->rlen >= read_target(s)) stream_pause(s);
@@ -302,6 +324,7 @@ static void stream_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
 
 void stream_resume(stream *s) {
   if (s->reading || !s->open || s->eof || s->rerr || s->close_wanted) return;
+  if (s->tls && !tls_resume(s)) return;
   if (s->rlen >= read_target(s)) return;
   int err = uv_read_start(&s->u.stream, stream_alloc_cb, stream_read_cb);
   if (err)
@@ -328,7 +351,7 @@ static void consume(stream *s, size_t n) {
    the end of the stream, 0 if more may come (the caller waits). */
 static int read_blocked(lua_State *L, stream *s, const char *op) {
   if (s == NULL || s->close_wanted) return raise_closed(L, op);
-  if (s->rerr) return error_raise_uv(L, op, s->rerr);
+  if (s->rerr) return raise_error(L, s, op, s->rerr);
   return s->eof;
 }
 
@@ -464,7 +487,7 @@ static int net_wait_read(lua_State *L) {
   if (waitset_pending(&s->readers))
     return luaL_error(L, "read: another task is already waiting to read from this stream");
   waitset_add_one(L, &s->readers, 1, SUV_READERS);
-  stream_resume(s);
+  stream_resume(s); /* TLS: may decrypt what OpenSSL holds, completing the future at once */
   return 1;
 }
 
@@ -543,8 +566,9 @@ static int queue_append(stream *s, const char *data, size_t len) {
   return 0;
 }
 
-/* Writes what the socket takes now, queues the rest (copied). 0 or a uv error. */
-static int stream_write(stream *s, const char *data, size_t len) {
+/* Writes what the socket takes now, queues the rest (copied). 0 or a uv error. TLS
+   hands its ciphertext here. */
+int stream_write_raw(stream *s, const char *data, size_t len) {
   if (write_pending(s) == 0) {
     while (len > 0) {
       uv_buf_t buf = uv_buf_init((char *)data, (unsigned)(len > BUF_MAX ? BUF_MAX : len));
@@ -584,8 +608,8 @@ static int net_write(lua_State *L) {
   }
   if (s->werr) return error_raise_uv(L, "write", s->werr);
   if (len == 0) return 0;
-  int err = stream_write(s, data, len);
-  if (err) return error_raise_uv(L, "write", err);
+  int err = s->tls ? tls_write(s, data, len) : stream_write_raw(s, data, len);
+  if (err) return raise_error(L, s, "write", err);
   return 0;
 }
 
@@ -594,7 +618,7 @@ static int net_drain_needed(lua_State *L) {
   stream *s = stream_check(L, 1);
   if (s == NULL) return 0;
   if (s->werr) return error_raise_uv(L, "write", s->werr);
-  if (s->rerr) return error_raise_uv(L, "read", s->rerr);
+  if (s->rerr) return raise_error(L, s, "read", s->rerr);
   lua_pushboolean(L, s->paused && !s->close_wanted);
   return 1;
 }
@@ -651,6 +675,7 @@ static int net_write_eof(lua_State *L) {
   if (s == NULL || s->close_wanted) return raise_closed(L, "write_eof");
   if (s->eof_wanted) return 0;
   s->eof_wanted = 1;
+  if (s->tls) tls_shutdown(s); /* close_notify goes out before the TCP half-close */
   write_progress(s);
   return 0;
 }
@@ -673,6 +698,7 @@ static void stream_close_cb(uv_handle_t *h) {
   waitset_wake(&s->closers);
   if (s->box) *s->box = NULL;
   if (s->server) listener_conn_gone(s->server);
+  if (s->tls) tls_free(s);
   net_untrack(&s->obj);
   waitset_free(&s->readers);
   waitset_free(&s->drainers);
@@ -687,6 +713,7 @@ static void stream_close_cb(uv_handle_t *h) {
    writes are out (at once if there are none, or they failed). Pure C. */
 void stream_close(stream *s) {
   if (s->close_wanted) return;
+  if (s->tls) tls_shutdown(s);
   s->close_wanted = 1;
   stream_pause(s);
   waitset_wake(&s->readers);
@@ -1094,6 +1121,7 @@ void stream_open(lua_State *L) {
   lua_newtable(L);
   luaL_setfuncs(L, stream_functions, 0);
   tcp_open(L);
+  tls_open(L);
   pipe_open(L);
   udp_open(L);
   dns_open(L);

@@ -51,6 +51,7 @@ core.load_part("asyncio.taskgroups", core, M)
 core.load_part("asyncio.timeouts", core, M)
 core.load_part("asyncio.signals", core, M)
 core.load_part("asyncio.fs", core, M)
+core.load_part("asyncio.tls", core, M)
 core.load_part("asyncio.streams", core, M)
 core.load_part("asyncio.subprocess", core, M)
 

@@ -174,9 +174,9 @@ describe("open_connection and start_server", function()
     close_server(c)
   end))
 
-  it("the ssl option is refused clearly (not supported yet)", in_task(function()
-    local err = raises(await, open_connection("127.0.0.1", 1, { ssl = true }))
-    assert.matches("ssl option is not supported yet", tostring(err))
+  it("a wrong ssl option is refused clearly (TLS itself: tls_spec.lua)", in_task(function()
+    local err = raises(await, open_connection("127.0.0.1", 1, { ssl = 1 }))
+    assert.matches("ssl must be true or a table, got number", tostring(err))
   end))
 
   it("nodelay and keepalive options are accepted", in_task(function()

@@ -16,9 +16,6 @@ local wait_read, net_write = net.wait_read, net.write
 local function check_opts(fname, opts)
   if opts == nil then return {} end
   if type(opts) ~= "table" then error(fname .. ": options must be a table, got " .. type(opts), 3) end
-  if opts.ssl then
-    error(fname .. ": the ssl option is not supported yet (TLS streams come in a later release)", 3)
-  end
   if opts.limit ~= nil and (tointeger(opts.limit) == nil or opts.limit <= 0) then
     error(fname .. ": limit must be a positive integer, got " .. tostring(opts.limit), 3)
   end
@@ -151,7 +148,7 @@ end, "StreamWriter.wait_closed")
 
 function Writer:is_closing() return net.is_closing(self._h) end
 function Writer:write_eof() net.write_eof(self._h) end
-function Writer:can_write_eof() return true end
+function Writer:can_write_eof() return true end -- TLS: close_notify, then the TCP half-close
 
 -- get_extra_info("peername" | "sockname" [, default]): host, port (a Unix socket: its path)
 function Writer:get_extra_info(name, default)
@@ -161,6 +158,10 @@ function Writer:get_extra_info(name, default)
     return net.sockname(self._h)
   elseif name == "kind" then
     return net.stream_kind(self._h)
+  elseif name == "ssl" then
+    return net.tls_info(self._h) or default
+  elseif name == "peercert" then
+    return net.tls_peercert(self._h) or default
   end
   return default
 end
@@ -237,32 +238,44 @@ local function first_error(fname, errs)
   return OSError(fname .. ": multiple errors: " .. concat(msgs, "; "), { errno = errs[1].errno, errors = errs })
 end
 
--- open_connection(host, port, {limit=, nodelay=, keepalive=, family=}) -> reader, writer.
--- Each address of the host is tried in turn.
+-- open_connection(host, port, {limit=, nodelay=, keepalive=, family=, ssl=,
+-- ssl_handshake_timeout=}) -> reader, writer. Each address of the host is tried in turn;
+-- TLS (tls.lua) then runs its handshake on the connection made.
 M.open_connection = async(function(host, port, opts)
   opts = check_opts("open_connection", opts)
   if type(host) ~= "string" then error("open_connection: host must be a string, got " .. type(host), 2) end
   port = check_port("open_connection", port)
+  local tls = opts.ssl and core.tls.client("open_connection", opts)
   local addrs = resolve("open_connection", host, port, "stream", false, opts.family)
   local errs = {}
   for _, ai in ipairs(addrs) do
     local h = net.tcp_connect(ai.address, ai.port, opts.nodelay, keepalive_seconds(opts.keepalive))
     if opts.limit then net.set_limit(h, opts.limit) end
-    local ok, err = pcall(connect_stream, h, ai.address .. " port " .. ai.port)
-    if ok then return make_streams(h) end
+    local target = ai.address .. " port " .. ai.port
+    local ok, err = pcall(connect_stream, h, target)
+    if ok then
+      if tls then core.tls.handshake(h, tls, false, tls.server_hostname or host, "connecting to " .. target) end
+      return make_streams(h)
+    end
     if not OSError:is(err) then error(err, 0) end
     errs[#errs + 1] = err
   end
   error(first_error("open_connection", errs), 0)
 end, "open_connection")
 
--- open_unix_connection(path, {limit=}) -> reader, writer
+-- open_unix_connection(path, {limit=, ssl=, ssl_handshake_timeout=}) -> reader, writer
+-- (a verifying TLS client needs ssl.server_hostname: a path names no server)
 M.open_unix_connection = async(function(path, opts)
   opts = check_opts("open_unix_connection", opts)
   if type(path) ~= "string" then error("open_unix_connection: path must be a string, got " .. type(path), 2) end
+  local tls = opts.ssl and core.tls.client("open_unix_connection", opts)
+  if tls and tls.verify and not tls.server_hostname then
+    error("open_unix_connection: ssl needs server_hostname to verify the server (or verify = false)", 2)
+  end
   local h = net.pipe_connect(path)
   if opts.limit then net.set_limit(h, opts.limit) end
   connect_stream(h, path)
+  if tls then core.tls.handshake(h, tls, false, tls.server_hostname, "connecting to " .. path) end
   return make_streams(h)
 end, "open_unix_connection")
 
@@ -294,7 +307,9 @@ end
 local function serve(server, l)
   while true do
     local h, err = net.accept(l)
-    if h then
+    if h and server._tls then
+      create_task(core.tls.serve, server._tls, h, run_handler, server._cb)
+    elseif h then
       create_task(run_handler, server._cb, make_streams(h))
     elseif h == false then
       return
@@ -308,8 +323,8 @@ local function serve(server, l)
   if f then f:add_done_callback(function() serve(server, l) end) end
 end
 
-local function new_server(cb, listeners)
-  local server = setmetatable({ _cb = cb, _listeners = listeners }, Server)
+local function new_server(cb, listeners, tls)
+  local server = setmetatable({ _cb = cb, _listeners = listeners, _tls = tls }, Server)
   for _, l in ipairs(listeners) do serve(server, l) end
   return server
 end
@@ -379,13 +394,15 @@ function Server:__close()
 end
 
 -- start_server(cb, host, port, {limit=, backlog=, reuse_port=, nodelay=, keepalive=, family=,
--- start_serving=})
+-- start_serving=, ssl=, ssl_handshake_timeout=}): with ssl, each connection's TLS handshake
+-- runs in its task before cb.
 -- host nil or "": every interface; a list of hosts: each. Port 0 picks a free port (the
 -- same one for every address).
 M.start_server = async(function(cb, host, port, opts)
   if type(cb) ~= "function" then error("start_server: the callback must be a function, got " .. type(cb), 2) end
   opts = check_opts("start_server", opts)
   port = check_port("start_server", port, true) or 0
+  local tls = opts.ssl and core.tls.server("start_server", opts)
   local hosts = type(host) == "table" and host or { host ~= "" and host or nil }
   local addrs, seen = {}, {}
   for i = 1, math.max(#hosts, 1) do
@@ -410,18 +427,19 @@ M.start_server = async(function(cb, host, port, opts)
       error(l, 0)
     end
   end
-  return new_server(cb, listeners)
+  return new_server(cb, listeners, tls)
 end, "start_server")
 
--- start_unix_server(cb, path, {limit=, backlog=, start_serving=}): a stale socket file at path is
--- replaced; the file is removed when the server closes.
+-- start_unix_server(cb, path, {limit=, backlog=, start_serving=, ssl=, ssl_handshake_timeout=}):
+-- a stale socket file at path is replaced; the file is removed when the server closes.
 M.start_unix_server = async(function(cb, path, opts)
   if type(cb) ~= "function" then error("start_unix_server: the callback must be a function, got " .. type(cb), 2) end
   opts = check_opts("start_unix_server", opts)
   if type(path) ~= "string" then error("start_unix_server: path must be a string, got " .. type(path), 2) end
+  local tls = opts.ssl and core.tls.server("start_unix_server", opts)
   local l = net.pipe_listen(path, opts.backlog)
   net.listener_options(l, opts.limit, nil, nil, opts.start_serving ~= false)
-  return new_server(cb, { l })
+  return new_server(cb, { l }, tls)
 end, "start_unix_server")
 
 -- ---- UDP ---------------------------------------------------------------------------
