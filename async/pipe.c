@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -18,9 +19,23 @@ int pipe_push_name(lua_State *L, uv_pipe_t *p, int peer) {
   return 1;
 }
 
+/* libuv 1.44 cuts a path longer than sun_path silently: refuse it instead. */
+static const char *check_path(lua_State *L, const char *op) {
+  size_t len;
+  const char *path = luaL_checklstring(L, 1, &len);
+  if (len >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+    error_push_uv(L, op, UV_ENAMETOOLONG);
+    lua_pushfstring(L, "%s: socket path too long (%d bytes, at most %d): %s", op, (int)len,
+                    (int)sizeof(((struct sockaddr_un *)0)->sun_path) - 1, path);
+    lua_setfield(L, -2, "message");
+    lua_error(L);
+  }
+  return path;
+}
+
 /* net.pipe_connect(path) -> stream; net.wait_read's future completes when connected. */
 static int pipe_connect(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = check_path(L, "connect");
   stream *s = stream_new(L, STREAM_PIPE);
   uv_pipe_connect(&s->connect_req, &s->u.pipe, path, stream_connect_cb);
   return 1;
@@ -28,7 +43,7 @@ static int pipe_connect(lua_State *L) {
 
 /* net.pipe_listen(path, backlog) -> listener */
 static int pipe_listen(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = check_path(L, "bind");
   int backlog = (int)luaL_optinteger(L, 2, 511);
   listener *l = listener_new(L, STREAM_PIPE);
   int err = uv_pipe_init(loop_get(L)->uv, &l->u.pipe, 0);

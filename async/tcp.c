@@ -5,13 +5,14 @@
 
 #include "internal.h"
 
-/* Pushes the local (peer = 0) or remote address of a TCP handle as host, port. */
+/* Pushes the local (peer = 0) or remote address of a TCP handle as host, port; nothing
+   when there is none (a peer that reset the connection), as Python's None. */
 int tcp_push_name(lua_State *L, uv_tcp_t *t, int peer) {
   struct sockaddr_storage ss;
   int len = sizeof ss;
   int err = peer ? uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len)
                  : uv_tcp_getsockname(t, (struct sockaddr *)&ss, &len);
-  if (err) return error_raise_uv(L, peer ? "getpeername" : "getsockname", err);
+  if (err) return 0;
   return net_push_addr(L, (struct sockaddr *)&ss);
 }
 
