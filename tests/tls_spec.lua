@@ -573,6 +573,63 @@ s.close()
       close_server(server)
     end
   end)
+
+  it("a record altered on the way: SSLError from the read that meets it, an alert to the peer", function()
+    local server_saw
+    local server, port = server_with(function(r, w)
+      await(r:readline())
+      w:write(string.rep("s", 5000))
+      await(w:drain())
+      local _, err = pcall(function() return await(r:read()) end) -- the client's alert
+      server_saw = err
+      w:close()
+    end, { ssl = SERVER })
+    -- a TCP relay that flips one bit in the server's stream once the handshake is over
+    local relay, relay_port = server_with(function(cr, cw)
+      local sr, sw = await(asyncio.open_connection("127.0.0.1", port))
+      local up = create_task(function()
+        pcall(function()
+          while true do
+            local data = await(cr:read(65536))
+            if data == "" then break end
+            sw:write(data)
+          end
+        end)
+        sw:close()
+      end)
+      local seen = 0
+      pcall(function()
+        while true do
+          local data = await(sr:read(65536))
+          if data == "" then break end
+          if seen < 4000 and seen + #data > 4000 then -- inside the application data
+            local i = 4000 - seen + 1
+            data = data:sub(1, i - 1) .. string.char(data:byte(i) ~ 1) .. data:sub(i + 1)
+          end
+          seen = seen + #data
+          cw:write(data)
+        end
+      end)
+      cw:close()
+      await(up)
+    end)
+    local r, w = await(open_connection("localhost", relay_port, { ssl = { cafile = CA } }))
+    w:write("go\n")
+    local err = raises(await, r:readexactly(5000))
+    assert.is_true(SSLError:is(err), tostring(err))
+    assert.matches("^readexactly: ", err.message)
+    assert.is_string(err.reason)
+    -- the stream keeps its error
+    assert.are.equal(err.message, (raises(await, r:read()).message:gsub("^read", "readexactly")))
+    w:close()
+    for _ = 1, 100 do
+      if server_saw then break end
+      await(sleep(0.01))
+    end
+    assert.matches("^read: .*alert bad record mac", tostring(server_saw and server_saw.message))
+    close_server(relay)
+    close_server(server)
+  end)
 end)
 
 describe("cancellation", function()
