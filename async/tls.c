@@ -120,6 +120,9 @@ static int tls_pump(stream *s) {
     }
     t->done = 1;
     changed = 1;
+    /* from now on (not during the handshake, where an end is always a failure) a TCP end
+       without close_notify reads as one, leaving the connection usable for writing */
+    if (t->ragged_ok) SSL_set_options(t->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
   }
   for (;;) {
     char *space;
@@ -134,10 +137,8 @@ static int tls_pump(stream *s) {
     int code = SSL_get_error(t->ssl, n);
     if (code == SSL_ERROR_WANT_READ) break;
     changed = 1;
-    if (code == SSL_ERROR_ZERO_RETURN ||
-        (t->ragged_ok && ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
-      ERR_clear_error();
-      s->eof = 1; /* the peer's close_notify */
+    if (code == SSL_ERROR_ZERO_RETURN) {
+      s->eof = 1; /* the peer's close_notify (or a ragged end, if that is allowed) */
       stream_pause(s);
     } else {
       tls_fail(s, code);
