@@ -81,13 +81,10 @@ function tls.server(fname, opts)
     timeout = handshake_timeout(fname, opts) }
 end
 
-local function steps(h)
-  while not tls_handshake(h) do await(wait_read(h)) end
-end
-
+-- Awaits the read events that step the handshake (tls.c) until it is done, or raises.
 local function run(h, timeout)
   local scope <close> = M.timeout(timeout)
-  steps(h)
+  while not tls_handshake(h) do await(wait_read(h)) end
 end
 
 -- The handshake on the connected stream h; on failure or cancellation h is closed and the
