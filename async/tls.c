@@ -265,8 +265,9 @@ static int password_cb(char *buf, int size, int rwflag, void *u) {
 }
 
 /* Raises the failure to load `path` (the `what` option): an OSError if the file cannot
-   be opened, else an SSLError with OpenSSL's reason. */
-static int raise_load_error(lua_State *L, const char *what, const char *path) {
+   be opened, else an SSLError with OpenSSL's reason. `no_password`: an encrypted key was
+   tried with none. */
+static int raise_load_error(lua_State *L, const char *what, const char *path, int no_password) {
   FILE *f = fopen(path, "r");
   if (f == NULL) {
     int err = uv_translate_sys_error(errno);
@@ -280,7 +281,9 @@ static int raise_load_error(lua_State *L, const char *what, const char *path) {
   unsigned long e = ERR_get_error();
   const char *reason = e ? ERR_reason_error_string(e) : NULL;
   ERR_clear_error();
-  lua_pushfstring(L, "%s '%s': %s", what, path, reason ? reason : "cannot be loaded");
+  lua_pushfstring(L, "%s '%s': %s%s", what, path, reason ? reason : "cannot be loaded",
+                  no_password && reason && strcmp(reason, "bad decrypt") == 0
+                      ? " (an encrypted key needs ssl.password)" : "");
   error_push(L, "SSLError", lua_tostring(L, -1));
   if (reason) {
     lua_pushstring(L, reason);
@@ -312,9 +315,9 @@ static int tls_context(lua_State *L) {
   SSL_CTX_set_default_passwd_cb_userdata(ctx, (void *)password);
   if (certfile) {
     if (SSL_CTX_use_certificate_chain_file(ctx, certfile) != 1)
-      return raise_load_error(L, "certfile", certfile);
+      return raise_load_error(L, "certfile", certfile, 0);
     if (SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM) != 1)
-      return raise_load_error(L, "keyfile", keyfile);
+      return raise_load_error(L, "keyfile", keyfile, password == NULL);
     if (SSL_CTX_check_private_key(ctx) != 1)
       return error_raise(L, "SSLError", "keyfile '%s' does not match certfile '%s'", keyfile, certfile);
   }
@@ -323,7 +326,7 @@ static int tls_context(lua_State *L) {
     struct stat st;
     int dir = stat(cafile, &st) == 0 && S_ISDIR(st.st_mode);
     if (SSL_CTX_load_verify_locations(ctx, dir ? NULL : cafile, dir ? cafile : NULL) != 1)
-      return raise_load_error(L, "cafile", cafile);
+      return raise_load_error(L, "cafile", cafile, 0);
     if (server && !dir) {
       STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cafile);
       if (names) SSL_CTX_set_client_CA_list(ctx, names);

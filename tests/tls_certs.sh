@@ -6,6 +6,7 @@
 #   dnsonly.pem/.key  for DNS:localhost only (not for 127.0.0.1)
 #   expired.pem/.key  server.key's name, expired
 #   client.pem/.key   a client certificate (CN=alua client)
+#   server-enc.key    server.key encrypted with the password "alua"
 #   self.pem/.key     self-signed, for localhost and 127.0.0.1
 #   other-ca.pem      an unrelated CA
 set -e
@@ -45,6 +46,7 @@ sign server localhost server 2
 sign dnsonly localhost dnsonly 2
 sign client "alua client" client 2
 sign expired localhost server -1
+openssl pkey -in server.key -aes256 -passout pass:alua -out server-enc.key 2>/dev/null
 key self.key
 openssl req -x509 -new -key self.key -out self.pem -days 2 -subj "/CN=localhost" \
   -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null

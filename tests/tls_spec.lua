@@ -699,6 +699,22 @@ describe("the ssl option", function()
     assert.are.equal("ENOENT", err.errno)
   end)
 
+  it("an encrypted key: loaded with its password, refused without (never prompted for)", function()
+    local enc = { certfile = SERVER.certfile, keyfile = file("server-enc.key") }
+    local err = raises(await, start_server(echo, "127.0.0.1", 0, { ssl = enc }))
+    assert.is_true(SSLError:is(err), tostring(err))
+    assert.matches("keyfile '.*server%-enc.key': bad decrypt %(an encrypted key needs ssl.password%)", err.message)
+    enc.password = "wrong"
+    assert.is_true(SSLError:is(raises(await, start_server(echo, "127.0.0.1", 0, { ssl = enc }))))
+    enc.password = "alua"
+    local server, port = tls_echo_server(enc)
+    local r, w = await(open_connection("localhost", port, { ssl = { cafile = CA } }))
+    w:write("encrypted key\n")
+    assert.are.equal("encrypted key\n", await(r:readline()))
+    w:close()
+    close_server(server)
+  end)
+
   it("a file that is no certificate, a key that does not match: SSLError", function()
     local err = raises(await, start_server(echo, "127.0.0.1", 0, { ssl = { certfile = file("ext.cnf") } }))
     assert.is_true(SSLError:is(err), tostring(err))
