@@ -1,5 +1,6 @@
 /* await.c — async functions, coroutine objects, await's C half, sleep, create_task and
    top-level await. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,6 +10,27 @@ char await_tag;          /* yielded by await: the task waits for the scheduler *
 
 /* Upvalues shared by await_step, sleep, ensure_future and create_task. */
 enum { UP_FUTURE_MT = 1, UP_TASK_MT, UP_CORO_MT, UP_YIELD_ONCE, UP_COUNT = UP_YIELD_ONCE };
+
+/* Raises "where: message" where `where` is the user's code that called await: the first
+   Lua frame that is not in the embedded stdlib (await's Lua half, asyncio.run...), so
+   the message points at the user's line, not at stdlib/asyncio.lua. */
+static int raise_at_user(lua_State *L, const char *fmt, ...) {
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "Sl", &ar);
+    if (ar.currentline > 0 && strncmp(ar.source, "@stdlib/", 8) != 0) {
+      lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+      break;
+    }
+  }
+  if (lua_type(L, -1) != LUA_TSTRING) lua_pushliteral(L, "");
+  va_list ap;
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
 
 /* ---- coroutine objects ------------------------------------------------------------ */
 
@@ -38,7 +60,7 @@ void coro_claim(lua_State *L, int idx, const char *fname) {
   coro *c = lua_touserdata(L, idx);
   if (c->taken) {
     coro_push_name(L, idx);
-    luaL_error(L, "%s: coroutine '%s' was already awaited (a coroutine object runs once; "
+    raise_at_user(L, "%s: coroutine '%s' was already awaited (a coroutine object runs once; "
                "wrap it in asyncio.create_task to share its result)", fname, lua_tostring(L, -1));
   }
   c->taken = 1;
@@ -188,6 +210,8 @@ static int ensure_future(lua_State *L) {
   return 1;
 }
 
+static int await_step(lua_State *L);
+
 /* asyncio.create_task(coro [, name]) or asyncio.create_task(fn, ...) */
 static int create_task(lua_State *L) {
   loop_state *loop = loop_get(L);
@@ -199,14 +223,22 @@ static int create_task(lua_State *L) {
     task_create(L, loop, 1, lua_gettop(L) - 1, 0);
     return 1;
   }
-  if (!coro_test(L, 1)) {
-    if (future_test(L, 1))
-      return luaL_error(L, "create_task: expected a coroutine object or a function, got a %s "
-                        "(it is already scheduled: await it directly)", luaL_typename(L, 1));
-    return luaL_error(L, "create_task: expected a coroutine object or a function, got %s",
-                      luaL_typename(L, 1));
-  }
   lua_settop(L, 2);
+  if (!coro_test(L, 1)) {
+    /* In Python asyncio.sleep() is a coroutine, so create_task(asyncio.sleep(1)) is
+       common; here sleep gives a Future: any awaitable runs as a task that awaits it. */
+    if (future_test(L, 1) || lua_rawequal(L, 1, lua_upvalueindex(UP_YIELD_ONCE)) ||
+        luaL_getmetafield(L, 1, "__await") != LUA_TNIL) {
+      lua_settop(L, 2);
+      for (int i = 1; i <= UP_COUNT; i++) lua_pushvalue(L, lua_upvalueindex(i));
+      lua_pushcclosure(L, await_step, UP_COUNT);
+      lua_pushvalue(L, 1);
+      task_create(L, loop, 3, 1, 2);
+      return 1;
+    }
+    return luaL_error(L, "create_task: expected a coroutine object, a function or an "
+                      "awaitable, got %s", luaL_typename(L, 1));
+  }
   task_from_coro(L, loop, 1, 2, "create_task");
   lua_settop(L, 1);
   return 1;
@@ -256,7 +288,7 @@ static int await_yield_once_k(lua_State *L, int status, lua_KContext ctx) {
 
 static void check_can_suspend(lua_State *L) {
   if (!lua_isyieldable(L))
-    luaL_error(L, "await: cannot suspend here: a C function stands between this await and "
+    raise_at_user(L, "await: cannot suspend here: a C function stands between this await and "
                "its task (table.sort or string.gsub callbacks, require, load readers, "
                "__tostring, __gc, or a C library's callback cannot yield); move the await out");
 }
@@ -264,13 +296,13 @@ static void check_can_suspend(lua_State *L) {
 /* Outside any task: top-level await runs the loop until `f` (at index 1) is done. */
 static int await_top_level(lua_State *L, loop_state *loop) {
   if (loop_is_running(loop))
-    return luaL_error(L, "await: not inside a task: this is a plain callback the running loop "
+    return raise_at_user(L, "await: not inside a task: this is a plain callback the running loop "
                       "called (call_soon, call_later, a done callback); wrap the code in "
                       "asyncio.create_task to await there");
   future *f = awaitable_to_future(L, loop, 1, "await");
   if (f->kind == KIND_TASK && f->state == FUT_PENDING) ((task *)f)->is_main = 1;
   if (loop_run_until(L, loop, f) < 0)
-    return luaL_error(L, "await: the awaited %s can never complete: no task is ready and no "
+    return raise_at_user(L, "await: the awaited %s can never complete: no task is ready and no "
                       "timer, I/O or other handle is left on the loop",
                       f->kind == KIND_TASK ? "task" : "future");
   return future_push_outcome(L, f, 1);
@@ -321,7 +353,7 @@ static int await_step(lua_State *L) {
         future_start_sleep(f);
         if (t == NULL) break;
         if (f->state != FUT_PENDING) return future_push_outcome(L, f, 1);
-        if (f == &t->base) return luaL_error(L, "await: a task cannot await itself");
+        if (f == &t->base) return raise_at_user(L, "await: a task cannot await itself");
         check_can_suspend(L);
         t->awaiting = f;
         future_add_waiter(f, &t->wait);
@@ -352,7 +384,7 @@ static int await_step(lua_State *L) {
         lua_replace(L, 1);
         continue;
       }
-      return luaL_error(L, "await: expected a coroutine object, Task or Future, got %s",
+      return raise_at_user(L, "await: expected a coroutine object, Task or Future, got %s",
                         luaL_typename(L, 1));
     }
     if (lua_rawequal(L, 1, lua_upvalueindex(UP_YIELD_ONCE))) {
@@ -363,7 +395,7 @@ static int await_step(lua_State *L) {
       lua_pushlightuserdata(L, &await_tag);
       return lua_yieldk(L, 1, 0, await_yield_once_k);
     }
-    return luaL_error(L, "await: expected a coroutine object, Task or Future, got %s",
+    return raise_at_user(L, "await: expected a coroutine object, Task or Future, got %s",
                       luaL_typename(L, 1));
   }
   return await_top_level(L, loop_get(L));

@@ -506,3 +506,19 @@ describe("deep recursion", function()
     assert.are.equal(10001, closed)
   end)
 end)
+
+describe("await's error messages", function()
+  it("name the user's line, not the stdlib's, for a bad operand", function()
+    local line = debug.getinfo(1, "l").currentline + 1
+    local err = raises(function() local r = await(42); return r end)
+    assert.truthy(err:find("core_await_spec.lua:" .. line .. ": await: expected a coroutine object", 1, true), err)
+  end)
+
+  it("name the user's line when a coroutine object is awaited twice", function()
+    local c = async(function() end)()
+    await(c)
+    local line = debug.getinfo(1, "l").currentline + 1
+    local err = raises(function() local r = await(c); return r end)
+    assert.truthy(err:find("core_await_spec.lua:" .. line .. ": await: coroutine", 1, true), err)
+  end)
+end)

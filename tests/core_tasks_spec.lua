@@ -70,13 +70,19 @@ describe("create_task", function()
     assert.are.same({ 1, 2, 3, 4, 5 }, log)
   end)
 
-  it("rejects what is neither a coroutine object nor a function", function()
-    assert.matches("create_task: expected a coroutine object or a function, got number",
+  it("rejects what is neither a coroutine object, a function nor an awaitable", function()
+    assert.matches("create_task: expected a coroutine object, a function or an awaitable, got number",
       tostring(raises(create_task, 42)))
     assert.matches("got nil", tostring(raises(create_task, nil)))
-    local t = create_task(function() end)
-    assert.matches("already scheduled", tostring(raises(create_task, t)))
-    await(t)
+  end)
+
+  it("wraps any awaitable (create_task(asyncio.sleep(d)) as in Python) in a task awaiting it", function()
+    local t = create_task(asyncio.sleep(0.01, "slept", 2), "napper")
+    assert.are.equal("napper", t:get_name())
+    assert.are.same({ "slept", 2 }, { await(t) })
+    local inner = create_task(function() return "inner" end)
+    assert.are.equal("inner", await(create_task(inner)))
+    assert.are.equal(0, select("#", await(create_task(asyncio.sleep(0)))))
   end)
 
   it("a coroutine object can be wrapped once", function()

@@ -590,9 +590,9 @@ describe("TaskGroup", function()
     local tg <close> = TaskGroup()
     raises(tg.create_task, tg, 42)
     assert.matches("expected a TaskGroup", tostring(raises(tg.create_task, nil, sleep(0))))
-    assert.matches("already scheduled", tostring(raises(tg.create_task, tg, sleep(0.001))))
+    tg:create_task(sleep(0.001)) -- an awaitable runs as a task awaiting it
     tg:create_task(function() await(sleep(0.001)) end)
-    assert.matches("^TaskGroup %[entered, tasks=1, errors=0%]$", tostring(tg))
+    assert.matches("^TaskGroup %[entered, tasks=2, errors=0%]$", tostring(tg))
   end))
 end)
 

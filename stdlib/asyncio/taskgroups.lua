@@ -58,8 +58,8 @@ local function discard(aw)
   if iscoroutine(aw) then create_task(aw):cancel() end
 end
 
--- tg:create_task(aw, name?): aw is a coroutine object or a function (run with no
--- arguments) as in asyncio.create_task.
+-- tg:create_task(aw, name?): aw is a coroutine object, a function (run with no
+-- arguments) or another awaitable, as in asyncio.create_task.
 function TaskGroup:create_task(aw, name)
   if getmetatable(self) ~= TaskGroup then
     error("TaskGroup:create_task: expected a TaskGroup (call it with ':')", 2)
