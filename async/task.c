@@ -373,8 +373,10 @@ static int task_current(lua_State *L) {
   loop_state *loop = loop_get(L);
   task *t = task_of(L);
   if (t == NULL) t = loop->current;
-  if (t == NULL || t->ref == LUA_NOREF) return 0;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  if (t == NULL || t->ref == LUA_NOREF)
+    lua_pushnil(L);
+  else
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
   return 1;
 }
 

@@ -117,6 +117,7 @@ end)
 describe("current_task and all_tasks", function()
   it("current_task() is the running task, nil outside (test_current_task)", function()
     assert.is_nil(asyncio.current_task())
+    assert.are.equal(1, select("#", asyncio.current_task()), "one value: nil, not nothing")
     local t
     t = create_task(function()
       assert.are.equal(t, asyncio.current_task())
