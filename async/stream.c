@@ -369,8 +369,8 @@ static void push_line(lua_State *L, const char *p, size_t n, int strip) {
 static int net_read_line(lua_State *L) {
   stream *s = stream_check(L, 1);
   int strip = lua_toboolean(L, 2);
+  if (s) s->want = 0; /* (left by a cancelled readexactly) */
   if (readable(s)) {
-    s->want = 0;
     const char *p = s->rbuf + s->rpos;
     const char *nl = memchr(p, '\n', s->rlen);
     if (nl) {
@@ -407,8 +407,8 @@ static int net_read_until(lua_State *L) {
   size_t seplen;
   const char *sep = luaL_checklstring(L, 2, &seplen);
   luaL_argcheck(L, seplen > 0, 2, "the separator must not be empty");
+  if (s) s->want = 0;
   if (readable(s)) {
-    s->want = 0;
     const char *p = s->rbuf + s->rpos;
     const char *at = memmem(p, s->rlen, sep, seplen);
     if (at) {
@@ -461,8 +461,8 @@ static int net_read_some(lua_State *L) {
     lua_pushliteral(L, "");
     return 1;
   }
+  if (s) s->want = 0;
   if (readable(s)) {
-    s->want = 0;
     size_t k = n < 0 || (size_t)n > s->rlen ? s->rlen : (size_t)n;
     lua_pushlstring(L, s->rbuf + s->rpos, k);
     consume(s, k);
