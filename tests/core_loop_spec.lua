@@ -13,7 +13,7 @@ after_each(function()
     if t:cancelling() == 0 then running = running + 1 end
     t:cancel()
   end
-  if #left > 0 then await(asyncio.gather(table.unpack(left), { return_exceptions = true })) end
+  if #left > 0 then left[#left + 1] = { return_exceptions = true }; await(asyncio.gather(table.unpack(left))) end
   assert.are.equal(0, running, "tasks left running by the spec")
 end)
 
@@ -317,5 +317,22 @@ describe("asyncio.run", function()
     local inside = asyncio.run(function() return asyncio.current_task() end)
     assert.are.equal("userdata", type(inside))
     assert.is_true(inside:done())
+  end)
+end)
+
+describe("asyncio.run shutdown", function()
+  it("cancels every leftover task and waits for all their cleanups, not just the first", function()
+    local cleaned = {}
+    asyncio.run(function()
+      for i = 1, 3 do
+        asyncio.create_task(function()
+          pcall(await, asyncio.sleep(100))
+          await(asyncio.sleep(0.01 * i))
+          cleaned[#cleaned + 1] = i
+        end)
+      end
+      await(asyncio.sleep(0))
+    end)
+    assert.are.same({ 1, 2, 3 }, cleaned)
   end)
 end)

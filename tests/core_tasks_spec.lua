@@ -12,7 +12,7 @@ after_each(function()
     if t:cancelling() == 0 then running = running + 1 end
     t:cancel()
   end
-  if #left > 0 then await(asyncio.gather(table.unpack(left), { return_exceptions = true })) end
+  if #left > 0 then left[#left + 1] = { return_exceptions = true }; await(asyncio.gather(table.unpack(left))) end
   assert.are.equal(0, running, "tasks left running by the spec")
 end)
 

@@ -8,7 +8,7 @@ local CancelledError, TimeoutError = asyncio.CancelledError, asyncio.TimeoutErro
 after_each(function()
   local left = asyncio.all_tasks()
   for _, t in ipairs(left) do t:cancel() end
-  if #left > 0 then await(asyncio.gather(table.unpack(left), { return_exceptions = true })) end
+  if #left > 0 then left[#left + 1] = { return_exceptions = true }; await(asyncio.gather(table.unpack(left))) end
   assert.are.equal(0, #left, "tasks left over by the spec")
 end)
 

@@ -176,7 +176,10 @@ function M._shutdown()
   local tasks = M.all_tasks()
   if #tasks == 0 then return end
   for _, t in ipairs(tasks) do t:cancel() end
-  local all = M.gather(unpack(tasks, 1, #tasks), { return_exceptions = true })
+  local n = #tasks
+  tasks[n + 1] = { return_exceptions = true }
+  local all = M.gather(unpack(tasks, 1, n + 1))
+  tasks[n + 1] = nil
   pcall(core.run_until_complete, all)
   for _, t in ipairs(tasks) do
     if t:done() and not t:cancelled() and t:exception() ~= nil then
