@@ -43,6 +43,20 @@ static void test_close_with_work_pending(void) {
   check(1, "closing a state with tasks, timers and futures pending");
 }
 
+static void test_close_with_sockets_pending(void) {
+  lua_State *L = alua_newstate();
+  int status = run(L,
+                   "server = await asyncio.start_server(async function(r, w) await r:read() end, '127.0.0.1', 0)\n"
+                   "local host, port = server:sockname()\n"
+                   "reader, writer = await asyncio.open_connection(host, port)\n"
+                   "writer:write(string.rep('x', 1 << 20))\n" /* more than the socket takes at once */
+                   "reading = asyncio.create_task(function() return await(reader:read(10)) end)\n"
+                   "await(asyncio.sleep(0.01))\n");
+  check(status == LUA_OK, "a server, a connection with a pending read and queued writes are set up");
+  alua_close(L); /* valgrind: every socket closed, nothing leaks */
+  check(1, "closing a state with sockets, a pending read and unsent data");
+}
+
 static void test_close_unstarted(void) {
   lua_State *L = alua_newstate();
   run(L, "t = asyncio.create_task(function() error('never runs') end)");
@@ -149,6 +163,7 @@ static void test_openlibs_into_host_state(void) {
 
 int main(void) {
   test_close_with_work_pending();
+  test_close_with_sockets_pending();
   test_close_unstarted();
   test_setloop_busy();
   test_setloop();
