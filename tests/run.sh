@@ -2,6 +2,7 @@
 # run.sh — the whole suite: busted specs under alua, CLI tests, conformance programs and
 # example twins. Prints TAP-like lines and ends with exactly "N passed, N failed".
 #   ALUA=build/bin/alua  VALGRIND=1 (run alua under valgrind memcheck)  ONLY=pattern
+#   STRESS=quick|full: sizes of the stress specs (default: in between; quick under valgrind)
 set -u
 cd "$(dirname "$0")/.."
 ALUA=${ALUA:-build/bin/alua}
@@ -15,6 +16,7 @@ failures=()
 if [ "${VALGRIND:-0}" = 1 ]; then
   # definite leaks and invalid accesses in our code fail the run; Lua's own
   # allocations are all freed by lua_close, so "definite" is the honest bar
+  export STRESS=${STRESS:-quick}
   RUNNER=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
           --show-leak-kinds=definite --suppressions="$PWD/tests/valgrind.supp" "$ALUA_BIN")
 else

@@ -11,7 +11,9 @@ cd "$(dirname "$0")/../.."
 ROOT=$PWD
 # shellcheck disable=SC2206
 RUNNER=(${ALUA_RUNNER:-$ALUA})
-[[ ${RUNNER[0]} == /* ]] || RUNNER[0]=$ROOT/${RUNNER[0]}
+# (a relative path to alua is made absolute: blocks run elsewhere; a command such as
+# valgrind is left to PATH)
+[[ ${RUNNER[0]} == */* && ${RUNNER[0]} != /* ]] && RUNNER[0]=$ROOT/${RUNNER[0]}
 
 # ---- extract: $TMP/blocks/N.lua, N.out (expected stdout), N.info; the list in $TMP/list
 mkdir -p "$TMP/blocks"

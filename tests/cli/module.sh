@@ -3,6 +3,9 @@
 cd "$(dirname "$0")/../.."
 . tests/cli/lib.sh
 MODULE_DIR=${MODULE_DIR:-build/lua}
+# under make check the module is built with ASan and UBSan: stock lua5.4 must load their
+# runtimes before anything else
+PRELOAD=$(ldd "$MODULE_DIR/asyncio.so" 2>/dev/null | awk '/lib(asan|ubsan)\.so/ {print $3}' | paste -sd:)
 
 cat > "$TMP/stock.lua" <<'LUA'
 local asyncio = require "asyncio"
@@ -15,6 +18,6 @@ local gen = coroutine.wrap(function() for i = 1, 2 do await(asyncio.sleep(0)); c
 print(asyncio.run(function() local s = 0 for v in gen do s = s + v end return s end))
 LUA
 expect "stock lua5.4 runs asyncio from asyncio.so" 0 $'2\t4\n42\n3' -- \
-  env LUA_CPATH="$MODULE_DIR/?.so" lua5.4 "$TMP/stock.lua"
+  env LD_PRELOAD="$PRELOAD" LUA_CPATH="$MODULE_DIR/?.so" lua5.4 "$TMP/stock.lua"
 expect "the module carries its Lua parts (no stdlib files needed)" 0 "function" -- \
-  env -C "$TMP" LUA_CPATH="$(realpath "$MODULE_DIR")/?.so" LUA_PATH="" lua5.4 -e 'print(type(require("asyncio").gather))'
+  env -C "$TMP" LD_PRELOAD="$PRELOAD" LUA_CPATH="$(realpath "$MODULE_DIR")/?.so" LUA_PATH="" lua5.4 -e 'print(type(require("asyncio").gather))'
