@@ -12,6 +12,7 @@
 int pipe_push_name(lua_State *L, uv_pipe_t *p, int peer) {
   char buf[1024];
   size_t len = sizeof buf;
+  buf[0] = '\0'; /* libuv 1.44 reads it for an unnamed end, having copied nothing into it */
   int err = peer ? uv_pipe_getpeername(p, buf, &len) : uv_pipe_getsockname(p, buf, &len);
   if (err == UV_ENOBUFS) return luaL_error(L, "socket path too long");
   if (err) return error_raise_uv(L, peer ? "getpeername" : "getsockname", err);
