@@ -346,6 +346,7 @@ struct listener {
   char *unlink_path;            /* a Unix socket's path, removed at close */
   waitset acceptors, closers;
   uint8_t kind, nodelay, serving, deferred, closing, closed;
+  uint8_t starved;              /* out of descriptors: reported, retried */
 };
 
 listener *listener_new(lua_State *L, int kind); /* pushes the userdata; handle not initialised */

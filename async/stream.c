@@ -1,6 +1,8 @@
 /* stream.c — buffered TCP and Unix socket streams: a read buffer bounded by `limit`
    with lines and exact reads sliced in C, writes tried at once and queued behind,
    listeners that accept in C, and the net list that lua_close empties. */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -891,12 +893,26 @@ static int listener_accept_one(listener *l) {
   return 0;
 }
 
+/* Is a descriptor left for the next connection? When accept fails with EMFILE, libuv
+   closes every connection waiting in the backlog, and nobody hears of it. So the
+   listener takes a connection only while one is left: else it leaves it with libuv,
+   which then stops accepting, the others wait in the backlog (as in Python), and
+   net.accept says why until descriptors are free again. */
+static int fd_left(listener *l) {
+  uv_os_fd_t fd;
+  if (uv_fileno(&l->u.handle, &fd) != 0) return 1;
+  int probe = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (probe < 0) return errno != EMFILE && errno != ENFILE;
+  close(probe);
+  return 1;
+}
+
 static void listener_connection_cb(uv_stream_t *server, int status) {
   listener *l = server->data;
   if (l->closing) return;
   if (status < 0) {
     l->accept_err = status;
-  } else if (!l->serving || l->npending >= PENDING_MAX) {
+  } else if (!l->serving || l->npending >= PENDING_MAX || !fd_left(l)) {
     l->deferred = 1; /* libuv stops polling until uv_accept: the backlog holds the rest */
   } else {
     int err = listener_accept_one(l);
@@ -941,7 +957,8 @@ void listener_close(listener *l) {
 static void listener_shutdown_obj(net_obj *o) { listener_close(container_of(o, listener, obj)); }
 
 /* net.accept(l) -> a stream; nothing: wait; false: the listener is closed;
-   nil, err: accepting failed (the listener goes on). */
+   nil, err: accepting failed (the listener goes on); nil, err, first: out of
+   descriptors, call again later (first: the first time since there were some). */
 static int net_accept(lua_State *L) {
   listener *l = listener_check(L, 1);
   if (l == NULL || l->closing) {
@@ -949,6 +966,14 @@ static int net_accept(lua_State *L) {
     return 1;
   }
   if (l->pending_first == NULL && l->deferred && l->serving) {
+    if (!fd_left(l)) {
+      lua_pushnil(L);
+      error_push_uv(L, "accept", UV_EMFILE);
+      lua_pushboolean(L, !l->starved);
+      l->starved = 1;
+      return 3;
+    }
+    l->starved = 0;
     l->deferred = 0;
     int err = listener_accept_one(l);
     if (err) l->accept_err = err;

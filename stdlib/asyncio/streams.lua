@@ -306,12 +306,19 @@ end
 -- the next accept until the listener closes. A callback, not a task: a server is no task.
 local function serve(server, l)
   while true do
-    local h, err = net.accept(l)
+    local h, err, starved = net.accept(l)
     if h and server._tls then
       create_task(core.tls.serve, server._tls, h, run_handler, server._cb)
     elseif h then
       create_task(run_handler, server._cb, make_streams(h))
     elseif h == false then
+      return
+    elseif starved ~= nil then
+      -- out of descriptors: the connections wait in the backlog; try again shortly
+      if starved then
+        core._report("start_server: out of file descriptors, new connections wait until some are closed:", err)
+      end
+      M.get_running_loop():call_later(0.1, serve, server, l)
       return
     elseif err then
       core._report("start_server: accepting a connection failed:", err)
