@@ -96,10 +96,12 @@ static void check_cb(uv_check_t *h) { loop_drain(h->data); }
 /* ---- driving the loop ----------------------------------------------------- */
 
 /* Runs the loop until `f` is done. Returns -1 if it can never be: nothing is ready and
-   no timer, I/O or other handle is left that could complete it. */
+   no timer, I/O or other handle is left that could complete it, even after a full
+   collection (garbage may hold what f waits for: a stream its handler dropped unclosed
+   closes when collected, as Python's closes when its last reference goes). */
 int loop_run_until(lua_State *L, loop_state *loop, future *f) {
   lua_State *saved = loop->L;
-  int stuck = 0;
+  int stuck = 0, collected = 0;
   loop->L = L;
   loop->driving++;
   int held = signal_hold(loop, 1); /* a signal handler may be what completes f */
@@ -108,7 +110,12 @@ int loop_run_until(lua_State *L, loop_state *loop, future *f) {
   while (f->state == FUT_PENDING) {
     int alive = uv_run(loop->uv, UV_RUN_ONCE);
     if (f->state != FUT_PENDING) break;
-    if (!alive && loop->ready_count == 0) {
+    if (alive || loop->ready_count > 0) {
+      collected = 0;
+    } else if (!collected) {
+      collected = 1;
+      lua_gc(L, LUA_GCCOLLECT);
+    } else {
       stuck = 1;
       break;
     }

@@ -277,6 +277,18 @@ describe("collections while I/O is pending", function()
     settle_fds(base, "processes collected")
   end))
 
+  it("a connection its handler dropped unclosed is collected before the loop gives up", function()
+    -- nothing but garbage holds the server's end open: wait_closed needs a collection,
+    -- which the loop runs before it would call the wait hopeless
+    for _ = 1, 3 do
+      local server = await(asyncio.start_server(function() end, "127.0.0.1", 0))
+      local _, w = await(asyncio.open_connection("127.0.0.1", server_port(server)))
+      w:close()
+      server:close()
+      await(server:wait_closed())
+    end
+  end)
+
   it("timers, futures and tasks nobody references still complete", in_gc_task(function()
     local fired, finished = 0, 0
     local N = ROUNDS * 50
