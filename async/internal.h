@@ -8,6 +8,8 @@
 #include <lauxlib.h>
 #include <uv.h>
 
+#include "readbuf.h"
+
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 typedef struct loop_state loop_state;
@@ -306,8 +308,7 @@ typedef struct stream {
   struct tls_conn *tls;         /* TLS state (tls.c) once net.tls_start made it secure */
   listener *server;             /* accepted by it: counted among its connections */
   struct stream *next_pending;  /* in the listener's queue until Lua takes it */
-  char *rbuf;                   /* data is rbuf[rpos, rpos + rlen) */
-  size_t rpos, rlen, rcap;
+  readbuf rb;                   /* what was read, not yet taken (readbuf.c) */
   size_t limit;                 /* line limit and bound of the read buffer */
   size_t want;                  /* a readexactly waiting for this many bytes, or 0 */
   char *wfly, *wq;              /* the buffer being written; the one queued behind it */

@@ -281,7 +281,7 @@ static int process_send_signal(lua_State *L) {
    result: another task is waiting to read from it (it drains the pipe). */
 static int process_pipe_settled(lua_State *L) {
   stream *s = stream_check(L, 1);
-  lua_pushboolean(L, s == NULL || s->eof || s->rerr || s->close_wanted || s->rlen >= s->limit);
+  lua_pushboolean(L, s == NULL || s->eof || s->rerr || s->close_wanted || s->rb.len >= s->limit);
   lua_pushboolean(L, s != NULL && waitset_pending(&s->readers));
   return 2;
 }

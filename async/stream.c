@@ -10,7 +10,7 @@
 
 #include "internal.h"
 
-enum { READ_CHUNK = 64 * 1024, MIN_READ = 16 * 1024, PENDING_MAX = 128 };
+enum { PENDING_MAX = 128 };
 enum { HIGH_WATER = 64 * 1024, LOW_WATER = 16 * 1024 };
 #define BUF_MAX ((size_t)1 << 30)
 #define WRITE_MAX ((size_t)16 << 30) /* bytes queued on one stream at most */
@@ -260,26 +260,7 @@ stream *stream_check(lua_State *L, int idx) { return *(stream **)luaL_checkudata
 /* Makes room at the end of the read buffer (compacting it, growing it towards the read
    target) and returns it: what the socket, or TLS decryption, may fill next. */
 size_t stream_read_space(stream *s, char **space) {
-  size_t target = read_target(s);
-  size_t min_read = target < MIN_READ ? target : MIN_READ;
-  if (s->rlen == 0) s->rpos = 0;
-  if (s->rcap - s->rpos - s->rlen < min_read && s->rpos > 0) {
-    memmove(s->rbuf, s->rbuf + s->rpos, s->rlen);
-    s->rpos = 0;
-  }
-  if (s->rcap - s->rlen < min_read && s->rcap < target) {
-    size_t cap = s->rcap * 2 > s->rlen + READ_CHUNK ? s->rcap * 2 : s->rlen + READ_CHUNK;
-    if (cap > target) cap = target;
-    char *b = realloc(s->rbuf, cap);
-    if (b) {
-      s->rbuf = b;
-      s->rcap = cap;
-    }
-  }
-  size_t room = s->rcap - s->rpos - s->rlen;
-  if (s->rlen + room > target) room = target > s->rlen ? target - s->rlen : 0;
-  *space = s->rbuf ? s->rbuf + s->rpos + s->rlen : NULL;
-  return room;
+  return readbuf_space(&s->rb, read_target(s), space);
 }
 
 /* A TLS stream reads its ciphertext into the same room: tls_read moves it into OpenSSL's
@@ -307,13 +288,13 @@ static void stream_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   if (nread > 0) {
-    s->rlen += (size_t)nread;
-    if (s->rlen >= read_target(s)) stream_pause(s);
-    if (s->want && s->rlen < s->want && s->reading) return; /* readexactly: not yet */
+    s->rb.len += (size_t)nread;
+    if (s->rb.len >= read_target(s)) stream_pause(s);
+    if (s->want && s->rb.len < s->want && s->reading) return; /* readexactly: not yet */
   } else if (nread == UV_EOF) {
     s->eof = 1;
     stream_pause(s);
-  } else if (nread == UV_ENOBUFS && s->rlen > 0) {
+  } else if (nread == UV_ENOBUFS && s->rb.len > 0) {
     stream_pause(s); /* no room: the reader must consume first */
   } else if (nread < 0) {
     s->rerr = (int)nread;
@@ -327,7 +308,7 @@ static void stream_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
 void stream_resume(stream *s) {
   if (s->reading || !s->open || s->eof || s->rerr || s->close_wanted) return;
   if (s->tls && !tls_resume(s)) return;
-  if (s->rlen >= read_target(s)) return;
+  if (s->rb.len >= read_target(s)) return;
   int err = uv_read_start(&s->u.stream, stream_alloc_cb, stream_read_cb);
   if (err)
     s->rerr = err;
@@ -336,16 +317,7 @@ void stream_resume(stream *s) {
 }
 
 static void consume(stream *s, size_t n) {
-  s->rpos += n;
-  s->rlen -= n;
-  if (s->rlen == 0) {
-    s->rpos = 0;
-    if (s->rcap > s->limit && s->rcap > READ_CHUNK) { /* grown for a large readexactly */
-      free(s->rbuf);
-      s->rbuf = NULL;
-      s->rcap = 0;
-    }
-  }
+  readbuf_consume(&s->rb, n, s->limit);
   stream_resume(s);
 }
 
@@ -357,7 +329,7 @@ static int read_blocked(lua_State *L, stream *s, const char *op) {
   return s->eof;
 }
 
-static int readable(const stream *s) { return s && !s->close_wanted && s->rlen > 0; }
+static int readable(const stream *s) { return s && !s->close_wanted && s->rb.len > 0; }
 
 /* Pushes n bytes of the buffer, without the end of line if strip. */
 static void push_line(lua_State *L, const char *p, size_t n, int strip) {
@@ -372,29 +344,21 @@ static int net_read_line(lua_State *L) {
   stream *s = stream_check(L, 1);
   int strip = lua_toboolean(L, 2);
   if (s) s->want = 0; /* (left by a cancelled readexactly) */
-  if (readable(s)) {
-    const char *p = s->rbuf + s->rpos;
-    const char *nl = memchr(p, '\n', s->rlen);
-    if (nl) {
-      size_t n = (size_t)(nl - p) + 1;
-      if (n > s->limit) { /* as Python's readline: drop the line, then raise */
-        consume(s, n);
-        return raise_limit(L, "readline", s, n);
-      }
-      push_line(L, p, n, strip);
-      consume(s, n);
-      return 1;
-    }
-    if (s->rlen >= s->limit) {
-      size_t n = s->rlen;
-      consume(s, n);
-      return raise_limit(L, "readline", s, n);
-    }
+  size_t n;
+  int found = readable(s) ? readbuf_line(&s->rb, s->limit, &n) : READBUF_MORE;
+  if (found == READBUF_FOUND) {
+    push_line(L, s->rb.buf + s->rb.pos, n, strip);
+    consume(s, n);
+    return 1;
+  }
+  if (found == READBUF_OVER) { /* as Python's readline: drop the line, then raise */
+    consume(s, n);
+    return raise_limit(L, "readline", s, n);
   }
   if (!read_blocked(L, s, "readline")) return 0;
-  if (s->rlen > 0) {
-    push_line(L, s->rbuf + s->rpos, s->rlen, strip);
-    consume(s, s->rlen);
+  if (s->rb.len > 0) {
+    push_line(L, s->rb.buf + s->rb.pos, s->rb.len, strip);
+    consume(s, s->rb.len);
   } else if (strip) {
     lua_pushboolean(L, 0);
   } else {
@@ -410,21 +374,17 @@ static int net_read_until(lua_State *L) {
   const char *sep = luaL_checklstring(L, 2, &seplen);
   luaL_argcheck(L, seplen > 0, 2, "the separator must not be empty");
   if (s) s->want = 0;
-  if (readable(s)) {
-    const char *p = s->rbuf + s->rpos;
-    const char *at = memmem(p, s->rlen, sep, seplen);
-    if (at) {
-      size_t n = (size_t)(at - p) + seplen;
-      if (n > s->limit) return raise_limit(L, "readuntil", s, (size_t)(at - p));
-      lua_pushlstring(L, p, n);
-      consume(s, n);
-      return 1;
-    }
-    if (s->rlen >= s->limit) return raise_limit(L, "readuntil", s, s->rlen);
+  size_t n;
+  int found = readable(s) ? readbuf_until(&s->rb, sep, seplen, s->limit, &n) : READBUF_MORE;
+  if (found == READBUF_FOUND) {
+    lua_pushlstring(L, s->rb.buf + s->rb.pos, n);
+    consume(s, n);
+    return 1;
   }
+  if (found == READBUF_OVER) return raise_limit(L, "readuntil", s, n);
   if (!read_blocked(L, s, "readuntil")) return 0;
-  lua_pushlstring(L, s->rbuf + s->rpos, s->rlen);
-  consume(s, s->rlen);
+  lua_pushlstring(L, s->rb.buf + s->rb.pos, s->rb.len);
+  consume(s, s->rb.len);
   return raise_incomplete(L, "readuntil", -1);
 }
 
@@ -437,9 +397,9 @@ static int net_read_exactly(lua_State *L) {
     lua_pushliteral(L, "");
     return 1;
   }
-  if (readable(s) && s->rlen >= (size_t)n) {
+  if (readable(s) && s->rb.len >= (size_t)n) {
     s->want = 0;
-    lua_pushlstring(L, s->rbuf + s->rpos, (size_t)n);
+    lua_pushlstring(L, s->rb.buf + s->rb.pos, (size_t)n);
     consume(s, (size_t)n);
     return 1;
   }
@@ -449,8 +409,8 @@ static int net_read_exactly(lua_State *L) {
     return 0;
   }
   s->want = 0;
-  lua_pushlstring(L, s->rbuf + s->rpos, s->rlen);
-  consume(s, s->rlen);
+  lua_pushlstring(L, s->rb.buf + s->rb.pos, s->rb.len);
+  consume(s, s->rb.len);
   return raise_incomplete(L, "readexactly", n);
 }
 
@@ -465,8 +425,8 @@ static int net_read_some(lua_State *L) {
   }
   if (s) s->want = 0;
   if (readable(s)) {
-    size_t k = n < 0 || (size_t)n > s->rlen ? s->rlen : (size_t)n;
-    lua_pushlstring(L, s->rbuf + s->rpos, k);
+    size_t k = n < 0 || (size_t)n > s->rb.len ? s->rb.len : (size_t)n;
+    lua_pushlstring(L, s->rb.buf + s->rb.pos, k);
     consume(s, k);
     return 1;
   }
@@ -478,7 +438,7 @@ static int net_read_some(lua_State *L) {
 /* net.at_eof(h): the buffer is empty and the peer sent its end (or the stream is closed). */
 static int net_at_eof(lua_State *L) {
   stream *s = stream_check(L, 1);
-  lua_pushboolean(L, s == NULL || s->close_wanted || (s->eof && s->rlen == 0));
+  lua_pushboolean(L, s == NULL || s->close_wanted || (s->eof && s->rb.len == 0));
   return 1;
 }
 
@@ -705,7 +665,7 @@ static void stream_close_cb(uv_handle_t *h) {
   waitset_free(&s->readers);
   waitset_free(&s->drainers);
   waitset_free(&s->closers);
-  free(s->rbuf);
+  readbuf_free(&s->rb);
   free(s->wfly);
   free(s->wq);
   free(s);

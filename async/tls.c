@@ -130,7 +130,7 @@ static int tls_pump(stream *s) {
     if (room == 0) break;
     int n = SSL_read(t->ssl, space, room > INT_MAX ? INT_MAX : (int)room);
     if (n > 0) {
-      s->rlen += (size_t)n;
+      s->rb.len += (size_t)n;
       changed = 1;
       continue;
     }
@@ -154,7 +154,7 @@ static int tls_pump(stream *s) {
 void tls_read(stream *s, ssize_t nread) {
   tls_conn *t = s->tls;
   if (nread > 0) {
-    if (BIO_write(t->rbio, s->rbuf + s->rpos + s->rlen, (int)nread) != (int)nread) {
+    if (BIO_write(t->rbio, s->rb.buf + s->rb.pos + s->rb.len, (int)nread) != (int)nread) {
       s->rerr = UV_ENOMEM;
       stream_pause(s);
       waitset_wake(&s->readers);
@@ -180,7 +180,7 @@ void tls_read(stream *s, ssize_t nread) {
   char *space;
   if (s->reading && stream_read_space(s, &space) == 0) stream_pause(s);
   if (!changed) return;
-  if (s->want && s->rlen < s->want && s->reading) return; /* readexactly: not yet */
+  if (s->want && s->rb.len < s->want && s->reading) return; /* readexactly: not yet */
   waitset_wake(&s->readers);
 }
 
@@ -408,10 +408,10 @@ static int tls_start(lua_State *L) {
     }
   }
   /* what the peer sent before TLS began (an accepted socket reads at once) is ciphertext */
-  if (s->rlen > 0) {
-    if (BIO_write(t->rbio, s->rbuf + s->rpos, (int)s->rlen) != (int)s->rlen)
+  if (s->rb.len > 0) {
+    if (BIO_write(t->rbio, s->rb.buf + s->rb.pos, (int)s->rb.len) != (int)s->rb.len)
       return luaL_error(L, "asyncio: out of memory");
-    s->rpos = s->rlen = 0;
+    s->rb.pos = s->rb.len = 0;
   }
   if (s->eof) {
     s->eof = 0;

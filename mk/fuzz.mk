@@ -1,5 +1,6 @@
-# fuzz.mk — the keyword transform's C core on its own: libFuzzer and the speed check.
-#   make fuzz [FUZZ_SECONDS=60]  build/fuzz/syntax_fuzz (clang, ASan+UBSan) on the seed corpus
+# fuzz.mk — C cores on their own under libFuzzer (clang, ASan+UBSan): the keyword
+# transform (vm/syntax.c) and a stream's read buffer (async/readbuf.c); and the speed check.
+#   make fuzz [FUZZ_SECONDS=60]  each target for that long, from its seed corpus in tests/fuzz/
 #   make bench-syntax            transform vs luac5.4 -p on a generated multi-megabyte file
 
 FUZZ_SECONDS ?= 60
@@ -21,10 +22,18 @@ $(FUZZ_DIR)/syntax_fuzz: tests/fuzz/syntax_fuzz.c vm/syntax.c vm/syntax.h | fuzz
 	$(FUZZ_CC) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	  -Ivm -o $@ tests/fuzz/syntax_fuzz.c vm/syntax.c $(FUZZ_LUA)
 
-fuzz: $(FUZZ_DIR)/syntax_fuzz
-	@mkdir -p $(FUZZ_DIR)/corpus
+$(FUZZ_DIR)/stream_fuzz: tests/fuzz/stream_fuzz.c async/readbuf.c async/readbuf.h | fuzz-runtime
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=undefined -Iasync -o $@ tests/fuzz/stream_fuzz.c async/readbuf.c
+
+# each target in turn; what a run finds new goes to build/fuzz/<target>_corpus
+fuzz: $(FUZZ_DIR)/syntax_fuzz $(FUZZ_DIR)/stream_fuzz
+	@mkdir -p $(FUZZ_DIR)/syntax_corpus $(FUZZ_DIR)/stream_corpus
 	$(FUZZ_DIR)/syntax_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=5 -max_len=4096 \
-	  -dict=tests/fuzz/syntax.dict -print_final_stats=1 $(FUZZ_DIR)/corpus tests/fuzz/syntax_corpus
+	  -dict=tests/fuzz/syntax.dict -print_final_stats=1 $(FUZZ_DIR)/syntax_corpus tests/fuzz/syntax_corpus
+	$(FUZZ_DIR)/stream_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=5 -max_len=4096 \
+	  -print_final_stats=1 $(FUZZ_DIR)/stream_corpus tests/fuzz/stream_corpus
 
 $(FUZZ_DIR)/syntax_speed: tests/fuzz/syntax_speed.c vm/syntax.c vm/syntax.h
 	@mkdir -p $(dir $@)
