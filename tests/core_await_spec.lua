@@ -493,14 +493,18 @@ describe("deep recursion", function()
 
   it("cancelling a task 10000 awaits deep unwinds it", function()
     local closed = 0
+    local bottom = asyncio.Event() -- (a fixed delay is too short under ASan or valgrind)
     local deep
     deep = async(function(n)
       local _ <close> = setmetatable({}, { __close = function() closed = closed + 1 end })
-      if n == 0 then await(sleep(60)) end
+      if n == 0 then
+        bottom:set()
+        await(sleep(60))
+      end
       return await(deep(n - 1))
     end)
     local t = create_task(deep(10000))
-    await(sleep(0.01))
+    await(bottom:wait())
     t:cancel()
     assert.is_true(asyncio.CancelledError:is(raises(await, t)))
     assert.are.equal(10001, closed)
