@@ -280,13 +280,15 @@ describe("misbehaving peers", function()
       function(w) w:write("ECHO 1000\nshort") end,               -- truncated body
       function(w) w:write("ECHO 99999999999999999999\n") end,   -- absurd length
       function(w) w:write("\r\n\r\n\0\0\0\n") end,
-      function() end,                                            -- silence
+      function() end,                                            -- silence (SILENT)
       function(w) w:write("PI") end,                             -- half a line, then gone
     }
+    local SILENT = 7
     run_clients(N, 48, function(i)
       local r, w = await(asyncio.open_connection("127.0.0.1", port))
-      kinds[i % #kinds + 1](w)
-      if random(2) == 1 then w:write_eof() end
+      local kind = i % #kinds + 1
+      kinds[kind](w)
+      if kind ~= SILENT and random(2) == 1 then w:write_eof() end
       -- read what the server says until it gives up; a reset is an answer too
       pcall(function() await(asyncio.wait_for(r:read(), 5)) end)
       w:close()
