@@ -310,38 +310,39 @@ static int await_top_level(lua_State *L, loop_state *loop) {
 
 static int run_until_complete(lua_State *L);
 
-/* A coroutine object awaited inside a task runs inline, in the task's thread, through
-   lua_callk: no thread, no Future. Each such call holds a C frame until it returns or
-   its task next yields, and Lua allows about 200 nested C calls, so past this many
-   nested inline awaits (since the task's last resume) the next one runs as a task of
-   its own, which starts on a fresh C stack: deep async recursion still works. */
-#define AWAIT_INLINE_MAX 32
-
 static int await_call_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
-  task *t = task_of(L);
-  if (t && t->inline_depth > 0) t->inline_depth--;
   return lua_gettop(L) - 1;
 }
 
-/* await(x): inside a task, returns x's results at once if it is done, else suspends the
-   task until it is; a coroutine object runs inline. Outside any task, with the loop
-   idle, runs the loop until x is done (top-level await). */
+/* await(x) for a coroutine object x: returns the function to call and its arguments,
+   and await's Lua half makes that call a tail call, so nested awaits of async functions
+   use no C stack and no thread. Outside a task, returns run_until_complete and x. */
+static int coro_begin(lua_State *L) {
+  lua_settop(L, 1);
+  if (task_of(L) == NULL) {
+    for (int i = 1; i <= UP_COUNT; i++) lua_pushvalue(L, lua_upvalueindex(i));
+    lua_pushcclosure(L, run_until_complete, UP_COUNT);
+    lua_insert(L, 1);
+    return 2;
+  }
+  return coro_take(L, 1, "await") + 1;
+}
+
+/* The C half of await(x) for everything but coroutine objects. Inside a task: returns
+   x's results at once if it is done, else suspends the task until it is. */
 static int await_step(lua_State *L) {
   lua_settop(L, 1);
   task *t = task_of(L);
   for (int depth = 0; depth < 8; depth++) {
     if (lua_getmetatable(L, 1)) {
       if (lua_rawequal(L, -1, lua_upvalueindex(UP_CORO_MT))) {
+        /* reached through __await (await's Lua half sends coroutine objects to
+           coro_begin): run it inline here, on the C stack */
         lua_pop(L, 1);
         if (t == NULL) break; /* top level: runs as the main task */
-        if (t->inline_depth >= AWAIT_INLINE_MAX) { /* too deep for the C stack */
-          task_from_coro(L, t->base.loop, 1, 0, "await");
-          continue;
-        }
         int nargs = coro_take(L, 1, "await");
-        t->inline_depth++;
         lua_callk(L, nargs, LUA_MULTRET, 0, await_call_k);
         return await_call_k(L, LUA_OK, 0);
       }
@@ -426,7 +427,8 @@ static int run_loop_lua(lua_State *L) {
 }
 
 static const luaL_Reg await_functions[] = {
-    {"await", await_step},
+    {"await_step", await_step},
+    {"coro_begin", coro_begin},
     {"sleep", sleep_lua},
     {"ensure_future", ensure_future},
     {"create_task", create_task},
@@ -463,4 +465,6 @@ void await_open(lua_State *L) {
   lua_newuserdatauv(L, 1, 0); /* the yield-once awaitable sleep(0) returns */
   luaL_setfuncs(L, await_functions, UP_COUNT);
   luaL_setfuncs(L, plain_functions, 0);
+  luaL_getmetatable(L, CORO_MT);
+  lua_setfield(L, -2, "_coro_mt");
 }

@@ -126,7 +126,6 @@ struct task {
   uint8_t must_cancel;   /* deliver CancelledError at the next resume */
   uint8_t deliver_cancel;/* the resumed await raises CancelledError */
   uint8_t is_main;
-  uint8_t inline_depth;  /* awaits running a coroutine object on the C stack since the last resume */
   uint64_t id;
 };
 /* User values of a task: the future's, then its thread, then the body and its

@@ -262,7 +262,6 @@ void task_step(lua_State *L, loop_state *loop, task *t) {
   }
   task *outer = loop->current;
   loop->current = t;
-  t->inline_depth = 0; /* a resume starts on a fresh C stack */
   int nres = 0;
   int status = lua_resume(t->co, L, narg, &nres);
   loop->current = outer;

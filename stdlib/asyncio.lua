@@ -3,8 +3,22 @@ local core = ...
 
 local M = {}
 
--- await(x) is a C function (async/await.c): no Lua frame on the hot path.
-M.await = core.await
+-- await(x): a coroutine object runs inline: coro_begin hands back its function and
+-- arguments and the call below is a tail call, so chains of async calls use Lua stack,
+-- not C stack (recursion as deep as plain Lua's). Everything else goes straight to the
+-- C half, which returns results at once or suspends the task.
+local await_step, coro_begin, CORO_MT = core.await_step, core.coro_begin, core._coro_mt
+local YIELD_ONCE = core.sleep(0) -- the one object sleep(0) returns: skip the metatable test
+local getmetatable = getmetatable
+
+local function call(fn, ...)
+  return fn(...)
+end
+
+function M.await(x)
+  if x ~= YIELD_ONCE and getmetatable(x) == CORO_MT then return call(coro_begin(x)) end
+  return await_step(x)
+end
 
 M.async = core.async
 M.iscoroutinefunction = core.iscoroutinefunction

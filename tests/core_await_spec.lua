@@ -526,39 +526,3 @@ describe("await's error messages", function()
     assert.truthy(err:find("core_await_spec.lua:" .. line .. ": await: coroutine", 1, true), err)
   end)
 end)
-
-describe("deep inline awaits and the C stack", function()
-  it("3000 nested awaits each inside a pcall, suspending only at the bottom", function()
-    local down
-    down = async(function(n)
-      if n == 0 then await(sleep(0)) return 0 end
-      local ok, v = pcall(await, down(n - 1))
-      assert(ok, v)
-      return v + 1
-    end)
-    assert.are.equal(3000, await(down(3000)))
-  end)
-
-  -- each level also resumes a generator and calls an iterator (two C calls in stock
-  -- Lua too), so the depth stays within Lua's C-call limit
-  it("40 nested awaits each through a coroutine.wrap generator", function()
-    local depth
-    depth = async(function(n)
-      if n == 0 then return 0 end
-      local s = 0
-      for v in coroutine.wrap(function() coroutine.yield(await(depth(n - 1))) end) do s = s + v end
-      return s + 1
-    end)
-    assert.are.equal(40, await(depth(40)))
-  end)
-
-  it("awaits that fail without suspending, many times in one task, leave inline awaits working", function()
-    local fail = async(function() error("nope") end)
-    local ok_one = async(function() return "fine" end)
-    local r = await(create_task(function()
-      for _ = 1, 500 do assert(not pcall(await, fail())) end
-      return await(ok_one()), asyncio.current_task()
-    end))
-    assert.are.equal("fine", r)
-  end)
-end)
