@@ -2,6 +2,7 @@
 -- Mirrors CPython's test_tasks.py (GatherTests, wait/as_completed/shield tests) and
 -- test_waitfor.py.
 
+local support = require "tests.support"
 local sleep, create_task, Future = asyncio.sleep, asyncio.create_task, asyncio.Future
 local gather, wait, wait_for = asyncio.gather, asyncio.wait, asyncio.wait_for
 local CancelledError, TimeoutError = asyncio.CancelledError, asyncio.TimeoutError
@@ -20,11 +21,7 @@ after_each(function()
   assert.are.equal(0, running, "tasks left running by the spec")
 end)
 
-local function raises(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
+local raises = support.raises
 
 -- a task that returns v after d seconds
 local function after(d, v, log)

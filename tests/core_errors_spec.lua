@@ -1,24 +1,16 @@
 -- core_errors_spec.lua — asyncio's error classes, :is(), OSError kinds, user errors
 -- passing through tasks unchanged, tracebacks kept across task boundaries.
 
+local support = require "tests.support"
 local sleep, create_task, Future = asyncio.sleep, asyncio.create_task, asyncio.Future
 
 -- every spec awaits or cancels what it creates: fail the one that leaves tasks running
 after_each(function()
-  local left, running = asyncio.all_tasks(), 0
-  for _, t in ipairs(left) do
-    if t:cancelling() == 0 then running = running + 1 end
-    t:cancel()
-  end
-  if #left > 0 then left[#left + 1] = { return_exceptions = true }; await(asyncio.gather(table.unpack(left))) end
+  local _, running = support.cancel_leftovers()
   assert.are.equal(0, running, "tasks left running by the spec")
 end)
 
-local function raises(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
+local raises = support.raises
 
 local CLASSES = { "CancelledError", "TimeoutError", "InvalidStateError", "QueueEmpty",
   "QueueFull", "QueueShutDown", "IncompleteReadError", "LimitOverrunError", "OSError",

@@ -1,26 +1,18 @@
 -- core_futures_spec.lua — asyncio.Future: state, results, errors, cancellation, done
 -- callbacks. Mirrors CPython's test_futures.py (BaseFutureTests, BaseFutureDoneCallbackTests).
 
+local support = require "tests.support"
 local Future, sleep, create_task = asyncio.Future, asyncio.sleep, asyncio.create_task
 local CancelledError, InvalidStateError = asyncio.CancelledError, asyncio.InvalidStateError
 local pack = table.pack
 
 -- every spec awaits or cancels what it creates: fail the one that leaves tasks running
 after_each(function()
-  local left, running = asyncio.all_tasks(), 0
-  for _, t in ipairs(left) do
-    if t:cancelling() == 0 then running = running + 1 end
-    t:cancel()
-  end
-  if #left > 0 then left[#left + 1] = { return_exceptions = true }; await(asyncio.gather(table.unpack(left))) end
+  local _, running = support.cancel_leftovers()
   assert.are.equal(0, running, "tasks left running by the spec")
 end)
 
-local function raises(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
+local raises = support.raises
 
 describe("Future state", function()
   it("starts pending: result() and exception() raise InvalidStateError (test_initial_state)", function()

@@ -1,6 +1,7 @@
 -- core_loop_spec.lua — sleep, call_soon/call_later/call_at and handles, loop:time, run.
 -- Mirrors CPython's test_tasks.py sleep tests and test_base_events.py call_* tests.
 
+local support = require "tests.support"
 local sleep, create_task = asyncio.sleep, asyncio.create_task
 local pack = table.pack
 
@@ -8,12 +9,7 @@ local function loop() return asyncio.get_running_loop() end
 
 -- every spec awaits or cancels what it creates: fail the one that leaves tasks running
 after_each(function()
-  local left, running = asyncio.all_tasks(), 0
-  for _, t in ipairs(left) do
-    if t:cancelling() == 0 then running = running + 1 end
-    t:cancel()
-  end
-  if #left > 0 then left[#left + 1] = { return_exceptions = true }; await(asyncio.gather(table.unpack(left))) end
+  local _, running = support.cancel_leftovers()
   assert.are.equal(0, running, "tasks left running by the spec")
 end)
 

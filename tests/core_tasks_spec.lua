@@ -1,40 +1,20 @@
 -- core_tasks_spec.lua — Tasks: creation, names, current_task/all_tasks, results, errors
 -- and cancellation. Mirrors CPython's test_tasks.py (BaseTaskTests).
 
+local support = require "tests.support"
 local sleep, create_task, Future = asyncio.sleep, asyncio.create_task, asyncio.Future
 local CancelledError = asyncio.CancelledError
 local pack = table.pack
 
 -- every spec awaits or cancels what it creates: fail the one that leaves tasks running
 after_each(function()
-  local left, running = asyncio.all_tasks(), 0
-  for _, t in ipairs(left) do
-    if t:cancelling() == 0 then running = running + 1 end
-    t:cancel()
-  end
-  if #left > 0 then left[#left + 1] = { return_exceptions = true }; await(asyncio.gather(table.unpack(left))) end
+  local _, running = support.cancel_leftovers()
   assert.are.equal(0, running, "tasks left running by the spec")
 end)
 
-local function raises(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
+local raises = support.raises
 
--- runs a script in a fresh alua, returns its stdout+stderr and exit status
-local function run_alua(code)
-  local bin = os.getenv("ALUA_BIN") or "build/bin/alua"
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(code)
-  f:close()
-  local p = assert(io.popen(bin .. " " .. path .. " 2>&1"))
-  local out = p:read("a")
-  local _, _, status = p:close()
-  os.remove(path)
-  return out, status
-end
+local run_alua = support.run_alua
 
 local function closer(fn) return setmetatable({}, { __close = fn }) end
 

@@ -1,32 +1,21 @@
 -- locks_spec.lua — Lock, Event, Condition, Semaphore, BoundedSemaphore and Barrier.
 -- Ports the behaviours of CPython's test_locks.py (named in each description).
 
+local support = require "tests.support"
 local sleep, create_task, Future = asyncio.sleep, asyncio.create_task, asyncio.Future
 local Lock, Event, Condition = asyncio.Lock, asyncio.Event, asyncio.Condition
 local Semaphore, BoundedSemaphore, Barrier = asyncio.Semaphore, asyncio.BoundedSemaphore, asyncio.Barrier
 local CancelledError = asyncio.CancelledError
 
 after_each(function()
-  local left = asyncio.all_tasks()
-  for _, t in ipairs(left) do t:cancel() end
-  if #left > 0 then left[#left + 1] = { return_exceptions = true }; await(asyncio.gather(table.unpack(left))) end
-  assert.are.equal(0, #left, "tasks left over by the spec")
+  assert.are.equal(0, (support.cancel_leftovers()), "tasks left over by the spec")
 end)
 
--- it(...) bodies that need a current task
-local function in_task(fn)
-  return function() return await(create_task(fn)) end
-end
+local in_task = support.in_task -- it(...) bodies that need a current task
 
-local function tick(n)
-  for _ = 1, n or 1 do await(sleep(0)) end
-end
+local tick = support.tick
 
-local function raises(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
+local raises = support.raises
 
 local function cancelled_error(fn, ...)
   local err = raises(fn, ...)

@@ -2,31 +2,23 @@
 -- task_done/join and shutdown. Ports the behaviours of CPython's test_queues.py (named
 -- in each description).
 
+local support = require "tests.support"
 local sleep, create_task = asyncio.sleep, asyncio.create_task
 local Queue, LifoQueue, PriorityQueue = asyncio.Queue, asyncio.LifoQueue, asyncio.PriorityQueue
 local CancelledError, QueueEmpty, QueueFull, QueueShutDown =
   asyncio.CancelledError, asyncio.QueueEmpty, asyncio.QueueFull, asyncio.QueueShutDown
 
 after_each(function()
-  local left = asyncio.all_tasks()
-  for _, t in ipairs(left) do t:cancel() end
-  if #left > 0 then left[#left + 1] = { return_exceptions = true }; await(asyncio.gather(table.unpack(left))) end
-  assert.are.equal(0, #left, "tasks left over by the spec")
+  assert.are.equal(0, (support.cancel_leftovers()), "tasks left over by the spec")
 end)
 
 local function in_task(fn)
   return function() return await(create_task(fn)) end
 end
 
-local function tick(n)
-  for _ = 1, n or 1 do await(sleep(0)) end
-end
+local tick = support.tick
 
-local function raises(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
+local raises = support.raises
 
 local function raises_class(class, fn, ...)
   local err = raises(fn, ...)

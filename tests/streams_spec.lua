@@ -2,6 +2,7 @@
 -- start_server, StreamReader/StreamWriter, errors, cancellation, flow control and memory.
 -- Semantics follow CPython's test_streams.py where names match.
 
+local support = require "tests.support"
 local sleep, create_task, gather = asyncio.sleep, asyncio.create_task, asyncio.gather
 local CancelledError, OSError = asyncio.CancelledError, asyncio.OSError
 
@@ -34,11 +35,7 @@ local function in_task(fn)
   return function() return await(create_task(fn)) end
 end
 
-local function raises(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
+local raises = support.raises
 
 local function rss_kb()
   for line in io.lines("/proc/self/status") do

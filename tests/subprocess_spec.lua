@@ -1,15 +1,13 @@
 -- subprocess_spec.lua — create_subprocess_exec/shell with real programs: pipes are
 -- StreamReader/StreamWriter, exit status and signals, communicate without deadlock.
 
+local support = require "tests.support"
 local exec, shell = asyncio.create_subprocess_exec, asyncio.create_subprocess_shell
 local PIPE, STDOUT, DEVNULL = asyncio.PIPE, asyncio.STDOUT, asyncio.DEVNULL
 local OSError = asyncio.OSError
 
 after_each(function()
-  local left = asyncio.all_tasks()
-  for _, t in ipairs(left) do t:cancel() end
-  if #left > 0 then left[#left + 1] = { return_exceptions = true }; await(asyncio.gather(table.unpack(left))) end
-  assert.are.equal(0, #left, "tasks left over by the spec")
+  assert.are.equal(0, (support.cancel_leftovers()), "tasks left over by the spec")
 end)
 
 local alua = os.getenv("ALUA_BIN") or "build/bin/alua"

@@ -2,25 +2,19 @@
 -- Ports the behaviours of CPython's test_taskgroups.py (named in each description);
 -- durations are scaled down tenfold.
 
+local support = require "tests.support"
 local sleep, create_task, current_task = asyncio.sleep, asyncio.create_task, asyncio.current_task
 local TaskGroup, CancelledError, ExceptionGroup = asyncio.TaskGroup, asyncio.CancelledError, asyncio.ExceptionGroup
 
 after_each(function()
-  local left = asyncio.all_tasks()
-  for _, t in ipairs(left) do t:cancel() end
-  if #left > 0 then left[#left + 1] = { return_exceptions = true }; await(asyncio.gather(table.unpack(left))) end
-  assert.are.equal(0, #left, "tasks left over by the spec")
+  assert.are.equal(0, (support.cancel_leftovers()), "tasks left over by the spec")
 end)
 
 local function in_task(fn)
   return function() return await(create_task(fn)) end
 end
 
-local function raises(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
+local raises = support.raises
 
 local function cancelled_error(fn, ...)
   local err = raises(fn, ...)

@@ -4,6 +4,7 @@
 -- plain TCP, send garbage or vanish, cancellation mid-handshake, flow control, and real
 -- peers: openssl s_server / s_client, curl, python3's ssl module.
 
+local support = require "tests.support"
 local sleep, create_task, gather = asyncio.sleep, asyncio.create_task, asyncio.gather
 local SSLError, OSError, CancelledError, TimeoutError = asyncio.SSLError, asyncio.OSError,
   asyncio.CancelledError, asyncio.TimeoutError
@@ -43,11 +44,7 @@ after_each(function()
   assert.are.equal(0, #left, "tasks left over by the spec")
 end)
 
-local function raises(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
+local raises = support.raises
 
 local function server_with(fn, opts)
   local server = await(start_server(fn, "127.0.0.1", 0, opts))

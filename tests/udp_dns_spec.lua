@@ -1,6 +1,7 @@
 -- udp_dns_spec.lua — UDP sockets (open_udp, sendto, recvfrom) on loopback and
 -- getaddrinfo on libuv's resolver.
 
+local support = require "tests.support"
 local sleep, create_task, gather = asyncio.sleep, asyncio.create_task, asyncio.gather
 local CancelledError, OSError = asyncio.CancelledError, asyncio.OSError
 
@@ -26,11 +27,7 @@ local function in_task(fn)
   return function() return await(create_task(fn)) end
 end
 
-local function raises(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
+local raises = support.raises
 
 local function bound()
   return open_udp { local_addr = { "127.0.0.1", 0 } }

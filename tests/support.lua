@@ -1,0 +1,53 @@
+-- support.lua — what the specs share: leftover tasks, expected errors, a child alua.
+-- Specs run from the repository's root: `local support = require "tests.support"`.
+local assert = require "luassert" -- busted gives spec files luassert as `assert`, not modules
+local M = {}
+
+-- Cancels the tasks a spec left behind and waits until they are done. Returns how many
+-- there were and how many were still running (not already being cancelled).
+function M.cancel_leftovers()
+  local left, running = asyncio.all_tasks(), 0
+  local n = #left
+  for _, t in ipairs(left) do
+    if t:cancelling() == 0 then running = running + 1 end
+    t:cancel()
+  end
+  if n > 0 then
+    left[n + 1] = { return_exceptions = true }
+    await(asyncio.gather(table.unpack(left, 1, n + 1)))
+  end
+  return n, running
+end
+
+-- Calls fn(...), which must fail; returns its error.
+function M.raises(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok, "expected an error")
+  return err
+end
+
+-- An it(...) body that runs fn as a task (for code that needs a current task).
+function M.in_task(fn)
+  return function() return await(asyncio.create_task(fn)) end
+end
+
+-- Lets the loop run n times (1 by default).
+function M.tick(n)
+  for _ = 1, n or 1 do await(asyncio.sleep(0)) end
+end
+
+-- Runs code in a fresh alua; returns its stdout and stderr together, and its exit status.
+function M.run_alua(code)
+  local bin = os.getenv("ALUA_BIN") or "build/bin/alua"
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(code)
+  f:close()
+  local p = assert(io.popen(bin .. " " .. path .. " 2>&1"))
+  local out = p:read("a")
+  local _, _, status = p:close()
+  os.remove(path)
+  return out, status
+end
+
+return M
