@@ -9,31 +9,19 @@ local CancelledError, OSError = asyncio.CancelledError, asyncio.OSError
 -- Servers and client writers a spec opens are closed after it even when it fails, so
 -- that no socket keeps the loop (and this process) alive.
 local opened = {}
-local function tracked(fn)
-  return async(function(...)
-    local a, b = await(fn(...))
-    opened[#opened + 1] = b or a
-    return a, b
-  end)
-end
+local function tracked(fn) return support.tracked(opened, fn) end
 local open_connection, start_server = tracked(asyncio.open_connection), tracked(asyncio.start_server)
 local open_unix_connection = tracked(asyncio.open_unix_connection)
 local start_unix_server = tracked(asyncio.start_unix_server)
 
 after_each(function()
-  local left = asyncio.all_tasks()
-  for _, t in ipairs(left) do t:cancel() end
-  left[#left + 1] = { return_exceptions = true }
-  if #left > 1 then await(gather(table.unpack(left))) end
-  left[#left] = nil
+  local left = support.cancel_leftovers()
   for _, x in ipairs(opened) do x:close() end
   opened = {}
-  assert.are.equal(0, #left, "tasks left over by the spec")
+  assert.are.equal(0, left, "tasks left over by the spec")
 end)
 
-local function in_task(fn)
-  return function() return await(create_task(fn)) end
-end
+local in_task = support.in_task
 
 local raises = support.raises
 

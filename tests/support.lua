@@ -19,6 +19,16 @@ function M.cancel_leftovers()
   return n, running
 end
 
+-- Wraps an awaitable-returning opener (open_connection, start_server...) in an async
+-- function that records what it opened in `opened`, so an after_each can close it.
+function M.tracked(opened, fn)
+  return asyncio.async(function(...)
+    local a, b = asyncio.await(fn(...))
+    opened[#opened + 1] = b or a
+    return a, b
+  end)
+end
+
 -- Calls fn(...), which must fail; returns its error.
 function M.raises(fn, ...)
   local ok, err = pcall(fn, ...)

@@ -13,19 +13,13 @@ local function open_udp(opts)
 end
 
 after_each(function()
-  local left = asyncio.all_tasks()
-  for _, t in ipairs(left) do t:cancel() end
-  left[#left + 1] = { return_exceptions = true }
-  if #left > 1 then await(gather(table.unpack(left))) end
-  left[#left] = nil
-  for _, s in ipairs(opened) do s:close() end
+  local left = support.cancel_leftovers()
+  for _, x in ipairs(opened) do x:close() end
   opened = {}
-  assert.are.equal(0, #left, "tasks left over by the spec")
+  assert.are.equal(0, left, "tasks left over by the spec")
 end)
 
-local function in_task(fn)
-  return function() return await(create_task(fn)) end
-end
+local in_task = support.in_task
 
 local raises = support.raises
 
