@@ -9,7 +9,7 @@
 char await_tag;          /* yielded by await: the task waits for the scheduler */
 
 /* Upvalues shared by await_step, sleep, ensure_future and create_task. */
-enum { UP_FUTURE_MT = 1, UP_TASK_MT, UP_CORO_MT, UP_YIELD_ONCE, UP_COUNT = UP_YIELD_ONCE };
+enum { UP_FUTURE_MT = 1, UP_TASK_MT, UP_CORO_MT, UP_OP_MT, UP_YIELD_ONCE, UP_COUNT = UP_YIELD_ONCE };
 
 /* Raises "where: message" where `where` is the user's code that called await: the first
    Lua frame that is not in the embedded stdlib (await's Lua half, asyncio.run...), so
@@ -168,6 +168,21 @@ static future *sleep_future_new(lua_State *L, loop_state *loop, uint64_t delay, 
   return f;
 }
 
+static int await_step(lua_State *L);
+
+/* Replaces the awaitable at idx (a Future, an operation, anything with __await) by a new
+   Task whose body awaits it. Must run in a function with await_step's upvalues. */
+static future *task_awaiting(lua_State *L, loop_state *loop, int idx, int name_idx) {
+  idx = lua_absindex(L, idx);
+  for (int i = 1; i <= UP_COUNT; i++) lua_pushvalue(L, lua_upvalueindex(i));
+  lua_pushcclosure(L, await_step, UP_COUNT);
+  lua_pushvalue(L, idx);
+  task_create(L, loop, -2, 1, name_idx);
+  lua_replace(L, idx);
+  lua_pop(L, 2);
+  return lua_touserdata(L, idx);
+}
+
 /* Turns the awaitable at idx into the Future or Task it stands for, in place: a
    coroutine object becomes a Task, an unstarted sleep starts. */
 future *awaitable_to_future(lua_State *L, loop_state *loop, int idx, const char *fname) {
@@ -184,6 +199,7 @@ future *awaitable_to_future(lua_State *L, loop_state *loop, int idx, const char 
         return f;
       }
       if (is_coro) return task_from_coro(L, loop, idx, 0, fname);
+      if (op_test(L, idx)) return task_awaiting(L, loop, idx, 0);
       if (luaL_getmetafield(L, idx, "__await") != LUA_TNIL) {
         lua_pushvalue(L, idx);
         lua_call(L, 1, 1);
@@ -210,8 +226,6 @@ static int ensure_future(lua_State *L) {
   return 1;
 }
 
-static int await_step(lua_State *L);
-
 /* asyncio.create_task(coro [, name]) or asyncio.create_task(fn, ...) */
 static int create_task(lua_State *L) {
   loop_state *loop = loop_get(L);
@@ -227,13 +241,11 @@ static int create_task(lua_State *L) {
   if (!coro_test(L, 1)) {
     /* In Python asyncio.sleep() is a coroutine, so create_task(asyncio.sleep(1)) is
        common; here sleep gives a Future: any awaitable runs as a task that awaits it. */
-    if (future_test(L, 1) || lua_rawequal(L, 1, lua_upvalueindex(UP_YIELD_ONCE)) ||
+    if (future_test(L, 1) || op_test(L, 1) || lua_rawequal(L, 1, lua_upvalueindex(UP_YIELD_ONCE)) ||
         luaL_getmetafield(L, 1, "__await") != LUA_TNIL) {
       lua_settop(L, 2);
-      for (int i = 1; i <= UP_COUNT; i++) lua_pushvalue(L, lua_upvalueindex(i));
-      lua_pushcclosure(L, await_step, UP_COUNT);
-      lua_pushvalue(L, 1);
-      task_create(L, loop, 3, 1, 2);
+      task_awaiting(L, loop, 1, 2);
+      lua_settop(L, 1);
       return 1;
     }
     return luaL_error(L, "create_task: expected a coroutine object, a function or an "
@@ -258,8 +270,8 @@ static int sleep_lua(lua_State *L) {
 
 /* ---- await ------------------------------------------------------------------------ */
 
-static int deliver_pending_cancel(lua_State *L, task *t) {
-  if (t == NULL || !t->deliver_cancel) return 0;
+void await_deliver_cancel(lua_State *L, task *t) {
+  if (t == NULL || !t->deliver_cancel) return;
   t->deliver_cancel = 0;
   if (t->awaiting) {
     future_remove_waiter(t->awaiting, &t->wait);
@@ -269,20 +281,20 @@ static int deliver_pending_cancel(lua_State *L, task *t) {
   t->cancel_msg_ref = LUA_NOREF;
   task_push_cancelled_error(L, ref);
   luaL_unref(L, LUA_REGISTRYINDEX, ref);
-  return lua_error(L);
+  lua_error(L);
 }
 
 static int await_future_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
-  deliver_pending_cancel(L, task_of(L));
+  await_deliver_cancel(L, task_of(L));
   return future_push_outcome(L, lua_touserdata(L, 1), 1);
 }
 
 static int await_yield_once_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
-  deliver_pending_cancel(L, task_of(L));
+  await_deliver_cancel(L, task_of(L));
   return 0;
 }
 
@@ -291,6 +303,31 @@ static void check_can_suspend(lua_State *L) {
     raise_at_user(L, "await: cannot suspend here: a C function stands between this await and "
                "its task (table.sort or string.gsub callbacks, require, load readers, "
                "__tostring, __gc, or a C library's callback cannot yield); move the await out");
+}
+
+int await_suspend(lua_State *L, task *t, future *f, lua_KFunction k) {
+  check_can_suspend(L);
+  t->awaiting = f;
+  future_add_waiter(f, &t->wait);
+  if (t->must_cancel) { /* cancelled while running: cancel what it now awaits, with the
+                           message cancel(msg) gave */
+    int done;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->cancel_msg_ref);
+    if (f->kind == KIND_TASK) {
+      done = task_cancel(L, (task *)f, lua_isnil(L, -1) ? 0 : lua_gettop(L));
+      lua_pop(L, 1);
+    } else {
+      done = future_cancel(L, f, lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF)
+                                                  : luaL_ref(L, LUA_REGISTRYINDEX));
+    }
+    if (done) {
+      t->must_cancel = 0;
+      luaL_unref(L, LUA_REGISTRYINDEX, t->cancel_msg_ref);
+      t->cancel_msg_ref = LUA_NOREF;
+    }
+  }
+  lua_pushlightuserdata(L, &await_tag);
+  return lua_yieldk(L, 1, 0, k);
 }
 
 /* Outside any task: top-level await runs the loop until `f` (at index 1) is done. */
@@ -354,28 +391,12 @@ static int await_step(lua_State *L) {
         if (t == NULL) break;
         if (f->state != FUT_PENDING) return future_push_outcome(L, f, 1);
         if (f == &t->base) return raise_at_user(L, "await: a task cannot await itself");
-        check_can_suspend(L);
-        t->awaiting = f;
-        future_add_waiter(f, &t->wait);
-        if (t->must_cancel) { /* cancelled while running: cancel what it now awaits, with
-                                 the message cancel(msg) gave */
-          int done;
-          lua_rawgeti(L, LUA_REGISTRYINDEX, t->cancel_msg_ref);
-          if (f->kind == KIND_TASK) {
-            done = task_cancel(L, (task *)f, lua_isnil(L, -1) ? 0 : lua_gettop(L));
-            lua_pop(L, 1);
-          } else {
-            done = future_cancel(L, f, lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF)
-                                                        : luaL_ref(L, LUA_REGISTRYINDEX));
-          }
-          if (done) {
-            t->must_cancel = 0;
-            luaL_unref(L, LUA_REGISTRYINDEX, t->cancel_msg_ref);
-            t->cancel_msg_ref = LUA_NOREF;
-          }
-        }
-        lua_pushlightuserdata(L, &await_tag);
-        return lua_yieldk(L, 1, 0, await_future_k);
+        return await_suspend(L, t, f, await_future_k);
+      }
+      if (lua_rawequal(L, -1, lua_upvalueindex(UP_OP_MT))) {
+        lua_pop(L, 1);
+        if (t == NULL) break; /* top level: runs as the main task */
+        return op_await(L, t);
       }
       lua_pop(L, 1);
       if (luaL_getmetafield(L, 1, "__await") != LUA_TNIL) {
@@ -462,6 +483,7 @@ void await_open(lua_State *L) {
   luaL_getmetatable(L, FUTURE_MT);
   luaL_getmetatable(L, TASK_MT);
   luaL_getmetatable(L, CORO_MT);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &type_op);
   lua_newuserdatauv(L, 1, 0); /* the yield-once awaitable sleep(0) returns */
   luaL_setfuncs(L, await_functions, UP_COUNT);
   luaL_setfuncs(L, plain_functions, 0);

@@ -225,6 +225,28 @@ void coro_claim(lua_State *L, int idx, const char *fname);
 int coro_unpack(lua_State *L, int idx);
 void await_open(lua_State *L);
 void coro_lib_patch(lua_State *L);
+/* Suspends task t (running L) until f is done; k runs when it resumes. */
+int await_suspend(lua_State *L, task *t, future *f, lua_KFunction k);
+/* Raises the CancelledError a cancel() left for t to see when it resumes, if any. */
+void await_deliver_cancel(lua_State *L, task *t);
+
+/* ---- awaitable operations (op.c) ---------------------------------------- */
+
+/* What an operation does: `attempt` with its arguments at stack indices base.. pushes
+   the results and returns how many, or returns -1 when it cannot complete yet; `arm`
+   (same arguments) then pushes a future that completes when trying again is worth it. */
+typedef struct op_spec {
+  const char *name; /* for messages: "StreamReader.read" */
+  int (*attempt)(lua_State *L, int base);
+  void (*arm)(lua_State *L, int base);
+} op_spec;
+
+extern char type_op;
+void op_push(lua_State *L, const op_spec *spec, int nargs); /* pops the arguments */
+int op_test(lua_State *L, int idx);
+void op_claim(lua_State *L, int idx, const char *fname);
+int op_await(lua_State *L, task *t); /* the operation at index 1 */
+void op_open(lua_State *L);
 
 /* ---- errors ------------------------------------------------------------- */
 

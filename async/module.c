@@ -75,6 +75,7 @@ int luaopen_asyncio(lua_State *L) {
   lua_setfield(L, -2, "Future");
   task_open(L);
   handle_open(L);
+  op_open(L);
   await_open(L);
   error_open(L);
   signal_open(L);

@@ -17,6 +17,8 @@ enum { HIGH_WATER = 64 * 1024, LOW_WATER = 16 * 1024 };
 enum { SUV_READERS = 1, SUV_DRAINERS, SUV_CLOSERS, SUV_COUNT = SUV_CLOSERS }; /* stream user values */
 enum { LUV_ACCEPTORS = 1, LUV_CLOSERS, LUV_COUNT = LUV_CLOSERS };             /* listener's */
 
+static char type_stream; /* the key of STREAM_MT (types.c) */
+
 /* ---- wait sets -------------------------------------------------------------------- */
 
 static void waitset_reserve(lua_State *L, waitset *ws, int n) {
@@ -245,7 +247,7 @@ stream *stream_new(lua_State *L, int kind) {
   net_list *list = net_list_get(L);
   stream **box = lua_newuserdatauv(L, sizeof *box, SUV_COUNT);
   *box = NULL;
-  luaL_setmetatable(L, STREAM_MT);
+  type_setmetatable(L, &type_stream);
   stream *s = stream_alloc(loop_get(L)->uv, kind, list);
   if (s == NULL) luaL_error(L, "asyncio: cannot create a socket handle");
   *box = s;
@@ -253,7 +255,9 @@ stream *stream_new(lua_State *L, int kind) {
   return s;
 }
 
-stream *stream_check(lua_State *L, int idx) { return *(stream **)luaL_checkudata(L, idx, STREAM_MT); }
+stream *stream_check(lua_State *L, int idx) {
+  return *(stream **)type_check(L, idx, &type_stream, STREAM_MT);
+}
 
 /* ---- reading ---------------------------------------------------------------------- */
 
@@ -338,11 +342,11 @@ static void push_line(lua_State *L, const char *p, size_t n, int strip) {
   lua_pushlstring(L, p, n);
 }
 
-/* net.read_line(h, strip) -> line; nothing: wait and retry. At the end of the stream:
-   the partial line, then "" (strip: false). */
-static int net_read_line(lua_State *L) {
-  stream *s = stream_check(L, 1);
-  int strip = lua_toboolean(L, 2);
+/* The reads below push what they read and return 1, or return -1 when the buffer
+   cannot satisfy them yet (the caller waits for the next read event and tries again). */
+
+/* A line; at the end of the stream the partial line, then "" (strip: false). */
+static int read_line(lua_State *L, stream *s, int strip) {
   if (s) s->want = 0; /* (left by a cancelled readexactly) */
   size_t n;
   int found = readable(s) ? readbuf_line(&s->rb, s->limit, &n) : READBUF_MORE;
@@ -355,7 +359,7 @@ static int net_read_line(lua_State *L) {
     consume(s, n);
     return raise_limit(L, "readline", s, n);
   }
-  if (!read_blocked(L, s, "readline")) return 0;
+  if (!read_blocked(L, s, "readline")) return -1;
   if (s->rb.len > 0) {
     push_line(L, s->rb.buf + s->rb.pos, s->rb.len, strip);
     consume(s, s->rb.len);
@@ -367,12 +371,14 @@ static int net_read_line(lua_State *L) {
   return 1;
 }
 
-/* net.read_until(h, sep) -> data ending with sep; nothing: wait. */
-static int net_read_until(lua_State *L) {
-  stream *s = stream_check(L, 1);
-  size_t seplen;
-  const char *sep = luaL_checklstring(L, 2, &seplen);
-  luaL_argcheck(L, seplen > 0, 2, "the separator must not be empty");
+/* net.read_line(h, strip) -> line, or nothing: wait and retry. */
+static int net_read_line(lua_State *L) {
+  int n = read_line(L, stream_check(L, 1), lua_toboolean(L, 2));
+  return n < 0 ? 0 : n;
+}
+
+/* The data up to and including sep. */
+static int read_until(lua_State *L, stream *s, const char *sep, size_t seplen) {
   if (s) s->want = 0;
   size_t n;
   int found = readable(s) ? readbuf_until(&s->rb, sep, seplen, s->limit, &n) : READBUF_MORE;
@@ -382,17 +388,14 @@ static int net_read_until(lua_State *L) {
     return 1;
   }
   if (found == READBUF_OVER) return raise_limit(L, "readuntil", s, n);
-  if (!read_blocked(L, s, "readuntil")) return 0;
+  if (!read_blocked(L, s, "readuntil")) return -1;
   lua_pushlstring(L, s->rb.buf + s->rb.pos, s->rb.len);
   consume(s, s->rb.len);
   return raise_incomplete(L, "readuntil", -1);
 }
 
-/* net.read_exactly(h, n) -> n bytes; nothing: wait. */
-static int net_read_exactly(lua_State *L) {
-  stream *s = stream_check(L, 1);
-  lua_Integer n = luaL_checkinteger(L, 2);
-  luaL_argcheck(L, n >= 0, 2, "readexactly size can not be less than zero");
+/* Exactly n bytes, or IncompleteReadError at the end of the stream. */
+static int read_exactly(lua_State *L, stream *s, lua_Integer n) {
   if (n == 0) {
     lua_pushliteral(L, "");
     return 1;
@@ -406,7 +409,7 @@ static int net_read_exactly(lua_State *L) {
   if (!read_blocked(L, s, "readexactly")) {
     s->want = (size_t)n; /* the buffer may grow to n for this read */
     stream_resume(s);
-    return 0;
+    return -1;
   }
   s->want = 0;
   lua_pushlstring(L, s->rb.buf + s->rb.pos, s->rb.len);
@@ -414,11 +417,8 @@ static int net_read_exactly(lua_State *L) {
   return raise_incomplete(L, "readexactly", n);
 }
 
-/* net.read_some(h, n) -> up to n bytes (n < 0: all that is buffered); "" at the end of
-   the stream; nothing: wait. */
-static int net_read_some(lua_State *L) {
-  stream *s = stream_check(L, 1);
-  lua_Integer n = luaL_optinteger(L, 2, -1);
+/* Up to n bytes (n < 0: all that is buffered); "" at the end of the stream. */
+static int read_some(lua_State *L, stream *s, lua_Integer n) {
   if (n == 0) {
     lua_pushliteral(L, "");
     return 1;
@@ -430,9 +430,15 @@ static int net_read_some(lua_State *L) {
     consume(s, k);
     return 1;
   }
-  if (!read_blocked(L, s, "read")) return 0;
+  if (!read_blocked(L, s, "read")) return -1;
   lua_pushliteral(L, "");
   return 1;
+}
+
+/* net.read_some(h [, n]) -> up to n bytes, "" at the end, or nothing: wait. */
+static int net_read_some(lua_State *L) {
+  int n = read_some(L, stream_check(L, 1), luaL_optinteger(L, 2, -1));
+  return n < 0 ? 0 : n;
 }
 
 /* net.at_eof(h): the buffer is empty and the peer sent its end (or the stream is closed). */
@@ -442,14 +448,20 @@ static int net_at_eof(lua_State *L) {
   return 1;
 }
 
+/* Pushes a future completed by the next read event of the stream at hidx. */
+static void wait_read(lua_State *L, int hidx, const char *op) {
+  stream *s = *(stream **)lua_touserdata(L, hidx);
+  if (s == NULL || s->close_wanted) raise_closed(L, op);
+  if (waitset_pending(&s->readers))
+    luaL_error(L, "%s: another task is already waiting to read from this stream", op);
+  waitset_add_one(L, &s->readers, hidx, SUV_READERS);
+  stream_resume(s); /* TLS: may decrypt what OpenSSL holds, completing the future at once */
+}
+
 /* net.wait_read(h) -> a future completed by the next read event. */
 static int net_wait_read(lua_State *L) {
-  stream *s = stream_check(L, 1);
-  if (s == NULL || s->close_wanted) return raise_closed(L, "read");
-  if (waitset_pending(&s->readers))
-    return luaL_error(L, "read: another task is already waiting to read from this stream");
-  waitset_add_one(L, &s->readers, 1, SUV_READERS);
-  stream_resume(s); /* TLS: may decrypt what OpenSSL holds, completing the future at once */
+  stream_check(L, 1);
+  wait_read(L, 1, "read");
   return 1;
 }
 
@@ -575,21 +587,32 @@ static int net_write(lua_State *L) {
   return 0;
 }
 
-/* net.drain_needed(h): raises the stream's error; true while above the high-water mark. */
-static int net_drain_needed(lua_State *L) {
-  stream *s = stream_check(L, 1);
+/* Raises the stream's error; true while above the high-water mark. */
+static int drain_needed(lua_State *L, stream *s) {
   if (s == NULL) return 0;
   if (s->werr) return error_raise_uv(L, "write", s->werr);
   if (s->rerr) return raise_error(L, s, "read", s->rerr);
-  lua_pushboolean(L, s->paused && !s->close_wanted);
+  return s->paused && !s->close_wanted;
+}
+
+/* net.drain_needed(h) */
+static int net_drain_needed(lua_State *L) {
+  lua_pushboolean(L, drain_needed(L, stream_check(L, 1)));
   return 1;
 }
 
-/* net.wait_drain(h) -> a future completed when the buffer falls to the low-water mark. */
+/* Pushes a future completed when the buffer of the stream at hidx falls to the
+   low-water mark. */
+static void wait_drain(lua_State *L, int hidx) {
+  stream *s = *(stream **)lua_touserdata(L, hidx);
+  if (s == NULL) raise_closed(L, "drain");
+  waitset_add(L, &s->drainers, hidx, SUV_DRAINERS);
+}
+
+/* net.wait_drain(h) */
 static int net_wait_drain(lua_State *L) {
-  stream *s = stream_check(L, 1);
-  if (s == NULL) return raise_closed(L, "drain");
-  waitset_add(L, &s->drainers, 1, SUV_DRAINERS);
+  stream_check(L, 1);
+  wait_drain(L, 1);
   return 1;
 }
 
@@ -1036,12 +1059,116 @@ static int listener_tostring(lua_State *L) {
   return 1;
 }
 
+/* ---- reader and writer methods that may wait: operations (op.c) -------------------- */
+
+/* An operation's arguments: base = the stream userdata (checked when the operation was
+   made), base + 1 = its own argument. */
+static stream *op_stream(lua_State *L, int base) { return *(stream **)lua_touserdata(L, base); }
+
+static int read_attempt(lua_State *L, int base) {
+  return read_some(L, op_stream(L, base), lua_tointeger(L, base + 1));
+}
+static int readline_attempt(lua_State *L, int base) { return read_line(L, op_stream(L, base), 0); }
+static int readuntil_attempt(lua_State *L, int base) {
+  size_t seplen;
+  const char *sep = lua_tolstring(L, base + 1, &seplen);
+  return read_until(L, op_stream(L, base), sep, seplen);
+}
+static int readexactly_attempt(lua_State *L, int base) {
+  return read_exactly(L, op_stream(L, base), lua_tointeger(L, base + 1));
+}
+static void read_arm(lua_State *L, int base) { wait_read(L, base, "read"); }
+
+static int drain_attempt(lua_State *L, int base) { return drain_needed(L, op_stream(L, base)) ? -1 : 0; }
+static void drain_arm(lua_State *L, int base) { wait_drain(L, base); }
+
+static const op_spec read_op = {"StreamReader.read", read_attempt, read_arm};
+static const op_spec readline_op = {"StreamReader.readline", readline_attempt, read_arm};
+static const op_spec readuntil_op = {"StreamReader.readuntil", readuntil_attempt, read_arm};
+static const op_spec readexactly_op = {"StreamReader.readexactly", readexactly_attempt, read_arm};
+static const op_spec drain_op = {"StreamWriter.drain", drain_attempt, drain_arm};
+
+/* Pushes the stream userdata of the reader or writer table `self` at index 1. */
+static void push_handle(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_getfield(L, 1, "_h");
+  stream_check(L, -1);
+}
+
+/* reader:read(n): up to n bytes, at least one unless at the end ("" there). n omitted
+   or negative: everything up to the end, by the async function in upvalue 1. */
+static int reader_read(lua_State *L) {
+  lua_Integer n = luaL_optinteger(L, 2, -1);
+  push_handle(L);
+  if (n < 0) {
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, -2);
+    lua_call(L, 1, 1);
+    return 1;
+  }
+  lua_pushinteger(L, n);
+  op_push(L, &read_op, 2);
+  return 1;
+}
+
+/* reader:readline(): a line with its "\n"; at the end the partial last line, then "". */
+static int reader_readline(lua_State *L) {
+  push_handle(L);
+  op_push(L, &readline_op, 1);
+  return 1;
+}
+
+/* reader:readuntil(sep): the data up to and including sep (default "\n"). */
+static int reader_readuntil(lua_State *L) {
+  size_t seplen;
+  luaL_optlstring(L, 2, "\n", &seplen);
+  luaL_argcheck(L, seplen > 0, 2, "the separator must not be empty");
+  if (lua_isnoneornil(L, 2)) {
+    lua_settop(L, 1);
+    lua_pushliteral(L, "\n");
+  }
+  push_handle(L);
+  lua_pushvalue(L, 2);
+  op_push(L, &readuntil_op, 2);
+  return 1;
+}
+
+/* reader:readexactly(n): n bytes, or IncompleteReadError (partial, expected). */
+static int reader_readexactly(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, n >= 0, 2, "readexactly size can not be less than zero");
+  push_handle(L);
+  lua_pushinteger(L, n);
+  op_push(L, &readexactly_op, 2);
+  return 1;
+}
+
+/* writer:drain(): waits while the write buffer is above its high-water mark; raises the
+   connection's error (BrokenPipeError, ConnectionError ECONNRESET, ...). */
+static int writer_drain(lua_State *L) {
+  push_handle(L);
+  op_push(L, &drain_op, 1);
+  return 1;
+}
+
+/* net.reader_read(read_to_eof) -> reader:read, with the async function it uses for
+   reads to the end of the stream. */
+static int net_reader_read(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_pushcclosure(L, reader_read, 1);
+  return 1;
+}
+
 /* ---- module ----------------------------------------------------------------------- */
 
 static const luaL_Reg stream_functions[] = {
     {"read_line", net_read_line},
-    {"read_until", net_read_until},
-    {"read_exactly", net_read_exactly},
+    {"reader_read", net_reader_read},
+    {"reader_readline", reader_readline},
+    {"reader_readuntil", reader_readuntil},
+    {"reader_readexactly", reader_readexactly},
+    {"writer_drain", writer_drain},
     {"read_some", net_read_some},
     {"at_eof", net_at_eof},
     {"wait_read", net_wait_read},
@@ -1101,6 +1228,9 @@ void stream_open(lua_State *L) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, &net_key);
   }
   new_metatable(L, STREAM_MT, stream_gc, stream_tostring);
+  luaL_getmetatable(L, STREAM_MT);
+  type_register(L, -1, &type_stream);
+  lua_pop(L, 1);
   new_metatable(L, LISTENER_MT, listener_gc, listener_tostring);
 
   lua_newtable(L);

@@ -10,7 +10,7 @@ local CancelledError, OSError = M.CancelledError, M.OSError
 local type, error, pcall, xpcall, setmetatable, tostring, ipairs = type, error, pcall, xpcall, setmetatable, tostring, ipairs
 local concat, tointeger = table.concat, math.tointeger
 
-local read_line, read_until, read_exactly, read_some = net.read_line, net.read_until, net.read_exactly, net.read_some
+local read_line, read_some = net.read_line, net.read_some
 local wait_read, net_write = net.wait_read, net.write
 
 local function check_opts(fname, opts)
@@ -43,19 +43,11 @@ Reader.__name = "StreamReader"
 
 function Reader:__tostring() return "<StreamReader " .. tostring(self._h) .. ">" end
 
--- read(n): up to n bytes (at least 1 unless at the end); n omitted or -1: all until the
--- end of the stream; "" at the end.
-Reader.read = async(function(self, n)
-  local h = self._h
-  n = n == nil and -1 or n
-  if tointeger(n) == nil then error("read: n must be an integer, got " .. tostring(n), 2) end
-  if n >= 0 then
-    while true do
-      local data = read_some(h, n)
-      if data then return data end
-      await(wait_read(h))
-    end
-  end
+-- The methods that may wait (read, readline, readuntil, readexactly, drain) are in C
+-- (async/stream.c): each returns an operation that, awaited, reads from the buffer at
+-- once and waits for the next read event only when it must. Reading to the end of the
+-- stream gathers every piece here.
+local read_to_eof = async(function(h)
   local parts, k = {}, 0
   while true do
     local data = read_some(h)
@@ -70,36 +62,10 @@ Reader.read = async(function(self, n)
   return concat(parts, "", 1, k)
 end, "StreamReader.read")
 
--- readline(): a line with its "\n"; at the end, the partial last line, then "".
-Reader.readline = async(function(self)
-  local h = self._h
-  while true do
-    local line = read_line(h)
-    if line then return line end
-    await(wait_read(h))
-  end
-end, "StreamReader.readline")
-
--- readuntil(sep): the data up to and including sep (default "\n").
-Reader.readuntil = async(function(self, sep)
-  local h = self._h
-  sep = sep == nil and "\n" or sep
-  while true do
-    local data = read_until(h, sep)
-    if data then return data end
-    await(wait_read(h))
-  end
-end, "StreamReader.readuntil")
-
--- readexactly(n): n bytes, or IncompleteReadError (partial, expected) at the end.
-Reader.readexactly = async(function(self, n)
-  local h = self._h
-  while true do
-    local data = read_exactly(h, n)
-    if data then return data end
-    await(wait_read(h))
-  end
-end, "StreamReader.readexactly")
+Reader.read = net.reader_read(read_to_eof)
+Reader.readline = net.reader_readline
+Reader.readuntil = net.reader_readuntil
+Reader.readexactly = net.reader_readexactly
 
 function Reader:at_eof() return net.at_eof(self._h) end
 
@@ -131,12 +97,7 @@ function Writer:writelines(list)
   net_write(self._h, concat(list))
 end
 
--- drain(): suspends while the write buffer is above its high-water mark; raises the
--- connection's error (BrokenPipeError, ConnectionError ECONNRESET, ...).
-Writer.drain = async(function(self)
-  local h = self._h
-  while net.drain_needed(h) do await(net.wait_drain(h)) end
-end, "StreamWriter.drain")
+Writer.drain = net.writer_drain
 
 function Writer:close() net.close(self._h) end
 Writer.__close = Writer.close
