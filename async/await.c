@@ -43,10 +43,24 @@ typedef struct coro {
 
 int coro_test(lua_State *L, int idx) { return type_test(L, idx, &type_coro) != NULL; }
 
+static int sleep_body(lua_State *L);
+
+/* Is the coroutine object at idx one that asyncio.sleep made? */
+static int coro_is_sleep(lua_State *L, int idx) {
+  lua_getiuservalue(L, idx, 1);
+  int yes = lua_tocfunction(L, -1) == sleep_body;
+  lua_pop(L, 1);
+  return yes;
+}
+
 static void coro_push_name(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
   if (lua_getiuservalue(L, idx, 2) == LUA_TSTRING) return;
   lua_pop(L, 1);
+  if (coro_is_sleep(L, idx)) {
+    lua_pushliteral(L, "sleep");
+    return;
+  }
   lua_Debug ar;
   lua_getiuservalue(L, idx, 1);
   if (lua_isfunction(L, -1) && lua_getinfo(L, ">S", &ar))
@@ -150,15 +164,6 @@ static int is_coroutine(lua_State *L) {
 
 /* ---- making tasks ----------------------------------------------------------------- */
 
-/* Replaces the coroutine object at idx by a new Task running it. */
-static future *task_from_coro(lua_State *L, loop_state *loop, int idx, int name_idx, const char *fname) {
-  idx = lua_absindex(L, idx);
-  coro_claim(L, idx, fname);
-  task_create(L, loop, idx, TASK_BODY_CORO, name_idx);
-  lua_replace(L, idx);
-  return lua_touserdata(L, idx);
-}
-
 static future *sleep_future_new(lua_State *L, loop_state *loop, uint64_t delay, int first, int n) {
   future *f = future_new(L, loop);
   f->sleeping = 1;
@@ -166,6 +171,26 @@ static future *sleep_future_new(lua_State *L, loop_state *loop, uint64_t delay, 
   f->delay = delay;
   future_store_results(L, -1, first, n);
   return f;
+}
+
+/* Replaces the coroutine object at idx by a new Task running it. With name_idx 0 (an
+   awaitable given to gather, wait_for, ensure_future or top-level await) a sleep's
+   becomes a started sleep Future instead: a timer, no task and no thread. */
+static future *task_from_coro(lua_State *L, loop_state *loop, int idx, int name_idx, const char *fname) {
+  idx = lua_absindex(L, idx);
+  coro_claim(L, idx, fname);
+  if (name_idx == 0 && coro_is_sleep(L, idx)) {
+    int top = lua_gettop(L);
+    int n = coro_unpack(L, idx); /* sleep_body, its delay in ns, the results */
+    future *f = sleep_future_new(L, loop, (uint64_t)lua_tointeger(L, top + 2), top + 3, n - 1);
+    lua_replace(L, idx);
+    lua_settop(L, top);
+    future_start_sleep(f);
+    return f;
+  }
+  task_create(L, loop, idx, TASK_BODY_CORO, name_idx);
+  lua_replace(L, idx);
+  return lua_touserdata(L, idx);
 }
 
 static int await_step(lua_State *L);
@@ -239,8 +264,7 @@ static int create_task(lua_State *L) {
   }
   lua_settop(L, 2);
   if (!coro_test(L, 1)) {
-    /* In Python asyncio.sleep() is a coroutine, so create_task(asyncio.sleep(1)) is
-       common; here sleep gives a Future: any awaitable runs as a task that awaits it. */
+    /* Any other awaitable (a Future, an operation, __await) runs as a task awaiting it. */
     if (future_test(L, 1) || op_test(L, 1) || lua_rawequal(L, 1, lua_upvalueindex(UP_YIELD_ONCE)) ||
         luaL_getmetafield(L, 1, "__await") != LUA_TNIL) {
       lua_settop(L, 2);
@@ -256,7 +280,9 @@ static int create_task(lua_State *L) {
   return 1;
 }
 
-/* asyncio.sleep(delay, ...): resolves to `...` after delay seconds. */
+/* asyncio.sleep(delay, ...): resolves to `...` after delay seconds. As in Python it is a
+   coroutine: a coroutine object whose body (sleep_body) suspends the task that awaits
+   it on the task's own timer node, so `await(asyncio.sleep(d))` allocates no Future. */
 static int sleep_lua(lua_State *L) {
   uint64_t delay = timer_delay_to_ns(L, 1, "sleep");
   int n = lua_gettop(L) - 1;
@@ -264,8 +290,39 @@ static int sleep_lua(lua_State *L) {
     lua_pushvalue(L, lua_upvalueindex(UP_YIELD_ONCE));
     return 1;
   }
-  sleep_future_new(L, loop_get(L), delay, 2, n);
+  coro *c = lua_newuserdatauv(L, sizeof *c, n + 3);
+  c->nargs = n + 1;
+  c->taken = 0;
+  lua_pushvalue(L, lua_upvalueindex(UP_CORO_MT));
+  lua_setmetatable(L, -2);
+  lua_pushcfunction(L, sleep_body);
+  lua_setiuservalue(L, -2, 1); /* user value 2, the name, stays nil: coro_push_name knows */
+  lua_pushinteger(L, (lua_Integer)delay);
+  lua_setiuservalue(L, -2, 3);
+  for (int i = 0; i < n; i++) {
+    lua_pushvalue(L, 2 + i);
+    lua_setiuservalue(L, -2, 4 + i);
+  }
   return 1;
+}
+
+static void check_can_suspend(lua_State *L);
+
+static int sleep_body_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  await_deliver_cancel(L, task_of(L));
+  return lua_gettop(L) - 1;
+}
+
+/* The body of sleep's coroutine object, inside the awaiting task: [delay ns, results...]. */
+static int sleep_body(lua_State *L) {
+  task *t = task_of(L);
+  if (t == NULL) return luaL_error(L, "sleep: not inside a task");
+  check_can_suspend(L);
+  task_sleep(t, (uint64_t)lua_tointeger(L, 1));
+  lua_pushlightuserdata(L, &await_tag);
+  return lua_yieldk(L, 1, 0, sleep_body_k);
 }
 
 /* ---- await ------------------------------------------------------------------------ */

@@ -45,10 +45,10 @@ typedef struct runnable {
 /* ---- timer heap --------------------------------------------------------- */
 
 #define TIMER_NOT_QUEUED UINT32_MAX
-enum timer_kind { TIMER_FUTURE, TIMER_HANDLE };
+enum timer_kind { TIMER_FUTURE, TIMER_HANDLE, TIMER_TASK };
 
-/* A node of the loop's single timer heap, embedded in sleeping futures and
-   call_later handles: one uv_timer serves every deadline. */
+/* A node of the loop's single timer heap, embedded in sleeping futures, call_later
+   handles and tasks (a task in asyncio.sleep): one uv_timer serves every deadline. */
 typedef struct timer_node {
   uint64_t when;  /* deadline on the uv_hrtime clock, ns */
   uint64_t seq;   /* insertion order, so equal deadlines fire FIFO */
@@ -141,6 +141,8 @@ void task_step(lua_State *L, loop_state *loop, task *t);
 void task_schedule(loop_state *loop, task *t);
 int task_cancel(lua_State *L, task *t, int msg_idx);
 int task_push_cancelled_error(lua_State *L, int msg_ref);
+void task_sleep(task *t, uint64_t delay); /* arms t's own timer: its caller then yields */
+void task_timer_fired(loop_state *loop, task *t);
 void task_open(lua_State *L);
 
 /* ---- gather ------------------------------------------------------------- */

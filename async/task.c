@@ -96,6 +96,7 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
   int nbody = nargs == TASK_BODY_CORO ? 1 : nargs + 1;
   task *t = lua_newuserdatauv(L, sizeof *t, TUV_BODY - 1 + nbody);
   future_init(&t->base, loop, KIND_TASK);
+  t->base.timer.kind = TIMER_TASK;
   t->run.kind = RUN_TASK;
   t->wait.prev = t->wait.next = NULL;
   t->wait.wake = task_wake;
@@ -171,6 +172,7 @@ static void task_release_thread(lua_State *L, loop_state *loop, task *t, int tid
 
 static void task_complete(lua_State *L, loop_state *loop, task *t) {
   live_unlink(loop, t);
+  timer_remove(loop, &t->base.timer); /* left armed by a sleep an error cut short */
   future_wake_all(loop, &t->base);
   luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
   t->ref = LUA_NOREF;
@@ -276,6 +278,33 @@ void task_step(lua_State *L, loop_state *loop, task *t) {
   task_finish(L, loop, t, status);
 }
 
+/* ---- asyncio.sleep on the task's own timer node ------------------------------------ */
+
+/* Arms the timer of a task about to suspend in asyncio.sleep: no Future, no waiter. A
+   task cancelled while running is resumed at once instead, to raise CancelledError. */
+void task_sleep(task *t, uint64_t delay) {
+  loop_state *loop = t->base.loop;
+  t->awaiting = NULL;
+  if (t->must_cancel) {
+    task_schedule(loop, t);
+    return;
+  }
+  timer_remove(loop, &t->base.timer);
+  timer_schedule(loop, &t->base.timer, uv_hrtime() + delay);
+}
+
+static int task_in_sleep(loop_state *loop, task *t) {
+  return t->base.timer.index != TIMER_NOT_QUEUED && t->awaiting == NULL && !t->scheduled &&
+         t != loop->current;
+}
+
+/* The timer of a sleeping task is due. It wakes only a task still suspended in that
+   sleep: a sleep whose yield failed (a C boundary in between) leaves the timer armed
+   while the task goes on to await something else. */
+void task_timer_fired(loop_state *loop, task *t) {
+  if (t->base.state == FUT_PENDING && t->awaiting == NULL) task_schedule(loop, t);
+}
+
 /* ---- cancellation ----------------------------------------------------------------- */
 
 /* Pushes a CancelledError carrying the message in msg_ref (LUA_NOREF: none). */
@@ -309,6 +338,13 @@ int task_cancel(lua_State *L, task *t, int msg_idx) {
   task *cur = t;
   for (;;) {
     cur->num_cancels++;
+    if (task_in_sleep(loop, cur)) { /* wake it: the sleep raises CancelledError */
+      timer_remove(loop, &cur->base.timer);
+      cur->must_cancel = 1;
+      task_set_cancel_message(L, cur, msg_idx);
+      task_schedule(loop, cur);
+      return 1;
+    }
     future *w = cur->scheduled || cur == loop->current ? NULL : cur->awaiting;
     if (w && w->state == FUT_PENDING) {
       if (w->kind == KIND_TASK) {
@@ -362,7 +398,10 @@ static int task_gc(lua_State *L) {
   luaL_unref(L, LUA_REGISTRYINDEX, t->cancel_msg_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, t->base.msg_ref);
   t->cancel_msg_ref = t->base.msg_ref = LUA_NOREF;
-  if (t->base.state == FUT_PENDING) live_unlink(t->base.loop, t); /* only at lua_close */
+  if (t->base.state == FUT_PENDING) { /* only at lua_close */
+    live_unlink(t->base.loop, t);
+    timer_remove(t->base.loop, &t->base.timer);
+  }
   if (t->co) task_set_thread_owner(t->co, NULL);
   future_report_unretrieved(L, 1, "Task exception was never retrieved");
   return 0;

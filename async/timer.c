@@ -107,6 +107,8 @@ static void timer_fire(loop_state *loop, timer_node *node) {
     future *f = container_of(node, future, timer);
     f->state = FUT_RESULT;
     future_wake_all(loop, f);
+  } else if (node->kind == TIMER_TASK) {
+    task_timer_fired(loop, container_of(node, task, base.timer));
   } else {
     loop_push_ready(loop, &container_of(node, handle, timer)->run);
   }
