@@ -29,7 +29,8 @@ local function cancelled_tasks(loop)
   tasks[TASKS + 1] = { return_exceptions = true }
   local outcomes = { await(asyncio.gather(table.unpack(tasks, 1, TASKS + 1))) }
   local t1 = loop:time()
-  assert(#outcomes == TASKS and (TASKS == 0 or asyncio.CancelledError:is(outcomes[TASKS])), "not cancelled")
+  local last = outcomes[TASKS]
+  assert(#outcomes == TASKS and (TASKS == 0 or asyncio.CancelledError:is(last)), "not cancelled")
   return (t1 - t0) * 1e9 / TASKS
 end
 
@@ -61,6 +62,7 @@ asyncio.run(async(function()
   local cancelled = cancelled_tasks(loop)
   local caught = caught_oserrors(loop)
   local made = errors_made(loop)
-  print(string.format("ns_per_cancelled_task=%.0f ns_per_caught_oserror=%.0f ns_per_error_made=%.0f",
+  print(string.format(
+    "ns_per_cancelled_task=%.0f ns_per_caught_oserror=%.0f ns_per_error_made=%.0f",
     cancelled, caught, made))
 end)())
