@@ -26,6 +26,117 @@ static void push_instance_mt(lua_State *L, const char *type) {
   lua_pop(L, 1);
 }
 
+/* ---- tracebacks ------------------------------------------------------------------- */
+
+/* The text of luaL_traceback without its costly part: for every frame, luaL_traceback
+   first looks for a global name of the function by walking package.loaded (every field
+   of every loaded module, ~500,000 instructions per traceback), and every error instance
+   and failing task takes one (a cancelled task makes two). Here a frame is named only from
+   its call site (lua_getinfo "n": "local 'f'", "method 'read'", "field 'run'"), a global
+   reading as "function 'f'", which is what the search found for those. Levels shown: the
+   first TRACEBACK_TOP and the last TRACEBACK_BOTTOM of a deeper stack, as lauxlib does. */
+enum { TRACEBACK_TOP = 10, TRACEBACK_BOTTOM = 11 };
+
+/* The level of the outermost frame of co (lauxlib's lastlevel): O(depth log depth), so
+   asked only of stacks too deep to show whole. */
+static int last_level(lua_State *co) {
+  lua_Debug ar;
+  int known = 1, beyond = 1;
+  while (lua_getstack(co, beyond, &ar)) {
+    known = beyond;
+    beyond *= 2;
+  }
+  while (known < beyond) {
+    int mid = (known + beyond) / 2;
+    if (lua_getstack(co, mid, &ar))
+      known = mid + 1;
+    else
+      beyond = mid;
+  }
+  return beyond - 1;
+}
+
+/* Appends without strlen for literals nor snprintf for numbers: a traceback is made for
+   every error, so its few hundred bytes are put together piece by piece, cheaply. */
+#define add_literal(b, s) luaL_addlstring((b), "" s, sizeof(s) - 1)
+
+static void add_int(luaL_Buffer *b, int n) {
+  char digits[12];
+  char *p = digits + sizeof digits;
+  unsigned u = n < 0 ? 0u - (unsigned)n : (unsigned)n;
+  do *--p = (char)('0' + u % 10); while (u /= 10);
+  if (n < 0) *--p = '-';
+  luaL_addlstring(b, p, (size_t)(digits + sizeof digits - p));
+}
+
+static void add_quoted(luaL_Buffer *b, const char *what, const char *name) {
+  luaL_addstring(b, what);
+  add_literal(b, " '");
+  luaL_addstring(b, name);
+  luaL_addchar(b, '\'');
+}
+
+static void add_function_name(luaL_Buffer *b, const lua_Debug *ar) {
+  if (strcmp(ar->namewhat, "global") == 0) {
+    add_quoted(b, "function", ar->name);
+  } else if (*ar->namewhat != '\0') {
+    add_quoted(b, ar->namewhat, ar->name);
+  } else if (*ar->what == 'm') {
+    add_literal(b, "main chunk");
+  } else if (*ar->what != 'C') {
+    add_literal(b, "function <");
+    luaL_addstring(b, ar->short_src);
+    luaL_addchar(b, ':');
+    add_int(b, ar->linedefined);
+    luaL_addchar(b, '>');
+  } else {
+    luaL_addchar(b, '?');
+  }
+}
+
+/* "\n\tsrc:line: in name", as luaL_traceback writes a frame. */
+static void add_frame(luaL_Buffer *b, const lua_Debug *ar) {
+  add_literal(b, "\n\t");
+  luaL_addstring(b, ar->short_src);
+  luaL_addchar(b, ':');
+  if (ar->currentline > 0) {
+    add_int(b, ar->currentline);
+    luaL_addchar(b, ':');
+  }
+  add_literal(b, " in ");
+  add_function_name(b, ar);
+  if (ar->istailcall) add_literal(b, "\n\t(...tail calls...)");
+}
+
+/* Pushes "stack traceback:" and the frames of co from `level` on (co may be L). */
+static void push_traceback(lua_State *L, lua_State *co, int level) {
+  lua_Debug ar;
+  int skip_at = -1; /* frames shown before the "skipping" line, or -1: all */
+  int last = 0;
+  if (lua_getstack(co, level + TRACEBACK_TOP + TRACEBACK_BOTTOM + 1, &ar)) { /* more than both */
+    last = last_level(co);
+    skip_at = TRACEBACK_TOP;
+  }
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  add_literal(&b, "stack traceback:");
+  for (int shown = 0; lua_getstack(co, level, &ar); shown++, level++) {
+    if (shown == skip_at) {
+      int skipped = last - level - TRACEBACK_BOTTOM + 1;
+      add_literal(&b, "\n\t...\t(skipping ");
+      add_int(&b, skipped);
+      add_literal(&b, " levels)");
+      level += skipped - 1;
+      continue;
+    }
+    lua_getinfo(co, "Slnt", &ar);
+    add_frame(&b, &ar);
+  }
+  luaL_pushresult(&b);
+}
+
+/* ---- instances -------------------------------------------------------------------- */
+
 /* Pushes a new instance of class `type`, its traceback taken where it is made. */
 void error_push(lua_State *L, const char *type, const char *message) {
   lua_createtable(L, 0, 4);
@@ -33,7 +144,7 @@ void error_push(lua_State *L, const char *type, const char *message) {
   lua_setfield(L, -2, "type");
   lua_pushstring(L, message ? message : "");
   lua_setfield(L, -2, "message");
-  luaL_traceback(L, L, NULL, 1);
+  push_traceback(L, L, 1);
   lua_setfield(L, -2, "traceback");
   push_instance_mt(L, type);
   lua_setmetatable(L, -2);
@@ -122,7 +233,7 @@ void error_relay_set(lua_State *L, int erridx, int tbidx) {
    traceback of the task it came from when await relayed it. */
 void error_traceback(lua_State *L, lua_State *co, int erridx, int level) {
   erridx = lua_absindex(L, erridx);
-  luaL_traceback(L, co, NULL, level);
+  push_traceback(L, co, level);
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &relay_key) == LUA_TTABLE) {
     lua_rawgeti(L, -1, 1);
     int same = lua_rawequal(L, -1, erridx);

@@ -69,6 +69,96 @@ describe("error classes", function()
   end)
 end)
 
+-- What a traceback must show: a string that starts as luaL_traceback's and has each of
+-- `frames` ("core_errors_spec.lua:LINE: in upvalue 'name'"), found as plain text.
+local function assert_traceback_has(tb, frames)
+  assert.are.equal("string", type(tb), "no traceback")
+  assert.matches("^stack traceback:\n\t", tb)
+  for _, expected in ipairs(frames) do
+    assert.is_truthy(tb:find(expected, 1, true), "missing \"" .. expected .. "\" in:\n" .. tb)
+  end
+end
+
+local function here() return debug.getinfo(2, "l").currentline end
+local function frame(line, how) return "core_errors_spec.lua:" .. line .. ": in " .. how end
+
+describe("tracebacks", function()
+  it("a CancelledError caught deep in user code names the user's functions and lines", function()
+    local caught, lines = nil, {}
+    local sleeper = {}
+    function sleeper:sleep_here()
+      lines.sleep = here(); local _, e = pcall(await, sleep(3600))
+      caught = e
+      error(e, 0)
+    end
+    local function call_the_method()
+      lines.method = here(); sleeper:sleep_here()
+    end
+    local function deep_in_user_code()
+      lines.deep = here(); call_the_method()
+    end
+    local t = create_task(function() deep_in_user_code() end)
+    support.tick()
+    t:cancel()
+    assert.is_true(asyncio.CancelledError:is(raises(await, t)))
+    assert.is_true(asyncio.CancelledError:is(caught))
+    assert_traceback_has(caught.traceback, {
+      frame(lines.sleep, "method 'sleep_here'"),
+      frame(lines.method, "upvalue 'call_the_method'"),
+      frame(lines.deep, "upvalue 'deep_in_user_code'"),
+    })
+  end)
+
+  -- in a task, where await runs fs.stat's body in place (a top-level await runs it as a
+  -- task of its own, whose stack is all the traceback can show)
+  it("an OSError from a failed call deep in user code names the user's functions and lines",
+    support.in_task(function()
+    local lines = {}
+    local function stat_missing_file()
+      lines.stat = here(); local st = await(asyncio.fs.stat("/nonexistent/alua/core_errors_spec"))
+      return st
+    end
+    local function deep_in_user_code()
+      lines.deep = here(); local st = stat_missing_file()
+      return st
+    end
+    local e = raises(deep_in_user_code)
+    assert.is_true(asyncio.OSError:is(e))
+    assert.are.equal("ENOENT", e.errno)
+    assert_traceback_has(e.traceback, {
+      frame(lines.stat, "upvalue 'stat_missing_file'"),
+      frame(lines.deep, "function <"),
+    })
+  end))
+
+  it("a global function is named as one, a main chunk as such", function()
+    local out = support.run_alua([[
+function make_it_globally() return asyncio.QueueFull("x") end
+print(make_it_globally().traceback)
+]])
+    assert.matches(":1: in function 'make_it_globally'\n", out)
+    assert.matches(":2: in main chunk\n", out)
+  end)
+
+  it("a deep stack shows its first 10 and last 11 frames and how many it left out", function()
+    local tb, depth
+    local function recurse(n)
+      if n == 0 then
+        depth = 0
+        while debug.getinfo(depth + 1, "l") do depth = depth + 1 end
+        tb = asyncio.QueueFull("deep").traceback
+        return
+      end
+      recurse(n - 1)
+    end
+    recurse(40)
+    local _, shown = tb:gsub("\n\t[^.][^\n]*", "")
+    assert.are.equal(21, shown, tb)
+    assert.matches("\n\t%.%.%.\t%(skipping " .. (depth - 21) .. " levels%)\n", tb)
+    assert.matches("^stack traceback:\n\t[^\n]*: in upvalue 'recurse'", tb)
+  end)
+end)
+
 describe(":is()", function()
   it("is false for other classes' instances", function()
     local t = asyncio.TimeoutError("t")
