@@ -568,11 +568,8 @@ int stream_write_raw(stream *s, const char *data, size_t len) {
   return 0;
 }
 
-/* net.write(h, data) */
-static int net_write(lua_State *L) {
-  stream *s = stream_check(L, 1);
-  size_t len;
-  const char *data = luaL_checklstring(L, 2, &len);
+/* Writes data[len] to s: at once if the socket takes it, else queued. */
+static int write_data(lua_State *L, stream *s, const char *data, size_t len) {
   if (s == NULL || s->close_wanted) return raise_closed(L, "write");
   if (s->eof_wanted) {
     error_push_uv(L, "write", UV_ESHUTDOWN);
@@ -585,6 +582,14 @@ static int net_write(lua_State *L) {
   int err = s->tls ? tls_write(s, data, len) : stream_write_raw(s, data, len);
   if (err) return raise_error(L, s, "write", err);
   return 0;
+}
+
+/* net.write(h, data) */
+static int net_write(lua_State *L) {
+  stream *s = stream_check(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  return write_data(L, s, data, len);
 }
 
 /* Raises the stream's error; true while above the high-water mark. */
@@ -1088,11 +1093,19 @@ static const op_spec readuntil_op = {"StreamReader.readuntil", readuntil_attempt
 static const op_spec readexactly_op = {"StreamReader.readexactly", readexactly_attempt, read_arm};
 static const op_spec drain_op = {"StreamWriter.drain", drain_attempt, drain_arm};
 
-/* Pushes the stream userdata of the reader or writer table `self` at index 1. */
-static void push_handle(lua_State *L) {
+/* Upvalues of the reader and writer methods (net.stream_methods). */
+enum { MUP_STREAM_MT = 1, MUP_READ_TO_EOF, MUP_DONE, MUP_COUNT = MUP_DONE };
+
+/* Pushes the stream userdata of the reader or writer table `self` at index 1; returns
+   its stream (NULL once closed). Its type is tested against the metatable in an upvalue,
+   the cheapest test there is: these methods run on every request of a busy server. */
+static stream *push_handle(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_getfield(L, 1, "_h");
-  stream_check(L, -1);
+  if (!lua_getmetatable(L, -1) || !lua_rawequal(L, -1, lua_upvalueindex(MUP_STREAM_MT)))
+    luaL_argerror(L, 1, "not a StreamReader or StreamWriter (its _h is not a stream)");
+  lua_pop(L, 1);
+  return *(stream **)lua_touserdata(L, -1);
 }
 
 /* reader:read(n): up to n bytes, at least one unless at the end ("" there). n omitted
@@ -1101,7 +1114,7 @@ static int reader_read(lua_State *L) {
   lua_Integer n = luaL_optinteger(L, 2, -1);
   push_handle(L);
   if (n < 0) {
-    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, lua_upvalueindex(MUP_READ_TO_EOF));
     lua_insert(L, -2);
     lua_call(L, 1, 1);
     return 1;
@@ -1143,20 +1156,49 @@ static int reader_readexactly(lua_State *L) {
   return 1;
 }
 
+/* writer:write(data): plain call; sends at once what the socket takes, queues the rest. */
+static int writer_write(lua_State *L) {
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  return write_data(L, push_handle(L), data, len);
+}
+
 /* writer:drain(): waits while the write buffer is above its high-water mark; raises the
-   connection's error (BrokenPipeError, ConnectionError ECONNRESET, ...). */
+   connection's error (BrokenPipeError, ConnectionError ECONNRESET, ...). Below the mark
+   and without error, as after most writes, it returns a Future already done (upvalue):
+   nothing to wait for, nothing allocated. */
 static int writer_drain(lua_State *L) {
-  push_handle(L);
+  stream *s = push_handle(L);
+  if (s == NULL || (!s->werr && !s->rerr && !(s->paused && !s->close_wanted))) {
+    lua_pushvalue(L, lua_upvalueindex(MUP_DONE));
+    return 1;
+  }
   op_push(L, &drain_op, 1);
   return 1;
 }
 
-/* net.reader_read(read_to_eof) -> reader:read, with the async function it uses for
-   reads to the end of the stream. */
-static int net_reader_read(lua_State *L) {
+static const luaL_Reg stream_methods[] = {
+    {"read", reader_read},
+    {"readline", reader_readline},
+    {"readuntil", reader_readuntil},
+    {"readexactly", reader_readexactly},
+    {"write", writer_write},
+    {"drain", writer_drain},
+    {NULL, NULL},
+};
+
+/* net.stream_methods(read_to_eof, done) -> the methods above: read uses the async
+   function read_to_eof for reads to the end of the stream, drain returns `done`, a
+   Future already done, when there is nothing to wait for. */
+static int net_stream_methods(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  lua_settop(L, 1);
-  lua_pushcclosure(L, reader_read, 1);
+  future_check(L, 2);
+  lua_settop(L, 2);
+  lua_newtable(L);
+  luaL_getmetatable(L, STREAM_MT);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  luaL_setfuncs(L, stream_methods, MUP_COUNT);
   return 1;
 }
 
@@ -1164,11 +1206,7 @@ static int net_reader_read(lua_State *L) {
 
 static const luaL_Reg stream_functions[] = {
     {"read_line", net_read_line},
-    {"reader_read", net_reader_read},
-    {"reader_readline", reader_readline},
-    {"reader_readuntil", reader_readuntil},
-    {"reader_readexactly", reader_readexactly},
-    {"writer_drain", writer_drain},
+    {"stream_methods", net_stream_methods},
     {"read_some", net_read_some},
     {"at_eof", net_at_eof},
     {"wait_read", net_wait_read},

@@ -341,15 +341,26 @@ describe("what read, readline, readuntil, readexactly and drain return", functio
   end
 
   it("is awaited once: a second await is an error naming the method", in_task(function()
-    local r, w, _, sw, server = pair()
+    local r, w, sr, sw, server = pair()
     sw:write("abc")
     local op = r:read(10)
     assert.matches("StreamReader.read operation", tostring(op))
     assert.are.equal("abc", await(op))
     assert.matches("StreamReader.read .*already awaited", tostring(raises(await, op)))
+    -- above the high-water mark (the peer is not reading yet), drain has to wait
+    local big = string.rep("x", 4 * 1024 * 1024)
+    w:write(big)
     local drained = w:drain()
+    assert.matches("StreamWriter.drain operation", tostring(drained))
+    local got = create_task(function() return await(sr:readexactly(#big)) end)
     await(drained)
     assert.matches("StreamWriter.drain .*already awaited", tostring(raises(await, drained)))
+    assert.are.equal(#big, #await(got))
+    -- with nothing to wait for, drain returns a Future already done: awaitable any time
+    local done = w:drain()
+    assert.is_true(done:done())
+    await(done)
+    await(done)
     w:close()
     sw:close()
     close_server(server)

@@ -62,10 +62,11 @@ local read_to_eof = async(function(h)
   return concat(parts, "", 1, k)
 end, "StreamReader.read")
 
-Reader.read = net.reader_read(read_to_eof)
-Reader.readline = net.reader_readline
-Reader.readuntil = net.reader_readuntil
-Reader.readexactly = net.reader_readexactly
+local DONE = Future() -- what drain returns when there is nothing to wait for
+DONE:set_result()
+local methods = net.stream_methods(read_to_eof, DONE)
+Reader.read, Reader.readline, Reader.readuntil = methods.read, methods.readline, methods.readuntil
+Reader.readexactly = methods.readexactly
 
 function Reader:at_eof() return net.at_eof(self._h) end
 
@@ -90,14 +91,14 @@ Writer.__name = "StreamWriter"
 
 function Writer:__tostring() return "<StreamWriter " .. tostring(self._h) .. ">" end
 
-function Writer:write(data) net_write(self._h, data) end
+Writer.write = methods.write
 
 function Writer:writelines(list)
   if type(list) ~= "table" then error("writelines: expected a list of strings, got " .. type(list), 2) end
   net_write(self._h, concat(list))
 end
 
-Writer.drain = net.writer_drain
+Writer.drain = methods.drain
 
 function Writer:close() net.close(self._h) end
 Writer.__close = Writer.close
