@@ -430,16 +430,7 @@ static int await_step(lua_State *L) {
   lua_settop(L, 1);
   task *t = task_of(L);
   for (int depth = 0; depth < 8; depth++) {
-    if (lua_getmetatable(L, 1)) {
-      if (lua_rawequal(L, -1, lua_upvalueindex(UP_CORO_MT))) {
-        /* reached through __await (await's Lua half sends coroutine objects to
-           coro_begin): run it inline here, on the C stack */
-        lua_pop(L, 1);
-        if (t == NULL) break; /* top level: runs as the main task */
-        int nargs = coro_take(L, 1, "await");
-        lua_callk(L, nargs, LUA_MULTRET, 0, await_call_k);
-        return await_call_k(L, LUA_OK, 0);
-      }
+    if (lua_getmetatable(L, 1)) { /* the most frequent kinds first */
       if (lua_rawequal(L, -1, lua_upvalueindex(UP_FUTURE_MT)) ||
           lua_rawequal(L, -1, lua_upvalueindex(UP_TASK_MT))) {
         lua_pop(L, 1);
@@ -454,6 +445,15 @@ static int await_step(lua_State *L) {
         lua_pop(L, 1);
         if (t == NULL) break; /* top level: runs as the main task */
         return op_await(L, t);
+      }
+      if (lua_rawequal(L, -1, lua_upvalueindex(UP_CORO_MT))) {
+        /* reached through __await (await's Lua half sends coroutine objects to
+           coro_begin): run it inline here, on the C stack */
+        lua_pop(L, 1);
+        if (t == NULL) break; /* top level: runs as the main task */
+        int nargs = coro_take(L, 1, "await");
+        lua_callk(L, nargs, LUA_MULTRET, 0, await_call_k);
+        return await_call_k(L, LUA_OK, 0);
       }
       lua_pop(L, 1);
       if (luaL_getmetafield(L, 1, "__await") != LUA_TNIL) {
