@@ -131,7 +131,13 @@ static int async_call(lua_State *L) {
   return 1;
 }
 
-static int is_async_function(lua_State *L, int idx) { return lua_tocfunction(L, idx) == async_call; }
+static int sleep_lua(lua_State *L);
+
+/* async functions, and asyncio.sleep: a coroutine function in Python too */
+static int is_async_function(lua_State *L, int idx) {
+  lua_CFunction f = lua_tocfunction(L, idx);
+  return f == async_call || f == sleep_lua;
+}
 
 /* async(fn [, name]) */
 static int async_new(lua_State *L) {
@@ -251,12 +257,17 @@ static int ensure_future(lua_State *L) {
   return 1;
 }
 
+static int sleep_task_body(lua_State *L);
+
 /* asyncio.create_task(coro [, name]) or asyncio.create_task(fn, ...) */
 static int create_task(lua_State *L) {
   loop_state *loop = loop_get(L);
   if (lua_isfunction(L, 1)) {
     if (is_async_function(L, 1)) { /* run the body itself, not the coroutine it returns */
-      lua_getupvalue(L, 1, 1);
+      if (lua_tocfunction(L, 1) == sleep_lua)
+        lua_pushcfunction(L, sleep_task_body);
+      else
+        lua_getupvalue(L, 1, 1);
       lua_replace(L, 1);
     }
     task_create(L, loop, 1, lua_gettop(L) - 1, 0);
@@ -323,6 +334,13 @@ static int sleep_body(lua_State *L) {
   task_sleep(t, (uint64_t)lua_tointeger(L, 1));
   lua_pushlightuserdata(L, &await_tag);
   return lua_yieldk(L, 1, 0, sleep_body_k);
+}
+
+/* create_task(asyncio.sleep, delay, ...): [delay in seconds, results...]. */
+static int sleep_task_body(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)timer_delay_to_ns(L, 1, "sleep"));
+  lua_replace(L, 1);
+  return sleep_body(L);
 }
 
 /* ---- await ------------------------------------------------------------------------ */

@@ -458,6 +458,15 @@ describe("asyncio.sleep awaited by a task (the task's own timer, no Future)", fu
     assert.matches("already awaited", tostring(raises(await, s)))
   end)
 
+  it("asyncio.sleep is a coroutine function: create_task(asyncio.sleep, d, ...) sleeps", function()
+    assert.is_true(asyncio.iscoroutinefunction(asyncio.sleep))
+    local t = create_task(asyncio.sleep, 0.02, "x")
+    await(sleep(0.005))
+    assert.is_false(t:done())
+    assert.are.equal("x", await(t))
+    assert.is_false(pcall(await, asyncio.with_timeout(0.005, asyncio.sleep, 1)))
+  end)
+
   it("a sleep cut short by a C boundary does not wake its task later", function()
     local f = Future()
     local t = create_task(function()
