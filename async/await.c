@@ -295,6 +295,14 @@ static int create_task(lua_State *L) {
    coroutine: a coroutine object whose body (sleep_body) suspends the task that awaits
    it on the task's own timer node, so `await(asyncio.sleep(d))` allocates no Future. */
 static int sleep_lua(lua_State *L) {
+  if (lua_gettop(L) == 1 && lua_type(L, 1) == LUA_TNUMBER) { /* sleep(0), the yield of
+                                                                busy loops, quickly */
+    int isint;
+    if (lua_tointegerx(L, 1, &isint) == 0 && isint) {
+      lua_pushvalue(L, lua_upvalueindex(UP_YIELD_ONCE));
+      return 1;
+    }
+  }
   uint64_t delay = timer_delay_to_ns(L, 1, "sleep");
   int n = lua_gettop(L) - 1;
   if (delay == 0 && n == 0) { /* the hot "yield once": one shared object, no allocation */
@@ -371,6 +379,28 @@ static int await_yield_once_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
   await_deliver_cancel(L, task_of(L));
   return 0;
+}
+
+static void check_can_suspend(lua_State *L);
+static int await_top_level(lua_State *L, loop_state *loop);
+
+/* Suspends task t until the next loop iteration: await of sleep(0). */
+static int yield_once(lua_State *L, task *t) {
+  check_can_suspend(L);
+  t->awaiting = NULL;
+  task_schedule(t->base.loop, t);
+  lua_pushlightuserdata(L, &await_tag);
+  return lua_yieldk(L, 1, 0, await_yield_once_k);
+}
+
+/* await's Lua half calls this for sleep(0)'s object: no type tests. Outside a task it
+   is top-level await, as await_step does. */
+static int await_yield_once(lua_State *L) {
+  task *t = task_of(L);
+  if (t != NULL) return yield_once(L, t);
+  lua_settop(L, 0);
+  lua_pushvalue(L, lua_upvalueindex(UP_YIELD_ONCE));
+  return await_top_level(L, loop_get(L));
 }
 
 static void check_can_suspend(lua_State *L) {
@@ -485,11 +515,7 @@ static int await_step(lua_State *L) {
     }
     if (lua_rawequal(L, 1, lua_upvalueindex(UP_YIELD_ONCE))) {
       if (t == NULL) break;
-      check_can_suspend(L);
-      t->awaiting = NULL;
-      task_schedule(t->base.loop, t);
-      lua_pushlightuserdata(L, &await_tag);
-      return lua_yieldk(L, 1, 0, await_yield_once_k);
+      return yield_once(L, t);
     }
     return raise_at_user(L, "await: expected a coroutine object, Task or Future, got %s",
                       luaL_typename(L, 1));
@@ -524,6 +550,7 @@ static int run_loop_lua(lua_State *L) {
 
 static const luaL_Reg await_functions[] = {
     {"await_step", await_step},
+    {"await_yield_once", await_yield_once},
     {"coro_begin", coro_begin},
     {"sleep", sleep_lua},
     {"ensure_future", ensure_future},

@@ -8,6 +8,7 @@ local M = {}
 -- not C stack (recursion as deep as plain Lua's). Everything else goes straight to the
 -- C half, which returns results at once or suspends the task.
 local await_step, coro_begin, CORO_MT = core.await_step, core.coro_begin, core._coro_mt
+local await_yield_once = core.await_yield_once
 local YIELD_ONCE = core.sleep(0) -- the one object sleep(0) returns: skip the metatable test
 -- debug.getmetatable skips getmetatable's look-up of a __metatable field (a third of the
 -- cost of an await of a Future); none of these metatables has one, so both agree
@@ -18,7 +19,8 @@ local function call(fn, ...)
 end
 
 function M.await(x)
-  if x ~= YIELD_ONCE and getmetatable(x) == CORO_MT then return call(coro_begin(x)) end
+  if x == YIELD_ONCE then return await_yield_once() end
+  if getmetatable(x) == CORO_MT then return call(coro_begin(x)) end
   return await_step(x)
 end
 

@@ -76,6 +76,7 @@ describe("asyncio.sleep", function()
 
   it("rejects a non-number, naming its type", function()
     assert.matches("sleep: delay must be a number of seconds, got string", errmsg(sleep, "1"))
+    assert.matches("got string", errmsg(sleep, "0")) -- not taken for sleep(0)'s fast path
     assert.matches("got nil", errmsg(sleep, nil))
     assert.matches("got no value", errmsg(sleep))
     assert.matches("got table", errmsg(sleep, {}))
