@@ -220,9 +220,9 @@ future *awaitable_to_future(lua_State *L, loop_state *loop, int idx, const char 
   idx = lua_absindex(L, idx);
   for (int depth = 0; depth < 8; depth++) {
     if (lua_getmetatable(L, idx)) {
-      int is_future = lua_rawequal(L, -1, lua_upvalueindex(UP_FUTURE_MT)) ||
-                      lua_rawequal(L, -1, lua_upvalueindex(UP_TASK_MT));
-      int is_coro = lua_rawequal(L, -1, lua_upvalueindex(UP_CORO_MT));
+      int is_future = lua_rawequal(L, -1, lua_upvalueindex(UP_TASK_MT)) ||
+                      lua_rawequal(L, -1, lua_upvalueindex(UP_FUTURE_MT));
+      int is_coro = !is_future && lua_rawequal(L, -1, lua_upvalueindex(UP_CORO_MT));
       lua_pop(L, 1);
       if (is_future) {
         future *f = lua_touserdata(L, idx);
@@ -274,7 +274,9 @@ static int create_task(lua_State *L) {
     return 1;
   }
   lua_settop(L, 2);
-  if (!coro_test(L, 1)) {
+  int is_coro = lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(UP_CORO_MT));
+  lua_settop(L, 2);
+  if (!is_coro) {
     /* Any other awaitable (a Future, an operation, __await) runs as a task awaiting it. */
     if (future_test(L, 1) || op_test(L, 1) || lua_rawequal(L, 1, lua_upvalueindex(UP_YIELD_ONCE)) ||
         luaL_getmetafield(L, 1, "__await") != LUA_TNIL) {

@@ -14,6 +14,8 @@ typedef struct loop_box {
 } loop_box;
 
 loop_state *loop_get(lua_State *L) {
+  task *t = task_of(L); /* inside a task (most calls): no registry look-up */
+  if (t) return t->base.loop;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_key);
   loop_box *box = lua_touserdata(L, -1);
   lua_pop(L, 1);

@@ -69,6 +69,14 @@ static const luaL_Reg core_functions[] = {
 
 int luaopen_asyncio(lua_State *L) {
   luaL_checkversion(L);
+  /* task_of reads a thread's extra space, which new threads copy from the main one and
+     which nobody has set yet when asyncio is first opened: no task runs anywhere */
+  int first_open = luaL_getmetatable(L, LOOP_MT) == LUA_TNIL;
+  lua_pop(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  task_set_thread_owner(lua_tothread(L, -1), NULL);
+  lua_pop(L, 1);
+  if (first_open) task_set_thread_owner(L, NULL);
   loop_open(L);
   lua_newtable(L); /* core */
   future_open(L);
