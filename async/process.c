@@ -1,7 +1,15 @@
-/* process.c — child processes on uv_spawn: stdio as stream pipes, exit status, signals. */
+/* process.c — child processes on uv_spawn: stdio as stream pipes, exit status, signals,
+   and only the descriptors the child is given (Python's close_fds, pass_fds). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -80,6 +88,147 @@ static int proc_gc(lua_State *L) {
 
 static proc_box *box_check(lua_State *L, int idx) { return luaL_checkudata(L, idx, PROCESS_MT); }
 
+/* ---- descriptors the child inherits --------------------------------------------- */
+
+/* libuv has no close_fds and runs none of our code in the child, so the parent does it:
+   for the length of uv_spawn, every descriptor >= 3 that the child is not given is marked
+   close-on-exec, the pass_fds are made inheritable, and afterwards exactly the flags that
+   were changed are put back. The child gets its stdio by libuv's dup2, which does not
+   carry FD_CLOEXEC, so the descriptors given as opts.stdin/stdout/stderr are marked too:
+   the child has them at 0-2 only, as in Python. */
+
+typedef struct fd_change {
+  int fd;
+  int was_cloexec;
+} fd_change;
+
+typedef struct fd_marks {
+  const int *keep; /* pass_fds, sorted */
+  size_t nkeep;
+  fd_change *changed;
+  size_t n, cap;
+  int failed; /* errno of a change that could not be made or recorded */
+} fd_marks;
+
+/* Another Lua state on another thread could spawn at the same time: its marks and ours
+   must not interleave (one would restore what the other is relying on). */
+static pthread_mutex_t spawn_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int fd_compare(const void *a, const void *b) {
+  int x = *(const int *)a, y = *(const int *)b;
+  return (x > y) - (x < y);
+}
+
+static int fd_kept(const fd_marks *m, int fd) {
+  return m->nkeep && bsearch(&fd, m->keep, m->nkeep, sizeof *m->keep, fd_compare) != NULL;
+}
+
+/* Sets fd's FD_CLOEXEC to `cloexec`, remembering its previous value if that changed it.
+   A descriptor that is not open (closed meanwhile, or one valgrind keeps for itself) is
+   nothing to hide. */
+static void fd_set_cloexec(fd_marks *m, int fd, int cloexec) {
+  int flags = fcntl(fd, F_GETFD);
+  if (flags < 0 || !(flags & FD_CLOEXEC) == !cloexec) return;
+  if (m->n == m->cap) {
+    size_t cap = m->cap ? 2 * m->cap : 64;
+    fd_change *c = realloc(m->changed, cap * sizeof *c);
+    if (c == NULL) {
+      m->failed = ENOMEM;
+      return;
+    }
+    m->changed = c;
+    m->cap = cap;
+  }
+  if (fcntl(fd, F_SETFD, cloexec ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC) < 0) {
+    if (errno != EBADF) m->failed = errno;
+    return;
+  }
+  m->changed[m->n++] = (fd_change){fd, !cloexec};
+}
+
+static void fd_hide(fd_marks *m, int fd, int skip) {
+  if (fd >= 3 && fd != skip && !fd_kept(m, fd)) fd_set_cloexec(m, fd, 1);
+}
+
+/* Marks close-on-exec every open descriptor >= 3 but the kept ones: those listed in
+   /proc/self/fd (except the listing's own), else every number below the soft
+   RLIMIT_NOFILE (what can be open unless the limit was lowered after opening). */
+static void fd_hide_all(fd_marks *m) {
+  DIR *dir = opendir("/proc/self/fd");
+  if (dir) {
+    int own = dirfd(dir);
+    struct dirent *e;
+    while (!m->failed && (e = readdir(dir)) != NULL) {
+      char *end;
+      long fd = strtol(e->d_name, &end, 10);
+      if (end != e->d_name && *end == '\0' && fd <= INT_MAX) fd_hide(m, (int)fd, own);
+    }
+    closedir(dir);
+    return;
+  }
+  struct rlimit rl;
+  int max = 1024;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+    max = rl.rlim_cur > INT_MAX ? INT_MAX : (int)rl.rlim_cur;
+  for (int fd = 3; fd < max && !m->failed; fd++) fd_hide(m, fd, -1);
+}
+
+/* Puts back the flags that were changed, newest first. */
+static void fd_restore(fd_marks *m) {
+  while (m->n > 0) {
+    fd_change c = m->changed[--m->n];
+    int flags = fcntl(c.fd, F_GETFD);
+    if (flags >= 0)
+      fcntl(c.fd, F_SETFD, c.was_cloexec ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC);
+  }
+  free(m->changed);
+  m->changed = NULL;
+  m->cap = 0;
+}
+
+/* Prepares the descriptors for uv_spawn: the kept ones inheritable (0 or EBADF naming a
+   kept descriptor that is not open, in *bad), the others hidden unless close_fds is off.
+   Returns 0 or an errno; on failure nothing is left changed. */
+static int fd_prepare(fd_marks *m, int close_fds, int *bad) {
+  for (size_t i = 0; i < m->nkeep; i++) {
+    int fd = m->keep[i];
+    if (fcntl(fd, F_GETFD) < 0) {
+      *bad = fd;
+      fd_restore(m);
+      return EBADF;
+    }
+    if (fd >= 3) fd_set_cloexec(m, fd, 0);
+  }
+  if (close_fds && !m->failed) fd_hide_all(m);
+  int err = m->failed;
+  if (err) fd_restore(m);
+  return err;
+}
+
+/* opts.pass_fds as a sorted array (anchored on the stack as a userdata), *n its length.
+   subprocess.lua has checked it; this only refuses what would make no descriptor. */
+static int *pass_fds_array(lua_State *L, int opts, size_t *n) {
+  *n = 0;
+  if (lua_getfield(L, opts, "pass_fds") == LUA_TNIL) return NULL;
+  int list = lua_gettop(L);
+  luaL_checktype(L, list, LUA_TTABLE);
+  size_t len = (size_t)lua_rawlen(L, list);
+  int *fds = lua_newuserdatauv(L, (len ? len : 1) * sizeof *fds, 0);
+  for (size_t i = 0; i < len; i++) {
+    int isnum;
+    lua_rawgeti(L, list, (lua_Integer)i + 1);
+    lua_Integer fd = lua_tointegerx(L, -1, &isnum);
+    lua_pop(L, 1);
+    if (!isnum || fd < 0 || fd > INT_MAX)
+      luaL_error(L, "subprocess: pass_fds[%d] must be a file descriptor (an integer >= 0)",
+                 (int)i + 1);
+    fds[i] = (int)fd;
+  }
+  qsort(fds, len, sizeof *fds, fd_compare);
+  *n = len;
+  return fds;
+}
+
 /* ---- spawning ------------------------------------------------------------------- */
 
 static int stdio_mode(lua_State *L, int opts, const char *name, int fd) {
@@ -135,9 +284,19 @@ static char **env_array(lua_State *L, int envidx) {
   return string_array(L, list, "env values");
 }
 
+/* Raises the OSError of a spawn that failed, naming the program (and what else is known). */
+static int spawn_error(lua_State *L, const char *file, int uverr, const char *detail) {
+  error_push_uv(L, "spawn", uverr);
+  lua_pushfstring(L, "spawn '%s': %s%s (%s)", file, detail, uv_err_name(uverr), uv_strerror(uverr));
+  lua_setfield(L, -2, "message");
+  lua_pushstring(L, file);
+  lua_setfield(L, -2, "filename");
+  return lua_error(L);
+}
+
 /* process_spawn(file, args, opts) -> process, pid, stdin, stdout, stderr (stream userdata
    or nil). args[1] is the program's name as it sees it. Raises OSError (errno ENOENT for a
-   program that does not exist). */
+   program that does not exist, EBADF for a pass_fds descriptor that is not open). */
 static int process_spawn(lua_State *L) {
   const char *file = luaL_checkstring(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -147,6 +306,9 @@ static int process_spawn(lua_State *L) {
   net_list *list = net_list_get(L);
   int mode[3] = {stdio_mode(L, 3, "stdin", 0), stdio_mode(L, 3, "stdout", 1),
                  stdio_mode(L, 3, "stderr", 2)};
+  fd_marks marks = {0};
+  marks.keep = pass_fds_array(L, 3, &marks.nkeep);
+  int close_fds = lua_getfield(L, 3, "close_fds") == LUA_TNIL || lua_toboolean(L, -1);
 
   uv_process_options_t o;
   memset(&o, 0, sizeof o);
@@ -221,20 +383,32 @@ static int process_spawn(lua_State *L) {
       if (pipes[i]) stream_close(pipes[i]);
     return luaL_error(L, "subprocess: out of memory");
   }
-  net_track(list, &p->obj, proc_shutdown_obj);
-  int err = uv_spawn(loop->uv, &p->h, &o);
+  /* no Lua error may be raised from here until the flags are restored */
+  pthread_mutex_lock(&spawn_lock);
+  int bad_fd = -1;
+  int err = fd_prepare(&marks, close_fds, &bad_fd);
+  if (err == 0) {
+    net_track(list, &p->obj, proc_shutdown_obj);
+    err = uv_spawn(loop->uv, &p->h, &o);
+    fd_restore(&marks);
+  } else {
+    free(p);
+    p = NULL;
+    err = -err; /* libuv's errors are minus errno */
+  }
+  pthread_mutex_unlock(&spawn_lock);
   if (merged_fd >= 0) close(merged_fd); /* the child has its copy */
   if (err) {
-    p->exited = 1;
-    proc_close(p);
+    if (p) {
+      p->exited = 1;
+      proc_close(p);
+    }
     for (int i = 0; i < 3; i++)
       if (pipes[i]) stream_close(pipes[i]);
-    error_push_uv(L, "spawn", err);
-    lua_pushfstring(L, "spawn '%s': %s (%s)", file, uv_err_name(err), uv_strerror(err));
-    lua_setfield(L, -2, "message");
-    lua_pushstring(L, file);
-    lua_setfield(L, -2, "filename");
-    return lua_error(L);
+    if (bad_fd < 0) return spawn_error(L, file, err, p ? "" : "marking descriptors: ");
+    char detail[64];
+    snprintf(detail, sizeof detail, "pass_fds: descriptor %d is not open: ", bad_fd);
+    return spawn_error(L, file, err, detail);
   }
   p->box = box;
   box->p = p;

@@ -157,7 +157,7 @@ describe("create_subprocess_exec", function()
     assert.has_error(function() exec(nil) end)
     assert.has_error(function() exec("echo", {}, "x") end)
     assert.has_error(function() exec("echo", { bogus = 1 }) end,
-      "create_subprocess_exec: unknown option 'bogus' (expected stdin, stdout, stderr, cwd, env, limit)")
+      "create_subprocess_exec: unknown option 'bogus' (expected stdin, stdout, stderr, cwd, env, limit, close_fds, pass_fds)")
     assert.has_error(function() exec("echo", { cwd = 3 }) end)
     assert.has_error(function() await(exec("echo", { stdout = STDOUT })) end)
     assert.has_error(function() await(exec("echo", { stdout = "pipe" })) end)
@@ -209,6 +209,143 @@ describe("stdio choices", function()
     local h = io.popen(alua .. [[ -e 'local p = await(asyncio.create_subprocess_exec("echo", "inherited")) await(p:wait())' 2>&1]])
     assert.are.equal("inherited\n", h:read("a"))
     h:close()
+  end)
+end)
+
+-- The parent's descriptor number for path (its /proc/self/fd entry's link), other than except.
+local function fd_of(path, except)
+  local pid = io.open("/proc/self/stat"):read("n")
+  local h = io.popen("ls -l /proc/" .. pid .. "/fd")
+  local listing = h:read("a")
+  h:close()
+  for fd, target in listing:gmatch("(%d+) %-> ([^\n]*)") do
+    if target == path and tonumber(fd) ~= except then return tonumber(fd) end
+  end
+  error("no descriptor of ours for " .. path .. " in:\n" .. listing)
+end
+
+-- Whether fd is close-on-exec: /proc/self/fdinfo's "flags:" (octal) has O_CLOEXEC, 02000000.
+local function cloexec(fd)
+  local info = assert(io.open("/proc/self/fdinfo/" .. fd)):read("a")
+  local flags = tonumber(info:match("flags:%s*(%d+)"), 8)
+  return flags & 0x80000 ~= 0
+end
+
+-- What the child sees in its /proc/self/fd: {[fd] = target} (ls's own directory included).
+local function child_fds(opts)
+  opts.stdout = PIPE
+  local p = await(exec("ls", "-l", "/proc/self/fd", opts))
+  local out = await(p:communicate())
+  assert.are.equal(0, p.returncode)
+  local seen = {}
+  for fd, target in out:gmatch("(%d+) %-> ([^\n]*)") do seen[tonumber(fd)] = target end
+  return seen
+end
+
+describe("descriptors the child inherits", function()
+  local path, file, fd
+  before_each(function()
+    path = os.tmpname()
+    file = assert(io.open(path, "w"))
+    fd = fd_of(path)
+  end)
+  after_each(function()
+    file:close()
+    os.remove(path)
+  end)
+
+  it("by default only stdin, stdout and stderr, as Python's close_fds", function()
+    assert.is_true(fd >= 3 and not cloexec(fd))
+    local seen = child_fds({})
+    assert.is_nil(seen[fd], "the child inherited the parent's " .. path)
+    for n, target in pairs(seen) do
+      -- 0-2, and the directory ls itself opened to list them
+      assert.is_true(n <= 2 or target:match("^/proc/%d+/fd$") ~= nil, n .. " -> " .. target)
+    end
+    assert.is_not_nil(seen[0] and seen[1] and seen[2])
+  end)
+
+  it("leaves the parent's descriptors as they were: open, flags restored", function()
+    child_fds({})
+    assert.is_false(cloexec(fd))
+    file:write("parent wrote after the spawn\n")
+    file:flush()
+    -- a spawn that fails restores them too
+    local ok, err = pcall(await, exec("no-such-program-here"))
+    assert.is_false(ok)
+    assert.are.equal("ENOENT", err.errno)
+    assert.is_false(cloexec(fd))
+    file:write("and after a failed one\n")
+    file:close()
+    assert.are.equal("parent wrote after the spawn\nand after a failed one\n",
+      io.open(path):read("a"))
+    file = io.open(path, "a")
+  end)
+
+  it("pass_fds keeps a descriptor open in the child at the same number", function()
+    local seen = child_fds({ pass_fds = { fd } })
+    assert.are.equal(path, seen[fd])
+    local p = await(exec("bash", "-c", "echo from-child >&" .. fd, { pass_fds = { fd } }))
+    assert.are.equal(0, await(p:wait()))
+    file:write("from-parent\n")
+    file:close()
+    assert.are.equal("from-child\nfrom-parent\n", io.open(path):read("a"))
+    file = io.open(path, "a")
+    assert.is_false(cloexec(fd_of(path)))
+  end)
+
+  it("pass_fds passes a close-on-exec descriptor, which stays close-on-exec", function()
+    local f <close> = await(asyncio.fs.open(path, "r")) -- libuv opens with O_CLOEXEC
+    local cfd = fd_of(path, fd)
+    assert.is_true(cloexec(cfd))
+    local seen = child_fds({})
+    assert.is_nil(seen[cfd])
+    seen = child_fds({ pass_fds = { cfd, fd } })
+    assert.are.equal(path, seen[cfd])
+    assert.are.equal(path, seen[fd])
+    assert.is_true(cloexec(cfd))
+    assert.is_false(cloexec(fd))
+  end)
+
+  it("close_fds = false inherits what is not close-on-exec, as before", function()
+    local seen = child_fds({ close_fds = false })
+    assert.are.equal(path, seen[fd])
+    assert.is_false(cloexec(fd))
+  end)
+
+  it("a descriptor given as stdout is the child's stdout only", function()
+    local p = await(exec("ls", "-l", "/proc/self/fd", { stdout = fd }))
+    assert.are.equal(0, await(p:wait()))
+    file:close()
+    local listing = io.open(path):read("a")
+    file = io.open(path, "a")
+    assert.matches(" 1 -> " .. path .. "\n", listing, 1, true)
+    assert.is_nil(listing:match(" " .. fd .. " %-> "), listing)
+  end)
+
+  it("a pass_fds descriptor that is not open raises OSError EBADF", function()
+    local ok, err = pcall(await, shell("true", { pass_fds = { 1000000 } }))
+    assert.is_false(ok)
+    assert.is_true(OSError:is(err))
+    assert.are.equal("EBADF", err.errno)
+    assert.matches("pass_fds: descriptor 1000000 is not open", err.message, 1, true)
+    assert.is_false(cloexec(fd))
+  end)
+
+  it("checks pass_fds and close_fds", function()
+    assert.has_error(function() exec("true", { pass_fds = 3 }) end,
+      "create_subprocess_exec: pass_fds must be a list of file descriptors, got number")
+    assert.has_error(function() shell("true", { pass_fds = { 3, -1 } }) end,
+      "create_subprocess_shell: pass_fds[2] must be a file descriptor (an integer >= 0), got -1")
+    assert.has_error(function() exec("true", { pass_fds = { 3.5 } }) end,
+      "create_subprocess_exec: pass_fds[1] must be a file descriptor (an integer >= 0), got 3.5")
+    assert.has_error(function() exec("true", { pass_fds = { "3" } }) end,
+      "create_subprocess_exec: pass_fds[1] must be a file descriptor (an integer >= 0), got string")
+    assert.has_error(function() exec("true", { pass_fds = { 2 ^ 40 // 1 } }) end)
+    assert.has_error(function() exec("true", { pass_fds = { x = 3 } }) end,
+      "create_subprocess_exec: pass_fds must be a list of file descriptors, got key x")
+    assert.has_error(function() shell("true", { close_fds = "no" }) end,
+      "create_subprocess_shell: close_fds must be a boolean, got string")
   end)
 end)
 

@@ -14,7 +14,10 @@ local setmetatable, getmetatable = setmetatable, getmetatable
 local PIPE, STDOUT, DEVNULL = -1, -2, -3
 M.PIPE, M.STDOUT, M.DEVNULL = PIPE, STDOUT, DEVNULL
 
-local OPTIONS = { stdin = true, stdout = true, stderr = true, cwd = true, env = true, limit = true }
+local OPTIONS = {
+  stdin = true, stdout = true, stderr = true, cwd = true, env = true, limit = true,
+  close_fds = true, pass_fds = true,
+}
 
 -- ---- Process -----------------------------------------------------------------------
 
@@ -102,7 +105,25 @@ local function check_opts(fname, opts)
   for k in pairs(opts) do
     if not OPTIONS[k] then
       error(fname .. ": unknown option '" .. tostring(k)
-        .. "' (expected stdin, stdout, stderr, cwd, env, limit)", 3)
+        .. "' (expected stdin, stdout, stderr, cwd, env, limit, close_fds, pass_fds)", 3)
+    end
+  end
+  if opts.close_fds ~= nil and type(opts.close_fds) ~= "boolean" then
+    error(fname .. ": close_fds must be a boolean, got " .. type(opts.close_fds), 3)
+  end
+  local pass_fds = opts.pass_fds
+  if pass_fds ~= nil then
+    if type(pass_fds) ~= "table" then
+      error(fname .. ": pass_fds must be a list of file descriptors, got " .. type(pass_fds), 3)
+    end
+    for k, fd in pairs(pass_fds) do
+      if math.type(k) ~= "integer" or k < 1 or k > #pass_fds then
+        error(fname .. ": pass_fds must be a list of file descriptors, got key " .. tostring(k), 3)
+      end
+      if math.type(fd) ~= "integer" or fd < 0 or fd > 0x7fffffff then
+        error(fname .. ": pass_fds[" .. k .. "] must be a file descriptor (an integer >= 0), got "
+          .. (type(fd) == "number" and tostring(fd) or type(fd)), 3)
+      end
     end
   end
   if opts.cwd ~= nil and type(opts.cwd) ~= "string" then
@@ -131,9 +152,11 @@ local start = async(function(file, args, opts)
   return setmetatable(proc, ProcessMT)
 end, "create_subprocess")
 
--- create_subprocess_exec(prog, arg..., {stdin=, stdout=, stderr=, cwd=, env=, limit=})
--- -> Process. The streams are asyncio.PIPE, asyncio.DEVNULL, asyncio.STDOUT (stderr into
--- stdout), a file descriptor, or nil (inherited). env replaces the whole environment.
+-- create_subprocess_exec(prog, arg..., {stdin=, stdout=, stderr=, cwd=, env=, limit=,
+-- close_fds=, pass_fds=}) -> Process. The streams are asyncio.PIPE, asyncio.DEVNULL,
+-- asyncio.STDOUT (stderr into stdout), a file descriptor, or nil (inherited). env replaces
+-- the whole environment. As in Python, the child inherits no other descriptor but those
+-- listed in pass_fds (at the same numbers), unless close_fds is false.
 function M.create_subprocess_exec(prog, ...)
   local n = select("#", ...)
   local opts
