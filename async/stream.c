@@ -1094,14 +1094,15 @@ static const op_spec readexactly_op = {"StreamReader.readexactly", readexactly_a
 static const op_spec drain_op = {"StreamWriter.drain", drain_attempt, drain_arm};
 
 /* Upvalues of the reader and writer methods (net.stream_methods). */
-enum { MUP_STREAM_MT = 1, MUP_READ_TO_EOF, MUP_DONE, MUP_COUNT = MUP_DONE };
+enum { MUP_STREAM_MT = 1, MUP_READ_TO_EOF, MUP_DONE, MUP_HANDLE_KEY, MUP_COUNT = MUP_HANDLE_KEY };
 
 /* Pushes the stream userdata of the reader or writer table `self` at index 1; returns
    its stream (NULL once closed). Its type is tested against the metatable in an upvalue,
    the cheapest test there is: these methods run on every request of a busy server. */
 static stream *push_handle(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  lua_getfield(L, 1, "_h");
+  lua_pushvalue(L, lua_upvalueindex(MUP_HANDLE_KEY)); /* "_h", interned once */
+  lua_rawget(L, 1);
   if (!lua_getmetatable(L, -1) || !lua_rawequal(L, -1, lua_upvalueindex(MUP_STREAM_MT)))
     luaL_argerror(L, 1, "not a StreamReader or StreamWriter (its _h is not a stream)");
   lua_pop(L, 1);
@@ -1198,6 +1199,7 @@ static int net_stream_methods(lua_State *L) {
   luaL_getmetatable(L, STREAM_MT);
   lua_pushvalue(L, 1);
   lua_pushvalue(L, 2);
+  lua_pushliteral(L, "_h");
   luaL_setfuncs(L, stream_methods, MUP_COUNT);
   return 1;
 }
