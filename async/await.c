@@ -157,6 +157,21 @@ static int async_new(lua_State *L) {
   return 1;
 }
 
+/* core.async_body(f): inside a task, the body of the async function f (what awaiting
+   f(...) would run inline); nil if f is another callable or outside any task (top-level
+   await runs the coroutine as a task); false if f cannot be called at all. For the
+   keyword transform's `await f(args)`, which then needs no coroutine object. */
+static int async_body(lua_State *L) {
+  if (lua_tocfunction(L, 1) == async_call) {
+    if (task_of(L) == NULL) return 0;
+    lua_getupvalue(L, 1, 1);
+    return 1;
+  }
+  if (lua_isfunction(L, 1) || luaL_getmetafield(L, 1, "__call") != LUA_TNIL) return 0;
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
 /* asyncio.iscoroutinefunction(f), asyncio.iscoroutine(x) */
 static int is_coroutine_function(lua_State *L) {
   lua_pushboolean(L, is_async_function(L, 1));
@@ -568,6 +583,7 @@ static const luaL_Reg plain_functions[] = {
     {"iscoroutine", is_coroutine},
     {"_loop_is_running", loop_is_running_lua},
     {"_run_loop", run_loop_lua},
+    {"async_body", async_body},
     {NULL, NULL},
 };
 

@@ -105,7 +105,8 @@ end)
 
 describe("await EXPR", function()
   it("wraps a name and all its suffixes", function()
-    assert.are.equal("await(asyncio.sleep(1))", tr("await asyncio.sleep(1)"))
+    -- a call of a name or a dotted chain becomes await(await)("f", f, args): see "await f(args)"
+    assert.are.equal('await(await)("asyncio.sleep", asyncio.sleep,1)', tr("await asyncio.sleep(1)"))
     assert.are.equal("local line = await(reader:readline())", tr("local line = await reader:readline()"))
     assert.are.equal("local a, b = await(t)", tr("local a, b = await t"))
     assert.are.equal('x = await(a.b[k]:m("s"){1}"t"[[u]].c)',
@@ -115,20 +116,21 @@ describe("await EXPR", function()
 
   it("binds tighter than binary operators", function()
     assert.are.equal("x = await(a) + await(b) .. c", tr("x = await a + await b .. c"))
-    assert.are.equal("if await(ok()) and not await(bad()) then end",
+    assert.are.equal('if await(await)("ok", ok ) and not await(await)("bad", bad ) then end',
       tr("if await ok() and not await bad() then end"))
   end)
 
   it("nests: await await x, and awaits inside the operand's arguments", function()
     assert.are.equal("return await(await(x))", tr("return await await x"))
-    assert.are.equal("print(await(f(await(g()), await(h[await(k)]))))",
+    assert.are.equal('print(await(await)("f", f,await(await)("g", g ), await(h[await(k)])))',
       tr("print(await f(await g(), await h[await k]))"))
   end)
 
   it("takes arguments that span lines, and suffixes on later lines as Lua does", function()
     local src = "local r = await gather(\n  a(),\n  b())\nprint(r)"
-    assert.are.equal("local r = await(gather(\n  a(),\n  b()))\nprint(r)", tr(src))
-    assert.are.equal("x = await(f\n(y))", tr("x = await f\n(y)"))
+    assert.are.equal('local r = await(await)("gather", gather,\n  a(),\n  b())\nprint(r)', tr(src))
+    assert.are.equal('x = await(await)("f", f\n,y)', tr("x = await f\n(y)"))
+    assert.are.equal("x = await(f\n(y).z)", tr("x = await f\n(y).z"))
   end)
 
   it("takes keyword-led operands", function()
@@ -152,19 +154,119 @@ async function f(n)
 end]]
     assert.are.equal([[
 f = async(function(n)
-  if await(p(n)) then return await(q()) elseif await(r()) then end
-  while await(p()) do await(s()) end
-  for i = await(a()), await(b()) do end
-  for k, v in await(it()) do end
-  repeat await(s()) until await(p())
-  local t = { await(a()), k = await(b()), [await(c())] = 1 }
-  return (await(a())), -await(b()), #await(c())
+  if await(await)("p", p,n) then return await(await)("q", q ) elseif await(await)("r", r ) then end
+  while await(await)("p", p ) do await(await)("s", s ) end
+  for i = await(await)("a", a ), await(await)("b", b ) do end
+  for k, v in await(await)("it", it ) do end
+  repeat await(await)("s", s ) until await(await)("p", p )
+  local t = { await(await)("a", a ), k = await(await)("b", b ), [await(await)("c", c )] = 1 }
+  return (await(await)("a", a )), -await(await)("b", b ), #await(await)("c", c )
 end, "f")]], tr(src))
   end)
 
   it("inside function arguments, function bodies and methods in the operand", function()
-    assert.are.equal("await(run(function() local x = await(y) return (x) end, {await(z)}))",
+    assert.are.equal('await(await)("run", run,function() local x = await(y) return (x) end, {await(z)})',
       tr("await run(function() local x = await y return (x) end, {await z})"))
+  end)
+end)
+
+describe("await f(args): an async function called without a coroutine object", function()
+  local support = require "tests.support"
+
+  -- loads src (keyword syntax) as a chunk and runs it in a task; returns its results
+  local function run(src, ...)
+    local chunk = assert(load(src, "=fast"))
+    return await(asyncio.create_task(chunk, ...))
+  end
+
+  it("is what the transform makes of a call of a name or a dotted chain, and only that", function()
+    assert.are.equal('await(await)("f", f )', tr("await f()"))
+    assert.are.equal('await(await)("a.b.c", a.b.c,1, 2)', tr("await a.b.c(1, 2)"))
+    assert.are.equal("await(o:m(1))", tr("await o:m(1)"))        -- methods: the coroutine object
+    assert.are.equal("await(f(1)(2))", tr("await f(1)(2)"))      -- the call's result is called
+    assert.are.equal("await(f(1).x)", tr("await f(1).x"))
+    assert.are.equal('await(f"s")', tr('await f"s"'))
+    assert.are.equal("await(t[1](x))", tr("await t[1](x)"))
+    assert.are.equal('await(await)("f", f --[[no args]])', tr("await f(--[[no args]])"))
+    -- a comment between the name and its arguments stays where it was (found by the fuzzer:
+    -- the name must be the chain's text alone, or the comment's line break is copied)
+    assert.are.equal('x = await(await)("f", f--[[c\n]],1)', tr("x = await f--[[c\n]](1)"))
+  end)
+
+  it("not once the chunk may have its own await (a local, a parameter, an assignment)", function()
+    assert.are.equal("local await = w\nx = await(f(1))", tr("local await = w\nx = await f(1)"))
+    assert.are.equal('await(await)("f", f,1)\nawait = w\nx = await(f(1))',
+      tr("await f(1)\nawait = w\nx = await f(1)"))
+    assert.are.equal("local function g(await) end\nx = await(f(1))",
+      tr("local function g(await) end\nx = await f(1)"))
+  end)
+
+  it("runs the body in the awaiting task, with every result, as the coroutine object would", function()
+    local a, b, c, same_task = run([[
+      local outer = asyncio.current_task()
+      local async function three(x)
+        await asyncio.sleep(0)
+        return x, x + 1, asyncio.current_task() == outer
+      end
+      local t = { three = three }
+      local a, b, same = await t.three(1)
+      return a, b, select("#", await three(5)), same
+    ]])
+    assert.are.same({ 1, 2, 3, true }, { a, b, c, same_task })
+  end)
+
+  it("awaits what any other callable returns: a Future, a Task, a coroutine object", function()
+    local x, y, z = run([[
+      local function later(v) return asyncio.sleep(0.001, v) end
+      local function task_of(v) return asyncio.create_task(function() return v end) end
+      local g = async(function(v) return v end)
+      local function coro(v) return g(v) end
+      return await later("f"), await task_of("t"), await coro("c")
+    ]])
+    assert.are.same({ "f", "t", "c" }, { x, y, z })
+  end)
+
+  it("a nil or non-callable callee is an error at the caller's line", function()
+    local ok, err = pcall(run, "local f\nlocal x = await f(1)")
+    assert.is_false(ok)
+    assert.are.equal("fast:2: attempt to call a nil value ('f')", err)
+    -- in a tail call the caller's frame is gone: the message names the callee
+    ok, err = pcall(run, "local t = {f = 5}\n\nreturn await t.f()")
+    assert.are.equal("attempt to call a number value ('t.f')", err)
+  end)
+
+  it("errors and cancellation pass through as with the coroutine object", function()
+    local ok, err = pcall(run, [[
+      local async function boom() await asyncio.sleep(0); error("boom") end
+      return await boom()
+    ]])
+    assert.is_false(ok)
+    assert.matches("fast:1: boom", err)
+    local closed = 0
+    local t = asyncio.create_task(assert(load([[
+      local on_close = ...
+      local async function sleeper() local c <close> = setmetatable({}, {__close = on_close}); await asyncio.sleep(10) end
+      await sleeper()
+    ]], "=fast")), function() closed = closed + 1 end)
+    support.tick(2)
+    t:cancel()
+    assert.is_true(asyncio.CancelledError:is(support.raises(await, t)))
+    assert.are.equal(1, closed)
+  end)
+
+  it("at top level (no task) runs the coroutine as the main task, as before", function()
+    local out, status = support.run_alua([[
+      local async function who() await asyncio.sleep(0); return asyncio.current_task() ~= nil end
+      print(await who())
+    ]])
+    assert.are.equal(0, status)
+    assert.are.equal("true\n", out)
+  end)
+
+  it("await given await itself hands back the call helper; other plain calls are unchanged", function()
+    assert.are.equal("function", type(await(await)))
+    assert.matches("expected a coroutine object, Task or Future, got nil",
+      tostring(support.raises(await, nil)))
   end)
 end)
 
@@ -228,7 +330,7 @@ describe("line numbers", function()
     local src = "async function f(a,\n  b)\n  local x = await g(\n    a,\n    b)\n  return await h\nend\n"
     local out = tr(src)
     assert.are.equal(lines(src), lines(out))
-    assert.are.equal('f = async(function(a,\n  b)\n  local x = await(g(\n    a,\n    b))\n  return await(h)\nend, "f")\n', out)
+    assert.are.equal('f = async(function(a,\n  b)\n  local x = await(await)("g", g,\n    a,\n    b)\n  return await(h)\nend, "f")\n', out)
   end)
 
   it("errors and debug.getinfo point at the source's lines", function()

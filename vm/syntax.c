@@ -55,9 +55,16 @@ struct token {
   size_t start, end;
 };
 
+/* F_AWAIT: whether the operand is `name.chain(args)`, which becomes await(await)(...). */
+enum { FAST_NO, FAST_CHAIN, FAST_CALL };
+
 struct frame {
   unsigned char kind, state;
   unsigned char named, method;      /* F_ASYNC: statement form; a:m form */
+  unsigned char fast;               /* F_AWAIT: FAST_* */
+  size_t open_out;                  /* F_AWAIT: where "await(" is in the output */
+  size_t call_out, call_in;         /* FAST_CALL: the call's "(" in the output, the input */
+  size_t operand_in, chain_end;     /* F_AWAIT: the operand's name.chain in the input */
   size_t pos;                       /* start of the construct, for error lines */
   size_t name_start, name_end;      /* F_ASYNC: the function name in the input */
 };
@@ -79,6 +86,7 @@ struct xlate {
   size_t depth, cap;
   struct frame stack0[16];
   struct syntax_output *res;
+  int no_fast;                      /* the chunk may have its own await: no await(await)(...) */
 };
 
 static int is_alpha(unsigned char c) { return (unsigned)((c | 32) - 'a') < 26u || c == '_'; }
@@ -573,6 +581,7 @@ static int push(struct xlate *x, int kind, size_t pos)
   f->kind = (unsigned char)kind;
   f->state = AW_PRIMARY;
   f->named = f->method = 0;
+  f->fast = FAST_NO;
   f->pos = pos;
   return ST_OK;
 }
@@ -589,9 +598,44 @@ static int awaits_done(struct xlate *x, size_t at)
   return ST_OK;
 }
 
+/* `await f(args)` with f a name or a dotted chain becomes `await(await)("f", f, args)`:
+   await given itself is await_call (stdlib/asyncio.lua), which inside a task calls an
+   async function's body directly, without the coroutine object `f(args)` would make;
+   "f" names the callee in its error when f cannot be called. The call's "(" becomes ","
+   (a space when there are no arguments) and its ")" closes the call of await_call;
+   lines do not move. */
+static int await_close_fast(struct xlate *x, struct frame *f, size_t at)
+{
+  static const char head[] = "await(await)(\"", mid[] = "\", ";
+  size_t name_end = f->chain_end, grow; /* a name.chain: no blank, no comment inside */
+  struct token nx;
+  int st = lex(x, f->call_in + 1, &nx);
+  if (st != ST_OK)
+    return st;
+  grow = sizeof head - 1 + (name_end - f->operand_in) + sizeof mid - 1 - (sizeof "await(" - 1);
+  if (out_copy(x, at) != ST_OK)
+    return ST_NOMEM;
+  if ((x->out_cap - x->out_len < grow) && out_grow(x, grow) != ST_OK)
+    return ST_NOMEM;
+  x->out[f->call_out] = nx.kind == TK_RPAREN && nx.end == at ? ' ' : ',';
+  char *p = x->out + f->open_out;
+  memmove(p + grow, p, x->out_len - f->open_out);
+  memcpy(p, head, sizeof head - 1);
+  p += sizeof head - 1;
+  memcpy(p, x->src + f->operand_in, name_end - f->operand_in);
+  p += name_end - f->operand_in;
+  memcpy(p, mid, sizeof mid - 1);
+  x->out_len += grow;
+  x->depth--;
+  return awaits_done(x, at);
+}
+
 /* Close the await on top at `at`, and the awaits it was the operand of. */
 static int await_close(struct xlate *x, size_t at)
 {
+  struct frame *f = top(x);
+  if (f->fast == FAST_CALL)
+    return await_close_fast(x, f, at);
   if (out_copy(x, at) != ST_OK || OUT_LIT(x, ")") != ST_OK)
     return ST_NOMEM;
   x->depth--;
@@ -772,10 +816,15 @@ static int await_open(struct xlate *x, const struct token *w, const struct token
   *plain = 0;
   if (f && f->kind == F_AWAIT && f->state == AW_PRIMARY)
     f->state = AW_INNER;
-  if (out_copy(x, w->end) != ST_OK || OUT_LIT(x, "(") != ST_OK || out_gap(x, nx->start) != ST_OK)
+  if (out_copy(x, w->end) != ST_OK || OUT_LIT(x, "(") != ST_OK)
+    return ST_NOMEM;
+  size_t open_out = x->out_len - (sizeof "await(" - 1);
+  if (out_gap(x, nx->start) != ST_OK)
     return ST_NOMEM;
   if ((st = push(x, F_AWAIT, w->start)) != ST_OK)
     return st;
+  top(x)->open_out = open_out;
+  top(x)->operand_in = nx->start;
   *pos = x->prev_end = x->ahead_at = w->end;  /* the operand's first token: lexed already */
   x->ahead = *nx;
   return ST_OK;
@@ -788,22 +837,32 @@ static int word_keyword(struct xlate *x, const struct token *w, int *plain, size
   struct token nx;
   *plain = 1;
   switch (pk) {
-  case TK_DOT: case TK_COLON: case TK_DBCOLON: case TK_FUNCTION: case TK_GOTO:
+  case TK_DOT: case TK_COLON: case TK_DBCOLON: case TK_GOTO:
+    return ST_OK;
+  case TK_FUNCTION:
+    x->no_fast |= w->kind == TK_AWAIT; /* `function await(...)`: the chunk's own await */
     return ST_OK;
   case TK_LOCAL:
-    if (w->kind == TK_AWAIT)
+    if (w->kind == TK_AWAIT) {
+      x->no_fast = 1;
       return ST_OK;
+    }
     break;
   default:
     break;
   }
   if ((st = lex(x, w->end, &nx)) != ST_OK)
     return st;
-  if (nx.kind == TK_EOF || gap_has_newline(x, w->end, nx.start))
-    return ST_OK;
-  if (w->kind == TK_AWAIT)
-    return await_open(x, w, &nx, plain, pos);
-  return async_open(x, w, &nx, pk, plain, pos);
+  if (nx.kind != TK_EOF && !gap_has_newline(x, w->end, nx.start)) {
+    st = w->kind == TK_AWAIT ? await_open(x, w, &nx, plain, pos) : async_open(x, w, &nx, pk, plain, pos);
+    if (st != ST_OK)
+      return st;
+  }
+  /* a plain `await` that is not called may be the chunk's own (assigned, a parameter),
+     which may not know await(await)(f, args): no `await f(args)` fast path from here on */
+  if (*plain && w->kind == TK_AWAIT && nx.kind != TK_LPAREN)
+    x->no_fast = 1;
+  return ST_OK;
 }
 
 /* ---- scanning ---- */
@@ -1018,6 +1077,8 @@ static int step_precise(struct xlate *x, size_t *pos)
         for (p += 2; p < n && is_ident((unsigned char)s[p]); p++)
           ;
       }
+      f->fast = f->state == AW_SUFFIX && !x->no_fast ? FAST_CHAIN : FAST_NO;
+      f->chain_end = p;
       *pos = x->prev_end = p;
       return ST_OK;
     }
@@ -1029,6 +1090,7 @@ static int step_precise(struct xlate *x, size_t *pos)
       f->state = AW_INNER;
     break;
   case AW_DOT: case AW_COLON:
+    f->fast = FAST_NO;
     if (!is_name(t.kind))
       return fail(x, &t, "<name> expected");
     f->state = f->state == AW_DOT ? AW_SUFFIX : AW_ARGS;
@@ -1040,6 +1102,16 @@ static int step_precise(struct xlate *x, size_t *pos)
     f->state = AW_SUFFIX;
     break;
   default:  /* AW_SUFFIX */
+    if (t.kind == TK_LPAREN && f->fast == FAST_CHAIN) { /* the call of name.chain */
+      if (out_copy(x, t.start) != ST_OK)
+        return ST_NOMEM;
+      f->fast = FAST_CALL;
+      f->call_out = x->out_len;
+      f->call_in = t.start;
+    } else if (t.kind == TK_DOT || t.kind == TK_COLON || t.kind == TK_STRING ||
+               t.kind == TK_LPAREN || t.kind == TK_LBRACKET || t.kind == TK_LBRACE) {
+      f->fast = FAST_NO; /* more after the call, or another kind of call */
+    }
     if (t.kind == TK_DOT || t.kind == TK_COLON) {
       f->state = t.kind == TK_DOT ? AW_DOT : AW_COLON;
       x->prev_end = t.end;
