@@ -157,18 +157,38 @@ static int async_new(lua_State *L) {
   return 1;
 }
 
-/* core.async_body(f): inside a task, the body of the async function f (what awaiting
-   f(...) would run inline); nil if f is another callable or outside any task (top-level
-   await runs the coroutine as a task); false if f cannot be called at all. For the
-   keyword transform's `await f(args)`, which then needs no coroutine object. */
-static int async_body(lua_State *L) {
-  if (lua_tocfunction(L, 1) == async_call) {
-    if (task_of(L) == NULL) return 0;
-    lua_getupvalue(L, 1, 1);
+static int sleep_await(lua_State *L);
+static int raise_at_user(lua_State *L, const char *fmt, ...);
+
+/* core.await_call(f), which await(await, f) tail-calls: what the keyword transform's
+   `await f(args)` then calls with the arguments (await(await, f)(args)). Inside a task,
+   for an async function its body, which thus runs inline as awaiting the coroutine
+   object f(args) would run it, without making that object; for asyncio.sleep a body
+   that sleeps. Else (another callable, or top-level await) `function(...) return
+   await(f(...)) end`, from the factory in upvalue 1. */
+static int await_call(lua_State *L) {
+  lua_CFunction fn = lua_tocfunction(L, 1);
+  if ((fn == async_call || fn == sleep_lua) && task_of(L) != NULL) {
+    if (fn == sleep_lua)
+      lua_pushcfunction(L, sleep_await);
+    else
+      lua_getupvalue(L, 1, 1);
     return 1;
   }
-  if (lua_isfunction(L, 1) || luaL_getmetafield(L, 1, "__call") != LUA_TNIL) return 0;
-  lua_pushboolean(L, 0);
+  if (!lua_isfunction(L, 1) && luaL_getmetafield(L, 1, "__call") == LUA_TNIL)
+    return raise_at_user(L, "attempt to call a %s value", luaL_typename(L, 1));
+  lua_settop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+/* core.make_await_call(factory) -> await_call with its factory. */
+static int make_await_call(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_pushcclosure(L, await_call, 1);
   return 1;
 }
 
@@ -366,6 +386,18 @@ static int sleep_task_body(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)timer_delay_to_ns(L, 1, "sleep"));
   lua_replace(L, 1);
   return sleep_body(L);
+}
+
+static int yield_once(lua_State *L, task *t);
+
+/* `await asyncio.sleep(delay, ...)` in keyword syntax, inside a task (await_call runs this
+   as sleep's body): [delay in seconds, results...]; sleep(0) yields once, as the object
+   sleep(0) returns does. */
+static int sleep_await(lua_State *L) {
+  int isint;
+  if (lua_gettop(L) == 1 && lua_type(L, 1) == LUA_TNUMBER && lua_tointegerx(L, 1, &isint) == 0 && isint)
+    return yield_once(L, task_of(L));
+  return sleep_task_body(L);
 }
 
 /* ---- await ------------------------------------------------------------------------ */
@@ -583,7 +615,7 @@ static const luaL_Reg plain_functions[] = {
     {"iscoroutine", is_coroutine},
     {"_loop_is_running", loop_is_running_lua},
     {"_run_loop", run_loop_lua},
-    {"async_body", async_body},
+    {"make_await_call", make_await_call},
     {NULL, NULL},
 };
 

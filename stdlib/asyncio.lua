@@ -18,30 +18,23 @@ local function call(fn, ...)
   return fn(...)
 end
 
--- await_call(name, f, ...): what the keyword transform makes of `await f(...)` (f a name
--- or a dotted chain of names, its text in `name`), as `await(await)("f", f, ...)`: await
--- given itself (never a valid awaitable) hands it back, so the transformed code needs no
--- other name than await. Inside a task, an async function's
--- body is called here as a tail call, exactly as awaiting the coroutine object f(...)
--- would run it, without making that object (the costliest part of awaiting an async
--- function). Anything else is await(f(...)).
-local async_body = core.async_body
-local await_call
+-- await(await, f): what the keyword transform makes of `await f(args)` (f a name or a
+-- dotted chain), as `await(await, f)(args)`: await given itself (never an awaitable)
+-- hands f to await_call (async/await.c), which returns what to call with the
+-- arguments: inside a task an async function's body itself, run without making the
+-- coroutine object f(args); else this closure.
+local await
+local await_call = core.make_await_call(function(f)
+  return function(...) return await(f(...)) end
+end)
 
-local function await(x)
+function await(x, f)
   if x == YIELD_ONCE then return await_yield_once() end
-  if x == await then return await_call end
+  if x == await then return await_call(f) end
   if getmetatable(x) == CORO_MT then return call(coro_begin(x)) end
   return await_step(x)
 end
 M.await = await
-
-function await_call(name, f, ...)
-  local body = async_body(f)
-  if body then return body(...) end
-  if body == false then error(("attempt to call a %s value ('%s')"):format(type(f), name), 2) end
-  return await(f(...))
-end
 
 M.async = core.async
 M.iscoroutinefunction = core.iscoroutinefunction

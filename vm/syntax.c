@@ -55,7 +55,7 @@ struct token {
   size_t start, end;
 };
 
-/* F_AWAIT: whether the operand is `name.chain(args)`, which becomes await(await)(...). */
+/* F_AWAIT: whether the operand is `name.chain(args)`, which becomes await(await, f)(args). */
 enum { FAST_NO, FAST_CHAIN, FAST_CALL };
 
 struct frame {
@@ -63,8 +63,7 @@ struct frame {
   unsigned char named, method;      /* F_ASYNC: statement form; a:m form */
   unsigned char fast;               /* F_AWAIT: FAST_* */
   size_t open_out;                  /* F_AWAIT: where "await(" is in the output */
-  size_t call_out, call_in;         /* FAST_CALL: the call's "(" in the output, the input */
-  size_t operand_in, chain_end;     /* F_AWAIT: the operand's name.chain in the input */
+  size_t call_out;                  /* FAST_CALL: where the call's "(" is in the output */
   size_t pos;                       /* start of the construct, for error lines */
   size_t name_start, name_end;      /* F_ASYNC: the function name in the input */
 };
@@ -86,7 +85,7 @@ struct xlate {
   size_t depth, cap;
   struct frame stack0[16];
   struct syntax_output *res;
-  int no_fast;                      /* the chunk may have its own await: no await(await)(...) */
+  int no_fast;                      /* the chunk may have its own await: no await(await, f) */
 };
 
 static int is_alpha(unsigned char c) { return (unsigned)((c | 32) - 'a') < 26u || c == '_'; }
@@ -598,34 +597,27 @@ static int awaits_done(struct xlate *x, size_t at)
   return ST_OK;
 }
 
-/* `await f(args)` with f a name or a dotted chain becomes `await(await)("f", f, args)`:
-   await given itself is await_call (stdlib/asyncio.lua), which inside a task calls an
-   async function's body directly, without the coroutine object `f(args)` would make;
-   "f" names the callee in its error when f cannot be called. The call's "(" becomes ","
-   (a space when there are no arguments) and its ")" closes the call of await_call;
-   lines do not move. */
+/* Inserts n bytes of text at offset `at` of the output. */
+static int out_insert(struct xlate *x, size_t at, const char *text, size_t n)
+{
+  if (x->out_cap - x->out_len < n && out_grow(x, n) != ST_OK)
+    return ST_NOMEM;
+  memmove(x->out + at + n, x->out + at, x->out_len - at);
+  memcpy(x->out + at, text, n);
+  x->out_len += n;
+  return ST_OK;
+}
+
+/* `await f(args)` with f a name or a dotted chain becomes `await(await, f)(args)`: await
+   given itself is await_call (await.c), which returns what to call with the arguments:
+   inside a task, an async function's body itself, which then runs without the coroutine
+   object `f(args)` would make. Two insertions: ")" before the call's "(", and
+   "await, " after "await(" (the later first, so the earlier offset holds). */
 static int await_close_fast(struct xlate *x, struct frame *f, size_t at)
 {
-  static const char head[] = "await(await)(\"", mid[] = "\", ";
-  size_t name_end = f->chain_end, grow; /* a name.chain: no blank, no comment inside */
-  struct token nx;
-  int st = lex(x, f->call_in + 1, &nx);
-  if (st != ST_OK)
-    return st;
-  grow = sizeof head - 1 + (name_end - f->operand_in) + sizeof mid - 1 - (sizeof "await(" - 1);
-  if (out_copy(x, at) != ST_OK)
+  if (out_copy(x, at) != ST_OK || out_insert(x, f->call_out, ")", 1) != ST_OK ||
+      out_insert(x, f->open_out + sizeof "await(" - 1, "await, ", sizeof "await, " - 1) != ST_OK)
     return ST_NOMEM;
-  if ((x->out_cap - x->out_len < grow) && out_grow(x, grow) != ST_OK)
-    return ST_NOMEM;
-  x->out[f->call_out] = nx.kind == TK_RPAREN && nx.end == at ? ' ' : ',';
-  char *p = x->out + f->open_out;
-  memmove(p + grow, p, x->out_len - f->open_out);
-  memcpy(p, head, sizeof head - 1);
-  p += sizeof head - 1;
-  memcpy(p, x->src + f->operand_in, name_end - f->operand_in);
-  p += name_end - f->operand_in;
-  memcpy(p, mid, sizeof mid - 1);
-  x->out_len += grow;
   x->depth--;
   return awaits_done(x, at);
 }
@@ -824,7 +816,6 @@ static int await_open(struct xlate *x, const struct token *w, const struct token
   if ((st = push(x, F_AWAIT, w->start)) != ST_OK)
     return st;
   top(x)->open_out = open_out;
-  top(x)->operand_in = nx->start;
   *pos = x->prev_end = x->ahead_at = w->end;  /* the operand's first token: lexed already */
   x->ahead = *nx;
   return ST_OK;
@@ -859,7 +850,7 @@ static int word_keyword(struct xlate *x, const struct token *w, int *plain, size
       return st;
   }
   /* a plain `await` that is not called may be the chunk's own (assigned, a parameter),
-     which may not know await(await)(f, args): no `await f(args)` fast path from here on */
+     which may not know await(await, f): no `await f(args)` fast path from here on */
   if (*plain && w->kind == TK_AWAIT && nx.kind != TK_LPAREN)
     x->no_fast = 1;
   return ST_OK;
@@ -1078,7 +1069,6 @@ static int step_precise(struct xlate *x, size_t *pos)
           ;
       }
       f->fast = f->state == AW_SUFFIX && !x->no_fast ? FAST_CHAIN : FAST_NO;
-      f->chain_end = p;
       *pos = x->prev_end = p;
       return ST_OK;
     }
@@ -1107,7 +1097,6 @@ static int step_precise(struct xlate *x, size_t *pos)
         return ST_NOMEM;
       f->fast = FAST_CALL;
       f->call_out = x->out_len;
-      f->call_in = t.start;
     } else if (t.kind == TK_DOT || t.kind == TK_COLON || t.kind == TK_STRING ||
                t.kind == TK_LPAREN || t.kind == TK_LBRACKET || t.kind == TK_LBRACE) {
       f->fast = FAST_NO; /* more after the call, or another kind of call */

@@ -38,10 +38,6 @@ static int may_use_keywords(const char *s, size_t n)
   return 0;
 }
 
-/* Does b hold the characters of a character c of the input? The transform only inserts,
-   except that `await f(args)` turns the call's "(" into "," (or " " without arguments). */
-static int holds(char b, char c) { return b == c || (c == '(' && (b == ',' || b == ' ')); }
-
 /* Is a (blanks dropped) a subsequence of b? */
 static int within(const char *a, size_t an, const char *b, size_t bn)
 {
@@ -49,7 +45,7 @@ static int within(const char *a, size_t an, const char *b, size_t bn)
   for (i = 0; i < an; i++) {
     if (a[i] == ' ' || a[i] == '\t')
       continue;
-    while (j < bn && !holds(b[j], a[i]))
+    while (j < bn && b[j] != a[i])
       j++;
     if (j++ >= bn)
       return 0;
