@@ -64,6 +64,10 @@ void future_remove_waiter(future *f, waiter *w) {
 /* Queues every waiter, in the order they started waiting. Never calls into Lua: this
    runs inside timer and I/O callbacks. */
 void future_wake_all(loop_state *loop, future *f) {
+  /* Top-level await runs the loop until f is done. Done inside a callback (a timer due at
+     the start of an iteration), with nothing else to run, the loop would still block in
+     poll until the next unrelated event, seconds away maybe: stop it after this turn. */
+  if (f == loop->running_until) uv_stop(loop->uv);
   waiter *w = f->first;
   f->first = f->last = NULL;
   while (w) {

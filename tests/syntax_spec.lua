@@ -234,24 +234,31 @@ describe("await f(args): an async function called without a coroutine object", f
     assert.are.equal("fast:3: attempt to call a number value", err)
   end)
 
-  it("errors and cancellation pass through as with the coroutine object", function()
+  it("errors pass through as with the coroutine object", function()
     local ok, err = pcall(run, [[
       local async function boom() await asyncio.sleep(0); error("boom") end
       return await boom()
     ]])
     assert.is_false(ok)
     assert.matches("fast:1: boom", err)
-    local closed = 0
+  end)
+
+  it("a body run this way is cancelled where it waits, its <close> variables run", support.in_task(function()
+    local closed, asleep = 0, asyncio.Event()
     local t = asyncio.create_task(assert(load([[
-      local on_close = ...
-      local async function sleeper() local c <close> = setmetatable({}, {__close = on_close}); await asyncio.sleep(10) end
+      local on_close, asleep = ...
+      local async function sleeper()
+        local c <close> = setmetatable({}, {__close = on_close})
+        asleep:set()
+        await asyncio.sleep(10)
+      end
       await sleeper()
-    ]], "=fast")), function() closed = closed + 1 end)
-    support.tick(2)
+    ]], "=fast")), function() closed = closed + 1 end, asleep)
+    await(asleep:wait())
     t:cancel()
     assert.is_true(asyncio.CancelledError:is(support.raises(await, t)))
     assert.are.equal(1, closed)
-  end)
+  end))
 
   it("at top level (no task) runs the coroutine as the main task, as before", function()
     local out, status = support.run_alua([[
