@@ -6,6 +6,7 @@
 -- random point), default (about 43,000 / 11,000), quick (4,300 / 1,100: under valgrind).
 -- STRESS_SEED=n replays a run (the seed is in every failure message).
 
+local support = require "tests.support"
 local sleep, create_task, gather = asyncio.sleep, asyncio.create_task, asyncio.gather
 local CancelledError = asyncio.CancelledError
 
@@ -83,9 +84,7 @@ end
 
 after_each(function()
   collectgarbage()
-  local left = asyncio.all_tasks()
-  for _, t in ipairs(left) do t:cancel() end
-  assert.are.equal(0, #left, why("tasks left over"))
+  assert.are.equal(0, support.cancel_leftovers(), why("tasks left over"))
 end)
 
 describe("tasks cancelled at random points", function()

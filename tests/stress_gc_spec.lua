@@ -5,6 +5,7 @@
 -- the real check), no descriptor may leak, and work nobody references still completes.
 -- Sizes: STRESS=full, default, quick (under valgrind).
 
+local support = require "tests.support"
 local sleep, create_task = asyncio.sleep, asyncio.create_task
 local fs = asyncio.fs
 
@@ -70,9 +71,7 @@ teardown(function() collectgarbage("incremental", 200, 100) end)
 
 after_each(function()
   gc()
-  local left = asyncio.all_tasks()
-  for _, t in ipairs(left) do t:cancel() end
-  assert.are.equal(0, #left, "tasks left over")
+  assert.are.equal(0, support.cancel_leftovers(), "tasks left over")
 end)
 
 describe("collections while I/O is pending", function()

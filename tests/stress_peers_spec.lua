@@ -3,6 +3,7 @@
 -- connection. After each storm the server still serves, and no descriptor or task leaks.
 -- Sizes: STRESS=full, default, quick (under valgrind).
 
+local support = require "tests.support"
 local sleep, create_task, gather = asyncio.sleep, asyncio.create_task, asyncio.gather
 local OSError = asyncio.OSError
 local fs = asyncio.fs
@@ -65,9 +66,7 @@ local function run_clients(n, width, body)
   for _, t in ipairs(tasks) do await(t) end
 end
 
-local function in_task(fn)
-  return function() return await(create_task(fn)) end
-end
+local in_task = support.in_task
 
 setup(function()
   -- libuv's spare descriptor (for EMFILE) is opened with the first socket: not a leak
@@ -82,9 +81,7 @@ end)
 
 after_each(function()
   collectgarbage()
-  local left = asyncio.all_tasks()
-  for _, t in ipairs(left) do t:cancel() end
-  assert.are.equal(0, #left, "tasks left over")
+  assert.are.equal(0, support.cancel_leftovers(), "tasks left over")
 end)
 
 describe("slow readers", function()
