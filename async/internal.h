@@ -314,16 +314,19 @@ void net_untrack(net_obj *o);
 enum { STREAM_TCP, STREAM_PIPE };
 typedef struct listener listener;
 
+/* The libuv handle of a stream or a listener: TCP or a Unix socket (pipe). */
+typedef union net_handle {
+  uv_handle_t handle;
+  uv_stream_t stream;
+  uv_tcp_t tcp;
+  uv_pipe_t pipe;
+} net_handle;
+
 /* A connected TCP or Unix socket: the read buffer and the write queue. The userdata
    holds a pointer (`box`); the struct is freed in the handle's close callback. */
 typedef struct stream {
   net_obj obj;
-  union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } u;
+  net_handle u;
   uv_connect_t connect_req;
   uv_write_t write_req;
   uv_shutdown_t shutdown_req;
@@ -356,12 +359,7 @@ int pipe_push_name(lua_State *L, uv_pipe_t *p, int peer); /* pushes the path */
 /* A listening socket: accepts in C into a bounded queue the Lua side drains. */
 struct listener {
   net_obj obj;
-  union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } u;
+  net_handle u;
   struct listener **box;
   stream *pending_first, *pending_last;
   int npending, nconns, accept_err;

@@ -6,7 +6,8 @@ local M = {}
 -- await(x): a coroutine object runs inline: coro_begin hands back its function and
 -- arguments and the call below is a tail call, so chains of async calls use Lua stack,
 -- not C stack (recursion as deep as plain Lua's). Everything else goes straight to the
--- C half, which returns results at once or suspends the task.
+-- C half, which returns results at once or suspends the task. await(await, f) is the
+-- keyword transform's `await f(args)` (below).
 local await_step, coro_begin, CORO_MT = core.await_step, core.coro_begin, core._coro_mt
 local await_yield_once = core.await_yield_once
 local YIELD_ONCE = core.sleep(0) -- the one object sleep(0) returns: skip the metatable test
