@@ -157,57 +157,89 @@ static int stream_read(FILE *f, char **buf, size_t *len)
   return ferror(f) ? (errno ? errno : EIO) : 0;
 }
 
-int loader_loadfile(lua_State *L, const char *filename, const char *mode)
+/* Reads the file (NULL: stdin) whole into *owner and pushes its chunk name ("@file",
+   "=stdin"), or pushes "cannot open/read ..." and returns LUA_ERRFILE. *start is where
+   the chunk begins: as luaL_loadfilex, past a UTF-8 BOM and a first line starting with
+   '#', whose line break stays so that line numbers hold (a binary chunk may follow
+   either). */
+static int source_read(lua_State *L, const char *filename, char **owner, size_t *len,
+                       size_t *start)
 {
-  int name = lua_gettop(L) + 2, err, st;
-  char **owner = owned_new(L);
-  const char *text;
-  size_t len = 0, start = 0;
+  int name = lua_gettop(L) + 1, err;
+  const char *text, *nl;
   FILE *f;
+  *len = *start = 0;
   if (filename) {
     lua_pushfstring(L, "@%s", filename);
     errno = 0;
-    if (!(f = fopen(filename, "rb"))) {
-      err = errno;
-      lua_remove(L, name - 1);
-      return file_error(L, "open", name - 1, err);
-    }
+    if (!(f = fopen(filename, "rb")))
+      return file_error(L, "open", name, errno);
   } else {
     lua_pushliteral(L, "=stdin");
     f = stdin;
   }
   errno = 0;
-  err = stream_read(f, owner, &len);
+  err = stream_read(f, owner, len);
   if (filename)
     fclose(f);
-  if (err) {
-    free(*owner);
-    *owner = NULL;
-    lua_remove(L, name - 1);
-    return file_error(L, "read", name - 1, err);
-  }
+  if (err)
+    return file_error(L, "read", name, err);
   text = *owner;
-  /* As luaL_loadfilex: skip a UTF-8 BOM and a first line starting with '#', whose line
-     break stays so that line numbers hold; a binary chunk may follow either. */
-  if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
-    start = 3;
-  if (start < len && text[start] == '#') {
-    const char *nl = memchr(text + start, '\n', len - start);
-    if (!nl) {
-      text = "\n";
-      start = 0;
-      len = 1;
-    } else if ((size_t)(nl - text) + 1 < len && nl[1] == LUA_SIGNATURE[0]) {
-      start = (size_t)(nl - text) + 1;
-    } else {
-      start = (size_t)(nl - text);
-    }
+  if (*len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
+    *start = 3;
+  if (*start < *len && text[*start] == '#') {
+    if (!(nl = memchr(text + *start, '\n', *len - *start)))
+      *start = *len;
+    else if ((size_t)(nl - text) + 1 < *len && nl[1] == LUA_SIGNATURE[0])
+      *start = (size_t)(nl - text) + 1;
+    else
+      *start = (size_t)(nl - text);
   }
-  st = loader_loadbuffer(L, text + start, len - start, lua_tostring(L, name), mode);
+  return LUA_OK;
+}
+
+int loader_loadfile(lua_State *L, const char *filename, const char *mode)
+{
+  int base = lua_gettop(L) + 1, st;
+  char **owner = owned_new(L);
+  size_t len, start;
+  if ((st = source_read(L, filename, owner, &len, &start)) == LUA_OK)
+    st = loader_loadbuffer(L, *owner + start, len - start, lua_tostring(L, -1), mode);
   free(*owner);
   *owner = NULL;
-  lua_replace(L, name - 1);
-  lua_settop(L, name - 1);
+  lua_replace(L, base);  /* the chunk, or the message */
+  lua_settop(L, base);
+  return st;
+}
+
+int loader_translatefile(lua_State *L, const char *filename)
+{
+  int base = lua_gettop(L) + 1, st;
+  char **owner = owned_new(L);
+  const char *text;
+  size_t len, start, tlen;
+  lua_pushnil(L);  /* base + 1: the translation */
+  lua_pushnil(L);  /* base + 2: the message */
+  if ((st = source_read(L, filename, owner, &len, &start)) == LUA_OK &&
+      (st = alua_translate(L, *owner + start, len - start, lua_tostring(L, base + 3))) == LUA_OK) {
+    text = lua_tolstring(L, base + 4, &tlen);
+    st = luaL_loadbufferx(L, text, tlen, lua_tostring(L, base + 3), "t");
+    if (st == LUA_OK)
+      lua_pop(L, 1);
+    else
+      lua_replace(L, base + 2);
+    /* what the loaders skip (BOM, '#' line) stays in the text */
+    lua_pushlstring(L, *owner, start);
+    lua_pushvalue(L, base + 4);
+    lua_concat(L, 2);
+    lua_replace(L, base + 1);
+  } else {
+    lua_replace(L, base + 2);
+  }
+  free(*owner);
+  *owner = NULL;
+  lua_settop(L, base + 2);
+  lua_remove(L, base);
   return st;
 }
 

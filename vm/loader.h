@@ -20,4 +20,9 @@ int loader_loadbuffer(lua_State *L, const char *buf, size_t len, const char *chu
                       const char *mode);
 int loader_loadfile(lua_State *L, const char *filename, const char *mode);
 
+/* Pushes the plain-Lua translation of a file (NULL: stdin) with the same lines (a first
+   '#' line kept as it is), then Lua's error message, or nil if Lua accepts the text.
+   When the file cannot be read or transformed the translation is nil. Returns the status. */
+int loader_translatefile(lua_State *L, const char *filename);
+
 #endif

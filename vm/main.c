@@ -1,4 +1,5 @@
 /* main.c — the alua command: the stock lua command's flags, then the loop until idle. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,7 @@
 static const char *progname = "alua";
 
 typedef struct options {
-  int interactive, version, noenv, warnings, no_keywords, has_e;
+  int interactive, version, noenv, warnings, no_keywords, has_e, translate;
   int script; /* index of the script in argv, or 0 */
   int first_arg_error; /* index of a bad option, or 0 */
 } options;
@@ -35,6 +36,7 @@ static void usage(const char *badoption) {
           "  -E            ignore environment variables\n"
           "  -W            turn warnings on\n"
           "  --no-keywords do not translate async/await keyword syntax\n"
+          "  --translate   print the plain-Lua translation of 'script' (or stdin)\n"
           "  --            stop handling options\n"
           "  -             stop handling options and execute stdin\n",
           progname);
@@ -51,6 +53,8 @@ static int options_parse(int argc, char **argv, options *o) {
     if (strcmp(a, "-") == 0) return i;
     if (strcmp(a, "--no-keywords") == 0) {
       o->no_keywords = 1;
+    } else if (strcmp(a, "--translate") == 0) {
+      o->translate = 1;
     } else if (strcmp(a, "-E") == 0) {
       o->noenv = 1;
     } else if (strcmp(a, "-W") == 0) {
@@ -160,6 +164,24 @@ static int run_script(lua_State *L, int argc, char **argv, int script) {
   return report(L, status);
 }
 
+/* --translate: the script's translation on stdout, for luacheck, LuaLS and formatters. */
+static int translate_script(lua_State *L, char **argv, int script) {
+  const char *fname = script && strcmp(argv[script], "-") != 0 ? argv[script] : NULL;
+  int status = loader_translatefile(L, fname);
+  size_t len;
+  /* text Lua rejects is still printed (an editor's half-typed line); the error is the
+     exit status */
+  const char *text = lua_tolstring(L, -2, &len);
+  if (text && (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0)) {
+    lua_pushfstring(L, "cannot write the translation: %s", strerror(errno));
+    lua_replace(L, -2);
+    status = LUA_ERRFILE;
+  }
+  report(L, status);
+  lua_pop(L, status == LUA_OK ? 2 : 1);
+  return status;
+}
+
 static void print_version(void) {
   printf("%s (%s, libuv %s)\n", ALUA_VERSION, LUA_RELEASE, uv_version_string());
   fflush(stdout);
@@ -178,6 +200,10 @@ static int protected_main(lua_State *L) {
   int argc = m->argc, script = m->opts.script;
   char **argv = m->argv;
   luaL_checkversion(L);
+  if (m->opts.translate) {
+    if (translate_script(L, argv, script) == LUA_OK) m->status = EXIT_SUCCESS;
+    return 0;
+  }
   if (m->opts.noenv) {
     lua_pushboolean(L, 1);
     lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
