@@ -16,17 +16,14 @@
 static const char *progname = "alua";
 
 typedef struct options {
-  int interactive, version, noenv, warnings, no_keywords, has_e, translate;
+  int interactive, version, noenv, warnings, no_keywords, has_e, translate, help;
   int script; /* index of the script in argv, or 0 */
   int first_arg_error; /* index of a bad option, or 0 */
 } options;
 
-static void usage(const char *badoption) {
-  if (badoption[1] == 'e' || badoption[1] == 'l')
-    fprintf(stderr, "%s: '%s' needs argument\n", progname, badoption);
-  else
-    fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badoption);
-  fprintf(stderr,
+/* The usage text: on stdout for --help, on stderr after a bad option. */
+static void usage_print(FILE *out) {
+  fprintf(out,
           "usage: %s [options] [script [args]]\n"
           "Available options are:\n"
           "  -e stat       execute string 'stat'\n"
@@ -35,11 +32,20 @@ static void usage(const char *badoption) {
           "  -v            show version information\n"
           "  -E            ignore environment variables\n"
           "  -W            turn warnings on\n"
+          "  -h, --help    show this help and exit\n"
           "  --no-keywords do not translate async/await keyword syntax\n"
           "  --translate   print the plain-Lua translation of 'script' (or stdin)\n"
           "  --            stop handling options\n"
           "  -             stop handling options and execute stdin\n",
           progname);
+}
+
+static void usage(const char *badoption) {
+  if (badoption[1] == 'e' || badoption[1] == 'l')
+    fprintf(stderr, "%s: '%s' needs argument\n", progname, badoption);
+  else
+    fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badoption);
+  usage_print(stderr);
 }
 
 /* First pass over argv: flags that matter before the state exists. Returns the index
@@ -63,6 +69,9 @@ static int options_parse(int argc, char **argv, options *o) {
       o->interactive = o->version = 1;
     } else if (strcmp(a, "-v") == 0) {
       o->version = 1;
+    } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      o->help = 1;
+      return i;
     } else if (a[1] == 'e' || a[1] == 'l') {
       if (a[1] == 'e') o->has_e = 1;
       if (a[2] == '\0') {
@@ -242,6 +251,10 @@ int main(int argc, char **argv) {
   if (argv[0] && argv[0][0]) progname = argv[0];
   int script = options_parse(argc, argv, &m.opts);
   if (script < 0) return EXIT_FAILURE;
+  if (m.opts.help) {
+    usage_print(stdout);
+    return EXIT_SUCCESS;
+  }
   m.opts.script = script < argc ? script : 0;
   lua_State *L = luaL_newstate();
   if (L == NULL) {

@@ -13,6 +13,7 @@
 
 #include "alua.h"
 #include "internal.h"
+#include "stdlib_files.h"
 #include "vm.h"
 
 #define PROMPT "> "
@@ -239,9 +240,38 @@ static int repl_incomplete(lua_State *L, int status) {
   return len >= 5 && strcmp(msg + len - 5, "<eof>") == 0;
 }
 
+#define REPL_SHOW_KEY "alua.repl_show"
+
+/* Keeps stdlib/alua/repl_show.lua's function (a value -> what to print) in the registry. */
+static void repl_show_load(lua_State *L) {
+  for (const stdlib_file *f = stdlib_files; f->name; f++) {
+    if (strcmp(f->name, "alua.repl_show") != 0) continue;
+    if (luaL_loadbufferx(L, f->data, f->len, f->chunkname, "t") == LUA_OK &&
+        vm_pcall(L, 0, 1) == LUA_OK) {
+      lua_setfield(L, LUA_REGISTRYINDEX, REPL_SHOW_KEY);
+    } else {
+      lua_pop(L, 1); /* without it, results print as print shows them */
+    }
+    return;
+  }
+}
+
+/* Prints what a line returned: tables with their contents (repl_show), through the
+   global print (which the user may have replaced). */
 static void repl_print_results(lua_State *L, int base) {
   int n = lua_gettop(L) - base;
   if (n == 0) return;
+  if (lua_getfield(L, LUA_REGISTRYINDEX, REPL_SHOW_KEY) == LUA_TFUNCTION) {
+    lua_insert(L, base + 1);
+    if (vm_pcall(L, n, LUA_MULTRET) != LUA_OK) {
+      fprintf(stderr, "error showing the results (%s)\n", lua_tostring(L, -1));
+      lua_settop(L, base);
+      return;
+    }
+    n = lua_gettop(L) - base;
+  } else {
+    lua_pop(L, 1);
+  }
   lua_getglobal(L, "print");
   lua_insert(L, base + 1);
   if (vm_pcall(L, n, 0) != LUA_OK) {
@@ -357,6 +387,7 @@ static int repl_plain(lua_State *L) {
 }
 
 int vm_repl(lua_State *L) {
+  repl_show_load(L);
   if (!isatty(0)) return repl_plain(L);
   repl r;
   memset(&r, 0, sizeof r);

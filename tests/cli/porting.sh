@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# porting.sh — what a Python or Node user tries first at the command line (issue 17):
+# --help, and the REPL showing a table's contents rather than its address.
+cd "$(dirname "$0")/../.."
+. tests/cli/lib.sh
+
+"$ALUA" --help >"$TMP/help" 2>"$TMP/stderr"
+status=$?
+if [ $status = 0 ] && grep -q '^usage: .* \[options\] \[script \[args\]\]' "$TMP/help" \
+   && grep -q -- '--no-keywords' "$TMP/help" && [ ! -s "$TMP/stderr" ]; then
+  echo "ok - --help prints the usage on stdout and exits 0"
+else
+  echo "not ok - --help prints the usage on stdout and exits 0 (status $status: $(head -2 "$TMP/stderr"))"
+fi
+"$ALUA" -h >"$TMP/h" 2>&1
+cmp -s "$TMP/h" "$TMP/help" && echo "ok - -h is --help" || echo "not ok - -h is --help: $(head -2 "$TMP/h")"
+expect "an unknown option still fails" 1 "" -- "$ALUA" --frobnicate
+stderr_has "an unknown option is named" "unrecognized option '--frobnicate'"
+
+# the REPL without a terminal (lua -i's way): results as the prompt shows them
+repl() { printf '%s\n' "$@" | "$ALUA" -i 2>&1 | sed -e '1d' -e 's/^\(> \)*//' -e '/^$/d'; }
+expect "the REPL shows a list's contents" 0 '{1, 2, "three"}' -- repl '{1, 2, "three"}'
+expect "the REPL shows keys sorted, nested tables, and marks cycles" 0 \
+  '{1, n = {k = true}, self = <cycle>, ["two words"] = 2}' -- \
+  repl 't = {1, n = {k = true}, ["two words"] = 2}' 't.self = t' 't'
+expect "the REPL shows all_tasks() as a list of tasks" 0 \
+  "{<Task pending name='fetch'>}" -- \
+  repl 'do asyncio.create_task(asyncio.sleep(1), "fetch") end' 'asyncio.all_tasks()'
+expect "the REPL cuts deep nesting" 0 '{a = {b = {c = {...}}}}' -- repl '{a = {b = {c = {d = 1}}}}'
+expect "strings and numbers print as before" 0 $'hello\t42' -- repl '"hello", 42'
