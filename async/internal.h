@@ -126,11 +126,12 @@ struct task {
   uint8_t must_cancel;   /* deliver CancelledError at the next resume */
   uint8_t deliver_cancel;/* the resumed await raises CancelledError */
   uint8_t is_main;
+  uint8_t has_context;   /* TUV_CONTEXT holds a ContextVar context (context.c) */
   uint64_t id;
 };
-/* User values of a task: the future's, then its thread, then the body and its
-   arguments until the first step takes them. */
-enum { TUV_THREAD = FUV_COUNT, TUV_BODY, TUV_COUNT };
+/* User values of a task: the future's, then its thread, its context, then the body and
+   its arguments until the first step takes them. */
+enum { TUV_THREAD = FUV_COUNT, TUV_CONTEXT, TUV_BODY, TUV_COUNT };
 
 task *task_check(lua_State *L, int idx);
 task *task_of(lua_State *L);
@@ -144,6 +145,11 @@ int task_push_cancelled_error(lua_State *L, int msg_ref);
 void task_sleep(task *t, uint64_t delay); /* arms t's own timer: its caller then yields */
 void task_timer_fired(loop_state *loop, task *t);
 void task_open(lua_State *L);
+
+/* ---- task-local context (context.c) -------------------------------------- */
+
+void context_inherit(lua_State *L, loop_state *loop, task *t); /* t on top */
+void context_open(lua_State *L);
 
 /* ---- gather ------------------------------------------------------------- */
 
@@ -203,6 +209,7 @@ struct loop_state {
   struct sigwatch *signal_watchers; /* signal.c: add_signal_handler's uv_signal handles */
   int signals_held;    /* they are ref'd: a top-level await is waiting (signal_hold) */
   future *running_until; /* what loop_run_until runs the loop for: Ctrl-C cancels it */
+  int top_has_context; /* a ContextVar was set outside every task (context.c) */
   int closed;
 };
 

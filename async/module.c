@@ -82,6 +82,7 @@ int luaopen_asyncio(lua_State *L) {
   future_open(L);
   lua_setfield(L, -2, "Future");
   task_open(L);
+  context_open(L);
   handle_open(L);
   op_open(L);
   await_open(L);

@@ -108,8 +108,11 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
   t->num_cancels = 0;
   t->nargs = nargs;
   t->started = t->scheduled = t->must_cancel = t->deliver_cancel = t->is_main = 0;
+  t->has_context = 0;
   t->id = ++loop->task_ids;
   type_setmetatable(L, &type_task);
+  task *creator = task_of(L) ? task_of(L) : loop->current;
+  if (creator ? creator->has_context : loop->top_has_context) context_inherit(L, loop, t);
   if (name_idx && !lua_isnil(L, name_idx)) {
     luaL_tolstring(L, name_idx, NULL);
     lua_setiuservalue(L, -2, FUV_NAME);

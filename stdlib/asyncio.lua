@@ -71,5 +71,6 @@ core.load_part("asyncio.fs", core, M)
 core.load_part("asyncio.tls", core, M)
 core.load_part("asyncio.streams", core, M)
 core.load_part("asyncio.subprocess", core, M)
+M.ContextVar = core.load_part("asyncio.contextvars", core).ContextVar
 
 return M
