@@ -5,7 +5,8 @@
 #   make check    the suite built with AddressSanitizer + UBSan
 #   make valgrind the suite under valgrind memcheck
 #   make install  PREFIX=/usr/local DESTDIR=...: alua, libalua.{a,so}, alua.h, alua.pc,
-#                 alua.1 and asyncio.so for stock lua5.4
+#                 alua.1, asyncio.so for stock lua5.4, and under share/alua the LuaLS
+#                 definitions (luals/) and the luacheck standard `alua` (luacheckrc)
 
 BUILD    ?= build
 CC       ?= cc
@@ -32,9 +33,11 @@ MODULE     := $(BUILD)/lua/asyncio.so
 SOVERSION  := 0
 SHLIB      := $(BUILD)/lib/libalua.so.$(SOVERSION)
 PREFIX     ?= /usr/local
+LUALS_DEFS := $(sort $(wildcard editor/luals/*.lua))
+LUACHECKRC := $(BUILD)/share/luacheckrc
 
 .PHONY: all run test check valgrind deps clean install module install-module
-all: $(ALUA) $(LIBALUA) $(SHLIB) $(MODULE)
+all: $(ALUA) $(LIBALUA) $(SHLIB) $(MODULE) $(LUACHECKRC)
 
 $(BUILD)/obj/%.o: %.c $(wildcard async/*.h vm/*.h include/*.h) | $(BUILD)/obj/async $(BUILD)/obj/vm
 	$(CC) $(CFLAGS) -c $< -o $@
@@ -69,6 +72,11 @@ $(SHLIB): $(ASYNC_OBJ) $(VM_OBJ) | $(BUILD)/lib
 $(MODULE): $(ASYNC_OBJ) | $(BUILD)/lua
 	$(CC) $(LDFLAGS) -shared -o $@ $^ $(shell pkg-config --libs libuv openssl 2>/dev/null) -lm
 
+# the luacheck standard, generated from the LuaLS definitions so that the two agree
+$(LUACHECKRC): tools/luacheck_std.lua tools/luals_names.lua $(LUALS_DEFS) $(ALUA)
+	@mkdir -p $(dir $@)
+	$(ALUA) tools/luacheck_std.lua $(LUALS_DEFS) > $@.tmp && mv $@.tmp $@
+
 deps:
 	@scripts/install-deps.sh
 
@@ -99,6 +107,9 @@ install: all
 	install -m 755 $(MODULE) $(DESTDIR)$(PREFIX)/lib/lua/5.4/asyncio.so
 	install -m 644 man/alua.1 $(DESTDIR)$(PREFIX)/share/man/man1/alua.1
 	sed 's|@PREFIX@|$(PREFIX)|' alua.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/alua.pc
+	install -d $(DESTDIR)$(PREFIX)/share/alua/luals
+	install -m 644 $(LUALS_DEFS) $(DESTDIR)$(PREFIX)/share/alua/luals/
+	install -m 644 $(LUACHECKRC) $(DESTDIR)$(PREFIX)/share/alua/luacheckrc
 
 # for luarocks (alua-scm-1.rockspec): the module alone, installed where it says
 module: $(MODULE)
