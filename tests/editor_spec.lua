@@ -42,7 +42,7 @@ local RECEIVERS = {
   sem = {"Semaphore"}, s = {"Semaphore", "Server"}, b = {"Barrier"}, barrier = {"Barrier"},
   q = {"Queue"}, pq = {"Queue"}, reader = {"StreamReader"}, writer = {"StreamWriter"},
   stdin = {"StreamWriter"}, server = {"Server"}, sock = {"DatagramSocket"},
-  p = {"Process"}, proc = {"Process"}, file = {"File"},
+  p = {"Process"}, proc = {"Process"}, file = {"File"}, var = {"ContextVar"},
 }
 
 local function has_method(class, m)
@@ -204,7 +204,7 @@ describe("the LuaLS definitions and the module", function()
       Semaphore = asyncio.BoundedSemaphore(), Barrier = asyncio.Barrier(2),
       Queue = asyncio.PriorityQueue(), StreamReader = reader, StreamWriter = writer,
       Server = server, DatagramSocket = udp, Process = proc, File = file,
-      ErrorClass = asyncio.TimeoutError,
+      ErrorClass = asyncio.TimeoutError, ContextVar = asyncio.ContextVar("v"),
     }
     local wrong = {}
     for cname, obj in pairs(objects) do

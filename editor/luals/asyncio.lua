@@ -136,6 +136,35 @@ function Task:cancelling() end
 ---@return integer left
 function Task:uncancel() end
 
+-- ---- context variables ----------------------------------------------------------
+
+---A value each task sees as it was where the task was created (Python's contextvars).
+---@param name string
+---@param default? any
+---@return asyncio.ContextVar
+function asyncio.ContextVar(name, default) end
+
+---@class asyncio.ContextVar
+---@field name string
+local ContextVar = {}
+
+---The value in the running task's context; else `default`, else the variable's default.
+---@param default? any
+---@return any
+function ContextVar:get(default) end
+
+---Sets it in the running task's context only.
+---@param value any
+---@return asyncio.ContextVarToken token
+function ContextVar:set(value) end
+
+---The value from before the `set` that made `token`.
+---@param token asyncio.ContextVarToken
+function ContextVar:reset(token) end
+
+---What `ContextVar:set` returns, for `reset`.
+---@class asyncio.ContextVarToken
+
 -- ---- combinators ------------------------------------------------------------------
 
 ---Runs the awaitables concurrently: one value (the first result) per awaitable, in
