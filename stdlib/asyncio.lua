@@ -73,4 +73,9 @@ core.load_part("asyncio.streams", core, M)
 core.load_part("asyncio.subprocess", core, M)
 M.ContextVar = core.load_part("asyncio.contextvars", core).ContextVar
 
+-- require "asyncio.socket" (LuaSocket's API): loaded when first asked for
+if package then
+  package.preload["asyncio.socket"] = function() return core.load_part("asyncio.socket", core, M) end
+end
+
 return M

@@ -60,4 +60,35 @@ function M.run_alua(code)
   return out, status
 end
 
+-- Runs a program (inside a task or at the top level); returns its stdout, stderr and
+-- exit status.
+function M.run(...)
+  local args = table.pack(...)
+  args[args.n + 1] = { stdin = asyncio.PIPE, stdout = asyncio.PIPE, stderr = asyncio.PIPE }
+  local p = await(asyncio.create_subprocess_exec(table.unpack(args, 1, args.n + 1)))
+  local out, err = await(p:communicate())
+  return out, err, p.returncode
+end
+
+-- Starts a program that prints a line matching `pattern` (which captures its port);
+-- returns the process and the port. A peer that exits first fails the spec with its output.
+function M.start_peer(pattern, ...)
+  local args = table.pack(...)
+  args[args.n + 1] = { stdin = asyncio.PIPE, stdout = asyncio.PIPE, stderr = asyncio.STDOUT }
+  local p = await(asyncio.create_subprocess_exec(table.unpack(args, 1, args.n + 1)))
+  local seen = {}
+  while true do
+    local line = await(asyncio.wait_for(p.stdout:readline(), 10))
+    assert.are_not.equal("", line, "the peer exited: " .. table.concat(seen))
+    seen[#seen + 1] = line
+    local port = line:match(pattern)
+    if port then return p, tonumber(port) end
+  end
+end
+
+function M.stop_peer(p)
+  if p.returncode == nil then pcall(p.kill, p) end
+  await(asyncio.wait_for(p:wait(), 10))
+end
+
 return M

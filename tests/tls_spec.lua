@@ -79,34 +79,7 @@ local function ssl_fails(port, ssl, host)
   return err
 end
 
--- Runs a program; returns its stdout, stderr and exit status.
-local function run(...)
-  local args = table.pack(...)
-  args[args.n + 1] = { stdin = PIPE, stdout = PIPE, stderr = PIPE }
-  local p = await(asyncio.create_subprocess_exec(table.unpack(args, 1, args.n + 1)))
-  local out, err = await(p:communicate())
-  return out, err, p.returncode
-end
-
--- Starts a program that prints a line with its port, returns the process and the port.
-local function start_peer(pattern, ...)
-  local args = table.pack(...)
-  args[args.n + 1] = { stdin = PIPE, stdout = PIPE, stderr = asyncio.STDOUT }
-  local p = await(asyncio.create_subprocess_exec(table.unpack(args, 1, args.n + 1)))
-  local seen = {}
-  while true do
-    local line = await(asyncio.wait_for(p.stdout:readline(), 10))
-    assert.are_not.equal("", line, "the peer exited: " .. table.concat(seen))
-    seen[#seen + 1] = line
-    local port = line:match(pattern)
-    if port then return p, tonumber(port) end
-  end
-end
-
-local function stop_peer(p)
-  if p.returncode == nil then pcall(p.kill, p) end
-  await(asyncio.wait_for(p:wait(), 10))
-end
+local run, start_peer, stop_peer = support.run, support.start_peer, support.stop_peer
 
 -- python3 as a TLS server: prints its port, answers one connection with `reply`, then
 -- closes the socket without close_notify (a "ragged" end).

@@ -152,6 +152,7 @@ local function lookup(host, port, family, socktype, passive)
   end
   return net.getaddrinfo_result(req, host)
 end
+core.lookup = lookup -- (asyncio.socket resolves with it too)
 
 -- getaddrinfo(host, port, {family = "inet"|"inet6", type = "stream"|"dgram", passive = bool})
 -- -> list of {family=, address=, port=}, on libuv's resolver.

@@ -1,0 +1,473 @@
+-- socket/tcp.lua — asyncio.socket's TCP objects (LuaSocket's tcp{master}, tcp{client},
+-- tcp{server}) on alua's streams and listeners (async/stream.c, async/tcp.c).
+-- Received data is kept here, in Lua, between calls: LuaSocket's patterns ("*l" drops
+-- every "\r", a count, "*a") and its partial results need the bytes a call could not
+-- finish with, and the C buffer hands out what it holds in one piece.
+local core, _, lib = ...
+
+local net = core.net
+local socket, wait, message = lib.socket, lib.wait, lib.message
+local type, error, pcall, setmetatable, getmetatable = type, error, pcall, setmetatable, getmetatable
+local tostring, tonumber, ipairs = tostring, tonumber, ipairs
+local tointeger, floor = math.tointeger, math.floor
+local find, sub, gsub, format = string.find, string.sub, string.gsub, string.format
+local concat = table.concat
+
+local read_some, wait_read, net_write = net.read_some, net.wait_read, net.write
+local drain_needed, wait_drain = net.drain_needed, net.wait_drain
+
+local tcp = {} -- the methods
+local TCP = { __index = tcp }
+
+function TCP:__tostring() return format("tcp{%s}: %s", self.state, self.id) end
+
+local BACKLOG = 32 -- socket.bind's, as LuaSocket's listen()
+
+local function new(family, state)
+  local self = setmetatable({
+    family = family, state = state or "master", tm = lib.new_timeout(),
+    buf = "", pos = 1, received = 0, sent = 0, birthday = lib.now(),
+    options = { ["tcp-nodelay"] = true },
+  }, TCP)
+  self.id = tostring({}):match("0x%x+") or "?"
+  return self
+end
+
+local function check(self, fname, state)
+  if getmetatable(self) ~= TCP then
+    error(("bad argument #1 to '%s' (tcp{%s} expected, got %s)"):format(fname, state or "any", type(self)), 3)
+  end
+  if state and self.state ~= state then
+    error(("bad argument #1 to '%s' (tcp{%s} expected, got tcp{%s})"):format(fname, state, self.state), 3)
+  end
+end
+
+-- ---- receiving ----------------------------------------------------------------------------
+
+-- Appends the next data of the stream to the buffer: nil, or "closed", "timeout" or a
+-- message when there is none.
+local function fill(self)
+  local h = self.h
+  if h == nil or self.rclosed then return "closed" end
+  while true do
+    local ok, data = pcall(read_some, h)
+    if not ok then return message(data) end
+    if data == "" then return "closed" end
+    if data then
+      self.received = self.received + #data
+      if self.pos > #self.buf then
+        self.buf = data
+      else
+        self.buf = sub(self.buf, self.pos) .. data
+      end
+      self.pos = 1
+      return nil
+    end
+    local wok, done = pcall(function() return wait(wait_read(h), self.tm:left()) end)
+    if not wok then return message(done) end
+    if not done then return "timeout" end
+  end
+end
+
+-- Takes what is buffered (for a partial result).
+local function take_all(self)
+  local rest = sub(self.buf, self.pos)
+  self.buf, self.pos = "", 1
+  return rest
+end
+
+local function strip_cr(s)
+  if find(s, "\r", 1, true) then return (gsub(s, "\r", "")) end
+  return s
+end
+
+-- "*l": a line without its "\n", every "\r" dropped (LuaSocket's recvline)
+local function receive_line(self, prefix)
+  while true do
+    local nl = find(self.buf, "\n", self.pos, true)
+    if nl then
+      local line = sub(self.buf, self.pos, nl - 1)
+      self.pos = nl + 1
+      return prefix .. strip_cr(line), nil, nil
+    end
+    local err = fill(self)
+    if err then return nil, err, prefix .. strip_cr(take_all(self)) end
+  end
+end
+
+-- a count: n bytes
+local function receive_count(self, prefix, n)
+  while #self.buf - self.pos + 1 < n do
+    local err = fill(self)
+    if err then return nil, err, prefix .. take_all(self) end
+  end
+  local data = sub(self.buf, self.pos, self.pos + n - 1)
+  self.pos = self.pos + n
+  return prefix .. data, nil, nil
+end
+
+-- "*a": until the peer closes; "closed" only when nothing at all came
+local function receive_all(self, prefix)
+  local parts, k = { prefix, take_all(self) }, 2
+  local got = #parts[2] > 0
+  while true do
+    local err = fill(self)
+    if err == "closed" then
+      if got then return concat(parts, "", 1, k), nil, nil end
+      return nil, "closed", concat(parts, "", 1, k)
+    elseif err then
+      return nil, err, concat(parts, "", 1, k)
+    end
+    k = k + 1
+    parts[k] = take_all(self)
+    got = true
+  end
+end
+
+-- receive([pattern [, prefix]]): "*l" (default), "*a", a byte count; also "l" and "a"
+function tcp:receive(pattern, prefix)
+  check(self, "receive")
+  if prefix == nil then
+    prefix = ""
+  else
+    prefix = lib.check_string("receive", prefix, 2)
+  end
+  self.tm:markstart()
+  local n = tonumber(pattern)
+  if n then
+    if n < 0 then error("bad argument #1 to 'receive' (invalid receive pattern)", 2) end
+    n = floor(n)
+    if #prefix > 0 and n <= #prefix then return prefix, nil, nil end
+    return receive_count(self, prefix, n - #prefix)
+  end
+  pattern = pattern == nil and "*l" or pattern
+  if type(pattern) ~= "string" then
+    error("bad argument #1 to 'receive' (string expected, got " .. type(pattern) .. ")", 2)
+  end
+  local p = sub(pattern, 1, 1) == "*" and sub(pattern, 2, 2) or pattern
+  if p == "l" then return receive_line(self, prefix) end
+  if p == "a" then return receive_all(self, prefix) end
+  error("bad argument #1 to 'receive' (invalid receive pattern)", 2)
+end
+
+-- dirty(): received data waits in the buffer
+function tcp:dirty()
+  check(self, "dirty")
+  if self.pos <= #self.buf then return true end
+  local h = self.h
+  if h == nil or self.rclosed then return false end
+  local ok, data = pcall(read_some, h)
+  if ok and data and data ~= "" then
+    self.received = self.received + #data
+    self.buf, self.pos = data, 1
+    return true
+  end
+  return false
+end
+
+-- ---- sending ------------------------------------------------------------------------------
+
+-- send(data [, i [, j]]) -> index of the last byte sent; nil, err, last index sent.
+-- The data is handed to the stream at once; when its buffer is above the high-water mark
+-- the call waits (within the timeout) for the peer to take it, so a slow peer slows the
+-- sender as a full socket buffer would.
+function tcp:send(data, i, j)
+  check(self, "send")
+  data = lib.check_string("send", data, 1)
+  local size = #data
+  i = tointeger(floor(tonumber(i) or 1))
+  j = tointeger(floor(tonumber(j) or -1))
+  if i < 0 then i = size + i + 1 end
+  if j < 0 then j = size + j + 1 end
+  if i < 1 then i = 1 end
+  if j > size then j = size end
+  self.tm:markstart()
+  local h = self.h
+  if h == nil or self.wclosed then return nil, "closed", i - 1.0 end
+  if i > j then return i - 1.0, nil, nil end
+  local ok, err = pcall(net_write, h, (i == 1 and j == size) and data or sub(data, i, j))
+  if not ok then return nil, message(err), i - 1.0 end
+  self.sent = self.sent + (j - i + 1)
+  local needed
+  ok, needed = pcall(drain_needed, h)
+  if not ok then return nil, message(needed), i - 1.0 end
+  if needed then
+    local wok, done = pcall(function() return wait(wait_drain(h), self.tm:left()) end)
+    if not wok then return nil, message(done), j + 0.0 end
+    if not done then return nil, "timeout", j + 0.0 end
+  end
+  return j + 0.0, nil, nil
+end
+
+-- ---- connecting ---------------------------------------------------------------------------
+
+local function keepalive(self)
+  return self.options.keepalive and 60 or nil
+end
+
+-- Waits for the connection attempt self.pending; 1, or nil and the error.
+local function finish_connect(self)
+  local p = self.pending
+  local done = wait(wait_read(p.h), self.tm:left())
+  if not done then return nil, "timeout" end
+  self.pending = nil
+  local ok, err = pcall(net.connect_finish, p.h)
+  if ok then
+    self.h, self.state = p.h, "client"
+    return 1.0
+  end
+  net.close(p.h)
+  return nil, message(err)
+end
+
+-- connect(host, port): each address of host in turn (of the socket's family, if it has
+-- one); on timeout the attempt goes on and a later connect (or select for writing) sees it.
+function tcp:connect(host, port)
+  check(self, "connect")
+  host = lib.check_string("connect", host, 1)
+  port = lib.check_port("connect", port, 2)
+  self.tm:markstart()
+  if self.pending then return finish_connect(self) end
+  if self.closed then return nil, "closed" end
+  if self.state == "client" then return nil, "already connected" end
+  if self.state ~= "master" then return nil, "closed" end
+  local list, err = lib.resolve(host, port, self.family, "stream")
+  if not list then return nil, err end
+  for _, ai in ipairs(list) do
+    local ok, h = pcall(net.tcp_connect, ai.address, port, self.options["tcp-nodelay"], keepalive(self))
+    if ok then
+      self.pending = { h = h }
+      local res
+      res, err = finish_connect(self)
+      if res or err == "timeout" then return res, err end
+    else
+      err = message(h)
+    end
+  end
+  return nil, err
+end
+
+-- ---- servers ------------------------------------------------------------------------------
+
+-- bind(address, port): listens at once (alua's listeners are bound and listening in one
+-- step); listen() then only changes the state.
+function tcp:bind(host, port)
+  check(self, "bind", "master")
+  host = lib.check_string("bind", host, 1)
+  port = lib.check_port("bind", port, 2)
+  local list, err = lib.resolve(host, port, self.family, "stream", true)
+  if not list then return nil, err end
+  for _, ai in ipairs(list) do
+    local ok, l = pcall(net.tcp_listen, ai.address, port, self.backlog or BACKLOG,
+      self.options.reuseport, ai.family == "inet6" and self.options["ipv6-v6only"] ~= false)
+    if ok then
+      net.listener_options(l, nil, self.options["tcp-nodelay"], keepalive(self), true)
+      self.l = l
+      return 1.0
+    end
+    err = message(l)
+  end
+  return nil, err
+end
+
+function tcp:listen()
+  check(self, "listen", "master")
+  if not self.l then return nil, "not bound" end
+  self.state = "server"
+  return 1.0
+end
+
+-- accept() -> a tcp{client}, or nil, "timeout" / "closed" / a message
+function tcp:accept()
+  check(self, "accept", "server")
+  local l = self.l
+  self.tm:markstart()
+  while true do
+    if l == nil then return nil, "closed" end
+    local h, err
+    if self.accepted then
+      h = self.accepted
+      self.accepted = nil
+    else
+      h, err = net.accept(l)
+    end
+    if h then
+      local c = new(self.family, "client")
+      c.h = h
+      return c
+    elseif h == false then
+      return nil, "closed"
+    elseif err then
+      return nil, message(err)
+    end
+    local f = net.wait_accept(l)
+    if f and not wait(f, self.tm:left()) then return nil, "timeout" end
+  end
+end
+
+-- ---- names, options, closing ----------------------------------------------------------------
+
+local function with_family(host, port)
+  if host == nil then return nil, "getpeername failed" end
+  return host, port, net.parse_ip(host) or "inet"
+end
+
+function tcp:getpeername()
+  check(self, "getpeername")
+  if not self.h then return nil, "getpeername failed" end
+  local ok, host, port = pcall(net.peername, self.h)
+  if not ok then return nil, message(host) end
+  return with_family(host, port)
+end
+
+function tcp:getsockname()
+  check(self, "getsockname")
+  local ok, host, port
+  if self.h then
+    ok, host, port = pcall(net.sockname, self.h)
+  elseif self.l then
+    ok, host, port = pcall(net.listener_sockname, self.l)
+  else
+    return nil, "getsockname failed"
+  end
+  if not ok or host == nil then return nil, "getsockname failed" end
+  return host, tostring(port), net.parse_ip(host) or "inet" -- the port as a string, as LuaSocket 3.1's
+end
+
+-- settimeout, gettimeout, getfamily, setoption, getoption (lib.add_common).
+-- Options: tcp-nodelay and keepalive take effect on connect or bind (alua sets them as
+-- it makes the socket; its streams have tcp-nodelay on by default); reuseaddr is always
+-- on for listeners (libuv's choice); linger and the keep* options are kept and reported.
+lib.add_common(tcp, check, {
+  keepalive = true, reuseaddr = true, reuseport = true, ["tcp-nodelay"] = true, linger = true,
+  ["ipv6-v6only"] = true, keepidle = true, keepcnt = true, keepintvl = true,
+})
+
+-- shutdown("both" | "send" | "receive")
+function tcp:shutdown(how)
+  check(self, "shutdown", "client")
+  how = how or "both"
+  if how ~= "both" and how ~= "send" and how ~= "receive" then
+    error("bad argument #1 to 'shutdown' (invalid shutdown method)", 2)
+  end
+  if how ~= "receive" and not self.wclosed then
+    self.wclosed = true
+    pcall(net.write_eof, self.h)
+  end
+  if how ~= "send" then self.rclosed = true end
+  return 1.0
+end
+
+function tcp:close()
+  check(self, "close")
+  if self.h then net.close(self.h) end
+  if self.pending then net.close(self.pending.h) end
+  if self.l then net.listener_close(self.l) end
+  self.h, self.l, self.pending, self.closed = nil, nil, nil, true
+  self.buf, self.pos = "", 1
+  return 1.0
+end
+TCP.__close = tcp.close
+
+-- getfd(): alua's sockets are libuv handles; their descriptor is not handed out (-1, as
+-- LuaSocket reports a closed socket). setfd is not offered.
+function tcp:getfd()
+  check(self, "getfd")
+  return -1
+end
+
+function tcp:getstats()
+  check(self, "getstats")
+  return self.received, self.sent, lib.now() - self.birthday
+end
+
+function tcp:setstats(received, sent, age)
+  check(self, "setstats")
+  self.received = tonumber(received) or self.received
+  self.sent = tonumber(sent) or self.sent
+  if tonumber(age) then self.birthday = lib.now() - tonumber(age) end
+  return 1.0
+end
+
+-- The handle of a connected client (for the ssl layer, which takes the stream over).
+function tcp:_stream() return self.h end
+
+-- ---- select's view ------------------------------------------------------------------------
+
+function tcp:_readable()
+  if self.state == "server" then
+    local l = self.l
+    if l == nil then return false end
+    if self.accepted then return true end
+    local h = net.accept(l)
+    if h then self.accepted = h end
+    return h ~= nil
+  end
+  if self.h == nil then return false end
+  if self:dirty() then return true end
+  return net.at_eof(self.h)
+end
+
+function tcp:_read_waiter()
+  if self.state == "server" and self.l then return net.wait_accept(self.l) end
+  if self.h and not self.rclosed then
+    local ok, f = pcall(wait_read, self.h)
+    if ok then return f end
+  end
+end
+
+function tcp:_writable()
+  if self.state ~= "client" or self.h == nil then return false end
+  local ok, needed = pcall(drain_needed, self.h)
+  return not ok or not needed
+end
+
+function tcp:_write_waiter()
+  if self.pending then return wait_read(self.pending.h) end
+  if self.h then
+    local ok, f = pcall(wait_drain, self.h)
+    if ok then return f end
+  end
+end
+
+-- ---- constructors -------------------------------------------------------------------------
+
+-- tcp(), tcp4(), tcp6(): a new master socket (tcp() takes its family from the first
+-- address it connects or binds to)
+function socket.tcp() return new(nil) end
+function socket.tcp4() return new("inet") end
+function socket.tcp6()
+  local s = new("inet6")
+  s.options["ipv6-v6only"] = true
+  return s
+end
+
+-- connect(host, port [, lhost, lport, family]) -> a connected tcp{client}
+function socket.connect(host, port, lhost, lport, family)
+  local s = new(family)
+  if lhost ~= nil or lport ~= nil then
+    return nil, "binding the local address of a client socket is not supported"
+  end
+  local ok, err = s:connect(host, port)
+  if not ok then
+    s:close()
+    return nil, err
+  end
+  return s
+end
+
+function socket.connect4(host, port, lhost, lport) return socket.connect(host, port, lhost, lport, "inet") end
+function socket.connect6(host, port, lhost, lport) return socket.connect(host, port, lhost, lport, "inet6") end
+
+-- bind(host, port [, backlog]) -> a tcp{server}
+function socket.bind(host, port, backlog)
+  local s = new(nil)
+  s.backlog = tointeger(tonumber(backlog))
+  local ok, err = s:bind(host, port)
+  if not ok then return nil, err end
+  s:listen(backlog)
+  return s
+end
+
+lib.tcp_class = TCP
+lib.tcp_methods = tcp
