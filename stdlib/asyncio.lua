@@ -73,9 +73,20 @@ core.load_part("asyncio.streams", core, M)
 core.load_part("asyncio.subprocess", core, M)
 M.ContextVar = core.load_part("asyncio.contextvars", core).ContextVar
 
--- require "asyncio.socket" (LuaSocket's API): loaded when first asked for
-if package then
-  package.preload["asyncio.socket"] = function() return core.load_part("asyncio.socket", core, M) end
+-- asyncio.socket (LuaSocket's API, also `require "asyncio.socket"`): loaded when first
+-- asked for, as Python's lazily imported submodules
+local function load_socket()
+  local socket = core.load_part("asyncio.socket", core, M)
+  rawset(M, "socket", socket)
+  return socket
 end
+if package then
+  package.preload["asyncio.socket"] = function()
+    return rawget(M, "socket") or load_socket()
+  end
+end
+setmetatable(M, { __index = function(_, k)
+  if k == "socket" then return load_socket() end
+end })
 
 return M
