@@ -1,13 +1,16 @@
 -- luasocket_spec.lua — asyncio.socket, LuaSocket's API on alua: the same exchange run by
 -- stock lua5.4 with the real LuaSocket and by alua gives the same results (receive
 -- patterns, prefixes, partial results on timeout and close, send ranges, servers, select,
--- UDP, the helpers); and unchanged Debian libraries (socket.http) run many at once in
--- tasks against real peers (python3).
+-- UDP, the helpers); and unchanged Debian libraries (socket.http, socket.smtp, lua-sec's
+-- ssl.https, lua-redis) run many at once in tasks against real peers (python3's asyncio,
+-- ssl and aiosmtpd, redis-server).
 
 local support = require "tests.support"
 local socket = require "asyncio.socket"
 
 local ALUA = os.getenv("ALUA_BIN") or "build/bin/alua"
+-- Debian's python3 (python3-aiosmtpd is a Debian package), whatever python3 PATH finds first
+local PYTHON = io.open("/usr/bin/python3") and "/usr/bin/python3" or "python3"
 
 after_each(function()
   local left = support.cancel_leftovers()
@@ -15,6 +18,13 @@ after_each(function()
 end)
 
 local run, start_peer, stop_peer = support.run, support.start_peer, support.stop_peer
+
+-- The peer runs the body; it is stopped afterwards whether the body failed or not.
+local function with_peer(peer, body, ...)
+  local ok, err = pcall(body, ...)
+  stop_peer(peer)
+  assert(ok, err)
+end
 
 local function lines(s)
   local out = {}
@@ -25,7 +35,7 @@ end
 describe("the same exchange under lua5.4 with LuaSocket and under alua", function()
   it("gives the same results, call for call", function()
     local peer, port = start_peer("^port (%d+)", ALUA, "tests/luasocket/peer.lua")
-    local ok, err = pcall(function()
+    with_peer(peer, function()
       local script = "tests/luasocket/exchange.lua"
       local ref = asyncio.create_task(run, "timeout", "60", "lua5.4", script, tostring(port))
       local install = 'require("asyncio.socket").install()'
@@ -37,8 +47,6 @@ describe("the same exchange under lua5.4 with LuaSocket and under alua", functio
       assert.truthy(rout:find("\nend\n"), "the reference run did not finish: " .. rout)
       assert.are.same(lines(rout), lines(aout))
     end)
-    stop_peer(peer)
-    assert(ok, err)
   end)
 end)
 
@@ -69,8 +77,8 @@ describe("socket.http (Debian's lua-socket) after install()", function()
   local http = require "socket.http"
 
   it("50 requests in tasks, each answered after 0.2 s, finish together in under 1 s", function()
-    local peer, port = start_peer("^port (%d+)", "python3", "-c", PY_SLOW_HTTP, "0.2")
-    local ok, err = pcall(function()
+    local peer, port = start_peer("^port (%d+)", PYTHON, "-c", PY_SLOW_HTTP, "0.2")
+    with_peer(peer, function()
       local base = "http://127.0.0.1:" .. port .. "/"
       local tasks = {}
       local t0 = asyncio.get_running_loop():time()
@@ -85,13 +93,11 @@ describe("socket.http (Debian's lua-socket) after install()", function()
       for i = 1, 50 do assert.are.same({ "/r" .. i, 200 }, results[i]) end
       assert.is_true(elapsed < 1, "took " .. elapsed .. " s")
     end)
-    stop_peer(peer)
-    assert(ok, err)
   end)
 
   it("outside a task a request runs the loop until it is done", function()
-    local peer, port = start_peer("^port (%d+)", "python3", "-c", PY_SLOW_HTTP, "0")
-    local ok, err = pcall(function()
+    local peer, port = start_peer("^port (%d+)", PYTHON, "-c", PY_SLOW_HTTP, "0")
+    with_peer(peer, function()
       local out, errout, status = run("timeout", "60", ALUA, "-e", ([[
         require("asyncio.socket").install()
         local http = require "socket.http"
@@ -99,8 +105,6 @@ describe("socket.http (Debian's lua-socket) after install()", function()
       assert.are.equal(0, status, errout)
       assert.are.equal("/top\t200", out:match("^[^\t]*\t%d+"))
     end)
-    stop_peer(peer)
-    assert(ok, err)
   end)
 
   it("a refused connection is http.request's nil, \"connection refused\"", function()
@@ -179,5 +183,175 @@ describe("asyncio.socket in tasks", function()
     assert.matches("'setoption' %(unsupported option `nope'%)", support.raises(t.setoption, t, "nope", 1))
     assert.matches("tcp{server} expected, got tcp{master}", support.raises(t.accept, t))
     t:close()
+  end)
+end)
+
+
+describe("lua-sec's ssl.https after install()", function()
+  local DIR = io.popen("mktemp -d"):read("l")
+  assert(os.execute("tests/tls_certs.sh '" .. DIR .. "'"), "tests/tls_certs.sh failed")
+  local CA = DIR .. "/ca.pem"
+  teardown(function() os.execute("rm -rf '" .. DIR .. "'") end)
+
+  -- a python3 HTTPS server with the test CA's certificate for localhost and 127.0.0.1
+  local PY_HTTPS = [[
+import asyncio, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+async def handle(r, w):
+    try:
+        line = await r.readline()
+        while (await r.readline()) not in (b"\r\n", b""): pass
+        body = b"secure " + line.split(b" ")[1]
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        await w.drain()
+    except (ssl.SSLError, ConnectionError):
+        pass
+    finally:
+        w.close()
+async def main():
+    s = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ctx)
+    print("port", s.sockets[0].getsockname()[1], flush=True)
+    await asyncio.sleep(120)
+asyncio.run(main())
+]]
+
+  socket.install()
+  local https = require "ssl.https"
+  local ltn12 = require "ltn12"
+
+  it("requests, verified against the test CA, from tasks at once", function()
+    local peer, port = start_peer("^port (%d+)", PYTHON, "-c", PY_HTTPS, DIR .. "/server.pem", DIR .. "/server.key")
+    with_peer(peer, function()
+      local tasks = {}
+      for i = 1, 10 do
+        tasks[i] = asyncio.create_task(function()
+          local parts = {}
+          local ok, code = https.request {
+            url = ("https://localhost:%d/t%d"):format(port, i), sink = ltn12.sink.table(parts),
+            verify = "peer", cafile = CA,
+          }
+          return { ok, code, table.concat(parts) }
+        end)
+      end
+      local results = { await(asyncio.gather(table.unpack(tasks))) }
+      for i = 1, 10 do assert.are.same({ 1, 200, "secure /t" .. i }, results[i]) end
+      -- the string form (lua-sec's default: no verification)
+      local body, code = https.request(("https://127.0.0.1:%d/plain"):format(port))
+      assert.are.same({ "secure /plain", 200 }, { body, code })
+    end)
+  end)
+
+  it("a certificate from another CA fails as lua-sec's does", function()
+    local peer, port = start_peer("^port (%d+)", PYTHON, "-c", PY_HTTPS, DIR .. "/server.pem", DIR .. "/server.key")
+    with_peer(peer, function()
+      local res, err = https.request { url = ("https://localhost:%d/"):format(port), verify = "peer",
+        cafile = DIR .. "/other-ca.pem" }
+      assert.are.same({ nil, "certificate verify failed" }, { res, err })
+    end)
+  end)
+
+  it("ssl.wrap and dohandshake on a connected socket", function()
+    local ssl = require "ssl"
+    local peer, port = start_peer("^port (%d+)", PYTHON, "-c", PY_HTTPS, DIR .. "/server.pem", DIR .. "/server.key")
+    with_peer(peer, function()
+      local tcp = assert(socket.connect("127.0.0.1", port))
+      local conn = assert(ssl.wrap(tcp, { mode = "client", protocol = "any", verify = "peer", cafile = CA }))
+      assert.matches("^SSL connection: ", tostring(conn))
+      assert.is_true(conn:sni("localhost"))
+      assert.is_true(conn:dohandshake())
+      assert.is_true((conn:getpeerverification()))
+      assert.matches("^TLS", conn:info("protocol"))
+      assert.are.equal(42.0, conn:send("GET /wrapped HTTP/1.1\r\nHost: localhost\r\n\r\n"))
+      assert.are.equal("HTTP/1.1 200 OK", conn:receive())
+      local rest = conn:receive("*a")
+      assert.matches("secure /wrapped$", rest)
+      conn:close()
+    end)
+  end)
+end)
+
+describe("lua-redis (Debian's, on the Lua 5.3 path) after install()", function()
+  it("100 tasks each doing 100 INCR on a real redis-server give exactly 10,000", function()
+    socket.install()
+    package.path = package.path .. ";/usr/share/lua/5.3/?.lua"
+    local redis = require "redis"
+    -- a free port: bound, then closed and given to redis-server
+    local probe = assert(socket.bind("127.0.0.1", 0))
+    local _, port = probe:getsockname()
+    probe:close()
+    local peer = start_peer("(Ready to accept connections)", "redis-server", "--port", tostring(port),
+      "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+    with_peer(peer, function()
+      local first = redis.connect("127.0.0.1", tonumber(port))
+      first:del("counter")
+      local tasks = {}
+      for i = 1, 100 do
+        tasks[i] = asyncio.create_task(function()
+          local c = redis.connect("127.0.0.1", tonumber(port))
+          for _ = 1, 100 do c:incr("counter") end
+          c:quit()
+        end)
+      end
+      await(asyncio.wait_for(asyncio.gather(table.unpack(tasks)), 60))
+      assert.are.equal("10000", first:get("counter"))
+      first:quit()
+    end)
+  end)
+end)
+
+describe("socket.smtp (Debian's lua-socket) after install()", function()
+  local PY_SMTP = [[
+import asyncio
+from aiosmtpd.smtp import SMTP
+class Handler:
+    async def handle_DATA(self, server, session, envelope):
+        body = envelope.content.decode().split("\r\n\r\n", 1)[1].strip()
+        print("MAIL", envelope.mail_from, ",".join(envelope.rcpt_tos), body, flush=True)
+        return "250 Message accepted for delivery"
+async def main():
+    loop = asyncio.get_running_loop()
+    s = await loop.create_server(lambda: SMTP(Handler()), "127.0.0.1", 0)
+    print("port", s.sockets[0].getsockname()[1], flush=True)
+    await asyncio.sleep(120)
+asyncio.run(main())
+]]
+
+  it("sends five messages from five tasks to aiosmtpd", function()
+    socket.install()
+    local smtp = require "socket.smtp"
+    local peer, port = start_peer("^port (%d+)", PYTHON, "-c", PY_SMTP)
+    with_peer(peer, function()
+      local tasks = {}
+      for i = 1, 5 do
+        tasks[i] = asyncio.create_task(function()
+          return smtp.send {
+            from = "<alua@example.org>", rcpt = { "<rcpt" .. i .. "@example.org>" },
+            source = smtp.message { headers = { subject = "task " .. i }, body = "hello " .. i },
+            server = "127.0.0.1", port = port,
+          }
+        end)
+      end
+      assert.are.same({ 1, 1, 1, 1, 1 }, { await(asyncio.gather(table.unpack(tasks))) })
+      local seen = {}
+      for _ = 1, 5 do
+        local line = await(asyncio.wait_for(peer.stdout:readline(), 10))
+        seen[#seen + 1] = line
+      end
+      table.sort(seen)
+      for i = 1, 5 do
+        assert.are.equal(("MAIL alua@example.org rcpt%d@example.org hello %d\n"):format(i, i), seen[i])
+      end
+    end)
+  end)
+
+  it("a refused connection is smtp.send's nil, \"connection refused\"", function()
+    socket.install()
+    local smtp = require "socket.smtp"
+    local probe = assert(socket.bind("127.0.0.1", 0))
+    local _, port = probe:getsockname()
+    probe:close()
+    assert.are.same({ nil, "connection refused" }, { smtp.send { from = "<a@b>", rcpt = "<c@d>",
+      source = smtp.message { body = "x" }, server = "127.0.0.1", port = port } })
   end)
 end)

@@ -98,7 +98,10 @@ local WORDS = {
 -- The LuaSocket message of a caught error: OSError and SSLError by their errno or text;
 -- anything else (a cancellation, a bug) is raised again.
 function lib.message(err)
-  if type(err) == "table" and (OSError:is(err) or M.SSLError:is(err)) then
+  if M.SSLError:is(err) then -- OpenSSL's reason, as lua-sec gives it
+    return err.reason or (tostring(err.message):gsub("^[%w_.]+: ", ""))
+  end
+  if OSError:is(err) then
     local word = err.errno and WORDS[err.errno]
     if word then return word end
     local msg = tostring(err.message)
