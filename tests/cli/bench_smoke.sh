@@ -11,3 +11,5 @@ if ! out=$(make --no-print-directory -s bench-progs 2>&1); then
 fi
 echo "ok - bench: the raw C programs build (make bench-progs)"
 ALUA="$ALUA" BENCH_BIN=build/bench BENCH_JSON="$TMP/results.json" bench/run --smoke
+# workload L (its own driver): alua's asyncio.socket and copas, each once with N=20
+ALUA="$ALUA" BENCH_BIN=build/bench bench/luasocket_http --smoke

@@ -24,7 +24,7 @@ ssl.config = {
 
 local Context = { __name = "SSL context" }
 Context.__index = Context
-function Context:__tostring() return "SSL context: " .. self.id end
+function Context:__tostring() return format("SSL context: %p", self) end
 
 -- "none" | "peer" | {"peer", "fail_if_no_peer_cert", ...}
 local function verifies(v)
@@ -54,7 +54,6 @@ function ssl.newcontext(params)
     params.key, password)
   if not ok then return nil, lib.message(ctx) end
   local c = setmetatable({ ctx = ctx, server = server, verify = verify, params = params }, Context)
-  c.id = tostring({}):match("0x%x+") or "?"
   return c
 end
 
@@ -62,7 +61,7 @@ end
 
 local conn = {} -- the methods
 local Conn = { __index = conn }
-function Conn:__tostring() return "SSL connection: " .. self.id end
+function Conn:__tostring() return format("SSL connection: %p", self) end
 
 local function check(self, fname)
   if getmetatable(self) ~= Conn then
@@ -83,7 +82,6 @@ function ssl.wrap(sock, cfg)
     return nil, "wrap: expected a connected asyncio.socket TCP object"
   end
   local c = setmetatable({ sock = sock, ctx = ctx }, Conn)
-  c.id = tostring({}):match("0x%x+") or "?"
   return c
 end
 

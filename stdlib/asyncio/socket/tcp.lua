@@ -19,7 +19,7 @@ local drain_needed, wait_drain = net.drain_needed, net.wait_drain
 local tcp = {} -- the methods
 local TCP = { __index = tcp }
 
-function TCP:__tostring() return format("tcp{%s}: %s", self.state, self.id) end
+function TCP:__tostring() return format("tcp{%s}: %p", self.state, self) end
 
 local BACKLOG = 32 -- socket.bind's, as LuaSocket's listen()
 
@@ -29,7 +29,6 @@ local function new(family, state)
     buf = "", pos = 1, received = 0, sent = 0, birthday = lib.now(),
     options = { ["tcp-nodelay"] = true },
   }, TCP)
-  self.id = tostring({}):match("0x%x+") or "?"
   return self
 end
 

@@ -18,12 +18,11 @@ local udp = {}
 local UDP = { __index = udp }
 
 function UDP:__tostring()
-  return format("udp{%s}: %s", self.peer and "connected" or "unconnected", self.id)
+  return format("udp{%s}: %p", self.peer and "connected" or "unconnected", self)
 end
 
 local function new(family)
   local self = setmetatable({ family = family, tm = lib.new_timeout(), options = {} }, UDP)
-  self.id = tostring({}):match("0x%x+") or "?"
   return self
 end
 
