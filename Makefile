@@ -16,11 +16,11 @@ SAN      ?=
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(if $(LUA_INCDIR),-I$(LUA_INCDIR))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC $(OPT) $(SAN) \
-            -Iinclude -Iasync -Ivm $(PKG_CFLAGS)
+            -Iinclude -Iasync -Iasync/core -Iasync/net -Iasync/os -Ivm $(PKG_CFLAGS)
 LDFLAGS  += $(SAN)
 LIBS     := $(PKG_LIBS) -lm
 
-ASYNC_SRC  := $(sort $(wildcard async/*.c))
+ASYNC_SRC  := $(sort $(wildcard async/*/*.c))
 VM_SRC     := $(filter-out vm/main.c vm/repl.c,$(sort $(wildcard vm/*.c)))
 STDLIB_LUA := $(shell find stdlib -name '*.lua' | sort)
 
@@ -39,10 +39,11 @@ LUACHECKRC := $(BUILD)/share/luacheckrc
 .PHONY: all run test check valgrind deps clean install module install-module
 all: $(ALUA) $(LIBALUA) $(SHLIB) $(MODULE) $(LUACHECKRC)
 
-$(BUILD)/obj/%.o: %.c $(wildcard async/*.h vm/*.h include/*.h) | $(BUILD)/obj/async $(BUILD)/obj/vm
+$(BUILD)/obj/%.o: %.c $(wildcard async/*/*.h vm/*.h include/*.h)
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/gen/stdlib_files.o: $(BUILD)/gen/stdlib_files.c async/stdlib_files.h
+$(BUILD)/obj/gen/stdlib_files.o: $(BUILD)/gen/stdlib_files.c async/core/stdlib_files.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -54,7 +55,7 @@ $(BUILD)/tools/embed: tools/embed.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -o $@ $<
 
-$(BUILD)/obj/async $(BUILD)/obj/vm $(BUILD)/bin $(BUILD)/lib $(BUILD)/lua:
+$(BUILD)/bin $(BUILD)/lib $(BUILD)/lua:
 	@mkdir -p $@
 
 $(LIBALUA): $(ASYNC_OBJ) $(VM_OBJ) | $(BUILD)/lib

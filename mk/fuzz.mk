@@ -1,5 +1,5 @@
 # fuzz.mk — C cores on their own under libFuzzer (clang, ASan+UBSan): the keyword
-# transform (vm/syntax.c) and a stream's read buffer (async/readbuf.c); and the speed check.
+# transform (vm/syntax.c) and a stream's read buffer (async/net/readbuf.c); and the speed check.
 #   make fuzz [FUZZ_SECONDS=60]  each target for that long, from its seed corpus in tests/fuzz/
 #   make bench-syntax            transform vs luac5.4 -p on a generated multi-megabyte file
 
@@ -22,10 +22,10 @@ $(FUZZ_DIR)/syntax_fuzz: tests/fuzz/syntax_fuzz.c vm/syntax.c vm/syntax.h | fuzz
 	$(FUZZ_CC) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	  -Ivm -o $@ tests/fuzz/syntax_fuzz.c vm/syntax.c $(FUZZ_LUA)
 
-$(FUZZ_DIR)/stream_fuzz: tests/fuzz/stream_fuzz.c async/readbuf.c async/readbuf.h | fuzz-runtime
+$(FUZZ_DIR)/stream_fuzz: tests/fuzz/stream_fuzz.c async/net/readbuf.c async/net/readbuf.h | fuzz-runtime
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-	  -fno-sanitize-recover=undefined -Iasync -o $@ tests/fuzz/stream_fuzz.c async/readbuf.c
+	  -fno-sanitize-recover=undefined -Iasync/net -o $@ tests/fuzz/stream_fuzz.c async/net/readbuf.c
 
 # each target in turn; what a run finds new goes to build/fuzz/<target>_corpus
 fuzz: $(FUZZ_DIR)/syntax_fuzz $(FUZZ_DIR)/stream_fuzz
