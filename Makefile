@@ -16,11 +16,11 @@ SAN      ?=
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(if $(LUA_INCDIR),-I$(LUA_INCDIR))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC $(OPT) $(SAN) \
-            -Iinclude -Iasync -Iasync/core -Iasync/net -Iasync/os -Ivm $(PKG_CFLAGS)
+            -Iinclude -Iasync -Ivm $(PKG_CFLAGS)
 LDFLAGS  += $(SAN)
 LIBS     := $(PKG_LIBS) -lm
 
-ASYNC_SRC  := $(sort $(wildcard async/*/*.c))
+ASYNC_SRC  := $(sort $(wildcard async/*.c async/*/*.c))
 VM_SRC     := $(filter-out vm/main.c vm/repl.c,$(sort $(wildcard vm/*.c)))
 STDLIB_LUA := $(shell find stdlib -name '*.lua' | sort)
 

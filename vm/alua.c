@@ -5,7 +5,7 @@
 #include <lualib.h>
 
 #include "alua.h"
-#include "internal.h"
+#include "core/core.h"
 #include "loader.h"
 #include "vm.h"
 

@@ -9,7 +9,8 @@
 #include <lualib.h>
 
 #include "alua.h"
-#include "internal.h"
+#include "core/core.h"
+#include "os/os.h"
 #include "loader.h"
 #include "vm.h"
 

@@ -12,8 +12,9 @@
 #include <lauxlib.h>
 
 #include "alua.h"
-#include "internal.h"
-#include "stdlib_files.h"
+#include "core/core.h"
+#include "core/stdlib_files.h"
+#include "os/os.h"
 #include "vm.h"
 
 #define PROMPT "> "

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core.h"
 
 char await_tag;          /* yielded by await: the task waits for the scheduler */
 

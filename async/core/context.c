@@ -3,7 +3,7 @@
    of them sets a variable (stdlib/asyncio/contextvars.lua copies it then). A task made
    while no variable was ever set costs one test; the context outside every task (a
    script's top level, plain callbacks) lives in the registry. */
-#include "internal.h"
+#include "core.h"
 
 static char top_context_key;
 

@@ -3,7 +3,7 @@
 #include <stdarg.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core.h"
 
 static char classes_key; /* registry: name -> class table */
 static char relay_key;   /* registry: {error, traceback} of the last error await relayed */

@@ -1,7 +1,7 @@
 /* future.c — Future: a result that will exist later, its waiters and its Lua methods. */
 #include <stdio.h>
 
-#include "internal.h"
+#include "core.h"
 
 void future_init(future *f, loop_state *loop, uint8_t kind) {
   f->kind = kind;

@@ -1,7 +1,7 @@
 /* gather.c — asyncio.gather in C: children report to the outer future without Lua. */
 #include <stdlib.h>
 
-#include "internal.h"
+#include "core.h"
 
 /* One waiter per argument: a child's completion only counts, in C. When the outcome is
    known (all done, or a failure without return_exceptions) a finisher is queued on the

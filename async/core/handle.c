@@ -1,7 +1,7 @@
 /* handle.c — callback handles: call_soon, call_later, call_at and done callbacks. */
 #include <math.h>
 
-#include "internal.h"
+#include "core.h"
 
 /* User values: 1 = the function, 2.. = its arguments. */
 

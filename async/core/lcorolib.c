@@ -1,5 +1,5 @@
 /* coro.c — coroutine.resume/wrap/yield that let await pass through user coroutines. */
-#include "internal.h"
+#include "core.h"
 
 /* A coroutine a task resumes runs on behalf of that task: when code inside it awaits,
    the await's yield carries await_tag; we yield it on up to the scheduler and, when

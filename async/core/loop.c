@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core.h"
 
 static char loop_key; /* registry: the loop's userdata */
 
@@ -97,6 +97,15 @@ static void check_cb(uv_check_t *h) { loop_drain(h->data); }
 
 /* ---- driving the loop ----------------------------------------------------- */
 
+/* Sets whether the handles behind the hold hook keep the loop alive; returns the
+   previous setting. */
+static int loop_hold(loop_state *loop, int hold) {
+  int was = loop->held;
+  loop->held = hold;
+  if (loop->hold_hook && was != hold) loop->hold_hook(loop);
+  return was;
+}
+
 /* Runs the loop until `f` is done. Returns -1 if it can never be: nothing is ready and
    no timer, I/O or other handle is left that could complete it, even after a full
    collection (garbage may hold what f waits for: a stream its handler dropped unclosed
@@ -106,7 +115,7 @@ int loop_run_until(lua_State *L, loop_state *loop, future *f) {
   int stuck = 0, collected = 0;
   loop->L = L;
   loop->driving++;
-  int held = signal_hold(loop, 1); /* a signal handler may be what completes f */
+  int held = loop_hold(loop, 1); /* a signal handler may be what completes f */
   future *outer = loop->running_until;
   loop->running_until = f;
   while (f->state == FUT_PENDING) {
@@ -123,7 +132,7 @@ int loop_run_until(lua_State *L, loop_state *loop, future *f) {
     }
   }
   loop->running_until = outer;
-  signal_hold(loop, held);
+  loop_hold(loop, held);
   loop->driving--;
   loop->L = saved;
   return stuck ? -1 : 0;

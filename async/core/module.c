@@ -1,7 +1,7 @@
-/* module.c — luaopen_asyncio: the C core plus the embedded Lua standard library. */
+/* module.c — the core table (module_open) and the embedded Lua standard library run on it. */
 #include <string.h>
 
-#include "internal.h"
+#include "core.h"
 #include "stdlib_files.h"
 
 static const stdlib_file *stdlib_find(const char *name) {
@@ -67,8 +67,9 @@ static const luaL_Reg core_functions[] = {
     {NULL, NULL},
 };
 
-int luaopen_asyncio(lua_State *L) {
-  luaL_checkversion(L);
+/* Pushes the core table with the core layer's functions; the loop object is made here
+   too, so the other layers can add its methods. */
+void module_open(lua_State *L) {
   /* task_of reads a thread's extra space, which new threads copy from the main one and
      which nobody has set yet when asyncio is first opened: no task runs anywhere */
   int first_open = luaL_getmetatable(L, LOOP_MT) == LUA_TNIL;
@@ -87,10 +88,6 @@ int luaopen_asyncio(lua_State *L) {
   op_open(L);
   await_open(L);
   error_open(L);
-  signal_open(L);
-  fs_open(L);
-  process_open(L);
-  stream_open(L);
   luaL_setfuncs(L, core_functions, 0);
   coro_lib_patch(L);
 
@@ -99,11 +96,13 @@ int luaopen_asyncio(lua_State *L) {
   lua_insert(L, -2);
   lua_setmetatable(L, -2);
   lua_setfield(L, LUA_REGISTRYINDEX, "asyncio.loopobject");
+}
 
-  /* stdlib/asyncio.lua builds the module from the core */
+/* Replaces the core table on top with the module stdlib/asyncio.lua builds from it. */
+void module_load_stdlib(lua_State *L) {
   lua_pushcfunction(L, load_part);
   lua_pushliteral(L, "asyncio");
   lua_pushvalue(L, -3);
   lua_call(L, 2, 1);
-  return 1;
+  lua_replace(L, -2);
 }

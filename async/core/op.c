@@ -4,7 +4,7 @@
    read event, its drain), then try again. A coroutine object would cost an allocation
    with a finalizer, a Lua frame and two extra awaits per call: on a busy connection
    these calls are most of the work per request. */
-#include "internal.h"
+#include "core.h"
 
 char type_op;
 

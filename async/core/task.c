@@ -1,7 +1,7 @@
 /* task.c — Task: a Lua thread running a body, resumed by the scheduler, and its cancellation. */
 #include <stdio.h>
 
-#include "internal.h"
+#include "core.h"
 
 /* The low bit of the slot marks a user coroutine suspended in an await it passed
    through (coro.c); the rest is the task the thread runs for. */

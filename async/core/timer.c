@@ -2,7 +2,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "core.h"
 
 /* Far enough to mean "never" without overflowing libuv's millisecond arithmetic. */
 #define TIMER_FOREVER_MS ((uint64_t)1 << 40)

@@ -1,5 +1,5 @@
 /* types.c — metatables of alua's userdata found and tested by address, not by name. */
-#include "internal.h"
+#include "core.h"
 
 /* Each metatable is also kept in the registry under the address of a static key, and
    carries that key as a field. Creating an object and testing its type are then

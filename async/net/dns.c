@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "net.h"
 
 int net_sockaddr(const char *ip, int port, struct sockaddr_storage *ss) {
   memset(ss, 0, sizeof *ss);

@@ -6,7 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "net.h"
 
 /* Pushes the path of a Unix socket's local (peer = 0) or remote end ("" if unnamed). */
 int pipe_push_name(lua_State *L, uv_pipe_t *p, int peer) {

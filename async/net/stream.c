@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "net.h"
 
 enum { PENDING_MAX = 128 };
 enum { HIGH_WATER = 64 * 1024, LOW_WATER = 16 * 1024 };
@@ -1246,7 +1246,8 @@ static void new_metatable(lua_State *L, const char *name, lua_CFunction gc, lua_
   lua_pop(L, 1);
 }
 
-/* Adds `net` (the socket primitives streams.lua builds on) to the core table on top. */
+/* Adds the stream and listener primitives streams.lua builds on to the table on top
+   (core.net). */
 void stream_open(lua_State *L) {
   /* a write to a socket the peer closed must fail with EPIPE, not kill the process
      (libuv writes with write(2)); a host's own SIGPIPE handler is left alone */
@@ -1273,12 +1274,5 @@ void stream_open(lua_State *L) {
   lua_pop(L, 1);
   new_metatable(L, LISTENER_MT, listener_gc, listener_tostring);
 
-  lua_newtable(L);
   luaL_setfuncs(L, stream_functions, 0);
-  tcp_open(L);
-  tls_open(L);
-  pipe_open(L);
-  udp_open(L);
-  dns_open(L);
-  lua_setfield(L, -2, "net");
 }

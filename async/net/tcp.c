@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <sys/socket.h>
 
-#include "internal.h"
+#include "net.h"
 
 /* Pushes the local (peer = 0) or remote address of a TCP handle as host, port; nothing
    when there is none (a peer that reset the connection), as Python's None. */

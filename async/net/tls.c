@@ -14,7 +14,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "internal.h"
+#include "net.h"
 
 #define TLS_CTX_MT "asyncio.tls_context"
 

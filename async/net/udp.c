@@ -5,7 +5,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "internal.h"
+#include "net.h"
 
 enum { DGRAM_MAX = 64 * 1024, QUEUE_COUNT_MAX = 1024, QUEUE_BYTES_MAX = 4 << 20 };
 enum { SEND_QUEUE_MAX = 4 << 20 };

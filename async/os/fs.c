@@ -5,7 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "os.h"
 
 #define FSREQ_MT "asyncio.fs.request"
 #define FILE_MT "asyncio.fs.File"

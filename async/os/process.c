@@ -12,7 +12,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "os.h"
+#include "net/net.h"
 
 #define PROCESS_MT "asyncio.Process"
 

@@ -4,9 +4,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "os.h"
 
 #define SIGWATCH_MT "asyncio.SignalWatcher"
+
+typedef struct sigwatch sigwatch;
 
 static char watchers_key; /* registry: signal number -> watcher userdata */
 
@@ -86,17 +88,15 @@ static void watch_cb(uv_signal_t *h, int signum) {
 }
 
 /* Watchers do not keep the loop alive after the main chunk (a script that handles SIGTERM
-   still ends), but a top-level await keeps waiting while a signal could complete it. */
-int signal_hold(loop_state *loop, int hold) {
-  int was = loop->signals_held;
-  loop->signals_held = hold;
-  for (sigwatch *w = loop->signal_watchers; w; w = w->next) {
-    if (hold)
+   still ends), but a top-level await keeps waiting while a signal could complete it: the
+   loop's hold hook, with the loop's watchers in its hold_data. */
+static void signal_hold(loop_state *loop) {
+  for (sigwatch *w = loop->hold_data; w; w = w->next) {
+    if (loop->held)
       uv_ref((uv_handle_t *)&w->h);
     else
       uv_unref((uv_handle_t *)&w->h);
   }
-  return was;
 }
 
 static void interrupt_restore(void);
@@ -113,7 +113,7 @@ static void watch_close(lua_State *L, sigbox *box) {
   if (w->prev)
     w->prev->next = w->next;
   else
-    w->loop->signal_watchers = w->next;
+    w->loop->hold_data = w->next;
   if (w->next) w->next->prev = w->prev;
   int signum = w->signum;
   uv_close((uv_handle_t *)&w->h, watch_free_cb);
@@ -196,10 +196,11 @@ static int signal_add(lua_State *L) {
   w->loop = loop;
   w->signum = signum;
   box->w = w;
-  w->next = loop->signal_watchers;
+  w->next = loop->hold_data;
   if (w->next) w->next->prev = w;
-  loop->signal_watchers = w;
-  if (!loop->signals_held) uv_unref((uv_handle_t *)&w->h);
+  loop->hold_data = w;
+  loop->hold_hook = signal_hold;
+  if (!loop->held) uv_unref((uv_handle_t *)&w->h);
 
   luaL_checkstack(L, nargs + 2, "too many arguments");
   lua_pushvalue(L, boxidx);

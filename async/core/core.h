@@ -1,14 +1,14 @@
-/* internal.h — structures and functions shared by the C core (async/); not public. */
-#ifndef ALUA_ASYNC_INTERNAL_H
-#define ALUA_ASYNC_INTERNAL_H
+/* core.h — the core layer (async/core/): the loop and what waits (futures, tasks, timers,
+   callback handles, await, coroutine objects, operations, errors). The only header the
+   other layers (async/net/, async/os/) and vm/ include from here; not public. */
+#ifndef ALUA_ASYNC_CORE_H
+#define ALUA_ASYNC_CORE_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <lua.h>
 #include <lauxlib.h>
 #include <uv.h>
-
-#include "readbuf.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
@@ -206,8 +206,12 @@ struct loop_state {
   int pool_ref;
   int pool_count;
   const void *cancelled_mt; /* CancelledError instances' metatable, for fast tests */
-  struct sigwatch *signal_watchers; /* signal.c: add_signal_handler's uv_signal handles */
-  int signals_held;    /* they are ref'd: a top-level await is waiting (signal_hold) */
+  /* Handles that keep the loop alive only while loop_run_until waits (a top-level await):
+     a layer above sets the hook (os/signal.c, for its handlers' uv_signal handles, kept
+     in hold_data), so the loop reaches them without knowing what they are. */
+  int held;            /* loop_run_until is waiting: hooked handles are referenced */
+  void (*hold_hook)(loop_state *loop); /* applies `held` to them */
+  void *hold_data;
   future *running_until; /* what loop_run_until runs the loop for: Ctrl-C cancels it */
   int top_has_context; /* a ContextVar was set outside every task (context.c) */
   int closed;
@@ -257,6 +261,11 @@ void op_claim(lua_State *L, int idx, const char *fname);
 int op_await(lua_State *L, task *t); /* the operation at index 1 */
 void op_open(lua_State *L);
 
+/* ---- the module (module.c) ------------------------------------------------ */
+
+void module_open(lua_State *L);        /* pushes the core table, with core's functions */
+void module_load_stdlib(lua_State *L); /* core table on top -> the asyncio module */
+
 /* ---- errors ------------------------------------------------------------- */
 
 void error_open(lua_State *L);
@@ -267,140 +276,5 @@ void error_push_uv(lua_State *L, const char *syscall, int uverr);
 int error_raise_uv(lua_State *L, const char *syscall, int uverr);
 void error_relay_set(lua_State *L, int erridx, int tbidx);
 void error_traceback(lua_State *L, lua_State *co, int erridx, int level);
-
-/* ---- signals, processes, files ----------------------------------------- */
-
-typedef struct sigwatch sigwatch;
-int signal_check(lua_State *L, int idx, const char *fname); /* a name or number -> signum */
-const char *signal_name(int signum);
-int signal_hold(loop_state *loop, int hold); /* returns the previous setting */
-void signal_catch_interrupt(lua_State *L);   /* Ctrl-C in the alua command */
-int signal_interrupted(void);
-void signal_interrupt_at_prompt(void (*fn)(void));
-void signal_interrupt_reset(void);
-void signal_open(lua_State *L);
-void fs_open(lua_State *L); /* core.fs: the primitives of asyncio.fs */
-void process_open(lua_State *L);
-
-
-/* ---- sockets and streams (stream.c, tcp.c, pipe.c, udp.c, dns.c) ---------------- */
-
-#define STREAM_MT "asyncio.stream"
-#define LISTENER_MT "asyncio.listener"
-#define UDP_MT "asyncio.udp"
-#define GAI_MT "asyncio.getaddrinfo"
-
-/* Futures an I/O callback completes (with no value) in pure C. A user value of the
-   owner's userdata anchors them; the waiting Lua code re-checks the state on waking. */
-typedef struct waitset {
-  future **v;
-  int n, cap;
-  future *last;   /* the future handed out last */
-  const void *by; /* the task it was handed to */
-} waitset;
-
-future *waitset_add(lua_State *L, waitset *ws, int owner, int uv); /* pushes it */
-future *waitset_add_one(lua_State *L, waitset *ws, int owner, int uv); /* one waiter at a time */
-int waitset_pending(const waitset *ws);
-void waitset_wake(waitset *ws);
-void waitset_free(waitset *ws);
-
-/* Every socket alua owns is on its loop's net list, so lua_close closes what user code
-   left open, and what still flushes after its Lua object was collected. */
-typedef struct net_list net_list;
-typedef struct net_obj net_obj;
-struct net_obj {
-  net_obj *prev, *next;
-  net_list *list;
-  void (*shutdown)(net_obj *o); /* closes the handle at once, without Lua */
-};
-net_list *net_list_get(lua_State *L);
-void net_track(net_list *list, net_obj *o, void (*shutdown)(net_obj *));
-void net_untrack(net_obj *o);
-
-enum { STREAM_TCP, STREAM_PIPE };
-typedef struct listener listener;
-
-/* The libuv handle of a stream or a listener: TCP or a Unix socket (pipe). */
-typedef union net_handle {
-  uv_handle_t handle;
-  uv_stream_t stream;
-  uv_tcp_t tcp;
-  uv_pipe_t pipe;
-} net_handle;
-
-/* A connected TCP or Unix socket: the read buffer and the write queue. The userdata
-   holds a pointer (`box`); the struct is freed in the handle's close callback. */
-typedef struct stream {
-  net_obj obj;
-  net_handle u;
-  uv_connect_t connect_req;
-  uv_write_t write_req;
-  uv_shutdown_t shutdown_req;
-  struct stream **box;          /* the userdata's pointer to this, NULL once collected */
-  struct tls_conn *tls;         /* TLS state (tls.c) once net.tls_start made it secure */
-  listener *server;             /* accepted by it: counted among its connections */
-  struct stream *next_pending;  /* in the listener's queue until Lua takes it */
-  readbuf rb;                   /* what was read, not yet taken (readbuf.c) */
-  size_t limit;                 /* line limit and bound of the read buffer */
-  size_t want;                  /* a readexactly waiting for this many bytes, or 0 */
-  char *wfly, *wq;              /* the buffer being written; the one queued behind it */
-  size_t wfly_len, wfly_cap, wq_len, wq_cap;
-  size_t high_water, low_water;
-  int rerr, werr, connect_status;
-  waitset readers, drainers, closers;
-  uint8_t kind, open, reading, eof, paused, eof_wanted, shutting, close_wanted, closing;
-} stream;
-
-stream *stream_new(lua_State *L, int kind);  /* pushes the userdata; handle initialised */
-stream *stream_check(lua_State *L, int idx); /* NULL once the stream is closed and freed */
-void stream_resume(stream *s);               /* (re)starts reading if there is room */
-void stream_pause(stream *s);
-size_t stream_read_space(stream *s, char **space); /* room at the end of the read buffer */
-int stream_write_raw(stream *s, const char *data, size_t len); /* 0 or a uv error */
-void stream_close(stream *s);                /* flushes queued writes, then closes */
-void stream_connect_cb(uv_connect_t *req, int status);
-int tcp_push_name(lua_State *L, uv_tcp_t *t, int peer);   /* pushes host, port */
-int pipe_push_name(lua_State *L, uv_pipe_t *p, int peer); /* pushes the path */
-
-/* A listening socket: accepts in C into a bounded queue the Lua side drains. */
-struct listener {
-  net_obj obj;
-  net_handle u;
-  struct listener **box;
-  stream *pending_first, *pending_last;
-  int npending, nconns, accept_err;
-  size_t limit;
-  unsigned keepalive;           /* seconds, 0: off */
-  char *unlink_path;            /* a Unix socket's path, removed at close */
-  waitset acceptors, closers;
-  uint8_t kind, nodelay, serving, deferred, closing, closed;
-  uint8_t starved;              /* out of descriptors: reported, retried */
-};
-
-listener *listener_new(lua_State *L, int kind); /* pushes the userdata; handle not initialised */
-int listener_start(listener *l, int backlog);
-void listener_close(listener *l);
-
-/* Addresses: IP text to sockaddr (0 or a uv error) and back (pushes host, port). */
-int net_sockaddr(const char *ip, int port, struct sockaddr_storage *ss);
-int net_push_addr(lua_State *L, const struct sockaddr *sa);
-
-/* TLS inside a stream (tls.c): ciphertext in and out of OpenSSL's memory BIOs, the
-   plaintext in the stream's own read buffer and write queue. A failure sets the stream's
-   rerr to UV_EPROTO; tls_raise raises it as an SSLError with OpenSSL's reason. */
-void tls_read(stream *s, ssize_t nread);   /* the stream's read callback, for TLS */
-int tls_resume(stream *s);                 /* decrypts what is held; 0: do not read the socket */
-int tls_write(stream *s, const char *data, size_t len); /* 0 or a uv error */
-void tls_shutdown(stream *s);              /* sends close_notify (once, after the handshake) */
-void tls_free(stream *s);
-int tls_raise(lua_State *L, stream *s, const char *op);
-void tls_open(lua_State *L);
-
-void stream_open(lua_State *L); /* fills the table on top (core.net) */
-void tcp_open(lua_State *L);
-void pipe_open(lua_State *L);
-void udp_open(lua_State *L);
-void dns_open(lua_State *L);
 
 #endif

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# layers.sh — the layout of async/ holds: core/ includes no net/ or os/ header, net/ and
+# os/ include core/core.h, os/ reaches net/ only through net/net.h, net/ never reaches os/;
+# the same rules on the built objects (which layer's symbols each object uses, so an
+# undeclared call cannot slip through); and the Lua surface of each layer is registered
+# by that layer.
+cd "$(dirname "$0")/../.."
+. tests/cli/lib.sh
+ALUA_PATH=${ALUA_BIN:-build/bin/alua}
+OBJ=$(dirname "$(dirname "$ALUA_PATH")")/obj/async # build/obj/async, or build/asan/...
+
+# ok_if NAME FILE: ok when FILE (the offences found) is empty, else lists them
+ok_if() {
+  if [ ! -s "$2" ]; then echo "ok - $1"; else
+    echo "not ok - $1"
+    sed 's/^/  /' "$2" | head -20
+  fi
+}
+
+# includes LAYER: "file: header" for each quoted #include of async/LAYER/*.[ch]
+includes() {
+  grep -Ho '^#include "[^"]*"' async/"$1"/*.[ch] | sed 's/:#include "\(.*\)"$/: \1/'
+}
+
+# ---- the include rules, on the sources ---------------------------------------------
+includes core | grep -Ev ': (core\.h|stdlib_files\.h)$' >"$TMP/core"
+ok_if "async/core/ includes only its own headers (no net/ or os/)" "$TMP/core"
+
+includes net | grep -Ev ': (net\.h|readbuf\.h|core/core\.h)$' >"$TMP/net"
+ok_if "async/net/ includes net.h, readbuf.h and core/core.h only (never os/)" "$TMP/net"
+
+includes os | grep -Ev ': (os\.h|core/core\.h|net/net\.h)$' >"$TMP/os"
+ok_if "async/os/ includes os.h, core/core.h and net/net.h only (net's internals never)" "$TMP/os"
+
+# net.h and os.h stand on core.h; net.h never names os/, core.h names neither
+{ grep -q '^#include "core/core.h"' async/net/net.h || echo "net.h: does not include core/core.h"
+  grep -q '^#include "core/core.h"' async/os/os.h || echo "os.h: does not include core/core.h"
+  grep -Hn 'os/\|os\.h' async/net/net.h | grep '#include'
+  grep -Hn '#include "\(net\|os\)/' async/core/core.h; } >"$TMP/headers"
+ok_if "the layer headers: net.h and os.h include core/core.h, core.h neither of them" "$TMP/headers"
+
+# ---- the same, on the objects: what each layer's objects take from the others -------
+# defined LAYER: the global symbols async/LAYER's objects define
+defined() { nm --defined-only -g "$OBJ/$1"/*.o 2>/dev/null | awk 'NF == 3 { print $3 }' | sort -u; }
+# used LAYER: "object: symbol" for each symbol an object of async/LAYER leaves undefined
+used() {
+  for o in "$OBJ/$1"/*.o; do
+    nm -u "$o" | awk -v f="$1/$(basename "$o" .o).c" '{ print f ": " $2 }'
+  done
+}
+if ! ls "$OBJ"/core/*.o "$OBJ"/net/*.o "$OBJ"/os/*.o >/dev/null 2>&1; then
+  echo "not ok - objects of async/ found in $OBJ (build first: make all)"
+else
+  defined core >"$TMP/core.syms"
+  defined net >"$TMP/net.syms"
+  defined os >"$TMP/os.syms"
+  net_h_names=$(grep -o '\b[a-z_][a-z0-9_]*(' async/net/net.h | tr -d '(' | sort -u)
+
+  used core | grep -Fwf <(cat "$TMP/net.syms" "$TMP/os.syms") >"$TMP/core.uses"
+  ok_if "objects of async/core/ use nothing of net/ or os/" "$TMP/core.uses"
+
+  used net | grep -Fwf "$TMP/os.syms" >"$TMP/net.uses"
+  ok_if "objects of async/net/ use nothing of os/" "$TMP/net.uses"
+
+  used os | grep -Fwf "$TMP/net.syms" | while read -r file sym; do
+    grep -qx "$sym" <<<"$net_h_names" || echo "$file $sym (not in net.h)"
+  done >"$TMP/os.uses"
+  ok_if "objects of async/os/ use of net/ only what net.h declares" "$TMP/os.uses"
+fi
+
+# ---- registration: each layer fills the core table itself ---------------------------
+# A file opens its own part (FILE_open) or, for a layer's entry file, its layer's files;
+# asyncio.c (luaopen_asyncio) calls exactly one entry per layer.
+{ grep -Hn '\b\(net\|os\)_open(L)' async/core/*.c
+  grep -Hn '\b\(os\|signal\|fs\|process\)_open(L)' async/net/*.c
+  grep -Hn '\b\(net\|stream\|tcp\|tls\|pipe\|udp\|dns\)_open(L)' async/os/*.c
+  for f in async/*/*.c; do
+    base=$(basename "$f" .c) layer=$(basename "$(dirname "$f")")
+    [ "$base" = "$layer" ] || [ "$base" = module ] && continue
+    grep -Hn '^  [a-z]*_open(L);' "$f" | grep -v "^$f:[0-9]*:  ${base}_open" | sed 's/$/ (only a layer entry opens other files)/'
+  done
+  [ "$(grep -o '[a-z_]*_open(L);' async/asyncio.c | tr '\n' ' ')" = "module_open(L); net_open(L); os_open(L); " ] ||
+    echo "asyncio.c: expected module_open, net_open, os_open in that order"; } >"$TMP/open"
+ok_if "each layer registers its own Lua functions (its entry opens its files only)" "$TMP/open"
