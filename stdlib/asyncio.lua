@@ -21,7 +21,7 @@ end
 
 -- await(await, f): what the keyword transform makes of `await f(args)` (f a name or a
 -- dotted chain), as `await(await, f)(args)`: await given itself (never an awaitable)
--- hands f to await_call (async/await.c), which returns what to call with the
+-- hands f to await_call (async/core/await.c), which returns what to call with the
 -- arguments: inside a task an async function's body itself, run without making the
 -- coroutine object f(args); else this closure.
 local await
@@ -61,22 +61,35 @@ M.FIRST_COMPLETED = "FIRST_COMPLETED"
 M.FIRST_EXCEPTION = "FIRST_EXCEPTION"
 M.ALL_COMPLETED = "ALL_COMPLETED"
 
-core.load_part("asyncio.tasks", core, M)
-core.load_part("asyncio.locks", core, M)
-core.load_part("asyncio.queues", core, M)
-core.load_part("asyncio.taskgroups", core, M)
-core.load_part("asyncio.timeouts", core, M)
-core.load_part("asyncio.signals", core, M)
-core.load_part("asyncio.fs", core, M)
-core.load_part("asyncio.tls", core, M)
-core.load_part("asyncio.streams", core, M)
-core.load_part("asyncio.subprocess", core, M)
-M.ContextVar = core.load_part("asyncio.contextvars", core).ContextVar
+-- The Lua parts, in import order: this list is the one place the order is written.
+-- part(name, imports) runs stdlib/asyncio/<name>.lua with the C core, the module as the
+-- parts above have built it (each may use their exports) and `imports`, what it takes
+-- from an earlier part besides the module's public names; the part returns its exports,
+-- added to the module here, and what it shares with later parts. No part reaches another
+-- through the core table.
+local function part(name, imports)
+  local exports, shared = core.load_part("asyncio." .. name, core, M, imports)
+  for k, v in pairs(exports) do M[k] = v end
+  return shared
+end
+
+part("tasks")
+local locks = part("locks") -- shares fifo, its waiter lists
+part("queues", { fifo = locks.fifo })
+part("taskgroups")
+part("timeouts")
+part("signals")
+part("fs")
+local tls = part("tls") -- shares the ssl option's contexts and handshakes
+local streams = part("streams", { tls = tls }) -- shares make_streams and lookup
+part("subprocess", { make_streams = streams.make_streams })
+part("contextvars")
 
 -- asyncio.socket (LuaSocket's API, also `require "asyncio.socket"`): loaded when first
--- asked for, as Python's lazily imported submodules
+-- asked for, as Python's lazily imported submodules; the last part, it resolves names
+-- with streams' lookup
 local function load_socket()
-  local socket = core.load_part("asyncio.socket", core, M)
+  local socket = core.load_part("asyncio.socket", core, M, { lookup = streams.lookup })
   rawset(M, "socket", socket)
   return socket
 end

@@ -1,6 +1,6 @@
 -- contextvars.lua — ContextVar: values each task sees as they were in the code that
 -- created it when it was created (Python's contextvars), e.g. a request id for logs.
--- A context is an immutable table {[var] = value} kept by the task (async/context.c);
+-- A context is an immutable table {[var] = value} kept by the task (async/core/context.c);
 -- set copies it, so the tasks that share it never see each other's changes.
 local core = ...
 

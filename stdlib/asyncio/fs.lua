@@ -1,9 +1,10 @@
--- fs.lua — asyncio.fs: files on libuv's thread pool (C primitives: async/fs.c).
+-- fs.lua — asyncio.fs: files on libuv's thread pool (C primitives: async/os/fs.c).
 -- Every call returns an awaitable; failures raise OSError with errno, syscall, filename.
-local core, M = ...
+local core, asyncio = ...
+local M = {} -- what this part exports (asyncio.lua adds it to the module)
 
 local C = core.fs
-local await, async = M.await, M.async
+local await, async = asyncio.await, asyncio.async
 local concat, sort, type, select = table.concat, table.sort, type, select
 
 local fs = {}
@@ -136,7 +137,7 @@ function File:closed() return C.closed(self) end
 -- where it can, in a task or at the top level; in the background inside a callback).
 C.File.__close = function(f)
   if C.closed(f) then return end
-  if core._loop_is_running() and not M.current_task() then return C.close_nowait(f) end
+  if core._loop_is_running() and not asyncio.current_task() then return C.close_nowait(f) end
   run(C.close(f))
 end
 
@@ -238,3 +239,5 @@ function fs.scandir(path)
   check_path("scandir", path)
   return scandir(path)
 end
+
+return M

@@ -1,9 +1,10 @@
 -- locks.lua — Lock, Event, Condition, Semaphore, BoundedSemaphore and Barrier: waiters
 -- are Futures in FIFO order; a waiter cancelled after its wake-up passes it on.
-local core, M = ...
+local _, asyncio = ...
+local M = {} -- what this part exports (asyncio.lua adds it to the module)
 
-local await, async, Future = M.await, M.async, M.Future
-local CancelledError, InvalidStateError = M.CancelledError, M.InvalidStateError
+local await, async, Future = asyncio.await, asyncio.async, asyncio.Future
+local CancelledError, InvalidStateError = asyncio.CancelledError, asyncio.InvalidStateError
 local setmetatable, getmetatable, error, pcall = setmetatable, getmetatable, error, pcall
 local type, tostring, tointeger = type, tostring, math.tointeger
 
@@ -60,7 +61,6 @@ function Fifo:remove(v)
   return false
 end
 
-core.fifo = fifo -- shared with queues.lua
 
 -- Awaits a fresh waiter Future queued on `waiters`, then takes it off the queue
 -- whatever happened. Returns pcall's ok, err and the waiter.
@@ -486,3 +486,5 @@ function Barrier:__tostring()
   if self._state == "filling" then extra = (", waiters:%d/%d"):format(self._count, self.parties) end
   return ("Barrier [%s%s]"):format(self._state, extra)
 end
+
+return M, { fifo = fifo }

@@ -1,9 +1,10 @@
 -- queues.lua — Queue (FIFO), LifoQueue and PriorityQueue: put/get suspend while full or
 -- empty, waiters are woken in FIFO order, shutdown fails the waiters (Python 3.13).
-local core, M = ...
+local _, asyncio, imports = ...
+local M = {} -- what this part exports (asyncio.lua adds it to the module)
 
-local await, async, Future, fifo = M.await, M.async, M.Future, core.fifo
-local QueueEmpty, QueueFull, QueueShutDown = M.QueueEmpty, M.QueueFull, M.QueueShutDown
+local await, async, Future, fifo = asyncio.await, asyncio.async, asyncio.Future, imports.fifo
+local QueueEmpty, QueueFull, QueueShutDown = asyncio.QueueEmpty, asyncio.QueueFull, asyncio.QueueShutDown
 local setmetatable, getmetatable, error, pcall = setmetatable, getmetatable, error, pcall
 local type, tostring, tointeger, pairs = type, tostring, math.tointeger, pairs
 
@@ -252,7 +253,7 @@ local function queue_class(name, store)
       n = type(maxsize) == "number" and tointeger(maxsize)
       if not n then error(name .. ": maxsize must be an integer (0 or less: unbounded), got " .. tostring(maxsize), 2) end
     end
-    local finished = M.Event()
+    local finished = asyncio.Event()
     finished:set()
     local self = setmetatable({ maxsize = n, _getters = fifo(), _putters = fifo(),
       _unfinished = 0, _finished = finished, _is_shutdown = false }, cls)
@@ -264,3 +265,5 @@ end
 queue_class("Queue", fifo_store)
 queue_class("LifoQueue", lifo_store)
 queue_class("PriorityQueue", priority_store)
+
+return M

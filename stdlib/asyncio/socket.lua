@@ -4,7 +4,7 @@
 -- it is done (as a top-level await). Results follow LuaSocket exactly: nil plus "timeout",
 -- "closed" or a message (partial data as the third value), never a raised error for I/O.
 -- The parts: socket/tcp.lua, socket/udp.lua, socket/ssl.lua (the lua-sec layer).
-local core, M = ...
+local core, M, imports = ... -- imports: lookup, the resolver of streams.lua
 
 local net = core.net
 local await, Future, CancelledError, OSError = M.await, M.Future, M.CancelledError, M.OSError
@@ -120,7 +120,7 @@ function lib.resolve(host, port, family, socktype, passive)
     if family and fam ~= family then return nil, "ai_family not supported" end
     return { { family = fam, address = host, port = port } }
   end
-  local ok, list = pcall(core.lookup, host, port, family, socktype, passive)
+  local ok, list = pcall(imports.lookup, host, port, family, socktype, passive)
   if not ok then return nil, lib.message(list) end
   if #list == 0 then return nil, "host or service not provided, or not known" end
   return list

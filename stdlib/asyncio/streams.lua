@@ -1,12 +1,14 @@
 -- streams.lua — open_connection, start_server, StreamReader, StreamWriter, Unix sockets,
--- UDP and getaddrinfo, on the socket primitives of async/stream.c (core.net).
+-- UDP and getaddrinfo, on the socket primitives of async/net/stream.c (core.net).
 -- The C side buffers and signals; every method that may wait loops "try in C, else await
 -- the future the next I/O event completes".
-local core, M = ...
+local core, asyncio, imports = ...
+local tlslib = imports.tls -- tls.lua: the ssl option
+local M = {} -- what this part exports (asyncio.lua adds it to the module)
 
 local net = core.net
-local async, await, create_task, Future = M.async, M.await, M.create_task, M.Future
-local CancelledError, OSError = M.CancelledError, M.OSError
+local async, await, create_task, Future = asyncio.async, asyncio.await, asyncio.create_task, asyncio.Future
+local CancelledError, OSError = asyncio.CancelledError, asyncio.OSError
 local type, error, pcall, xpcall, setmetatable, tostring, ipairs = type, error, pcall, xpcall, setmetatable, tostring, ipairs
 local concat, tointeger = table.concat, math.tointeger
 
@@ -44,7 +46,7 @@ Reader.__name = "StreamReader"
 function Reader:__tostring() return "<StreamReader " .. tostring(self._h) .. ">" end
 
 -- The methods that may wait (read, readline, readuntil, readexactly, drain) are in C
--- (async/stream.c): each returns an operation that, awaited, reads from the buffer at
+-- (async/net/stream.c): each returns an operation that, awaited, reads from the buffer at
 -- once and waits for the next read event only when it must. Reading to the end of the
 -- stream gathers every piece here.
 local read_to_eof = async(function(h)
@@ -137,7 +139,6 @@ local function make_streams(h)
   local writer = setmetatable({ _h = h, reader = reader }, Writer)
   return reader, writer
 end
-core.make_streams = make_streams
 M.StreamReader, M.StreamWriter = Reader, Writer
 
 -- ---- names -------------------------------------------------------------------------
@@ -152,7 +153,6 @@ local function lookup(host, port, family, socktype, passive)
   end
   return net.getaddrinfo_result(req, host)
 end
-core.lookup = lookup -- (asyncio.socket resolves with it too)
 
 -- getaddrinfo(host, port, {family = "inet"|"inet6", type = "stream"|"dgram", passive = bool})
 -- -> list of {family=, address=, port=}, on libuv's resolver.
@@ -208,7 +208,7 @@ M.open_connection = async(function(host, port, opts)
   opts = check_opts("open_connection", opts)
   if type(host) ~= "string" then error("open_connection: host must be a string, got " .. type(host), 2) end
   port = check_port("open_connection", port)
-  local tls = opts.ssl and core.tls.client("open_connection", opts)
+  local tls = opts.ssl and tlslib.client("open_connection", opts)
   local addrs = resolve("open_connection", host, port, "stream", false, opts.family)
   local errs = {}
   for _, ai in ipairs(addrs) do
@@ -217,7 +217,7 @@ M.open_connection = async(function(host, port, opts)
     local target = ai.address .. " port " .. ai.port
     local ok, err = pcall(connect_stream, h, target)
     if ok then
-      if tls then core.tls.handshake(h, tls, false, tls.server_hostname or host, "connecting to " .. target) end
+      if tls then tlslib.handshake(h, tls, false, tls.server_hostname or host, "connecting to " .. target) end
       return make_streams(h)
     end
     if not OSError:is(err) then error(err, 0) end
@@ -231,14 +231,14 @@ end, "open_connection")
 M.open_unix_connection = async(function(path, opts)
   opts = check_opts("open_unix_connection", opts)
   if type(path) ~= "string" then error("open_unix_connection: path must be a string, got " .. type(path), 2) end
-  local tls = opts.ssl and core.tls.client("open_unix_connection", opts)
+  local tls = opts.ssl and tlslib.client("open_unix_connection", opts)
   if tls and tls.verify and not tls.server_hostname then
     error("open_unix_connection: ssl needs server_hostname to verify the server (or verify = false)", 2)
   end
   local h = net.pipe_connect(path)
   if opts.limit then net.set_limit(h, opts.limit) end
   connect_stream(h, path)
-  if tls then core.tls.handshake(h, tls, false, tls.server_hostname, "connecting to " .. path) end
+  if tls then tlslib.handshake(h, tls, false, tls.server_hostname, "connecting to " .. path) end
   return make_streams(h)
 end, "open_unix_connection")
 
@@ -254,7 +254,7 @@ local function run_handler(cb, reader, writer)
   local tb
   local ok, err = xpcall(function()
     local res = cb(reader, writer)
-    if M.iscoroutine(res) then await(res) end
+    if asyncio.iscoroutine(res) then await(res) end
   end, function(e)
     tb = type(e) == "table" and e.traceback or debug.traceback(nil, 2)
     return e
@@ -271,7 +271,7 @@ local function serve(server, l)
   while true do
     local h, err, starved = net.accept(l)
     if h and server._tls then
-      create_task(core.tls.serve, server._tls, h, run_handler, server._cb)
+      create_task(tlslib.serve, server._tls, h, run_handler, server._cb, make_streams)
     elseif h then
       create_task(run_handler, server._cb, make_streams(h))
     elseif h == false then
@@ -281,7 +281,7 @@ local function serve(server, l)
       if starved then
         core._report("start_server: out of file descriptors, new connections wait until some are closed:", err)
       end
-      M.get_running_loop():call_later(0.1, serve, server, l)
+      asyncio.get_running_loop():call_later(0.1, serve, server, l)
       return
     elseif err then
       core._report("start_server: accepting a connection failed:", err)
@@ -372,7 +372,7 @@ M.start_server = async(function(cb, host, port, opts)
   if type(cb) ~= "function" then error("start_server: the callback must be a function, got " .. type(cb), 2) end
   opts = check_opts("start_server", opts)
   port = check_port("start_server", port, true) or 0
-  local tls = opts.ssl and core.tls.server("start_server", opts)
+  local tls = opts.ssl and tlslib.server("start_server", opts)
   local hosts = type(host) == "table" and host or { host ~= "" and host or nil }
   local addrs, seen = {}, {}
   for i = 1, math.max(#hosts, 1) do
@@ -406,7 +406,7 @@ M.start_unix_server = async(function(cb, path, opts)
   if type(cb) ~= "function" then error("start_unix_server: the callback must be a function, got " .. type(cb), 2) end
   opts = check_opts("start_unix_server", opts)
   if type(path) ~= "string" then error("start_unix_server: path must be a string, got " .. type(path), 2) end
-  local tls = opts.ssl and core.tls.server("start_unix_server", opts)
+  local tls = opts.ssl and tlslib.server("start_unix_server", opts)
   local l = net.pipe_listen(path, opts.backlog)
   net.listener_options(l, opts.limit, nil, nil, opts.start_serving ~= false)
   return new_server(cb, { l }, tls)
@@ -474,3 +474,5 @@ M.open_udp = async(function(opts)
     remote and remote.port, opts.reuse_port, opts.allow_broadcast)
   return setmetatable({ _u = u }, UDPSocket)
 end, "open_udp")
+
+return M, { make_streams = make_streams, lookup = lookup }

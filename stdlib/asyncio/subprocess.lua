@@ -1,10 +1,11 @@
 -- subprocess.lua — create_subprocess_exec / create_subprocess_shell and Process, on the
--- primitives of async/process.c; the pipes are the StreamReader/StreamWriter of streams.lua.
-local core, M = ...
+-- primitives of async/os/process.c; the pipes are the StreamReader/StreamWriter of streams.lua.
+local core, asyncio, imports = ...
+local M = {} -- what this part exports (asyncio.lua adds it to the module)
 
-local async, await, gather, shield = M.async, M.await, M.gather, M.shield
-local BrokenPipeError, ConnectionError = M.BrokenPipeError, M.ConnectionError
-local net, make_streams = core.net, core.make_streams
+local async, await, gather, shield = asyncio.async, asyncio.await, asyncio.gather, asyncio.shield
+local BrokenPipeError, ConnectionError = asyncio.BrokenPipeError, asyncio.ConnectionError
+local net, make_streams = core.net, imports.make_streams
 local spawn, returncode, exit_future = core.process_spawn, core.process_returncode, core.process_exit_future
 local send_signal, pipe_settled = core.process_send_signal, core.process_pipe_settled
 local type, select, pairs, pcall, error, tostring = type, select, pairs, pcall, error, tostring
@@ -193,3 +194,5 @@ M.subprocess = {
   create_subprocess_exec = M.create_subprocess_exec,
   create_subprocess_shell = M.create_subprocess_shell,
 }
+
+return M

@@ -1,12 +1,13 @@
 -- taskgroups.lua — TaskGroup, a <close> scope that owns its child tasks: closing waits
 -- for them all; the first failure cancels the rest and the body; failures come out as
 -- one ExceptionGroup. task_group(fn) is the same scope around a function.
-local _, M = ...
+local _, asyncio = ...
+local M = {} -- what this part exports (asyncio.lua adds it to the module)
 
-local await, async, Future = M.await, M.async, M.Future
-local create_task, current_task = M.create_task, M.current_task
-local CancelledError, ExceptionGroup = M.CancelledError, M.ExceptionGroup
-local iscoroutine, iscoroutinefunction = M.iscoroutine, M.iscoroutinefunction
+local await, async, Future = asyncio.await, asyncio.async, asyncio.Future
+local create_task, current_task = asyncio.create_task, asyncio.current_task
+local CancelledError, ExceptionGroup = asyncio.CancelledError, asyncio.ExceptionGroup
+local iscoroutine, iscoroutinefunction = asyncio.iscoroutine, asyncio.iscoroutinefunction
 local setmetatable, getmetatable, error, pcall, type, next = setmetatable, getmetatable, error, pcall, type, next
 
 local TaskGroup = { __name = "TaskGroup" }
@@ -145,3 +146,5 @@ function M.task_group(fn)
   end
   return task_group_body(fn)
 end
+
+return M

@@ -1,8 +1,9 @@
 -- tasks.lua — run, gather, wait, wait_for, as_completed and shield on Futures.
-local core, M = ...
+local core, asyncio = ...
+local M = {} -- what this part exports (asyncio.lua adds it to the module)
 
-local await, Future, ensure_future = M.await, M.Future, M.ensure_future
-local CancelledError, TimeoutError = M.CancelledError, M.TimeoutError
+local await, Future, ensure_future = asyncio.await, asyncio.Future, asyncio.ensure_future
+local CancelledError, TimeoutError = asyncio.CancelledError, asyncio.TimeoutError
 local transfer = core._transfer
 local pack, unpack, select, type = table.pack, table.unpack, select, type
 
@@ -15,7 +16,7 @@ local function retrieve(child)
   if not child:cancelled() then child:exception() end
 end
 
--- gather(aw, ..., {return_exceptions = bool}) is in C (async/gather.c).
+-- gather(aw, ..., {return_exceptions = bool}) is in C (async/core/gather.c).
 M.gather = core.gather
 
 local RETURN_WHEN = { FIRST_COMPLETED = true, FIRST_EXCEPTION = true, ALL_COMPLETED = true }
@@ -33,7 +34,7 @@ local function check_timeout(fname, timeout)
   end
 end
 
-local wait_body = M.async(function(list, timeout, return_when)
+local wait_body = asyncio.async(function(list, timeout, return_when)
   -- wrapped here, not when wait() is called: wait is a coroutine, as in Python
   local futs = {}
   for i, aw in ipairs(list) do futs[i] = ensure_future(aw) end
@@ -85,7 +86,7 @@ local function cancel_and_wait(fut)
   await(done)
 end
 
-local wait_for_body = M.async(function(aw, timeout)
+local wait_for_body = asyncio.async(function(aw, timeout)
   -- wrapped here: with timeout <= 0 a coroutine object must not start (wait_for is a
   -- coroutine in Python, so nothing runs before it is awaited)
   local fut = ensure_future(aw)
@@ -96,7 +97,7 @@ local wait_for_body = M.async(function(aw, timeout)
     if fut:cancelled() then error(TimeoutError("wait_for: timed out"), 0) end
     return fut:result()
   end
-  local this = M.current_task()
+  local this = asyncio.current_task()
   local cancelling = this and this:cancelling() or 0 -- only new requests outrank the timeout
   local timed_out = false
   local timer = loop():call_later(timeout, function()
@@ -173,7 +174,7 @@ end
 
 -- Cancels every task still pending and waits for them, as asyncio.run does at its end.
 function M._shutdown()
-  local tasks = M.all_tasks()
+  local tasks = asyncio.all_tasks()
   if #tasks == 0 then return end
   for _, t in ipairs(tasks) do t:cancel() end
   local n = #tasks
@@ -196,9 +197,9 @@ function M.run(main, ...)
   end
   local task
   if type(main) == "function" then
-    task = M.create_task(main, ...)
-  elseif M.iscoroutine(main) then
-    task = M.create_task(main)
+    task = asyncio.create_task(main, ...)
+  elseif asyncio.iscoroutine(main) then
+    task = asyncio.create_task(main)
   else
     task = ensure_future(main)
   end
@@ -207,3 +208,5 @@ function M.run(main, ...)
   if not res[1] then error(res[2], 0) end
   return unpack(res, 2, res.n)
 end
+
+return M

@@ -1,12 +1,13 @@
 -- timeouts.lua — timeout scopes: at the deadline the task is cancelled, and leaving the
 -- scope turns that cancellation (told apart from others by the task's cancel count)
 -- into TimeoutError. with_timeout(delay, fn, ...) is the same scope around a function.
-local _, M = ...
+local _, asyncio = ...
+local M = {} -- what this part exports (asyncio.lua adds it to the module)
 
-local await, async = M.await, M.async
-local current_task, get_running_loop = M.current_task, M.get_running_loop
-local CancelledError, TimeoutError = M.CancelledError, M.TimeoutError
-local iscoroutinefunction = M.iscoroutinefunction
+local await, async = asyncio.await, asyncio.async
+local current_task, get_running_loop = asyncio.current_task, asyncio.get_running_loop
+local CancelledError, TimeoutError = asyncio.CancelledError, asyncio.TimeoutError
+local iscoroutinefunction = asyncio.iscoroutinefunction
 local setmetatable, getmetatable, error, type, tostring = setmetatable, getmetatable, error, type, tostring
 
 -- States: "active" (entered), "expiring" (fired, scope not left yet), "expired",
@@ -119,3 +120,5 @@ function M.with_timeout(delay, fn, ...)
   if type(fn) ~= "function" then error("with_timeout: expected a function, got " .. type(fn), 2) end
   return with_timeout_body(delay, fn, ...)
 end
+
+return M

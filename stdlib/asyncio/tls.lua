@@ -1,11 +1,11 @@
--- tls.lua — the streams' ssl option on async/tls.c: contexts made from the option table
+-- tls.lua — the streams' ssl option on async/net/tls.c: contexts made from the option table
 -- (a client's kept while any connection uses it), and the handshake of a connection made
 -- (open_connection) or accepted (start_server) before the streams are handed out.
-local core, M = ...
+local core, asyncio = ...
 
 local net = core.net
-local await = M.await
-local CancelledError, TimeoutError = M.CancelledError, M.TimeoutError
+local await = asyncio.await
+local CancelledError, TimeoutError = asyncio.CancelledError, asyncio.TimeoutError
 local type, error, pairs, pcall, tostring, setmetatable = type, error, pairs, pcall, tostring, setmetatable
 local concat = table.concat
 
@@ -43,7 +43,6 @@ local function handshake_timeout(fname, opts)
 end
 
 local tls = {}
-core.tls = tls
 
 -- Loading the system's CA store takes milliseconds: a client context is shared by the
 -- connections made with the same files while any of them (or the cache) holds it.
@@ -83,7 +82,7 @@ end
 
 -- Awaits the read events that step the handshake (tls.c) until it is done, or raises.
 local function run(h, timeout)
-  local scope <close> = M.timeout(timeout)
+  local scope <close> = asyncio.timeout(timeout)
   while not tls_handshake(h) do await(wait_read(h)) end
 end
 
@@ -107,9 +106,10 @@ function tls.handshake(h, t, server, hostname, target)
 end
 
 -- The task of a connection a TLS server accepted: the handshake, then the callback
--- (`run_handler`, streams.lua's) on the decrypted streams. A failed handshake only closes
--- the connection (the client sees the alert), unless the server asked to hear of it.
-function tls.serve(t, h, run_handler, cb)
+-- (`run_handler`, streams.lua's) on the decrypted streams (`make_streams`, streams.lua's
+-- too: tls.lua is loaded first). A failed handshake only closes the connection (the
+-- client sees the alert), unless the server asked to hear of it.
+function tls.serve(t, h, run_handler, cb, make_streams)
   local target
   if net.stream_kind(h) == "tcp" then
     local pok, host, port = pcall(net.peername, h)
@@ -121,13 +121,14 @@ function tls.serve(t, h, run_handler, cb)
     if t.on_error then
       local hok, herr = pcall(function()
         local res = t.on_error(err)
-        if M.iscoroutine(res) then await(res) end
+        if asyncio.iscoroutine(res) then await(res) end
       end)
       if not hok then core._report("Unhandled error in on_handshake_error of start_server:", herr) end
     end
     return
   end
-  return run_handler(cb, core.make_streams(h))
+  return run_handler(cb, make_streams(h))
 end
 
-return tls
+-- no public names: what streams.lua shares for its ssl option
+return {}, tls
