@@ -114,13 +114,16 @@ static int wrap_results(lua_State *L, lua_State *co, int status, int nres) {
     return nres;
   }
   /* an error killed the coroutine: close its to-be-closed variables, then propagate
-     with the caller's position, as the stock coroutine.wrap does */
+     the error the closing ended with (a handler's error replaces the body's) with the
+     caller's position, as the stock coroutine.wrap does. The failed resume left the
+     error on co's stack twice: one copy is ours, the other is what the handlers see. */
   lua_xmove(co, L, 1);
 #if LUA_VERSION_RELEASE_NUM >= 50406
-  lua_closethread(co, L);
+  status = lua_closethread(co, L);
 #else
-  lua_resetthread(co);
+  status = lua_resetthread(co);
 #endif
+  lua_xmove(co, L, 1); /* the closed thread keeps only its final error: it is now dead */
   if (status != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
     luaL_where(L, 1);
     lua_insert(L, -2);

@@ -1,0 +1,94 @@
+-- coroutine_lib_spec.lua — alua's coroutine.wrap (patched so that await passes through
+-- user coroutines) keeps the stock Lua 5.4.4 semantics when a wrapped coroutine fails:
+-- it is closed, its pending <close> handlers run with the error, and the error the
+-- closing ends with is raised (the cases of the official suite's locals.lua and
+-- coroutine.lua), in plain code and inside a task after an await.
+
+local support = require "tests.support"
+local raises, in_task = support.raises, support.in_task
+local sleep = asyncio.sleep
+
+after_each(function()
+  local _, running = support.cancel_leftovers()
+  assert.are.equal(0, running, "tasks left running by the spec")
+end)
+
+local function closer(fn) return setmetatable({}, { __close = fn }) end
+
+-- Each case runs twice: as plain Lua, and in a task where the coroutine first awaits
+-- (the await passes through wrap) before it fails.
+local function both(name, body)
+  it(name .. " (plain Lua)", function() body(function() end) end)
+  it(name .. " (inside a task, after an await through the wrap)",
+    in_task(function() body(function() await(sleep(0)) end) end))
+end
+
+describe("coroutine.wrap when the coroutine fails", function()
+  both("closes it: a handler's error replaces the body's, and the next handler sees it", function(pause)
+    local seen = {}
+    local co = coroutine.wrap(function()
+      local outer <close> = closer(function(_, err)
+        seen[#seen + 1] = err
+        error("@YYY")
+      end)
+      local inner <close> = closer(function(_, err)
+        seen[#seen + 1] = err
+        error("@XXX")
+      end)
+      pause()
+      coroutine.yield(100)
+      error(200)
+    end)
+    assert.are.equal(100, co())
+    local err = raises(co)
+    assert.are.equal(200, seen[1])
+    assert.matches("@XXX", seen[2])
+    assert.matches("@YYY", err)
+    assert.not_matches("@XXX", err)
+  end)
+
+  both("an error while returning: the remaining handlers run, the last error keeps its position", function(pause)
+    local x, y, seen = 0, 0, nil
+    local co = coroutine.wrap(function()
+      local outer <close> = closer(function(_, err)
+        y = y + 1
+        seen = err
+        error("YYY")
+      end)
+      local inner <close> = closer(function()
+        x = x + 1
+        error("XXX")
+      end)
+      pause()
+      coroutine.yield(100)
+      return 200
+    end)
+    assert.are.equal(100, co())
+    local err = raises(co)
+    assert.are.same({ 1, 1 }, { x, y })
+    assert.matches("XXX", seen)
+    assert.matches("^[%w_/]+%.lua:%d+: YYY$", err)
+  end)
+
+  both("a handler that calls the failing wrap again: the first error, then a dead coroutine", function(pause)
+    local co, inner_ok, inner_err
+    co = coroutine.wrap(function()
+      local x <close> = closer(function() inner_ok, inner_err = pcall(co) end)
+      pause()
+      error(111)
+    end)
+    assert.are.equal(111, raises(co))
+    assert.is_false(inner_ok)
+    assert.matches("cannot resume non%-suspended coroutine", inner_err)
+    assert.matches("cannot resume dead coroutine", raises(co))
+  end)
+
+  both("without <close> variables the body's error comes through with the caller's position", function(pause)
+    local co = coroutine.wrap(function() pause(); error("plain", 0) end)
+    assert.matches("^[%w_/]+%.lua:%d+: plain$", raises(function() co() end))
+    assert.matches("cannot resume dead coroutine", raises(co))
+    local t = {}
+    co = coroutine.wrap(function() pause(); error(t) end)
+    assert.are.equal(t, raises(co))
+  end)
+end)
