@@ -30,6 +30,7 @@ static void usage_print(FILE *out) {
           "  -e stat       execute string 'stat'\n"
           "  -i            enter interactive mode after executing 'script'\n"
           "  -l mod        require library 'mod' into global 'mod'\n"
+          "  -l g=mod      require library 'mod' into global 'g'\n"
           "  -v            show version information\n"
           "  -E            ignore environment variables\n"
           "  -W            turn warnings on\n"
@@ -113,17 +114,27 @@ static int run_string(lua_State *L, const char *src, const char *name) {
   return run_chunk(L, vm_loadstring(L, src, strlen(src), name));
 }
 
-static int run_require(lua_State *L, const char *name) {
+/* -l mod, or -l g=mod: g = require(mod) */
+static int run_require(lua_State *L, const char *spec) {
+  const char *eq = strchr(spec, '=');
+  const char *modname = eq ? eq + 1 : spec;
+  lua_pushlstring(L, spec, eq ? (size_t)(eq - spec) : strlen(spec)); /* the global's name */
   lua_getglobal(L, "require");
-  lua_pushstring(L, name);
+  lua_pushstring(L, modname);
   int status = vm_pcall(L, 1, 1);
-  if (status == LUA_OK) lua_setglobal(L, name);
+  if (status == LUA_OK) {
+    lua_setglobal(L, lua_tostring(L, -2));
+    lua_pop(L, 1);
+  } else {
+    lua_remove(L, -2);
+  }
   return report(L, status);
 }
 
-/* The `arg` table: arg[0] is the script, negative indices the interpreter and options. */
+/* The `arg` table: arg[0] is the script (the interpreter when there is none), negative
+   indices the interpreter and options, positive ones the script's arguments. */
 static void create_arg_table(lua_State *L, int argc, char **argv, int script) {
-  int base = script > 0 ? script : argc;
+  int base = script > 0 ? script : 0;
   lua_createtable(L, argc - base, base + 1);
   for (int i = 0; i < argc; i++) {
     lua_pushstring(L, argv[i]);
@@ -161,16 +172,22 @@ static int run_options(lua_State *L, char **argv, int script) {
   return LUA_OK;
 }
 
-static int run_script(lua_State *L, int argc, char **argv, int script) {
+/* Pushes arg[1..#arg]: the script's arguments are what the `arg` table holds when it
+   starts (an -e may have changed it), as lua.c does. */
+static int push_script_args(lua_State *L) {
+  if (lua_getglobal(L, "arg") != LUA_TTABLE) luaL_error(L, "'arg' is not a table");
+  int n = (int)luaL_len(L, -1);
+  luaL_checkstack(L, n + 3, "too many arguments to script");
+  for (int i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
+  lua_remove(L, -n - 1);
+  return n;
+}
+
+static int run_script(lua_State *L, char **argv, int script) {
   const char *fname = argv[script];
   if (strcmp(fname, "-") == 0 && strcmp(argv[script - 1], "--") != 0) fname = NULL;
   int status = vm_loadfile(L, fname);
-  if (status == LUA_OK) {
-    int n = argc - script - 1;
-    luaL_checkstack(L, n + 3, "too many arguments to script");
-    for (int i = script + 1; i < argc; i++) lua_pushstring(L, argv[i]);
-    status = vm_pcall(L, n, 0);
-  }
+  if (status == LUA_OK) status = vm_pcall(L, push_script_args(L), 0);
   return report(L, status);
 }
 
@@ -192,8 +209,9 @@ static int translate_script(lua_State *L, char **argv, int script) {
   return status;
 }
 
+/* alua's line, then Lua's own (what `lua -v` prints) */
 static void print_version(void) {
-  printf("%s (%s, libuv %s)\n", ALUA_VERSION, LUA_RELEASE, uv_version_string());
+  printf("%s (%s, libuv %s)\n%s\n", ALUA_VERSION, LUA_RELEASE, uv_version_string(), LUA_COPYRIGHT);
   fflush(stdout);
 }
 
@@ -227,7 +245,7 @@ static int protected_main(lua_State *L) {
   if (m->opts.version) print_version();
   if (!m->opts.noenv && run_init(L) != LUA_OK) return 0;
   if (run_options(L, argv, script ? script : argc) != LUA_OK) return 0;
-  if (script && run_script(L, argc, argv, script) != LUA_OK) return 0;
+  if (script && run_script(L, argv, script) != LUA_OK) return 0;
   int interactive = m->opts.interactive;
   if (!interactive && !script && !m->opts.has_e && !m->opts.version) {
     if (isatty(0)) {

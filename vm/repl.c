@@ -1,6 +1,8 @@
 /* repl.c — the interactive prompt: the loop keeps running while it waits for input
    (readline's callback interface fed by a uv_poll on stdin), top-level await, locals
-   that persist, history and tab completion of globals and fields. */
+   that persist, history and tab completion of globals and fields. Without a terminal
+   it reads lines as the stock lua command does with readline: each prompt, then the
+   line read, are written out. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 
 typedef struct repl {
   lua_State *L;
+  int tty;         /* stdin is a terminal: readline, history, completion */
   uv_poll_t stdin_poll;
   char *line;      /* a line readline completed, owned by us until evaluated */
   int line_ready;  /* readline called back: a line (or EOF, line == NULL) */
@@ -79,6 +82,39 @@ static char *repl_read(repl *r, const char *prompt) {
   signal_interrupt_at_prompt(NULL);
   uv_poll_stop(&r->stdin_poll);
   return r->line;
+}
+
+/* Without a terminal: the prompt, then the line read (any length, without its newline)
+   echoed after it, as readline writes them; NULL at the end of input. */
+static char *repl_read_plain(const char *prompt) {
+  char *line = NULL;
+  size_t cap = 0;
+  fputs(prompt, stdout);
+  fflush(stdout);
+  ssize_t n = getline(&line, &cap, stdin);
+  if (n < 0) {
+    free(line);
+    return NULL;
+  }
+  if (n > 0 && line[n - 1] == '\n') line[n - 1] = '\0';
+  fputs(line, stdout);
+  fputc('\n', stdout);
+  fflush(stdout);
+  return line;
+}
+
+/* The prompt is _PROMPT (_PROMPT2 on continuation lines) through tostring, each time it
+   is shown, or the default, as in lua.c. Reads a line after it. */
+static char *repl_read_line(repl *r, int firstline) {
+  lua_State *L = r->L;
+  const char *prompt = firstline ? PROMPT : PROMPT2;
+  if (lua_getglobal(L, firstline ? "_PROMPT" : "_PROMPT2") != LUA_TNIL) {
+    prompt = luaL_tolstring(L, -1, NULL); /* kept on the stack while it is shown */
+    lua_remove(L, -2);
+  }
+  char *line = r->tty ? repl_read(r, prompt) : repl_read_plain(prompt); /* readline copies it */
+  lua_pop(L, 1);
+  return line;
 }
 
 /* print and io.write while a prompt is on screen: clear the line being edited, write,
@@ -282,7 +318,7 @@ static void repl_print_results(lua_State *L, int base) {
 }
 
 static void repl_history_add(repl *r, const char *line) {
-  if (*line == '\0') return;
+  if (!r->tty || *line == '\0') return;
   add_history(line);
   if (*r->history_path) append_history(1, r->history_path);
 }
@@ -292,10 +328,13 @@ static void repl_history_add(repl *r, const char *line) {
 static int repl_step(repl *r) {
   lua_State *L = r->L;
   int base = lua_gettop(L);
-  char *line = repl_read(r, PROMPT);
+  char *line = repl_read_line(r, 1);
   if (line == NULL) return r->interrupted;
   repl_history_add(r, line);
-  lua_pushstring(L, line); /* the chunk's text so far, at base + 1 */
+  if (line[0] == '=') /* `=expr` prints expr, as in Lua 5.2 and lua.c */
+    lua_pushfstring(L, "return %s", line + 1);
+  else
+    lua_pushstring(L, line); /* the chunk's text so far, at base + 1 */
   free(line);
   int status;
   for (;;) {
@@ -303,7 +342,7 @@ static int repl_step(repl *r) {
     const char *src = lua_tolstring(L, base + 1, &len);
     status = repl_compile(L, src, len);
     if (!repl_incomplete(L, status)) break;
-    line = repl_read(r, PROMPT2);
+    line = repl_read_line(r, 0);
     if (line == NULL) {
       if (!r->interrupted) break;
       lua_settop(L, base); /* Ctrl-C on a continuation line drops the whole chunk */
@@ -352,37 +391,12 @@ static void repl_history_close(repl *r) {
   if (*r->history_path) history_truncate_file(r->history_path, HISTORY_MAX);
 }
 
-/* ---- without a terminal: lines from stdin, as lua -i does ------------------------- */
-
+/* Without a terminal (or if stdin cannot be polled): plain lines, no history. */
 static int repl_plain(lua_State *L) {
-  char buf[4096];
-  for (;;) {
-    int base = lua_gettop(L);
-    fputs(PROMPT, stdout);
-    fflush(stdout);
-    if (!fgets(buf, sizeof buf, stdin)) break;
-    lua_pushstring(L, buf);
-    int status;
-    for (;;) {
-      size_t len;
-      const char *src = lua_tolstring(L, base + 1, &len);
-      status = repl_compile(L, src, len);
-      if (!repl_incomplete(L, status)) break;
-      fputs(PROMPT2, stdout);
-      fflush(stdout);
-      if (!fgets(buf, sizeof buf, stdin)) break;
-      lua_pop(L, 1);
-      lua_pushstring(L, buf);
-      lua_concat(L, 2);
-    }
-    lua_remove(L, base + 1);
-    if (status == LUA_OK) status = vm_pcall(L, 0, LUA_MULTRET);
-    if (status == LUA_OK)
-      repl_print_results(L, base);
-    else
-      fprintf(stderr, "%s\n", lua_tostring(L, -1));
-    lua_settop(L, base);
-  }
+  repl r;
+  memset(&r, 0, sizeof r);
+  r.L = L;
+  while (repl_step(&r)) {}
   fputs("\n", stdout);
   return LUA_OK;
 }
@@ -393,6 +407,7 @@ int vm_repl(lua_State *L) {
   repl r;
   memset(&r, 0, sizeof r);
   r.L = L;
+  r.tty = 1;
   the_repl = &r;
   if (uv_poll_init(alua_loop(L), &r.stdin_poll, 0) != 0) {
     the_repl = NULL;

@@ -59,5 +59,20 @@ expect "a pending call_later keeps the loop alive" 0 "timer" -- "$ALUA" "$TMP/ti
 expect "globals: asyncio, async and await are preloaded" 0 "table	function	function" -- \
   "$ALUA" -e "print(type(asyncio), type(async), type(await))"
 expect "top-level await in -e" 0 "7" -- "$ALUA" -e "print(await(asyncio.sleep(0.01, 7)))"
-expect "-i with piped input evaluates expressions" 0 $'> 3\n> ' -- bash -c "echo '1 + 2' | '$ALUA' -i -E 2>/dev/null | tail -n +2"
+expect "-i with piped input evaluates expressions" 0 $'> 1 + 2\n3\n> ' -- bash -c "echo '1 + 2' | '$ALUA' -i -E 2>/dev/null | tail -n +3"
 expect "top-level await of sleep(0) yields once and returns" 0 "after" -- "$ALUA" -e "await(asyncio.sleep(0)) print('after')"
+
+# ---- as the stock lua command (lua.c of Lua 5.4.4) does; main.lua of the official suite ----
+expect "-l g=mod requires mod into the global g" 0 $'0.0\nA\t20' -- \
+  "$ALUA" -l 'str=string' '-lm=math' -e 'print(m.sin(0))' -e 'print(str.upper("a"), m.max(10, 20))'
+expect "the script's ... are the arg table as -e left it" 0 "100	b" -- \
+  bash -c "echo 'print(...)' | '$ALUA' -e 'arg[1] = 100' - a b"
+expect "an -e that replaces arg with a non-table fails the script" 1 "" -- \
+  bash -c "echo 'print(1)' | '$ALUA' -e 'arg = 1' -"
+stderr_has "a non-table arg: says so" "'arg' is not a table"
+expect "without a script, arg[0] is the interpreter and the options follow" 0 "$ALUA	-e	nil" -- \
+  "$ALUA" -e 'print(arg[0], arg[1], arg[-1])'
+"$ALUA" -v | sed -n 2p | grep -Eq '^Lua 5\.4\.[0-9]+  Copyright \(C\) 1994-20[0-9]+ Lua\.org, PUC-Rio$' \
+  && echo "ok - -v also prints Lua's own version line" || echo "not ok - -v also prints Lua's own version line"
+"$ALUA" -v -e "print'hello'" | tr '\n' '|' | grep -q 'PUC-Rio|hello|$' \
+  && echo "ok - -v with -e: the version lines, then what -e prints" || echo "not ok - -v with -e: the version lines, then what -e prints"

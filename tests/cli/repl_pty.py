@@ -136,6 +136,20 @@ r.send("nil, 1\r")
 check(r.expect(r"nil\s+1"), "expressions print all their values, nil included", r)
 
 r.mark_here()
+r.send("=6 * 7, 'x'\r")
+check(r.expect(r"42\s+x"), "=expr prints the value, as in lua", r)
+
+r.mark_here()
+r.send("_PROMPT = setmetatable({}, {__tostring = function() return 'P$ ' end}); _PROMPT2 = 'Q$ '\r")
+check(r.expect(r"[\r\n](\x1b\[\?2004h)?P\$ "), "_PROMPT (through __tostring) replaces the prompt", r)
+r.send("if true then\r")
+check(r.expect(r"[\r\n](\x1b\[\?2004h)?Q\$ "), "_PROMPT2 replaces the continuation prompt", r)
+r.send("end\r")
+r.expect(r"[\r\n](\x1b\[\?2004h)?P\$ ")
+r.send("_PROMPT, _PROMPT2 = nil, nil\r")
+r.expect(r"> ")
+
+r.mark_here()
 r.send("asyncio.ga\t")
 check(r.expect(r"asyncio\.gather"), "tab completes asyncio.ga to asyncio.gather", r)
 r.send("\x15")  # Ctrl-U: drop the line
