@@ -15,6 +15,7 @@
 #include "vm.h"
 
 static const char *progname = "alua";
+static int keyboard_interrupt; /* the run ended because of Ctrl-C: exit 130 */
 
 typedef struct options {
   int interactive, version, noenv, warnings, no_keywords, has_e, translate, help;
@@ -96,6 +97,7 @@ static int report(lua_State *L, int status) {
     const char *msg = lua_tostring(L, -1);
     if (signal_interrupted() && msg && strncmp(msg, "CancelledError", 14) == 0) {
       lua_pop(L, 1); /* Ctrl-C's cancellation: main() says KeyboardInterrupt */
+      keyboard_interrupt = 1;
       return status;
     }
     fprintf(stderr, "%s: %s\n", progname, msg ? msg : "(error object is not a string)");
@@ -258,8 +260,16 @@ static int protected_main(lua_State *L) {
   if (interactive) {
     /* leaving the prompt ends the session: what still runs is cancelled, not awaited */
     if (vm_repl(L) != LUA_OK || report(L, vm_cancel_leftovers(L)) != LUA_OK) return 0;
-  } else if (report(L, vm_run_loop_to_end(L)) != LUA_OK) {
-    return 0;
+  } else {
+    /* a Ctrl-C the script caught (a pcall around busy code or a top-level await) let it
+       go on, as asyncio.run returns when the main task swallowed the cancellation; one
+       while the loop runs what is left stops everything */
+    int caught_before = signal_interrupted();
+    if (report(L, vm_run_loop_to_end(L)) != LUA_OK) return 0;
+    if (!caught_before && signal_interrupted()) {
+      keyboard_interrupt = 1;
+      return 0;
+    }
   }
   m->status = EXIT_SUCCESS;
   return 0;
@@ -284,7 +294,7 @@ int main(int argc, char **argv) {
   lua_pushlightuserdata(L, &m);
   int status = lua_pcall(L, 1, 0, 0);
   report(L, status);
-  if (signal_interrupted()) {
+  if (keyboard_interrupt) {
     /* Ctrl-C: the main task was cancelled; the other tasks are too, as asyncio.run does */
     report(L, vm_cancel_leftovers(L));
     alua_close(L);

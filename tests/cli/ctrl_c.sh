@@ -133,3 +133,48 @@ fi
 
 expect "without Ctrl-C the exit status is unchanged" 0 "fine" -- \
   "$ALUA" -e 'await(asyncio.sleep(0.01)) print("fine")'
+
+# ---- as the stock lua command: plain Lua code gets a catchable error -----------------------
+# interrupt_when_ready NAME WANT_STDOUT [ignored]: runs $TMP/ready.lua (which prints a first
+# line once it is busy) in the background under a 20 s limit, sends one SIGINT once that line
+# is out, and checks that it exits 0 with WANT_STDOUT. With "ignored" alua starts with SIGINT
+# ignored, as a background job started by sh does (lua.c installs its handler anyway).
+interrupt_when_ready() {
+  local name=$1 want=$2 ignore=() status out
+  [ "${3:-}" = ignored ] && ignore=(sh -c 'trap "" INT; exec "$@"' sh)
+  : >"$TMP/stdout"
+  timeout -k 5 20 "${ignore[@]}" "$ALUA" "$TMP/ready.lua" >"$TMP/stdout" 2>"$TMP/stderr" &
+  local runner=$!
+  for _ in $(seq 100); do [ -s "$TMP/stdout" ] && break; sleep 0.1; done
+  kill -INT "$runner"
+  wait "$runner"
+  status=$?
+  out=$(cat "$TMP/stdout")
+  if [ "$status" = 0 ] && [ "$out" = "$want" ] && ! grep -q KeyboardInterrupt "$TMP/stderr"; then
+    echo "ok - $name"
+  else
+    echo "not ok - $name"
+    echo "  status $status (want 0); stdout: $(printf '%q' "$out") (want $(printf '%q' "$want"))"
+    echo "  stderr: $(head -5 "$TMP/stderr")"
+  fi
+}
+
+cat >"$TMP/ready.lua" <<'LUA'
+local ok, err = pcall(function() print(12) while true do end end)
+print(42, ok, err)
+LUA
+interrupt_when_ready "plain Lua: pcall catches the interrupt, the script goes on and exits 0" \
+  $'12\n42\tfalse\tCancelledError: KeyboardInterrupt'
+interrupt_when_ready "SIGINT ignored at start (a job sh put in the background): still interrupted" \
+  $'12\n42\tfalse\tCancelledError: KeyboardInterrupt' ignored
+
+cat >"$TMP/ready.lua" <<'LUA'
+local ok, err = pcall(function()
+  print("waiting")
+  io.stdout:flush()
+  await(asyncio.sleep(100))
+end)
+print("caught", asyncio.CancelledError:is(err))
+LUA
+interrupt_when_ready "a top-level await whose cancellation is caught: the script goes on and exits 0" \
+  $'waiting\ncaught\ttrue'
