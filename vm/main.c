@@ -35,7 +35,7 @@ static void usage_print(FILE *out) {
           "  -v            show version information\n"
           "  -E            ignore environment variables\n"
           "  -W            turn warnings on\n"
-          "  -h, --help    show this help and exit\n"
+          "  --help        show this help and exit\n"
           "  --no-keywords do not translate async/await keyword syntax\n"
           "  --translate   print the plain-Lua translation of 'script' (or stdin)\n"
           "  --            stop handling options\n"
@@ -72,7 +72,7 @@ static int options_parse(int argc, char **argv, options *o) {
       o->interactive = o->version = 1;
     } else if (strcmp(a, "-v") == 0) {
       o->version = 1;
-    } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+    } else if (strcmp(a, "--help") == 0) { /* -h stays lua's unrecognized option (and usage) */
       o->help = 1;
       return i;
     } else if (a[1] == 'e' || a[1] == 'l') {

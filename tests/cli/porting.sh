@@ -12,13 +12,18 @@ if [ $status = 0 ] && grep -q '^usage: .* \[options\] \[script \[args\]\]' "$TMP
 else
   echo "not ok - --help prints the usage on stdout and exits 0 (status $status: $(head -2 "$TMP/stderr"))"
 fi
-"$ALUA" -h >"$TMP/h" 2>&1
-cmp -s "$TMP/h" "$TMP/help" && echo "ok - -h is --help" || echo "not ok - -h is --help: $(head -2 "$TMP/h")"
+# -h is what lua does with it (the official suite's main.lua checks): "unrecognized
+# option '-h'", status 1, and the same usage, on stderr
+expect "-h fails as in lua, and still shows the usage" 1 "" -- "$ALUA" -h
+stderr_has "-h: unrecognized option, as lua says" "unrecognized option '-h'"
+tail -n +2 "$TMP/stderr" | cmp -s - "$TMP/help" && echo "ok - -h: the usage --help prints" ||
+  echo "not ok - -h: the usage --help prints: $(head -2 "$TMP/stderr")"
 expect "an unknown option still fails" 1 "" -- "$ALUA" --frobnicate
 stderr_has "an unknown option is named" "unrecognized option '--frobnicate'"
 
-# the REPL without a terminal (lua -i's way): results as the prompt shows them
-repl() { printf '%s\n' "$@" | "$ALUA" -i 2>&1 | sed -e '1d' -e 's/^\(> \)*//' -e '/^$/d'; }
+# the REPL without a terminal (lua -i's way): results as the prompt shows them (after the
+# two version lines; each prompt is followed by the line it read, as lua -i writes them)
+repl() { printf '%s\n' "$@" | "$ALUA" -i 2>&1 | sed -e '1,2d' -e '/^> /d' -e '/^$/d'; }
 expect "the REPL shows a list's contents" 0 '{1, 2, "three"}' -- repl '{1, 2, "three"}'
 expect "the REPL shows keys sorted, nested tables, and marks cycles" 0 \
   '{1, n = {k = true}, self = <cycle>, ["two words"] = 2}' -- \
