@@ -143,7 +143,8 @@ interrupt_when_ready() {
   local name=$1 want=$2 ignore=() status out
   [ "${3:-}" = ignored ] && ignore=(sh -c 'trap "" INT; exec "$@"' sh)
   : >"$TMP/stdout"
-  timeout -k 5 20 "${ignore[@]}" "$ALUA" "$TMP/ready.lua" >"$TMP/stdout" 2>"$TMP/stderr" &
+  # --foreground: timeout passes our one SIGINT on once (otherwise also to its group: twice)
+  timeout --foreground -k 5 20 "${ignore[@]}" "$ALUA" "$TMP/ready.lua" >"$TMP/stdout" 2>"$TMP/stderr" &
   local runner=$!
   for _ in $(seq 100); do [ -s "$TMP/stdout" ] && break; sleep 0.1; done
   kill -INT "$runner"
