@@ -74,8 +74,8 @@ local function part(name, imports)
 end
 
 part("tasks")
-local locks = part("locks") -- shares fifo, its waiter lists
-part("queues", { fifo = locks.fifo })
+local locks = part("locks") -- shares fifo, its waiter lists, and what each waiter waits on
+part("queues", { fifo = locks.fifo, waiting_on = locks.waiting_on })
 part("taskgroups")
 part("timeouts")
 part("signals")
@@ -84,6 +84,7 @@ local tls = part("tls") -- shares the ssl option's contexts and handshakes
 local streams = part("streams", { tls = tls }) -- shares make_streams and lookup
 part("subprocess", { make_streams = streams.make_streams })
 part("contextvars")
+part("debug", { waiting_on = locks.waiting_on }) -- after signals: SIGQUIT in debug mode
 
 -- asyncio.socket (LuaSocket's API, also `require "asyncio.socket"`): loaded when first
 -- asked for, as Python's lazily imported submodules; the last part, it resolves names

@@ -18,7 +18,7 @@ static const char *progname = "alua";
 static int keyboard_interrupt; /* the run ended because of Ctrl-C: exit 130 */
 
 typedef struct options {
-  int interactive, version, noenv, warnings, no_keywords, has_e, translate, help;
+  int interactive, version, noenv, warnings, no_keywords, has_e, translate, help, debug;
   int script; /* index of the script in argv, or 0 */
   int first_arg_error; /* index of a bad option, or 0 */
 } options;
@@ -38,6 +38,8 @@ static void usage_print(FILE *out) {
           "  --help        show this help and exit\n"
           "  --no-keywords do not translate async/await keyword syntax\n"
           "  --translate   print the plain-Lua translation of 'script' (or stdin)\n"
+          "  --debug       debug mode: slow steps, where objects were made, unclosed\n"
+          "                resources; SIGQUIT (Ctrl-\\) prints every task\n"
           "  --            stop handling options\n"
           "  -             stop handling options and execute stdin\n",
           progname);
@@ -64,6 +66,8 @@ static int options_parse(int argc, char **argv, options *o) {
       o->no_keywords = 1;
     } else if (strcmp(a, "--translate") == 0) {
       o->translate = 1;
+    } else if (strcmp(a, "--debug") == 0) {
+      o->debug = 1;
     } else if (strcmp(a, "-E") == 0) {
       o->noenv = 1;
     } else if (strcmp(a, "-W") == 0) {
@@ -241,6 +245,7 @@ static int protected_main(lua_State *L) {
   luaL_openlibs(L);
   alua_openlibs(L);
   if (m->opts.no_keywords) loader_set_keywords(L, 0);
+  if (m->opts.debug) debug_enable(L);
   create_arg_table(L, argc, argv, script);
   signal_catch_interrupt(L);
   lua_gc(L, LUA_GCGEN, 0, 0);

@@ -102,6 +102,7 @@ static int coro_gc(lua_State *L) {
   coro_push_name(L, 1);
   fprintf(stderr, "RuntimeWarning: coroutine '%s' was never awaited\n", lua_tostring(L, -1));
   fflush(stderr);
+  debug_report_creation(L, 1, "It");
   return 0;
 }
 
@@ -128,6 +129,7 @@ static int async_call(lua_State *L) {
     lua_pushvalue(L, i);
     lua_setiuservalue(L, -2, i + 2);
   }
+  debug_record(L, -1);
   return 1;
 }
 
@@ -359,6 +361,7 @@ static int sleep_lua(lua_State *L) {
     lua_pushvalue(L, 2 + i);
     lua_setiuservalue(L, -2, 4 + i);
   }
+  debug_record(L, -1);
   return 1;
 }
 

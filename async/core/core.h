@@ -144,6 +144,7 @@ int task_cancel(lua_State *L, task *t, int msg_idx);
 int task_push_cancelled_error(lua_State *L, int msg_ref);
 void task_sleep(task *t, uint64_t delay); /* arms t's own timer: its caller then yields */
 void task_timer_fired(loop_state *loop, task *t);
+int task_in_sleep(loop_state *loop, task *t); /* suspended in asyncio.sleep */
 void task_open(lua_State *L);
 
 /* ---- task-local context (context.c) -------------------------------------- */
@@ -214,6 +215,8 @@ struct loop_state {
   void *hold_data;
   future *running_until; /* what loop_run_until runs the loop for: Ctrl-C cancels it */
   int top_has_context; /* a ContextVar was set outside every task (context.c) */
+  uint64_t slow_ns;    /* debug mode: a step longer than this is reported */
+  uint8_t debug;       /* debug mode (debug.c) */
   int closed;
 };
 
@@ -228,6 +231,27 @@ lua_State *loop_pool_take(lua_State *L, loop_state *loop);
 void loop_pool_give(lua_State *L, loop_state *loop, lua_State *co);
 void loop_report(lua_State *L, const char *what, int erridx, const char *traceback);
 int loop_switch(lua_State *L, uv_loop_t *uv);
+
+/* ---- debug mode and task dumps (debug.c) --------------------------------- */
+
+/* States on this OS thread with debug mode on: with none, recording where objects
+   are made costs one test. */
+extern _Thread_local int debug_states;
+#define debug_record(L, idx) \
+  do { \
+    if (debug_states) debug_record_creation((L), (idx)); \
+  } while (0)
+void debug_record_creation(lua_State *L, int idx);
+int debug_report_creation(lua_State *L, int idx, const char *what);
+void debug_report_unclosed(lua_State *L, int idx, const char *what);
+void debug_run(lua_State *L, loop_state *loop, runnable *r); /* a ready entry, timed */
+void debug_hook_thread(lua_State *co);
+/* Pushes what future f is in a user's words ("read on 127.0.0.1:5000") and returns 1,
+   or returns 0 when it does not know f. */
+typedef int (*debug_wait_describer)(lua_State *L, future *f);
+void debug_add_wait_describer(debug_wait_describer fn);
+void debug_enable(lua_State *L); /* alua --debug */
+void debug_open(lua_State *L);
 
 /* ---- await, async and coroutine objects -------------------------------- */
 
@@ -276,5 +300,6 @@ void error_push_uv(lua_State *L, const char *syscall, int uverr);
 int error_raise_uv(lua_State *L, const char *syscall, int uverr);
 void error_relay_set(lua_State *L, int erridx, int tbidx);
 void error_traceback(lua_State *L, lua_State *co, int erridx, int level);
+void error_push_stack(lua_State *L, lua_State *co, int level); /* "stack traceback:..." */
 
 #endif

@@ -109,7 +109,7 @@ static void add_frame(luaL_Buffer *b, const lua_Debug *ar) {
 }
 
 /* Pushes "stack traceback:" and the frames of co from `level` on (co may be L). */
-static void push_traceback(lua_State *L, lua_State *co, int level) {
+void error_push_stack(lua_State *L, lua_State *co, int level) {
   lua_Debug ar;
   int skip_at = -1; /* frames shown before the "skipping" line, or -1: all */
   int last = 0;
@@ -144,7 +144,7 @@ void error_push(lua_State *L, const char *type, const char *message) {
   lua_setfield(L, -2, "type");
   lua_pushstring(L, message ? message : "");
   lua_setfield(L, -2, "message");
-  push_traceback(L, L, 1);
+  error_push_stack(L, L, 1);
   lua_setfield(L, -2, "traceback");
   push_instance_mt(L, type);
   lua_setmetatable(L, -2);
@@ -233,7 +233,7 @@ void error_relay_set(lua_State *L, int erridx, int tbidx) {
    traceback of the task it came from when await relayed it. */
 void error_traceback(lua_State *L, lua_State *co, int erridx, int level) {
   erridx = lua_absindex(L, erridx);
-  push_traceback(L, co, level);
+  error_push_stack(L, co, level);
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &relay_key) == LUA_TTABLE) {
     lua_rawgeti(L, -1, 1);
     int same = lua_rawequal(L, -1, erridx);

@@ -22,6 +22,7 @@ future *future_new(lua_State *L, loop_state *loop) {
   future *f = lua_newuserdatauv(L, sizeof *f, FUV_COUNT - 1);
   future_init(f, loop, KIND_FUTURE);
   type_setmetatable(L, &type_future);
+  debug_record(L, -1);
   return f;
 }
 
@@ -333,6 +334,7 @@ void future_report_unretrieved(lua_State *L, int idx, const char *what) {
   }
   loop_report(L, what, -2, tb);
   lua_pop(L, 2);
+  debug_report_creation(L, idx, f->kind == KIND_TASK ? "The task" : "The future");
 }
 
 static int future_gc(lua_State *L) {

@@ -63,6 +63,10 @@ static int drain_protected(lua_State *L) {
   size_t batch = loop->ready_count;
   while (batch-- > 0 && loop->ready_count > 0) {
     runnable *r = ready_pop(loop);
+    if (loop->debug) {
+      debug_run(L, loop, r);
+      continue;
+    }
     switch (r->kind) {
       case RUN_TASK:
         task_step(L, loop, container_of(r, task, run));
@@ -205,6 +209,7 @@ void loop_close(lua_State *L, loop_state *loop) {
   (void)L;
   if (loop->closed) return;
   loop->closed = 1;
+  if (loop->debug) debug_states--;
   uv_close((uv_handle_t *)loop->idle, handle_free_cb);
   uv_close((uv_handle_t *)loop->check, handle_free_cb);
   timer_close(loop);

@@ -125,6 +125,7 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
   t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   live_link(loop, t);
   task_schedule(loop, t);
+  debug_record(L, -1);
   return 1;
 }
 
@@ -267,6 +268,7 @@ void task_step(lua_State *L, loop_state *loop, task *t) {
   }
   task *outer = loop->current;
   loop->current = t;
+  if (loop->debug) debug_hook_thread(t->co);
   int nres = 0;
   int status = lua_resume(t->co, L, narg, &nres);
   loop->current = outer;
@@ -296,7 +298,7 @@ void task_sleep(task *t, uint64_t delay) {
   timer_schedule(loop, &t->base.timer, uv_hrtime() + delay);
 }
 
-static int task_in_sleep(loop_state *loop, task *t) {
+int task_in_sleep(loop_state *loop, task *t) {
   return t->base.timer.index != TIMER_NOT_QUEUED && t->awaiting == NULL && !t->scheduled &&
          t != loop->current;
 }

@@ -252,6 +252,7 @@ stream *stream_new(lua_State *L, int kind) {
   if (s == NULL) luaL_error(L, "asyncio: cannot create a socket handle");
   *box = s;
   s->box = box;
+  debug_record(L, -1);
   return s;
 }
 
@@ -751,6 +752,7 @@ static int stream_gc(lua_State *L) {
   waitset_wake(&s->readers);
   waitset_wake(&s->drainers);
   waitset_wake(&s->closers);
+  if (!s->close_wanted) debug_report_unclosed(L, 1, s->kind == STREAM_TCP ? "TCP stream" : "Unix stream");
   stream_close(s);
   return 0;
 }
@@ -830,6 +832,7 @@ listener *listener_new(lua_State *L, int kind) {
   l->box = box;
   *box = l;
   net_track(list, &l->obj, listener_shutdown_obj);
+  debug_record(L, -1);
   return l;
 }
 
@@ -1054,6 +1057,7 @@ static int listener_gc(lua_State *L) {
   l->box = NULL;
   waitset_wake(&l->acceptors);
   waitset_wake(&l->closers);
+  if (!l->closing) debug_report_unclosed(L, 1, "server");
   listener_close(l);
   return 0;
 }
@@ -1246,9 +1250,63 @@ static void new_metatable(lua_State *L, const char *name, lua_CFunction gc, lua_
   lua_pop(L, 1);
 }
 
+/* ---- what a task waits on, for print_tasks (debug.c) ----------------------------- */
+
+static int waitset_holds(const waitset *ws, const future *f) {
+  for (int i = 0; i < ws->n; i++)
+    if (ws->v[i] == f) return 1;
+  return 0;
+}
+
+/* Pushes "WHAT on ADDRESS": the peer of a connection, the address a server listens on. */
+static void push_wait_text(lua_State *L, const char *what, net_handle *u, int kind, int peer) {
+  char path[1024];
+  size_t len = sizeof path;
+  if (kind == STREAM_TCP && tcp_push_name(L, &u->tcp, peer) == 2 && lua_isstring(L, -2)) {
+    lua_pushfstring(L, strchr(lua_tostring(L, -2), ':') ? "%s on [%s]:%d" : "%s on %s:%d", what,
+                    lua_tostring(L, -2), (int)lua_tointeger(L, -1));
+    lua_replace(L, -3);
+    lua_pop(L, 1);
+    return;
+  }
+  int err = peer ? uv_pipe_getpeername(&u->pipe, path, &len) : uv_pipe_getsockname(&u->pipe, path, &len);
+  if (kind == STREAM_PIPE && err == 0 && len > 0)
+    lua_pushfstring(L, "%s on %s", what, path);
+  else
+    lua_pushfstring(L, "%s on a %s", what, kind == STREAM_TCP ? "TCP stream" : "pipe");
+}
+
+static int describe_wait(lua_State *L, future *f) {
+  net_list *list = net_list_get(L);
+  for (net_obj *o = list ? list->first : NULL; o; o = o->next) {
+    if (o->shutdown == stream_shutdown_obj) {
+      stream *s = container_of(o, stream, obj);
+      const char *what = waitset_holds(&s->readers, f)    ? "read"
+                         : waitset_holds(&s->drainers, f) ? "drain"
+                         : waitset_holds(&s->closers, f)  ? "wait_closed"
+                                                          : NULL;
+      if (what) {
+        push_wait_text(L, what, &s->u, s->kind, 1);
+        return 1;
+      }
+    } else if (o->shutdown == listener_shutdown_obj) {
+      listener *l = container_of(o, listener, obj);
+      const char *what = waitset_holds(&l->acceptors, f)  ? "accept"
+                         : waitset_holds(&l->closers, f) ? "Server.wait_closed"
+                                                         : NULL;
+      if (what) {
+        push_wait_text(L, what, &l->u, l->kind, 0);
+        return 1;
+      }
+    }
+  }
+  return 0;
+}
+
 /* Adds the stream and listener primitives streams.lua builds on to the table on top
    (core.net). */
 void stream_open(lua_State *L) {
+  debug_add_wait_describer(describe_wait);
   /* a write to a socket the peer closed must fail with EPIPE, not kill the process
      (libuv writes with write(2)); a host's own SIGPIPE handler is left alone */
   struct sigaction sa;

@@ -266,6 +266,7 @@ static int udp_gc(lua_State *L) {
   u->box = NULL;
   waitset_wake(&u->readers);
   waitset_wake(&u->closers);
+  if (!u->closing) debug_report_unclosed(L, 1, "UDP socket");
   udp_close(u);
   return 0;
 }
@@ -322,6 +323,7 @@ static int udp_open_lua(lua_State *L) {
   u->box = box;
   *box = u;
   net_track(list, &u->obj, udp_shutdown_obj);
+  debug_record(L, -1);
   if (reuse_port) {
     uv_os_fd_t fd;
     int one = 1;

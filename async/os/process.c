@@ -82,6 +82,11 @@ static void proc_shutdown_obj(net_obj *o) {
 
 static int proc_gc(lua_State *L) {
   proc_box *box = lua_touserdata(L, 1);
+  if (!box->exited) {
+    lua_pushfstring(L, "process %d (still running)", box->pid);
+    debug_report_unclosed(L, 1, lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
   if (box->p) box->p->box = NULL; /* the child runs on; its exit closes the handle */
   box->p = NULL;
   return 0;
@@ -327,6 +332,7 @@ static int process_spawn(lua_State *L) {
   memset(box, 0, sizeof *box);
   luaL_setmetatable(L, PROCESS_MT);
   int boxidx = lua_gettop(L);
+  debug_record(L, boxidx);
   box->exit = future_new(L, loop);
   lua_setiuservalue(L, boxidx, 1);
 

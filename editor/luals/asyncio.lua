@@ -136,6 +136,26 @@ function Task:cancelling() end
 ---@return integer left
 function Task:uncancel() end
 
+---A frame of a task's await stack.
+---@class asyncio.Frame
+---@field source string the chunk, as in messages (`"server.lua"`)
+---@field line integer|nil
+---@field name string|nil `"local 'handle'"`, `"main chunk"`, `"function <f.lua:3>"`
+
+---The frames of the task's await stack, oldest first; empty unless it is suspended.
+---@param limit? integer keep only the newest frames
+---@return asyncio.Frame[]
+function Task:get_stack(limit) end
+
+---Prints the await stack, most recent call last.
+---@param limit? integer
+---@param file? file* io.stderr by default
+function Task:print_stack(limit, file) end
+
+---Every pending task: name, state, what it waits on, its await stack, who waits on it.
+---@param file? file* io.stderr by default
+function asyncio.print_tasks(file) end
+
 -- ---- context variables ----------------------------------------------------------
 
 ---A value each task sees as it was where the task was created (Python's contextvars).
@@ -209,7 +229,16 @@ asyncio.ALL_COMPLETED = "ALL_COMPLETED"
 -- ---- the loop ---------------------------------------------------------------------
 
 ---@class asyncio.Loop
+---@field slow_callback_duration number debug mode reports steps longer than this (0.1 s)
 local Loop = {}
+
+---Debug mode: slow steps, where coroutines, futures and resources were made, unclosed
+---resources; SIGQUIT prints every task.
+---@param enabled boolean
+function Loop:set_debug(enabled) end
+
+---@return boolean
+function Loop:get_debug() end
 
 ---@return number seconds the loop's monotonic clock
 function Loop:time() end

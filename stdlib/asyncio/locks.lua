@@ -7,6 +7,7 @@ local await, async, Future = asyncio.await, asyncio.async, asyncio.Future
 local CancelledError, InvalidStateError = asyncio.CancelledError, asyncio.InvalidStateError
 local setmetatable, getmetatable, error, pcall = setmetatable, getmetatable, error, pcall
 local type, tostring, tointeger = type, tostring, math.tointeger
+local current_task = asyncio.current_task
 
 -- ---- waiter lists ------------------------------------------------------------------
 
@@ -61,12 +62,16 @@ function Fifo:remove(v)
   return false
 end
 
+-- waiter Future -> the Lock, Event, Queue... it waits on: how print_tasks (debug.lua)
+-- names what a task waits for. Set only when a task really waits.
+local waiting_on = setmetatable({}, { __mode = "k" })
 
--- Awaits a fresh waiter Future queued on `waiters`, then takes it off the queue
--- whatever happened. Returns pcall's ok, err and the waiter.
-local function wait_on(waiters)
+-- Awaits a fresh waiter Future queued on `waiters` of `owner`, then takes it off the
+-- queue whatever happened. Returns pcall's ok, err and the waiter.
+local function wait_on(waiters, owner)
   local fut = Future()
   waiters:push(fut)
+  waiting_on[fut] = owner
   local ok, err = pcall(await, fut)
   waiters:remove(fut)
   return ok, err, fut
@@ -116,23 +121,23 @@ Lock.acquire = async(function(self)
   check_self(self, Lock, "Lock:acquire")
   local waiters = self._waiters
   if not self._locked and all_cancelled(waiters) then
-    self._locked = true
+    self._locked, self._owner = true, current_task() -- the owner: for print_tasks
     return self
   end
-  local ok, err = wait_on(waiters)
+  local ok, err = wait_on(waiters, self)
   if not ok then
     -- woken, then cancelled before running: hand the wake-up to the next waiter
     if not self._locked then lock_wake_first(waiters) end
     error(err, 0)
   end
-  self._locked = true
+  self._locked, self._owner = true, current_task()
   return self
 end, "Lock.acquire")
 
 function Lock:release()
   check_self(self, Lock, "Lock:release")
   if not self._locked then error("Lock:release: the lock is not acquired", 2) end
-  self._locked = false
+  self._locked, self._owner = false, nil
   lock_wake_first(self._waiters)
 end
 
@@ -180,7 +185,7 @@ end
 Event.wait = async(function(self)
   check_self(self, Event, "Event:wait")
   if self._value then return true end
-  local ok, err = wait_on(self._waiters)
+  local ok, err = wait_on(self._waiters, self)
   if not ok then error(err, 0) end
   return true
 end, "Event.wait")
@@ -245,7 +250,7 @@ Condition.wait = async(function(self)
   local lock = self._lock
   if not lock._locked then error("Condition:wait: the lock is not acquired", 0) end
   lock:release()
-  local ok, err, fut = wait_on(self._waiters)
+  local ok, err, fut = wait_on(self._waiters, self)
   while true do
     local got, aerr = pcall(await, lock:acquire())
     if got then break end
@@ -346,7 +351,7 @@ local sem_acquire = async(function(self)
     self._value = self._value - 1
     return self
   end
-  local ok, err, fut = wait_on(self._waiters)
+  local ok, err, fut = wait_on(self._waiters, self)
   -- woken (a unit was taken for us) but cancelled before running: give the unit back
   if not ok and was_woken(fut) then self._value = self._value + 1 end
   -- waiters that queued behind us for fairness may now proceed
@@ -487,4 +492,4 @@ function Barrier:__tostring()
   return ("Barrier [%s%s]"):format(self._state, extra)
 end
 
-return M, { fifo = fifo }
+return M, { fifo = fifo, waiting_on = waiting_on }

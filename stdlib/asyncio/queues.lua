@@ -5,6 +5,7 @@ local M = {} -- what this part exports (asyncio.lua adds it to the module)
 
 local await, async, Future, fifo = asyncio.await, asyncio.async, asyncio.Future, imports.fifo
 local QueueEmpty, QueueFull, QueueShutDown = asyncio.QueueEmpty, asyncio.QueueFull, asyncio.QueueShutDown
+local waiting_on = imports.waiting_on
 local setmetatable, getmetatable, error, pcall = setmetatable, getmetatable, error, pcall
 local type, tostring, tointeger, pairs = type, tostring, math.tointeger, pairs
 
@@ -130,6 +131,7 @@ end
 local function wait_turn(self, waiters, still_ready)
   local fut = Future()
   waiters:push(fut)
+  waiting_on[fut] = self
   local ok, err = pcall(await, fut)
   if ok then return end
   fut:cancel()

@@ -1,0 +1,207 @@
+-- debug_spec.lua — seeing inside a running program: asyncio.print_tasks names what each
+-- task waits on and who waits on it (a hang is diagnosed from its output alone),
+-- task:get_stack / print_stack, and the loop's debug settings. Debug mode's reports on
+-- stderr and SIGQUIT are in tests/cli/debug.sh.
+
+local support = require "tests.support"
+
+after_each(function()
+  local _, running = support.cancel_leftovers()
+  assert.are.equal(0, running, "tasks left running by the spec")
+end)
+
+-- print_tasks into a string
+local function dump()
+  local f = assert(io.tmpfile())
+  asyncio.print_tasks(f)
+  f:seek("set")
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- the report as a table: name -> {state =, waits_on =, stack = {lines}, waited_by =}
+local function parse(report)
+  local tasks, cur = {}, nil
+  for line in report:gmatch("[^\n]+") do
+    local name, state = line:match("^Task '(.-)': (.*)$")
+    if name then
+      cur = { state = state, stack = {} }
+      tasks[name] = cur
+    elseif cur then
+      local key, value = line:match("^  ([%a ]+): (.*)$")
+      if key == "waits on" then cur.waits_on = value
+      elseif key == "waited on by" then cur.waited_by = value
+      elseif line:match("^    ") then cur.stack[#cur.stack + 1] = line:match("^%s+(.*)$") end
+    end
+  end
+  return tasks
+end
+
+local function line_here() return debug.getinfo(2, "l").currentline end
+
+describe("asyncio.print_tasks", function()
+  it("diagnoses a task stuck on a lock held by a task that waits on a queue", function()
+    local lock, jobs = asyncio.Lock(), asyncio.Queue()
+    local producer_line, consumer_line
+    local producer = asyncio.create_task(function()
+      local l <close> = await(lock:acquire())
+      producer_line = line_here() + 1
+      return await(jobs:get()) -- nobody ever puts: stuck, holding the lock
+    end)
+    producer:set_name("producer")
+    local consumer = asyncio.create_task(function()
+      await(asyncio.sleep(0.01))
+      consumer_line = line_here() + 1
+      local l <close> = await(lock:acquire())
+    end)
+    consumer:set_name("consumer")
+    await(asyncio.sleep(0.05))
+    local report = dump()
+    local tasks = parse(report)
+
+    -- follow the chain from the stuck consumer, as a reader of the report would
+    local c = assert(tasks.consumer, report)
+    assert.are.equal("waiting", c.state)
+    local holder = c.waits_on:match("^Lock %(held by Task '(.-)'%)$")
+    assert.are.equal("producer", holder, report)
+    local p = assert(tasks[holder], report)
+    assert.are.equal("Queue.get (0 items)", p.waits_on, report)
+    assert.are.equal("Task 'consumer' (wants a lock it holds)", p.waited_by, report)
+    -- each stack names the line where the task waits, in this file
+    local here = debug.getinfo(1, "S").short_src
+    assert.is_truthy(report:find(here .. ":" .. consumer_line .. ":", 1, true), report)
+    assert.is_truthy(report:find(here .. ":" .. producer_line .. ":", 1, true), report)
+    producer:cancel()
+    consumer:cancel()
+  end)
+
+  it("names sleeps with the time left, awaited tasks, events, queues, and who awaits", function()
+    local ev, q = asyncio.Event(), asyncio.Queue(1)
+    q:put_nowait("x")
+    local sleeper = asyncio.create_task(asyncio.sleep(5), "sleeper")
+    local worker = asyncio.create_task(function() await(ev:wait()) end)
+    worker:set_name("worker-3")
+    local boss = asyncio.create_task(function() await(worker) end)
+    boss:set_name("boss")
+    local putter = asyncio.create_task(function() await(q:put("y")) end)
+    putter:set_name("putter")
+    local later = asyncio.create_task(function() end)
+    later:set_name("later")
+    local tasks = parse(dump())
+    assert.are.equal("not started", tasks.later.state)
+    await(asyncio.sleep(0.02))
+    local report = dump()
+    tasks = parse(report)
+    local left = tonumber(tasks.sleeper.waits_on:match("^sleep %((%d+%.%d) s left%)$"))
+    assert.is_truthy(left and left > 4 and left <= 5, report)
+    assert.are.equal("Event.wait", tasks["worker-3"].waits_on)
+    assert.are.equal("Task 'worker-3'", tasks.boss.waits_on)
+    assert.are.equal("Task 'boss'", tasks["worker-3"].waited_by)
+    assert.are.equal("Queue.put (1 item of 1)", tasks.putter.waits_on)
+    assert.is_nil(tasks.later, "a finished task is not listed")
+    ev:set()
+    await(boss)
+    sleeper:cancel()
+    putter:cancel()
+    await(asyncio.gather(putter, sleeper, { return_exceptions = true }))
+  end)
+
+  it("names a read on a stream with its peer, and a server's accept", function()
+    local server = await(asyncio.start_server(function(reader, writer)
+      await(reader:read(1)) -- the client never writes
+      writer:close()
+    end, "127.0.0.1", 0))
+    local host, port = server:sockname()
+    local serving = asyncio.create_task(function() await(server:serve_forever()) end)
+    serving:set_name("serving")
+    local reader, writer = await(asyncio.open_connection(host, port))
+    local client = asyncio.create_task(function() await(reader:readline()) end)
+    client:set_name("client")
+    await(asyncio.sleep(0.05))
+    local report = dump()
+    local tasks = parse(report)
+    assert.are.equal(("read on %s:%d"):format(host, port), tasks.client.waits_on, report)
+    local handler
+    for name, t in pairs(tasks) do
+      if name ~= "client" and t.waits_on:match("^read on 127%.0%.0%.1:%d+$") then handler = t end
+    end
+    assert.is_truthy(handler, "the connection's handler reads from the client: " .. report)
+    writer:write("\n")
+    await(client)
+    writer:close()
+    serving:cancel()
+    pcall(await, serving)
+    server:close()
+    await(server:wait_closed())
+  end)
+
+  it("writes to io.stderr by default and says how many tasks", function()
+    local t = asyncio.create_task(asyncio.sleep(1))
+    local saved = io.stderr
+    local f = assert(io.tmpfile())
+    io.stderr = f
+    local ok, err = pcall(asyncio.print_tasks)
+    io.stderr = saved
+    assert.is_true(ok, err)
+    f:seek("set")
+    assert.is_truthy(f:read("a"):match("^1 pending task %(asyncio.print_tasks%):\nTask 'Task%-%d+': "))
+    f:close()
+    t:cancel()
+  end)
+end)
+
+describe("task:get_stack and task:print_stack", function()
+  it("give the frames of a suspended task, oldest first, with the user's line", function()
+    local line
+    local async function inner()
+      line = line_here() + 1
+      await(asyncio.sleep(1))
+    end
+    local t = asyncio.create_task(function() await(inner()) end)
+    await(asyncio.sleep(0))
+    local frames = t:get_stack()
+    assert.is_true(#frames >= 1)
+    local here = debug.getinfo(1, "S").short_src
+    local found
+    for i, f in ipairs(frames) do
+      if f.source == here and f.line == line then found = i end
+    end
+    assert.is_truthy(found, "no frame at the await's line")
+    assert.are.equal(#frames, #t:get_stack(#frames + 5))
+    local last = t:get_stack(1)
+    assert.are.equal(1, #last)
+    assert.are.same(frames[#frames], last[1])
+
+    local out = assert(io.tmpfile())
+    t:print_stack(nil, out)
+    out:seek("set")
+    local text = out:read("a")
+    out:close()
+    assert.is_truthy(text:match("^Stack for Task '[^']+' %(most recent call last%):\n"), text)
+    assert.is_truthy(text:find(here .. ":" .. line .. ":", 1, true), text)
+    t:cancel()
+    pcall(await, t)
+    assert.are.same({}, t:get_stack())
+  end)
+end)
+
+describe("the loop's debug settings", function()
+  it("set_debug, get_debug and slow_callback_duration", function()
+    local loop = asyncio.get_running_loop()
+    assert.is_false(loop:get_debug())
+    assert.are.equal(0.1, loop.slow_callback_duration)
+    loop.slow_callback_duration = 0.5
+    assert.are.equal(0.5, loop.slow_callback_duration)
+    loop:set_debug(true)
+    assert.is_true(loop:get_debug())
+    loop:set_debug(false)
+    assert.is_false(loop:get_debug())
+    loop.slow_callback_duration = 0.1
+    assert.has_error(function() loop.slow_callback_duration = -1 end)
+    assert.has_error(function() loop.slow_callback_duration = "x" end)
+    local ok, err = pcall(function() loop.something = 1 end)
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):match("cannot set field 'something'"))
+  end)
+end)
