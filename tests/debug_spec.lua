@@ -38,6 +38,27 @@ local function parse(report)
   return tasks
 end
 
+-- the report once `ready(tasks)` holds: polled, never timed (10 s at most, then as is)
+local function dump_when(ready)
+  local deadline = asyncio.get_running_loop():time() + 10
+  while true do
+    local report = dump()
+    local tasks = parse(report)
+    if ready(tasks) or asyncio.get_running_loop():time() > deadline then return report, tasks end
+    await(asyncio.sleep(0.01))
+  end
+end
+
+local function waiting(...)
+  local names = { ... }
+  return function(tasks)
+    for _, n in ipairs(names) do
+      if not tasks[n] or tasks[n].state ~= "waiting" then return false end
+    end
+    return true
+  end
+end
+
 local function line_here() return debug.getinfo(2, "l").currentline end
 
 describe("asyncio.print_tasks", function()
@@ -56,9 +77,7 @@ describe("asyncio.print_tasks", function()
       local l <close> = await(lock:acquire())
     end)
     consumer:set_name("consumer")
-    await(asyncio.sleep(0.05))
-    local report = dump()
-    local tasks = parse(report)
+    local report, tasks = dump_when(waiting("consumer", "producer"))
 
     -- follow the chain from the stuck consumer, as a reader of the report would
     local c = assert(tasks.consumer, report)
@@ -90,11 +109,12 @@ describe("asyncio.print_tasks", function()
     later:set_name("later")
     local tasks = parse(dump())
     assert.are.equal("not started", tasks.later.state)
-    await(asyncio.sleep(0.02))
-    local report = dump()
-    tasks = parse(report)
+    local report
+    report, tasks = dump_when(function(t)
+      return waiting("worker-3", "boss", "putter")(t) and t.sleeper.state == "sleeping"
+    end)
     local left = tonumber(tasks.sleeper.waits_on:match("^sleep %((%d+%.%d) s left%)$"))
-    assert.is_truthy(left and left > 4 and left <= 5, report)
+    assert.is_truthy(left and left > 1 and left <= 5, report)
     assert.are.equal("Event.wait", tasks["worker-3"].waits_on)
     assert.are.equal("Task 'worker-3'", tasks.boss.waits_on)
     assert.are.equal("Task 'boss'", tasks["worker-3"].waited_by)
@@ -118,9 +138,13 @@ describe("asyncio.print_tasks", function()
     local reader, writer = await(asyncio.open_connection(host, port))
     local client = asyncio.create_task(function() await(reader:readline()) end)
     client:set_name("client")
-    await(asyncio.sleep(0.05))
-    local report = dump()
-    local tasks = parse(report)
+    local report, tasks = dump_when(function(t)
+      local handlers = 0
+      for name, task in pairs(t) do
+        if name ~= "client" and (task.waits_on or ""):match("^read on") then handlers = handlers + 1 end
+      end
+      return waiting("client")(t) and handlers == 1
+    end)
     assert.are.equal(("read on %s:%d"):format(host, port), tasks.client.waits_on, report)
     local handler
     for name, t in pairs(tasks) do

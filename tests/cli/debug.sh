@@ -108,7 +108,7 @@ cat > "$TMP/hang.lua" <<'LUA'
 local lock = asyncio.Lock()
 local holder = asyncio.create_task(function()
   local l <close> = await lock:acquire()
-  await asyncio.sleep(1.5)
+  await asyncio.sleep(2.5)
 end)
 holder:set_name("holder")
 local waiter = asyncio.create_task(function()
