@@ -9,5 +9,6 @@ void net_open(lua_State *L) {
   pipe_open(L);
   udp_open(L);
   dns_open(L);
+  luasocket_open(L);
   lua_setfield(L, -2, "net");
 }

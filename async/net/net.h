@@ -125,6 +125,7 @@ void tcp_open(lua_State *L);
 void pipe_open(lua_State *L);
 void udp_open(lua_State *L);
 void dns_open(lua_State *L);
+void luasocket_open(lua_State *L); /* luasocket.c: what asyncio.socket needs besides */
 
 /* The layer: adds core.net, each file's functions in it, to the core table on top. */
 void net_open(lua_State *L);

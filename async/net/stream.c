@@ -1210,7 +1210,23 @@ static int net_stream_methods(lua_State *L) {
 
 /* ---- module ----------------------------------------------------------------------- */
 
+/* net.fileno(h) -> the descriptor of a stream or a listener, -1 once closed (LuaSocket's
+   getfd) */
+static int net_fileno(lua_State *L) {
+  uv_os_fd_t fd = -1;
+  if (luaL_testudata(L, 1, LISTENER_MT)) {
+    listener *l = listener_check(L, 1);
+    if (l == NULL || l->closing || uv_fileno(&l->u.handle, &fd) != 0) fd = -1;
+  } else {
+    stream *s = stream_check(L, 1);
+    if (s == NULL || s->close_wanted || uv_fileno(&s->u.handle, &fd) != 0) fd = -1;
+  }
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
 static const luaL_Reg stream_functions[] = {
+    {"fileno", net_fileno},
     {"read_line", net_read_line},
     {"stream_methods", net_stream_methods},
     {"read_some", net_read_some},

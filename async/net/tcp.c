@@ -89,7 +89,24 @@ static int tcp_listen(lua_State *L) {
   return 1;
 }
 
+/* net.tcp_options(h, nodelay, keepalive): TCP_NODELAY and keepalive (false, true: 60 s, or
+   seconds of idle before probes) on a connected stream (LuaSocket's setoption) */
+static int tcp_options(lua_State *L) {
+  stream *s = stream_check(L, 1);
+  if (s == NULL || s->close_wanted || s->kind != STREAM_TCP)
+    return luaL_error(L, "setoption: not a connected TCP socket");
+  int err = 0;
+  if (!lua_isnoneornil(L, 2)) err = uv_tcp_nodelay(&s->u.tcp, lua_toboolean(L, 2));
+  if (err == 0 && !lua_isnone(L, 3)) {
+    unsigned delay = keepalive_delay(L, 3);
+    err = uv_tcp_keepalive(&s->u.tcp, delay > 0, delay);
+  }
+  if (err) return error_raise_uv(L, "setsockopt", err);
+  return 0;
+}
+
 static const luaL_Reg tcp_functions[] = {
+    {"tcp_options", tcp_options},
     {"tcp_connect", tcp_connect},
     {"tcp_listen", tcp_listen},
     {NULL, NULL},

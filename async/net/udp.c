@@ -285,6 +285,15 @@ static int udp_name(lua_State *L, int peer) {
 static int udp_sockname(lua_State *L) { return udp_name(L, 0); }
 static int udp_peername(lua_State *L) { return udp_name(L, 1); }
 
+/* net.udp_fileno(u) -> the socket's descriptor, -1 once closed (LuaSocket's getfd) */
+static int udp_fileno(lua_State *L) {
+  udp_sock *u = udp_check(L);
+  uv_os_fd_t fd = -1;
+  if (u == NULL || u->closing || uv_fileno((uv_handle_t *)&u->h, &fd) != 0) fd = -1;
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
 static int fail(lua_State *L, udp_sock *u, const char *op, int err) {
   udp_close(u);
   return error_raise_uv(L, op, err);
@@ -358,6 +367,7 @@ static const luaL_Reg udp_functions[] = {
     {"udp_wait_closed", udp_wait_closed},
     {"udp_sockname", udp_sockname},
     {"udp_peername", udp_peername},
+    {"udp_fileno", udp_fileno},
     {NULL, NULL},
 };
 

@@ -146,9 +146,10 @@ function lib.check_string(fname, s, n)
   return s
 end
 
--- The methods TCP and UDP objects share; `check(self, fname)` checks the object, and
--- `options` names the options setoption takes (kept in self.options).
-function lib.add_common(methods, check, options)
+-- The methods TCP and UDP objects share; `check(self, fname)` checks the object,
+-- `options` names the options setoption takes (kept in self.options), and
+-- `apply(self, name, value)`, if given, sets one on the socket made (nil, or a message).
+function lib.add_common(methods, check, options, apply)
   local function known(fname, name)
     if not options[name] then
       error(("bad argument #1 to '%s' (unsupported option `%s')"):format(fname, tostring(name)), 3)
@@ -170,6 +171,8 @@ function lib.add_common(methods, check, options)
   function methods:setoption(name, value)
     check(self, "setoption")
     known("setoption", name)
+    local err = apply and apply(self, name, value)
+    if err then return nil, err end
     self.options[name] = value
     return 1.0
   end
@@ -189,10 +192,8 @@ core.load_part("asyncio.socket.udp", core, M, lib)
 
 -- ---- time -------------------------------------------------------------------------------
 
--- gettime(): seconds since the epoch, with a fraction: the wall clock read at load time
--- (to the second, all Lua offers) advanced by the monotonic clock.
-local epoch_offset = os.time() - now()
-function socket.gettime() return now() + epoch_offset end
+-- gettime(): seconds since the epoch, with a fraction (the wall clock)
+socket.gettime = net.wallclock
 
 -- sleep(s): suspends the calling task (outside a task: runs the loop for s seconds).
 function socket.sleep(s)
@@ -281,22 +282,21 @@ local function resolved(name, list)
   return { name = name, alias = {}, ip = ips }
 end
 
--- The names of an address: /etc/hosts (the one reverse table alua can read without
--- blocking the loop), else the address itself stands for its name.
-local function host_names(ip)
-  local f = io.open("/etc/hosts")
-  if not f then return nil end
-  local names
-  for line in f:lines() do
-    line = line:gsub("#.*", "")
-    local addr, rest = line:match("^%s*(%S+)%s+(.+)$")
-    if addr == ip then
-      names = names or {}
-      for n in rest:gmatch("%S+") do names[#names + 1] = n end
+-- The name of an IP address by a reverse lookup on libuv's thread pool; nil when it has
+-- none (or the lookup failed).
+local function name_of(ip)
+  local ok, name = pcall(function()
+    local req, fut = net.getnameinfo(ip)
+    local done, err = pcall(await, fut)
+    if not done then
+      net.getnameinfo_cancel(req)
+      error(err, 0)
     end
-  end
-  f:close()
-  return names
+    return net.getnameinfo_result(req)
+  end)
+  if ok then return name end
+  if not OSError:is(name) then error(name, 0) end -- a cancellation goes on
+  return nil
 end
 
 -- dns.toip(name) -> first IPv4 address, {name=, alias=, ip=} (as gethostbyname)
@@ -305,10 +305,7 @@ function dns.toip(name)
   local list, err = lib.resolve(name, nil, "inet", "stream")
   if not list then return nil, err == "host or service not provided, or not known" and "host not found" or err end
   local r = resolved(name, list)
-  if net.parse_ip(name) then
-    local names = host_names(name)
-    if names then r.name = names[1] end
-  end
+  if net.parse_ip(name) then r.name = name_of(name) or name end
   return r.ip[1], r
 end
 
@@ -323,12 +320,7 @@ function dns.getaddrinfo(name)
 end
 
 -- dns.gethostname(): this machine's name
-function dns.gethostname()
-  local f = io.open("/proc/sys/kernel/hostname")
-  local name = f and f:read("l")
-  if f then f:close() end
-  return name or os.getenv("HOSTNAME") or "localhost"
-end
+dns.gethostname = net.gethostname
 
 -- dns.tohostname(address) -> name, {name=, alias=, ip=}
 function dns.tohostname(addr)
@@ -339,19 +331,26 @@ function dns.tohostname(addr)
     if not a then return nil, err end
     ip = a
   end
-  local names = host_names(ip)
-  if not names then return nil, "host not found" end
-  local alias = {}
-  for i = 2, #names do alias[#alias + 1] = names[i] end
-  return names[1], { name = names[1], alias = alias, ip = { ip } }
+  local name = name_of(ip)
+  if not name then return nil, "host not found" end
+  return name, { name = name, alias = {}, ip = { ip } }
 end
 
--- dns.getnameinfo(address) -> list of names
-function dns.getnameinfo(addr)
-  local name, r = dns.tohostname(addr)
-  if not name then return nil, r end
-  local out = { name }
-  for _, a in ipairs(r.alias) do out[#out + 1] = a end
+-- dns.getnameinfo(host) -> the names of host's addresses (a name: each address resolved
+-- back), or nil, message
+function dns.getnameinfo(host)
+  host = lib.check_string("getnameinfo", host, 1)
+  local list, err = lib.resolve(host, nil, nil, "stream")
+  if not list then return nil, err end
+  local out, seen = {}, {}
+  for _, ai in ipairs(list) do
+    local name = name_of(ai.address)
+    if name and not seen[name] then
+      seen[name] = true
+      out[#out + 1] = name
+    end
+  end
+  if #out == 0 then return nil, "host or service not provided, or not known" end
   return out
 end
 

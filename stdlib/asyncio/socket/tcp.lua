@@ -334,13 +334,24 @@ function tcp:getsockname()
 end
 
 -- settimeout, gettimeout, getfamily, setoption, getoption (lib.add_common).
--- Options: tcp-nodelay and keepalive take effect on connect or bind (alua sets them as
--- it makes the socket; its streams have tcp-nodelay on by default); reuseaddr is always
--- on for listeners (libuv's choice); linger and the keep* options are kept and reported.
+-- Options: tcp-nodelay (on by default, as on every alua stream) and keepalive apply at
+-- once on a connected socket, else when it connects or binds; reuseaddr is always on for
+-- listeners (libuv's choice); linger and the keep* options are kept and reported.
+local function apply(self, name, value)
+  if self.h == nil or (name ~= "tcp-nodelay" and name ~= "keepalive") then return nil end
+  local ok, err
+  if name == "tcp-nodelay" then
+    ok, err = pcall(net.tcp_options, self.h, value and true or false)
+  else
+    ok, err = pcall(net.tcp_options, self.h, nil, value and true or false)
+  end
+  if not ok then return message(err) end
+end
+
 lib.add_common(tcp, check, {
   keepalive = true, reuseaddr = true, reuseport = true, ["tcp-nodelay"] = true, linger = true,
   ["ipv6-v6only"] = true, keepidle = true, keepcnt = true, keepintvl = true,
-})
+}, apply)
 
 -- shutdown("both" | "send" | "receive")
 function tcp:shutdown(how)
@@ -368,11 +379,12 @@ function tcp:close()
 end
 TCP.__close = tcp.close
 
--- getfd(): alua's sockets are libuv handles; their descriptor is not handed out (-1, as
--- LuaSocket reports a closed socket). setfd is not offered.
+-- getfd(): the descriptor (-1 when closed or not yet made), to look at, not to use:
+-- libuv owns it. setfd is not offered.
 function tcp:getfd()
   check(self, "getfd")
-  return -1
+  local handle = self.h or self.l
+  return (handle and net.fileno(handle) or -1) + 0.0 -- a float, as LuaSocket's
 end
 
 function tcp:getstats()
@@ -402,9 +414,15 @@ function tcp:_readable()
     if h then self.accepted = h end
     return h ~= nil
   end
-  if self.h == nil then return false end
-  if self:dirty() then return true end
-  return net.at_eof(self.h)
+  if self.h == nil or self.rclosed then return false end
+  if self.pos <= #self.buf then return true end
+  -- what receive would see first: data, the end of the stream or an error
+  local ok, data = pcall(read_some, self.h)
+  if ok and data and data ~= "" then
+    self.received = self.received + #data
+    self.buf, self.pos = data, 1
+  end
+  return not ok or data ~= nil
 end
 
 function tcp:_read_waiter()

@@ -191,9 +191,10 @@ function udp:close()
 end
 UDP.__close = udp.close
 
+-- getfd(): the descriptor (-1 when closed or not yet made), to look at: libuv owns it
 function udp:getfd()
   check(self, "getfd")
-  return -1
+  return (self.u and net.udp_fileno(self.u) or -1) + 0.0 -- a float, as LuaSocket's
 end
 
 function udp.dirty() return false end
