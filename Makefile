@@ -4,6 +4,7 @@
 #   make test     build and run the whole suite (last line: "N passed, N failed")
 #   make check    the suite built with AddressSanitizer + UBSan
 #   make valgrind the suite under valgrind memcheck
+#   make tsan     the worker and to_thread specs built with ThreadSanitizer (clang)
 #   make install  PREFIX=/usr/local DESTDIR=...: alua, libalua.{a,so}, alua.h, alua.pc,
 #                 alua.1, asyncio.so for stock lua5.4, and under share/alua the LuaLS
 #                 definitions (luals/) and the luacheck standard `alua` (luacheckrc)
@@ -36,7 +37,7 @@ PREFIX     ?= /usr/local
 LUALS_DEFS := $(sort $(wildcard editor/luals/*.lua))
 LUACHECKRC := $(BUILD)/share/luacheckrc
 
-.PHONY: all run test check valgrind deps clean install module install-module
+.PHONY: all run test check valgrind tsan deps clean install module install-module
 all: $(ALUA) $(LIBALUA) $(SHLIB) $(MODULE) $(LUACHECKRC)
 
 $(BUILD)/obj/%.o: %.c $(wildcard async/*/*.h vm/*.h include/*.h)
@@ -93,6 +94,13 @@ check:
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ALUA=build/asan/bin/alua MODULE_DIR=build/asan/lua tests/run.sh
+
+# ThreadSanitizer over the specs that use threads (workers, to_thread)
+tsan:
+	@$(MAKE) --no-print-directory BUILD=build/tsan CC=clang OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=thread" all
+	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" STRESS=$${STRESS:-quick} ONLY=$${ONLY:-workers} \
+	  ALUA=build/tsan/bin/alua MODULE_DIR=build/tsan/lua tests/run.sh
 
 valgrind: all
 	@ALUA=$(ALUA) MODULE_DIR=$(BUILD)/lua VALGRIND=1 tests/run.sh

@@ -85,6 +85,7 @@ local streams = part("streams", { tls = tls }) -- shares make_streams and lookup
 part("subprocess", { make_streams = streams.make_streams })
 part("contextvars")
 part("debug", { waiting_on = locks.waiting_on }) -- after signals: SIGQUIT in debug mode
+part("workers")
 
 -- asyncio.socket (LuaSocket's API, also `require "asyncio.socket"`): loaded when first
 -- asked for, as Python's lazily imported submodules; the last part, it resolves names

@@ -6,6 +6,7 @@
 
 #include "alua.h"
 #include "core/core.h"
+#include "os/os.h"
 #include "loader.h"
 #include "vm.h"
 
@@ -68,7 +69,11 @@ int vm_cancel_leftovers(lua_State *L) {
 
 /* ---- embedding API -------------------------------------------------------------- */
 
+/* Workers and to_thread threads get the full alua environment, as this state has. */
+static const worker_vm alua_worker_vm = {alua_newstate, vm_loadfile};
+
 void alua_openlibs(lua_State *L) {
+  worker_set_vm(&alua_worker_vm);
   loader_install(L);
   luaL_requiref(L, "asyncio", luaopen_asyncio, 1);
   lua_getfield(L, -1, "async");

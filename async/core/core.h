@@ -4,6 +4,7 @@
 #ifndef ALUA_ASYNC_CORE_H
 #define ALUA_ASYNC_CORE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <lua.h>
@@ -218,6 +219,14 @@ struct loop_state {
   uint64_t slow_ns;    /* debug mode: a step longer than this is reported */
   uint8_t debug;       /* debug mode (debug.c) */
   int closed;
+  /* interrupting this loop's Lua from another thread (a worker's terminate, a to_thread
+     cancelled): set by worker.c, NULL in a state nobody interrupts */
+  uv_mutex_t *interrupt_lock;         /* held by the interrupting thread */
+  lua_State *main_thread;             /* what runs when no task does */
+  _Atomic(lua_State *) running;       /* the Lua thread being resumed; NULL: the main one */
+  atomic_int interrupting;            /* another thread is hooking `running` */
+  atomic_int interrupt_pending;       /* the hook raises CancelledError(interrupt_message) */
+  const char *interrupt_message;
 };
 
 loop_state *loop_get(lua_State *L);
@@ -252,6 +261,21 @@ typedef int (*debug_wait_describer)(lua_State *L, future *f);
 void debug_add_wait_describer(debug_wait_describer fn);
 void debug_enable(lua_State *L); /* alua --debug */
 void debug_open(lua_State *L);
+
+/* Publishes co as the Lua thread this loop's thread runs, for loop_interrupt; returns
+   what to give loop_leave when the resume returns. */
+static inline lua_State *loop_enter(loop_state *loop, lua_State *co) {
+  if (loop->interrupt_lock == NULL) return NULL;
+  return atomic_exchange(&loop->running, co);
+}
+void loop_leave_slow(loop_state *loop, lua_State *prev);
+static inline void loop_leave(loop_state *loop, lua_State *prev) {
+  if (loop->interrupt_lock != NULL) loop_leave_slow(loop, prev);
+}
+/* From another thread, holding *loop->interrupt_lock: raises CancelledError(message) at
+   the next instruction of the Lua code running in loop's thread (lua_sethook, the one
+   call Lua allows from outside). */
+void loop_interrupt(loop_state *loop, const char *message);
 
 /* ---- await, async and coroutine objects -------------------------------- */
 
@@ -301,5 +325,7 @@ int error_raise_uv(lua_State *L, const char *syscall, int uverr);
 void error_relay_set(lua_State *L, int erridx, int tbidx);
 void error_traceback(lua_State *L, lua_State *co, int erridx, int level);
 void error_push_stack(lua_State *L, lua_State *co, int level); /* "stack traceback:..." */
+const char *error_instance_type(lua_State *L, int idx);
+void error_set_instance_class(lua_State *L, int idx, const char *type);
 
 #endif

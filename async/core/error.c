@@ -175,6 +175,35 @@ int error_is(lua_State *L, int idx, const char *type) {
   return yes;
 }
 
+/* The class name of the asyncio error instance at idx, or NULL for any other value (the
+   name lives in the class table, which the registry keeps). */
+const char *error_instance_type(lua_State *L, int idx) {
+  if (!lua_istable(L, idx) || !lua_getmetatable(L, idx)) return NULL;
+  int top = lua_gettop(L);
+  const char *name = NULL;
+  if (lua_getfield(L, top, "class") == LUA_TTABLE && lua_getfield(L, top + 1, "name") == LUA_TSTRING) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &classes_key);
+    lua_pushvalue(L, top + 2);
+    if (lua_rawget(L, -2) == LUA_TTABLE && lua_getfield(L, -1, "__instance") == LUA_TTABLE &&
+        lua_rawequal(L, -1, top))
+      name = lua_tostring(L, top + 2);
+  }
+  lua_settop(L, top - 1);
+  return name;
+}
+
+/* Gives the table at idx the instances' metatable of class `type` (an error copied from
+   another state), if asyncio has that class. */
+void error_set_instance_class(lua_State *L, int idx, const char *type) {
+  idx = lua_absindex(L, idx);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &classes_key);
+  if (lua_getfield(L, -1, type) == LUA_TTABLE) {
+    lua_getfield(L, -1, "__instance");
+    lua_setmetatable(L, idx);
+  }
+  lua_pop(L, 2);
+}
+
 static const char *uv_error_class(int uverr) {
   switch (uverr) {
     case UV_ECONNREFUSED:

@@ -32,13 +32,15 @@ static const char *co_not_resumable(lua_State *L, lua_State *co) {
    results (or the error) on co's stack; returns the status and sets *nres. */
 static int co_resume_passing(lua_State *L, lua_State *co, int narg, int *nres, lua_KContext ctx,
                              lua_KFunction k) {
-  task_set_thread_owner(co, task_of(L));
+  task *t = task_of(L);
+  task_set_thread_owner(co, t);
+  lua_State *published = t ? loop_enter(t->base.loop, co) : NULL;
   int status = lua_resume(co, L, narg, nres);
+  if (t) loop_leave(t->base.loop, published);
   if (status == LUA_YIELD && *nres == 1 && lua_touserdata(co, -1) == &await_tag) {
     lua_pop(co, 1);
     co_mark_awaiting(co);
     if (!lua_isyieldable(L)) {
-      task *t = task_of(L);
       if (t && t->awaiting) {
         future_remove_waiter(t->awaiting, &t->wait);
         t->awaiting = NULL;

@@ -153,6 +153,45 @@ int loop_run(lua_State *L, loop_state *loop, uv_run_mode mode) {
   return alive || loop->ready_count > 0;
 }
 
+/* ---- interrupts from other threads ----------------------------------------------- */
+
+/* The hook only ever runs on the loop's own thread. A hook left on a thread after the
+   interrupt was delivered another way (the worker's wake callback cancelled its tasks,
+   the to_thread function returned) finds nothing pending and removes itself. */
+static void interrupt_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  loop_state *loop = loop_get(L);
+  /* the main thread inside the running loop runs the scheduler's own Lua (callbacks,
+     the drain): an error there is no task's; the wake-up that came with the interrupt
+     cancels the tasks instead */
+  if (L == loop->main_thread && loop_is_running(loop)) return;
+  if (!atomic_exchange(&loop->interrupt_pending, 0)) return;
+  error_push(L, "CancelledError", loop->interrupt_message);
+  lua_error(L);
+}
+
+void loop_interrupt(loop_state *loop, const char *message) {
+  loop->interrupt_message = message;
+  atomic_store(&loop->interrupt_pending, 1);
+  atomic_store(&loop->interrupting, 1);
+  lua_State *co = atomic_load(&loop->running);
+  lua_sethook(co ? co : loop->main_thread, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+  atomic_store(&loop->interrupting, 0);
+}
+
+/* After a resume: a thread published before may be collected from now on, so wait for an
+   interrupter that may have read it to be done with it (it holds interrupt_lock). The
+   exchange and the load are sequentially consistent: either the interrupter reads the
+   new value, or this reads its flag. */
+void loop_leave_slow(loop_state *loop, lua_State *prev) {
+  atomic_store(&loop->running, prev);
+  if (atomic_load(&loop->interrupting)) {
+    uv_mutex_lock(loop->interrupt_lock);
+    uv_mutex_unlock(loop->interrupt_lock);
+  }
+}
+
 /* ---- thread pool ---------------------------------------------------------- */
 
 enum { POOL_MAX = 1024 };
@@ -289,7 +328,7 @@ static loop_state *loop_create(lua_State *L, uv_loop_t *uv) {
   }
   loop->uv = uv;
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-  loop->L = lua_tothread(L, -1);
+  loop->L = loop->main_thread = lua_tothread(L, -1);
   lua_pop(L, 1);
   lua_newtable(L);
   loop->pool_ref = luaL_ref(L, LUA_REGISTRYINDEX);

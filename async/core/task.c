@@ -270,7 +270,9 @@ void task_step(lua_State *L, loop_state *loop, task *t) {
   loop->current = t;
   if (loop->debug) debug_hook_thread(t->co);
   int nres = 0;
+  lua_State *published = loop_enter(loop, t->co);
   int status = lua_resume(t->co, L, narg, &nres);
+  loop_leave(loop, published);
   loop->current = outer;
   if (status == LUA_YIELD) {
     if (nres == 1 && lua_touserdata(t->co, -1) == &await_tag) {

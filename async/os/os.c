@@ -5,4 +5,6 @@ void os_open(lua_State *L) {
   signal_open(L);
   fs_open(L);
   process_open(L);
+  worker_open(L);
+  thread_pool_open(L);
 }

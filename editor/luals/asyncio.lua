@@ -756,6 +756,60 @@ function asyncio.add_signal_handler(sig, fn, ...) end
 ---@return boolean removed
 function asyncio.remove_signal_handler(sig) end
 
+-- ---- workers and threads ------------------------------------------------------------
+
+---The CPUs this process may run on.
+---@return integer
+function asyncio.cpu_count() end
+
+---Awaited: a Worker, once the script at `path` has loaded on its own thread; `...` are
+---copied as the script's `...`.
+---@param path string
+---@param ... any
+---@return asyncio.Operation
+function asyncio.start_worker(path, ...) end
+
+---A script running on another thread (asyncio.start_worker).
+---@class asyncio.Worker
+local Worker = {}
+
+---Queues a copy of `v` for `asyncio.parent:recv()` in the worker.
+---@param v any
+function Worker:send(v) end
+
+---Awaited: the next message from the worker, nil once it ended and all were read.
+---@return asyncio.Operation
+function Worker:recv() end
+
+---Awaited: copies of the results of the worker's main chunk; raises its error.
+---@return asyncio.Operation
+function Worker:wait() end
+
+---Cancels the worker's tasks and interrupts its running Lua; its loop then stops.
+function Worker:terminate() end
+
+---Inside a worker: the channel to its creator (nil in the main thread).
+---@class asyncio.Channel
+local Channel = {}
+
+---Queues a copy of `v` for `worker:recv()` in the creator.
+---@param v any
+function Channel:send(v) end
+
+---Awaited: the next message from the creator, nil once it terminated or dropped the worker.
+---@return asyncio.Operation
+function Channel:recv() end
+
+---@type asyncio.Channel|nil
+asyncio.parent = nil
+
+---Awaited: `fn(...)`'s results, computed on a pool of up to cpu_count() threads. `fn` has
+---no upvalue but `_ENV`, or is `"module:function"`.
+---@param fn function|string
+---@param ... any
+---@return asyncio.Coroutine
+function asyncio.to_thread(fn, ...) end
+
 -- ---- files ------------------------------------------------------------------------
 
 ---@class asyncio.Stat
