@@ -82,7 +82,7 @@ part("signals")
 part("fs")
 local tls = part("tls") -- shares the ssl option's contexts and handshakes
 local streams = part("streams", { tls = tls }) -- shares make_streams and lookup
-part("subprocess", { make_streams = streams.make_streams })
+part("subprocess", { make_streams = streams.make_streams, waiting_on = locks.waiting_on })
 part("contextvars")
 part("debug", { waiting_on = locks.waiting_on }) -- after signals: SIGQUIT in debug mode
 part("workers")

@@ -159,6 +159,8 @@ struct gather;
 int gather_lua(lua_State *L);
 void gather_run(lua_State *L, runnable *r); /* the finisher, from the ready queue */
 int gather_cancel(lua_State *L, future *f, int msg_ref); /* future_cancel of a gather */
+void gather_push_description(lua_State *L, future *f);  /* for print_tasks */
+void gather_push_children(lua_State *L, future *f);
 future *awaitable_to_future(lua_State *L, loop_state *loop, int idx, const char *fname);
 
 /* ---- callback handles (call_soon, call_later, done callbacks) ------------ */

@@ -256,7 +256,7 @@ static const char *task_state(loop_state *loop, lua_State *L, task *t) {
 }
 
 /* core.task_info(task) -> {state =, sleep_left =, awaiting =, awaiting_kind =,
-   waits_on =, cancelling =, body =} */
+   waits_on =, children = (of an awaited gather), cancelling =, body =} */
 static int task_info(lua_State *L) {
   task *t = task_check(L, 1);
   loop_state *loop = t->base.loop;
@@ -277,6 +277,19 @@ static int task_info(lua_State *L) {
     lua_setfield(L, -2, "awaiting");
     lua_pushstring(L, f->kind == KIND_TASK ? "task" : f->kind == KIND_GATHER ? "gather" : "future");
     lua_setfield(L, -2, "awaiting_kind");
+    if (f->kind == KIND_GATHER) {
+      gather_push_description(L, f);
+      lua_setfield(L, -2, "waits_on");
+      gather_push_children(L, f);
+      lua_setfield(L, -2, "children");
+    }
+    if (f->sleeping && f->timer.index != TIMER_NOT_QUEUED) { /* a sleep made a Future */
+      uint64_t now = uv_hrtime(), when = f->timer.when;
+      char text[48];
+      snprintf(text, sizeof text, "sleep (%.1f s left)", when > now ? (double)(when - now) / 1e9 : 0.0);
+      lua_pushstring(L, text);
+      lua_setfield(L, -2, "waits_on");
+    }
     for (int i = 0; i < ndescribers; i++)
       if (describers[i](L, f)) {
         lua_setfield(L, -2, "waits_on");

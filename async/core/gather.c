@@ -25,6 +25,47 @@ typedef struct gather {
 
 enum { GUV_CHILDREN = FUV_COUNT, GUV_COUNT }; /* user value: the list of child futures */
 
+/* For print_tasks: "gather (1 of 3 done; pending: Task 'a', Task 'b')" (debug.c). */
+void gather_push_description(lua_State *L, future *f) {
+  gather *g = (gather *)f;
+  int top = lua_gettop(L), shown = 0;
+  lua_pushfstring(L, "gather (%d of %d done", g->finished, g->n);
+  for (int i = 0; i < g->n; i++) {
+    future *c = g->children[i].child;
+    if (!c || c->state != FUT_PENDING) continue;
+    if (shown == 3) {
+      lua_pushliteral(L, ", ...");
+      break;
+    }
+    lua_pushstring(L, shown++ ? ", " : "; pending: ");
+    if (c->kind == KIND_TASK && ((task *)c)->ref != LUA_NOREF) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, ((task *)c)->ref);
+      if (lua_getiuservalue(L, -1, FUV_NAME) == LUA_TSTRING)
+        lua_pushfstring(L, "Task '%s'", lua_tostring(L, -1));
+      else
+        lua_pushfstring(L, "Task 'Task-%I'", (lua_Integer)((task *)c)->id);
+      lua_replace(L, -3);
+      lua_pop(L, 1);
+    } else {
+      lua_pushliteral(L, "a Future");
+    }
+  }
+  lua_pushliteral(L, ")");
+  lua_concat(L, lua_gettop(L) - top);
+}
+
+/* Pushes the list of a pending gather's children (nil once it is done). */
+void gather_push_children(lua_State *L, future *f) {
+  gather *g = (gather *)f;
+  if (g->ref == LUA_NOREF) {
+    lua_pushnil(L);
+    return;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, g->ref);
+  lua_getiuservalue(L, -1, GUV_CHILDREN);
+  lua_remove(L, -2);
+}
+
 static void gather_schedule(gather *g) {
   if (g->scheduled) return;
   g->scheduled = 1;

@@ -24,6 +24,7 @@ typedef struct waitset {
 future *waitset_add(lua_State *L, waitset *ws, int owner, int uv); /* pushes it */
 future *waitset_add_one(lua_State *L, waitset *ws, int owner, int uv); /* one waiter at a time */
 int waitset_pending(const waitset *ws);
+int waitset_holds(const waitset *ws, const future *f); /* for print_tasks */
 void waitset_wake(waitset *ws);
 void waitset_free(waitset *ws);
 
@@ -37,6 +38,7 @@ struct net_obj {
   void (*shutdown)(net_obj *o); /* closes the handle at once, without Lua */
 };
 net_list *net_list_get(lua_State *L);
+net_obj *net_list_first(lua_State *L); /* what the list holds (for print_tasks), or NULL */
 void net_track(net_list *list, net_obj *o, void (*shutdown)(net_obj *));
 void net_untrack(net_obj *o);
 

@@ -1268,7 +1268,7 @@ static void new_metatable(lua_State *L, const char *name, lua_CFunction gc, lua_
 
 /* ---- what a task waits on, for print_tasks (debug.c) ----------------------------- */
 
-static int waitset_holds(const waitset *ws, const future *f) {
+int waitset_holds(const waitset *ws, const future *f) {
   for (int i = 0; i < ws->n; i++)
     if (ws->v[i] == f) return 1;
   return 0;
@@ -1292,12 +1292,16 @@ static void push_wait_text(lua_State *L, const char *what, net_handle *u, int ki
     lua_pushfstring(L, "%s on a %s", what, kind == STREAM_TCP ? "TCP stream" : "pipe");
 }
 
-static int describe_wait(lua_State *L, future *f) {
+net_obj *net_list_first(lua_State *L) {
   net_list *list = net_list_get(L);
-  for (net_obj *o = list ? list->first : NULL; o; o = o->next) {
+  return list ? list->first : NULL;
+}
+
+static int describe_wait(lua_State *L, future *f) {
+  for (net_obj *o = net_list_first(L); o; o = o->next) {
     if (o->shutdown == stream_shutdown_obj) {
       stream *s = container_of(o, stream, obj);
-      const char *what = waitset_holds(&s->readers, f)    ? "read"
+      const char *what = waitset_holds(&s->readers, f)    ? (s->open ? "read" : "connect")
                          : waitset_holds(&s->drainers, f) ? "drain"
                          : waitset_holds(&s->closers, f)  ? "wait_closed"
                                                           : NULL;

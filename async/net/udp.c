@@ -371,7 +371,31 @@ static const luaL_Reg udp_functions[] = {
     {NULL, NULL},
 };
 
+/* print_tasks: a task waiting in recvfrom or wait_closed (see debug.c) */
+static int describe_wait(lua_State *L, future *f) {
+  for (net_obj *o = net_list_first(L); o; o = o->next) {
+    if (o->shutdown != udp_shutdown_obj) continue;
+    udp_sock *u = container_of(o, udp_sock, obj);
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (waitset_holds(&u->readers, f) && uv_udp_getsockname(&u->h, (struct sockaddr *)&ss, &len) == 0 &&
+        net_push_addr(L, (struct sockaddr *)&ss) == 2 && lua_isstring(L, -2)) {
+      lua_pushfstring(L, strchr(lua_tostring(L, -2), ':') ? "recvfrom on [%s]:%d" : "recvfrom on %s:%d",
+                      lua_tostring(L, -2), (int)lua_tointeger(L, -1));
+      lua_replace(L, -3);
+      lua_pop(L, 1);
+      return 1;
+    }
+    if (waitset_holds(&u->readers, f) || waitset_holds(&u->closers, f)) {
+      lua_pushstring(L, waitset_holds(&u->readers, f) ? "recvfrom on a UDP socket" : "wait_closed on a UDP socket");
+      return 1;
+    }
+  }
+  return 0;
+}
+
 void udp_open(lua_State *L) {
+  debug_add_wait_describer(describe_wait);
   luaL_newmetatable(L, UDP_MT);
   lua_pushcfunction(L, udp_gc);
   lua_setfield(L, -2, "__gc");

@@ -486,7 +486,21 @@ static const luaL_Reg process_functions[] = {
 };
 
 /* Adds the process primitives to the table on top (the core). */
+/* print_tasks: a task waiting for a process to exit (see debug.c) */
+static int describe_wait(lua_State *L, future *f) {
+  for (net_obj *o = net_list_first(L); o; o = o->next) {
+    if (o->shutdown != proc_shutdown_obj) continue;
+    proc *p = container_of(o, proc, obj);
+    if (p->box && p->box->exit == f) {
+      lua_pushfstring(L, "process %d to exit", p->box->pid);
+      return 1;
+    }
+  }
+  return 0;
+}
+
 void process_open(lua_State *L) {
+  debug_add_wait_describer(describe_wait);
   luaL_newmetatable(L, PROCESS_MT);
   lua_pushcfunction(L, proc_gc);
   lua_setfield(L, -2, "__gc");

@@ -22,7 +22,7 @@ end
 -- the task holding the lock (what the waiting task really waits for).
 local function describe_waiter(fut)
   local obj = waiting_on[fut]
-  if obj == nil then return nil end
+  if obj == nil or type(obj) == "string" then return obj end
   local mt = getmetatable(obj)
   local kind = mt and mt.__name or "?"
   if obj._getters then
@@ -100,11 +100,17 @@ function M.print_tasks(file)
     local info = task_info(t)
     info.text, info.holder = waits_on(info)
     infos[t] = info
-    if info.holder then
-      local list = waiting[info.holder] or {}
-      waiting[info.holder] = list
+    local function waits_for(other)
+      local list = waiting[other] or {}
+      waiting[other] = list
       list[#list + 1] = t
+    end
+    if info.holder then
+      waits_for(info.holder)
       holders[t] = info.awaiting_kind ~= "task" -- a lock it wants, not a task it awaits
+    end
+    for _, child in ipairs(info.children or {}) do -- the tasks of a gather it awaits
+      if getmetatable(child) == getmetatable(t) then waits_for(child) end
     end
   end
   local out = { format("%d pending task%s (asyncio.print_tasks):", #tasks, #tasks == 1 and "" or "s") }

@@ -62,8 +62,9 @@ function Fifo:remove(v)
   return false
 end
 
--- waiter Future -> the Lock, Event, Queue... it waits on: how print_tasks (debug.lua)
--- names what a task waits for. Set only when a task really waits.
+-- waiter Future -> the Lock, Event, Queue... it waits on, or what it is in words
+-- ("process 123 to exit"): how print_tasks (debug.lua) names what a task waits for.
+-- Set only when a task really waits.
 local waiting_on = setmetatable({}, { __mode = "k" })
 
 -- Awaits a fresh waiter Future queued on `waiters` of `owner`, then takes it off the

@@ -5,7 +5,7 @@ local M = {} -- what this part exports (asyncio.lua adds it to the module)
 
 local async, await, gather, shield = asyncio.async, asyncio.await, asyncio.gather, asyncio.shield
 local BrokenPipeError, ConnectionError = asyncio.BrokenPipeError, asyncio.ConnectionError
-local net, make_streams = core.net, imports.make_streams
+local net, make_streams, waiting_on = core.net, imports.make_streams, imports.waiting_on
 local spawn, returncode, exit_future = core.process_spawn, core.process_returncode, core.process_exit_future
 local send_signal, pipe_settled = core.process_send_signal, core.process_pipe_settled
 local type, select, pairs, pcall, error, tostring = type, select, pairs, pcall, error, tostring
@@ -49,7 +49,9 @@ end
 -- wait() -> returncode, once the child has exited and its output is in the readers.
 -- (A child that fills a pipe nobody reads never exits: read it, or use communicate.)
 Process.wait = async(function(self)
-  await(shield(exit_future(self._p))) -- a cancelled wait() leaves the exit to others
+  local exit = shield(exit_future(self._p)) -- a cancelled wait() leaves the exit to others
+  if not exit:done() then waiting_on[exit] = ("process %d to exit"):format(self.pid) end
+  await(exit)
   settle(self.stdout)
   settle(self.stderr)
   return returncode(self._p)
