@@ -130,9 +130,11 @@ struct task {
   uint8_t has_context;   /* TUV_CONTEXT holds a ContextVar context (context.c) */
   uint64_t id;
 };
-/* User values of a task: the future's, then its thread, its context, then the body and
-   its arguments until the first step takes them. */
-enum { TUV_THREAD = FUV_COUNT, TUV_CONTEXT, TUV_BODY, TUV_COUNT };
+/* User values of a task: the future's, then its context, then the body and its
+   arguments until the first step moves them into the thread, which then takes the
+   body's slot (a task never needs both: one user value, 16 bytes, less per task). */
+enum { TUV_CONTEXT = FUV_COUNT, TUV_BODY, TUV_COUNT };
+#define TUV_THREAD TUV_BODY
 
 task *task_check(lua_State *L, int idx);
 task *task_of(lua_State *L);
@@ -185,6 +187,8 @@ void handle_open(lua_State *L);
 
 /* ---- the loop ----------------------------------------------------------- */
 
+enum { LOOP_POOL_MAX = 1024 }; /* threads kept for reuse, at most */
+
 struct loop_state {
   uv_loop_t *uv;
   int owns_uv;
@@ -206,9 +210,13 @@ struct loop_state {
   task *live_first;    /* pending tasks, for all_tasks() and shutdown */
   size_t live_count;
   uint64_t task_ids;
-  /* pool of finished tasks' threads, anchored in a registry table */
+  /* pool of finished tasks' threads: a stack in C, each anchored in a registry table
+     (pool_ref) at the slot it occupies; pool_anchor[i] is what that table holds at
+     slot i + 1, possibly a thread taken since (see loop_pool_take) */
   int pool_ref;
   int pool_count;
+  lua_State *pool[LOOP_POOL_MAX];
+  lua_State *pool_anchor[LOOP_POOL_MAX];
   const void *cancelled_mt; /* CancelledError instances' metatable, for fast tests */
   /* Handles that keep the loop alive only while loop_run_until waits (a top-level await):
      a layer above sets the hook (os/signal.c, for its handlers' uv_signal handles, kept

@@ -194,28 +194,30 @@ void loop_leave_slow(loop_state *loop, lua_State *prev) {
 
 /* ---- thread pool ---------------------------------------------------------- */
 
-enum { POOL_MAX = 1024 };
-
-/* Pushes a Lua thread ready to run a task body: a finished task's, or a new one. */
+/* Pushes a Lua thread ready to run a task body: a finished task's, or a new one. Taking
+   one is pure C: its slot in the pool table keeps anchoring it (harmless: the task
+   anchors it too), and giving it back to that same slot then needs no table write. */
 lua_State *loop_pool_take(lua_State *L, loop_state *loop) {
   if (loop->pool_count == 0) return lua_newthread(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->pool_ref);
-  lua_rawgeti(L, -1, loop->pool_count);
-  lua_pushnil(L);
-  lua_rawseti(L, -3, loop->pool_count--);
-  lua_remove(L, -2);
-  return lua_tothread(L, -1);
+  lua_State *co = loop->pool[--loop->pool_count];
+  lua_pushthread(co);
+  lua_xmove(co, L, 1);
+  return co;
 }
 
 /* Keeps a finished task's thread for reuse; `co` must have returned normally. */
 void loop_pool_give(lua_State *L, loop_state *loop, lua_State *co) {
-  if (loop->pool_count >= POOL_MAX || lua_status(co) != LUA_OK) return;
+  if (loop->pool_count >= LOOP_POOL_MAX || lua_status(co) != LUA_OK) return;
   lua_settop(co, 0);
   task_set_thread_owner(co, NULL);
+  int slot = loop->pool_count++;
+  loop->pool[slot] = co;
+  if (loop->pool_anchor[slot] == co) return;
+  loop->pool_anchor[slot] = co;
   lua_rawgeti(L, LUA_REGISTRYINDEX, loop->pool_ref);
   lua_pushthread(co);
   lua_xmove(co, L, 1);
-  lua_rawseti(L, -2, ++loop->pool_count);
+  lua_rawseti(L, -2, slot + 1);
   lua_pop(L, 1);
 }
 

@@ -131,12 +131,11 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
 
 /* First step: gives the task a thread holding [task_main, body, args...]; returns the
    number of values to resume it with. The body's slots are cleared so the task does
-   not keep them alive. */
+   not keep them alive; the first one then anchors the thread. */
 static int task_start_thread(lua_State *L, loop_state *loop, task *t) {
   int top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
   lua_State *co = loop_pool_take(L, loop);
-  lua_setiuservalue(L, top + 1, TUV_THREAD);
   t->co = co;
   task_set_thread_owner(co, t);
   lua_pushcfunction(co, task_main);
@@ -145,17 +144,18 @@ static int task_start_thread(lua_State *L, loop_state *loop, task *t) {
     t->nargs = coro_unpack(L, -1);
     luaL_checkstack(co, t->nargs + 3, "too many arguments for a task");
     lua_xmove(L, co, t->nargs + 1);
-    lua_pushnil(L);
-    lua_setiuservalue(L, top + 1, TUV_BODY);
   } else {
     luaL_checkstack(co, t->nargs + 3, "too many arguments for a task");
     for (int i = 0; i <= t->nargs; i++) {
       lua_getiuservalue(L, top + 1, TUV_BODY + i);
       lua_xmove(L, co, 1);
+      if (i == 0) continue; /* the thread takes this slot below */
       lua_pushnil(L);
       lua_setiuservalue(L, top + 1, TUV_BODY + i);
     }
   }
+  lua_pushvalue(L, top + 2);
+  lua_setiuservalue(L, top + 1, TUV_THREAD);
   lua_settop(L, top);
   return t->nargs + 1;
 }
