@@ -295,6 +295,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "%s: cannot create state: not enough memory\n", progname);
     return EXIT_FAILURE;
   }
+  vm_heap_install(L);
   lua_pushcfunction(L, protected_main);
   lua_pushlightuserdata(L, &m);
   int status = lua_pcall(L, 1, 0, 0);

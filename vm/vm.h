@@ -17,6 +17,9 @@ int vm_run_loop_to_end(lua_State *L);
 /* After the REPL: cancels the tasks still pending and waits for them to finish. */
 int vm_cancel_leftovers(lua_State *L);
 
+/* The alua command's allocator: malloc over a heap backed by huge pages (heap.c). */
+void vm_heap_install(lua_State *L);
+
 /* The interactive prompt. */
 int vm_repl(lua_State *L);
 
