@@ -24,7 +24,7 @@ local function each(name, make)
   return t
 end
 
-local sleeper = async(function(d) await(asyncio.sleep(d)) end)
+local async function sleeper(d) await asyncio.sleep(d) end -- as bench/alua/timers.lua
 local main = async(function()
   local loop = asyncio.get_running_loop()
   collectgarbage()
@@ -44,21 +44,23 @@ local main = async(function()
   await(asyncio.sleep(0)) -- every task has run its first step: all are asleep
   local t2 = loop:time()
   local k4 = collectgarbage("count")
-  collectgarbage()
+  local g = asyncio.gather(table.unpack(tasks))
   local k5 = collectgarbage("count")
-  local r5 = status_kb("VmRSS")
+  collectgarbage()
+  local k6 = collectgarbage("count")
+  local r6 = status_kb("VmRSS")
   print("a sleeping task of workload C (sleeper(1.0) wrapped by create_task):")
   print("  slot in the list of tasks                     " .. per(k0, k1) .. " bytes")
-  print("  coroutine object                              " .. per(k1, k2) .. " bytes")
+  print("  coroutine object (garbage after the first step)" .. per(k1, k2) .. " bytes")
   print("  create_task (the Task)                        " .. per(k2, k3) .. " bytes")
-  print("  first step (its thread, the sleep Future)     " .. per(k3, k4) .. " bytes")
-  print("  all of it after a full collection             " .. per(k0, k5) .. " bytes")
-  print("  RSS growth (malloc headers, rounding)         " .. per(r0, r5) .. " bytes")
+  print("  first step (its thread, suspended in sleep)   " .. per(k3, k4) .. " bytes")
+  print("  gather's share (its child entry and list slot)" .. per(k4, k5) .. " bytes")
+  print("  all of it after a full collection             " .. per(k0, k6) .. " bytes")
+  print("  RSS growth (malloc headers, C arrays, pages)  " .. per(r0, r6) .. " bytes")
   print(string.format("create: %.0f ns/task; first step: %.0f ns/task (GC stopped)",
     (t1 - t0) * 1e9 / N, (t2 - t1) * 1e9 / N))
-  for _, t in ipairs(tasks) do t:cancel() end
-  tasks[#tasks + 1] = { return_exceptions = true }
-  await(asyncio.gather(table.unpack(tasks)))
+  g:cancel()
+  pcall(await, g)
   tasks = nil
   collectgarbage()
   collectgarbage("stop")
@@ -74,9 +76,10 @@ local main = async(function()
     coroutine.resume(co)
     return co
   end)
-  each("asyncio.sleep(1.0) (a Future)", function() return asyncio.sleep(1.0) end)
+  local keep = each("asyncio.sleep(1.0) (a coroutine object)", function() return asyncio.sleep(1.0) end)
+  for i = 1, N do asyncio.ensure_future(keep[i]):cancel() end -- no "never awaited" report
   local f = async(function() end)
-  local keep = each("coroutine object f()", function() return f() end)
+  keep = each("coroutine object f()", function() return f() end)
   for i = 1, N do asyncio.create_task(keep[i]) end -- wrapped: no "never awaited" report
   keep = nil
   await(asyncio.sleep(0))

@@ -211,7 +211,7 @@ static future *sleep_future_new(lua_State *L, loop_state *loop, uint64_t delay, 
   future *f = future_new(L, loop);
   f->sleeping = 1;
   f->unstarted = 1;
-  f->delay = delay;
+  f->timer.when = delay; /* until future_start_sleep schedules it */
   future_store_results(L, -1, first, n);
   return f;
 }

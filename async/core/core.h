@@ -89,10 +89,9 @@ struct future {
   uint8_t unstarted; /* a sleep whose timer starts when first awaited or wrapped */
   int nresults;      /* FUT_RESULT: 1 means FUV_VALUE is the value itself */
   int msg_ref;       /* FUT_CANCELLED: registry ref of the cancel message, or LUA_NOREF */
-  uint64_t delay;    /* unstarted sleep: its delay in ns */
   loop_state *loop;
   waiter *first, *last;
-  timer_node timer;
+  timer_node timer;  /* an unstarted sleep keeps its delay (ns) in timer.when */
 };
 
 future *future_check(lua_State *L, int idx); /* a Future or a Task */
@@ -113,7 +112,6 @@ void future_open(lua_State *L);
 
 struct task {
   future base;           /* a Task is a Future: must stay first */
-  runnable run;          /* entry in the ready queue */
   waiter wait;           /* entry in the waiter list of what it awaits */
   lua_State *co;         /* its Lua thread (user value TUV_THREAD anchors it) */
   future *awaiting;      /* the future it is suspended on; NULL while yielding once */
@@ -128,6 +126,7 @@ struct task {
   uint8_t deliver_cancel;/* the resumed await raises CancelledError */
   uint8_t is_main;
   uint8_t has_context;   /* TUV_CONTEXT holds a ContextVar context (context.c) */
+  runnable run;          /* entry in the ready queue (one byte: packs with the flags) */
   uint64_t id;
 };
 /* User values of a task: the future's, then its context, then the body and its

@@ -11,7 +11,6 @@ void future_init(future *f, loop_state *loop, uint8_t kind) {
   f->unstarted = 0;
   f->nresults = 0;
   f->msg_ref = LUA_NOREF;
-  f->delay = 0;
   f->loop = loop;
   f->first = f->last = NULL;
   f->timer.index = TIMER_NOT_QUEUED;
@@ -120,7 +119,7 @@ int future_cancel(lua_State *L, future *f, int msg_ref) {
 void future_start_sleep(future *f) {
   if (!f->unstarted) return;
   f->unstarted = 0;
-  timer_schedule(f->loop, &f->timer, uv_hrtime() + f->delay);
+  timer_schedule(f->loop, &f->timer, uv_hrtime() + f->timer.when);
 }
 
 /* Pushes the results of the done future at fidx and returns how many, or raises its

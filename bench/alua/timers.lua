@@ -18,7 +18,7 @@ local function next_ms()
   return state % (MAX_MS + 1)
 end
 
-local sleeper = async(function(d) await(asyncio.sleep(d)) end)
+local async function sleeper(d) await asyncio.sleep(d) end
 
 local main = async(function()
   local loop = asyncio.get_running_loop()
