@@ -460,7 +460,9 @@ end)
 describe("as_completed", function()
   it("yields awaitables in completion order (test_as_completed)", function()
     local values = {}
-    for f in asyncio.as_completed({ after(0.03, "c"), after(0.01, "a"), sleep(0.02, "b") }) do
+    -- 50 ms apart: the tasks' sleeps start at their first step, which a loaded machine
+    -- (or valgrind) can delay past a 10 ms gap while the sleep Future's has started
+    for f in asyncio.as_completed({ after(0.15, "c"), after(0.05, "a"), sleep(0.1, "b") }) do
       values[#values + 1] = await(f)
     end
     assert.are.same({ "a", "b", "c" }, values)
