@@ -49,6 +49,7 @@ M.all_tasks = core.all_tasks
 M.get_running_loop = core.get_running_loop
 M.get_event_loop = core.get_running_loop
 M.run_until_complete = core.run_until_complete
+M.is_error = core.is_error
 M._run_loop = core._run_loop
 
 for _, name in ipairs { "CancelledError", "TimeoutError", "InvalidStateError", "QueueEmpty",

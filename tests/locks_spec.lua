@@ -887,7 +887,7 @@ describe("Barrier", function()
     await(barrier:abort())
     assert.matches("broken", tostring(barrier))
     assert.is_true(barrier:broken())
-    await(asyncio.gather(table.unpack(waiters), { return_exceptions = true }))
+    await(asyncio.gather(waiters, { return_exceptions = true }))
   end))
 
   it("test_barrier_parties: parties must be an integer > 0", function()

@@ -68,3 +68,55 @@ describe("11. task-local context and JSON, for servers", function()
     assert.are.same({ id = 7, tags = { "a", "b" } }, cjson.decode(cjson.encode({ id = 7, tags = { "a", "b" } })))
   end)
 end)
+
+describe("1. gather with a list and options; options are checked", function()
+  local async function fetch(name, fail)
+    await asyncio.sleep(0.01)
+    if fail then error(name .. ": 503", 0) end
+    return name .. " ok"
+  end
+
+  it("await asyncio.gather({a, b}) (the Promise.all habit) gathers the list", function()
+    local results = table.pack(await asyncio.gather({ fetch("a"), fetch("b") }))
+    assert.are.same({ n = 2, "a ok", "b ok" }, results)
+  end)
+
+  it("gather(list, {return_exceptions = true}) gathers every task, not only the first", function()
+    local jobs = {}
+    for i = 1, 5 do jobs[i] = fetch("job" .. i, i == 3) end
+    local results = table.pack(await asyncio.gather(jobs, { return_exceptions = true }))
+    assert.are.equal(5, results.n)
+    assert.are.equal("job5 ok", results[5])
+    assert.are.equal("job3: 503", tostring(results[3]))
+  end)
+
+  it("a misspelt option is an error at the user's line that names the nearest one", function()
+    local line = debug.getinfo(1, "l").currentline + 1
+    local ok, err = pcall(function() return asyncio.gather({ asyncio.sleep(0) }, { return_exception = true }) end)
+    assert.is_false(ok)
+    assert.are.equal(("tests/porting_spec.lua:%d: gather: unknown option 'return_exception' (did you mean 'return_exceptions'?)"):format(line), err)
+    assert.matches("gather: option 'return_exceptions' must be a boolean, got string",
+      raises(asyncio.gather, { asyncio.sleep(0) }, { return_exceptions = "yes" }))
+    assert.matches("options go in a second table",
+      raises(asyncio.gather, { asyncio.sleep(0), return_exceptions = true }))
+  end)
+end)
+
+describe("5. with return_exceptions a failure can be told from a result", function()
+  it("asyncio.is_error tells a user's error string from a string result", function()
+    local async function lookup(key)
+      if key == "missing" then error("no such key: " .. key, 0) end
+      return "value of " .. key
+    end
+    local a, b, c = await asyncio.gather(lookup("x"), lookup("missing"),
+      asyncio.wait_for(asyncio.sleep(1), 0.01), { return_exceptions = true })
+    assert.are.equal("value of x", a)
+    assert.is_false(asyncio.is_error(a))
+    assert.is_true(asyncio.is_error(b))
+    assert.are.equal("no such key: missing", b.error)    -- the value as raised
+    assert.are.equal("no such key: missing", tostring(b))
+    assert.is_true(asyncio.is_error(c) and asyncio.TimeoutError:is(c))
+    assert.is_false(asyncio.is_error("no such key: missing"))
+    assert.is_false(asyncio.is_error(nil))
+  end)
+end)

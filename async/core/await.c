@@ -1,6 +1,5 @@
 /* await.c — async functions, coroutine objects, await's C half, sleep, create_task and
    top-level await. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,27 +9,6 @@ char await_tag;          /* yielded by await: the task waits for the scheduler *
 
 /* Upvalues shared by await_step, sleep, ensure_future and create_task. */
 enum { UP_FUTURE_MT = 1, UP_TASK_MT, UP_CORO_MT, UP_OP_MT, UP_YIELD_ONCE, UP_COUNT = UP_YIELD_ONCE };
-
-/* Raises "where: message" where `where` is the user's code that called await: the first
-   Lua frame that is not in the embedded stdlib (await's Lua half, asyncio.run...), so
-   the message points at the user's line, not at stdlib/asyncio.lua. */
-static int raise_at_user(lua_State *L, const char *fmt, ...) {
-  lua_Debug ar;
-  for (int level = 1; lua_getstack(L, level, &ar); level++) {
-    lua_getinfo(L, "Sl", &ar);
-    if (ar.currentline > 0 && strncmp(ar.source, "@stdlib/", 8) != 0) {
-      lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
-      break;
-    }
-  }
-  if (lua_type(L, -1) != LUA_TSTRING) lua_pushliteral(L, "");
-  va_list ap;
-  va_start(ap, fmt);
-  lua_pushvfstring(L, fmt, ap);
-  va_end(ap);
-  lua_concat(L, 2);
-  return lua_error(L);
-}
 
 /* ---- coroutine objects ------------------------------------------------------------ */
 
@@ -74,7 +52,7 @@ void coro_claim(lua_State *L, int idx, const char *fname) {
   coro *c = lua_touserdata(L, idx);
   if (c->taken) {
     coro_push_name(L, idx);
-    raise_at_user(L, "%s: coroutine '%s' was already awaited (a coroutine object runs once; "
+    argcheck_error(L, "%s: coroutine '%s' was already awaited (a coroutine object runs once; "
                "wrap it in asyncio.create_task to share its result)", fname, lua_tostring(L, -1));
   }
   c->taken = 1;
@@ -160,7 +138,6 @@ static int async_new(lua_State *L) {
 }
 
 static int sleep_await(lua_State *L);
-static int raise_at_user(lua_State *L, const char *fmt, ...);
 
 /* core.await_call(f), which await(await, f) tail-calls: what the keyword transform's
    `await f(args)` then calls with the arguments (await(await, f)(args)). Inside a task,
@@ -178,7 +155,7 @@ static int await_call(lua_State *L) {
     return 1;
   }
   if (!lua_isfunction(L, 1) && luaL_getmetafield(L, 1, "__call") == LUA_TNIL)
-    return raise_at_user(L, "attempt to call a %s value", luaL_typename(L, 1));
+    return argcheck_error(L, "attempt to call a %s value", luaL_typename(L, 1));
   lua_settop(L, 1);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
@@ -457,7 +434,7 @@ static int await_yield_once(lua_State *L) {
 
 static void check_can_suspend(lua_State *L) {
   if (!lua_isyieldable(L))
-    raise_at_user(L, "await: cannot suspend here: a C function stands between this await and "
+    argcheck_error(L, "await: cannot suspend here: a C function stands between this await and "
                "its task (table.sort or string.gsub callbacks, require, load readers, "
                "__tostring, __gc, or a C library's callback cannot yield); move the await out");
 }
@@ -490,13 +467,13 @@ int await_suspend(lua_State *L, task *t, future *f, lua_KFunction k) {
 /* Outside any task: top-level await runs the loop until `f` (at index 1) is done. */
 static int await_top_level(lua_State *L, loop_state *loop) {
   if (loop_is_running(loop))
-    return raise_at_user(L, "await: not inside a task: this is a plain callback the running loop "
+    return argcheck_error(L, "await: not inside a task: this is a plain callback the running loop "
                       "called (call_soon, call_later, a done callback); wrap the code in "
                       "asyncio.create_task to await there");
   future *f = awaitable_to_future(L, loop, 1, "await");
   if (f->kind == KIND_TASK && f->state == FUT_PENDING) ((task *)f)->is_main = 1;
   if (loop_run_until(L, loop, f) < 0)
-    return raise_at_user(L, "await: the awaited %s can never complete: no task is ready and no "
+    return argcheck_error(L, "await: the awaited %s can never complete: no task is ready and no "
                       "timer, I/O or other handle is left on the loop",
                       f->kind == KIND_TASK ? "task" : "future");
   return future_push_outcome(L, f, 1);
@@ -538,7 +515,7 @@ static int await_step(lua_State *L) {
         future_start_sleep(f);
         if (t == NULL) break;
         if (f->state != FUT_PENDING) return future_push_outcome(L, f, 1);
-        if (f == &t->base) return raise_at_user(L, "await: a task cannot await itself");
+        if (f == &t->base) return argcheck_error(L, "await: a task cannot await itself");
         return await_suspend(L, t, f, await_future_k);
       }
       if (lua_rawequal(L, -1, lua_upvalueindex(UP_OP_MT))) {
@@ -562,14 +539,14 @@ static int await_step(lua_State *L) {
         lua_replace(L, 1);
         continue;
       }
-      return raise_at_user(L, "await: expected a coroutine object, Task or Future, got %s",
+      return argcheck_error(L, "await: expected a coroutine object, Task or Future, got %s",
                         luaL_typename(L, 1));
     }
     if (lua_rawequal(L, 1, lua_upvalueindex(UP_YIELD_ONCE))) {
       if (t == NULL) break;
       return yield_once(L, t);
     }
-    return raise_at_user(L, "await: expected a coroutine object, Task or Future, got %s",
+    return argcheck_error(L, "await: expected a coroutine object, Task or Future, got %s",
                       luaL_typename(L, 1));
   }
   return await_top_level(L, loop_get(L));

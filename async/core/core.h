@@ -326,6 +326,16 @@ void module_load_stdlib(lua_State *L); /* core table on top -> the asyncio modul
 /* ---- errors ------------------------------------------------------------- */
 
 void error_open(lua_State *L);
+int error_is_any(lua_State *L, int idx); /* an instance of any asyncio error class */
+void error_wrap_failure(lua_State *L, int tbidx); /* the user error on top -> is_error's wrapper */
+
+/* ---- bad arguments, at the user's line (argcheck.c) -------------------------- */
+
+void argcheck_push_where(lua_State *L);
+int argcheck_error(lua_State *L, const char *fmt, ...);
+/* pairs: {"name", "type|type", ..., NULL}; idx nil or absent: nothing to check */
+void argcheck_options(lua_State *L, int idx, const char *fname, const char *const *pairs);
+void argcheck_open(lua_State *L);
 void error_push(lua_State *L, const char *type, const char *message);
 int error_raise(lua_State *L, const char *type, const char *fmt, ...);
 int error_is(lua_State *L, int idx, const char *type);

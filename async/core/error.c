@@ -6,6 +6,7 @@
 #include "core.h"
 
 static char classes_key; /* registry: name -> class table */
+static char failure_mt_key; /* registry: metatable of gather's wrapped user errors */
 static char relay_key;   /* registry: {error, traceback} of the last error await relayed */
 
 static const char *const class_names[] = {
@@ -349,6 +350,54 @@ static void class_new(lua_State *L, const char *name, const char *base) {
   lua_setmetatable(L, -2);
 }
 
+/* ---- failures among gather's results -------------------------------------------- */
+
+/* Is the value at idx an instance of one of asyncio's error classes? */
+int error_is_any(lua_State *L, int idx) {
+  if (!lua_istable(L, idx) || !lua_getmetatable(L, idx)) return 0;
+  int yes = 0;
+  if (lua_getfield(L, -1, "class") == LUA_TTABLE) {
+    lua_getfield(L, -1, "__instance");
+    yes = lua_rawequal(L, -1, -3);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+  return yes;
+}
+
+/* With return_exceptions, gather puts a failed child's error among the results: a user
+   error (a string, any value) is wrapped as {error = value, traceback = tb} so that
+   asyncio.is_error tells it from a result; asyncio's own errors are already told. */
+void error_wrap_failure(lua_State *L, int tbidx) {
+  tbidx = lua_absindex(L, tbidx);
+  if (error_is_any(L, -1)) return;
+  lua_createtable(L, 0, 2);
+  lua_insert(L, -2);
+  lua_setfield(L, -2, "error");
+  lua_pushvalue(L, tbidx);
+  lua_setfield(L, -2, "traceback");
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &failure_mt_key);
+  lua_setmetatable(L, -2);
+}
+
+static int failure_tostring(lua_State *L) {
+  lua_getfield(L, 1, "error");
+  luaL_tolstring(L, -1, NULL);
+  return 1;
+}
+
+/* asyncio.is_error(v): an asyncio error, or a user error gather wrapped */
+static int is_error_lua(lua_State *L) {
+  int yes = error_is_any(L, 1);
+  if (!yes && lua_getmetatable(L, 1)) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &failure_mt_key);
+    yes = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+  }
+  lua_pushboolean(L, yes);
+  return 1;
+}
+
 /* Adds the error classes to the table on top. */
 void error_open(lua_State *L) {
   lua_newtable(L);
@@ -366,4 +415,12 @@ void error_open(lua_State *L) {
   push_instance_mt(L, "CancelledError");
   loop->cancelled_mt = lua_topointer(L, -1);
   lua_pop(L, 1);
+  lua_createtable(L, 0, 2);
+  lua_pushcfunction(L, failure_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushliteral(L, "asyncio.failure");
+  lua_setfield(L, -2, "__name");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &failure_mt_key);
+  lua_pushcfunction(L, is_error_lua);
+  lua_setfield(L, -2, "is_error");
 }

@@ -100,7 +100,10 @@ static void gather_push_child_value(lua_State *L, future *child, int cidx) {
       }
       break;
     case FUT_ERROR:
+      lua_getiuservalue(L, cidx, FUV_TRACEBACK);
       lua_getiuservalue(L, cidx, FUV_VALUE);
+      error_wrap_failure(L, -2);
+      lua_remove(L, -2);
       break;
     default:
       task_push_cancelled_error(L, child->msg_ref);
@@ -189,17 +192,62 @@ int gather_cancel(lua_State *L, future *f, int msg_ref) {
   return 1;
 }
 
-/* gather(aw, ..., [{return_exceptions = bool}]): needs await.c's upvalues to turn the
+static int is_plain_table(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TTABLE) return 0;
+  if (!lua_getmetatable(L, idx)) return 1;
+  lua_pop(L, 1);
+  return 0;
+}
+
+static const char *const gather_options[] = {"return_exceptions", "boolean", NULL};
+
+/* gather({aw, ...} [, opts]): leaves the list's items as the arguments, opts after them. */
+static int gather_unpack_list(lua_State *L) {
+  int n = lua_gettop(L);
+  if (n > 2) argcheck_error(L, "gather: after a list of awaitables only an options table may follow");
+  lua_Integer len = (lua_Integer)lua_rawlen(L, 1);
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    lua_pop(L, 1);
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > len) {
+      int named = lua_type(L, -1) == LUA_TSTRING;
+      lua_pushvalue(L, -1);
+      argcheck_error(L, "gather: the list of awaitables has a key %s%s%s that is not 1..%d%s",
+                     named ? "'" : "", luaL_tolstring(L, -1, NULL), named ? "'" : "", (int)len,
+                     named ? " (options go in a second table: "
+                                                      "gather(list, {return_exceptions = true}))"
+                                                    : "");
+    }
+  }
+  luaL_checkstack(L, (int)len + 2, "gather: too many awaitables");
+  for (lua_Integer i = 1; i <= len; i++) lua_rawgeti(L, 1, i);
+  if (n == 2) lua_pushvalue(L, 2); else lua_pushnil(L);
+  lua_remove(L, 1);
+  if (n == 2) lua_remove(L, 1);
+  return (int)len;
+}
+
+/* gather(aw, ... [, opts]) or gather(list [, opts]): needs await.c's upvalues to turn the
    arguments into futures. */
 int gather_lua(lua_State *L) {
   loop_state *loop = loop_get(L);
   int n = lua_gettop(L);
   int return_exceptions = 0;
-  if (n > 0 && lua_type(L, n) == LUA_TTABLE && !lua_getmetatable(L, n)) {
-    lua_getfield(L, n, "return_exceptions");
-    return_exceptions = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    lua_settop(L, --n);
+  int has_opts = 0;
+  if (n > 0 && is_plain_table(L, 1)) {
+    n = gather_unpack_list(L);
+    has_opts = 1; /* the slot after the list: a table or nil */
+  } else if (n > 0 && is_plain_table(L, n)) {
+    n--;
+    has_opts = 1;
+  }
+  if (has_opts) {
+    argcheck_options(L, n + 1, "gather", gather_options);
+    if (lua_istable(L, n + 1)) {
+      lua_getfield(L, n + 1, "return_exceptions");
+      return_exceptions = lua_toboolean(L, -1);
+    }
+    lua_settop(L, n);
   }
   for (int i = 1; i <= n; i++) awaitable_to_future(L, loop, i, "gather");
   gather *g = lua_newuserdatauv(L, sizeof *g + (size_t)n * sizeof(gather_child), GUV_COUNT - 1);

@@ -89,6 +89,7 @@ void module_open(lua_State *L) {
   await_open(L);
   error_open(L);
   debug_open(L);
+  argcheck_open(L);
   luaL_setfuncs(L, core_functions, 0);
   coro_lib_patch(L);
 

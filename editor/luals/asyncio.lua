@@ -63,6 +63,12 @@ function asyncio.iscoroutine(x) end
 ---@return boolean
 function asyncio.iscoroutinefunction(f) end
 
+---True for an asyncio error and for the wrapper gather's `return_exceptions` puts in
+---place of a failed child's user error (`v.error`: the value as raised).
+---@param v any
+---@return boolean
+function asyncio.is_error(v) end
+
 -- ---- tasks and futures ------------------------------------------------------------
 
 ---Schedules `coro` (or `fn(...)`) as a task starting at the next loop iteration.

@@ -1,0 +1,184 @@
+/* argcheck.c — errors for bad arguments and options, reported at the user's line: the
+   first frame outside alua's own stdlib and C glue, however deep inside asyncio the
+   check runs (through await's helpers, a part calling another). Options tables are
+   checked key by key: an unknown key names the nearest known one. */
+#include <stdarg.h>
+#include <string.h>
+
+#include "core.h"
+
+#define STDLIB_SOURCE "@stdlib/"
+
+/* Pushes "src:line: " for the innermost Lua frame that is not alua's stdlib, or "". */
+void argcheck_push_where(lua_State *L) {
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "Sl", &ar);
+    if (ar.currentline <= 0) continue; /* C */
+    if (strncmp(ar.source, STDLIB_SOURCE, sizeof STDLIB_SOURCE - 1) == 0) continue;
+    lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+    return;
+  }
+  lua_pushliteral(L, "");
+}
+
+int argcheck_error(lua_State *L, const char *fmt, ...) {
+  argcheck_push_where(L);
+  va_list ap;
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
+/* Edit distance of two short names (options are under 32 characters). */
+static size_t distance(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  if (la > 31 || lb > 31) return (size_t)-1;
+  size_t row[32];
+  for (size_t j = 0; j <= lb; j++) row[j] = j;
+  for (size_t i = 1; i <= la; i++) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= lb; j++) {
+      size_t up = row[j];
+      size_t best = diag + (a[i - 1] != b[j - 1]);
+      if (up + 1 < best) best = up + 1;
+      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+      row[j] = best;
+      diag = up;
+    }
+  }
+  return row[lb];
+}
+
+/* Does a value of Lua type `type` match a spec such as "number|string" ("any": all)? */
+static int type_matches(const char *spec, const char *type) {
+  if (strcmp(spec, "any") == 0) return 1;
+  size_t n = strlen(type);
+  for (const char *p = spec; (p = strstr(p, type)) != NULL; p += n)
+    if ((p == spec || p[-1] == '|') && (p[n] == '\0' || p[n] == '|')) return 1;
+  return 0;
+}
+
+/* "a number", "a boolean or a table" */
+static void push_type_words(lua_State *L, const char *spec) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (const char *p = spec; *p;) {
+    const char *bar = strchr(p, '|');
+    size_t n = bar ? (size_t)(bar - p) : strlen(p);
+    if (p != spec) luaL_addstring(&b, " or ");
+    luaL_addstring(&b, strchr("aeiou", *p) ? "an " : "a ");
+    luaL_addlstring(&b, p, n);
+    p += n + (bar != NULL);
+  }
+  luaL_pushresult(&b);
+}
+
+/* The known options, as a pair list {name, type, ..., NULL} or a Lua table at spec_idx. */
+typedef struct known_options {
+  const char *const *pairs;
+  int spec_idx;
+} known_options;
+
+/* The type spec of `key`, or NULL if it is not an option. */
+static const char *known_type(lua_State *L, const known_options *k, const char *key) {
+  if (k->pairs) {
+    for (const char *const *p = k->pairs; *p; p += 2)
+      if (strcmp(*p, key) == 0) return p[1];
+    return NULL;
+  }
+  lua_getfield(L, k->spec_idx, key);
+  const char *t = lua_tostring(L, -1); /* kept alive by the spec table */
+  lua_pop(L, 1);
+  return t;
+}
+
+/* Pushes " (did you mean 'x'?)" or " (known options: a, b)" for an unknown key. */
+static void push_suggestion(lua_State *L, const known_options *k, const char *key) {
+  const char *best = NULL;
+  size_t best_d = (size_t)-1;
+  lua_pushliteral(L, "");
+  int list = lua_gettop(L);
+  int count = 0;
+  if (k->pairs) {
+    for (const char *const *p = k->pairs; *p; p += 2) {
+      size_t d = distance(key, *p);
+      if (d < best_d) best_d = d, best = *p;
+      lua_pushfstring(L, "%s%s%s", lua_tostring(L, list), count++ ? ", " : "", *p);
+      lua_replace(L, list);
+    }
+  } else {
+    lua_pushnil(L);
+    while (lua_next(L, k->spec_idx)) {
+      lua_pop(L, 1);
+      if (lua_type(L, -1) != LUA_TSTRING) continue;
+      const char *name = lua_tostring(L, -1); /* the spec table keeps it alive */
+      size_t d = distance(key, name);
+      if (d < best_d || (d == best_d && strcmp(name, best) < 0)) best_d = d, best = name;
+      lua_pushfstring(L, "%s%s%s", lua_tostring(L, list), count++ ? ", " : "", name);
+      lua_replace(L, list);
+    }
+  }
+  if (best && (best_d <= 2 || best_d * 3 <= strlen(key)))
+    lua_pushfstring(L, " (did you mean '%s'?)", best);
+  else
+    lua_pushfstring(L, " (known options: %s)", lua_tostring(L, list));
+}
+
+/* Checks the options table at idx (nil or absent: nothing to check). */
+static void check_options(lua_State *L, int idx, const char *fname, const known_options *k) {
+  idx = lua_absindex(L, idx);
+  if (lua_isnoneornil(L, idx)) return;
+  if (!lua_istable(L, idx))
+    argcheck_error(L, "%s: the options must be a table, got %s", fname, luaL_typename(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) != LUA_TSTRING)
+      argcheck_error(L, "%s: options are named (key = value), got a %s key", fname,
+                     luaL_typename(L, -2));
+    const char *key = lua_tostring(L, -2);
+    const char *spec = known_type(L, k, key);
+    if (spec == NULL) {
+      push_suggestion(L, k, key);
+      argcheck_error(L, "%s: unknown option '%s'%s", fname, key, lua_tostring(L, -1));
+    }
+    const char *type = luaL_typename(L, -1);
+    if (!type_matches(spec, type)) {
+      push_type_words(L, spec);
+      argcheck_error(L, "%s: option '%s' must be %s, got %s", fname, key, lua_tostring(L, -1),
+                     type);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+void argcheck_options(lua_State *L, int idx, const char *fname, const char *const *pairs) {
+  known_options k = {pairs, 0};
+  check_options(L, idx, fname, &k);
+}
+
+/* core._check_options(fname, opts, {name = "type|type", ...}) -> opts */
+static int check_options_lua(lua_State *L) {
+  const char *fname = luaL_checkstring(L, 1);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  known_options k = {NULL, 3};
+  check_options(L, 2, fname, &k);
+  lua_settop(L, 2);
+  return 1;
+}
+
+/* core._arg_error(message): raises it at the user's line */
+static int arg_error_lua(lua_State *L) {
+  return argcheck_error(L, "%s", luaL_checkstring(L, 1));
+}
+
+static const luaL_Reg argcheck_functions[] = {
+    {"_check_options", check_options_lua},
+    {"_arg_error", arg_error_lua},
+    {NULL, NULL},
+};
+
+void argcheck_open(lua_State *L) { luaL_setfuncs(L, argcheck_functions, 0); }
