@@ -120,3 +120,31 @@ describe("5. with return_exceptions a failure can be told from a result", functi
     assert.is_false(asyncio.is_error(nil))
   end)
 end)
+
+describe("8. one process's output piped into another", function()
+  local PIPE = asyncio.PIPE
+
+  it("create_subprocess_exec('grep', ..., {stdin = p1.stdout}) is a shell pipeline", function()
+    local p1 = await asyncio.create_subprocess_exec("printf", "apple\nbanana\ncherry\n", { stdout = PIPE })
+    local p2 = await asyncio.create_subprocess_exec("grep", "an", { stdin = p1.stdout, stdout = PIPE })
+    local out = await p2:communicate()
+    assert.are.equal("banana\n", out)
+    assert.are.same({ 0, 0 }, { await p1:wait(), await p2:wait() })
+  end)
+
+  it("output the parent already read into p1.stdout reaches the second process too", function()
+    local p1 = await asyncio.create_subprocess_exec("seq", "1", "20000", { stdout = PIPE })
+    await asyncio.sleep(0.1)                   -- p1.stdout has read some of it meanwhile
+    local p2 = await asyncio.create_subprocess_exec("wc", "-l", { stdin = p1.stdout, stdout = PIPE })
+    assert.are.equal("20000", (await p2:communicate()):match("%d+"))
+    await p1:wait()
+  end)
+
+  it("a wrong stdin value is named in the error, at the user's line", function()
+    local line = debug.getinfo(1, "l").currentline + 1
+    local ok, err = pcall(asyncio.create_subprocess_exec, "cat", { stdin = "input.txt" })
+    assert.is_false(ok)
+    assert.are.equal(("tests/porting_spec.lua:%d: create_subprocess_exec: stdin must be asyncio.PIPE, "
+      .. "asyncio.DEVNULL, a file descriptor, another process's stdout or nil (inherit), got \"input.txt\""):format(line), err)
+  end)
+end)

@@ -467,6 +467,24 @@ static int process_pipe_settled(lua_State *L) {
   return 2;
 }
 
+/* process_pipe_handover(h) -> the descriptor of the stream h for another child's stdin,
+   its reading stopped, or nil when the data must be copied through the loop instead:
+   some is already buffered, it has ended, or it is TLS. The caller closes the stream
+   once the child has its copy. */
+static int process_pipe_handover(lua_State *L) {
+  stream *s = stream_check(L, 1);
+  uv_os_fd_t fd;
+  if (s == NULL || s->close_wanted) return luaL_error(L, "the stream is closed");
+  if (waitset_pending(&s->readers)) return luaL_error(L, "another task is reading from it");
+  if (s->rb.len > 0 || s->eof || s->rerr || s->tls || uv_fileno(&s->u.handle, &fd) != 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  stream_pause(s);
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
 static int process_tostring(lua_State *L) {
   proc_box *box = box_check(L, 1);
   if (box->exited)
@@ -482,6 +500,7 @@ static const luaL_Reg process_functions[] = {
     {"process_exit_future", process_exit_future},
     {"process_send_signal", process_send_signal},
     {"process_pipe_settled", process_pipe_settled},
+    {"process_pipe_handover", process_pipe_handover},
     {NULL, NULL},
 };
 

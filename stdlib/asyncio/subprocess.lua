@@ -8,6 +8,8 @@ local BrokenPipeError, ConnectionError = asyncio.BrokenPipeError, asyncio.Connec
 local net, make_streams, waiting_on = core.net, imports.make_streams, imports.waiting_on
 local spawn, returncode, exit_future = core.process_spawn, core.process_returncode, core.process_exit_future
 local send_signal, pipe_settled = core.process_send_signal, core.process_pipe_settled
+local pipe_handover, arg_error = core.process_pipe_handover, core._arg_error
+local Reader = asyncio.StreamReader
 local type, select, pairs, pcall, error, tostring = type, select, pairs, pcall, error, tostring
 local setmetatable, getmetatable = setmetatable, getmetatable
 
@@ -103,6 +105,25 @@ function Process:kill() send_signal(self._p, "SIGKILL") end
 
 -- ---- creation ----------------------------------------------------------------------
 
+local function describe(v)
+  if type(v) == "table" or type(v) == "userdata" then return tostring(v) end
+  if type(v) == "string" then return ("%q"):format(v) end
+  return type(v) == "number" and tostring(v) or type(v)
+end
+
+-- stdin, stdout, stderr: PIPE, DEVNULL, STDOUT (stderr only), a descriptor, nil, or for
+-- stdin a StreamReader (another process's stdout or stderr)
+local function check_stdio(fname, opts, name)
+  local v = opts[name]
+  if v == nil or (math.type(v) == "integer" and v >= -3 and (v ~= STDOUT or name == "stderr")) then
+    return
+  end
+  if name == "stdin" and getmetatable(v) == Reader then return end
+  arg_error(("%s: %s must be asyncio.PIPE, asyncio.DEVNULL%s, a file descriptor%s or nil "
+    .. "(inherit), got %s"):format(fname, name, name == "stderr" and ", asyncio.STDOUT" or "",
+      name == "stdin" and ", another process's stdout" or "", describe(v)))
+end
+
 local function check_opts(fname, opts)
   if opts == nil then return {} end
   for k in pairs(opts) do
@@ -111,6 +132,7 @@ local function check_opts(fname, opts)
         .. "' (expected stdin, stdout, stderr, cwd, env, limit, close_fds, pass_fds)", 3)
     end
   end
+  for _, name in ipairs { "stdin", "stdout", "stderr" } do check_stdio(fname, opts, name) end
   if opts.close_fds ~= nil and type(opts.close_fds) ~= "boolean" then
     error(fname .. ": close_fds must be a boolean, got " .. type(opts.close_fds), 3)
   end
@@ -141,12 +163,49 @@ local function check_opts(fname, opts)
   return opts
 end
 
-local start = async(function(file, args, opts)
+-- Copies what a StreamReader given as stdin still delivers into the child's stdin pipe.
+local pump = async(function(reader, writer)
+  local ok, err = pcall(function()
+    while true do
+      local data = await(reader:read(65536))
+      if data == "" then break end
+      writer:write(data)
+      await(writer:drain())
+    end
+  end)
+  writer:close()
+  if not ok and not quiet_pipe_error(err) then error(err, 0) end
+end, "create_subprocess.stdin")
+
+-- A StreamReader as stdin: the child gets its descriptor (the parent's copy is closed),
+-- as a shell pipeline does; if some data was already read into the reader, the child
+-- gets a pipe and a task copies the data, buffered and to come, in order.
+local function stdin_from_reader(fname, opts)
+  local source = opts.stdin
+  local ok, fd = pcall(pipe_handover, source._h)
+  if not ok then arg_error(("%s: stdin: %s"):format(fname, fd)) end
+  local copy = {}
+  for k, v in pairs(opts) do copy[k] = v end
+  copy.stdin = fd or PIPE
+  return copy, source, fd
+end
+
+local start = async(function(file, args, opts, fname)
+  local source, source_fd
+  if getmetatable(opts.stdin) == Reader then
+    opts, source, source_fd = stdin_from_reader(fname, opts)
+  end
   local p, pid, stdin, stdout, stderr = spawn(file, args, opts)
   local proc = { _p = p, pid = pid }
   if stdin then
     local _, writer = make_streams(stdin)
     proc.stdin = writer
+  end
+  if source_fd then
+    net.close(source._h)
+  elseif source then
+    asyncio.create_task(pump(source, proc.stdin))
+    proc.stdin = nil
   end
   for name, h in pairs { stdout = stdout, stderr = stderr } do
     if opts.limit then net.set_limit(h, opts.limit) end
@@ -180,7 +239,7 @@ function M.create_subprocess_exec(prog, ...)
       error("create_subprocess_exec: argument #" .. (i - 1) .. " must be a string, got " .. type(a), 2)
     end
   end
-  return start(prog, args, check_opts("create_subprocess_exec", opts))
+  return start(prog, args, check_opts("create_subprocess_exec", opts), "create_subprocess_exec")
 end
 
 -- create_subprocess_shell(cmd, opts) -> Process running /bin/sh -c cmd.
@@ -188,7 +247,8 @@ function M.create_subprocess_shell(cmd, opts)
   if type(cmd) ~= "string" then
     error("create_subprocess_shell: cmd must be a string, got " .. type(cmd), 2)
   end
-  return start("/bin/sh", { "/bin/sh", "-c", cmd }, check_opts("create_subprocess_shell", opts))
+  return start("/bin/sh", { "/bin/sh", "-c", cmd }, check_opts("create_subprocess_shell", opts),
+    "create_subprocess_shell")
 end
 
 M.subprocess = {
