@@ -148,3 +148,32 @@ describe("8. one process's output piped into another", function()
       .. "asyncio.DEVNULL, a file descriptor, another process's stdout or nil (inherit), got \"input.txt\""):format(line), err)
   end)
 end)
+
+describe("6. a forgotten await or async says where", function()
+  it("a never-awaited coroutine is reported with the file:line that made it", function()
+    local out, status = support.run_alua([[
+local async function save(record) await asyncio.sleep(0) return record end
+local async function main()
+  for i = 1, 2 do
+    save(i)                         -- forgot the await
+  end
+end
+await main()
+collectgarbage()
+print("done")
+]])
+    assert.are.equal(0, status)
+    assert.matches("RuntimeWarning: coroutine 'save' was never awaited %(created at [^)]*:4%)", out)
+  end)
+
+  it("forgetting async: the error says what was given and why, at the user's line", function()
+    local function fetch(id) return id * 10 end          -- the user forgot `async`
+    local line = debug.getinfo(1, "l").currentline + 1
+    local ok, err = pcall(function() return asyncio.gather(fetch(1), fetch(2)) end)
+    assert.is_false(ok)
+    assert.are.equal(("tests/porting_spec.lua:%d: gather: expected a coroutine object, Task or Future, "
+      .. "got number (the result of a function declared without 'async'? calling one runs it at once)"):format(line), err)
+    assert.matches("porting_spec.lua:%d+: await: expected .* got number %(the result of a function declared without 'async'",
+      raises(function() local v = await fetch(3) return v end))
+  end)
+end)

@@ -13,11 +13,44 @@ enum { UP_FUTURE_MT = 1, UP_TASK_MT, UP_CORO_MT, UP_OP_MT, UP_YIELD_ONCE, UP_COU
 /* ---- coroutine objects ------------------------------------------------------------ */
 
 /* What calling an async function returns: its function and arguments, not yet run.
-   User values: 1 = the function, 2 = the async function's name (or nil), 3.. = args. */
+   User values: 1 = the function, 2 = the async function's name (or nil), 3 = the Lua
+   function that made it (for "created at"), 4.. = args. */
 typedef struct coro {
   int nargs;
+  int line;      /* the line of user value 3 that made it, or 0 */
   uint8_t taken; /* awaited or wrapped in a task */
 } coro;
+enum { CORO_UV_FN = 1, CORO_UV_NAME, CORO_UV_SITE, CORO_UV_ARGS };
+
+/* Where the coroutine object on top is made: the innermost Lua frame's function and
+   line, kept without formatting anything (one lua_getinfo per object; the text is made
+   only for a report). */
+static void coro_record_site(lua_State *L, coro *c) {
+  lua_Debug ar;
+  c->line = 0;
+  for (int level = 1; level <= 3 && lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "fl", &ar);
+    if (ar.currentline > 0) {
+      c->line = ar.currentline;
+      lua_setiuservalue(L, -2, CORO_UV_SITE);
+      return;
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/* Pushes " (created at src:line)" for the coroutine object at idx, or "". */
+static void coro_push_site(lua_State *L, int idx) {
+  coro *c = lua_touserdata(L, idx);
+  lua_Debug ar;
+  if (c->line > 0 && lua_getiuservalue(L, idx, CORO_UV_SITE) == LUA_TFUNCTION &&
+      lua_getinfo(L, ">S", &ar)) {
+    lua_pushfstring(L, " (created at %s:%d)", ar.short_src, c->line);
+    return;
+  }
+  if (c->line > 0) lua_pop(L, 1);
+  lua_pushliteral(L, "");
+}
 
 int coro_test(lua_State *L, int idx) { return type_test(L, idx, &type_coro) != NULL; }
 
@@ -25,7 +58,7 @@ static int sleep_body(lua_State *L);
 
 /* Is the coroutine object at idx one that asyncio.sleep made? */
 static int coro_is_sleep(lua_State *L, int idx) {
-  lua_getiuservalue(L, idx, 1);
+  lua_getiuservalue(L, idx, CORO_UV_FN);
   int yes = lua_tocfunction(L, -1) == sleep_body;
   lua_pop(L, 1);
   return yes;
@@ -33,14 +66,14 @@ static int coro_is_sleep(lua_State *L, int idx) {
 
 static void coro_push_name(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
-  if (lua_getiuservalue(L, idx, 2) == LUA_TSTRING) return;
+  if (lua_getiuservalue(L, idx, CORO_UV_NAME) == LUA_TSTRING) return;
   lua_pop(L, 1);
   if (coro_is_sleep(L, idx)) {
     lua_pushliteral(L, "sleep");
     return;
   }
   lua_Debug ar;
-  lua_getiuservalue(L, idx, 1);
+  lua_getiuservalue(L, idx, CORO_UV_FN);
   if (lua_isfunction(L, -1) && lua_getinfo(L, ">S", &ar))
     lua_pushfstring(L, "function <%s:%d>", ar.short_src, ar.linedefined);
   else
@@ -64,8 +97,8 @@ int coro_unpack(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
   coro *c = lua_touserdata(L, idx);
   luaL_checkstack(L, c->nargs + 2, "too many arguments");
-  lua_getiuservalue(L, idx, 1);
-  for (int i = 0; i < c->nargs; i++) lua_getiuservalue(L, idx, 3 + i);
+  lua_getiuservalue(L, idx, CORO_UV_FN);
+  for (int i = 0; i < c->nargs; i++) lua_getiuservalue(L, idx, CORO_UV_ARGS + i);
   return c->nargs;
 }
 
@@ -78,7 +111,9 @@ static int coro_gc(lua_State *L) {
   coro *c = lua_touserdata(L, 1);
   if (c->taken) return 0;
   coro_push_name(L, 1);
-  fprintf(stderr, "RuntimeWarning: coroutine '%s' was never awaited\n", lua_tostring(L, -1));
+  coro_push_site(L, 1);
+  fprintf(stderr, "RuntimeWarning: coroutine '%s' was never awaited%s\n", lua_tostring(L, -2),
+          lua_tostring(L, -1));
   fflush(stderr);
   debug_report_creation(L, 1, "It");
   return 0;
@@ -94,19 +129,20 @@ static int coro_tostring(lua_State *L) {
 /* The closure `async(fn)` returns. Upvalues: fn, name, the coroutine metatable. */
 static int async_call(lua_State *L) {
   int n = lua_gettop(L);
-  coro *c = lua_newuserdatauv(L, sizeof *c, n + 2);
+  coro *c = lua_newuserdatauv(L, sizeof *c, n + CORO_UV_ARGS - 1);
   c->nargs = n;
   c->taken = 0;
   lua_pushvalue(L, lua_upvalueindex(3));
   lua_setmetatable(L, -2);
   lua_pushvalue(L, lua_upvalueindex(1));
-  lua_setiuservalue(L, -2, 1);
+  lua_setiuservalue(L, -2, CORO_UV_FN);
   lua_pushvalue(L, lua_upvalueindex(2));
-  lua_setiuservalue(L, -2, 2);
+  lua_setiuservalue(L, -2, CORO_UV_NAME);
   for (int i = 1; i <= n; i++) {
     lua_pushvalue(L, i);
-    lua_setiuservalue(L, -2, i + 2);
+    lua_setiuservalue(L, -2, CORO_UV_ARGS - 1 + i);
   }
+  coro_record_site(L, c);
   debug_record(L, -1);
   return 1;
 }
@@ -228,6 +264,17 @@ static future *task_awaiting(lua_State *L, loop_state *loop, int idx, int name_i
   return lua_touserdata(L, idx);
 }
 
+/* "fname: expected a coroutine object, Task or Future, got TYPE", at the user's line; a
+   plain value most likely came from calling a function declared without `async`. */
+static int not_awaitable_error(lua_State *L, int idx, const char *fname, const char *expected) {
+  int t = lua_type(L, idx);
+  int plain = t != LUA_TTABLE && t != LUA_TUSERDATA && t != LUA_TFUNCTION && t != LUA_TTHREAD;
+  return argcheck_error(L, "%s: expected %s, got %s%s", fname, expected, luaL_typename(L, idx),
+                        plain ? " (the result of a function declared without 'async'? calling "
+                                "one runs it at once)"
+                              : "");
+}
+
 /* Turns the awaitable at idx into the Future or Task it stands for, in place: a
    coroutine object becomes a Task, an unstarted sleep starts. */
 future *awaitable_to_future(lua_State *L, loop_state *loop, int idx, const char *fname) {
@@ -259,7 +306,7 @@ future *awaitable_to_future(lua_State *L, loop_state *loop, int idx, const char 
     }
     break;
   }
-  luaL_error(L, "%s: expected a coroutine object, Task or Future, got %s", fname, luaL_typename(L, idx));
+  not_awaitable_error(L, idx, fname, "a coroutine object, Task or Future");
   return NULL;
 }
 
@@ -299,8 +346,7 @@ static int create_task(lua_State *L) {
       lua_settop(L, 1);
       return 1;
     }
-    return luaL_error(L, "create_task: expected a coroutine object, a function or an "
-                      "awaitable, got %s", luaL_typename(L, 1));
+    return not_awaitable_error(L, 1, "create_task", "a coroutine object, a function or an awaitable");
   }
   task_from_coro(L, loop, 1, 2, "create_task");
   lua_settop(L, 1);
@@ -325,19 +371,20 @@ static int sleep_lua(lua_State *L) {
     lua_pushvalue(L, lua_upvalueindex(UP_YIELD_ONCE));
     return 1;
   }
-  coro *c = lua_newuserdatauv(L, sizeof *c, n + 3);
+  coro *c = lua_newuserdatauv(L, sizeof *c, n + CORO_UV_ARGS);
   c->nargs = n + 1;
   c->taken = 0;
   lua_pushvalue(L, lua_upvalueindex(UP_CORO_MT));
   lua_setmetatable(L, -2);
-  lua_pushcfunction(L, sleep_body);
-  lua_setiuservalue(L, -2, 1); /* user value 2, the name, stays nil: coro_push_name knows */
+  lua_pushcfunction(L, sleep_body); /* the name stays nil: coro_push_name knows */
+  lua_setiuservalue(L, -2, CORO_UV_FN);
   lua_pushinteger(L, (lua_Integer)delay);
-  lua_setiuservalue(L, -2, 3);
+  lua_setiuservalue(L, -2, CORO_UV_ARGS);
   for (int i = 0; i < n; i++) {
     lua_pushvalue(L, 2 + i);
-    lua_setiuservalue(L, -2, 4 + i);
+    lua_setiuservalue(L, -2, CORO_UV_ARGS + 1 + i);
   }
+  coro_record_site(L, c);
   debug_record(L, -1);
   return 1;
 }
@@ -539,15 +586,13 @@ static int await_step(lua_State *L) {
         lua_replace(L, 1);
         continue;
       }
-      return argcheck_error(L, "await: expected a coroutine object, Task or Future, got %s",
-                        luaL_typename(L, 1));
+      return not_awaitable_error(L, 1, "await", "a coroutine object, Task or Future");
     }
     if (lua_rawequal(L, 1, lua_upvalueindex(UP_YIELD_ONCE))) {
       if (t == NULL) break;
       return yield_once(L, t);
     }
-    return argcheck_error(L, "await: expected a coroutine object, Task or Future, got %s",
-                      luaL_typename(L, 1));
+    return not_awaitable_error(L, 1, "await", "a coroutine object, Task or Future");
   }
   return await_top_level(L, loop_get(L));
 }
