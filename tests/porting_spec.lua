@@ -177,3 +177,32 @@ print("done")
       raises(function() local v = await fetch(3) return v end))
   end)
 end)
+
+describe("2. a failing background task in a server that keeps running", function()
+  it("is reported within a second, not when the program ends; one kept to await later is not", function()
+    local out, status = support.run_alua([[
+local server <close> = await asyncio.start_server(function(r, w) w:close() end, "127.0.0.1", 0)
+local async function refresh_cache()
+  await asyncio.sleep(0.05)
+  error("cache refresh failed", 0)
+end
+local function on_request()
+  asyncio.create_task(refresh_cache())   -- fire and forget
+end
+on_request()
+local kept = asyncio.create_task(function() await asyncio.sleep(0.05) error("kept for later", 0) end)
+await asyncio.sleep(2.5)                 -- the server keeps running
+io.stderr:write("2.5 s later\n")
+local ok, err = pcall(await, kept)
+io.stderr:write("awaited: ", err, "\n")
+]])
+    assert.are.equal(0, status)
+    local report = out:find("Task exception was never retrieved\ncache refresh failed", 1, true)
+    local mark = out:find("2.5 s later", 1, true)
+    assert.is_truthy(report, out)
+    assert.is_truthy(mark < out:find("awaited: kept for later", 1, true), out)
+    assert.is_true(report < mark, "reported only after 2.5 s:\n" .. out)
+    local _, reports = out:gsub("never retrieved", "")
+    assert.are.equal(1, reports, out)
+  end)
+end)

@@ -227,6 +227,7 @@ struct loop_state {
   int top_has_context; /* a ContextVar was set outside every task (context.c) */
   uint64_t slow_ns;    /* debug mode: a step longer than this is reported */
   uint8_t debug;       /* debug mode (debug.c) */
+  uv_timer_t *lost_timer; /* lost.c: a collection soon after an unobserved task failure */
   int closed;
   /* interrupting this loop's Lua from another thread (a worker's terminate, a to_thread
      cancelled): set by worker.c, NULL in a state nobody interrupts */
@@ -245,6 +246,9 @@ int loop_run(lua_State *L, loop_state *loop, uv_run_mode mode);
 int loop_is_running(loop_state *loop);
 void loop_open(lua_State *L);
 void loop_close(lua_State *L, loop_state *loop);
+int lost_init(loop_state *loop);
+void lost_close(loop_state *loop);
+void lost_watch(loop_state *loop); /* a task failed with nothing waiting on it */
 lua_State *loop_pool_take(lua_State *L, loop_state *loop);
 void loop_pool_give(lua_State *L, loop_state *loop, lua_State *co);
 void loop_report(lua_State *L, const char *what, int erridx, const char *traceback);

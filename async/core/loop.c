@@ -254,6 +254,7 @@ void loop_close(lua_State *L, loop_state *loop) {
   uv_close((uv_handle_t *)loop->idle, handle_free_cb);
   uv_close((uv_handle_t *)loop->check, handle_free_cb);
   timer_close(loop);
+  lost_close(loop);
   if (loop->owns_uv) {
     /* let libuv run the close callbacks before the loop or our memory goes away */
     uv_run(loop->uv, UV_RUN_NOWAIT);
@@ -304,7 +305,8 @@ static void loop_init_handles(lua_State *L, loop_state *loop) {
   uv_unref((uv_handle_t *)loop->check);
   uv_idle_start(loop->idle, idle_cb);
   uv_idle_stop(loop->idle);
-  if (timer_init(loop) != 0) luaL_error(L, "asyncio: cannot create the loop's timer");
+  if (timer_init(loop) != 0 || lost_init(loop) != 0)
+    luaL_error(L, "asyncio: cannot create the loop's timers");
 }
 
 /* Creates the loop for this state on `uv` (NULL: a loop of its own). Pushes nothing. */
@@ -353,6 +355,7 @@ int loop_switch(lua_State *L, uv_loop_t *uv) {
   uv_close((uv_handle_t *)loop->idle, handle_free_cb);
   uv_close((uv_handle_t *)loop->check, handle_free_cb);
   timer_close(loop);
+  lost_close(loop);
   uv_run(old, UV_RUN_NOWAIT); /* our own loop, idle: only our close callbacks run */
   if (owned && uv_loop_close(old) == 0) free(old);
   loop->uv = uv;

@@ -211,6 +211,7 @@ static void task_finish(lua_State *L, loop_state *loop, task *t, int status) {
       lua_pushvalue(L, -1);
       lua_setiuservalue(L, tidx, FUV_VALUE);
       t->base.state = FUT_ERROR;
+      if (t->base.first == NULL) lost_watch(loop); /* nobody waits: maybe nobody ever will */
     }
   }
   task_release_thread(L, loop, t, tidx, status == LUA_OK);
