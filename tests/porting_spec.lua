@@ -206,3 +206,41 @@ io.stderr:write("awaited: ", err, "\n")
     assert.are.equal(1, reports, out)
   end)
 end)
+
+describe("7. TaskGroup and timeout at the top level, as await works there", function()
+  it("async with asyncio.timeout(...) ported as a <close> scope at the top level", function()
+    local ok, err = pcall(function()
+      local t <close> = asyncio.timeout(0.05)
+      await asyncio.sleep(10)
+    end)
+    assert.is_false(ok)
+    assert.is_true(asyncio.TimeoutError:is(err), tostring(err))
+    do
+      local t <close> = asyncio.timeout_at(asyncio.get_running_loop():time() + 5)
+      assert.are.equal("in time", (await asyncio.sleep(0.01, "in time")))
+    end
+  end)
+
+  it("async with asyncio.TaskGroup() as tg at the top level: waits, and a failure stops the body", function()
+    local fetched = {}
+    do
+      local tg <close> = asyncio.TaskGroup()
+      for _, url in ipairs { "a", "b" } do
+        tg:create_task(function() await asyncio.sleep(0.01) fetched[#fetched + 1] = url end)
+      end
+    end
+    table.sort(fetched)
+    assert.are.same({ "a", "b" }, fetched)
+    local reached = false
+    local ok, eg = pcall(function()
+      local tg <close> = asyncio.TaskGroup()
+      tg:create_task(function() await asyncio.sleep(0.01) error("disk full", 0) end)
+      await asyncio.sleep(10)
+      reached = true
+    end)
+    assert.is_false(ok or reached)
+    assert.are.same({ "disk full" }, eg.errors)
+    -- the top level's cancellation was undone: its next await is an ordinary one
+    assert.are.equal("after", (await asyncio.sleep(0.001, "after")))
+  end)
+end)

@@ -122,6 +122,7 @@ int loop_run_until(lua_State *L, loop_state *loop, future *f) {
   int held = loop_hold(loop, 1); /* a signal handler may be what completes f */
   future *outer = loop->running_until;
   loop->running_until = f;
+  toplevel_deliver_cancel(L, loop, f);
   while (f->state == FUT_PENDING) {
     int alive = uv_run(loop->uv, UV_RUN_ONCE);
     if (f->state != FUT_PENDING) break;

@@ -84,6 +84,7 @@ void module_open(lua_State *L) {
   lua_setfield(L, -2, "Future");
   task_open(L);
   context_open(L);
+  toplevel_open(L);
   handle_open(L);
   op_open(L);
   await_open(L);

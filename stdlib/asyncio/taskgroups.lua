@@ -1,7 +1,7 @@
 -- taskgroups.lua — TaskGroup, a <close> scope that owns its child tasks: closing waits
 -- for them all; the first failure cancels the rest and the body; failures come out as
 -- one ExceptionGroup. task_group(fn) is the same scope around a function.
-local _, asyncio = ...
+local core, asyncio = ...
 local M = {} -- what this part exports (asyncio.lua adds it to the module)
 
 local await, async, Future = asyncio.await, asyncio.async, asyncio.Future
@@ -40,12 +40,12 @@ local function on_task_done(self, task)
   end
 end
 
--- TaskGroup(): must be created inside a task (its parent) and held in a <close> variable.
+-- TaskGroup(): held in a <close> variable; its parent is the task it is made in, or the
+-- top level (a script's, the REPL's: async/toplevel.c), where await runs the loop.
+local TOP_LEVEL = core._top_level
+
 function M.TaskGroup()
-  local parent = current_task()
-  if parent == nil then
-    error("TaskGroup: cannot determine the parent task: create it inside a task", 2)
-  end
+  local parent = current_task() or TOP_LEVEL
   local self = setmetatable({
     _parent = parent, _tasks = {}, _ntasks = 0, _errors = {},
     _exiting = false, _aborting = false, _closed = false, _parent_cancel_requested = false,

@@ -1,7 +1,7 @@
 -- timeouts.lua — timeout scopes: at the deadline the task is cancelled, and leaving the
 -- scope turns that cancellation (told apart from others by the task's cancel count)
 -- into TimeoutError. with_timeout(delay, fn, ...) is the same scope around a function.
-local _, asyncio = ...
+local core, asyncio = ...
 local M = {} -- what this part exports (asyncio.lua adds it to the module)
 
 local await, async = asyncio.await, asyncio.async
@@ -40,9 +40,10 @@ local function schedule(self, when)
   end
 end
 
+local TOP_LEVEL = core._top_level -- the parent outside every task (async/toplevel.c)
+
 local function enter(fname, when)
-  local task = current_task()
-  if task == nil then error(fname .. ": must be used inside a task", 3) end
+  local task = current_task() or TOP_LEVEL
   local self = setmetatable({ _state = "active", _task = task, _cancelling = task:cancelling() }, Timeout)
   schedule(self, when)
   return self

@@ -1,0 +1,65 @@
+/* toplevel.c — the top level of a script (or the REPL prompt) as the parent of the
+   TaskGroup and timeout scopes made there, as a task is for scopes made inside it:
+   cancelling it cancels what the top-level await in progress is waiting for, so that
+   await raises CancelledError (the scope turns it into TimeoutError or stops the body
+   for a failed child); a cancel while no top-level await runs waits for the next one. */
+#include "core.h"
+
+static void cancel_awaited(lua_State *L, future *f) {
+  if (f->state != FUT_PENDING) return;
+  if (f->kind == KIND_TASK)
+    task_cancel(L, (task *)f, 0);
+  else
+    future_cancel(L, f, LUA_NOREF);
+}
+
+/* loop_run_until, before running for f: a cancel that came while nothing was awaited. */
+void toplevel_deliver_cancel(lua_State *L, loop_state *loop, future *f) {
+  if (!loop->top_cancel_pending) return;
+  loop->top_cancel_pending = 0;
+  cancel_awaited(L, f);
+}
+
+/* core._top_level:cancel() */
+static int top_cancel(lua_State *L) {
+  loop_state *loop = loop_get(L);
+  loop->top_cancels++;
+  if (loop->running_until)
+    cancel_awaited(L, loop->running_until);
+  else
+    loop->top_cancel_pending = 1;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core._top_level:uncancel() -> the requests left */
+static int top_uncancel(lua_State *L) {
+  loop_state *loop = loop_get(L);
+  if (loop->top_cancels > 0 && --loop->top_cancels == 0) loop->top_cancel_pending = 0;
+  lua_pushinteger(L, loop->top_cancels);
+  return 1;
+}
+
+static int top_cancelling(lua_State *L) {
+  lua_pushinteger(L, loop_get(L)->top_cancels);
+  return 1;
+}
+
+static int top_done(lua_State *L) {
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
+static const luaL_Reg top_methods[] = {
+    {"cancel", top_cancel},
+    {"uncancel", top_uncancel},
+    {"cancelling", top_cancelling},
+    {"done", top_done},
+    {NULL, NULL},
+};
+
+/* Adds core._top_level, the parent the scopes use outside every task. */
+void toplevel_open(lua_State *L) {
+  luaL_newlib(L, top_methods);
+  lua_setfield(L, -2, "_top_level");
+}
