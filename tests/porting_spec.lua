@@ -244,3 +244,50 @@ describe("7. TaskGroup and timeout at the top level, as await works there", func
     assert.are.equal("after", (await asyncio.sleep(0.001, "after")))
   end)
 end)
+
+describe("3. a chat client closing its writer while another task reads", function()
+  local function chat_server()
+    return asyncio.start_server(function(reader, writer)
+      writer:write("welcome\nfirst message\n")
+      for line in reader:lines() do writer:write("echo: " .. line .. "\n") end
+      writer:close()
+    end, "127.0.0.1", 0)
+  end
+
+  it("the reading task gets what was buffered, then '' (Python's b''), not an error", function()
+    local server <close> = await chat_server()
+    local reader, writer = await asyncio.open_connection(server:sockname())
+    assert.are.equal("welcome\n", await reader:readline())
+    await asyncio.sleep(0.05)                     -- "first message" arrives meanwhile
+    local received = {}
+    local receiver = asyncio.create_task(function()
+      while true do
+        local line = await reader:readline()
+        if line == "" then break end              -- the Python chat client's loop
+        received[#received + 1] = line
+      end
+      return "receiver ended"
+    end)
+    await asyncio.sleep(0)
+    writer:close()                                -- the user typed /quit
+    assert.are.equal("receiver ended", await asyncio.wait_for(receiver, 1))
+    assert.are.same({ "first message\n" }, received)
+    for line in reader:lines() do error("no more lines: " .. line) end
+  end)
+
+  it("writer:abort() closes at once, dropping what is queued: the peer sees a reset", function()
+    local peer_saw = asyncio.Future()
+    local server <close> = await asyncio.start_server(function(reader, writer)
+      peer_saw:set_result(pcall(await, reader:read()))
+      writer:close()
+    end, "127.0.0.1", 0)
+    local reader, writer = await asyncio.open_connection(server:sockname())
+    writer:write(string.rep("x", 4 * 1024 * 1024))   -- far more than the socket takes at once
+    writer:abort()
+    assert.is_true(writer:is_closing())
+    local ok, err = await asyncio.wait_for(peer_saw, 2)
+    assert.is_true(not ok and asyncio.ConnectionError:is(err) and err.errno == "ECONNRESET"
+      or ok and #err < 4 * 1024 * 1024, tostring(err))
+    assert.are.equal("", await reader:read())
+  end)
+end)

@@ -327,14 +327,26 @@ static void consume(stream *s, size_t n) {
 }
 
 /* Once the buffer cannot satisfy a request: raises the stream's error, or returns 1 at
-   the end of the stream, 0 if more may come (the caller waits). */
+   the end of the stream, 0 if more may come (the caller waits). A stream closed by this
+   side (writer:close(), abort()) has ended too, as in Python, where close ends a read
+   waiting on the same stream with what was buffered, then b"". */
 static int read_blocked(lua_State *L, stream *s, const char *op) {
-  if (s == NULL || s->close_wanted) return raise_closed(L, op);
+  if (s == NULL) return 1;
   if (s->rerr) return raise_error(L, s, op, s->rerr);
-  return s->eof;
+  return s->eof || s->close_wanted;
 }
 
-static int readable(const stream *s) { return s && !s->close_wanted && s->rb.len > 0; }
+static int readable(const stream *s) { return s && s->rb.len > 0; }
+
+/* At the end: pushes and takes what is left in the buffer ("" once the stream is freed). */
+static void push_rest(lua_State *L, stream *s) {
+  if (!readable(s)) {
+    lua_pushliteral(L, "");
+    return;
+  }
+  lua_pushlstring(L, s->rb.buf + s->rb.pos, s->rb.len);
+  consume(s, s->rb.len);
+}
 
 /* Pushes n bytes of the buffer, without the end of line if strip. */
 static void push_line(lua_State *L, const char *p, size_t n, int strip) {
@@ -361,7 +373,7 @@ static int read_line(lua_State *L, stream *s, int strip) {
     return raise_limit(L, "readline", s, n);
   }
   if (!read_blocked(L, s, "readline")) return -1;
-  if (s->rb.len > 0) {
+  if (readable(s)) {
     push_line(L, s->rb.buf + s->rb.pos, s->rb.len, strip);
     consume(s, s->rb.len);
   } else if (strip) {
@@ -390,8 +402,7 @@ static int read_until(lua_State *L, stream *s, const char *sep, size_t seplen) {
   }
   if (found == READBUF_OVER) return raise_limit(L, "readuntil", s, n);
   if (!read_blocked(L, s, "readuntil")) return -1;
-  lua_pushlstring(L, s->rb.buf + s->rb.pos, s->rb.len);
-  consume(s, s->rb.len);
+  push_rest(L, s);
   return raise_incomplete(L, "readuntil", -1);
 }
 
@@ -412,9 +423,8 @@ static int read_exactly(lua_State *L, stream *s, lua_Integer n) {
     stream_resume(s);
     return -1;
   }
-  s->want = 0;
-  lua_pushlstring(L, s->rb.buf + s->rb.pos, s->rb.len);
-  consume(s, s->rb.len);
+  if (s) s->want = 0;
+  push_rest(L, s);
   return raise_incomplete(L, "readexactly", n);
 }
 
@@ -445,7 +455,7 @@ static int net_read_some(lua_State *L) {
 /* net.at_eof(h): the buffer is empty and the peer sent its end (or the stream is closed). */
 static int net_at_eof(lua_State *L) {
   stream *s = stream_check(L, 1);
-  lua_pushboolean(L, s == NULL || s->close_wanted || (s->eof && s->rb.len == 0));
+  lua_pushboolean(L, s == NULL || ((s->eof || s->close_wanted) && s->rb.len == 0));
   return 1;
 }
 
@@ -725,6 +735,28 @@ static void stream_shutdown_obj(net_obj *o) {
 static int net_close(lua_State *L) {
   stream *s = stream_check(L, 1);
   if (s) stream_close(s);
+  return 0;
+}
+
+/* net.abort(h): closes at once, dropping what is queued; a TCP connection is reset
+   (RST), so the peer sees ECONNRESET rather than an orderly end. */
+static int net_abort(lua_State *L) {
+  stream *s = stream_check(L, 1);
+  if (s == NULL || s->closing) return 0;
+  s->close_wanted = 1;
+  s->wq_len = 0;
+  stream_pause(s);
+  waitset_wake(&s->readers);
+  if (s->paused) {
+    s->paused = 0;
+    waitset_wake(&s->drainers);
+  }
+  if (s->kind == STREAM_TCP && !s->shutting &&
+      uv_tcp_close_reset(&s->u.tcp, stream_close_cb) == 0) {
+    s->closing = 1;
+    return 0;
+  }
+  close_now(s);
   return 0;
 }
 
@@ -1239,6 +1271,7 @@ static const luaL_Reg stream_functions[] = {
     {"write_buffer_size", net_write_buffer_size},
     {"write_eof", net_write_eof},
     {"close", net_close},
+    {"abort", net_abort},
     {"is_closing", net_is_closing},
     {"wait_closed", net_wait_closed},
     {"connect_finish", net_connect_finish},

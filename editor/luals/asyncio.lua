@@ -622,6 +622,9 @@ function asyncio.StreamWriter:can_write_eof() end
 
 function asyncio.StreamWriter:close() end
 
+---Closes at once, discarding what is queued (a TCP reset).
+function asyncio.StreamWriter:abort() end
+
 ---@return boolean
 function asyncio.StreamWriter:is_closing() end
 

@@ -104,6 +104,8 @@ Writer.drain = methods.drain
 
 function Writer:close() net.close(self._h) end
 Writer.__close = Writer.close
+-- abort(): closes at once, discarding what is queued (Python's transport.abort())
+function Writer:abort() net.abort(self._h) end
 
 Writer.wait_closed = async(function(self)
   local f = net.wait_closed(self._h)
