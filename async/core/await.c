@@ -8,47 +8,28 @@
 char await_tag;          /* yielded by await: the task waits for the scheduler */
 
 /* Upvalues shared by await_step, sleep, ensure_future and create_task. */
-enum { UP_FUTURE_MT = 1, UP_TASK_MT, UP_CORO_MT, UP_OP_MT, UP_YIELD_ONCE, UP_COUNT = UP_YIELD_ONCE };
+enum { UP_FUTURE_MT = 1, UP_TASK_MT, UP_CORO_MT, UP_OP_MT, UP_YIELD_ONCE, UP_SITES, UP_COUNT = UP_SITES };
 
 /* ---- coroutine objects ------------------------------------------------------------ */
 
 /* What calling an async function returns: its function and arguments, not yet run.
-   User values: 1 = the function, 2 = the async function's name (or nil), 3 = the Lua
-   function that made it (for "created at"), 4.. = args. */
+   User values: 1 = the function, 2 = the async function's name (or nil), 3.. = args. */
 typedef struct coro {
   int nargs;
-  int line;      /* the line of user value 3 that made it, or 0 */
+  uint32_t site; /* where it was made: site.c's id, 0 if unknown */
   uint8_t taken; /* awaited or wrapped in a task */
 } coro;
-enum { CORO_UV_FN = 1, CORO_UV_NAME, CORO_UV_SITE, CORO_UV_ARGS };
+enum { CORO_UV_FN = 1, CORO_UV_NAME, CORO_UV_ARGS };
 
-/* Where the coroutine object on top is made: the innermost Lua frame's function and
-   line, kept without formatting anything (one lua_getinfo per object; the text is made
-   only for a report). */
-static void coro_record_site(lua_State *L, coro *c) {
-  lua_Debug ar;
-  c->line = 0;
-  for (int level = 1; level <= 3 && lua_getstack(L, level, &ar); level++) {
-    lua_getinfo(L, "fl", &ar);
-    if (ar.currentline > 0) {
-      c->line = ar.currentline;
-      lua_setiuservalue(L, -2, CORO_UV_SITE);
-      return;
-    }
-    lua_pop(L, 1);
-  }
-}
 
 /* Pushes " (created at src:line)" for the coroutine object at idx, or "". */
 static void coro_push_site(lua_State *L, int idx) {
   coro *c = lua_touserdata(L, idx);
-  lua_Debug ar;
-  if (c->line > 0 && lua_getiuservalue(L, idx, CORO_UV_SITE) == LUA_TFUNCTION &&
-      lua_getinfo(L, ">S", &ar)) {
-    lua_pushfstring(L, " (created at %s:%d)", ar.short_src, c->line);
+  if (site_push_text(L, c->site)) {
+    lua_pushfstring(L, " (created at %s)", lua_tostring(L, -1));
+    lua_remove(L, -2);
     return;
   }
-  if (c->line > 0) lua_pop(L, 1);
   lua_pushliteral(L, "");
 }
 
@@ -126,7 +107,8 @@ static int coro_tostring(lua_State *L) {
   return 1;
 }
 
-/* The closure `async(fn)` returns. Upvalues: fn, name, the coroutine metatable. */
+/* The closure `async(fn)` returns. Upvalues: fn, name, the coroutine metatable, the
+   creation-site cache (site.c). */
 static int async_call(lua_State *L) {
   int n = lua_gettop(L);
   coro *c = lua_newuserdatauv(L, sizeof *c, n + CORO_UV_ARGS - 1);
@@ -142,7 +124,7 @@ static int async_call(lua_State *L) {
     lua_pushvalue(L, i);
     lua_setiuservalue(L, -2, CORO_UV_ARGS - 1 + i);
   }
-  coro_record_site(L, c);
+  c->site = site_id(L, lua_upvalueindex(4));
   debug_record(L, -1);
   return 1;
 }
@@ -169,7 +151,8 @@ static int async_new(lua_State *L) {
   lua_settop(L, 2);
   if (!lua_isnil(L, 2)) luaL_checktype(L, 2, LUA_TSTRING);
   luaL_getmetatable(L, CORO_MT);
-  lua_pushcclosure(L, async_call, 3);
+  site_table_push(L);
+  lua_pushcclosure(L, async_call, 4);
   return 1;
 }
 
@@ -384,7 +367,7 @@ static int sleep_lua(lua_State *L) {
     lua_pushvalue(L, 2 + i);
     lua_setiuservalue(L, -2, CORO_UV_ARGS + 1 + i);
   }
-  coro_record_site(L, c);
+  c->site = site_id(L, lua_upvalueindex(UP_SITES));
   debug_record(L, -1);
   return 1;
 }
@@ -662,6 +645,7 @@ void await_open(lua_State *L) {
   luaL_getmetatable(L, CORO_MT);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &type_op);
   lua_newuserdatauv(L, 1, 0); /* the yield-once awaitable sleep(0) returns */
+  site_table_push(L);
   luaL_setfuncs(L, await_functions, UP_COUNT);
   luaL_setfuncs(L, plain_functions, 0);
   luaL_getmetatable(L, CORO_MT);

@@ -1,11 +1,22 @@
 /* context.c — task-local context, what asyncio.ContextVar reads (Python's contextvars):
    an immutable table {var = value} per task, shared with the tasks it creates until one
-   of them sets a variable (stdlib/asyncio/contextvars.lua copies it then). A task made
-   while no variable was ever set costs one test; the context outside every task (a
-   script's top level, plain callbacks) lives in the registry. */
+   of them sets a variable (stdlib/asyncio/contextvars.lua copies it then). The contexts
+   live in a registry table keyed by the task's address (an entry removed by task_gc),
+   so a task made while no variable was ever set costs one test and no memory; the
+   context outside every task (a script's top level, plain callbacks) is the entry
+   under this file's key. */
 #include "core.h"
 
+static char contexts_key; /* registry: {[task address or &top_context_key] = context} */
 static char top_context_key;
+
+static void push_contexts(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &contexts_key) == LUA_TTABLE) return;
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &contexts_key);
+}
 
 /* The task whose context the running code sees, or NULL for the top-level context. */
 static task *context_owner(lua_State *L, loop_state *loop) {
@@ -14,17 +25,27 @@ static task *context_owner(lua_State *L, loop_state *loop) {
   return t && t->ref != LUA_NOREF ? t : NULL;
 }
 
+static const void *context_key(task *owner) {
+  return owner ? (const void *)owner : (const void *)&top_context_key;
+}
+
 /* Pushes the context of `owner` (NULL: the top level), or nil if it has none. */
 static void context_push(lua_State *L, task *owner) {
-  if (owner == NULL) {
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &top_context_key);
-  } else if (owner->has_context) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, owner->ref);
-    lua_getiuservalue(L, -1, TUV_CONTEXT);
-    lua_remove(L, -2);
-  } else {
+  if (owner != NULL && !owner->has_context) {
     lua_pushnil(L);
+    return;
   }
+  push_contexts(L);
+  lua_rawgetp(L, -1, context_key(owner));
+  lua_remove(L, -2);
+}
+
+/* Sets the context of `owner` to the value on top (popped). */
+static void context_store(lua_State *L, task *owner) {
+  push_contexts(L);
+  lua_insert(L, -2);
+  lua_rawsetp(L, -2, context_key(owner));
+  lua_pop(L, 1);
 }
 
 /* task_create: the new task `t` (on top of the stack) starts with its creator's context. */
@@ -34,8 +55,14 @@ void context_inherit(lua_State *L, loop_state *loop, task *t) {
     lua_pop(L, 1);
     return;
   }
-  lua_setiuservalue(L, -2, TUV_CONTEXT);
+  context_store(L, t);
   t->has_context = 1;
+}
+
+void context_forget(lua_State *L, task *t) {
+  lua_pushnil(L);
+  context_store(L, t);
+  t->has_context = 0;
 }
 
 /* core._context_get() -> the running code's context table, or nil */
@@ -51,15 +78,11 @@ static int context_set(lua_State *L) {
   loop_state *loop = loop_get(L);
   task *owner = context_owner(L, loop);
   lua_settop(L, 1);
-  if (owner == NULL) {
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &top_context_key);
+  context_store(L, owner);
+  if (owner == NULL)
     loop->top_has_context = 1;
-    return 0;
-  }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, owner->ref);
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, TUV_CONTEXT);
-  owner->has_context = 1;
+  else
+    owner->has_context = 1;
   return 0;
 }
 

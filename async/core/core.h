@@ -125,14 +125,14 @@ struct task {
   uint8_t must_cancel;   /* deliver CancelledError at the next resume */
   uint8_t deliver_cancel;/* the resumed await raises CancelledError */
   uint8_t is_main;
-  uint8_t has_context;   /* TUV_CONTEXT holds a ContextVar context (context.c) */
+  uint8_t has_context;   /* context.c keeps a ContextVar context for it */
   runnable run;          /* entry in the ready queue (one byte: packs with the flags) */
   uint64_t id;
 };
-/* User values of a task: the future's, then its context, then the body and its
-   arguments until the first step moves them into the thread, which then takes the
-   body's slot (a task never needs both: one user value, 16 bytes, less per task). */
-enum { TUV_CONTEXT = FUV_COUNT, TUV_BODY, TUV_COUNT };
+/* User values of a task: the future's, then the body and its arguments until the first
+   step moves them into the thread, which then takes the body's slot (a task never needs
+   both: one user value, 16 bytes, less per task). */
+enum { TUV_BODY = FUV_COUNT, TUV_COUNT };
 #define TUV_THREAD TUV_BODY
 
 task *task_check(lua_State *L, int idx);
@@ -152,6 +152,7 @@ void task_open(lua_State *L);
 /* ---- task-local context (context.c) -------------------------------------- */
 
 void context_inherit(lua_State *L, loop_state *loop, task *t); /* t on top */
+void context_forget(lua_State *L, task *t); /* task_gc of a task with a context */
 void context_open(lua_State *L);
 
 /* ---- gather ------------------------------------------------------------- */
@@ -302,6 +303,10 @@ int coro_take(lua_State *L, int idx, const char *fname); /* pushes fn and args; 
 void coro_claim(lua_State *L, int idx, const char *fname);
 int coro_unpack(lua_State *L, int idx);
 void await_open(lua_State *L);
+/* site.c: where the Lua code calling into asyncio is ("file:line"), cached per call site */
+uint32_t site_id(lua_State *L, int sites_idx); /* 0: none */
+int site_push_text(lua_State *L, uint32_t id);
+void site_table_push(lua_State *L); /* pushes the site table */
 void coro_lib_patch(lua_State *L);
 /* Suspends task t (running L) until f is done; k runs when it resumes. */
 int await_suspend(lua_State *L, task *t, future *f, lua_KFunction k);

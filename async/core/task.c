@@ -411,6 +411,7 @@ static int task_gc(lua_State *L) {
     timer_remove(t->base.loop, &t->base.timer);
   }
   if (t->co) task_set_thread_owner(t->co, NULL);
+  if (t->has_context) context_forget(L, t);
   future_report_unretrieved(L, 1, "Task exception was never retrieved");
   return 0;
 }

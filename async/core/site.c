@@ -1,0 +1,128 @@
+/* site.c — where a coroutine object was made ("file:line"), for the never-awaited
+   report, cheaply enough to run for every coroutine object (workload A makes 200,000).
+   lua_getinfo costs ~250 instructions a call, so call sites are cached: the key is the
+   caller's saved program counter, which lua_getstack hands out in the lua_Debug's
+   CallInfo (Lua 5.4 keeps it after four pointers: func, top, previous, next; a probe at
+   start-up checks that on the Lua actually linked, else every site is looked up, and
+   kept, one by one). A coroutine object keeps only a 32-bit id: a slot of a direct-
+   mapped table and the slot's generation, so a slot taken over by another call site
+   never names the wrong line. The slot's text and the caller function (whose code the
+   key points into: kept alive, so the address is not reused meanwhile) are in a Lua
+   table, the site table's user value. */
+#include <stdint.h>
+#include <string.h>
+
+#include "core.h"
+
+#define SITE_SLOTS 1024 /* a power of two */
+
+typedef struct site_table {
+  const void *pc[SITE_SLOTS];
+  uint16_t gen[SITE_SLOTS];
+  unsigned next; /* without the probe: the next slot to reuse */
+} site_table;
+
+static char site_table_key;
+static int pc_layout_ok = -1; /* unknown until the probe ran */
+
+static const void *caller_pc(const lua_Debug *ar) {
+  return ((const void *const *)ar->i_ci)[4];
+}
+
+static unsigned slot_of(const void *pc) {
+  uintptr_t p = (uintptr_t)pc;
+  return (unsigned)((p >> 2) ^ (p >> 12)) & (SITE_SLOTS - 1);
+}
+
+/* Fills slot `slot` with the text of the innermost Lua frame; returns the id, or 0. */
+static uint32_t site_fill(lua_State *L, site_table *st, int sites_idx, unsigned slot,
+                          const void *pc) {
+  lua_Debug ar;
+  for (int level = 1; level <= 3 && lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "Slf", &ar);
+    if (ar.currentline <= 0) {
+      lua_pop(L, 1);
+      continue;
+    }
+    if (level > 1) pc = NULL; /* not the direct caller: not worth a cache entry */
+    st->pc[slot] = pc;
+    st->gen[slot]++;
+    lua_getiuservalue(L, sites_idx, 1); /* {[slot] = text, [-slot] = caller} */
+    lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+    lua_rawseti(L, -2, (lua_Integer)slot + 1);
+    lua_pushvalue(L, -2);
+    lua_rawseti(L, -2, -(lua_Integer)slot - 1);
+    lua_pop(L, 2);
+    return ((uint32_t)st->gen[slot] << 16 | (slot + 1));
+  }
+  return 0;
+}
+
+/* The id of the site calling into asyncio (0: no Lua caller). sites_idx: the table. */
+uint32_t site_id(lua_State *L, int sites_idx) {
+  site_table *st = lua_touserdata(L, sites_idx);
+  lua_Debug ar;
+  if (pc_layout_ok != 1) {
+    unsigned slot = st->next++ & (SITE_SLOTS - 1);
+    return site_fill(L, st, sites_idx, slot, NULL);
+  }
+  if (!lua_getstack(L, 1, &ar)) return 0;
+  const void *pc = caller_pc(&ar);
+  unsigned slot = slot_of(pc);
+  if (st->pc[slot] == pc && pc != NULL) return ((uint32_t)st->gen[slot] << 16 | (slot + 1));
+  return site_fill(L, st, sites_idx, slot, pc);
+}
+
+/* Pushes the text of site `id`, or returns 0 if it is unknown or was replaced since. */
+int site_push_text(lua_State *L, uint32_t id) {
+  unsigned slot = (id & 0xffff) - 1;
+  if (id == 0 || slot >= SITE_SLOTS) return 0;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &site_table_key);
+  site_table *st = lua_touserdata(L, -1);
+  if (st == NULL || st->gen[slot] != (uint16_t)(id >> 16)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_getiuservalue(L, -1, 1);
+  lua_rawgeti(L, -1, (lua_Integer)slot + 1);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+  return 1;
+}
+
+static int probe_pc(lua_State *L) {
+  lua_Debug ar;
+  if (!lua_getstack(L, 1, &ar)) return 0;
+  lua_pushlightuserdata(L, (void *)caller_pc(&ar));
+  return 1;
+}
+
+/* Calls from two lines must see different pcs, two calls from one line (a loop) the
+   same one. */
+static const char probe_src[] =
+    "local probe = ...\n"
+    "local a = probe()\n"
+    "local b = probe()\n"
+    "local same = {}\n"
+    "for i = 1, 2 do same[i] = probe() end\n"
+    "return a ~= nil and a ~= b and b ~= same[1] and same[1] == same[2]\n";
+
+/* Pushes the site table (an upvalue of the functions that make coroutine objects). */
+void site_table_push(lua_State *L) {
+  if (pc_layout_ok < 0) {
+    pc_layout_ok = 0;
+    if (luaL_loadbuffer(L, probe_src, sizeof probe_src - 1, "=site probe") == LUA_OK) {
+      lua_pushcfunction(L, probe_pc);
+      if (lua_pcall(L, 1, 1, 0) == LUA_OK) pc_layout_ok = lua_toboolean(L, -1);
+    }
+    lua_pop(L, 1);
+  }
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &site_table_key) == LUA_TUSERDATA) return;
+  lua_pop(L, 1);
+  site_table *st = lua_newuserdatauv(L, sizeof *st, 1);
+  memset(st, 0, sizeof *st);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, 1);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &site_table_key);
+}
