@@ -257,6 +257,7 @@ describe("3. a chat client closing its writer while another task reads", functio
   it("the reading task gets what was buffered, then '' (Python's b''), not an error", function()
     local server <close> = await chat_server()
     local reader, writer = await asyncio.open_connection(server:sockname())
+    local _ <close> = writer                          -- closed even if a check fails
     assert.are.equal("welcome\n", await reader:readline())
     await asyncio.sleep(0.05)                     -- "first message" arrives meanwhile
     local received = {}
@@ -282,6 +283,7 @@ describe("3. a chat client closing its writer while another task reads", functio
       writer:close()
     end, "127.0.0.1", 0)
     local reader, writer = await asyncio.open_connection(server:sockname())
+    local _ <close> = writer                         -- closed even if a check fails
     writer:write(string.rep("x", 4 * 1024 * 1024))   -- far more than the socket takes at once
     writer:abort()
     assert.is_true(writer:is_closing())
@@ -289,5 +291,42 @@ describe("3. a chat client closing its writer while another task reads", functio
     assert.is_true(not ok and asyncio.ConnectionError:is(err) and err.errno == "ECONNRESET"
       or ok and #err < 4 * 1024 * 1024, tostring(err))
     assert.are.equal("", await reader:read())
+  end)
+end)
+
+describe("4. a bad argument is reported at the user's line; '.' for ':' says so", function()
+  it("await asyncio.wait_for(..., '1') names the user's line, not stdlib/asyncio.lua", function()
+    local line = debug.getinfo(1, "l").currentline + 2
+    local ok, err = pcall(function()
+      local r = await asyncio.wait_for(asyncio.sleep(0.01), "1")
+      return r
+    end)
+    assert.is_false(ok)
+    assert.are.equal(("tests/porting_spec.lua:%d: wait_for: timeout must be a number of seconds or nil, got 1"):format(line), err)
+  end)
+
+  it("await r.readline() says how to call it, for streams and every other class", function()
+    local server <close> = await asyncio.start_server(function(_, w) w:close() end, "127.0.0.1", 0)
+    local r, w = await asyncio.open_connection(server:sockname())
+    local _ <close> = w                               -- closed even if a check fails
+    local line = debug.getinfo(1, "l").currentline + 1
+    local ok, err = pcall(function() local l = await r.readline() return l end)
+    assert.is_false(ok)
+    assert.are.equal(("tests/porting_spec.lua:%d: StreamReader:readline: call it as reader:readline() (with ':', not '.')"):format(line), err)
+    local calls = {
+      { function() w.write("x") end, "StreamWriter:write: call it as writer:write()" },
+      { function() w.close() end, "StreamWriter:close: call it as writer:close()" },
+      { function() server.close() end, "Server:close: call it as server:close()" },
+      { function() asyncio.Future().set_result(1) end, "Future:set_result: call it as fut:set_result()" },
+      { function() asyncio.Queue().put_nowait(1) end, "Queue:put_nowait: call it as queue:put_nowait()" },
+      { function() asyncio.Event().set() end, "Event:set: call it as event:set()" },
+      { function() asyncio.Lock().locked() end, "Lock:locked: call it as lock:locked()" },
+      { function() asyncio.ContextVar("v").get() end, "ContextVar:get: call it as var:get()" },
+    }
+    for _, case in ipairs(calls) do
+      local err2 = raises(case[1])
+      assert.is_truthy(err2:find("porting_spec.lua:%d+: " .. case[2]:gsub("%p", "%%%0")), err2)
+    end
+    w:close()
   end)
 end)

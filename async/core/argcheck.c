@@ -175,9 +175,97 @@ static int arg_error_lua(lua_State *L) {
   return argcheck_error(L, "%s", luaL_checkstring(L, 1));
 }
 
+/* A method called with '.' instead of ':' (or on the wrong object): "Lock:acquire: call
+   it as lock:acquire()", at the user's line. */
+int argcheck_self_error(lua_State *L, const char *cls, const char *var, const char *method) {
+  return argcheck_error(L, "%s:%s: call it as %s:%s() (with ':', not '.')", cls, method, var,
+                        method);
+}
+
+/* core._self_error(class, var, method) */
+static int self_error_lua(lua_State *L) {
+  const char *cls = luaL_checkstring(L, 1), *var = luaL_checkstring(L, 2);
+  const char *method = luaL_checkstring(L, 3);
+  lua_remove(L, 1); /* the self the user passed is what the message describes */
+  lua_remove(L, 1);
+  lua_remove(L, 1);
+  lua_pushnil(L);
+  lua_insert(L, 1);
+  return argcheck_self_error(L, cls, var, method);
+}
+
+/* The closure core._checked_methods puts in place of a Lua method. Upvalues: the
+   method, the instances' metatable, the class name, the variable name, the method name. */
+static int checked_method_k(lua_State *L, int status, lua_KContext base) {
+  (void)status;
+  return lua_gettop(L) - (int)base;
+}
+
+static int checked_method(lua_State *L) {
+  int ok = lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(2));
+  if (!ok)
+    return argcheck_self_error(L, lua_tostring(L, lua_upvalueindex(3)),
+                               lua_tostring(L, lua_upvalueindex(4)),
+                               lua_tostring(L, lua_upvalueindex(5)));
+  lua_pop(L, 1);
+  int n = lua_gettop(L);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_callk(L, n, LUA_MULTRET, 0, checked_method_k);
+  return checked_method_k(L, LUA_OK, 0);
+}
+
+/* core._checked_methods(methods, instance_mt, class, var): each Lua function of
+   `methods` (not the metamethods, nor C functions, which check for themselves) first
+   checks that it was called with ':' on an instance; an async method stays async, its
+   body checks when it runs. For classes whose methods are not on a hot path. */
+static int checked_methods_lua(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checkany(L, 2);
+  luaL_checkstring(L, 3);
+  luaL_checkstring(L, 4);
+  lua_settop(L, 4);
+  lua_newtable(L); /* the names first: no table changes while lua_next walks */
+  int names = 5, n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING && strncmp(lua_tostring(L, -1), "__", 2) != 0) {
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, names, ++n);
+    }
+  }
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, names, i);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, 1);
+    int is_async = coro_async_parts(L, -1);
+    if (is_async) {
+      lua_remove(L, -3); /* the async function: its body and name stay */
+      lua_insert(L, -2); /* name under body */
+    } else if (!lua_isfunction(L, -1) || lua_iscfunction(L, -1)) {
+      lua_pop(L, 2);
+      continue;
+    }
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    lua_pushvalue(L, 4);
+    lua_rawgeti(L, names, i); /* the method's name */
+    lua_pushcclosure(L, checked_method, 5);
+    if (is_async) { /* name, checked body -> async(checked body, name) */
+      lua_insert(L, -2);
+      coro_async_push(L);
+    }
+    lua_rawset(L, 1);
+  }
+  return 0;
+}
+
 static const luaL_Reg argcheck_functions[] = {
     {"_check_options", check_options_lua},
     {"_arg_error", arg_error_lua},
+    {"_self_error", self_error_lua},
+    {"_checked_methods", checked_methods_lua},
     {NULL, NULL},
 };
 

@@ -156,6 +156,23 @@ static int async_new(lua_State *L) {
   return 1;
 }
 
+/* For argcheck.c: if the value at idx is an async function (made by async), pushes its
+   body and its name and returns 1; else returns 0. */
+int coro_async_parts(lua_State *L, int idx) {
+  if (lua_tocfunction(L, idx) != async_call) return 0;
+  idx = lua_absindex(L, idx);
+  lua_getupvalue(L, idx, 1);
+  lua_getupvalue(L, idx, 2);
+  return 1;
+}
+
+/* Pops a body and a name, pushes the async function of them (as async(body, name)). */
+void coro_async_push(lua_State *L) {
+  luaL_getmetatable(L, CORO_MT);
+  site_table_push(L);
+  lua_pushcclosure(L, async_call, 4);
+}
+
 static int sleep_await(lua_State *L);
 
 /* core.await_call(f), which await(await, f) tail-calls: what the keyword transform's

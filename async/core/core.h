@@ -348,6 +348,9 @@ void argcheck_push_where(lua_State *L);
 int argcheck_error(lua_State *L, const char *fmt, ...);
 /* pairs: {"name", "type|type", ..., NULL}; idx nil or absent: nothing to check */
 void argcheck_options(lua_State *L, int idx, const char *fname, const char *const *pairs);
+int coro_async_parts(lua_State *L, int idx); /* an async function's body and name */
+void coro_async_push(lua_State *L);          /* body, name -> async function */
+int argcheck_self_error(lua_State *L, const char *cls, const char *var, const char *method);
 void argcheck_open(lua_State *L);
 void error_push(lua_State *L, const char *type, const char *message);
 int error_raise(lua_State *L, const char *type, const char *fmt, ...);

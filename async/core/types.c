@@ -1,4 +1,6 @@
 /* types.c — metatables of alua's userdata found and tested by address, not by name. */
+#include <string.h>
+
 #include "core.h"
 
 /* Each metatable is also kept in the registry under the address of a static key, and
@@ -36,8 +38,23 @@ void *type_test(lua_State *L, int idx, const void *key) {
   return yes ? p : NULL;
 }
 
+/* Raises the error for a self of the wrong type: a method called with '.' says so. */
+static void self_error(lua_State *L, const char *tname) {
+  lua_Debug ar;
+  if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name != NULL &&
+      (strcmp(ar.namewhat, "method") == 0 || strcmp(ar.namewhat, "field") == 0)) {
+    const char *var = strcmp(tname, "Task") == 0 ? "task" : strcmp(tname, "loop") == 0 ? "loop"
+                      : strcmp(tname, "Handle") == 0 ? "handle" : "fut";
+    argcheck_self_error(L, strcmp(tname, "Future or Task") == 0 ? "Future" : tname, var, ar.name);
+  }
+  luaL_typeerror(L, 1, tname);
+}
+
 void *type_check(lua_State *L, int idx, const void *key, const char *tname) {
   void *p = type_test(L, idx, key);
-  if (p == NULL) luaL_typeerror(L, idx, tname);
+  if (p == NULL) {
+    if (idx == 1) self_error(L, tname);
+    luaL_typeerror(L, idx, tname);
+  }
   return p;
 }

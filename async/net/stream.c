@@ -1135,21 +1135,29 @@ enum { MUP_STREAM_MT = 1, MUP_READ_TO_EOF, MUP_DONE, MUP_HANDLE_KEY, MUP_COUNT =
 /* Pushes the stream userdata of the reader or writer table `self` at index 1; returns
    its stream (NULL once closed). Its type is tested against the metatable in an upvalue,
    the cheapest test there is: these methods run on every request of a busy server. */
-static stream *push_handle(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+static stream *push_handle(lua_State *L, const char *cls, const char *var, const char *method) {
+  if (lua_type(L, 1) != LUA_TTABLE) argcheck_self_error(L, cls, var, method);
   lua_pushvalue(L, lua_upvalueindex(MUP_HANDLE_KEY)); /* "_h", interned once */
   lua_rawget(L, 1);
   if (!lua_getmetatable(L, -1) || !lua_rawequal(L, -1, lua_upvalueindex(MUP_STREAM_MT)))
-    luaL_argerror(L, 1, "not a StreamReader or StreamWriter (its _h is not a stream)");
+    argcheck_self_error(L, cls, var, method);
   lua_pop(L, 1);
   return *(stream **)lua_touserdata(L, -1);
 }
 
+/* Before the other arguments are checked: a method called with '.' has no table as self
+   (`reader.readline()`), and says so rather than "bad argument #2". */
+#define READER(method) \
+  if (lua_type(L, 1) != LUA_TTABLE) argcheck_self_error(L, "StreamReader", "reader", method)
+#define WRITER(method) \
+  if (lua_type(L, 1) != LUA_TTABLE) argcheck_self_error(L, "StreamWriter", "writer", method)
+
 /* reader:read(n): up to n bytes, at least one unless at the end ("" there). n omitted
    or negative: everything up to the end, by the async function in upvalue 1. */
 static int reader_read(lua_State *L) {
+  READER("read");
   lua_Integer n = luaL_optinteger(L, 2, -1);
-  push_handle(L);
+  push_handle(L, "StreamReader", "reader", "read");
   if (n < 0) {
     lua_pushvalue(L, lua_upvalueindex(MUP_READ_TO_EOF));
     lua_insert(L, -2);
@@ -1163,13 +1171,14 @@ static int reader_read(lua_State *L) {
 
 /* reader:readline(): a line with its "\n"; at the end the partial last line, then "". */
 static int reader_readline(lua_State *L) {
-  push_handle(L);
+  push_handle(L, "StreamReader", "reader", "readline");
   op_push(L, &readline_op, 1);
   return 1;
 }
 
 /* reader:readuntil(sep): the data up to and including sep (default "\n"). */
 static int reader_readuntil(lua_State *L) {
+  READER("readuntil");
   size_t seplen;
   luaL_optlstring(L, 2, "\n", &seplen);
   luaL_argcheck(L, seplen > 0, 2, "the separator must not be empty");
@@ -1177,7 +1186,7 @@ static int reader_readuntil(lua_State *L) {
     lua_settop(L, 1);
     lua_pushliteral(L, "\n");
   }
-  push_handle(L);
+  push_handle(L, "StreamReader", "reader", "readuntil");
   lua_pushvalue(L, 2);
   op_push(L, &readuntil_op, 2);
   return 1;
@@ -1185,9 +1194,10 @@ static int reader_readuntil(lua_State *L) {
 
 /* reader:readexactly(n): n bytes, or IncompleteReadError (partial, expected). */
 static int reader_readexactly(lua_State *L) {
+  READER("readexactly");
   lua_Integer n = luaL_checkinteger(L, 2);
   luaL_argcheck(L, n >= 0, 2, "readexactly size can not be less than zero");
-  push_handle(L);
+  push_handle(L, "StreamReader", "reader", "readexactly");
   lua_pushinteger(L, n);
   op_push(L, &readexactly_op, 2);
   return 1;
@@ -1195,9 +1205,10 @@ static int reader_readexactly(lua_State *L) {
 
 /* writer:write(data): plain call; sends at once what the socket takes, queues the rest. */
 static int writer_write(lua_State *L) {
+  WRITER("write");
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
-  return write_data(L, push_handle(L), data, len);
+  return write_data(L, push_handle(L, "StreamWriter", "writer", "write"), data, len);
 }
 
 /* writer:drain(): waits while the write buffer is above its high-water mark; raises the
@@ -1205,7 +1216,7 @@ static int writer_write(lua_State *L) {
    and without error, as after most writes, it returns a Future already done (upvalue):
    nothing to wait for, nothing allocated. */
 static int writer_drain(lua_State *L) {
-  stream *s = push_handle(L);
+  stream *s = push_handle(L, "StreamWriter", "writer", "drain");
   if (s == NULL || (!s->werr && !s->rerr && !(s->paused && !s->close_wanted))) {
     lua_pushvalue(L, lua_upvalueindex(MUP_DONE));
     return 1;

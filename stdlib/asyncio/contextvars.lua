@@ -3,6 +3,7 @@
 -- A context is an immutable table {[var] = value} kept by the task (async/core/context.c);
 -- set copies it, so the tasks that share it never see each other's changes.
 local core = ...
+local arg_error = core._arg_error -- bad arguments, reported at the user's line
 
 local context_get, context_set, context_owner = core._context_get, core._context_set,
   core._context_owner
@@ -18,7 +19,7 @@ Token.__name = "ContextVar.Token"
 
 local function check_self(self, method)
   if getmetatable(self) ~= ContextVar then
-    error(("ContextVar:%s: call it as var:%s(...)"):format(method, method), 3)
+    core._self_error("ContextVar", "var", method)
   end
 end
 
@@ -41,7 +42,7 @@ function ContextVar.get(self, ...)
   end
   if select("#", ...) > 0 then return (...) end
   if self._has_default then return self._default end
-  error(("ContextVar:get: '%s' has no value here and no default"):format(self.name), 2)
+  arg_error(("ContextVar:get: '%s' has no value here and no default"):format(self.name))
 end
 
 -- var:set(value) -> a token for var:reset(token)
@@ -57,12 +58,12 @@ end
 function ContextVar.reset(self, token)
   check_self(self, "reset")
   if getmetatable(token) ~= Token then
-    error("ContextVar:reset: expected a token from var:set(), got " .. type(token), 2)
+    arg_error("ContextVar:reset: expected a token from var:set(), got " .. type(token))
   end
-  if token.var ~= self then error("ContextVar:reset: the token was made by another ContextVar", 2) end
-  if token._used then error("ContextVar:reset: the token was already used", 2) end
+  if token.var ~= self then arg_error("ContextVar:reset: the token was made by another ContextVar") end
+  if token._used then arg_error("ContextVar:reset: the token was already used") end
   if token._owner ~= context_owner() then
-    error("ContextVar:reset: the token was made in another task's context", 2)
+    arg_error("ContextVar:reset: the token was made in another task's context")
   end
   token._used = true
   context_set(with(context_get(), self, token.old_value))
@@ -79,7 +80,7 @@ end
 -- asyncio.ContextVar(name [, default])
 local function new(name, ...)
   if type(name) ~= "string" then
-    error("ContextVar: the name must be a string, got " .. type(name), 2)
+    arg_error("ContextVar: the name must be a string, got " .. type(name))
   end
   local has_default = select("#", ...) > 0
   return setmetatable({ name = name, _has_default = has_default, _default = (...) }, ContextVar)

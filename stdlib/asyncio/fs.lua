@@ -2,6 +2,7 @@
 -- Every call returns an awaitable; failures raise OSError with errno, syscall, filename.
 local core, asyncio = ...
 local M = {} -- what this part exports (asyncio.lua adds it to the module)
+local arg_error = core._arg_error -- bad arguments, reported at the user's line
 
 local C = core.fs
 local await, async = asyncio.await, asyncio.async
@@ -19,7 +20,7 @@ end
 
 local function check_path(fname, path)
   if type(path) ~= "string" then
-    error(("fs.%s: expected a path string, got %s"):format(fname, type(path)), 3)
+    arg_error(("fs.%s: expected a path string, got %s"):format(fname, type(path)))
   end
 end
 
@@ -87,7 +88,7 @@ File.read = async(function(f, fmt)
   if fmt == "a" then return read_all(f) end
   if fmt == "l" then return read_line(f, false) end
   if fmt == "L" then return read_line(f, true) end
-  error("file:read: invalid format " .. tostring(fmt) .. ' (expected a number, "a", "l" or "L")', 2)
+  arg_error("file:read: invalid format " .. tostring(fmt) .. ' (expected a number, "a", "l" or "L")')
 end, "File.read")
 
 -- file:write(...): strings or numbers, written in order; returns the file.
@@ -96,7 +97,7 @@ File.write = async(function(f, ...)
     local data = select(i, ...)
     if type(data) == "number" then data = tostring(data) end
     if type(data) ~= "string" then
-      error("file:write: bad argument #" .. i .. " (string expected, got " .. type(data) .. ")", 2)
+      arg_error("file:write: bad argument #" .. i .. " (string expected, got " .. type(data) .. ")")
     end
     local from = 1
     repeat
@@ -111,11 +112,11 @@ end, "File.write")
 -- new position.
 File.seek = async(function(f, whence, offset)
   whence, offset = whence or "cur", offset or 0
-  if C.closed(f) then error("attempt to use a closed file", 2) end
+  if C.closed(f) then arg_error("attempt to use a closed file") end
   if whence == "set" then return C.pos(f, offset) end
   if whence == "cur" then return C.pos(f, C.pos(f) + offset) end
   if whence == "end" then return C.pos(f, run(C.fstat(f)).size + offset) end
-  error("file:seek: invalid whence '" .. tostring(whence) .. "' (expected \"set\", \"cur\" or \"end\")", 2)
+  arg_error("file:seek: invalid whence '" .. tostring(whence) .. "' (expected \"set\", \"cur\" or \"end\")")
 end, "File.seek")
 
 -- file:lines(fmt): for a generic for (in a task or at the top level), each line without
@@ -193,7 +194,7 @@ function fs.write_file(path, data, opts)
   check_path("write_file", path)
   if type(data) == "number" then data = tostring(data) end
   if type(data) ~= "string" then
-    error("fs.write_file: expected a string of data, got " .. type(data), 2)
+    arg_error("fs.write_file: expected a string of data, got " .. type(data))
   end
   return write_file(path, data, opts and opts.atomic)
 end
@@ -239,5 +240,7 @@ function fs.scandir(path)
   check_path("scandir", path)
   return scandir(path)
 end
+
+core._checked_methods(File, C.File, "File", "file") -- '.' for ':' says so
 
 return M

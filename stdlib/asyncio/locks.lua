@@ -1,7 +1,8 @@
 -- locks.lua — Lock, Event, Condition, Semaphore, BoundedSemaphore and Barrier: waiters
 -- are Futures in FIFO order; a waiter cancelled after its wake-up passes it on.
-local _, asyncio = ...
+local core, asyncio = ...
 local M = {} -- what this part exports (asyncio.lua adds it to the module)
+local arg_error = core._arg_error -- bad arguments, reported at the user's line
 
 local await, async, Future = asyncio.await, asyncio.async, asyncio.Future
 local CancelledError, InvalidStateError = asyncio.CancelledError, asyncio.InvalidStateError
@@ -89,9 +90,11 @@ local function class(name)
   return cls
 end
 
+local VAR = { Lock = "lock", Event = "event", Condition = "cond", Semaphore = "sem", BoundedSemaphore = "sem", Barrier = "barrier" } -- in "call it as lock:acquire()"
+
 local function check_self(self, cls, fname)
   if getmetatable(self) ~= cls then
-    error(fname .. ": expected a " .. cls.__name .. " (call it with ':')", 3)
+    core._self_error(cls.__name, VAR[cls.__name] or "obj", fname:match(":(.*)$"))
   end
 end
 
@@ -137,12 +140,13 @@ end, "Lock.acquire")
 
 function Lock:release()
   check_self(self, Lock, "Lock:release")
-  if not self._locked then error("Lock:release: the lock is not acquired", 2) end
+  if not self._locked then arg_error("Lock:release: the lock is not acquired") end
   self._locked, self._owner = false, nil
   lock_wake_first(self._waiters)
 end
 
 function Lock:locked()
+  check_self(self, Lock, "Lock:locked")
   return self._locked
 end
 
@@ -205,7 +209,7 @@ function M.Condition(lock)
   if lock == nil then
     lock = M.Lock()
   elseif getmetatable(lock) ~= Lock then
-    error("Condition: expected an asyncio.Lock or nil, got " .. tostring(lock), 2)
+    arg_error("Condition: expected an asyncio.Lock or nil, got " .. tostring(lock))
   end
   return setmetatable({ _lock = lock, _waiters = fifo() }, Condition)
 end
@@ -219,7 +223,7 @@ end, "Condition.acquire")
 function Condition:release()
   check_self(self, Condition, "Condition:release")
   local lock = self._lock
-  if not lock._locked then error("Condition:release: the lock is not acquired", 2) end
+  if not lock._locked then arg_error("Condition:release: the lock is not acquired") end
   lock:release()
 end
 
@@ -277,13 +281,13 @@ end, "Condition.wait_for")
 
 function Condition:notify(n)
   check_self(self, Condition, "Condition:notify")
-  if not self._lock._locked then error("Condition:notify: the lock is not acquired", 2) end
+  if not self._lock._locked then arg_error("Condition:notify: the lock is not acquired") end
   notify(self, n or 1)
 end
 
 function Condition:notify_all()
   check_self(self, Condition, "Condition:notify_all")
-  if not self._lock._locked then error("Condition:notify_all: the lock is not acquired", 2) end
+  if not self._lock._locked then arg_error("Condition:notify_all: the lock is not acquired") end
   notify(self, self._waiters:len())
 end
 
@@ -302,7 +306,7 @@ local function check_value(fname, value)
   if value == nil then return 1 end
   local n = type(value) == "number" and tointeger(value)
   if not n or n < 0 then
-    error(fname .. ": the initial value must be an integer >= 0, got " .. tostring(value), 3)
+    arg_error(fname .. ": the initial value must be an integer >= 0, got " .. tostring(value))
   end
   return n
 end
@@ -324,6 +328,7 @@ local function is_semaphore(self)
 end
 
 local function sem_locked(self)
+  if not is_semaphore(self) then core._self_error("Semaphore", "sem", "locked") end
   if self._value == 0 then return true end
   local waiters = self._waiters
   for i = waiters.first, waiters.last do
@@ -347,7 +352,7 @@ local function sem_wake_next(self)
 end
 
 local sem_acquire = async(function(self)
-  if not is_semaphore(self) then error("Semaphore:acquire: expected a Semaphore (call it with ':')", 0) end
+  if not is_semaphore(self) then core._self_error("Semaphore", "sem", "acquire") end
   if not sem_locked(self) then
     self._value = self._value - 1
     return self
@@ -387,7 +392,7 @@ end
 function BoundedSemaphore:release()
   check_self(self, BoundedSemaphore, "BoundedSemaphore:release")
   if self._value >= self._bound then
-    error("BoundedSemaphore:release: released too many times", 2)
+    arg_error("BoundedSemaphore:release: released too many times")
   end
   sem_release(self)
 end
@@ -402,7 +407,7 @@ local Barrier = class("Barrier")
 function M.Barrier(parties)
   local n = type(parties) == "number" and tointeger(parties)
   if not n or n < 1 then
-    error("Barrier: parties must be an integer > 0, got " .. tostring(parties), 2)
+    arg_error("Barrier: parties must be an integer > 0, got " .. tostring(parties))
   end
   return setmetatable({ parties = n, _cond = M.Condition(), _state = "filling", _count = 0 }, Barrier)
 end
@@ -492,5 +497,10 @@ function Barrier:__tostring()
   if self._state == "filling" then extra = (", waiters:%d/%d"):format(self._count, self.parties) end
   return ("Barrier [%s%s]"):format(self._state, extra)
 end
+
+-- a method called with '.' says so (Lock's and Semaphore's, on hotter paths, check inline)
+core._checked_methods(Event, Event, "Event", "event")
+core._checked_methods(Condition, Condition, "Condition", "cond")
+core._checked_methods(Barrier, Barrier, "Barrier", "barrier")
 
 return M, { fifo = fifo, waiting_on = waiting_on }

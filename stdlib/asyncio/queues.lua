@@ -1,7 +1,8 @@
 -- queues.lua — Queue (FIFO), LifoQueue and PriorityQueue: put/get suspend while full or
 -- empty, waiters are woken in FIFO order, shutdown fails the waiters (Python 3.13).
-local _, asyncio, imports = ...
+local core, asyncio, imports = ...
 local M = {} -- what this part exports (asyncio.lua adds it to the module)
+local arg_error = core._arg_error -- bad arguments, reported at the user's line
 
 local await, async, Future, fifo = asyncio.await, asyncio.async, asyncio.Future, imports.fifo
 local QueueEmpty, QueueFull, QueueShutDown = asyncio.QueueEmpty, asyncio.QueueFull, asyncio.QueueShutDown
@@ -145,7 +146,7 @@ local function not_empty(self) return self._size(self) > 0 end
 
 local function check_queue(self, fname)
   if type(self) ~= "table" or self._putters == nil then
-    error(fname .. ": expected a queue (call it with ':')", 3)
+    core._self_error("Queue", "queue", fname:match(":(.*)$"))
   end
 end
 
@@ -204,7 +205,7 @@ end, "Queue.get")
 -- Marks one item taken by get as processed; join() returns once every item put is.
 function methods:task_done()
   check_queue(self, "Queue:task_done")
-  if self._unfinished <= 0 then error("Queue:task_done: called more times than there were items", 2) end
+  if self._unfinished <= 0 then arg_error("Queue:task_done: called more times than there were items") end
   self._unfinished = self._unfinished - 1
   if self._unfinished == 0 then self._finished:set() end
 end
@@ -253,7 +254,7 @@ local function queue_class(name, store)
     local n = 0
     if maxsize ~= nil then
       n = type(maxsize) == "number" and tointeger(maxsize)
-      if not n then error(name .. ": maxsize must be an integer (0 or less: unbounded), got " .. tostring(maxsize), 2) end
+      if not n then arg_error(name .. ": maxsize must be an integer (0 or less: unbounded), got " .. tostring(maxsize)) end
     end
     local finished = asyncio.Event()
     finished:set()

@@ -3,6 +3,7 @@
 -- The C side buffers and signals; every method that may wait loops "try in C, else await
 -- the future the next I/O event completes".
 local core, asyncio, imports = ...
+local arg_error = core._arg_error -- bad arguments, reported at the user's line
 local tlslib = imports.tls -- tls.lua: the ssl option
 local M = {} -- what this part exports (asyncio.lua adds it to the module)
 
@@ -17,9 +18,9 @@ local wait_read, net_write = net.wait_read, net.write
 
 local function check_opts(fname, opts)
   if opts == nil then return {} end
-  if type(opts) ~= "table" then error(fname .. ": options must be a table, got " .. type(opts), 3) end
+  if type(opts) ~= "table" then arg_error(fname .. ": options must be a table, got " .. type(opts)) end
   if opts.limit ~= nil and (tointeger(opts.limit) == nil or opts.limit <= 0) then
-    error(fname .. ": limit must be a positive integer, got " .. tostring(opts.limit), 3)
+    arg_error(fname .. ": limit must be a positive integer, got " .. tostring(opts.limit))
   end
   return opts
 end
@@ -27,7 +28,7 @@ end
 local function check_port(fname, port, optional)
   if port == nil and optional then return nil end
   local p = tointeger(port) or (type(port) == "string" and port ~= "" and port)
-  if not p then error(fname .. ": port must be an integer or a service name, got " .. tostring(port), 3) end
+  if not p then arg_error(fname .. ": port must be an integer or a service name, got " .. tostring(port)) end
   return p
 end
 
@@ -96,7 +97,7 @@ function Writer:__tostring() return "<StreamWriter " .. tostring(self._h) .. ">"
 Writer.write = methods.write
 
 function Writer:writelines(list)
-  if type(list) ~= "table" then error("writelines: expected a list of strings, got " .. type(list), 2) end
+  if type(list) ~= "table" then arg_error("writelines: expected a list of strings, got " .. type(list)) end
   net_write(self._h, concat(list))
 end
 
@@ -160,7 +161,7 @@ end
 -- -> list of {family=, address=, port=}, on libuv's resolver.
 M.getaddrinfo = async(function(host, port, opts)
   if host ~= nil and type(host) ~= "string" then
-    error("getaddrinfo: host must be a string or nil, got " .. type(host), 2)
+    arg_error("getaddrinfo: host must be a string or nil, got " .. type(host))
   end
   opts = opts or {}
   return lookup(host, check_port("getaddrinfo", port, true), opts.family, opts.type, opts.passive)
@@ -208,7 +209,7 @@ end
 -- TLS (tls.lua) then runs its handshake on the connection made.
 M.open_connection = async(function(host, port, opts)
   opts = check_opts("open_connection", opts)
-  if type(host) ~= "string" then error("open_connection: host must be a string, got " .. type(host), 2) end
+  if type(host) ~= "string" then arg_error("open_connection: host must be a string, got " .. type(host)) end
   port = check_port("open_connection", port)
   local tls = opts.ssl and tlslib.client("open_connection", opts)
   local addrs = resolve("open_connection", host, port, "stream", false, opts.family)
@@ -232,10 +233,10 @@ end, "open_connection")
 -- (a verifying TLS client needs ssl.server_hostname: a path names no server)
 M.open_unix_connection = async(function(path, opts)
   opts = check_opts("open_unix_connection", opts)
-  if type(path) ~= "string" then error("open_unix_connection: path must be a string, got " .. type(path), 2) end
+  if type(path) ~= "string" then arg_error("open_unix_connection: path must be a string, got " .. type(path)) end
   local tls = opts.ssl and tlslib.client("open_unix_connection", opts)
   if tls and tls.verify and not tls.server_hostname then
-    error("open_unix_connection: ssl needs server_hostname to verify the server (or verify = false)", 2)
+    arg_error("open_unix_connection: ssl needs server_hostname to verify the server (or verify = false)")
   end
   local h = net.pipe_connect(path)
   if opts.limit then net.set_limit(h, opts.limit) end
@@ -349,9 +350,9 @@ end, "Server.start_serving")
 
 -- serve_forever(): until cancelled (or the server closed); then the server is closed.
 Server.serve_forever = async(function(self)
-  if self._serving_forever then error("serve_forever: the server is already being awaited", 2) end
+  if self._serving_forever then arg_error("serve_forever: the server is already being awaited") end
   for _, l in ipairs(self._listeners) do net.listener_serve(l) end
-  if not self:is_serving() then error("serve_forever: the server is closed", 2) end
+  if not self:is_serving() then arg_error("serve_forever: the server is closed") end
   local f = Future()
   self._serving_forever = f
   local ok, err = pcall(await, f)
@@ -371,7 +372,7 @@ end
 -- host nil or "": every interface; a list of hosts: each. Port 0 picks a free port (the
 -- same one for every address).
 M.start_server = async(function(cb, host, port, opts)
-  if type(cb) ~= "function" then error("start_server: the callback must be a function, got " .. type(cb), 2) end
+  if type(cb) ~= "function" then arg_error("start_server: the callback must be a function, got " .. type(cb)) end
   opts = check_opts("start_server", opts)
   port = check_port("start_server", port, true) or 0
   local tls = opts.ssl and tlslib.server("start_server", opts)
@@ -405,9 +406,9 @@ end, "start_server")
 -- start_unix_server(cb, path, {limit=, backlog=, start_serving=, ssl=, ssl_handshake_timeout=}):
 -- a stale socket file at path is replaced; the file is removed when the server closes.
 M.start_unix_server = async(function(cb, path, opts)
-  if type(cb) ~= "function" then error("start_unix_server: the callback must be a function, got " .. type(cb), 2) end
+  if type(cb) ~= "function" then arg_error("start_unix_server: the callback must be a function, got " .. type(cb)) end
   opts = check_opts("start_unix_server", opts)
-  if type(path) ~= "string" then error("start_unix_server: path must be a string, got " .. type(path), 2) end
+  if type(path) ~= "string" then arg_error("start_unix_server: path must be a string, got " .. type(path)) end
   local tls = opts.ssl and tlslib.server("start_unix_server", opts)
   local l = net.pipe_listen(path, opts.backlog)
   net.listener_options(l, opts.limit, nil, nil, opts.start_serving ~= false)
@@ -456,7 +457,7 @@ end
 -- open_udp{local_addr = {host, port}, remote_addr = {host, port}, reuse_port=,
 -- allow_broadcast=, family=} -> a datagram socket
 M.open_udp = async(function(opts)
-  if opts ~= nil and type(opts) ~= "table" then error("open_udp: options must be a table", 2) end
+  if opts ~= nil and type(opts) ~= "table" then arg_error("open_udp: options must be a table") end
   opts = opts or {}
   local lhost, lport = addr_pair("open_udp", "local_addr", opts.local_addr)
   local rhost, rport = addr_pair("open_udp", "remote_addr", opts.remote_addr)
@@ -476,5 +477,11 @@ M.open_udp = async(function(opts)
     remote and remote.port, opts.reuse_port, opts.allow_broadcast)
   return setmetatable({ _u = u }, UDPSocket)
 end, "open_udp")
+
+-- a method called with '.' says so (the C ones, read, readline, write..., check themselves)
+core._checked_methods(Reader, Reader, "StreamReader", "reader")
+core._checked_methods(Writer, Writer, "StreamWriter", "writer")
+core._checked_methods(Server, Server, "Server", "server")
+core._checked_methods(UDPSocket, UDPSocket, "DatagramSocket", "sock")
 
 return M, { make_streams = make_streams, lookup = lookup }

@@ -2,13 +2,14 @@
 -- primitives of async/os/process.c; the pipes are the StreamReader/StreamWriter of streams.lua.
 local core, asyncio, imports = ...
 local M = {} -- what this part exports (asyncio.lua adds it to the module)
+local arg_error = core._arg_error -- bad arguments, reported at the user's line
 
 local async, await, gather, shield = asyncio.async, asyncio.await, asyncio.gather, asyncio.shield
 local BrokenPipeError, ConnectionError = asyncio.BrokenPipeError, asyncio.ConnectionError
 local net, make_streams, waiting_on = core.net, imports.make_streams, imports.waiting_on
 local spawn, returncode, exit_future = core.process_spawn, core.process_returncode, core.process_exit_future
 local send_signal, pipe_settled = core.process_send_signal, core.process_pipe_settled
-local pipe_handover, arg_error = core.process_pipe_handover, core._arg_error
+local pipe_handover = core.process_pipe_handover
 local Reader = asyncio.StreamReader
 local type, select, pairs, pcall, error, tostring = type, select, pairs, pcall, error, tostring
 local setmetatable, getmetatable = setmetatable, getmetatable
@@ -88,10 +89,10 @@ end, "Process.communicate.read")
 -- child writing much to both cannot block; then waits for the exit.
 Process.communicate = async(function(self, input)
   if input ~= nil and type(input) ~= "string" then
-    error("communicate: input must be a string or nil, got " .. type(input), 2)
+    arg_error("communicate: input must be a string or nil, got " .. type(input))
   end
   if input ~= nil and self.stdin == nil then
-    error("communicate: input given but stdin is not asyncio.PIPE", 2)
+    arg_error("communicate: input given but stdin is not asyncio.PIPE")
   end
   local _, out, err = await(gather(feed(self.stdin, input), read_all(self.stdout), read_all(self.stderr)))
   await(self:wait())
@@ -128,37 +129,37 @@ local function check_opts(fname, opts)
   if opts == nil then return {} end
   for k in pairs(opts) do
     if not OPTIONS[k] then
-      error(fname .. ": unknown option '" .. tostring(k)
-        .. "' (expected stdin, stdout, stderr, cwd, env, limit, close_fds, pass_fds)", 3)
+      arg_error(fname .. ": unknown option '" .. tostring(k)
+        .. "' (expected stdin, stdout, stderr, cwd, env, limit, close_fds, pass_fds)")
     end
   end
   for _, name in ipairs { "stdin", "stdout", "stderr" } do check_stdio(fname, opts, name) end
   if opts.close_fds ~= nil and type(opts.close_fds) ~= "boolean" then
-    error(fname .. ": close_fds must be a boolean, got " .. type(opts.close_fds), 3)
+    arg_error(fname .. ": close_fds must be a boolean, got " .. type(opts.close_fds))
   end
   local pass_fds = opts.pass_fds
   if pass_fds ~= nil then
     if type(pass_fds) ~= "table" then
-      error(fname .. ": pass_fds must be a list of file descriptors, got " .. type(pass_fds), 3)
+      arg_error(fname .. ": pass_fds must be a list of file descriptors, got " .. type(pass_fds))
     end
     for k, fd in pairs(pass_fds) do
       if math.type(k) ~= "integer" or k < 1 or k > #pass_fds then
-        error(fname .. ": pass_fds must be a list of file descriptors, got key " .. tostring(k), 3)
+        arg_error(fname .. ": pass_fds must be a list of file descriptors, got key " .. tostring(k))
       end
       if math.type(fd) ~= "integer" or fd < 0 or fd > 0x7fffffff then
-        error(fname .. ": pass_fds[" .. k .. "] must be a file descriptor (an integer >= 0), got "
-          .. (type(fd) == "number" and tostring(fd) or type(fd)), 3)
+        arg_error(fname .. ": pass_fds[" .. k .. "] must be a file descriptor (an integer >= 0), got "
+          .. (type(fd) == "number" and tostring(fd) or type(fd)))
       end
     end
   end
   if opts.cwd ~= nil and type(opts.cwd) ~= "string" then
-    error(fname .. ": cwd must be a string, got " .. type(opts.cwd), 3)
+    arg_error(fname .. ": cwd must be a string, got " .. type(opts.cwd))
   end
   if opts.env ~= nil and type(opts.env) ~= "table" then
-    error(fname .. ": env must be a table, got " .. type(opts.env), 3)
+    arg_error(fname .. ": env must be a table, got " .. type(opts.env))
   end
   if opts.limit ~= nil and (math.tointeger(opts.limit) or 0) <= 0 then
-    error(fname .. ": limit must be a positive integer, got " .. tostring(opts.limit), 3)
+    arg_error(fname .. ": limit must be a positive integer, got " .. tostring(opts.limit))
   end
   return opts
 end
@@ -229,14 +230,14 @@ function M.create_subprocess_exec(prog, ...)
     end
   end
   if type(prog) ~= "string" then
-    error("create_subprocess_exec: program must be a string, got " .. type(prog), 2)
+    arg_error("create_subprocess_exec: program must be a string, got " .. type(prog))
   end
   local args = { prog, ... }
   for i = n + 2, #args do args[i] = nil end
   for i = 2, n + 1 do
     local a = args[i]
     if type(a) ~= "string" and type(a) ~= "number" then
-      error("create_subprocess_exec: argument #" .. (i - 1) .. " must be a string, got " .. type(a), 2)
+      arg_error("create_subprocess_exec: argument #" .. (i - 1) .. " must be a string, got " .. type(a))
     end
   end
   return start(prog, args, check_opts("create_subprocess_exec", opts), "create_subprocess_exec")
@@ -245,11 +246,13 @@ end
 -- create_subprocess_shell(cmd, opts) -> Process running /bin/sh -c cmd.
 function M.create_subprocess_shell(cmd, opts)
   if type(cmd) ~= "string" then
-    error("create_subprocess_shell: cmd must be a string, got " .. type(cmd), 2)
+    arg_error("create_subprocess_shell: cmd must be a string, got " .. type(cmd))
   end
   return start("/bin/sh", { "/bin/sh", "-c", cmd }, check_opts("create_subprocess_shell", opts),
     "create_subprocess_shell")
 end
+
+core._checked_methods(Process, ProcessMT, "Process", "proc") -- '.' for ':' says so
 
 M.subprocess = {
   PIPE = PIPE, STDOUT = STDOUT, DEVNULL = DEVNULL, Process = Process,

@@ -3,6 +3,7 @@
 -- one ExceptionGroup. task_group(fn) is the same scope around a function.
 local core, asyncio = ...
 local M = {} -- what this part exports (asyncio.lua adds it to the module)
+local arg_error = core._arg_error -- bad arguments, reported at the user's line
 
 local await, async, Future = asyncio.await, asyncio.async, asyncio.Future
 local create_task, current_task = asyncio.create_task, asyncio.current_task
@@ -63,7 +64,7 @@ end
 -- arguments) or another awaitable, as in asyncio.create_task.
 function TaskGroup:create_task(aw, name)
   if getmetatable(self) ~= TaskGroup then
-    error("TaskGroup:create_task: expected a TaskGroup (call it with ':')", 2)
+    core._self_error("TaskGroup", "tg", "create_task")
   end
   local why
   if self._closed or (self._exiting and self._ntasks == 0) then
@@ -73,7 +74,7 @@ function TaskGroup:create_task(aw, name)
   end
   if why then
     discard(aw)
-    error("TaskGroup:create_task: " .. why, 2)
+    arg_error("TaskGroup:create_task: " .. why)
   end
   local task
   if type(aw) == "function" then
@@ -142,7 +143,7 @@ end, "task_group")
 -- fn's results once every child is done.
 function M.task_group(fn)
   if type(fn) ~= "function" then
-    error("task_group: expected a function, got " .. type(fn), 2)
+    arg_error("task_group: expected a function, got " .. type(fn))
   end
   return task_group_body(fn)
 end

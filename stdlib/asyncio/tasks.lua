@@ -1,6 +1,7 @@
 -- tasks.lua — run, gather, wait, wait_for, as_completed and shield on Futures.
 local core, asyncio = ...
 local M = {} -- what this part exports (asyncio.lua adds it to the module)
+local arg_error = core._arg_error -- bad arguments, reported at the user's line
 
 local await, Future, ensure_future = asyncio.await, asyncio.Future, asyncio.ensure_future
 local CancelledError, TimeoutError = asyncio.CancelledError, asyncio.TimeoutError
@@ -23,14 +24,14 @@ local RETURN_WHEN = { FIRST_COMPLETED = true, FIRST_EXCEPTION = true, ALL_COMPLE
 
 local function check_list(fname, list)
   if type(list) ~= "table" then
-    error(fname .. ": expected a list of awaitables, got " .. type(list), 3)
+    arg_error(fname .. ": expected a list of awaitables, got " .. type(list))
   end
-  if #list == 0 then error(fname .. ": the list of awaitables is empty", 3) end
+  if #list == 0 then arg_error(fname .. ": the list of awaitables is empty") end
 end
 
 local function check_timeout(fname, timeout)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout) then
-    error(fname .. ": timeout must be a number of seconds or nil, got " .. tostring(timeout), 3)
+    arg_error(fname .. ": timeout must be a number of seconds or nil, got " .. tostring(timeout))
   end
 end
 
@@ -74,7 +75,7 @@ function M.wait(list, opts)
   check_timeout("wait", opts.timeout)
   local return_when = opts.return_when or "ALL_COMPLETED"
   if not RETURN_WHEN[return_when] then
-    error("wait: invalid return_when " .. tostring(return_when), 2)
+    arg_error("wait: invalid return_when " .. tostring(return_when))
   end
   return wait_body(list, opts.timeout, return_when)
 end
@@ -124,7 +125,7 @@ end
 -- results of the next awaitable to finish.
 function M.as_completed(list, opts)
   if type(list) ~= "table" then
-    error("as_completed: expected a list of awaitables, got " .. type(list), 2)
+    arg_error("as_completed: expected a list of awaitables, got " .. type(list))
   end
   opts = opts or {}
   check_timeout("as_completed", opts.timeout)
@@ -193,7 +194,7 @@ end
 -- returns all its results.
 function M.run(main, ...)
   if core._loop_is_running() then
-    error("asyncio.run: cannot be called from a running event loop", 2)
+    arg_error("asyncio.run: cannot be called from a running event loop")
   end
   local task
   if type(main) == "function" then

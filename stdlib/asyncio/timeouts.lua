@@ -3,6 +3,7 @@
 -- into TimeoutError. with_timeout(delay, fn, ...) is the same scope around a function.
 local core, asyncio = ...
 local M = {} -- what this part exports (asyncio.lua adds it to the module)
+local arg_error = core._arg_error -- bad arguments, reported at the user's line
 
 local await, async = asyncio.await, asyncio.async
 local current_task, get_running_loop = asyncio.current_task, asyncio.get_running_loop
@@ -23,7 +24,7 @@ end
 
 local function check_when(fname, when, what)
   if when ~= nil and (type(when) ~= "number" or when ~= when) then
-    error(fname .. ": " .. what .. " must be a number of seconds or nil, got " .. tostring(when), 3)
+    arg_error(fname .. ": " .. what .. " must be a number of seconds or nil, got " .. tostring(when))
   end
 end
 
@@ -62,7 +63,7 @@ function M.timeout_at(when)
 end
 
 local function check_self(self, fname)
-  if getmetatable(self) ~= Timeout then error(fname .. ": expected a Timeout (call it with ':')", 3) end
+  if getmetatable(self) ~= Timeout then core._self_error("Timeout", "timeout", fname:match(":(.*)$")) end
 end
 
 function Timeout:when()
@@ -74,7 +75,7 @@ end
 function Timeout:reschedule(when)
   check_self(self, "Timeout:reschedule")
   if self._state ~= "active" then
-    error("Timeout:reschedule: cannot change the deadline of a " .. self._state .. " timeout", 2)
+    arg_error("Timeout:reschedule: cannot change the deadline of a " .. self._state .. " timeout")
   end
   check_when("Timeout:reschedule", when, "when")
   schedule(self, when)
@@ -118,7 +119,7 @@ end, "with_timeout")
 -- returns its results, or raises TimeoutError.
 function M.with_timeout(delay, fn, ...)
   check_when("with_timeout", delay, "delay")
-  if type(fn) ~= "function" then error("with_timeout: expected a function, got " .. type(fn), 2) end
+  if type(fn) ~= "function" then arg_error("with_timeout: expected a function, got " .. type(fn)) end
   return with_timeout_body(delay, fn, ...)
 end
 
