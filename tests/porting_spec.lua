@@ -99,6 +99,13 @@ describe("1. gather with a list and options; options are checked", function()
       raises(asyncio.gather, { asyncio.sleep(0) }, { return_exceptions = "yes" }))
     assert.matches("options go in a second table",
       raises(asyncio.gather, { asyncio.sleep(0), return_exceptions = true }))
+    -- every options table is checked, as create_subprocess_exec's always was
+    assert.matches("porting_spec.lua:%d+: open_connection: unknown option 'timout' %(known options: family, ",
+      raises(function() local r, w = await asyncio.open_connection("127.0.0.1", 1, { timout = 1 }) return r, w end))
+    assert.matches("porting_spec.lua:%d+: start_server: unknown option 'backlg' %(did you mean 'backlog'%?%)",
+      raises(function() local s = await asyncio.start_server(print, "127.0.0.1", 0, { backlg = 10 }) return s end))
+    assert.matches("porting_spec.lua:%d+: wait: option 'timeout' must be a number, got string",
+      raises(function() local d = await asyncio.wait({ asyncio.sleep(0) }, { timeout = "1" }) return d end))
   end)
 end)
 

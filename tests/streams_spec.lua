@@ -173,7 +173,7 @@ describe("open_connection and start_server", function()
 
   it("a wrong ssl option is refused clearly (TLS itself: tls_spec.lua)", in_task(function()
     local err = raises(await, open_connection("127.0.0.1", 1, { ssl = 1 }))
-    assert.matches("ssl must be true or a table, got number", tostring(err))
+    assert.matches("option 'ssl' must be a boolean or a table, got number", tostring(err))
   end))
 
   it("nodelay and keepalive options are accepted", in_task(function()

@@ -3,22 +3,35 @@
    check runs (through await's helpers, a part calling another). Options tables are
    checked key by key: an unknown key names the nearest known one. */
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core.h"
 
 #define STDLIB_SOURCE "@stdlib/"
 
-/* Pushes "src:line: " for the innermost Lua frame that is not alua's stdlib, or "". */
-void argcheck_push_where(lua_State *L) {
+/* Pushes "src:line: " for the innermost Lua frame of co that is not alua's stdlib;
+   returns 0 (pushing nothing) if there is none. */
+static int push_where(lua_State *L, lua_State *co, int level) {
   lua_Debug ar;
-  for (int level = 1; lua_getstack(L, level, &ar); level++) {
-    lua_getinfo(L, "Sl", &ar);
+  for (; lua_getstack(co, level, &ar); level++) {
+    lua_getinfo(co, "Sl", &ar);
     if (ar.currentline <= 0) continue; /* C */
     if (strncmp(ar.source, STDLIB_SOURCE, sizeof STDLIB_SOURCE - 1) == 0) continue;
     lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
-    return;
+    return 1;
   }
+  return 0;
+}
+
+/* Pushes "src:line: " for the user's code that called into asyncio, or "". The main
+   task of a top-level await (`await asyncio.open_connection(...)` at a script's top
+   level) runs only stdlib frames: the user's line is then the await's, on the thread
+   that drives the loop. */
+void argcheck_push_where(lua_State *L) {
+  if (push_where(L, L, 1)) return;
+  task *t = task_of(L);
+  if (t && t->is_main && t->base.loop->L != L && push_where(L, t->base.loop->L, 0)) return;
   lua_pushliteral(L, "");
 }
 
@@ -96,36 +109,40 @@ static const char *known_type(lua_State *L, const known_options *k, const char *
   return t;
 }
 
+static int compare_names(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 /* Pushes " (did you mean 'x'?)" or " (known options: a, b)" for an unknown key. */
 static void push_suggestion(lua_State *L, const known_options *k, const char *key) {
-  const char *best = NULL;
-  size_t best_d = (size_t)-1;
-  lua_pushliteral(L, "");
-  int list = lua_gettop(L);
-  int count = 0;
+  const char *names[64]; /* kept alive by the pair list or the spec table */
+  size_t n = 0;
   if (k->pairs) {
-    for (const char *const *p = k->pairs; *p; p += 2) {
-      size_t d = distance(key, *p);
-      if (d < best_d) best_d = d, best = *p;
-      lua_pushfstring(L, "%s%s%s", lua_tostring(L, list), count++ ? ", " : "", *p);
-      lua_replace(L, list);
-    }
+    for (const char *const *p = k->pairs; *p && n < 64; p += 2) names[n++] = *p;
   } else {
     lua_pushnil(L);
     while (lua_next(L, k->spec_idx)) {
       lua_pop(L, 1);
-      if (lua_type(L, -1) != LUA_TSTRING) continue;
-      const char *name = lua_tostring(L, -1); /* the spec table keeps it alive */
-      size_t d = distance(key, name);
-      if (d < best_d || (d == best_d && strcmp(name, best) < 0)) best_d = d, best = name;
-      lua_pushfstring(L, "%s%s%s", lua_tostring(L, list), count++ ? ", " : "", name);
-      lua_replace(L, list);
+      if (lua_type(L, -1) == LUA_TSTRING && n < 64) names[n++] = lua_tostring(L, -1);
     }
   }
-  if (best && (best_d <= 2 || best_d * 3 <= strlen(key)))
+  qsort(names, n, sizeof *names, compare_names);
+  const char *best = NULL;
+  size_t best_d = (size_t)-1;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (size_t i = 0; i < n; i++) {
+    size_t d = distance(key, names[i]);
+    if (d < best_d) best_d = d, best = names[i];
+    luaL_addstring(&b, i ? ", " : " (known options: ");
+    luaL_addstring(&b, names[i]);
+  }
+  luaL_addchar(&b, ')');
+  luaL_pushresult(&b);
+  if (best && (best_d <= 2 || best_d * 3 <= strlen(key))) {
+    lua_pop(L, 1);
     lua_pushfstring(L, " (did you mean '%s'?)", best);
-  else
-    lua_pushfstring(L, " (known options: %s)", lua_tostring(L, list));
+  }
 }
 
 /* Checks the options table at idx (nil or absent: nothing to check). */

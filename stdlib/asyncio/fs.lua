@@ -196,6 +196,7 @@ function fs.write_file(path, data, opts)
   if type(data) ~= "string" then
     arg_error("fs.write_file: expected a string of data, got " .. type(data))
   end
+  core._check_options("fs.write_file", opts, { atomic = "boolean" })
   return write_file(path, data, opts and opts.atomic)
 end
 

@@ -16,9 +16,29 @@ local concat, tointeger = table.concat, math.tointeger
 local read_line, read_some = net.read_line, net.read_some
 local wait_read, net_write = net.wait_read, net.write
 
+-- The options each function takes, and their types: an unknown key or a wrong type is
+-- an error at the user's line that names it (and the nearest known key).
+local TLS = { ssl = "boolean|table", ssl_handshake_timeout = "number" }
+local function options(t, with_tls)
+  if with_tls then for k, v in pairs(TLS) do t[k] = v end end
+  return t
+end
+local OPTIONS = {
+  open_connection = options({ limit = "number", nodelay = "boolean", keepalive = "boolean|number",
+    family = "string" }, true),
+  open_unix_connection = options({ limit = "number" }, true),
+  start_server = options({ limit = "number", backlog = "number", reuse_port = "boolean",
+    nodelay = "boolean", keepalive = "boolean|number", family = "string",
+    start_serving = "boolean" }, true),
+  start_unix_server = options({ limit = "number", backlog = "number", start_serving = "boolean" }, true),
+  open_udp = { local_addr = "table", remote_addr = "table", reuse_port = "boolean",
+    allow_broadcast = "boolean", family = "string" },
+  getaddrinfo = { family = "string", type = "string", passive = "boolean" },
+}
+
 local function check_opts(fname, opts)
   if opts == nil then return {} end
-  if type(opts) ~= "table" then arg_error(fname .. ": options must be a table, got " .. type(opts)) end
+  core._check_options(fname, opts, OPTIONS[fname])
   if opts.limit ~= nil and (tointeger(opts.limit) == nil or opts.limit <= 0) then
     arg_error(fname .. ": limit must be a positive integer, got " .. tostring(opts.limit))
   end
@@ -163,7 +183,7 @@ M.getaddrinfo = async(function(host, port, opts)
   if host ~= nil and type(host) ~= "string" then
     arg_error("getaddrinfo: host must be a string or nil, got " .. type(host))
   end
-  opts = opts or {}
+  opts = check_opts("getaddrinfo", opts)
   return lookup(host, check_port("getaddrinfo", port, true), opts.family, opts.type, opts.passive)
 end, "getaddrinfo")
 
@@ -457,8 +477,7 @@ end
 -- open_udp{local_addr = {host, port}, remote_addr = {host, port}, reuse_port=,
 -- allow_broadcast=, family=} -> a datagram socket
 M.open_udp = async(function(opts)
-  if opts ~= nil and type(opts) ~= "table" then arg_error("open_udp: options must be a table") end
-  opts = opts or {}
+  opts = check_opts("open_udp", opts)
   local lhost, lport = addr_pair("open_udp", "local_addr", opts.local_addr)
   local rhost, rport = addr_pair("open_udp", "remote_addr", opts.remote_addr)
   local family = opts.family

@@ -18,9 +18,9 @@ local setmetatable, getmetatable = setmetatable, getmetatable
 local PIPE, STDOUT, DEVNULL = -1, -2, -3
 M.PIPE, M.STDOUT, M.DEVNULL = PIPE, STDOUT, DEVNULL
 
-local OPTIONS = {
-  stdin = true, stdout = true, stderr = true, cwd = true, env = true, limit = true,
-  close_fds = true, pass_fds = true,
+local OPTIONS = { -- and their types (stdin, stdout, stderr: check_stdio)
+  stdin = "any", stdout = "any", stderr = "any", cwd = "string", env = "table", limit = "number",
+  close_fds = "boolean", pass_fds = "table",
 }
 
 -- ---- Process -----------------------------------------------------------------------
@@ -127,12 +127,7 @@ end
 
 local function check_opts(fname, opts)
   if opts == nil then return {} end
-  for k in pairs(opts) do
-    if not OPTIONS[k] then
-      arg_error(fname .. ": unknown option '" .. tostring(k)
-        .. "' (expected stdin, stdout, stderr, cwd, env, limit, close_fds, pass_fds)")
-    end
-  end
+  core._check_options(fname, opts, OPTIONS)
   for _, name in ipairs { "stdin", "stdout", "stderr" } do check_stdio(fname, opts, name) end
   if opts.close_fds ~= nil and type(opts.close_fds) ~= "boolean" then
     arg_error(fname .. ": close_fds must be a boolean, got " .. type(opts.close_fds))

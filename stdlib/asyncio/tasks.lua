@@ -71,7 +71,7 @@ end, "wait")
 -- wait(list, {timeout=, return_when=}) -> done, pending (lists, in the list's order)
 function M.wait(list, opts)
   check_list("wait", list)
-  opts = opts or {}
+  opts = core._check_options("wait", opts, { timeout = "number", return_when = "string" }) or {}
   check_timeout("wait", opts.timeout)
   local return_when = opts.return_when or "ALL_COMPLETED"
   if not RETURN_WHEN[return_when] then
@@ -127,7 +127,7 @@ function M.as_completed(list, opts)
   if type(list) ~= "table" then
     arg_error("as_completed: expected a list of awaitables, got " .. type(list))
   end
-  opts = opts or {}
+  opts = core._check_options("as_completed", opts, { timeout = "number" }) or {}
   check_timeout("as_completed", opts.timeout)
   local n = #list
   local slots, filled = {}, 0

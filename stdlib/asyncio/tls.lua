@@ -22,15 +22,8 @@ local KEYS = {
 -- The ssl option checked: true means {} (all defaults).
 local function options(fname, ssl)
   if ssl == true then return {} end
-  if type(ssl) ~= "table" then error(fname .. ": ssl must be true or a table, got " .. type(ssl), 0) end
-  for k, v in pairs(ssl) do
-    local want = KEYS[k]
-    if want == nil then error(fname .. ": unknown ssl option '" .. tostring(k) .. "'", 0) end
-    if type(v) ~= want then
-      error(fname .. ": ssl option " .. k .. " must be a " .. want .. ", got " .. type(v), 0)
-    end
-  end
-  return ssl
+  if type(ssl) ~= "table" then core._arg_error(fname .. ": ssl must be true or a table, got " .. type(ssl)) end
+  return core._check_options(fname .. ": ssl", ssl, KEYS)
 end
 
 local function handshake_timeout(fname, opts)
