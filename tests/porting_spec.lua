@@ -337,3 +337,20 @@ describe("4. a bad argument is reported at the user's line; '.' for ':' says so"
     w:close()
   end)
 end)
+
+describe("9. tracebacks show the user's frames", function()
+  it("a failed open_connection's traceback folds alua's own frames into one line", function()
+    local out, status = support.run_alua([[
+local async function fetch()
+  local reader, writer = await asyncio.open_connection("127.0.0.1", 1)
+end
+await fetch()
+]])
+    assert.are.equal(1, status)
+    assert.matches("ConnectionError: connect: ECONNREFUSED", out)
+    assert.matches("%(asyncio internals%)\n\t[^\n]*:4: in main chunk", out)
+    assert.matches(":2: in function <[^\n]*:1>", out)             -- the awaited task's own line
+    assert.not_matches("stdlib/", out)
+    assert.not_matches("in local 'fn'", out)
+  end)
+end)

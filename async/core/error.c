@@ -109,11 +109,36 @@ static void add_frame(luaL_Buffer *b, const lua_Debug *ar) {
   if (ar->istailcall) add_literal(b, "\n\t(...tail calls...)");
 }
 
+/* Frames inside alua itself (its embedded stdlib, C functions called among them) are
+   folded into one "(asyncio internals)" line: a run of C and stdlib frames with at least
+   one stdlib frame in it. A run of C frames alone (pcall, error) is shown. Not in debug
+   mode, which shows everything. */
+#define STDLIB_SOURCE "@stdlib/"
+static int frame_is_stdlib(const lua_Debug *ar) {
+  return strncmp(ar->source, STDLIB_SOURCE, sizeof STDLIB_SOURCE - 1) == 0;
+}
+
+/* Adds the frames of levels [from, to) of co, or the fold line if they hold stdlib ones. */
+static void add_run(luaL_Buffer *b, lua_State *co, int from, int to, int has_stdlib) {
+  if (from < 0) return;
+  if (has_stdlib) {
+    add_literal(b, "\n\t(asyncio internals)");
+    return;
+  }
+  lua_Debug ar;
+  for (int level = from; level < to && lua_getstack(co, level, &ar); level++) {
+    lua_getinfo(co, "Slnt", &ar);
+    add_frame(b, &ar);
+  }
+}
+
 /* Pushes "stack traceback:" and the frames of co from `level` on (co may be L). */
 void error_push_stack(lua_State *L, lua_State *co, int level) {
   lua_Debug ar;
   int skip_at = -1; /* frames shown before the "skipping" line, or -1: all */
   int last = 0;
+  int fold = !debug_states;
+  int run_from = -1, run_stdlib = 0; /* a run of internal frames not added yet */
   if (lua_getstack(co, level + TRACEBACK_TOP + TRACEBACK_BOTTOM + 1, &ar)) { /* more than both */
     last = last_level(co);
     skip_at = TRACEBACK_TOP;
@@ -123,6 +148,8 @@ void error_push_stack(lua_State *L, lua_State *co, int level) {
   add_literal(&b, "stack traceback:");
   for (int shown = 0; lua_getstack(co, level, &ar); shown++, level++) {
     if (shown == skip_at) {
+      add_run(&b, co, run_from, level, run_stdlib);
+      run_from = -1;
       int skipped = last - level - TRACEBACK_BOTTOM + 1;
       add_literal(&b, "\n\t...\t(skipping ");
       add_int(&b, skipped);
@@ -131,9 +158,30 @@ void error_push_stack(lua_State *L, lua_State *co, int level) {
       continue;
     }
     lua_getinfo(co, "Slnt", &ar);
+    int stdlib = frame_is_stdlib(&ar);
+    if (fold && (stdlib || *ar.what == 'C')) {
+      if (run_from < 0) run_from = level, run_stdlib = 0;
+      run_stdlib |= stdlib;
+      continue;
+    }
+    add_run(&b, co, run_from, level, run_stdlib);
+    run_from = -1;
     add_frame(&b, &ar);
   }
+  add_run(&b, co, run_from, level, run_stdlib);
   luaL_pushresult(&b);
+}
+
+/* Does the traceback text show a frame of the user's code (not only folded internals
+   and C functions)? */
+static int shows_user_frames(const char *tb) {
+  for (const char *p = strstr(tb, "\n\t"); p; p = strstr(p + 2, "\n\t")) {
+    const char *f = p + 2;
+    if (strncmp(f, "[C]", 3) != 0 && strncmp(f, "(asyncio internals)", 19) != 0 &&
+        strncmp(f, "(...tail calls...)", 18) != 0 && strncmp(f, "...", 3) != 0)
+      return 1;
+  }
+  return 0;
 }
 
 /* ---- instances -------------------------------------------------------------------- */
@@ -268,7 +316,10 @@ void error_traceback(lua_State *L, lua_State *co, int erridx, int level) {
     lua_rawgeti(L, -1, 1);
     int same = lua_rawequal(L, -1, erridx);
     lua_pop(L, 1);
-    if (same) {
+    lua_rawgeti(L, -1, 2);
+    const char *relayed = lua_tostring(L, -1);
+    lua_pop(L, 1); /* the relay table keeps it */
+    if (same && relayed && (debug_states || shows_user_frames(relayed))) {
       lua_pushliteral(L, "\nraised in an awaited task:\n");
       lua_rawgeti(L, -2, 2);
       lua_remove(L, -3);
