@@ -33,3 +33,8 @@ expect "the REPL shows all_tasks() as a list of tasks" 0 \
   repl 'do asyncio.create_task(asyncio.sleep(1), "fetch") end' 'asyncio.all_tasks()'
 expect "the REPL cuts deep nesting" 0 '{a = {b = {c = {...}}}}' -- repl '{a = {b = {c = {d = 1}}}}'
 expect "strings and numbers print as before" 0 $'hello\t42' -- repl '"hello", 42'
+expect "a TaskGroup and a timeout scope at the REPL prompt, as await works there" 0 \
+  $'child done\nafter\nfalse\tTimeoutError: timeout: the deadline passed' -- \
+  repl 'local tg <close> = asyncio.TaskGroup() tg:create_task(function() await asyncio.sleep(0.01) print("child done") end)' \
+       'print("after")' \
+       'local ok, e = pcall(function() local t <close> = asyncio.timeout(0.01) await asyncio.sleep(1) end) print(ok, e)'
