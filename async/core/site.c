@@ -25,8 +25,16 @@ typedef struct site_table {
 static char site_table_key;
 static int pc_layout_ok = -1; /* unknown until the probe ran */
 
+#define LUA_CLOSURE_TAG 0x46 /* ctb(LUA_VLCL): a Lua closure's collectable type tag */
+
+/* The saved pc of the frame ar stands for, or NULL when it is not a Lua function's (a C
+   function's CallInfo holds other fields there, maybe never set). The frame's function
+   is the value ci->func points to: a TValue, its type tag after the 8-byte Value. */
 static const void *caller_pc(const lua_Debug *ar) {
-  return ((const void *const *)ar->i_ci)[4];
+  const void *const *ci = (const void *const *)ar->i_ci;
+  const unsigned char *func = ci[0];
+  if (func[8] != LUA_CLOSURE_TAG) return NULL;
+  return ci[4];
 }
 
 static unsigned slot_of(const void *pc) {
@@ -68,8 +76,12 @@ uint32_t site_id(lua_State *L, int sites_idx) {
   }
   if (!lua_getstack(L, 1, &ar)) return 0;
   const void *pc = caller_pc(&ar);
+  if (pc == NULL) { /* called from C: looked up, not cached */
+    unsigned slot = st->next++ & (SITE_SLOTS - 1);
+    return site_fill(L, st, sites_idx, slot, NULL);
+  }
   unsigned slot = slot_of(pc);
-  if (st->pc[slot] == pc && pc != NULL) return ((uint32_t)st->gen[slot] << 16 | (slot + 1));
+  if (st->pc[slot] == pc) return ((uint32_t)st->gen[slot] << 16 | (slot + 1));
   return site_fill(L, st, sites_idx, slot, pc);
 }
 
@@ -93,19 +105,22 @@ int site_push_text(lua_State *L, uint32_t id) {
 static int probe_pc(lua_State *L) {
   lua_Debug ar;
   if (!lua_getstack(L, 1, &ar)) return 0;
-  lua_pushlightuserdata(L, (void *)caller_pc(&ar));
+  const void *pc = caller_pc(&ar);
+  if (pc == NULL) return 0;
+  lua_pushlightuserdata(L, (void *)pc);
   return 1;
 }
 
 /* Calls from two lines must see different pcs, two calls from one line (a loop) the
-   same one. */
+   same one, and a call from a C function (pcall) none. */
 static const char probe_src[] =
     "local probe = ...\n"
     "local a = probe()\n"
     "local b = probe()\n"
     "local same = {}\n"
     "for i = 1, 2 do same[i] = probe() end\n"
-    "return a ~= nil and a ~= b and b ~= same[1] and same[1] == same[2]\n";
+    "local _, from_c = pcall(probe)\n"
+    "return a ~= nil and a ~= b and b ~= same[1] and same[1] == same[2] and from_c == nil\n";
 
 /* Pushes the site table (an upvalue of the functions that make coroutine objects). */
 void site_table_push(lua_State *L) {
