@@ -3,12 +3,13 @@
    lua_getinfo costs ~250 instructions a call, so call sites are cached: the key is the
    caller's saved program counter, which lua_getstack hands out in the lua_Debug's
    CallInfo (Lua 5.4 keeps it after four pointers: func, top, previous, next; a probe at
-   start-up checks that on the Lua actually linked, else every site is looked up, and
-   kept, one by one). A coroutine object keeps only a 32-bit id: a slot of a direct-
-   mapped table and the slot's generation, so a slot taken over by another call site
-   never names the wrong line. The slot's text and the caller function (whose code the
-   key points into: kept alive, so the address is not reused meanwhile) are in a Lua
-   table, the site table's user value. */
+   start-up checks that on the Lua actually linked, else every site is looked up one by
+   one). A coroutine object keeps only a 32-bit id: a slot of a direct-mapped table and
+   the slot's generation, so a slot taken over by another call site never names the
+   wrong line. The caller function is not kept alive (that would keep its upvalues, a
+   socket for instance): if it is freed and other code later lands at the same address,
+   a coroutine object made at that very offset could be reported with the old line, in
+   a warning only. */
 #include <stdint.h>
 #include <string.h>
 
@@ -47,20 +48,15 @@ static uint32_t site_fill(lua_State *L, site_table *st, int sites_idx, unsigned 
                           const void *pc) {
   lua_Debug ar;
   for (int level = 1; level <= 3 && lua_getstack(L, level, &ar); level++) {
-    lua_getinfo(L, "Slf", &ar);
-    if (ar.currentline <= 0) {
-      lua_pop(L, 1);
-      continue;
-    }
+    lua_getinfo(L, "Sl", &ar);
+    if (ar.currentline <= 0) continue;
     if (level > 1) pc = NULL; /* not the direct caller: not worth a cache entry */
     st->pc[slot] = pc;
     st->gen[slot]++;
-    lua_getiuservalue(L, sites_idx, 1); /* {[slot] = text, [-slot] = caller} */
+    lua_getiuservalue(L, sites_idx, 1); /* {[slot] = text} */
     lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
     lua_rawseti(L, -2, (lua_Integer)slot + 1);
-    lua_pushvalue(L, -2);
-    lua_rawseti(L, -2, -(lua_Integer)slot - 1);
-    lua_pop(L, 2);
+    lua_pop(L, 1);
     return ((uint32_t)st->gen[slot] << 16 | (slot + 1));
   }
   return 0;
