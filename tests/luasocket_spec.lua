@@ -202,6 +202,30 @@ time.sleep(10)
     end)
   end)
 
+  it("a large count then \"*a\" keep every byte in order (8 MiB sent in one call)", support.in_task(function()
+    local server = assert(socket.bind("127.0.0.1", 0))
+    local _, port = server:getsockname()
+    local client = assert(socket.connect("127.0.0.1", port))
+    local peer = assert(server:accept())
+    local block = {}
+    for i = 1, 4096 do block[i] = string.char(i % 251) end
+    block = table.concat(block)
+    local data = {}
+    for i = 1, 2048 do data[i] = ("%08d"):format(i) .. block:sub(9) end
+    data = table.concat(data) -- 8 MiB, every 4 KiB block numbered
+    local writer = asyncio.create_task(function()
+      assert.are.equal(#data + 0.0, client:send(data))
+      client:close()
+    end)
+    local first = peer:receive(3 * 1024 * 1024 + 5)
+    local rest = peer:receive("*a")
+    await(writer)
+    assert.are.equal(#data, #first + #rest)
+    assert.is_true(first .. rest == data, "the bytes differ")
+    peer:close()
+    server:close()
+  end))
+
   it("bad arguments raise errors that name the call", function()
     local t = socket.tcp()
     assert.matches("bad argument #1 to 'receive' %(invalid receive pattern%)", support.raises(t.receive, t, "*z"))

@@ -94,15 +94,31 @@ local function receive_line(self, prefix)
   end
 end
 
--- a count: n bytes
+-- a count: n bytes (gathered piece by piece: a large count never copies what it has)
 local function receive_count(self, prefix, n)
-  while #self.buf - self.pos + 1 < n do
-    local err = fill(self)
-    if err then return nil, err, prefix .. take_all(self) end
+  local have = #self.buf - self.pos + 1
+  if have >= n then
+    local data = sub(self.buf, self.pos, self.pos + n - 1)
+    self.pos = self.pos + n
+    return prefix .. data, nil, nil
   end
-  local data = sub(self.buf, self.pos, self.pos + n - 1)
-  self.pos = self.pos + n
-  return prefix .. data, nil, nil
+  local parts, k = { prefix, take_all(self) }, 2
+  while have < n do
+    local err = fill(self)
+    if err then return nil, err, concat(parts, "", 1, k) end
+    local chunk, need = self.buf, n - have
+    k = k + 1
+    if #chunk <= need then
+      parts[k] = chunk
+      self.buf = ""
+      have = have + #chunk
+    else
+      parts[k] = sub(chunk, 1, need)
+      self.pos = need + 1
+      have = n
+    end
+  end
+  return concat(parts, "", 1, k), nil, nil
 end
 
 -- "*a": until the peer closes; "closed" only when nothing at all came
