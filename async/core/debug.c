@@ -61,7 +61,16 @@ static void slow_hook(lua_State *L, lua_Debug *ar) {
   if (lua_getinfo(L, "Sln", ar)) frame_text(step.where, sizeof step.where, ar);
 }
 
-void debug_hook_thread(lua_State *co) { lua_sethook(co, slow_hook, LUA_MASKCOUNT, SLOW_HOOK_COUNT); }
+/* A hook someone else set (the program's own, a worker's interrupt) is left alone: only
+   the busy line is then not sampled on that thread. */
+void debug_hook_thread(lua_State *co) {
+  lua_Hook h = lua_gethook(co);
+  if (h == NULL || h == slow_hook) lua_sethook(co, slow_hook, LUA_MASKCOUNT, SLOW_HOOK_COUNT);
+}
+
+static void debug_unhook_thread(lua_State *co) {
+  if (lua_gethook(co) == slow_hook) lua_sethook(co, NULL, 0, 0);
+}
 
 /* The innermost frame of a suspended thread that is the user's, as text; 0 if none. */
 static int user_frame(lua_State *co, char *out, size_t size) {
@@ -128,7 +137,7 @@ void debug_run(lua_State *L, loop_state *loop, runnable *r) {
     handle_run(L, h);
     elapsed = coarse_ns() - step.start;
     step.active = 0;
-    lua_sethook(L, NULL, 0, 0);
+    debug_unhook_thread(L);
     if (elapsed > loop->slow_ns) {
       lua_Debug ar;
       if (lua_isfunction(L, top + 2) && (lua_pushvalue(L, top + 2), lua_getinfo(L, ">S", &ar)))
