@@ -1,4 +1,5 @@
 /* module.c — the core table (module_open) and the embedded Lua standard library run on it. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "core.h"
@@ -10,12 +11,69 @@ static const stdlib_file *stdlib_find(const char *name) {
   return NULL;
 }
 
+/* Every state of the process loads the same stdlib: the first one parses each file, the
+   others (workers, to_thread threads, more embedded states) load the bytecode it left
+   here. Parsing was most of a worker's start-up. Kept for the life of the process. */
+typedef struct compiled_part {
+  char *code;
+  size_t len;
+} compiled_part;
+
+static compiled_part *compiled;
+static uv_once_t compiled_once = UV_ONCE_INIT;
+static uv_mutex_t compiled_lock;
+
+static void compiled_init(void) {
+  size_t n = 0;
+  while (stdlib_files[n].name) n++;
+  compiled = calloc(n, sizeof *compiled);
+  uv_mutex_init(&compiled_lock);
+}
+
+static int compiled_writer(lua_State *L, const void *p, size_t sz, void *ud) {
+  (void)L;
+  compiled_part *c = ud;
+  char *code = realloc(c->code, c->len + sz);
+  if (code == NULL) return 1;
+  memcpy(code + c->len, p, sz);
+  c->code = code;
+  c->len += sz;
+  return 0;
+}
+
+/* Pushes the function of stdlib file f, from its bytecode when another state made it. */
+static int stdlib_load(lua_State *L, const stdlib_file *f) {
+  uv_once(&compiled_once, compiled_init);
+  compiled_part *slot = compiled ? &compiled[f - stdlib_files] : NULL;
+  compiled_part c = {NULL, 0};
+  if (slot) {
+    uv_mutex_lock(&compiled_lock);
+    c = *slot;
+    uv_mutex_unlock(&compiled_lock);
+  }
+  if (c.code) return luaL_loadbufferx(L, c.code, c.len, f->chunkname, "b");
+  int status = luaL_loadbufferx(L, f->data, f->len, f->chunkname, "t");
+  if (status != LUA_OK || slot == NULL) return status;
+  if (lua_dump(L, compiled_writer, &c, 0) != 0) {
+    free(c.code);
+    return status;
+  }
+  uv_mutex_lock(&compiled_lock);
+  if (slot->code == NULL) {
+    *slot = c;
+    c.code = NULL;
+  }
+  uv_mutex_unlock(&compiled_lock);
+  free(c.code); /* another state was first */
+  return status;
+}
+
 /* core.load_part(name, ...): runs an embedded stdlib file with the given arguments. */
 static int load_part(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
   const stdlib_file *f = stdlib_find(name);
   if (f == NULL) return luaL_error(L, "asyncio: no embedded module '%s'", name);
-  if (luaL_loadbufferx(L, f->data, f->len, f->chunkname, "t") != LUA_OK) return lua_error(L);
+  if (stdlib_load(L, f) != LUA_OK) return lua_error(L);
   lua_replace(L, 1);
   lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
   return lua_gettop(L);
