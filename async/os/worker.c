@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <lualib.h>
 
@@ -161,9 +163,23 @@ static int msgq_receive(lua_State *L, msgq *q) {
 enum outcome { OUT_RUNNING, OUT_RESULTS, OUT_ERROR, OUT_LOAD_ERROR, OUT_TERMINATED };
 
 typedef struct worker_list worker_list;
+typedef struct worker worker;
+
+/* A loop woken from another thread: an eventfd the loop polls. uv_async_send would do,
+   but its receiving loop spins until the sender has come back from its write: on a busy
+   machine the sender is often descheduled right after waking the other thread, and that
+   spin was most of a round trip. Writes are coalesced: `pending` (under the worker's
+   lock) says one is on its way. */
+typedef struct wakeup {
+  uv_poll_t poll;
+  int fd;
+  uint8_t pending;
+  worker *w;
+  void (*cb)(worker *w); /* on the polling loop, once per wake-up */
+} wakeup;
 
 /* Shared by the creator's thread and the worker's; fields marked "lock" only under it. */
-typedef struct worker {
+struct worker {
   uv_mutex_t lock;
   int refs;                 /* lock: the creator's list, the Worker object, the thread */
   uv_thread_t thread;
@@ -171,8 +187,8 @@ typedef struct worker {
   copy_msg *args;           /* the script's ..., taken by the thread */
   /* lock */
   msgq to_child, to_parent;
-  uv_async_t *child_wake;   /* on the worker's loop while asyncio.parent can receive */
-  uv_async_t *parent_wake;  /* on the creator's loop until it is closed */
+  wakeup *child_wake;       /* on the worker's loop while asyncio.parent can receive */
+  wakeup *parent_wake;      /* on the creator's loop until it is closed */
   loop_state *child_loop;   /* while the worker's state is open: what terminate interrupts */
   uint8_t loaded, ended, terminated;
   uint8_t parent_gone;      /* no more messages for the worker: its recv returns nil */
@@ -193,7 +209,7 @@ typedef struct worker {
   int has_channel;
   uv_prepare_t *child_prepare;
   uint8_t stop_requested;
-} worker;
+};
 
 struct worker_list {
   worker *first;
@@ -221,6 +237,52 @@ static void worker_release(worker *w) {
 
 static void handle_free_cb(uv_handle_t *h) { free(h); }
 
+/* Under the worker's lock; k may be NULL (the other side is gone). */
+static void wakeup_send(wakeup *k) {
+  if (k == NULL || k->pending) return;
+  k->pending = 1;
+  uint64_t one = 1;
+  ssize_t n = write(k->fd, &one, sizeof one);
+  (void)n; /* EAGAIN only if the counter is full: it is then readable anyway */
+}
+
+static void wakeup_poll_cb(uv_poll_t *p, int status, int events) {
+  (void)status;
+  (void)events;
+  wakeup *k = container_of(p, wakeup, poll);
+  uv_mutex_lock(&k->w->lock);
+  uint64_t count;
+  ssize_t n = read(k->fd, &count, sizeof count);
+  (void)n;
+  k->pending = 0;
+  uv_mutex_unlock(&k->w->lock);
+  k->cb(k->w);
+}
+
+static wakeup *wakeup_new(uv_loop_t *loop, worker *w, void (*cb)(worker *)) {
+  wakeup *k = calloc(1, sizeof *k);
+  if (k == NULL) return NULL;
+  k->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (k->fd < 0 || uv_poll_init(loop, &k->poll, k->fd) != 0) {
+    if (k->fd >= 0) close(k->fd);
+    free(k);
+    return NULL;
+  }
+  k->w = w;
+  k->cb = cb;
+  uv_poll_start(&k->poll, UV_READABLE, wakeup_poll_cb);
+  return k;
+}
+
+static void wakeup_free_cb(uv_handle_t *h) {
+  wakeup *k = container_of((uv_poll_t *)h, wakeup, poll);
+  close(k->fd);
+  free(k);
+}
+
+/* Once nobody can send to it any more (its pointer cleared under the lock). */
+static void wakeup_close(wakeup *k) { uv_close((uv_handle_t *)&k->poll, wakeup_free_cb); }
+
 /* ---- the worker's thread -------------------------------------------------------------- */
 
 /* Signals meant for the process are handled by the main thread (Ctrl-C, SIGTERM), never
@@ -233,9 +295,7 @@ void worker_block_signals(void) {
   pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
-static void parent_notify(worker *w) {
-  if (w->parent_wake) uv_async_send(w->parent_wake);
-}
+static void parent_notify(worker *w) { wakeup_send(w->parent_wake); }
 
 /* Cancels every task of the worker's loop, as Ctrl-C does in alua, and stops the loop. */
 static int cancel_all_tasks(lua_State *L) {
@@ -245,8 +305,7 @@ static int cancel_all_tasks(lua_State *L) {
   return 0;
 }
 
-static void child_wake_cb(uv_async_t *a) {
-  worker *w = a->data;
+static void child_woken(worker *w) {
   uv_mutex_lock(&w->lock);
   int terminate = w->terminated && !w->stop_requested;
   int wake = w->to_child.head != NULL || w->parent_gone;
@@ -268,9 +327,9 @@ static void child_wake_cb(uv_async_t *a) {
 static void child_prepare_cb(uv_prepare_t *p) {
   worker *w = p->data;
   if (w->has_channel && waitset_pending(&w->child_receivers))
-    uv_ref((uv_handle_t *)w->child_wake);
+    uv_ref((uv_handle_t *)&w->child_wake->poll);
   else
-    uv_unref((uv_handle_t *)w->child_wake);
+    uv_unref((uv_handle_t *)&w->child_wake->poll);
 }
 
 typedef struct channel_box {
@@ -279,10 +338,10 @@ typedef struct channel_box {
 
 static void channel_close(worker *w) {
   uv_mutex_lock(&w->lock);
-  uv_async_t *a = w->child_wake;
+  wakeup *k = w->child_wake;
   w->child_wake = NULL;
   uv_mutex_unlock(&w->lock);
-  if (a) uv_close((uv_handle_t *)a, handle_free_cb);
+  if (k) wakeup_close(k);
   if (w->child_prepare) uv_close((uv_handle_t *)w->child_prepare, handle_free_cb);
   w->child_prepare = NULL;
   if (w->has_channel) waitset_free(&w->child_receivers);
@@ -301,15 +360,13 @@ static void channel_open(lua_State *L, worker *w, loop_state *loop) {
   channel_box *box = lua_newuserdatauv(L, sizeof *box, 1);
   box->w = NULL;
   luaL_setmetatable(L, CHANNEL_MT);
-  uv_async_t *a = malloc(sizeof *a);
   uv_prepare_t *p = malloc(sizeof *p);
-  if (a == NULL || p == NULL || uv_async_init(loop->uv, a, child_wake_cb) != 0) {
-    free(a);
+  wakeup *k = p ? wakeup_new(loop->uv, w, child_woken) : NULL;
+  if (k == NULL) {
     free(p);
     luaL_error(L, "start_worker: cannot create the worker's wake-up handle");
   }
-  a->data = w;
-  uv_unref((uv_handle_t *)a);
+  uv_unref((uv_handle_t *)&k->poll);
   uv_prepare_init(loop->uv, p);
   p->data = w;
   uv_prepare_start(p, child_prepare_cb);
@@ -318,7 +375,7 @@ static void channel_open(lua_State *L, worker *w, loop_state *loop) {
   w->has_channel = 1;
   w->child_prepare = p;
   uv_mutex_lock(&w->lock);
-  w->child_wake = a;
+  w->child_wake = k;
   w->child_loop = loop;
   loop->interrupt_lock = &w->lock;
   uv_mutex_unlock(&w->lock);
@@ -464,16 +521,15 @@ static void worker_reap(worker *w) {
   w->reaped = 1;
   uv_thread_join(&w->thread);
   uv_mutex_lock(&w->lock);
-  uv_async_t *a = w->parent_wake;
+  wakeup *k = w->parent_wake;
   w->parent_wake = NULL;
   uv_mutex_unlock(&w->lock);
-  if (a) uv_close((uv_handle_t *)a, handle_free_cb);
+  if (k) wakeup_close(k);
   list_unlink(w);
   worker_release(w); /* the list's reference */
 }
 
-static void parent_wake_cb(uv_async_t *a) {
-  worker *w = a->data;
+static void parent_woken(worker *w) {
   uv_mutex_lock(&w->lock);
   int ended = w->ended, loaded = w->loaded;
   int has = w->to_parent.head != NULL;
@@ -493,7 +549,7 @@ static void worker_terminate(worker *w) {
     w->terminated = 1;
     w->parent_gone = 1;
     if (w->child_loop) loop_interrupt(w->child_loop, "worker terminated");
-    if (w->child_wake) uv_async_send(w->child_wake);
+    wakeup_send(w->child_wake);
   }
   uv_mutex_unlock(&w->lock);
 }
@@ -546,11 +602,9 @@ static int worker_start(lua_State *L) {
   worker_box *box = lua_newuserdatauv(L, sizeof *box, WUV_COUNT);
   box->w = NULL;
   worker *w = calloc(1, sizeof *w);
-  uv_async_t *a = malloc(sizeof *a);
   char *p = strdup(path);
-  if (w == NULL || a == NULL || p == NULL || uv_mutex_init(&w->lock) != 0) {
+  if (w == NULL || p == NULL || uv_mutex_init(&w->lock) != 0) {
     free(w);
-    free(a);
     free(p);
     free(args);
     return luaL_error(L, "start_worker: out of memory");
@@ -558,17 +612,14 @@ static int worker_start(lua_State *L) {
   w->path = p;
   w->args = args;
   w->refs = 3;
-  int rc = uv_async_init(loop->uv, a, parent_wake_cb);
-  if (rc == 0) {
-    a->data = w;
-    w->parent_wake = a;
+  int rc = UV_EMFILE;
+  w->parent_wake = wakeup_new(loop->uv, w, parent_woken);
+  if (w->parent_wake) {
     rc = uv_thread_create(&w->thread, worker_thread, w);
     if (rc != 0) {
-      uv_close((uv_handle_t *)a, handle_free_cb);
+      wakeup_close(w->parent_wake);
       w->parent_wake = NULL;
     }
-  } else {
-    free(a);
   }
   if (rc != 0) {
     w->refs = 1;
@@ -637,7 +688,7 @@ static int worker_send(lua_State *L) {
   int ended = w->ended, terminated = w->terminated, failed = 0;
   if (!ended && !terminated) {
     failed = msgq_push(&w->to_child, m, len);
-    if (w->child_wake) uv_async_send(w->child_wake);
+    wakeup_send(w->child_wake);
   }
   uv_mutex_unlock(&w->lock);
   if (failed) return luaL_error(L, "send: out of memory");
@@ -712,7 +763,7 @@ static int worker_gc(lua_State *L) {
   box->w = NULL;
   uv_mutex_lock(&w->lock);
   w->parent_gone = w->parent_dropped = 1;
-  if (w->child_wake) uv_async_send(w->child_wake);
+  wakeup_send(w->child_wake);
   uv_mutex_unlock(&w->lock);
   waitset_free(&w->receivers);
   waitset_free(&w->waiters);
@@ -778,7 +829,7 @@ static int channel_recv_attempt(lua_State *L, int base) {
 static void channel_recv_arm(lua_State *L, int base) {
   worker *w = ((channel_box *)lua_touserdata(L, base))->w;
   waitset_add_one(L, &w->child_receivers, base, 1);
-  uv_ref((uv_handle_t *)w->child_wake);
+  uv_ref((uv_handle_t *)&w->child_wake->poll);
 }
 
 static const op_spec channel_recv_op = {"parent.recv", channel_recv_attempt, channel_recv_arm};
