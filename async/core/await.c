@@ -6,10 +6,17 @@
 
 #include "core.h"
 
-char await_tag;          /* yielded by await: the task waits for the scheduler */
+char await_tag; /* yielded by await: the task waits for the scheduler */
 
 /* Upvalues shared by await_step, sleep, ensure_future and create_task. */
-enum { UP_FUTURE_MT = 1, UP_TASK_MT, UP_CORO_MT, UP_OP_MT, UP_YIELD_ONCE, UP_COUNT = UP_YIELD_ONCE };
+enum {
+  UP_FUTURE_MT = 1,
+  UP_TASK_MT,
+  UP_CORO_MT,
+  UP_OP_MT,
+  UP_YIELD_ONCE,
+  UP_COUNT = UP_YIELD_ONCE
+};
 
 /* Raises "where: message" where `where` is the user's code that called await: the first
    Lua frame that is not in the embedded stdlib (await's Lua half, asyncio.run...), so
@@ -74,8 +81,10 @@ void coro_claim(lua_State *L, int idx, const char *fname) {
   coro *c = lua_touserdata(L, idx);
   if (c->taken) {
     coro_push_name(L, idx);
-    raise_at_user(L, "%s: coroutine '%s' was already awaited (a coroutine object runs once; "
-               "wrap it in asyncio.create_task to share its result)", fname, lua_tostring(L, -1));
+    raise_at_user(L,
+                  "%s: coroutine '%s' was already awaited (a coroutine object runs once; "
+                  "wrap it in asyncio.create_task to share its result)",
+                  fname, lua_tostring(L, -1));
   }
   c->taken = 1;
 }
@@ -219,7 +228,8 @@ static future *sleep_future_new(lua_State *L, loop_state *loop, uint64_t delay, 
 /* Replaces the coroutine object at idx by a new Task running it. With name_idx 0 (an
    awaitable given to gather, wait_for, ensure_future or top-level await) a sleep's
    becomes a started sleep Future instead: a timer, no task and no thread. */
-static future *task_from_coro(lua_State *L, loop_state *loop, int idx, int name_idx, const char *fname) {
+static future *task_from_coro(lua_State *L, loop_state *loop, int idx, int name_idx,
+                              const char *fname) {
   idx = lua_absindex(L, idx);
   coro_claim(L, idx, fname);
   if (name_idx == 0 && coro_is_sleep(L, idx)) {
@@ -282,7 +292,8 @@ future *awaitable_to_future(lua_State *L, loop_state *loop, int idx, const char 
     }
     break;
   }
-  luaL_error(L, "%s: expected a coroutine object, Task or Future, got %s", fname, luaL_typename(L, idx));
+  luaL_error(L, "%s: expected a coroutine object, Task or Future, got %s", fname,
+             luaL_typename(L, idx));
   return NULL;
 }
 
@@ -322,8 +333,10 @@ static int create_task(lua_State *L) {
       lua_settop(L, 1);
       return 1;
     }
-    return luaL_error(L, "create_task: expected a coroutine object, a function or an "
-                      "awaitable, got %s", luaL_typename(L, 1));
+    return luaL_error(L,
+                      "create_task: expected a coroutine object, a function or an "
+                      "awaitable, got %s",
+                      luaL_typename(L, 1));
   }
   task_from_coro(L, loop, 1, 2, "create_task");
   lua_settop(L, 1);
@@ -398,7 +411,8 @@ static int yield_once(lua_State *L, task *t);
    sleep(0) returns does. */
 static int sleep_await(lua_State *L) {
   int isint;
-  if (lua_gettop(L) == 1 && lua_type(L, 1) == LUA_TNUMBER && lua_tointegerx(L, 1, &isint) == 0 && isint)
+  if (lua_gettop(L) == 1 && lua_type(L, 1) == LUA_TNUMBER && lua_tointegerx(L, 1, &isint) == 0 &&
+      isint)
     return yield_once(L, task_of(L));
   return sleep_task_body(L);
 }
@@ -457,9 +471,10 @@ static int await_yield_once(lua_State *L) {
 
 static void check_can_suspend(lua_State *L) {
   if (!lua_isyieldable(L))
-    raise_at_user(L, "await: cannot suspend here: a C function stands between this await and "
-               "its task (table.sort or string.gsub callbacks, require, load readers, "
-               "__tostring, __gc, or a C library's callback cannot yield); move the await out");
+    raise_at_user(L,
+                  "await: cannot suspend here: a C function stands between this await and "
+                  "its task (table.sort or string.gsub callbacks, require, load readers, "
+                  "__tostring, __gc, or a C library's callback cannot yield); move the await out");
 }
 
 int await_suspend(lua_State *L, task *t, future *f, lua_KFunction k) {
@@ -474,8 +489,8 @@ int await_suspend(lua_State *L, task *t, future *f, lua_KFunction k) {
       done = task_cancel(L, (task *)f, lua_isnil(L, -1) ? 0 : lua_gettop(L));
       lua_pop(L, 1);
     } else {
-      done = future_cancel(L, f, lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF)
-                                                  : luaL_ref(L, LUA_REGISTRYINDEX));
+      done = future_cancel(
+          L, f, lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF) : luaL_ref(L, LUA_REGISTRYINDEX));
     }
     if (done) {
       t->must_cancel = 0;
@@ -490,15 +505,17 @@ int await_suspend(lua_State *L, task *t, future *f, lua_KFunction k) {
 /* Outside any task: top-level await runs the loop until `f` (at index 1) is done. */
 static int await_top_level(lua_State *L, loop_state *loop) {
   if (loop_is_running(loop))
-    return raise_at_user(L, "await: not inside a task: this is a plain callback the running loop "
-                      "called (call_soon, call_later, a done callback); wrap the code in "
-                      "asyncio.create_task to await there");
+    return raise_at_user(L,
+                         "await: not inside a task: this is a plain callback the running loop "
+                         "called (call_soon, call_later, a done callback); wrap the code in "
+                         "asyncio.create_task to await there");
   future *f = awaitable_to_future(L, loop, 1, "await");
   if (f->kind == KIND_TASK && f->state == FUT_PENDING) ((task *)f)->is_main = 1;
   if (loop_run_until(L, loop, f) < 0)
-    return raise_at_user(L, "await: the awaited %s can never complete: no task is ready and no "
-                      "timer, I/O or other handle is left on the loop",
-                      f->kind == KIND_TASK ? "task" : "future");
+    return raise_at_user(L,
+                         "await: the awaited %s can never complete: no task is ready and no "
+                         "timer, I/O or other handle is left on the loop",
+                         f->kind == KIND_TASK ? "task" : "future");
   return future_push_outcome(L, f, 1);
 }
 
@@ -563,14 +580,14 @@ static int await_step(lua_State *L) {
         continue;
       }
       return raise_at_user(L, "await: expected a coroutine object, Task or Future, got %s",
-                        luaL_typename(L, 1));
+                           luaL_typename(L, 1));
     }
     if (lua_rawequal(L, 1, lua_upvalueindex(UP_YIELD_ONCE))) {
       if (t == NULL) break;
       return yield_once(L, t);
     }
     return raise_at_user(L, "await: expected a coroutine object, Task or Future, got %s",
-                      luaL_typename(L, 1));
+                         luaL_typename(L, 1));
   }
   return await_top_level(L, loop_get(L));
 }

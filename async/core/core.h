@@ -11,7 +11,7 @@
 #include <lauxlib.h>
 #include <uv.h>
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 typedef struct loop_state loop_state;
 typedef struct future future;
@@ -76,10 +76,12 @@ enum future_state { FUT_PENDING, FUT_RESULT, FUT_ERROR, FUT_CANCELLED };
 enum future_kind { KIND_FUTURE, KIND_TASK, KIND_GATHER };
 
 /* User values of a future's userdata. */
-enum { FUV_VALUE = 1, /* the result (one), a table of results (several), or the error */
-       FUV_TRACEBACK, /* traceback string kept with an error */
-       FUV_NAME,      /* name, or nil for the default */
-       FUV_COUNT };
+enum {
+  FUV_VALUE = 1, /* the result (one), a table of results (several), or the error */
+  FUV_TRACEBACK, /* traceback string kept with an error */
+  FUV_NAME,      /* name, or nil for the default */
+  FUV_COUNT
+};
 
 struct future {
   uint8_t kind;      /* enum future_kind */
@@ -91,7 +93,7 @@ struct future {
   int msg_ref;       /* FUT_CANCELLED: registry ref of the cancel message, or LUA_NOREF */
   loop_state *loop;
   waiter *first, *last;
-  timer_node timer;  /* an unstarted sleep keeps its delay (ns) in timer.when */
+  timer_node timer; /* an unstarted sleep keeps its delay (ns) in timer.when */
 };
 
 future *future_check(lua_State *L, int idx); /* a Future or a Task */
@@ -111,22 +113,22 @@ void future_open(lua_State *L);
 /* ---- tasks -------------------------------------------------------------- */
 
 struct task {
-  future base;           /* a Task is a Future: must stay first */
-  waiter wait;           /* entry in the waiter list of what it awaits */
-  lua_State *co;         /* its Lua thread (user value TUV_THREAD anchors it) */
-  future *awaiting;      /* the future it is suspended on; NULL while yielding once */
+  future base;                 /* a Task is a Future: must stay first */
+  waiter wait;                 /* entry in the waiter list of what it awaits */
+  lua_State *co;               /* its Lua thread (user value TUV_THREAD anchors it) */
+  future *awaiting;            /* the future it is suspended on; NULL while yielding once */
   task *prev_live, *next_live; /* the loop's list of pending tasks */
-  int ref;               /* registry ref anchoring the task while pending */
-  int cancel_msg_ref;    /* message for a cancellation not yet delivered */
-  int num_cancels;       /* cancel() requests not undone by uncancel() */
-  int nargs;             /* arguments of the body, kept after it until the first step */
+  int ref;                     /* registry ref anchoring the task while pending */
+  int cancel_msg_ref;          /* message for a cancellation not yet delivered */
+  int num_cancels;             /* cancel() requests not undone by uncancel() */
+  int nargs;                   /* arguments of the body, kept after it until the first step */
   uint8_t started;
-  uint8_t scheduled;     /* in the ready queue */
-  uint8_t must_cancel;   /* deliver CancelledError at the next resume */
-  uint8_t deliver_cancel;/* the resumed await raises CancelledError */
+  uint8_t scheduled;      /* in the ready queue */
+  uint8_t must_cancel;    /* deliver CancelledError at the next resume */
+  uint8_t deliver_cancel; /* the resumed await raises CancelledError */
   uint8_t is_main;
-  uint8_t has_context;   /* TUV_CONTEXT holds a ContextVar context (context.c) */
-  runnable run;          /* entry in the ready queue (one byte: packs with the flags) */
+  uint8_t has_context; /* TUV_CONTEXT holds a ContextVar context (context.c) */
+  runnable run;        /* entry in the ready queue (one byte: packs with the flags) */
   uint64_t id;
 };
 /* User values of a task: the future's, then its context, then the body and its
@@ -158,9 +160,9 @@ void context_open(lua_State *L);
 
 struct gather;
 int gather_lua(lua_State *L);
-void gather_run(lua_State *L, runnable *r); /* the finisher, from the ready queue */
+void gather_run(lua_State *L, runnable *r);              /* the finisher, from the ready queue */
 int gather_cancel(lua_State *L, future *f, int msg_ref); /* future_cancel of a gather */
-void gather_push_description(lua_State *L, future *f);  /* for print_tasks */
+void gather_push_description(lua_State *L, future *f);   /* for print_tasks */
 void gather_push_children(lua_State *L, future *f);
 future *awaitable_to_future(lua_State *L, loop_state *loop, int idx, const char *fname);
 
@@ -168,11 +170,11 @@ future *awaitable_to_future(lua_State *L, loop_state *loop, int idx, const char 
 
 struct handle {
   runnable run;
-  waiter wait;       /* as a done callback, entry in the future's waiter list */
-  timer_node timer;  /* as call_later/call_at, entry in the timer heap */
+  waiter wait;      /* as a done callback, entry in the future's waiter list */
+  timer_node timer; /* as call_later/call_at, entry in the timer heap */
   loop_state *loop;
-  future *target;    /* done callback: the future it waits on */
-  int ref;           /* registry ref anchoring the handle while scheduled */
+  future *target; /* done callback: the future it waits on */
+  int ref;        /* registry ref anchoring the handle while scheduled */
   int nargs;
   uint8_t cancelled;
 };
@@ -191,12 +193,12 @@ enum { LOOP_POOL_MAX = 1024 }; /* threads kept for reuse, at most */
 struct loop_state {
   uv_loop_t *uv;
   int owns_uv;
-  uv_idle_t *idle;     /* active while tasks are ready: keeps poll from blocking */
-  uv_check_t *check;   /* drains the ready queue right after I/O callbacks */
-  uv_timer_t *timer;   /* fires the earliest deadline of the heap */
-  lua_State *L;        /* thread that callbacks run on: the one driving uv_run */
-  int driving;         /* depth of uv_run calls made by alua */
-  int in_callback;     /* depth of alua callbacks in progress */
+  uv_idle_t *idle;   /* active while tasks are ready: keeps poll from blocking */
+  uv_check_t *check; /* drains the ready queue right after I/O callbacks */
+  uv_timer_t *timer; /* fires the earliest deadline of the heap */
+  lua_State *L;      /* thread that callbacks run on: the one driving uv_run */
+  int driving;       /* depth of uv_run calls made by alua */
+  int in_callback;   /* depth of alua callbacks in progress */
   /* ready queue: a ring buffer */
   runnable **ready;
   size_t ready_head, ready_count, ready_cap;
@@ -205,8 +207,8 @@ struct loop_state {
   size_t heap_count, heap_cap;
   uint64_t timer_seq;
   /* tasks */
-  task *current;       /* the task being resumed, or NULL */
-  task *live_first;    /* pending tasks, for all_tasks() and shutdown */
+  task *current;    /* the task being resumed, or NULL */
+  task *live_first; /* pending tasks, for all_tasks() and shutdown */
   size_t live_count;
   uint64_t task_ids;
   /* pool of finished tasks' threads: a stack in C, each anchored in a registry table
@@ -220,21 +222,21 @@ struct loop_state {
   /* Handles that keep the loop alive only while loop_run_until waits (a top-level await):
      a layer above sets the hook (os/signal.c, for its handlers' uv_signal handles, kept
      in hold_data), so the loop reaches them without knowing what they are. */
-  int held;            /* loop_run_until is waiting: hooked handles are referenced */
+  int held; /* loop_run_until is waiting: hooked handles are referenced */
   void (*hold_hook)(loop_state *loop); /* applies `held` to them */
   void *hold_data;
   future *running_until; /* what loop_run_until runs the loop for: Ctrl-C cancels it */
-  int top_has_context; /* a ContextVar was set outside every task (context.c) */
-  uint64_t slow_ns;    /* debug mode: a step longer than this is reported */
-  uint8_t debug;       /* debug mode (debug.c) */
+  int top_has_context;   /* a ContextVar was set outside every task (context.c) */
+  uint64_t slow_ns;      /* debug mode: a step longer than this is reported */
+  uint8_t debug;         /* debug mode (debug.c) */
   int closed;
   /* interrupting this loop's Lua from another thread (a worker's terminate, a to_thread
      cancelled): set by worker.c, NULL in a state nobody interrupts */
-  uv_mutex_t *interrupt_lock;         /* held by the interrupting thread */
-  lua_State *main_thread;             /* what runs when no task does */
-  _Atomic(lua_State *) running;       /* the Lua thread being resumed; NULL: the main one */
-  atomic_int interrupting;            /* another thread is hooking `running` */
-  atomic_int interrupt_pending;       /* the hook raises CancelledError(interrupt_message) */
+  uv_mutex_t *interrupt_lock;   /* held by the interrupting thread */
+  lua_State *main_thread;       /* what runs when no task does */
+  _Atomic(lua_State *) running; /* the Lua thread being resumed; NULL: the main one */
+  atomic_int interrupting;      /* another thread is hooking `running` */
+  atomic_int interrupt_pending; /* the hook raises CancelledError(interrupt_message) */
   const char *interrupt_message;
 };
 
@@ -255,8 +257,8 @@ int loop_switch(lua_State *L, uv_loop_t *uv);
 /* States on this OS thread with debug mode on: with none, recording where objects
    are made costs one test. */
 extern _Thread_local int debug_states;
-#define debug_record(L, idx) \
-  do { \
+#define debug_record(L, idx)                             \
+  do {                                                   \
     if (debug_states) debug_record_creation((L), (idx)); \
   } while (0)
 void debug_record_creation(lua_State *L, int idx);

@@ -295,7 +295,8 @@ static int task_info(lua_State *L) {
     if (f->sleeping && f->timer.index != TIMER_NOT_QUEUED) { /* a sleep made a Future */
       uint64_t now = uv_hrtime(), when = f->timer.when;
       char text[48];
-      snprintf(text, sizeof text, "sleep (%.1f s left)", when > now ? (double)(when - now) / 1e9 : 0.0);
+      snprintf(text, sizeof text, "sleep (%.1f s left)",
+               when > now ? (double)(when - now) / 1e9 : 0.0);
       lua_pushstring(L, text);
       lua_setfield(L, -2, "waits_on");
     }
@@ -392,7 +393,8 @@ static int slow_duration(lua_State *L) {
   loop_state *loop = loop_get(L);
   if (!lua_isnoneornil(L, 1)) {
     lua_Number s = luaL_checknumber(L, 1);
-    luaL_argcheck(L, s >= 0 && s < 1e9, 1, "slow_callback_duration must be a number of seconds >= 0");
+    luaL_argcheck(L, s >= 0 && s < 1e9, 1,
+                  "slow_callback_duration must be a number of seconds >= 0");
     loop->slow_ns = (uint64_t)(s * 1e9);
   }
   lua_pushnumber(L, (lua_Number)loop->slow_ns / 1e9);
@@ -418,14 +420,10 @@ void debug_enable(lua_State *L) {
 }
 
 static const luaL_Reg debug_functions[] = {
-    {"task_info", task_info},
-    {"task_stack", task_stack},
-    {"creation", creation},
-    {"set_debug", set_debug},
-    {"get_debug", get_debug},
-    {"slow_callback_duration", slow_duration},
-    {"debug_env", debug_env},
-    {NULL, NULL},
+    {"task_info", task_info}, {"task_stack", task_stack},
+    {"creation", creation},   {"set_debug", set_debug},
+    {"get_debug", get_debug}, {"slow_callback_duration", slow_duration},
+    {"debug_env", debug_env}, {NULL, NULL},
 };
 
 /* Adds the functions above to the core table on top; the table of creation sites. */

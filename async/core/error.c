@@ -8,19 +8,22 @@
 static char classes_key; /* registry: name -> class table */
 static char relay_key;   /* registry: {error, traceback} of the last error await relayed */
 
+/* clang-format off */
 static const char *const class_names[] = {
     "CancelledError", "TimeoutError",    "InvalidStateError", "QueueEmpty",
     "QueueFull",      "QueueShutDown",   "IncompleteReadError", "LimitOverrunError",
     "OSError",        "ConnectionError", "BrokenPipeError",   "SSLError",
     "ExceptionGroup", NULL,
 };
+/* clang-format on */
 
 /* A class is a table {name=, is=} that is callable to make instances; its instances
    share one metatable (the class's field `__instance`), whose `class` is the class. */
 
 static void push_instance_mt(lua_State *L, const char *type) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &classes_key);
-  if (lua_getfield(L, -1, type) != LUA_TTABLE) luaL_error(L, "asyncio: unknown error class %s", type);
+  if (lua_getfield(L, -1, type) != LUA_TTABLE)
+    luaL_error(L, "asyncio: unknown error class %s", type);
   lua_getfield(L, -1, "__instance");
   lua_replace(L, -3);
   lua_pop(L, 1);
@@ -64,7 +67,8 @@ static void add_int(luaL_Buffer *b, int n) {
   char digits[12];
   char *p = digits + sizeof digits;
   unsigned u = n < 0 ? 0u - (unsigned)n : (unsigned)n;
-  do *--p = (char)('0' + u % 10); while (u /= 10);
+  do *--p = (char)('0' + u % 10);
+  while (u /= 10);
   if (n < 0) *--p = '-';
   luaL_addlstring(b, p, (size_t)(digits + sizeof digits - p));
 }
@@ -181,7 +185,8 @@ const char *error_instance_type(lua_State *L, int idx) {
   if (!lua_istable(L, idx) || !lua_getmetatable(L, idx)) return NULL;
   int top = lua_gettop(L);
   const char *name = NULL;
-  if (lua_getfield(L, top, "class") == LUA_TTABLE && lua_getfield(L, top + 1, "name") == LUA_TSTRING) {
+  if (lua_getfield(L, top, "class") == LUA_TTABLE &&
+      lua_getfield(L, top + 1, "name") == LUA_TSTRING) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &classes_key);
     lua_pushvalue(L, top + 2);
     if (lua_rawget(L, -2) == LUA_TTABLE && lua_getfield(L, -1, "__instance") == LUA_TTABLE &&
@@ -214,13 +219,10 @@ static const char *uv_error_class(int uverr) {
     case UV_EADDRNOTAVAIL:
     case UV_ENETUNREACH:
     case UV_EHOSTUNREACH:
-    case UV_ENOTCONN:
-      return "ConnectionError";
+    case UV_ENOTCONN: return "ConnectionError";
     case UV_EPIPE:
-    case UV_ESHUTDOWN:
-      return "BrokenPipeError";
-    default:
-      return "OSError";
+    case UV_ESHUTDOWN: return "BrokenPipeError";
+    default: return "OSError";
   }
 }
 
@@ -354,7 +356,8 @@ void error_open(lua_State *L) {
   lua_newtable(L);
   for (int i = 0; class_names[i]; i++) {
     const char *base = NULL;
-    if (strcmp(class_names[i], "ConnectionError") == 0 || strcmp(class_names[i], "BrokenPipeError") == 0)
+    if (strcmp(class_names[i], "ConnectionError") == 0 ||
+        strcmp(class_names[i], "BrokenPipeError") == 0)
       base = "OSError";
     class_new(L, class_names[i], base);
     lua_pushvalue(L, -1);

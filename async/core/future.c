@@ -28,7 +28,9 @@ future *future_new(lua_State *L, loop_state *loop) {
 /* A Future or a Task (whose metatable inherits the Future type). */
 future *future_test(lua_State *L, int idx) { return type_test(L, idx, &type_future); }
 
-future *future_check(lua_State *L, int idx) { return type_check(L, idx, &type_future, "Future or Task"); }
+future *future_check(lua_State *L, int idx) {
+  return type_check(L, idx, &type_future, "Future or Task");
+}
 
 /* A Future proper: what set_result and friends accept. */
 static future *future_check_plain(lua_State *L, int idx) {
@@ -144,11 +146,8 @@ int future_push_outcome(lua_State *L, future *f, int fidx) {
       error_relay_set(L, -2, -1);
       lua_pop(L, 1);
       return lua_error(L);
-    case FUT_CANCELLED:
-      task_push_cancelled_error(L, f->msg_ref);
-      return lua_error(L);
-    default:
-      return error_raise(L, "InvalidStateError", "result is not set: the future is pending");
+    case FUT_CANCELLED: task_push_cancelled_error(L, f->msg_ref); return lua_error(L);
+    default: return error_raise(L, "InvalidStateError", "result is not set: the future is pending");
   }
 }
 

@@ -16,8 +16,8 @@ typedef struct gather {
   future base; /* a Future to Lua: must stay first */
   runnable run;
   int n, finished;
-  int failed;  /* index of the child whose error ends the gather, or -1 */
-  int ref;     /* registry ref: anchors the gather until every child is done */
+  int failed; /* index of the child whose error ends the gather, or -1 */
+  int ref;    /* registry ref: anchors the gather until every child is done */
   uint8_t return_exceptions, scheduled;
   uint8_t cancel_requested; /* cancel() reached a child: end with CancelledError */
   gather_child children[];
@@ -99,11 +99,8 @@ static void gather_push_child_value(lua_State *L, future *child, int cidx) {
         }
       }
       break;
-    case FUT_ERROR:
-      lua_getiuservalue(L, cidx, FUV_VALUE);
-      break;
-    default:
-      task_push_cancelled_error(L, child->msg_ref);
+    case FUT_ERROR: lua_getiuservalue(L, cidx, FUV_VALUE); break;
+    default: task_push_cancelled_error(L, child->msg_ref);
   }
 }
 
@@ -174,8 +171,9 @@ int gather_cancel(lua_State *L, future *f, int msg_ref) {
         any |= task_cancel(L, (task *)child, lua_isnil(L, -1) ? 0 : lua_gettop(L));
         lua_pop(L, 1);
       } else {
-        any |= future_cancel(L, child, lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF)
-                                                        : luaL_ref(L, LUA_REGISTRYINDEX));
+        any |= future_cancel(
+            L, child,
+            lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF) : luaL_ref(L, LUA_REGISTRYINDEX));
       }
     }
   }

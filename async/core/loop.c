@@ -68,14 +68,9 @@ static int drain_protected(lua_State *L) {
       continue;
     }
     switch (r->kind) {
-      case RUN_TASK:
-        task_step(L, loop, container_of(r, task, run));
-        break;
-      case RUN_HANDLE:
-        handle_run(L, container_of(r, handle, run));
-        break;
-      default:
-        gather_run(L, r);
+      case RUN_TASK: task_step(L, loop, container_of(r, task, run)); break;
+      case RUN_HANDLE: handle_run(L, container_of(r, handle, run)); break;
+      default: gather_run(L, r);
     }
   }
   return 0;
@@ -176,7 +171,8 @@ void loop_interrupt(loop_state *loop, const char *message) {
   atomic_store(&loop->interrupt_pending, 1);
   atomic_store(&loop->interrupting, 1);
   lua_State *co = atomic_load(&loop->running);
-  lua_sethook(co ? co : loop->main_thread, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+  lua_sethook(co ? co : loop->main_thread, interrupt_hook,
+              LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
   atomic_store(&loop->interrupting, 0);
 }
 

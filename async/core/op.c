@@ -33,8 +33,10 @@ int op_test(lua_State *L, int idx) { return type_test(L, idx, &type_op) != NULL;
 void op_claim(lua_State *L, int idx, const char *fname) {
   op *o = lua_touserdata(L, idx);
   if (o->taken)
-    luaL_error(L, "%s: this %s was already awaited (an operation runs once; wrap it in "
-               "asyncio.create_task to share its result)", fname, o->spec->name);
+    luaL_error(L,
+               "%s: this %s was already awaited (an operation runs once; wrap it in "
+               "asyncio.create_task to share its result)",
+               fname, o->spec->name);
   o->taken = 1;
 }
 

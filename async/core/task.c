@@ -228,7 +228,8 @@ static void task_fail_bad_yield(lua_State *L, loop_state *loop, task *t, int nre
   lua_resetthread(t->co);
 #endif
   lua_settop(t->co, 0);
-  lua_pushliteral(t->co, "task yielded a value that is not an await (coroutine.yield in a task body?)");
+  lua_pushliteral(t->co,
+                  "task yielded a value that is not an await (coroutine.yield in a task body?)");
   task_finish(L, loop, t, LUA_ERRRUN);
 }
 
@@ -396,7 +397,8 @@ static int task_uncancel(lua_State *L) {
 
 static int task_get_name(lua_State *L) {
   task *t = task_check(L, 1);
-  if (lua_getiuservalue(L, 1, FUV_NAME) == LUA_TNIL) lua_pushfstring(L, "Task-%I", (lua_Integer)t->id);
+  if (lua_getiuservalue(L, 1, FUV_NAME) == LUA_TNIL)
+    lua_pushfstring(L, "Task-%I", (lua_Integer)t->id);
   return 1;
 }
 

@@ -96,13 +96,15 @@ static int dns_gai_start(lua_State *L) {
   else if (strcmp(family, "inet6") == 0)
     hints.ai_family = AF_INET6;
   else
-    return luaL_error(L, "getaddrinfo: unknown family '%s' (expected \"inet\" or \"inet6\")", family);
+    return luaL_error(L, "getaddrinfo: unknown family '%s' (expected \"inet\" or \"inet6\")",
+                      family);
   if (strcmp(socktype, "stream") == 0)
     hints.ai_socktype = SOCK_STREAM;
   else if (strcmp(socktype, "dgram") == 0)
     hints.ai_socktype = SOCK_DGRAM;
   else
-    return luaL_error(L, "getaddrinfo: unknown type '%s' (expected \"stream\" or \"dgram\")", socktype);
+    return luaL_error(L, "getaddrinfo: unknown type '%s' (expected \"stream\" or \"dgram\")",
+                      socktype);
   hints.ai_flags = passive ? AI_PASSIVE : 0;
   lua_settop(L, 5);
   gai_req **box = lua_newuserdatauv(L, sizeof *box, 1);

@@ -21,7 +21,7 @@ typedef struct waitset {
   const void *by; /* the task it was handed to */
 } waitset;
 
-future *waitset_add(lua_State *L, waitset *ws, int owner, int uv); /* pushes it */
+future *waitset_add(lua_State *L, waitset *ws, int owner, int uv);     /* pushes it */
 future *waitset_add_one(lua_State *L, waitset *ws, int owner, int uv); /* one waiter at a time */
 int waitset_pending(const waitset *ws);
 int waitset_holds(const waitset *ws, const future *f); /* for print_tasks */
@@ -61,14 +61,14 @@ typedef struct stream {
   uv_connect_t connect_req;
   uv_write_t write_req;
   uv_shutdown_t shutdown_req;
-  struct stream **box;          /* the userdata's pointer to this, NULL once collected */
-  struct tls_conn *tls;         /* TLS state (tls.c) once net.tls_start made it secure */
-  listener *server;             /* accepted by it: counted among its connections */
-  struct stream *next_pending;  /* in the listener's queue until Lua takes it */
-  readbuf rb;                   /* what was read, not yet taken (readbuf.c) */
-  size_t limit;                 /* line limit and bound of the read buffer */
-  size_t want;                  /* a readexactly waiting for this many bytes, or 0 */
-  char *wfly, *wq;              /* the buffer being written; the one queued behind it */
+  struct stream **box;         /* the userdata's pointer to this, NULL once collected */
+  struct tls_conn *tls;        /* TLS state (tls.c) once net.tls_start made it secure */
+  listener *server;            /* accepted by it: counted among its connections */
+  struct stream *next_pending; /* in the listener's queue until Lua takes it */
+  readbuf rb;                  /* what was read, not yet taken (readbuf.c) */
+  size_t limit;                /* line limit and bound of the read buffer */
+  size_t want;                 /* a readexactly waiting for this many bytes, or 0 */
+  char *wfly, *wq;             /* the buffer being written; the one queued behind it */
   size_t wfly_len, wfly_cap, wq_len, wq_cap;
   size_t high_water, low_water;
   int rerr, werr, connect_status;
@@ -82,7 +82,7 @@ void stream_resume(stream *s);               /* (re)starts reading if there is r
 void stream_pause(stream *s);
 size_t stream_read_space(stream *s, char **space); /* room at the end of the read buffer */
 int stream_write_raw(stream *s, const char *data, size_t len); /* 0 or a uv error */
-void stream_close(stream *s);                /* flushes queued writes, then closes */
+void stream_close(stream *s); /* flushes queued writes, then closes */
 void stream_connect_cb(uv_connect_t *req, int status);
 int tcp_push_name(lua_State *L, uv_tcp_t *t, int peer);   /* pushes host, port */
 int pipe_push_name(lua_State *L, uv_pipe_t *p, int peer); /* pushes the path */
@@ -95,11 +95,11 @@ struct listener {
   stream *pending_first, *pending_last;
   int npending, nconns, accept_err;
   size_t limit;
-  unsigned keepalive;           /* seconds, 0: off */
-  char *unlink_path;            /* a Unix socket's path, removed at close */
+  unsigned keepalive; /* seconds, 0: off */
+  char *unlink_path;  /* a Unix socket's path, removed at close */
   waitset acceptors, closers;
   uint8_t kind, nodelay, serving, deferred, closing, closed;
-  uint8_t starved;              /* out of descriptors: reported, retried */
+  uint8_t starved; /* out of descriptors: reported, retried */
 };
 
 listener *listener_new(lua_State *L, int kind); /* pushes the userdata; handle not initialised */
@@ -113,10 +113,10 @@ int net_push_addr(lua_State *L, const struct sockaddr *sa);
 /* TLS inside a stream (tls.c): ciphertext in and out of OpenSSL's memory BIOs, the
    plaintext in the stream's own read buffer and write queue. A failure sets the stream's
    rerr to UV_EPROTO; tls_raise raises it as an SSLError with OpenSSL's reason. */
-void tls_read(stream *s, ssize_t nread);   /* the stream's read callback, for TLS */
-int tls_resume(stream *s);                 /* decrypts what is held; 0: do not read the socket */
+void tls_read(stream *s, ssize_t nread); /* the stream's read callback, for TLS */
+int tls_resume(stream *s);               /* decrypts what is held; 0: do not read the socket */
 int tls_write(stream *s, const char *data, size_t len); /* 0 or a uv error */
-void tls_shutdown(stream *s);              /* sends close_notify (once, after the handshake) */
+void tls_shutdown(stream *s); /* sends close_notify (once, after the handshake) */
 void tls_free(stream *s);
 int tls_raise(lua_State *L, stream *s, const char *op);
 void tls_open(lua_State *L);

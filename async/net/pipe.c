@@ -62,7 +62,8 @@ static int pipe_listen(lua_State *L) {
   if (err) {
     listener_close(l);
     error_push_uv(L, "bind", err);
-    lua_pushfstring(L, "bind: cannot listen on %s: %s (%s)", path, uv_err_name(err), uv_strerror(err));
+    lua_pushfstring(L, "bind: cannot listen on %s: %s (%s)", path, uv_err_name(err),
+                    uv_strerror(err));
     lua_setfield(L, -2, "message");
     return lua_error(L);
   }

@@ -14,8 +14,13 @@ enum { PENDING_MAX = 128 };
 enum { HIGH_WATER = 64 * 1024, LOW_WATER = 16 * 1024 };
 #define BUF_MAX ((size_t)1 << 30)
 #define WRITE_MAX ((size_t)16 << 30) /* bytes queued on one stream at most */
-enum { SUV_READERS = 1, SUV_DRAINERS, SUV_CLOSERS, SUV_COUNT = SUV_CLOSERS }; /* stream user values */
-enum { LUV_ACCEPTORS = 1, LUV_CLOSERS, LUV_COUNT = LUV_CLOSERS };             /* listener's */
+enum {
+  SUV_READERS = 1,
+  SUV_DRAINERS,
+  SUV_CLOSERS,
+  SUV_COUNT = SUV_CLOSERS
+};                                                                /* stream user values */
+enum { LUV_ACCEPTORS = 1, LUV_CLOSERS, LUV_COUNT = LUV_CLOSERS }; /* listener's */
 
 static char type_stream; /* the key of STREAM_MT (types.c) */
 
@@ -752,7 +757,8 @@ static int stream_gc(lua_State *L) {
   waitset_wake(&s->readers);
   waitset_wake(&s->drainers);
   waitset_wake(&s->closers);
-  if (!s->close_wanted) debug_report_unclosed(L, 1, s->kind == STREAM_TCP ? "TCP stream" : "Unix stream");
+  if (!s->close_wanted)
+    debug_report_unclosed(L, 1, s->kind == STREAM_TCP ? "TCP stream" : "Unix stream");
   stream_close(s);
   return 0;
 }
@@ -760,7 +766,9 @@ static int stream_gc(lua_State *L) {
 static int stream_tostring(lua_State *L) {
   stream *s = stream_check(L, 1);
   lua_pushfstring(L, "<%s stream%s>", s && s->kind == STREAM_PIPE ? "unix" : "tcp",
-                  s == NULL ? " closed" : s->close_wanted ? " closing" : "");
+                  s == NULL         ? " closed"
+                  : s->close_wanted ? " closing"
+                                    : "");
   return 1;
 }
 
@@ -801,7 +809,8 @@ static int net_set_limit(lua_State *L) {
 static int push_name(lua_State *L, int peer) {
   stream *s = stream_check(L, 1);
   if (s == NULL || s->closing) return 0;
-  return s->kind == STREAM_TCP ? tcp_push_name(L, &s->u.tcp, peer) : pipe_push_name(L, &s->u.pipe, peer);
+  return s->kind == STREAM_TCP ? tcp_push_name(L, &s->u.tcp, peer)
+                               : pipe_push_name(L, &s->u.pipe, peer);
 }
 static int net_sockname(lua_State *L) { return push_name(L, 0); }
 static int net_peername(lua_State *L) { return push_name(L, 1); }
@@ -907,8 +916,10 @@ static void listener_connection_cb(uv_stream_t *server, int status) {
     l->deferred = 1; /* libuv stops polling until uv_accept: the backlog holds the rest */
   } else {
     int err = listener_accept_one(l);
-    if (err == UV_ENOMEM) l->deferred = 1;
-    else if (err) l->accept_err = err;
+    if (err == UV_ENOMEM)
+      l->deferred = 1;
+    else if (err)
+      l->accept_err = err;
   }
   waitset_wake(&l->acceptors);
 }
@@ -1088,7 +1099,9 @@ static int readexactly_attempt(lua_State *L, int base) {
 }
 static void read_arm(lua_State *L, int base) { wait_read(L, base, "read"); }
 
-static int drain_attempt(lua_State *L, int base) { return drain_needed(L, op_stream(L, base)) ? -1 : 0; }
+static int drain_attempt(lua_State *L, int base) {
+  return drain_needed(L, op_stream(L, base)) ? -1 : 0;
+}
 static void drain_arm(lua_State *L, int base) { wait_drain(L, base); }
 
 static const op_spec read_op = {"StreamReader.read", read_attempt, read_arm};
@@ -1257,7 +1270,8 @@ static const luaL_Reg stream_functions[] = {
     {NULL, NULL},
 };
 
-static void new_metatable(lua_State *L, const char *name, lua_CFunction gc, lua_CFunction tostring) {
+static void new_metatable(lua_State *L, const char *name, lua_CFunction gc,
+                          lua_CFunction tostring) {
   luaL_newmetatable(L, name);
   lua_pushcfunction(L, gc);
   lua_setfield(L, -2, "__gc");
@@ -1285,7 +1299,8 @@ static void push_wait_text(lua_State *L, const char *what, net_handle *u, int ki
     lua_pop(L, 1);
     return;
   }
-  int err = peer ? uv_pipe_getpeername(&u->pipe, path, &len) : uv_pipe_getsockname(&u->pipe, path, &len);
+  int err =
+      peer ? uv_pipe_getpeername(&u->pipe, path, &len) : uv_pipe_getsockname(&u->pipe, path, &len);
   if (kind == STREAM_PIPE && err == 0 && len > 0)
     lua_pushfstring(L, "%s on %s", what, path);
   else
@@ -1311,7 +1326,7 @@ static int describe_wait(lua_State *L, future *f) {
       }
     } else if (o->shutdown == listener_shutdown_obj) {
       listener *l = container_of(o, listener, obj);
-      const char *what = waitset_holds(&l->acceptors, f)  ? "accept"
+      const char *what = waitset_holds(&l->acceptors, f) ? "accept"
                          : waitset_holds(&l->closers, f) ? "Server.wait_closed"
                                                          : NULL;
       if (what) {

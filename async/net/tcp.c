@@ -20,8 +20,7 @@ static void parse_addr(lua_State *L, int idx, struct sockaddr_storage *ss, const
   const char *ip = luaL_checkstring(L, idx);
   lua_Integer port = luaL_checkinteger(L, idx + 1);
   luaL_argcheck(L, port >= 0 && port <= 65535, idx + 1, "port out of range");
-  if (net_sockaddr(ip, (int)port, ss) != 0)
-    luaL_error(L, "%s: '%s' is not an IP address", op, ip);
+  if (net_sockaddr(ip, (int)port, ss) != 0) luaL_error(L, "%s: '%s' is not an IP address", op, ip);
 }
 
 /* keepalive option: false/nil off, true 60 s, a number: seconds of idle before probes */
@@ -70,13 +69,15 @@ static int tcp_listen(lua_State *L) {
     uv_os_fd_t fd;
     int one = 1;
     err = uv_fileno(&l->u.handle, &fd);
-    if (err == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) err = uv_translate_sys_error(errno);
+    if (err == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+      err = uv_translate_sys_error(errno);
     if (err) {
       listener_close(l);
       return error_raise_uv(L, "setsockopt", err);
     }
   }
-  err = uv_tcp_bind(&l->u.tcp, (struct sockaddr *)&ss, ss.ss_family == AF_INET6 && v6only ? UV_TCP_IPV6ONLY : 0);
+  err = uv_tcp_bind(&l->u.tcp, (struct sockaddr *)&ss,
+                    ss.ss_family == AF_INET6 && v6only ? UV_TCP_IPV6ONLY : 0);
   if (err == 0) err = listener_start(l, backlog);
   if (err) {
     listener_close(l);

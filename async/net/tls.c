@@ -27,12 +27,12 @@ struct tls_conn {
   char *message;      /* the failure, as raised: OpenSSL's reason (and the verify error) */
   const char *reason; /* OpenSSL's reason and library of the failure (static strings) */
   const char *library;
-  long verify_code;   /* the certificate check's result, if the failure was that */
-  uint8_t done;       /* the handshake is complete */
+  long verify_code; /* the certificate check's result, if the failure was that */
+  uint8_t done;     /* the handshake is complete */
   uint8_t failed;
-  uint8_t net_eof;    /* the socket reached its end: the read BIO reports it to OpenSSL */
+  uint8_t net_eof; /* the socket reached its end: the read BIO reports it to OpenSSL */
   uint8_t sent_shutdown;
-  uint8_t ragged_ok;  /* a TCP end without close_notify ends the stream like one */
+  uint8_t ragged_ok; /* a TCP end without close_notify ends the stream like one */
 };
 
 typedef struct tls_conn tls_conn;
@@ -250,7 +250,8 @@ static int ctx_gc(lua_State *L) {
 
 static int ctx_tostring(lua_State *L) {
   SSL_CTX *ctx = ctx_check(L, 1);
-  lua_pushfstring(L, "<TLS context %s>", SSL_CTX_get_ssl_method(ctx) == TLS_server_method() ? "server" : "client");
+  lua_pushfstring(L, "<TLS context %s>",
+                  SSL_CTX_get_ssl_method(ctx) == TLS_server_method() ? "server" : "client");
   return 1;
 }
 
@@ -283,7 +284,8 @@ static int raise_load_error(lua_State *L, const char *what, const char *path, in
   ERR_clear_error();
   lua_pushfstring(L, "%s '%s': %s%s", what, path, reason ? reason : "cannot be loaded",
                   no_password && reason && strcmp(reason, "bad decrypt") == 0
-                      ? " (an encrypted key needs ssl.password)" : "");
+                      ? " (an encrypted key needs ssl.password)"
+                      : "");
   error_push(L, "SSLError", lua_tostring(L, -1));
   if (reason) {
     lua_pushstring(L, reason);
@@ -319,7 +321,8 @@ static int tls_context(lua_State *L) {
     if (SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM) != 1)
       return raise_load_error(L, "keyfile", keyfile, password == NULL);
     if (SSL_CTX_check_private_key(ctx) != 1)
-      return error_raise(L, "SSLError", "keyfile '%s' does not match certfile '%s'", keyfile, certfile);
+      return error_raise(L, "SSLError", "keyfile '%s' does not match certfile '%s'", keyfile,
+                         certfile);
   }
   SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL); /* the Lua string may go */
   if (cafile) {
@@ -337,7 +340,8 @@ static int tls_context(lua_State *L) {
   if (server) {
     static const unsigned char sid[] = "alua";
     SSL_CTX_set_session_id_context(ctx, sid, sizeof sid - 1);
-    SSL_CTX_set_verify(ctx, verify ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_verify(
+        ctx, verify ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_NONE, NULL);
   } else {
     SSL_CTX_set_verify(ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
   }
@@ -443,7 +447,8 @@ static void push_name(lua_State *L, const X509_NAME *name) {
   BIO *b = BIO_new(BIO_s_mem());
   char *p;
   long n;
-  if (b == NULL || X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) < 0 || (n = BIO_get_mem_data(b, &p)) < 0) {
+  if (b == NULL || X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) < 0 ||
+      (n = BIO_get_mem_data(b, &p)) < 0) {
     lua_pushnil(L);
   } else {
     lua_pushlstring(L, p, (size_t)n);

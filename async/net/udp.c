@@ -59,8 +59,8 @@ static void udp_recv_stop(udp_sock *u) {
   u->receiving = 0;
 }
 
-static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
-                        unsigned flags) {
+static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
+                        const struct sockaddr *addr, unsigned flags) {
   (void)flags;
   udp_sock *u = h->data;
   if (nread < 0) {
@@ -76,7 +76,9 @@ static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const s
       d->len = (size_t)nread;
       memcpy(d->data, buf->base, (size_t)nread);
       memset(&d->from, 0, sizeof d->from);
-      memcpy(&d->from, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+      memcpy(
+          &d->from, addr,
+          addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
       if (u->last)
         u->last->next = d;
       else
@@ -154,7 +156,8 @@ static int same_addr(const struct sockaddr_storage *a, const struct sockaddr_sto
     return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
   }
   const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-  return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+  return x->sin6_port == y->sin6_port &&
+         memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
 }
 
 /* net.udp_send(u, data [, ip, port]) */
@@ -177,16 +180,19 @@ static int udp_send(lua_State *L) {
     if (strcmp(ip, "localhost") == 0) { /* the one name sendto resolves: it cannot wait */
       struct sockaddr_storage me;
       int mlen = sizeof me;
-      int v6 = uv_udp_getsockname(&u->h, (struct sockaddr *)&me, &mlen) == 0 && me.ss_family == AF_INET6;
+      int v6 =
+          uv_udp_getsockname(&u->h, (struct sockaddr *)&me, &mlen) == 0 && me.ss_family == AF_INET6;
       ip = v6 ? "::1" : "127.0.0.1";
     }
     if (net_sockaddr(ip, (int)port, &ss) != 0)
-      return luaL_error(L, "sendto: '%s' is not an IP address (resolve names with getaddrinfo)", ip);
+      return luaL_error(L, "sendto: '%s' is not an IP address (resolve names with getaddrinfo)",
+                        ip);
     if (u->connected) {
       struct sockaddr_storage peer;
       int plen = sizeof peer;
       if (uv_udp_getpeername(&u->h, (struct sockaddr *)&peer, &plen) == 0 && !same_addr(&peer, &ss))
-        return luaL_error(L, "sendto: the socket is connected to another address (its remote_addr)");
+        return luaL_error(L,
+                          "sendto: the socket is connected to another address (its remote_addr)");
     } else {
       to = (struct sockaddr *)&ss;
     }
@@ -197,7 +203,8 @@ static int udp_send(lua_State *L) {
   int n = uv_udp_try_send(&u->h, &buf, 1, to);
   if (n >= 0) return 0;
   if (n != UV_EAGAIN) return error_raise_uv(L, "sendto", n);
-  if (uv_udp_get_send_queue_size(&u->h) > SEND_QUEUE_MAX) return error_raise_uv(L, "sendto", UV_ENOBUFS);
+  if (uv_udp_get_send_queue_size(&u->h) > SEND_QUEUE_MAX)
+    return error_raise_uv(L, "sendto", UV_ENOBUFS);
   send_req *r = malloc(sizeof *r + len);
   if (r == NULL) return luaL_error(L, "asyncio: out of memory");
   memcpy(r->data, data, len);
@@ -305,7 +312,8 @@ static int udp_open_lua(lua_State *L) {
   struct sockaddr_storage local, remote;
   int has_local = !lua_isnoneornil(L, 1), has_remote = !lua_isnoneornil(L, 3);
   int reuse_port = lua_toboolean(L, 5), broadcast = lua_toboolean(L, 6);
-  if (has_remote && net_sockaddr(luaL_checkstring(L, 3), (int)luaL_checkinteger(L, 4), &remote) != 0)
+  if (has_remote &&
+      net_sockaddr(luaL_checkstring(L, 3), (int)luaL_checkinteger(L, 4), &remote) != 0)
     return luaL_error(L, "open_udp: remote address '%s' is not an IP address", lua_tostring(L, 3));
   if (has_local) {
     if (net_sockaddr(luaL_checkstring(L, 1), (int)luaL_optinteger(L, 2, 0), &local) != 0)
@@ -337,12 +345,14 @@ static int udp_open_lua(lua_State *L) {
     uv_os_fd_t fd;
     int one = 1;
     err = uv_fileno((uv_handle_t *)&u->h, &fd);
-    if (err == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) err = uv_translate_sys_error(errno);
+    if (err == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+      err = uv_translate_sys_error(errno);
     if (err) return fail(L, u, "setsockopt", err);
   }
   err = uv_udp_bind(&u->h, (struct sockaddr *)&local, 0);
   if (err) return fail(L, u, "bind", err);
-  if (broadcast && (err = uv_udp_set_broadcast(&u->h, 1)) != 0) return fail(L, u, "setsockopt", err);
+  if (broadcast && (err = uv_udp_set_broadcast(&u->h, 1)) != 0)
+    return fail(L, u, "setsockopt", err);
   if (has_remote) {
     err = uv_udp_connect(&u->h, (struct sockaddr *)&remote);
     if (err) return fail(L, u, "connect", err);
@@ -378,16 +388,19 @@ static int describe_wait(lua_State *L, future *f) {
     udp_sock *u = container_of(o, udp_sock, obj);
     struct sockaddr_storage ss;
     int len = sizeof ss;
-    if (waitset_holds(&u->readers, f) && uv_udp_getsockname(&u->h, (struct sockaddr *)&ss, &len) == 0 &&
+    if (waitset_holds(&u->readers, f) &&
+        uv_udp_getsockname(&u->h, (struct sockaddr *)&ss, &len) == 0 &&
         net_push_addr(L, (struct sockaddr *)&ss) == 2 && lua_isstring(L, -2)) {
-      lua_pushfstring(L, strchr(lua_tostring(L, -2), ':') ? "recvfrom on [%s]:%d" : "recvfrom on %s:%d",
-                      lua_tostring(L, -2), (int)lua_tointeger(L, -1));
+      lua_pushfstring(
+          L, strchr(lua_tostring(L, -2), ':') ? "recvfrom on [%s]:%d" : "recvfrom on %s:%d",
+          lua_tostring(L, -2), (int)lua_tointeger(L, -1));
       lua_replace(L, -3);
       lua_pop(L, 1);
       return 1;
     }
     if (waitset_holds(&u->readers, f) || waitset_holds(&u->closers, f)) {
-      lua_pushstring(L, waitset_holds(&u->readers, f) ? "recvfrom on a UDP socket" : "wait_closed on a UDP socket");
+      lua_pushstring(L, waitset_holds(&u->readers, f) ? "recvfrom on a UDP socket"
+                                                      : "wait_closed on a UDP socket");
       return 1;
     }
   }

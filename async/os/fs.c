@@ -21,12 +21,12 @@ typedef struct fs_req {
   uv_fs_t req;
   loop_state *loop;
   future *fut;
-  char *buf;          /* read buffer, or a copy of the data being written */
-  int64_t offset;     /* where a read or write started, -1 for "at the end" */
-  uint8_t done;       /* the callback ran (or the request failed before starting) */
-  uint8_t orphan;     /* the Lua object is gone: the callback frees */
-  uint8_t taken;      /* an opened file descriptor was handed to a File */
-  int flags;          /* open's flags */
+  char *buf;      /* read buffer, or a copy of the data being written */
+  int64_t offset; /* where a read or write started, -1 for "at the end" */
+  uint8_t done;   /* the callback ran (or the request failed before starting) */
+  uint8_t orphan; /* the Lua object is gone: the callback frees */
+  uint8_t taken;  /* an opened file descriptor was handed to a File */
+  int flags;      /* open's flags */
 } fs_req;
 
 typedef struct fs_box {
@@ -36,8 +36,8 @@ typedef struct fs_box {
 enum { RUV_FUTURE = 1, RUV_FILE, RUV_PATH2, RUV_COUNT = RUV_PATH2 };
 
 typedef struct fs_file {
-  uv_file fd;         /* -1 once closed */
-  int64_t pos;        /* reads and writes happen here (pread/pwrite): the kernel's offset is unused */
+  uv_file fd;  /* -1 once closed */
+  int64_t pos; /* reads and writes happen here (pread/pwrite): the kernel's offset is unused */
   loop_state *loop;
   uint8_t append;
 } fs_file;
@@ -248,8 +248,10 @@ static int fs_result(lua_State *L) {
       return 1;
     case UV_FS_READ:
     case UV_FS_WRITE:
-      if (r->req.fs_type == UV_FS_READ) lua_pushlstring(L, r->buf, (size_t)n);
-      else lua_pushinteger(L, (lua_Integer)n);
+      if (r->req.fs_type == UV_FS_READ)
+        lua_pushlstring(L, r->buf, (size_t)n);
+      else
+        lua_pushinteger(L, (lua_Integer)n);
       if (r->offset >= 0) { /* the file's position moves on; not in append mode */
         lua_getiuservalue(L, 1, RUV_FILE);
         ((fs_file *)lua_touserdata(L, -1))->pos = r->offset + n;
@@ -258,9 +260,7 @@ static int fs_result(lua_State *L) {
       return 1;
     case UV_FS_STAT:
     case UV_FS_LSTAT:
-    case UV_FS_FSTAT:
-      push_stat(L, &r->req.statbuf);
-      return 1;
+    case UV_FS_FSTAT: push_stat(L, &r->req.statbuf); return 1;
     case UV_FS_SCANDIR: {
       uv_dirent_t ent;
       lua_newtable(L);
@@ -274,8 +274,7 @@ static int fs_result(lua_State *L) {
       }
       return 1;
     }
-    default:
-      return 0;
+    default: return 0;
   }
 }
 
@@ -293,15 +292,19 @@ static int mode_flags(lua_State *L, const char *mode, int *append) {
   }
   int plus = 0;
   for (; *m; m++) {
-    if (*m == '+' && !plus) plus = 1;
-    else if (*m != 'b') goto bad;
+    if (*m == '+' && !plus)
+      plus = 1;
+    else if (*m != 'b')
+      goto bad;
   }
   *append = (flags & O_APPEND) != 0;
   if (plus) return flags | O_RDWR;
   return flags | (mode[0] == 'r' ? O_RDONLY : O_WRONLY);
 bad:
-  return luaL_error(L, "open: invalid mode '%s' (expected \"r\", \"w\", \"a\", \"x\", optionally "
-                    "with \"+\" and \"b\")", mode);
+  return luaL_error(L,
+                    "open: invalid mode '%s' (expected \"r\", \"w\", \"a\", \"x\", optionally "
+                    "with \"+\" and \"b\")",
+                    mode);
 }
 
 /* open(path, mode) -> req, future */
@@ -469,12 +472,15 @@ static int file_tostring(lua_State *L) {
 }
 
 static const luaL_Reg fs_functions[] = {
-    {"open", fs_open_file},       {"stat", fs_stat},       {"lstat", fs_lstat},
-    {"rmdir", fs_rmdir},     {"unlink", fs_unlink},   {"scandir", fs_scandir},
-    {"mkdir", fs_mkdir},     {"rename", fs_rename},   {"read", fs_read},
-    {"write", fs_write},     {"fstat", fs_fstat},     {"fsync", fs_fsync},
-    {"close", fs_close},     {"close_nowait", fs_close_nowait}, {"pos", fs_pos},
-    {"closed", file_closed}, {"result", fs_result},   {NULL, NULL},
+    {"open", fs_open_file}, {"stat", fs_stat},
+    {"lstat", fs_lstat},    {"rmdir", fs_rmdir},
+    {"unlink", fs_unlink},  {"scandir", fs_scandir},
+    {"mkdir", fs_mkdir},    {"rename", fs_rename},
+    {"read", fs_read},      {"write", fs_write},
+    {"fstat", fs_fstat},    {"fsync", fs_fsync},
+    {"close", fs_close},    {"close_nowait", fs_close_nowait},
+    {"pos", fs_pos},        {"closed", file_closed},
+    {"result", fs_result},  {NULL, NULL},
 };
 
 /* Sets core.fs (the primitives stdlib/asyncio/fs.lua builds on) in the table on top;

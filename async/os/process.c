@@ -184,8 +184,7 @@ static void fd_restore(fd_marks *m) {
   while (m->n > 0) {
     fd_change c = m->changed[--m->n];
     int flags = fcntl(c.fd, F_GETFD);
-    if (flags >= 0)
-      fcntl(c.fd, F_SETFD, c.was_cloexec ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC);
+    if (flags >= 0) fcntl(c.fd, F_SETFD, c.was_cloexec ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC);
   }
   free(m->changed);
   m->changed = NULL;
@@ -246,8 +245,10 @@ static int stdio_mode(lua_State *L, int opts, const char *name, int fd) {
   lua_Integer v = lua_tointegerx(L, -1, &isnum);
   lua_pop(L, 1);
   if (!isnum || v < STDIO_DEVNULL || (v == STDIO_STDOUT && fd != 2))
-    luaL_error(L, "subprocess: %s must be asyncio.PIPE, asyncio.DEVNULL%s, a file descriptor "
-               "or nil (inherit)", name, fd == 2 ? ", asyncio.STDOUT" : "");
+    luaL_error(L,
+               "subprocess: %s must be asyncio.PIPE, asyncio.DEVNULL%s, a file descriptor "
+               "or nil (inherit)",
+               name, fd == 2 ? ", asyncio.STDOUT" : "");
   return (int)v;
 }
 

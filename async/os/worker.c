@@ -34,7 +34,9 @@ static _Atomic(const worker_vm *) vm_in_use = &plain_vm;
 
 void worker_set_vm(const worker_vm *vm) { atomic_store(&vm_in_use, vm); }
 lua_State *worker_newstate(void) { return atomic_load(&vm_in_use)->newstate(); }
-int worker_loadfile(lua_State *L, const char *path) { return atomic_load(&vm_in_use)->loadfile(L, path); }
+int worker_loadfile(lua_State *L, const char *path) {
+  return atomic_load(&vm_in_use)->loadfile(L, path);
+}
 
 /* Message handler: {error, traceback}, so both can cross to the creator. */
 int worker_msgh(lua_State *L) {
@@ -61,7 +63,8 @@ copy_msg *worker_encode_error(lua_State *L, int idx) {
   lua_pushvalue(L, idx);
   if (lua_pcall(L, 2, 0, 0) == LUA_OK) return m;
   lua_pop(L, 1);
-  if (lua_type(L, idx) == LUA_TSTRING || lua_type(L, idx) == LUA_TNUMBER) return copy_encode_string(lua_tostring(L, idx));
+  if (lua_type(L, idx) == LUA_TSTRING || lua_type(L, idx) == LUA_TNUMBER)
+    return copy_encode_string(lua_tostring(L, idx));
   lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, idx));
   m = copy_encode_string(lua_tostring(L, -1));
   lua_pop(L, 1);
@@ -181,23 +184,23 @@ typedef struct wakeup {
 /* Shared by the creator's thread and the worker's; fields marked "lock" only under it. */
 struct worker {
   uv_mutex_t lock;
-  int refs;                 /* lock: the creator's list, the Worker object, the thread */
+  int refs; /* lock: the creator's list, the Worker object, the thread */
   uv_thread_t thread;
   char *path;
-  copy_msg *args;           /* the script's ..., taken by the thread */
+  copy_msg *args; /* the script's ..., taken by the thread */
   /* lock */
   msgq to_child, to_parent;
-  wakeup *child_wake;       /* on the worker's loop while asyncio.parent can receive */
-  wakeup *parent_wake;      /* on the creator's loop until it is closed */
-  loop_state *child_loop;   /* while the worker's state is open: what terminate interrupts */
+  wakeup *child_wake;     /* on the worker's loop while asyncio.parent can receive */
+  wakeup *parent_wake;    /* on the creator's loop until it is closed */
+  loop_state *child_loop; /* while the worker's state is open: what terminate interrupts */
   uint8_t loaded, ended, terminated;
-  uint8_t parent_gone;      /* no more messages for the worker: its recv returns nil */
-  uint8_t parent_dropped;   /* nobody reads the worker's messages: its send fails */
+  uint8_t parent_gone;    /* no more messages for the worker: its recv returns nil */
+  uint8_t parent_dropped; /* nobody reads the worker's messages: its send fails */
   int outcome;
   copy_msg *results, *error;
   char *traceback;
   /* the creator's thread */
-  msgq received;            /* taken from to_parent, not yet returned by recv */
+  msgq received;              /* taken from to_parent, not yet returned by recv */
   waitset receivers, waiters; /* anchored in the Worker object's user values */
   int has_box;
   uint8_t seen_loaded, reaped;
@@ -205,7 +208,7 @@ struct worker {
   worker_list *list;
   /* the worker's thread */
   msgq child_received;
-  waitset child_receivers;  /* anchored in asyncio.parent's user value */
+  waitset child_receivers; /* anchored in asyncio.parent's user value */
   int has_channel;
   uv_prepare_t *child_prepare;
   uint8_t stop_requested;
@@ -405,7 +408,8 @@ static void record_failure(worker *w, lua_State *L, int idx, int outcome) {
 static int run_loop_to_end(lua_State *L) {
   worker *w = lua_touserdata(L, 1);
   loop_state *loop = loop_get(L);
-  while (!w->stop_requested && loop_run(L, loop, UV_RUN_DEFAULT)) {}
+  while (!w->stop_requested && loop_run(L, loop, UV_RUN_DEFAULT)) {
+  }
   lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   lua_getfield(L, -1, "asyncio");
   lua_getfield(L, -1, "_shutdown"); /* cancels what is left and lets it clean up */
@@ -588,7 +592,8 @@ static worker_list *list_get(lua_State *L) {
 static worker *worker_check(lua_State *L, int idx, const char *fname) {
   worker_box *box = luaL_testudata(L, idx, WORKER_MT);
   if (box == NULL)
-    luaL_error(L, "%s: call it as worker:%s() on a Worker (got %s)", fname, fname, luaL_typename(L, idx));
+    luaL_error(L, "%s: call it as worker:%s() on a Worker (got %s)", fname, fname,
+               luaL_typename(L, idx));
   return box->w;
 }
 
@@ -693,7 +698,8 @@ static int worker_send(lua_State *L) {
   uv_mutex_unlock(&w->lock);
   if (failed) return luaL_error(L, "send: out of memory");
   if (ended || terminated) {
-    return luaL_error(L, "send: the worker %s (%s)", terminated ? "was terminated" : "has ended", w->path);
+    return luaL_error(L, "send: the worker %s (%s)", terminated ? "was terminated" : "has ended",
+                      w->path);
   }
   return 0;
 }
@@ -777,7 +783,10 @@ static int worker_tostring(lua_State *L) {
   uv_mutex_lock(&w->lock);
   int ended = w->ended, terminated = w->terminated;
   uv_mutex_unlock(&w->lock);
-  lua_pushfstring(L, "<Worker %s %s>", w->path, ended ? "ended" : terminated ? "terminating" : "running");
+  lua_pushfstring(L, "<Worker %s %s>", w->path,
+                  ended        ? "ended"
+                  : terminated ? "terminating"
+                               : "running");
   return 1;
 }
 
@@ -786,7 +795,8 @@ static int worker_tostring(lua_State *L) {
 static worker *channel_check(lua_State *L, int idx, const char *fname) {
   channel_box *box = luaL_testudata(L, idx, CHANNEL_MT);
   if (box == NULL)
-    luaL_error(L, "%s: call it as asyncio.parent:%s() (got %s)", fname, fname, luaL_typename(L, idx));
+    luaL_error(L, "%s: call it as asyncio.parent:%s() (got %s)", fname, fname,
+               luaL_typename(L, idx));
   if (box->w == NULL) luaL_error(L, "%s: the channel is closed", fname);
   return box->w;
 }
@@ -853,10 +863,8 @@ static int cpu_count(lua_State *L) {
 }
 
 static const luaL_Reg worker_methods[] = {
-    {"send", worker_send},
-    {"recv", worker_recv},
-    {"wait", worker_wait},
-    {"terminate", worker_terminate_lua},
+    {"send", worker_send}, {"recv", worker_recv},
+    {"wait", worker_wait}, {"terminate", worker_terminate_lua},
     {NULL, NULL},
 };
 
