@@ -1,9 +1,5 @@
-/* await.c — async functions, coroutine objects, await's C half, sleep, create_task and
-   top-level await. */
-#include <stdarg.h>
-#include <stdio.h>
-#include <string.h>
-
+/* await.c — async functions (the coroutine objects they make are coro.c's), await's C
+   half, sleep, create_task and top-level await. */
 #include "core.h"
 
 char await_tag; /* yielded by await: the task waits for the scheduler */
@@ -18,116 +14,13 @@ enum {
   UP_COUNT = UP_YIELD_ONCE
 };
 
-/* Raises "where: message" where `where` is the user's code that called await: the first
-   Lua frame that is not in the embedded stdlib (await's Lua half, asyncio.run...), so
-   the message points at the user's line, not at stdlib/asyncio.lua. */
-static int raise_at_user(lua_State *L, const char *fmt, ...) {
-  lua_Debug ar;
-  for (int level = 1; lua_getstack(L, level, &ar); level++) {
-    lua_getinfo(L, "Sl", &ar);
-    if (ar.currentline > 0 && strncmp(ar.source, "@stdlib/", 8) != 0) {
-      lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
-      break;
-    }
-  }
-  if (lua_type(L, -1) != LUA_TSTRING) lua_pushliteral(L, "");
-  va_list ap;
-  va_start(ap, fmt);
-  lua_pushvfstring(L, fmt, ap);
-  va_end(ap);
-  lua_concat(L, 2);
-  return lua_error(L);
-}
-
-/* ---- coroutine objects ------------------------------------------------------------ */
-
-/* What calling an async function returns: its function and arguments, not yet run.
-   User values: 1 = the function, 2 = the async function's name (or nil), 3.. = args. */
-typedef struct coro {
-  int nargs;
-  uint8_t taken; /* awaited or wrapped in a task */
-} coro;
-
-int coro_test(lua_State *L, int idx) { return type_test(L, idx, &type_coro) != NULL; }
-
-static int sleep_body(lua_State *L);
-
-/* Is the coroutine object at idx one that asyncio.sleep made? */
-static int coro_is_sleep(lua_State *L, int idx) {
-  lua_getiuservalue(L, idx, 1);
-  int yes = lua_tocfunction(L, -1) == sleep_body;
-  lua_pop(L, 1);
-  return yes;
-}
-
-static void coro_push_name(lua_State *L, int idx) {
-  idx = lua_absindex(L, idx);
-  if (lua_getiuservalue(L, idx, 2) == LUA_TSTRING) return;
-  lua_pop(L, 1);
-  if (coro_is_sleep(L, idx)) {
-    lua_pushliteral(L, "sleep");
-    return;
-  }
-  lua_Debug ar;
-  lua_getiuservalue(L, idx, 1);
-  if (lua_isfunction(L, -1) && lua_getinfo(L, ">S", &ar))
-    lua_pushfstring(L, "function <%s:%d>", ar.short_src, ar.linedefined);
-  else
-    lua_pushliteral(L, "?");
-}
-
-/* Marks the coroutine object at idx as run: a coroutine runs once. */
-void coro_claim(lua_State *L, int idx, const char *fname) {
-  coro *c = lua_touserdata(L, idx);
-  if (c->taken) {
-    coro_push_name(L, idx);
-    raise_at_user(L,
-                  "%s: coroutine '%s' was already awaited (a coroutine object runs once; "
-                  "wrap it in asyncio.create_task to share its result)",
-                  fname, lua_tostring(L, -1));
-  }
-  c->taken = 1;
-}
-
-/* Pushes the function and arguments of the coroutine object at idx; returns how many
-   arguments. */
-int coro_unpack(lua_State *L, int idx) {
-  idx = lua_absindex(L, idx);
-  coro *c = lua_touserdata(L, idx);
-  luaL_checkstack(L, c->nargs + 2, "too many arguments");
-  lua_getiuservalue(L, idx, 1);
-  for (int i = 0; i < c->nargs; i++) lua_getiuservalue(L, idx, 3 + i);
-  return c->nargs;
-}
-
-int coro_take(lua_State *L, int idx, const char *fname) {
-  coro_claim(L, idx, fname);
-  return coro_unpack(L, idx);
-}
-
-static int coro_gc(lua_State *L) {
-  coro *c = lua_touserdata(L, 1);
-  if (c->taken) return 0;
-  coro_push_name(L, 1);
-  fprintf(stderr, "RuntimeWarning: coroutine '%s' was never awaited\n", lua_tostring(L, -1));
-  fflush(stderr);
-  debug_report_creation(L, 1, "It");
-  return 0;
-}
-
-static int coro_tostring(lua_State *L) {
-  coro *c = type_check(L, 1, &type_coro, "coroutine object");
-  coro_push_name(L, 1);
-  lua_pushfstring(L, "<coroutine '%s'%s>", lua_tostring(L, -1), c->taken ? " (taken)" : "");
-  return 1;
-}
-
 /* The closure `async(fn)` returns. Upvalues: fn, name, the coroutine metatable. */
 static int async_call(lua_State *L) {
   int n = lua_gettop(L);
   coro *c = lua_newuserdatauv(L, sizeof *c, n + 2);
   c->nargs = n;
   c->taken = 0;
+  c->sleep = 0;
   lua_pushvalue(L, lua_upvalueindex(3));
   lua_setmetatable(L, -2);
   lua_pushvalue(L, lua_upvalueindex(1));
@@ -169,7 +62,6 @@ static int async_new(lua_State *L) {
 }
 
 static int sleep_await(lua_State *L);
-static int raise_at_user(lua_State *L, const char *fmt, ...);
 
 /* core.await_call(f), which await(await, f) tail-calls: what the keyword transform's
    `await f(args)` then calls with the arguments (await(await, f)(args)). Inside a task,
@@ -187,7 +79,7 @@ static int await_call(lua_State *L) {
     return 1;
   }
   if (!lua_isfunction(L, 1) && luaL_getmetafield(L, 1, "__call") == LUA_TNIL)
-    return raise_at_user(L, "attempt to call a %s value", luaL_typename(L, 1));
+    return error_raise_at_user(L, "attempt to call a %s value", luaL_typename(L, 1));
   lua_settop(L, 1);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
@@ -263,7 +155,7 @@ static future *task_awaiting(lua_State *L, loop_state *loop, int idx, int name_i
 
 /* Turns the awaitable at idx into the Future or Task it stands for, in place: a
    coroutine object becomes a Task, an unstarted sleep starts. */
-future *awaitable_to_future(lua_State *L, loop_state *loop, int idx, const char *fname) {
+future *await_to_future(lua_State *L, loop_state *loop, int idx, const char *fname) {
   idx = lua_absindex(L, idx);
   for (int depth = 0; depth < 8; depth++) {
     if (lua_getmetatable(L, idx)) {
@@ -301,7 +193,7 @@ future *awaitable_to_future(lua_State *L, loop_state *loop, int idx, const char 
 static int ensure_future(lua_State *L) {
   luaL_checkany(L, 1);
   lua_settop(L, 1);
-  awaitable_to_future(L, loop_get(L), 1, "ensure_future");
+  await_to_future(L, loop_get(L), 1, "ensure_future");
   return 1;
 }
 
@@ -343,6 +235,8 @@ static int create_task(lua_State *L) {
   return 1;
 }
 
+static int sleep_body(lua_State *L);
+
 /* asyncio.sleep(delay, ...): resolves to `...` after delay seconds. As in Python it is a
    coroutine: a coroutine object whose body (sleep_body) suspends the task that awaits
    it on the task's own timer node, so `await(asyncio.sleep(d))` allocates no Future. */
@@ -364,10 +258,11 @@ static int sleep_lua(lua_State *L) {
   coro *c = lua_newuserdatauv(L, sizeof *c, n + 3);
   c->nargs = n + 1;
   c->taken = 0;
+  c->sleep = 1;
   lua_pushvalue(L, lua_upvalueindex(UP_CORO_MT));
   lua_setmetatable(L, -2);
   lua_pushcfunction(L, sleep_body);
-  lua_setiuservalue(L, -2, 1); /* user value 2, the name, stays nil: coro_push_name knows */
+  lua_setiuservalue(L, -2, 1); /* user value 2, the name, stays nil: c->sleep names it */
   lua_pushinteger(L, (lua_Integer)delay);
   lua_setiuservalue(L, -2, 3);
   for (int i = 0; i < n; i++) {
@@ -471,10 +366,11 @@ static int await_yield_once(lua_State *L) {
 
 static void check_can_suspend(lua_State *L) {
   if (!lua_isyieldable(L))
-    raise_at_user(L,
-                  "await: cannot suspend here: a C function stands between this await and "
-                  "its task (table.sort or string.gsub callbacks, require, load readers, "
-                  "__tostring, __gc, or a C library's callback cannot yield); move the await out");
+    error_raise_at_user(
+        L,
+        "await: cannot suspend here: a C function stands between this await and "
+        "its task (table.sort or string.gsub callbacks, require, load readers, "
+        "__tostring, __gc, or a C library's callback cannot yield); move the await out");
 }
 
 int await_suspend(lua_State *L, task *t, future *f, lua_KFunction k) {
@@ -505,17 +401,18 @@ int await_suspend(lua_State *L, task *t, future *f, lua_KFunction k) {
 /* Outside any task: top-level await runs the loop until `f` (at index 1) is done. */
 static int await_top_level(lua_State *L, loop_state *loop) {
   if (loop_is_running(loop))
-    return raise_at_user(L,
-                         "await: not inside a task: this is a plain callback the running loop "
-                         "called (call_soon, call_later, a done callback); wrap the code in "
-                         "asyncio.create_task to await there");
-  future *f = awaitable_to_future(L, loop, 1, "await");
+    return error_raise_at_user(
+        L,
+        "await: not inside a task: this is a plain callback the running loop "
+        "called (call_soon, call_later, a done callback); wrap the code in "
+        "asyncio.create_task to await there");
+  future *f = await_to_future(L, loop, 1, "await");
   if (f->kind == KIND_TASK && f->state == FUT_PENDING) ((task *)f)->is_main = 1;
   if (loop_run_until(L, loop, f) < 0)
-    return raise_at_user(L,
-                         "await: the awaited %s can never complete: no task is ready and no "
-                         "timer, I/O or other handle is left on the loop",
-                         f->kind == KIND_TASK ? "task" : "future");
+    return error_raise_at_user(L,
+                               "await: the awaited %s can never complete: no task is ready and no "
+                               "timer, I/O or other handle is left on the loop",
+                               f->kind == KIND_TASK ? "task" : "future");
   return future_push_outcome(L, f, 1);
 }
 
@@ -555,7 +452,7 @@ static int await_step(lua_State *L) {
         future_start_sleep(f);
         if (t == NULL) break;
         if (f->state != FUT_PENDING) return future_push_outcome(L, f, 1);
-        if (f == &t->base) return raise_at_user(L, "await: a task cannot await itself");
+        if (f == &t->base) return error_raise_at_user(L, "await: a task cannot await itself");
         return await_suspend(L, t, f, await_future_k);
       }
       if (lua_rawequal(L, -1, lua_upvalueindex(UP_OP_MT))) {
@@ -579,15 +476,15 @@ static int await_step(lua_State *L) {
         lua_replace(L, 1);
         continue;
       }
-      return raise_at_user(L, "await: expected a coroutine object, Task or Future, got %s",
-                           luaL_typename(L, 1));
+      return error_raise_at_user(L, "await: expected a coroutine object, Task or Future, got %s",
+                                 luaL_typename(L, 1));
     }
     if (lua_rawequal(L, 1, lua_upvalueindex(UP_YIELD_ONCE))) {
       if (t == NULL) break;
       return yield_once(L, t);
     }
-    return raise_at_user(L, "await: expected a coroutine object, Task or Future, got %s",
-                         luaL_typename(L, 1));
+    return error_raise_at_user(L, "await: expected a coroutine object, Task or Future, got %s",
+                               luaL_typename(L, 1));
   }
   return await_top_level(L, loop_get(L));
 }
@@ -642,16 +539,6 @@ static const luaL_Reg plain_functions[] = {
 /* Adds async, await's C half and the task makers to the table on top; the Future, Task
    and coroutine metatables must exist. */
 void await_open(lua_State *L) {
-  luaL_newmetatable(L, CORO_MT);
-  type_register(L, -1, &type_coro);
-  lua_pushcfunction(L, coro_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, coro_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pushliteral(L, "coroutine");
-  lua_setfield(L, -2, "__name");
-  lua_pop(L, 1);
-
   luaL_getmetatable(L, FUTURE_MT);
   luaL_getmetatable(L, TASK_MT);
   luaL_getmetatable(L, CORO_MT);

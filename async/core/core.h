@@ -26,9 +26,9 @@ typedef struct handle handle;
 #define HANDLE_MT "asyncio.Handle"
 #define LOOP_MT "asyncio.Loop"
 
-/* ---- types (types.c): metatables by address ------------------------------ */
+/* ---- types (type.c): metatables by address ------------------------------ */
 
-extern char type_future, type_task, type_coro, type_handle, type_loop;
+extern char type_future, type_task, type_coro, type_handle, type_loop, type_op;
 void type_register(lua_State *L, int mtidx, const void *key);
 void type_inherit(lua_State *L, int mtidx, const void *key);
 void type_setmetatable(lua_State *L, const void *key);
@@ -164,7 +164,7 @@ void gather_run(lua_State *L, runnable *r);              /* the finisher, from t
 int gather_cancel(lua_State *L, future *f, int msg_ref); /* future_cancel of a gather */
 void gather_push_description(lua_State *L, future *f);   /* for print_tasks */
 void gather_push_children(lua_State *L, future *f);
-future *awaitable_to_future(lua_State *L, loop_state *loop, int idx, const char *fname);
+future *await_to_future(lua_State *L, loop_state *loop, int idx, const char *fname);
 
 /* ---- callback handles (call_soon, call_later, done callbacks) ------------ */
 
@@ -291,12 +291,22 @@ void loop_interrupt(loop_state *loop, const char *message);
 /* ---- await, async and coroutine objects -------------------------------- */
 
 extern char await_tag; /* address yielded by await: "suspended for the scheduler" */
+/* What calling an async function returns (coro.c): its function and arguments, not yet
+   run. User values: 1 = the function, 2 = the async function's name (or nil), 3.. = args. */
+typedef struct coro {
+  int nargs;
+  uint8_t taken; /* awaited or wrapped in a task */
+  uint8_t sleep; /* made by asyncio.sleep: user value 3 is the delay */
+} coro;
+
+void coro_open(lua_State *L); /* the metatable, before await_open */
 int coro_test(lua_State *L, int idx);
+int coro_is_sleep(lua_State *L, int idx);
 int coro_take(lua_State *L, int idx, const char *fname); /* pushes fn and args; returns nargs */
 void coro_claim(lua_State *L, int idx, const char *fname);
 int coro_unpack(lua_State *L, int idx);
 void await_open(lua_State *L);
-void coro_lib_patch(lua_State *L);
+void lcorolib_patch(lua_State *L);
 /* Suspends task t (running L) until f is done; k runs when it resumes. */
 int await_suspend(lua_State *L, task *t, future *f, lua_KFunction k);
 /* Raises the CancelledError a cancel() left for t to see when it resumes, if any. */
@@ -313,12 +323,47 @@ typedef struct op_spec {
   void (*arm)(lua_State *L, int base);
 } op_spec;
 
-extern char type_op;
 void op_push(lua_State *L, const op_spec *spec, int nargs); /* pops the arguments */
 int op_test(lua_State *L, int idx);
 void op_claim(lua_State *L, int idx, const char *fname);
 int op_await(lua_State *L, task *t); /* the operation at index 1 */
 void op_open(lua_State *L);
+
+/* ---- wait sets (waitset.c) ------------------------------------------------ */
+
+/* Futures an I/O callback completes (with no value) in pure C. A user value of the
+   owner's userdata anchors them; the waiting Lua code re-checks the state on waking. */
+typedef struct waitset {
+  future **v;
+  int n, cap;
+  future *last;   /* the future handed out last */
+  const void *by; /* the task it was handed to */
+} waitset;
+
+future *waitset_add(lua_State *L, waitset *ws, int owner, int uv);     /* pushes it */
+future *waitset_add_one(lua_State *L, waitset *ws, int owner, int uv); /* one waiter at a time */
+int waitset_pending(const waitset *ws);
+void waitset_wake(waitset *ws);
+int waitset_holds(const waitset *ws, const future *f);
+void waitset_free(waitset *ws);
+
+/* ---- the owner list (owner.c) -------------------------------------------- */
+
+/* Every libuv object Lua owns (a socket, a process) is on its loop's owner list, so
+   lua_close closes what user code left open, and what still flushes after its Lua object
+   was collected (owner.c). */
+typedef struct owner_list owner_list;
+typedef struct owned owned;
+struct owned {
+  owned *prev, *next;
+  owner_list *list;
+  void (*shutdown)(owned *o); /* closes the handle at once, without Lua */
+};
+owner_list *owner_list_get(lua_State *L);
+void owner_track(owner_list *list, owned *o, void (*shutdown)(owned *));
+void owner_untrack(owned *o);
+owned *owner_list_first(owner_list *list); /* then o->next: every object on the list */
+void owner_open(lua_State *L);             /* the loop's list, after loop_open */
 
 /* ---- the module (module.c) ------------------------------------------------ */
 
@@ -330,6 +375,8 @@ void module_load_stdlib(lua_State *L); /* core table on top -> the asyncio modul
 void error_open(lua_State *L);
 void error_push(lua_State *L, const char *type, const char *message);
 int error_raise(lua_State *L, const char *type, const char *fmt, ...);
+/* Raises "file:line: message" at the user's line that called into the stdlib. */
+int error_raise_at_user(lua_State *L, const char *fmt, ...);
 int error_is(lua_State *L, int idx, const char *type);
 void error_push_uv(lua_State *L, const char *syscall, int uverr);
 int error_raise_uv(lua_State *L, const char *syscall, int uverr);

@@ -199,7 +199,7 @@ int gather_lua(lua_State *L) {
     lua_pop(L, 1);
     lua_settop(L, --n);
   }
-  for (int i = 1; i <= n; i++) awaitable_to_future(L, loop, i, "gather");
+  for (int i = 1; i <= n; i++) await_to_future(L, loop, i, "gather");
   gather *g = lua_newuserdatauv(L, sizeof *g + (size_t)n * sizeof(gather_child), GUV_COUNT - 1);
   future_init(&g->base, loop, KIND_GATHER);
   g->run.kind = RUN_GATHER;

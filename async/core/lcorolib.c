@@ -176,7 +176,7 @@ static int co_yield (lua_State *L) {
 }
 
 /* Replaces resume, wrap and yield in the global coroutine table. */
-void coro_lib_patch(lua_State *L) {
+void lcorolib_patch(lua_State *L) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   task_set_thread_owner(lua_tothread(L, -1), NULL); /* new threads copy the main one's slot */
   lua_pop(L, 1);

@@ -137,6 +137,7 @@ void module_open(lua_State *L) {
   lua_pop(L, 1);
   if (first_open) task_set_thread_owner(L, NULL);
   loop_open(L);
+  owner_open(L);
   lua_newtable(L); /* core */
   future_open(L);
   lua_setfield(L, -2, "Future");
@@ -144,11 +145,12 @@ void module_open(lua_State *L) {
   context_open(L);
   handle_open(L);
   op_open(L);
+  coro_open(L);
   await_open(L);
   error_open(L);
   debug_open(L);
   luaL_setfuncs(L, core_functions, 0);
-  coro_lib_patch(L);
+  lcorolib_patch(L);
 
   luaL_getmetatable(L, LOOP_MT);
   lua_newuserdatauv(L, 0, 0);

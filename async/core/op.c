@@ -6,8 +6,6 @@
    these calls are most of the work per request. */
 #include "core.h"
 
-char type_op;
-
 /* User values 1..nargs: the arguments `attempt` and `arm` receive. */
 typedef struct op {
   const op_spec *spec;

@@ -6,34 +6,6 @@
 
 #include "net.h"
 
-int net_sockaddr(const char *ip, int port, struct sockaddr_storage *ss) {
-  memset(ss, 0, sizeof *ss);
-  if (uv_ip4_addr(ip, port, (struct sockaddr_in *)ss) == 0) return 0;
-  if (uv_ip6_addr(ip, port, (struct sockaddr_in6 *)ss) == 0) return 0;
-  return UV_EINVAL;
-}
-
-int net_push_addr(lua_State *L, const struct sockaddr *sa) {
-  char host[64];
-  int port;
-  if (sa->sa_family == AF_INET) {
-    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-    uv_ip4_name(in, host, sizeof host);
-    port = ntohs(in->sin_port);
-  } else if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-    uv_ip6_name(in6, host, sizeof host);
-    port = ntohs(in6->sin6_port);
-  } else {
-    lua_pushnil(L);
-    lua_pushnil(L);
-    return 2;
-  }
-  lua_pushstring(L, host);
-  lua_pushinteger(L, port);
-  return 2;
-}
-
 static const char *family_name(int family) {
   return family == AF_INET ? "inet" : family == AF_INET6 ? "inet6" : "unix";
 }
@@ -42,7 +14,7 @@ static const char *family_name(int family) {
 static int parse_ip(lua_State *L) {
   struct sockaddr_storage ss;
   const char *ip = luaL_checkstring(L, 1);
-  if (net_sockaddr(ip, 0, &ss) != 0) return 0;
+  if (addr_from_ip(ip, 0, &ss) != 0) return 0;
   lua_pushstring(L, family_name(ss.ss_family));
   return 1;
 }
@@ -152,7 +124,7 @@ static int dns_gai_result(lua_State *L) {
     lua_createtable(L, 0, 3);
     lua_pushstring(L, family_name(ai->ai_family));
     lua_setfield(L, -2, "family");
-    net_push_addr(L, ai->ai_addr);
+    addr_push(L, ai->ai_addr);
     lua_setfield(L, -3, "port");
     lua_setfield(L, -2, "address");
     lua_rawseti(L, -2, ++n);

@@ -66,7 +66,7 @@ static gni_req *gni_check(lua_State *L) { return *(gni_req **)luaL_checkudata(L,
 static int gni_start(lua_State *L) {
   const char *ip = luaL_checkstring(L, 1);
   struct sockaddr_storage ss;
-  if (net_sockaddr(ip, 0, &ss) != 0)
+  if (addr_from_ip(ip, 0, &ss) != 0)
     return luaL_error(L, "getnameinfo: '%s' is not an IP address", ip);
   lua_settop(L, 1);
   gni_req **box = lua_newuserdatauv(L, sizeof *box, 1);

@@ -13,14 +13,14 @@ int tcp_push_name(lua_State *L, uv_tcp_t *t, int peer) {
   int err = peer ? uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len)
                  : uv_tcp_getsockname(t, (struct sockaddr *)&ss, &len);
   if (err) return 0;
-  return net_push_addr(L, (struct sockaddr *)&ss);
+  return addr_push(L, (struct sockaddr *)&ss);
 }
 
 static void parse_addr(lua_State *L, int idx, struct sockaddr_storage *ss, const char *op) {
   const char *ip = luaL_checkstring(L, idx);
   lua_Integer port = luaL_checkinteger(L, idx + 1);
   luaL_argcheck(L, port >= 0 && port <= 65535, idx + 1, "port out of range");
-  if (net_sockaddr(ip, (int)port, ss) != 0) luaL_error(L, "%s: '%s' is not an IP address", op, ip);
+  if (addr_from_ip(ip, (int)port, ss) != 0) luaL_error(L, "%s: '%s' is not an IP address", op, ip);
 }
 
 /* keepalive option: false/nil off, true 60 s, a number: seconds of idle before probes */

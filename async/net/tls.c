@@ -395,7 +395,7 @@ static int tls_start(lua_State *L) {
   }
   if (host && *host) {
     struct sockaddr_storage ss;
-    int is_ip = net_sockaddr(host, 0, &ss) == 0;
+    int is_ip = addr_from_ip(host, 0, &ss) == 0;
     int ok = 1;
     if (!server && !is_ip) ok = SSL_set_tlsext_host_name(t->ssl, host) == 1;
     if (ok && check_host) {

@@ -19,7 +19,7 @@ typedef struct dgram {
 } dgram;
 
 typedef struct udp_sock {
-  net_obj obj;
+  owned obj;
   uv_udp_t h;
   struct udp_sock **box;
   char *scratch; /* what libuv receives into: one datagram at most */
@@ -112,7 +112,7 @@ static int udp_recv(lua_State *L) {
   if (d) {
     luaL_checkstack(L, 3, NULL);
     lua_pushlstring(L, d->data, d->len);
-    net_push_addr(L, (struct sockaddr *)&d->from);
+    addr_push(L, (struct sockaddr *)&d->from);
     u->first = d->next;
     if (u->first == NULL) u->last = NULL;
     u->count--;
@@ -184,7 +184,7 @@ static int udp_send(lua_State *L) {
           uv_udp_getsockname(&u->h, (struct sockaddr *)&me, &mlen) == 0 && me.ss_family == AF_INET6;
       ip = v6 ? "::1" : "127.0.0.1";
     }
-    if (net_sockaddr(ip, (int)port, &ss) != 0)
+    if (addr_from_ip(ip, (int)port, &ss) != 0)
       return luaL_error(L, "sendto: '%s' is not an IP address (resolve names with getaddrinfo)",
                         ip);
     if (u->connected) {
@@ -224,7 +224,7 @@ static void udp_close_cb(uv_handle_t *h) {
   waitset_wake(&u->readers);
   waitset_wake(&u->closers);
   if (u->box) *u->box = NULL;
-  net_untrack(&u->obj);
+  owner_untrack(&u->obj);
   while (u->first) {
     dgram *d = u->first;
     u->first = d->next;
@@ -244,7 +244,7 @@ static void udp_close(udp_sock *u) {
   uv_close((uv_handle_t *)&u->h, udp_close_cb);
 }
 
-static void udp_shutdown_obj(net_obj *o) { udp_close(container_of(o, udp_sock, obj)); }
+static void udp_shutdown_obj(owned *o) { udp_close(container_of(o, udp_sock, obj)); }
 
 static int udp_close_lua(lua_State *L) {
   udp_sock *u = udp_check(L);
@@ -287,7 +287,7 @@ static int udp_name(lua_State *L, int peer) {
                  : uv_udp_getsockname(&u->h, (struct sockaddr *)&ss, &len);
   if (err == UV_ENOTCONN) return 0;
   if (err) return error_raise_uv(L, peer ? "getpeername" : "getsockname", err);
-  return net_push_addr(L, (struct sockaddr *)&ss);
+  return addr_push(L, (struct sockaddr *)&ss);
 }
 static int udp_sockname(lua_State *L) { return udp_name(L, 0); }
 static int udp_peername(lua_State *L) { return udp_name(L, 1); }
@@ -313,19 +313,19 @@ static int udp_open_lua(lua_State *L) {
   int has_local = !lua_isnoneornil(L, 1), has_remote = !lua_isnoneornil(L, 3);
   int reuse_port = lua_toboolean(L, 5), broadcast = lua_toboolean(L, 6);
   if (has_remote &&
-      net_sockaddr(luaL_checkstring(L, 3), (int)luaL_checkinteger(L, 4), &remote) != 0)
+      addr_from_ip(luaL_checkstring(L, 3), (int)luaL_checkinteger(L, 4), &remote) != 0)
     return luaL_error(L, "open_udp: remote address '%s' is not an IP address", lua_tostring(L, 3));
   if (has_local) {
-    if (net_sockaddr(luaL_checkstring(L, 1), (int)luaL_optinteger(L, 2, 0), &local) != 0)
+    if (addr_from_ip(luaL_checkstring(L, 1), (int)luaL_optinteger(L, 2, 0), &local) != 0)
       return luaL_error(L, "open_udp: local address '%s' is not an IP address", lua_tostring(L, 1));
   } else {
     int v6 = has_remote && remote.ss_family == AF_INET6;
-    net_sockaddr(v6 ? "::" : "0.0.0.0", 0, &local);
+    addr_from_ip(v6 ? "::" : "0.0.0.0", 0, &local);
   }
   if (has_remote && remote.ss_family != local.ss_family)
     return luaL_error(L, "open_udp: local and remote addresses are of different families");
   lua_settop(L, 6);
-  net_list *list = net_list_get(L);
+  owner_list *list = owner_list_get(L);
   udp_sock **box = lua_newuserdatauv(L, sizeof *box, UUV_COUNT);
   *box = NULL;
   luaL_setmetatable(L, UDP_MT);
@@ -339,7 +339,7 @@ static int udp_open_lua(lua_State *L) {
   u->h.data = u;
   u->box = box;
   *box = u;
-  net_track(list, &u->obj, udp_shutdown_obj);
+  owner_track(list, &u->obj, udp_shutdown_obj);
   debug_record(L, -1);
   if (reuse_port) {
     uv_os_fd_t fd;
@@ -383,14 +383,14 @@ static const luaL_Reg udp_functions[] = {
 
 /* print_tasks: a task waiting in recvfrom or wait_closed (see debug.c) */
 static int describe_wait(lua_State *L, future *f) {
-  for (net_obj *o = net_list_first(L); o; o = o->next) {
+  for (owned *o = owner_list_first(owner_list_get(L)); o; o = o->next) {
     if (o->shutdown != udp_shutdown_obj) continue;
     udp_sock *u = container_of(o, udp_sock, obj);
     struct sockaddr_storage ss;
     int len = sizeof ss;
     if (waitset_holds(&u->readers, f) &&
         uv_udp_getsockname(&u->h, (struct sockaddr *)&ss, &len) == 0 &&
-        net_push_addr(L, (struct sockaddr *)&ss) == 2 && lua_isstring(L, -2)) {
+        addr_push(L, (struct sockaddr *)&ss) == 2 && lua_isstring(L, -2)) {
       lua_pushfstring(
           L, strchr(lua_tostring(L, -2), ':') ? "recvfrom on [%s]:%d" : "recvfrom on %s:%d",
           lua_tostring(L, -2), (int)lua_tointeger(L, -1));

@@ -26,7 +26,7 @@ typedef struct proc_box proc_box;
 /* The libuv side: lives until the handle's close callback, which comes after the exit
    (or at lua_close, through the net list). */
 typedef struct proc {
-  net_obj obj;
+  owned obj;
   uv_process_t h;
   proc_box *box; /* NULL once the Lua object is gone */
   uint8_t exited, closing;
@@ -44,7 +44,7 @@ struct proc_box {
 static void proc_close_cb(uv_handle_t *h) {
   proc *p = container_of((uv_process_t *)h, proc, h);
   if (p->box) p->box->p = NULL;
-  net_untrack(&p->obj);
+  owner_untrack(&p->obj);
   free(p);
 }
 
@@ -74,7 +74,7 @@ static void proc_exit_cb(uv_process_t *h, int64_t status, int term_signal) {
 
 /* At lua_close (net list): a child still running is killed, as Python does when its
    transport goes away; its handle closes now. */
-static void proc_shutdown_obj(net_obj *o) {
+static void proc_shutdown_obj(owned *o) {
   proc *p = container_of(o, proc, obj);
   if (!p->exited && !p->closing) uv_process_kill(&p->h, SIGKILL);
   proc_close(p);
@@ -310,7 +310,7 @@ static int process_spawn(lua_State *L) {
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
   loop_state *loop = loop_get(L);
-  net_list *list = net_list_get(L);
+  owner_list *list = owner_list_get(L);
   int mode[3] = {stdio_mode(L, 3, "stdin", 0), stdio_mode(L, 3, "stdout", 1),
                  stdio_mode(L, 3, "stderr", 2)};
   fd_marks marks = {0};
@@ -396,7 +396,7 @@ static int process_spawn(lua_State *L) {
   int bad_fd = -1;
   int err = fd_prepare(&marks, close_fds, &bad_fd);
   if (err == 0) {
-    net_track(list, &p->obj, proc_shutdown_obj);
+    owner_track(list, &p->obj, proc_shutdown_obj);
     err = uv_spawn(loop->uv, &p->h, &o);
     fd_restore(&marks);
   } else {
@@ -489,7 +489,7 @@ static const luaL_Reg process_functions[] = {
 /* Adds the process primitives to the table on top (the core). */
 /* print_tasks: a task waiting for a process to exit (see debug.c) */
 static int describe_wait(lua_State *L, future *f) {
-  for (net_obj *o = net_list_first(L); o; o = o->next) {
+  for (owned *o = owner_list_first(owner_list_get(L)); o; o = o->next) {
     if (o->shutdown != proc_shutdown_obj) continue;
     proc *p = container_of(o, proc, obj);
     if (p->box && p->box->exit == f) {

@@ -1,11 +1,11 @@
-/* types.c — metatables of alua's userdata found and tested by address, not by name. */
+/* type.c — metatables of alua's userdata found and tested by address, not by name. */
 #include "core.h"
 
 /* Each metatable is also kept in the registry under the address of a static key, and
    carries that key as a field. Creating an object and testing its type are then
    pointer-keyed lookups; luaL_setmetatable and luaL_testudata hash and compare the
    type's name on every call, which showed in the profile of task creation. */
-char type_future, type_task, type_coro, type_handle, type_loop;
+char type_future, type_task, type_coro, type_handle, type_loop, type_op;
 
 /* Registers the metatable at mtidx as the one for objects of type `key`. */
 void type_register(lua_State *L, int mtidx, const void *key) {
