@@ -145,12 +145,11 @@ static int future_settle(lua_State *L) {
   if (a->reject) {
     lua_pushvalue(L, 2);
     lua_setiuservalue(L, fidx, FUV_VALUE);
-    f->state = FUT_ERROR;
+    future_complete(f, FUT_ERROR);
   } else {
     future_store_results(L, fidx, 2, n);
-    f->state = FUT_RESULT;
+    future_complete(f, FUT_RESULT);
   }
-  future_wake_all(f->loop, f);
   a->result = 0;
   return 0;
 }

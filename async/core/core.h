@@ -102,7 +102,8 @@ future *future_new(lua_State *L, loop_state *loop); /* pushes a pending Future *
 void future_init(future *f, loop_state *loop, uint8_t kind);
 void future_add_waiter(future *f, waiter *w);
 void future_remove_waiter(future *f, waiter *w);
-void future_wake_all(loop_state *loop, future *f);
+void future_complete(future *f, int state); /* every completion: sets state, wakes waiters */
+void future_rearm(future *f);
 int future_cancel(lua_State *L, future *f, int msg_ref);
 void future_start_sleep(future *f);
 int future_push_outcome(lua_State *L, future *f, int fidx);
@@ -380,6 +381,9 @@ int error_raise_at_user(lua_State *L, const char *fmt, ...);
 int error_is(lua_State *L, int idx, const char *type);
 void error_push_uv(lua_State *L, const char *syscall, int uverr);
 int error_raise_uv(lua_State *L, const char *syscall, int uverr);
+/* The same with a message of its own (fmt as lua_pushfstring's): "bind: cannot listen..." */
+void error_push_uv_msg(lua_State *L, const char *syscall, int uverr, const char *fmt, ...);
+int error_raise_uv_msg(lua_State *L, const char *syscall, int uverr, const char *fmt, ...);
 void error_relay_set(lua_State *L, int erridx, int tbidx);
 void error_traceback(lua_State *L, lua_State *co, int erridx, int level);
 void error_push_stack(lua_State *L, lua_State *co, int level); /* "stack traceback:..." */

@@ -239,6 +239,31 @@ void error_push_uv(lua_State *L, const char *syscall, int uverr) {
   lua_setfield(L, -2, "syscall");
 }
 
+/* The OSError of uverr from syscall, with its own message (fmt and its arguments, as
+   lua_pushfstring takes them) instead of "syscall: NAME (text)": errno and syscall are
+   set as always. The one way to say more than the error's name, e.g. which path. */
+static void push_uv_vmsg(lua_State *L, const char *syscall, int uverr, const char *fmt,
+                         va_list ap) {
+  error_push_uv(L, syscall, uverr);
+  lua_pushvfstring(L, fmt, ap);
+  lua_setfield(L, -2, "message");
+}
+
+void error_push_uv_msg(lua_State *L, const char *syscall, int uverr, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  push_uv_vmsg(L, syscall, uverr, fmt, ap);
+  va_end(ap);
+}
+
+int error_raise_uv_msg(lua_State *L, const char *syscall, int uverr, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  push_uv_vmsg(L, syscall, uverr, fmt, ap);
+  va_end(ap);
+  return lua_error(L);
+}
+
 int error_raise_uv(lua_State *L, const char *syscall, int uverr) {
   error_push_uv(L, syscall, uverr);
   return lua_error(L);

@@ -65,7 +65,7 @@ void future_remove_waiter(future *f, waiter *w) {
 
 /* Queues every waiter, in the order they started waiting. Never calls into Lua: this
    runs inside timer and I/O callbacks. */
-void future_wake_all(loop_state *loop, future *f) {
+static void future_wake_all(loop_state *loop, future *f) {
   /* Top-level await runs the loop until f is done. Done inside a callback (a timer due at
      the start of an iteration), with nothing else to run, the loop would still block in
      poll until the next unrelated event, seconds away maybe: stop it after this turn. */
@@ -81,6 +81,21 @@ void future_wake_all(loop_state *loop, future *f) {
 }
 
 /* ---- completing ----------------------------------------------------------- */
+
+/* Completes the pending future f: FUT_RESULT, FUT_ERROR or FUT_CANCELLED (its value,
+   error or message stored already), then queues its waiters. Every completion goes
+   through here. Pure C: runs inside timer and I/O callbacks too. */
+void future_complete(future *f, int state) {
+  f->state = (uint8_t)state;
+  future_wake_all(f->loop, f);
+}
+
+/* Makes a completed, unobserved future (no waiter left, its result taken) pending again,
+   so that a steady reader reuses one future (waitset_add_one). */
+void future_rearm(future *f) {
+  f->state = FUT_PENDING;
+  f->nresults = 0;
+}
 
 /* Stores the n values starting at `first` as the result of the future at fidx. */
 void future_store_results(lua_State *L, int fidx, int first, int n) {
@@ -110,9 +125,8 @@ int future_cancel(lua_State *L, future *f, int msg_ref) {
   }
   if (f->kind == KIND_GATHER) return gather_cancel(L, f, msg_ref);
   if (f->sleeping) timer_remove(f->loop, &f->timer);
-  f->state = FUT_CANCELLED;
   f->msg_ref = msg_ref;
-  future_wake_all(f->loop, f);
+  future_complete(f, FUT_CANCELLED);
   return 1;
 }
 
@@ -196,8 +210,7 @@ static future *future_check_settable(lua_State *L, const char *fname) {
 static int future_set_result(lua_State *L) {
   future *f = future_check_settable(L, "set_result");
   future_store_results(L, 1, 2, lua_gettop(L) - 1);
-  f->state = FUT_RESULT;
-  future_wake_all(f->loop, f);
+  future_complete(f, FUT_RESULT);
   return 0;
 }
 
@@ -210,8 +223,7 @@ static int future_set_exception(lua_State *L) {
     luaL_traceback(L, L, NULL, 1);
     lua_setiuservalue(L, 1, FUV_TRACEBACK);
   }
-  f->state = FUT_ERROR;
-  future_wake_all(f->loop, f);
+  future_complete(f, FUT_ERROR);
   return 0;
 }
 

@@ -125,15 +125,13 @@ void gather_run(lua_State *L, runnable *r) {
       lua_getiuservalue(L, -1, FUV_VALUE);
     }
     lua_setiuservalue(L, gidx, FUV_VALUE);
-    g->base.state = FUT_ERROR;
-    future_wake_all(g->base.loop, &g->base);
+    future_complete(&g->base, FUT_ERROR);
   } else if (g->base.state == FUT_PENDING && g->finished == g->n && g->cancel_requested) {
     /* even with return_exceptions (Python issue 32684) */
     task_push_cancelled_error(L, g->base.msg_ref);
     lua_setiuservalue(L, gidx, FUV_VALUE);
     g->base.retrieved = 1;
-    g->base.state = FUT_ERROR;
-    future_wake_all(g->base.loop, &g->base);
+    future_complete(&g->base, FUT_ERROR);
   } else if (g->base.state == FUT_PENDING && g->finished == g->n) {
     lua_createtable(L, g->n, 0);
     for (int i = 0; i < g->n; i++) {
@@ -145,8 +143,7 @@ void gather_run(lua_State *L, runnable *r) {
     if (g->n == 1) lua_rawgeti(L, -1, 1);
     lua_setiuservalue(L, gidx, FUV_VALUE);
     g->base.nresults = g->n;
-    g->base.state = FUT_RESULT;
-    future_wake_all(g->base.loop, &g->base);
+    future_complete(&g->base, FUT_RESULT);
   }
   if (g->finished == g->n) {
     luaL_unref(L, LUA_REGISTRYINDEX, g->ref);
@@ -219,7 +216,7 @@ int gather_lua(lua_State *L) {
   }
   lua_setiuservalue(L, gidx, GUV_CHILDREN);
   if (n == 0) {
-    g->base.state = FUT_RESULT;
+    future_complete(&g->base, FUT_RESULT);
     return 1;
   }
   lua_pushvalue(L, gidx);

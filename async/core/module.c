@@ -103,8 +103,7 @@ static int transfer_outcome(lua_State *L) {
     dst->msg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   dst->nresults = src->nresults;
-  dst->state = src->state;
-  future_wake_all(dst->loop, dst);
+  future_complete(dst, src->state);
   lua_pushboolean(L, 1);
   return 1;
 }

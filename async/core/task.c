@@ -174,16 +174,16 @@ static void task_release_thread(lua_State *L, loop_state *loop, task *t, int tid
   lua_setiuservalue(L, tidx, TUV_THREAD);
 }
 
-static void task_complete(lua_State *L, loop_state *loop, task *t) {
+static void task_complete(lua_State *L, loop_state *loop, task *t, int state) {
   live_unlink(loop, t);
   timer_remove(loop, &t->base.timer); /* left armed by a sleep an error cut short */
-  future_wake_all(loop, &t->base);
+  future_complete(&t->base, state);
   luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
   t->ref = LUA_NOREF;
 }
 
-static void task_finish_cancelled(lua_State *L, task *t, int msgidx) {
-  t->base.state = FUT_CANCELLED;
+/* Keeps the message of the CancelledError a task ended with. */
+static void task_keep_cancel_message(lua_State *L, task *t, int msgidx) {
   if (lua_isnil(L, msgidx)) return;
   lua_pushvalue(L, msgidx);
   t->base.msg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -195,26 +195,27 @@ static void task_finish(lua_State *L, loop_state *loop, task *t, int status) {
   lua_State *co = t->co;
   int top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
-  int tidx = top + 1;
+  int tidx = top + 1, state;
   if (status == LUA_OK && lua_toboolean(co, 1)) {
     int n = lua_gettop(co) - 1;
     luaL_checkstack(L, n + 2, "too many results");
     lua_xmove(co, L, n);
     future_store_results(L, tidx, tidx + 1, n);
-    t->base.state = FUT_RESULT;
+    state = FUT_RESULT;
   } else {
     lua_xmove(co, L, 1);
     if (is_cancelled_error(L, loop, -1)) {
       lua_getfield(L, -1, "message");
-      task_finish_cancelled(L, t, lua_gettop(L));
+      task_keep_cancel_message(L, t, lua_gettop(L));
+      state = FUT_CANCELLED;
     } else {
       lua_pushvalue(L, -1);
       lua_setiuservalue(L, tidx, FUV_VALUE);
-      t->base.state = FUT_ERROR;
+      state = FUT_ERROR;
     }
   }
   task_release_thread(L, loop, t, tidx, status == LUA_OK);
-  task_complete(L, loop, t);
+  task_complete(L, loop, t, state);
   lua_settop(L, top);
 }
 
@@ -245,8 +246,8 @@ static void task_cancel_unstarted(lua_State *L, loop_state *loop, task *t) {
   luaL_unref(L, LUA_REGISTRYINDEX, t->cancel_msg_ref);
   t->cancel_msg_ref = LUA_NOREF;
   t->deliver_cancel = 0;
-  task_finish_cancelled(L, t, top + 2);
-  task_complete(L, loop, t);
+  task_keep_cancel_message(L, t, top + 2);
+  task_complete(L, loop, t, FUT_CANCELLED);
   lua_settop(L, top);
 }
 

@@ -67,8 +67,7 @@ future *waitset_add_one(lua_State *L, waitset *ws, int owner, int uv) {
   if (f && f->state == FUT_RESULT && f->first == NULL && ws->by == task_of(L) &&
       !waitset_pending(ws)) {
     if (lua_getiuservalue(L, owner, uv) == LUA_TUSERDATA && lua_touserdata(L, -1) == f) {
-      f->state = FUT_PENDING;
-      f->nresults = 0;
+      future_rearm(f);
       ws->v[0] = f;
       ws->n = 1;
       return f;
@@ -92,8 +91,7 @@ void waitset_wake(waitset *ws) {
     future *f = ws->v[i];
     if (f->state != FUT_PENDING) continue;
     f->nresults = 0;
-    f->state = FUT_RESULT;
-    future_wake_all(f->loop, f);
+    future_complete(f, FUT_RESULT);
   }
 }
 

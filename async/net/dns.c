@@ -104,15 +104,11 @@ static int dns_gai_result(lua_State *L) {
   const char *host = luaL_optstring(L, 2, "(any)");
   if (r == NULL || !r->done) return luaL_error(L, "getaddrinfo: no result yet");
   if (r->status < 0) {
-    error_push_uv(L, "getaddrinfo", r->status);
-    if (r->status == UV_EAI_NONAME || r->status == UV_EAI_NODATA || r->status == UV_EAI_AGAIN ||
-        r->status == UV_EAI_FAIL)
-      lua_pushfstring(L, "getaddrinfo: cannot resolve host '%s': %s (%s)", host,
-                      uv_err_name(r->status), uv_strerror(r->status));
-    else
-      lua_pushfstring(L, "getaddrinfo: host '%s': %s (%s)", host, uv_err_name(r->status),
+    int unknown = r->status == UV_EAI_NONAME || r->status == UV_EAI_NODATA ||
+                  r->status == UV_EAI_AGAIN || r->status == UV_EAI_FAIL;
+    error_push_uv_msg(L, "getaddrinfo", r->status, "getaddrinfo: %s '%s': %s (%s)",
+                      unknown ? "cannot resolve host" : "host", host, uv_err_name(r->status),
                       uv_strerror(r->status));
-    lua_setfield(L, -2, "message");
     lua_pushstring(L, host);
     lua_setfield(L, -2, "host");
     return lua_error(L);

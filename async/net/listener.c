@@ -60,7 +60,7 @@ static int listener_accept_one(listener *l) {
   if (s == NULL) return UV_ENOMEM;
   int err = uv_accept(&l->u.stream, &s->u.stream);
   if (err) {
-    stream_close_now(s);
+    stream_close(s, STREAM_CLOSE_NOW);
     return err;
   }
   s->limit = l->limit;
@@ -128,9 +128,7 @@ void listener_close(listener *l) {
   while (l->pending_first) { /* accepted, never handed to Lua */
     stream *s = l->pending_first;
     l->pending_first = s->next_pending;
-    s->close_wanted = 1;
-    stream_pause(s);
-    stream_close_now(s);
+    stream_close(s, STREAM_CLOSE_NOW);
   }
   l->pending_last = NULL;
   l->npending = 0;
@@ -188,15 +186,11 @@ static int net_accept(lua_State *L) {
   stream *s = l->pending_first;
   if (s == NULL) return 0;
   luaL_checkstack(L, 2, NULL);
-  stream **box = lua_newuserdatauv(L, sizeof *box, SUV_COUNT);
-  *box = NULL;
-  luaL_setmetatable(L, STREAM_MT);
+  stream_wrap(L, s); /* first: if memory runs out, s stays queued, closed with l */
   l->pending_first = s->next_pending;
   if (l->pending_first == NULL) l->pending_last = NULL;
   l->npending--;
   s->next_pending = NULL;
-  *box = s;
-  s->box = box;
   return 1;
 }
 

@@ -55,13 +55,17 @@ typedef struct stream {
 extern char stream_type;                                         /* the key of STREAM_MT (type.c) */
 stream *stream_alloc(uv_loop_t *uv, int kind, owner_list *list); /* no userdata yet */
 stream *stream_new(lua_State *L, int kind);  /* pushes the userdata; handle initialised */
+void stream_wrap(lua_State *L, stream *s);   /* pushes a userdata for s (an accepted one) */
 stream *stream_check(lua_State *L, int idx); /* NULL once the stream is closed and freed */
 void stream_resume(stream *s);               /* (re)starts reading if there is room */
 void stream_pause(stream *s);
 size_t stream_read_space(stream *s, char **space); /* room at the end of the read buffer */
 int stream_write_raw(stream *s, const char *data, size_t len); /* 0 or a uv error */
-void stream_close(stream *s);             /* flushes queued writes, then closes */
-void stream_close_now(stream *s);         /* closes the handle, queued writes or not */
+enum stream_close_how {
+  STREAM_CLOSE_FLUSH, /* after the queued writes: close(), a collected stream */
+  STREAM_CLOSE_NOW    /* at once, dropping them: lua_close, connections nobody took */
+};
+void stream_close(stream *s, enum stream_close_how how); /* every close starts here */
 void stream_consume(stream *s, size_t n); /* drops n bytes read, reads on if there is room */
 size_t stream_write_pending(const stream *s);
 void stream_write_progress(stream *s); /* what follows the writes in flight */

@@ -25,11 +25,9 @@ static const char *check_path(lua_State *L, const char *op) {
   size_t len;
   const char *path = luaL_checklstring(L, 1, &len);
   if (len >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-    error_push_uv(L, op, UV_ENAMETOOLONG);
-    lua_pushfstring(L, "%s: socket path too long (%d bytes, at most %d): %s", op, (int)len,
-                    (int)sizeof(((struct sockaddr_un *)0)->sun_path) - 1, path);
-    lua_setfield(L, -2, "message");
-    lua_error(L);
+    error_raise_uv_msg(L, op, UV_ENAMETOOLONG,
+                       "%s: socket path too long (%d bytes, at most %d): %s", op, (int)len,
+                       (int)sizeof(((struct sockaddr_un *)0)->sun_path) - 1, path);
   }
   return path;
 }
@@ -61,11 +59,8 @@ static int pipe_listen(lua_State *L) {
   }
   if (err) {
     listener_close(l);
-    error_push_uv(L, "bind", err);
-    lua_pushfstring(L, "bind: cannot listen on %s: %s (%s)", path, uv_err_name(err),
-                    uv_strerror(err));
-    lua_setfield(L, -2, "message");
-    return lua_error(L);
+    return error_raise_uv_msg(L, "bind", err, "bind: cannot listen on %s: %s (%s)", path,
+                              uv_err_name(err), uv_strerror(err));
   }
   return 1;
 }

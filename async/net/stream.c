@@ -36,17 +36,29 @@ stream *stream_alloc(uv_loop_t *uv, int kind, owner_list *list) {
   return s;
 }
 
-stream *stream_new(lua_State *L, int kind) {
-  owner_list *list = owner_list_get(L);
+/* Pushes an empty stream userdata: its __gc finds NULL until a struct is tied to it. */
+static stream **stream_box_new(lua_State *L) {
   stream **box = lua_newuserdatauv(L, sizeof *box, SUV_COUNT);
   *box = NULL;
   type_setmetatable(L, &stream_type);
+  return box;
+}
+
+stream *stream_new(lua_State *L, int kind) {
+  owner_list *list = owner_list_get(L);
+  stream **box = stream_box_new(L);
   stream *s = stream_alloc(loop_get(L)->uv, kind, list);
   if (s == NULL) luaL_error(L, "asyncio: cannot create a socket handle");
   *box = s;
   s->box = box;
   debug_record(L, -1);
   return s;
+}
+
+void stream_wrap(lua_State *L, stream *s) {
+  stream **box = stream_box_new(L);
+  *box = s;
+  s->box = box;
 }
 
 stream *stream_check(lua_State *L, int idx) {
@@ -160,7 +172,7 @@ void stream_write_progress(stream *s) {
   }
   if (s->wfly_len > 0) return;
   if (s->eof_wanted && !s->shutting && !s->werr && !s->close_wanted) start_shutdown(s);
-  if (s->close_wanted && !s->shutting) stream_close_now(s);
+  if (s->close_wanted && !s->shutting) stream_close(s, STREAM_CLOSE_NOW);
 }
 
 static void stream_write_cb(uv_write_t *req, int status) {
@@ -223,7 +235,7 @@ static void shutdown_cb(uv_shutdown_t *req, int status) {
   stream *s = req->handle->data;
   s->shutting = 0;
   if (status < 0 && status != UV_ECANCELED && status != UV_ENOTCONN && !s->werr) s->werr = status;
-  if (s->close_wanted) stream_close_now(s);
+  if (s->close_wanted) stream_close(s, STREAM_CLOSE_NOW);
 }
 
 static void start_shutdown(stream *s) {
@@ -235,13 +247,6 @@ static void start_shutdown(stream *s) {
 }
 
 /* ---- closing ---------------------------------------------------------------------- */
-
-void stream_close_now(stream *s) {
-  if (s->closing) return;
-  s->closing = 1;
-  s->close_wanted = 1;
-  uv_close(&s->u.handle, stream_close_cb);
-}
 
 static void stream_close_cb(uv_handle_t *h) {
   stream *s = h->data;
@@ -261,9 +266,21 @@ static void stream_close_cb(uv_handle_t *h) {
   free(s);
 }
 
-/* Stops reading, wakes the reader (it then raises "closed"), and closes once the queued
-   writes are out (at once if there are none, or they failed). Pure C. */
-void stream_close(stream *s) {
+/* The one way a stream starts closing. STREAM_CLOSE_FLUSH (close(), a collected stream):
+   stops reading, wakes the reader (it then raises "closed"), and closes once the queued
+   writes are out (at once if there are none, or they failed). STREAM_CLOSE_NOW (the
+   owner list at lua_close, a listener's connections nobody took, the end of a flush):
+   closes the handle at once, dropping what is queued. Pure C; the struct is freed in
+   the close callback. */
+void stream_close(stream *s, enum stream_close_how how) {
+  if (how == STREAM_CLOSE_NOW) {
+    s->close_wanted = 1;
+    stream_pause(s);
+    if (s->closing) return;
+    s->closing = 1;
+    uv_close(&s->u.handle, stream_close_cb);
+    return;
+  }
   if (s->close_wanted) return;
   if (s->tls) tls_shutdown(s);
   s->close_wanted = 1;
@@ -273,7 +290,7 @@ void stream_close(stream *s) {
     s->paused = 0;
     waitset_wake(&s->drainers);
   }
-  if ((s->wfly_len == 0 && !s->shutting) || s->werr) stream_close_now(s);
+  if ((s->wfly_len == 0 && !s->shutting) || s->werr) stream_close(s, STREAM_CLOSE_NOW);
 }
 
 /* What f is to the stream that owns o, for print_tasks: "read", "drain", "wait_closed",
@@ -288,10 +305,7 @@ const char *stream_wait_name(owned *o, const future *f) {
 }
 
 static void stream_shutdown_obj(owned *o) {
-  stream *s = container_of(o, stream, obj);
-  s->close_wanted = 1;
-  stream_pause(s);
-  stream_close_now(s);
+  stream_close(container_of(o, stream, obj), STREAM_CLOSE_NOW);
 }
 
 /* ---- connecting ------------------------------------------------------------------- */

@@ -8,10 +8,7 @@
 /* ---- errors ----------------------------------------------------------------------- */
 
 static int raise_closed(lua_State *L, const char *op) {
-  error_push_uv(L, op, UV_EBADF);
-  lua_pushfstring(L, "%s: the stream is closed", op);
-  lua_setfield(L, -2, "message");
-  return lua_error(L);
+  return error_raise_uv_msg(L, op, UV_EBADF, "%s: the stream is closed", op);
 }
 
 /* The stream's error: an SSLError once TLS failed, else the OSError of a uv code. */
@@ -193,12 +190,8 @@ static int net_wait_read(lua_State *L) {
 /* Writes data[len] to s: at once if the socket takes it, else queued. */
 static int write_data(lua_State *L, stream *s, const char *data, size_t len) {
   if (s == NULL || s->close_wanted) return raise_closed(L, "write");
-  if (s->eof_wanted) {
-    error_push_uv(L, "write", UV_ESHUTDOWN);
-    lua_pushliteral(L, "write: called after write_eof");
-    lua_setfield(L, -2, "message");
-    return lua_error(L);
-  }
+  if (s->eof_wanted)
+    return error_raise_uv_msg(L, "write", UV_ESHUTDOWN, "write: called after write_eof");
   if (s->werr) return error_raise_uv(L, "write", s->werr);
   if (len == 0) return 0;
   int err = s->tls ? tls_write(s, data, len) : stream_write_raw(s, data, len);
@@ -281,7 +274,7 @@ static int net_write_eof(lua_State *L) {
 
 static int net_close(lua_State *L) {
   stream *s = stream_check(L, 1);
-  if (s) stream_close(s);
+  if (s) stream_close(s, STREAM_CLOSE_FLUSH);
   return 0;
 }
 
@@ -311,7 +304,7 @@ static int stream_gc(lua_State *L) {
   waitset_wake(&s->closers);
   if (!s->close_wanted)
     debug_report_unclosed(L, 1, s->kind == STREAM_TCP ? "TCP stream" : "Unix stream");
-  stream_close(s);
+  stream_close(s, STREAM_CLOSE_FLUSH);
   return 0;
 }
 

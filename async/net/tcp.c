@@ -43,7 +43,7 @@ static int tcp_connect(lua_State *L) {
   stream *s = stream_new(L, STREAM_TCP);
   int err = uv_tcp_connect(&s->connect_req, &s->u.tcp, (struct sockaddr *)&ss, stream_connect_cb);
   if (err) {
-    stream_close(s);
+    stream_close(s, STREAM_CLOSE_FLUSH);
     return error_raise_uv(L, "connect", err);
   }
   /* options after connect: libuv creates the socket there */
@@ -81,11 +81,9 @@ static int tcp_listen(lua_State *L) {
   if (err == 0) err = listener_start(l, backlog);
   if (err) {
     listener_close(l);
-    error_push_uv(L, "bind", err);
-    lua_pushfstring(L, "bind: cannot listen on %s port %d: %s (%s)", lua_tostring(L, 1),
-                    (int)lua_tointeger(L, 2), uv_err_name(err), uv_strerror(err));
-    lua_setfield(L, -2, "message");
-    return lua_error(L);
+    return error_raise_uv_msg(L, "bind", err, "bind: cannot listen on %s port %d: %s (%s)",
+                              lua_tostring(L, 1), (int)lua_tointeger(L, 2), uv_err_name(err),
+                              uv_strerror(err));
   }
   return 1;
 }

@@ -273,10 +273,8 @@ static int raise_load_error(lua_State *L, const char *what, const char *path, in
   if (f == NULL) {
     int err = uv_translate_sys_error(errno);
     ERR_clear_error();
-    error_push_uv(L, "open", err);
-    lua_pushfstring(L, "%s '%s': %s (%s)", what, path, uv_err_name(err), uv_strerror(err));
-    lua_setfield(L, -2, "message");
-    return lua_error(L);
+    return error_raise_uv_msg(L, "open", err, "%s '%s': %s (%s)", what, path, uv_err_name(err),
+                              uv_strerror(err));
   }
   fclose(f);
   unsigned long e = ERR_get_error();
@@ -352,10 +350,7 @@ static int tls_context(lua_State *L) {
 /* ---- connections ------------------------------------------------------------------ */
 
 static int raise_closed(lua_State *L, const char *op) {
-  error_push_uv(L, op, UV_EBADF);
-  lua_pushfstring(L, "%s: the stream is closed", op);
-  lua_setfield(L, -2, "message");
-  return lua_error(L);
+  return error_raise_uv_msg(L, op, UV_EBADF, "%s: the stream is closed", op);
 }
 
 /* net.tls_start(h, ctx, server, hostname, check_hostname, ragged_ok): the stream speaks

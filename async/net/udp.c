@@ -38,10 +38,7 @@ typedef struct send_req {
 static udp_sock *udp_check(lua_State *L) { return *(udp_sock **)luaL_checkudata(L, 1, UDP_MT); }
 
 static int raise_closed(lua_State *L, const char *op) {
-  error_push_uv(L, op, UV_EBADF);
-  lua_pushfstring(L, "%s: the socket is closed", op);
-  lua_setfield(L, -2, "message");
-  return lua_error(L);
+  return error_raise_uv_msg(L, op, UV_EBADF, "%s: the socket is closed", op);
 }
 
 /* ---- receiving ---------------------------------------------------------------------- */

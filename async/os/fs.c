@@ -80,8 +80,7 @@ static void req_cb(uv_fs_t *req) {
   future *f = r->fut;
   if (f->state == FUT_PENDING) { /* else it was cancelled: the collector disposes */
     f->nresults = 0;
-    f->state = FUT_RESULT;
-    future_wake_all(f->loop, f);
+    future_complete(f, FUT_RESULT);
   }
 }
 
@@ -122,7 +121,7 @@ static int req_started(lua_State *L, fs_req *r, int rc) {
   if (rc < 0) {
     r->req.result = rc;
     r->done = 1;
-    r->fut->state = FUT_RESULT;
+    future_complete(r->fut, FUT_RESULT);
   }
   (void)L;
   return 2;

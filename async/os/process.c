@@ -65,8 +65,7 @@ static void proc_exit_cb(uv_process_t *h, int64_t status, int term_signal) {
     future *f = box->exit;
     if (f->state == FUT_PENDING) {
       f->nresults = 0;
-      f->state = FUT_RESULT;
-      future_wake_all(f->loop, f);
+      future_complete(f, FUT_RESULT);
     }
   }
   proc_close(p);
@@ -293,9 +292,8 @@ static char **env_array(lua_State *L, int envidx) {
 
 /* Raises the OSError of a spawn that failed, naming the program (and what else is known). */
 static int spawn_error(lua_State *L, const char *file, int uverr, const char *detail) {
-  error_push_uv(L, "spawn", uverr);
-  lua_pushfstring(L, "spawn '%s': %s%s (%s)", file, detail, uv_err_name(uverr), uv_strerror(uverr));
-  lua_setfield(L, -2, "message");
+  error_push_uv_msg(L, "spawn", uverr, "spawn '%s': %s%s (%s)", file, detail, uv_err_name(uverr),
+                    uv_strerror(uverr));
   lua_pushstring(L, file);
   lua_setfield(L, -2, "filename");
   return lua_error(L);
@@ -361,7 +359,7 @@ static int process_spawn(lua_State *L) {
         }
         if (err) {
           for (int j = 0; j <= i; j++)
-            if (pipes[j]) stream_close(pipes[j]);
+            if (pipes[j]) stream_close(pipes[j], STREAM_CLOSE_FLUSH);
           return error_raise_uv(L, "socketpair", err);
         }
         merged_fd = fds[1];
@@ -388,7 +386,7 @@ static int process_spawn(lua_State *L) {
   if (p == NULL) {
     if (merged_fd >= 0) close(merged_fd);
     for (int i = 0; i < 3; i++)
-      if (pipes[i]) stream_close(pipes[i]);
+      if (pipes[i]) stream_close(pipes[i], STREAM_CLOSE_FLUSH);
     return luaL_error(L, "subprocess: out of memory");
   }
   /* no Lua error may be raised from here until the flags are restored */
@@ -412,7 +410,7 @@ static int process_spawn(lua_State *L) {
       proc_close(p);
     }
     for (int i = 0; i < 3; i++)
-      if (pipes[i]) stream_close(pipes[i]);
+      if (pipes[i]) stream_close(pipes[i], STREAM_CLOSE_FLUSH);
     if (bad_fd < 0) return spawn_error(L, file, err, p ? "" : "marking descriptors: ");
     char detail[64];
     snprintf(detail, sizeof detail, "pass_fds: descriptor %d is not open: ", bad_fd);

@@ -1,5 +1,5 @@
 -- streams.lua — open_connection, start_server, StreamReader, StreamWriter, Unix sockets,
--- UDP and getaddrinfo, on the socket primitives of async/net/stream.c (core.net).
+-- UDP and getaddrinfo, on the socket primitives of async/net/ (core.net).
 -- The C side buffers and signals; every method that may wait loops "try in C, else await
 -- the future the next I/O event completes".
 local core, asyncio, imports = ...
@@ -46,7 +46,7 @@ Reader.__name = "StreamReader"
 function Reader:__tostring() return "<StreamReader " .. tostring(self._h) .. ">" end
 
 -- The methods that may wait (read, readline, readuntil, readexactly, drain) are in C
--- (async/net/stream.c): each returns an operation that, awaited, reads from the buffer at
+-- (async/net/streamlib.c): each returns an operation that, awaited, reads from the buffer at
 -- once and waits for the next read event only when it must. Reading to the end of the
 -- stream gathers every piece here.
 local read_to_eof = async(function(h)
