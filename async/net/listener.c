@@ -154,44 +154,66 @@ const char *listener_wait_name(owned *o, const future *f) {
                                          : NULL;
 }
 
-/* net.accept(l) -> a stream; nothing: wait; false: the listener is closed;
-   nil, err: accepting failed (the listener goes on); nil, err, first: out of
-   descriptors, call again later (first: the first time since there were some). */
-static int net_accept(lua_State *L) {
-  listener *l = listener_check(L, 1);
-  if (l == NULL || l->closing) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
+/* What listener_take found. */
+enum accept_status {
+  ACCEPT_OK,      /* *out: a connection */
+  ACCEPT_WAIT,    /* none yet: wait for the listener's next event */
+  ACCEPT_CLOSED,  /* the listener is closed */
+  ACCEPT_ERROR,   /* *err: accepting failed; the listener goes on */
+  ACCEPT_STARVED, /* out of descriptors (EMFILE): call again later */
+};
+static const char *const accept_status_names[] = {"ok", "wait", "closed", "error", "starved"};
+
+/* Takes the next connection the listener accepted, accepting one the backlog holds when
+   descriptors are free again. *first: ACCEPT_STARVED for the first time since there
+   were some (the one time it is worth a report). */
+static enum accept_status listener_take(listener *l, stream **out, int *err, int *first) {
+  if (l == NULL || l->closing) return ACCEPT_CLOSED;
   if (l->pending_first == NULL && l->deferred && l->serving) {
     if (!fd_left(l)) {
-      lua_pushnil(L);
-      error_push_uv(L, "accept", UV_EMFILE);
-      lua_pushboolean(L, !l->starved);
+      *first = !l->starved;
       l->starved = 1;
-      return 3;
+      return ACCEPT_STARVED;
     }
     l->starved = 0;
     l->deferred = 0;
-    int err = listener_accept_one(l);
-    if (err) l->accept_err = err;
+    int e = listener_accept_one(l);
+    if (e) l->accept_err = e;
   }
   if (l->accept_err) {
-    int err = l->accept_err;
+    *err = l->accept_err;
     l->accept_err = 0;
-    lua_pushnil(L);
-    error_push_uv(L, "accept", err);
-    return 2;
+    return ACCEPT_ERROR;
   }
-  stream *s = l->pending_first;
-  if (s == NULL) return 0;
-  luaL_checkstack(L, 2, NULL);
-  stream_wrap(L, s); /* first: if memory runs out, s stays queued, closed with l */
-  l->pending_first = s->next_pending;
-  if (l->pending_first == NULL) l->pending_last = NULL;
-  l->npending--;
-  s->next_pending = NULL;
-  return 1;
+  if (l->pending_first == NULL) return ACCEPT_WAIT;
+  *out = l->pending_first;
+  return ACCEPT_OK;
+}
+
+/* net.accept(l) -> status, ...: "ok", stream | "wait" | "closed" | "error", err |
+   "starved", err, first (out of descriptors; first: the first time since there were). */
+static int net_accept(lua_State *L) {
+  listener *l = listener_check(L, 1);
+  stream *s = NULL;
+  int err = 0, first = 0;
+  enum accept_status st = listener_take(l, &s, &err, &first);
+  luaL_checkstack(L, 3, NULL);
+  lua_pushstring(L, accept_status_names[st]);
+  switch (st) {
+    case ACCEPT_OK:
+      stream_wrap(L, s); /* before unqueuing: if memory runs out, s is closed with l */
+      l->pending_first = s->next_pending;
+      if (l->pending_first == NULL) l->pending_last = NULL;
+      l->npending--;
+      s->next_pending = NULL;
+      return 2;
+    case ACCEPT_ERROR: error_push_uv(L, "accept", err); return 2;
+    case ACCEPT_STARVED:
+      error_push_uv(L, "accept", UV_EMFILE);
+      lua_pushboolean(L, first);
+      return 3;
+    default: return 1;
+  }
 }
 
 static int net_wait_accept(lua_State *L) {

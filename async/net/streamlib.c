@@ -91,10 +91,30 @@ static int read_line(lua_State *L, stream *s, int strip) {
   return 1;
 }
 
-/* net.read_line(h, strip) -> line, or nothing: wait and retry. */
+/* Turns what a read pushed (n values, or n < 0: nothing yet) into the explicit status
+   the net.read_* primitives return: "ok", data | "eof" | "wait". */
+static int read_status(lua_State *L, int n, int eof) {
+  if (n < 0) {
+    lua_pushliteral(L, "wait");
+    return 1;
+  }
+  if (eof) {
+    lua_pop(L, n);
+    lua_pushliteral(L, "eof");
+    return 1;
+  }
+  lua_pushliteral(L, "ok");
+  lua_insert(L, -(n + 1));
+  return n + 1;
+}
+
+/* net.read_line(h, strip) -> "ok", line | "eof" | "wait" (await net.wait_read, retry). */
 static int net_read_line(lua_State *L) {
-  int n = read_line(L, stream_check(L, 1), lua_toboolean(L, 2));
-  return n < 0 ? 0 : n;
+  int strip = lua_toboolean(L, 2);
+  int n = read_line(L, stream_check(L, 1), strip);
+  /* at the end read_line gives the partial line, then "" (false when strip) */
+  int eof = n > 0 && (strip ? lua_isboolean(L, -1) : lua_rawlen(L, -1) == 0);
+  return read_status(L, n, eof);
 }
 
 /* The data up to and including sep. */
@@ -155,10 +175,11 @@ static int read_some(lua_State *L, stream *s, lua_Integer n) {
   return 1;
 }
 
-/* net.read_some(h [, n]) -> up to n bytes, "" at the end, or nothing: wait. */
+/* net.read_some(h [, n]) -> "ok", up to n bytes | "eof" | "wait". */
 static int net_read_some(lua_State *L) {
-  int n = read_some(L, stream_check(L, 1), luaL_optinteger(L, 2, -1));
-  return n < 0 ? 0 : n;
+  lua_Integer max = luaL_optinteger(L, 2, -1);
+  int n = read_some(L, stream_check(L, 1), max);
+  return read_status(L, n, n > 0 && max != 0 && lua_rawlen(L, -1) == 0);
 }
 
 /* net.at_eof(h): the buffer is empty and the peer sent its end (or the stream is closed). */
