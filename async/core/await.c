@@ -1,10 +1,10 @@
 /* await.c — async functions (the coroutine objects they make are coro.c's), await's C
-   half, sleep, create_task and top-level await. */
+   half, sleep, l_core_create_task and top-level await. */
 #include "core.h"
 
 char await_tag; /* yielded by await: the task waits for the scheduler */
 
-/* Upvalues shared by await_step, sleep, ensure_future and create_task. */
+/* Upvalues shared by l_core_await_step, sleep, l_core_ensure_future and l_core_create_task. */
 enum {
   UP_FUTURE_MT = 1,
   UP_TASK_MT,
@@ -35,16 +35,16 @@ static int async_call(lua_State *L) {
   return 1;
 }
 
-static int sleep_lua(lua_State *L);
+static int l_core_sleep(lua_State *L);
 
 /* async functions, and asyncio.sleep: a coroutine function in Python too */
 static int is_async_function(lua_State *L, int idx) {
   lua_CFunction f = lua_tocfunction(L, idx);
-  return f == async_call || f == sleep_lua;
+  return f == async_call || f == l_core_sleep;
 }
 
 /* async(fn [, name]) */
-static int async_new(lua_State *L) {
+static int l_core_async(lua_State *L) {
   if (is_async_function(L, 1)) {
     lua_settop(L, 1);
     return 1;
@@ -71,8 +71,8 @@ static int sleep_await(lua_State *L);
    await(f(...)) end`, from the factory in upvalue 1. */
 static int await_call(lua_State *L) {
   lua_CFunction fn = lua_tocfunction(L, 1);
-  if ((fn == async_call || fn == sleep_lua) && task_of(L) != NULL) {
-    if (fn == sleep_lua)
+  if ((fn == async_call || fn == l_core_sleep) && task_of(L) != NULL) {
+    if (fn == l_core_sleep)
       lua_pushcfunction(L, sleep_await);
     else
       lua_getupvalue(L, 1, 1);
@@ -88,7 +88,7 @@ static int await_call(lua_State *L) {
 }
 
 /* core.make_await_call(factory) -> await_call with its factory. */
-static int make_await_call(lua_State *L) {
+static int l_core_make_await_call(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   lua_settop(L, 1);
   lua_pushcclosure(L, await_call, 1);
@@ -96,12 +96,12 @@ static int make_await_call(lua_State *L) {
 }
 
 /* asyncio.iscoroutinefunction(f), asyncio.iscoroutine(x) */
-static int is_coroutine_function(lua_State *L) {
+static int l_core_iscoroutinefunction(lua_State *L) {
   lua_pushboolean(L, is_async_function(L, 1));
   return 1;
 }
 
-static int is_coroutine(lua_State *L) {
+static int l_core_iscoroutine(lua_State *L) {
   lua_pushboolean(L, coro_test(L, 1));
   return 1;
 }
@@ -118,7 +118,7 @@ static future *sleep_future_new(lua_State *L, loop_state *loop, uint64_t delay, 
 }
 
 /* Replaces the coroutine object at idx by a new Task running it. With name_idx 0 (an
-   awaitable given to gather, wait_for, ensure_future or top-level await) a sleep's
+   awaitable given to gather, wait_for, l_core_ensure_future or top-level await) a sleep's
    becomes a started sleep Future instead: a timer, no task and no thread. */
 static future *task_from_coro(lua_State *L, loop_state *loop, int idx, int name_idx,
                               const char *fname) {
@@ -138,14 +138,14 @@ static future *task_from_coro(lua_State *L, loop_state *loop, int idx, int name_
   return lua_touserdata(L, idx);
 }
 
-static int await_step(lua_State *L);
+static int l_core_await_step(lua_State *L);
 
 /* Replaces the awaitable at idx (a Future, an operation, anything with __await) by a new
-   Task whose body awaits it. Must run in a function with await_step's upvalues. */
+   Task whose body awaits it. Must run in a function with l_core_await_step's upvalues. */
 static future *task_awaiting(lua_State *L, loop_state *loop, int idx, int name_idx) {
   idx = lua_absindex(L, idx);
   for (int i = 1; i <= UP_COUNT; i++) lua_pushvalue(L, lua_upvalueindex(i));
-  lua_pushcclosure(L, await_step, UP_COUNT);
+  lua_pushcclosure(L, l_core_await_step, UP_COUNT);
   lua_pushvalue(L, idx);
   task_create(L, loop, -2, 1, name_idx);
   lua_replace(L, idx);
@@ -190,7 +190,7 @@ future *await_to_future(lua_State *L, loop_state *loop, int idx, const char *fna
 }
 
 /* asyncio.ensure_future(aw) */
-static int ensure_future(lua_State *L) {
+static int l_core_ensure_future(lua_State *L) {
   luaL_checkany(L, 1);
   lua_settop(L, 1);
   await_to_future(L, loop_get(L), 1, "ensure_future");
@@ -200,11 +200,11 @@ static int ensure_future(lua_State *L) {
 static int sleep_task_body(lua_State *L);
 
 /* asyncio.create_task(coro [, name]) or asyncio.create_task(fn, ...) */
-static int create_task(lua_State *L) {
+static int l_core_create_task(lua_State *L) {
   loop_state *loop = loop_get(L);
   if (lua_isfunction(L, 1)) {
     if (is_async_function(L, 1)) { /* run the body itself, not the coroutine it returns */
-      if (lua_tocfunction(L, 1) == sleep_lua)
+      if (lua_tocfunction(L, 1) == l_core_sleep)
         lua_pushcfunction(L, sleep_task_body);
       else
         lua_getupvalue(L, 1, 1);
@@ -240,7 +240,7 @@ static int sleep_body(lua_State *L);
 /* asyncio.sleep(delay, ...): resolves to `...` after delay seconds. As in Python it is a
    coroutine: a coroutine object whose body (sleep_body) suspends the task that awaits
    it on the task's own timer node, so `await(asyncio.sleep(d))` allocates no Future. */
-static int sleep_lua(lua_State *L) {
+static int l_core_sleep(lua_State *L) {
   if (lua_gettop(L) == 1 && lua_type(L, 1) == LUA_TNUMBER) { /* sleep(0), the yield of
                                                                 busy loops, quickly */
     int isint;
@@ -292,7 +292,7 @@ static int sleep_body(lua_State *L) {
   return lua_yieldk(L, 1, 0, sleep_body_k);
 }
 
-/* create_task(asyncio.sleep, delay, ...): [delay in seconds, results...]. */
+/* l_core_create_task(asyncio.sleep, delay, ...): [delay in seconds, results...]. */
 static int sleep_task_body(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)timer_delay_to_ns(L, 1, "sleep"));
   lua_replace(L, 1);
@@ -355,8 +355,8 @@ static int yield_once(lua_State *L, task *t) {
 }
 
 /* await's Lua half calls this for sleep(0)'s object: no type tests. Outside a task it
-   is top-level await, as await_step does. */
-static int await_yield_once(lua_State *L) {
+   is top-level await, as l_core_await_step does. */
+static int l_core_await_yield_once(lua_State *L) {
   task *t = task_of(L);
   if (t != NULL) return yield_once(L, t);
   lua_settop(L, 0);
@@ -416,7 +416,7 @@ static int await_top_level(lua_State *L, loop_state *loop) {
   return future_push_outcome(L, f, 1);
 }
 
-static int run_until_complete(lua_State *L);
+static int l_core_run_until_complete(lua_State *L);
 
 static int await_call_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
@@ -426,12 +426,12 @@ static int await_call_k(lua_State *L, int status, lua_KContext ctx) {
 
 /* await(x) for a coroutine object x: returns the function to call and its arguments,
    and await's Lua half makes that call a tail call, so nested awaits of async functions
-   use no C stack and no thread. Outside a task, returns run_until_complete and x. */
-static int coro_begin(lua_State *L) {
+   use no C stack and no thread. Outside a task, returns l_core_run_until_complete and x. */
+static int l_core_coro_begin(lua_State *L) {
   lua_settop(L, 1);
   if (task_of(L) == NULL) {
     for (int i = 1; i <= UP_COUNT; i++) lua_pushvalue(L, lua_upvalueindex(i));
-    lua_pushcclosure(L, run_until_complete, UP_COUNT);
+    lua_pushcclosure(L, l_core_run_until_complete, UP_COUNT);
     lua_insert(L, 1);
     return 2;
   }
@@ -440,7 +440,7 @@ static int coro_begin(lua_State *L) {
 
 /* The C half of await(x) for everything but coroutine objects. Inside a task: returns
    x's results at once if it is done, else suspends the task until it is. */
-static int await_step(lua_State *L) {
+static int l_core_await_step(lua_State *L) {
   lua_settop(L, 1);
   task *t = task_of(L);
   for (int depth = 0; depth < 8; depth++) {
@@ -462,7 +462,7 @@ static int await_step(lua_State *L) {
       }
       if (lua_rawequal(L, -1, lua_upvalueindex(UP_CORO_MT))) {
         /* reached through __await (await's Lua half sends coroutine objects to
-           coro_begin): run it inline here, on the C stack */
+           l_core_coro_begin): run it inline here, on the C stack */
         lua_pop(L, 1);
         if (t == NULL) break; /* top level: runs as the main task */
         int nargs = coro_take(L, 1, "await");
@@ -490,21 +490,21 @@ static int await_step(lua_State *L) {
 }
 
 /* asyncio.run_until_complete(aw): top-level await as a function, for asyncio.run. */
-static int run_until_complete(lua_State *L) {
+static int l_core_run_until_complete(lua_State *L) {
   luaL_checkany(L, 1);
   lua_settop(L, 1);
   return await_top_level(L, loop_get(L));
 }
 
 /* asyncio._loop_is_running() */
-static int loop_is_running_lua(lua_State *L) {
+static int l_core_loop_is_running(lua_State *L) {
   lua_pushboolean(L, loop_is_running(loop_get(L)));
   return 1;
 }
 
 /* asyncio._run_loop(mode): runs the loop ("default" until idle, "once", "nowait");
    returns whether anything is left that could run. */
-static int run_loop_lua(lua_State *L) {
+static int l_core_run_loop(lua_State *L) {
   static const char *const modes[] = {"default", "once", "nowait", NULL};
   static const uv_run_mode uv_modes[] = {UV_RUN_DEFAULT, UV_RUN_ONCE, UV_RUN_NOWAIT};
   int mode = luaL_checkoption(L, 1, "default", modes);
@@ -515,24 +515,24 @@ static int run_loop_lua(lua_State *L) {
 }
 
 static const luaL_Reg await_functions[] = {
-    {"await_step", await_step},
-    {"await_yield_once", await_yield_once},
-    {"coro_begin", coro_begin},
-    {"sleep", sleep_lua},
-    {"ensure_future", ensure_future},
-    {"create_task", create_task},
+    {"await_step", l_core_await_step},
+    {"await_yield_once", l_core_await_yield_once},
+    {"coro_begin", l_core_coro_begin},
+    {"sleep", l_core_sleep},
+    {"ensure_future", l_core_ensure_future},
+    {"create_task", l_core_create_task},
     {"gather", gather_lua},
-    {"run_until_complete", run_until_complete},
+    {"run_until_complete", l_core_run_until_complete},
     {NULL, NULL},
 };
 
 static const luaL_Reg plain_functions[] = {
-    {"async", async_new},
-    {"iscoroutinefunction", is_coroutine_function},
-    {"iscoroutine", is_coroutine},
-    {"_loop_is_running", loop_is_running_lua},
-    {"_run_loop", run_loop_lua},
-    {"make_await_call", make_await_call},
+    {"async", l_core_async},
+    {"iscoroutinefunction", l_core_iscoroutinefunction},
+    {"iscoroutine", l_core_iscoroutine},
+    {"_loop_is_running", l_core_loop_is_running},
+    {"_run_loop", l_core_run_loop},
+    {"make_await_call", l_core_make_await_call},
     {NULL, NULL},
 };
 

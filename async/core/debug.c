@@ -8,7 +8,7 @@
 
 #include "core.h"
 
-/* States on this OS thread with debug mode on: creation sites are recorded only when
+/* States on this OS thread with debug mode on: l_core_creation sites are recorded only when
    this is not 0, so with debug off the cost is one test of a thread-local counter. */
 _Thread_local int debug_states;
 
@@ -266,7 +266,7 @@ static const char *task_state(loop_state *loop, lua_State *L, task *t) {
 
 /* core.task_info(task) -> {state =, sleep_left =, awaiting =, awaiting_kind =,
    waits_on =, children = (of an awaited gather), cancelling =, body =} */
-static int task_info(lua_State *L) {
+static int l_core_task_info(lua_State *L) {
   task *t = task_check(L, 1);
   loop_state *loop = t->base.loop;
   lua_createtable(L, 0, 6);
@@ -321,7 +321,7 @@ static int task_info(lua_State *L) {
 
 /* core.task_stack(task [, limit]) -> the frames of its thread, oldest first, each
    {source =, line =, name =, internal =}; empty for a task not running Lua code. */
-static int task_stack(lua_State *L) {
+static int l_core_task_stack(lua_State *L) {
   task *t = task_check(L, 1);
   lua_Integer limit = luaL_optinteger(L, 2, -1);
   lua_State *co = t->co;
@@ -363,7 +363,7 @@ static int task_stack(lua_State *L) {
 }
 
 /* core.creation(obj) -> the traceback where obj was made in debug mode, or nil */
-static int creation(lua_State *L) {
+static int l_core_creation(lua_State *L) {
   luaL_checkany(L, 1);
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &creation_key) != LUA_TTABLE) return 0;
   lua_pushvalue(L, 1);
@@ -373,8 +373,8 @@ static int creation(lua_State *L) {
 
 /* ---- switching it on ------------------------------------------------------------------ */
 
-/* core.set_debug(on): the loop's flag; creation sites are recorded from now on. */
-static int set_debug(lua_State *L) {
+/* core.set_debug(on): the loop's flag; l_core_creation sites are recorded from now on. */
+static int l_core_set_debug(lua_State *L) {
   loop_state *loop = loop_get(L);
   int on = lua_toboolean(L, 1);
   if (on && !loop->debug) debug_states++;
@@ -383,13 +383,13 @@ static int set_debug(lua_State *L) {
   return 0;
 }
 
-static int get_debug(lua_State *L) {
+static int l_core_get_debug(lua_State *L) {
   lua_pushboolean(L, loop_get(L)->debug);
   return 1;
 }
 
 /* core.slow_callback_duration([seconds]) -> the limit in seconds (after setting it) */
-static int slow_duration(lua_State *L) {
+static int l_core_slow_callback_duration(lua_State *L) {
   loop_state *loop = loop_get(L);
   if (!lua_isnoneornil(L, 1)) {
     lua_Number s = luaL_checknumber(L, 1);
@@ -402,7 +402,7 @@ static int slow_duration(lua_State *L) {
 }
 
 /* core.debug_env() -> whether ALUA_DEBUG asks for debug mode (not under lua -E / alua -E) */
-static int debug_env(lua_State *L) {
+static int l_core_debug_env(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
   int noenv = lua_toboolean(L, -1);
   const char *v = getenv("ALUA_DEBUG");
@@ -420,13 +420,13 @@ void debug_enable(lua_State *L) {
 }
 
 static const luaL_Reg debug_functions[] = {
-    {"task_info", task_info}, {"task_stack", task_stack},
-    {"creation", creation},   {"set_debug", set_debug},
-    {"get_debug", get_debug}, {"slow_callback_duration", slow_duration},
-    {"debug_env", debug_env}, {NULL, NULL},
+    {"task_info", l_core_task_info}, {"task_stack", l_core_task_stack},
+    {"creation", l_core_creation},   {"set_debug", l_core_set_debug},
+    {"get_debug", l_core_get_debug}, {"slow_callback_duration", l_core_slow_callback_duration},
+    {"debug_env", l_core_debug_env}, {NULL, NULL},
 };
 
-/* Adds the functions above to the core table on top; the table of creation sites. */
+/* Adds the functions above to the core table on top; the table of l_core_creation sites. */
 void debug_open(lua_State *L) {
   loop_state *loop = loop_get(L);
   if (loop->slow_ns == 0) loop->slow_ns = 100000000u; /* 0.1 s, as Python */

@@ -172,23 +172,23 @@ static int future_lua_new(lua_State *L) {
   return 1;
 }
 
-static int future_done(lua_State *L) {
+static int l_future_done(lua_State *L) {
   lua_pushboolean(L, future_check(L, 1)->state != FUT_PENDING);
   return 1;
 }
 
-static int future_cancelled(lua_State *L) {
+static int l_future_cancelled(lua_State *L) {
   lua_pushboolean(L, future_check(L, 1)->state == FUT_CANCELLED);
   return 1;
 }
 
-static int future_result(lua_State *L) {
+static int l_future_result(lua_State *L) {
   future *f = future_check(L, 1);
   lua_settop(L, 1);
   return future_push_outcome(L, f, 1);
 }
 
-static int future_exception(lua_State *L) {
+static int l_future_exception(lua_State *L) {
   future *f = future_check(L, 1);
   if (f->state == FUT_PENDING)
     return error_raise(L, "InvalidStateError", "exception is not set: the future is pending");
@@ -207,14 +207,14 @@ static future *future_check_settable(lua_State *L, const char *fname) {
   return f;
 }
 
-static int future_set_result(lua_State *L) {
+static int l_future_set_result(lua_State *L) {
   future *f = future_check_settable(L, "set_result");
   future_store_results(L, 1, 2, lua_gettop(L) - 1);
   future_complete(f, FUT_RESULT);
   return 0;
 }
 
-static int future_set_exception(lua_State *L) {
+static int l_future_set_exception(lua_State *L) {
   future *f = future_check_settable(L, "set_exception");
   luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "an error value expected");
   lua_settop(L, 2);
@@ -227,7 +227,7 @@ static int future_set_exception(lua_State *L) {
   return 0;
 }
 
-static int future_cancel_lua(lua_State *L) {
+static int l_future_cancel(lua_State *L) {
   future *f = future_check_plain(L, 1);
   lua_settop(L, 2);
   int ref = lua_isnil(L, 2) ? LUA_NOREF : luaL_ref(L, LUA_REGISTRYINDEX);
@@ -235,7 +235,7 @@ static int future_cancel_lua(lua_State *L) {
   return 1;
 }
 
-static int future_add_done_callback(lua_State *L) {
+static int l_future_add_done_callback(lua_State *L) {
   future *f = future_check(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_pushvalue(L, 2);
@@ -254,7 +254,7 @@ static int future_add_done_callback(lua_State *L) {
 
 extern void handle_wake(loop_state *loop, waiter *w);
 
-static int future_remove_done_callback(lua_State *L) {
+static int l_future_remove_done_callback(lua_State *L) {
   future *f = future_check(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   int removed = 0;
@@ -279,13 +279,13 @@ static int future_remove_done_callback(lua_State *L) {
   return 1;
 }
 
-static int future_get_name(lua_State *L) {
+static int l_future_get_name(lua_State *L) {
   future_check(L, 1);
   if (lua_getiuservalue(L, 1, FUV_NAME) == LUA_TNIL) lua_pushliteral(L, "Future");
   return 1;
 }
 
-static int future_set_name(lua_State *L) {
+static int l_future_set_name(lua_State *L) {
   future_check(L, 1);
   luaL_checkany(L, 2);
   luaL_tolstring(L, 2, NULL);
@@ -293,7 +293,7 @@ static int future_set_name(lua_State *L) {
   return 0;
 }
 
-static int future_get_loop(lua_State *L) {
+static int l_future_get_loop(lua_State *L) {
   future_check(L, 1);
   lua_getfield(L, LUA_REGISTRYINDEX, "asyncio.loopobject");
   return 1;
@@ -356,22 +356,22 @@ static int future_gc(lua_State *L) {
 }
 
 static const luaL_Reg future_shared_methods[] = {
-    {"done", future_done},
-    {"cancelled", future_cancelled},
-    {"result", future_result},
-    {"exception", future_exception},
-    {"add_done_callback", future_add_done_callback},
-    {"remove_done_callback", future_remove_done_callback},
-    {"set_name", future_set_name},
-    {"get_loop", future_get_loop},
+    {"done", l_future_done},
+    {"cancelled", l_future_cancelled},
+    {"result", l_future_result},
+    {"exception", l_future_exception},
+    {"add_done_callback", l_future_add_done_callback},
+    {"remove_done_callback", l_future_remove_done_callback},
+    {"set_name", l_future_set_name},
+    {"get_loop", l_future_get_loop},
     {NULL, NULL},
 };
 
 static const luaL_Reg future_only_methods[] = {
-    {"set_result", future_set_result},
-    {"set_exception", future_set_exception},
-    {"cancel", future_cancel_lua},
-    {"get_name", future_get_name},
+    {"set_result", l_future_set_result},
+    {"set_exception", l_future_set_exception},
+    {"cancel", l_future_cancel},
+    {"get_name", l_future_get_name},
     {NULL, NULL},
 };
 

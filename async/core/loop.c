@@ -271,12 +271,12 @@ static int loop_gc(lua_State *L) {
   return 0;
 }
 
-static int loop_time(lua_State *L) {
+static int l_loop_time(lua_State *L) {
   lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
   return 1;
 }
 
-static int loop_is_running_lua(lua_State *L) {
+static int l_loop_is_running(lua_State *L) {
   lua_pushboolean(L, loop_is_running(loop_get(L)));
   return 1;
 }
@@ -358,8 +358,8 @@ int loop_switch(lua_State *L, uv_loop_t *uv) {
 }
 
 static const luaL_Reg loop_methods[] = {
-    {"time", loop_time},
-    {"is_running", loop_is_running_lua},
+    {"time", l_loop_time},
+    {"is_running", l_loop_is_running},
     {NULL, NULL},
 };
 

@@ -69,7 +69,7 @@ static int stdlib_load(lua_State *L, const stdlib_file *f) {
 }
 
 /* core.load_part(name, ...): runs an embedded stdlib file with the given arguments. */
-static int load_part(lua_State *L) {
+static int l_core_load_part(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
   const stdlib_file *f = stdlib_find(name);
   if (f == NULL) return luaL_error(L, "asyncio: no embedded module '%s'", name);
@@ -80,13 +80,13 @@ static int load_part(lua_State *L) {
 }
 
 /* core.get_running_loop(): the loop object (one per state). */
-static int get_loop_object(lua_State *L) {
+static int l_core_get_running_loop(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, "asyncio.loopobject");
   return 1;
 }
 
 /* core._transfer(dst, src): completes the pending Future dst as src (done) ended. */
-static int transfer_outcome(lua_State *L) {
+static int l_core_transfer(lua_State *L) {
   future *dst = future_check(L, 1);
   future *src = future_check(L, 2);
   if (dst->state != FUT_PENDING || src->state == FUT_PENDING) {
@@ -109,7 +109,7 @@ static int transfer_outcome(lua_State *L) {
 }
 
 /* core._report(what, err [, traceback]): a report on stderr for errors nobody can catch. */
-static int report_lua(lua_State *L) {
+static int l_core_report(lua_State *L) {
   const char *what = luaL_checkstring(L, 1);
   luaL_checkany(L, 2);
   loop_report(L, what, 2, luaL_optstring(L, 3, NULL));
@@ -117,10 +117,10 @@ static int report_lua(lua_State *L) {
 }
 
 static const luaL_Reg core_functions[] = {
-    {"load_part", load_part},
-    {"get_running_loop", get_loop_object},
-    {"_transfer", transfer_outcome},
-    {"_report", report_lua},
+    {"load_part", l_core_load_part},
+    {"get_running_loop", l_core_get_running_loop},
+    {"_transfer", l_core_transfer},
+    {"_report", l_core_report},
     {NULL, NULL},
 };
 
@@ -160,7 +160,7 @@ void module_open(lua_State *L) {
 
 /* Replaces the core table on top with the module stdlib/asyncio.lua builds from it. */
 void module_load_stdlib(lua_State *L) {
-  lua_pushcfunction(L, load_part);
+  lua_pushcfunction(L, l_core_load_part);
   lua_pushliteral(L, "asyncio");
   lua_pushvalue(L, -3);
   lua_call(L, 2, 1);

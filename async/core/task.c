@@ -375,18 +375,18 @@ int task_cancel(lua_State *L, task *t, int msg_idx) {
 
 /* ---- Lua methods ------------------------------------------------------------------ */
 
-static int task_cancel_lua(lua_State *L) {
+static int l_task_cancel(lua_State *L) {
   task *t = task_check(L, 1);
   lua_pushboolean(L, task_cancel(L, t, lua_isnoneornil(L, 2) ? 0 : 2));
   return 1;
 }
 
-static int task_cancelling(lua_State *L) {
+static int l_task_cancelling(lua_State *L) {
   lua_pushinteger(L, task_check(L, 1)->num_cancels);
   return 1;
 }
 
-static int task_uncancel(lua_State *L) {
+static int l_task_uncancel(lua_State *L) {
   task *t = task_check(L, 1);
   if (t->num_cancels > 0) {
     t->num_cancels--;
@@ -396,7 +396,7 @@ static int task_uncancel(lua_State *L) {
   return 1;
 }
 
-static int task_get_name(lua_State *L) {
+static int l_task_get_name(lua_State *L) {
   task *t = task_check(L, 1);
   if (lua_getiuservalue(L, 1, FUV_NAME) == LUA_TNIL)
     lua_pushfstring(L, "Task-%I", (lua_Integer)t->id);
@@ -418,7 +418,7 @@ static int task_gc(lua_State *L) {
 }
 
 /* asyncio.current_task() */
-static int task_current(lua_State *L) {
+static int l_core_current_task(lua_State *L) {
   loop_state *loop = loop_get(L);
   task *t = task_of(L);
   if (t == NULL) t = loop->current;
@@ -430,7 +430,7 @@ static int task_current(lua_State *L) {
 }
 
 /* asyncio.all_tasks(): the pending tasks, oldest first */
-static int task_all(lua_State *L) {
+static int l_core_all_tasks(lua_State *L) {
   loop_state *loop = loop_get(L);
   lua_createtable(L, (int)loop->live_count, 0);
   lua_Integer i = (lua_Integer)loop->live_count;
@@ -445,16 +445,16 @@ extern void future_shared_methods_add(lua_State *L);
 extern int future_tostring_lua(lua_State *L);
 
 static const luaL_Reg task_methods[] = {
-    {"cancel", task_cancel_lua},
-    {"cancelling", task_cancelling},
-    {"uncancel", task_uncancel},
-    {"get_name", task_get_name},
+    {"cancel", l_task_cancel},
+    {"cancelling", l_task_cancelling},
+    {"uncancel", l_task_uncancel},
+    {"get_name", l_task_get_name},
     {NULL, NULL},
 };
 
 static const luaL_Reg task_functions[] = {
-    {"current_task", task_current},
-    {"all_tasks", task_all},
+    {"current_task", l_core_current_task},
+    {"all_tasks", l_core_all_tasks},
     {NULL, NULL},
 };
 

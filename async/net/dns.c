@@ -11,7 +11,7 @@ static const char *family_name(int family) {
 }
 
 /* net.parse_ip(text) -> "inet" | "inet6" | nil */
-static int parse_ip(lua_State *L) {
+static int l_net_parse_ip(lua_State *L) {
   struct sockaddr_storage ss;
   const char *ip = luaL_checkstring(L, 1);
   if (addr_from_ip(ip, 0, &ss) != 0) return 0;
@@ -53,7 +53,7 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
 static gai_req *gai_check(lua_State *L) { return *(gai_req **)luaL_checkudata(L, 1, GAI_MT); }
 
 /* net.getaddrinfo(host, service, family, socktype, passive) -> request, future */
-static int dns_gai_start(lua_State *L) {
+static int l_net_getaddrinfo(lua_State *L) {
   const char *host = luaL_optstring(L, 1, NULL);
   const char *service = luaL_optstring(L, 2, NULL);
   const char *family = luaL_optstring(L, 3, NULL);
@@ -99,7 +99,7 @@ static int dns_gai_start(lua_State *L) {
 
 /* net.getaddrinfo_result(request, host) -> list of {family=, address=, port=}, or raises
    an OSError naming the host. */
-static int dns_gai_result(lua_State *L) {
+static int l_net_getaddrinfo_result(lua_State *L) {
   gai_req *r = gai_check(L);
   const char *host = luaL_optstring(L, 2, "(any)");
   if (r == NULL || !r->done) return luaL_error(L, "getaddrinfo: no result yet");
@@ -131,7 +131,7 @@ static int dns_gai_result(lua_State *L) {
 }
 
 /* net.getaddrinfo_cancel(request): the awaiting task was cancelled. */
-static int dns_gai_cancel(lua_State *L) {
+static int l_net_getaddrinfo_cancel(lua_State *L) {
   gai_req *r = gai_check(L);
   if (r && !r->done) uv_cancel((uv_req_t *)&r->req);
   return 0;
@@ -153,10 +153,10 @@ static int gai_gc(lua_State *L) {
 }
 
 static const luaL_Reg dns_functions[] = {
-    {"parse_ip", parse_ip},
-    {"getaddrinfo", dns_gai_start},
-    {"getaddrinfo_result", dns_gai_result},
-    {"getaddrinfo_cancel", dns_gai_cancel},
+    {"parse_ip", l_net_parse_ip},
+    {"getaddrinfo", l_net_getaddrinfo},
+    {"getaddrinfo_result", l_net_getaddrinfo_result},
+    {"getaddrinfo_cancel", l_net_getaddrinfo_cancel},
     {NULL, NULL},
 };
 

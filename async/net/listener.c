@@ -192,7 +192,7 @@ static enum accept_status listener_take(listener *l, stream **out, int *err, int
 
 /* net.accept(l) -> status, ...: "ok", stream | "wait" | "closed" | "error", err |
    "starved", err, first (out of descriptors; first: the first time since there were). */
-static int net_accept(lua_State *L) {
+static int l_net_accept(lua_State *L) {
   listener *l = listener_check(L, 1);
   stream *s = NULL;
   int err = 0, first = 0;
@@ -216,14 +216,14 @@ static int net_accept(lua_State *L) {
   }
 }
 
-static int net_wait_accept(lua_State *L) {
+static int l_net_wait_accept(lua_State *L) {
   listener *l = listener_check(L, 1);
   if (l == NULL || l->closing) return 0;
   waitset_add(L, &l->acceptors, 1, LUV_ACCEPTORS);
   return 1;
 }
 
-static int net_listener_close(lua_State *L) {
+static int l_net_listener_close(lua_State *L) {
   listener *l = listener_check(L, 1);
   if (l) listener_close(l);
   return 0;
@@ -231,21 +231,21 @@ static int net_listener_close(lua_State *L) {
 
 /* net.listener_wait_closed(l) -> a future completed once the listener is closed and its
    connections are all closed (Python 3.12's Server.wait_closed), or nothing. */
-static int net_listener_wait_closed(lua_State *L) {
+static int l_net_listener_wait_closed(lua_State *L) {
   listener *l = listener_check(L, 1);
   if (l == NULL) return 0;
   waitset_add(L, &l->closers, 1, LUV_CLOSERS);
   return 1;
 }
 
-static int net_listener_is_serving(lua_State *L) {
+static int l_net_listener_is_serving(lua_State *L) {
   listener *l = listener_check(L, 1);
   lua_pushboolean(L, l != NULL && !l->closing && l->serving);
   return 1;
 }
 
 /* net.listener_serve(l): starts accepting (start_serving = false made it wait). */
-static int net_listener_serve(lua_State *L) {
+static int l_net_listener_serve(lua_State *L) {
   listener *l = listener_check(L, 1);
   if (l == NULL || l->closing || l->serving) return 0;
   l->serving = 1;
@@ -253,7 +253,7 @@ static int net_listener_serve(lua_State *L) {
   return 0;
 }
 
-static int net_listener_sockname(lua_State *L) {
+static int l_net_listener_sockname(lua_State *L) {
   listener *l = listener_check(L, 1);
   if (l == NULL || l->closing) return 0;
   return l->kind == STREAM_TCP ? tcp_push_name(L, &l->u.tcp, 0) : pipe_push_name(L, &l->u.pipe, 0);
@@ -261,7 +261,7 @@ static int net_listener_sockname(lua_State *L) {
 
 /* net.listener_options(l, limit, nodelay, keepalive, start_serving): the options of the
    connections it accepts; whether it accepts them yet. */
-static int net_listener_options(lua_State *L) {
+static int l_net_listener_options(lua_State *L) {
   listener *l = listener_check(L, 1);
   if (l == NULL) return 0;
   lua_Integer limit = luaL_optinteger(L, 2, READ_CHUNK);
@@ -296,14 +296,14 @@ static int listener_tostring(lua_State *L) {
 /* ---- module ----------------------------------------------------------------------- */
 
 static const luaL_Reg listener_functions[] = {
-    {"accept", net_accept},
-    {"wait_accept", net_wait_accept},
-    {"listener_close", net_listener_close},
-    {"listener_wait_closed", net_listener_wait_closed},
-    {"listener_is_serving", net_listener_is_serving},
-    {"listener_serve", net_listener_serve},
-    {"listener_sockname", net_listener_sockname},
-    {"listener_options", net_listener_options},
+    {"accept", l_net_accept},
+    {"wait_accept", l_net_wait_accept},
+    {"listener_close", l_net_listener_close},
+    {"listener_wait_closed", l_net_listener_wait_closed},
+    {"listener_is_serving", l_net_listener_is_serving},
+    {"listener_serve", l_net_listener_serve},
+    {"listener_sockname", l_net_listener_sockname},
+    {"listener_options", l_net_listener_options},
     {NULL, NULL},
 };
 

@@ -33,7 +33,7 @@ static const char *check_path(lua_State *L, const char *op) {
 }
 
 /* net.pipe_connect(path) -> stream; net.wait_read's future completes when connected. */
-static int pipe_connect(lua_State *L) {
+static int l_net_pipe_connect(lua_State *L) {
   const char *path = check_path(L, "connect");
   stream *s = stream_new(L, STREAM_PIPE);
   uv_pipe_connect(&s->connect_req, &s->u.pipe, path, stream_connect_cb);
@@ -41,7 +41,7 @@ static int pipe_connect(lua_State *L) {
 }
 
 /* net.pipe_listen(path, backlog) -> listener */
-static int pipe_listen(lua_State *L) {
+static int l_net_pipe_listen(lua_State *L) {
   const char *path = check_path(L, "bind");
   int backlog = (int)luaL_optinteger(L, 2, 511);
   listener *l = listener_new(L, STREAM_PIPE);
@@ -66,8 +66,8 @@ static int pipe_listen(lua_State *L) {
 }
 
 static const luaL_Reg pipe_functions[] = {
-    {"pipe_connect", pipe_connect},
-    {"pipe_listen", pipe_listen},
+    {"pipe_connect", l_net_pipe_connect},
+    {"pipe_listen", l_net_pipe_listen},
     {NULL, NULL},
 };
 

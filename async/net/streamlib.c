@@ -109,7 +109,7 @@ static int read_status(lua_State *L, int n, int eof) {
 }
 
 /* net.read_line(h, strip) -> "ok", line | "eof" | "wait" (await net.wait_read, retry). */
-static int net_read_line(lua_State *L) {
+static int l_net_read_line(lua_State *L) {
   int strip = lua_toboolean(L, 2);
   int n = read_line(L, stream_check(L, 1), strip);
   /* at the end read_line gives the partial line, then "" (false when strip) */
@@ -176,14 +176,14 @@ static int read_some(lua_State *L, stream *s, lua_Integer n) {
 }
 
 /* net.read_some(h [, n]) -> "ok", up to n bytes | "eof" | "wait". */
-static int net_read_some(lua_State *L) {
+static int l_net_read_some(lua_State *L) {
   lua_Integer max = luaL_optinteger(L, 2, -1);
   int n = read_some(L, stream_check(L, 1), max);
   return read_status(L, n, n > 0 && max != 0 && lua_rawlen(L, -1) == 0);
 }
 
 /* net.at_eof(h): the buffer is empty and the peer sent its end (or the stream is closed). */
-static int net_at_eof(lua_State *L) {
+static int l_net_at_eof(lua_State *L) {
   stream *s = stream_check(L, 1);
   lua_pushboolean(L, s == NULL || s->close_wanted || (s->eof && s->rb.len == 0));
   return 1;
@@ -200,7 +200,7 @@ static void wait_read(lua_State *L, int hidx, const char *op) {
 }
 
 /* net.wait_read(h) -> a future completed by the next read event. */
-static int net_wait_read(lua_State *L) {
+static int l_net_wait_read(lua_State *L) {
   stream_check(L, 1);
   wait_read(L, 1, "read");
   return 1;
@@ -221,7 +221,7 @@ static int write_data(lua_State *L, stream *s, const char *data, size_t len) {
 }
 
 /* net.write(h, data) */
-static int net_write(lua_State *L) {
+static int l_net_write(lua_State *L) {
   stream *s = stream_check(L, 1);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
@@ -237,7 +237,7 @@ static int drain_needed(lua_State *L, stream *s) {
 }
 
 /* net.drain_needed(h) */
-static int net_drain_needed(lua_State *L) {
+static int l_net_drain_needed(lua_State *L) {
   lua_pushboolean(L, drain_needed(L, stream_check(L, 1)));
   return 1;
 }
@@ -251,14 +251,14 @@ static void wait_drain(lua_State *L, int hidx) {
 }
 
 /* net.wait_drain(h) */
-static int net_wait_drain(lua_State *L) {
+static int l_net_wait_drain(lua_State *L) {
   stream_check(L, 1);
   wait_drain(L, 1);
   return 1;
 }
 
 /* net.set_write_limits(h, high, low) */
-static int net_set_write_limits(lua_State *L) {
+static int l_net_set_write_limits(lua_State *L) {
   stream *s = stream_check(L, 1);
   lua_Integer high = luaL_optinteger(L, 2, HIGH_WATER);
   lua_Integer low = luaL_optinteger(L, 3, high / 4);
@@ -274,14 +274,14 @@ static int net_set_write_limits(lua_State *L) {
 }
 
 /* net.write_buffer_size(h) */
-static int net_write_buffer_size(lua_State *L) {
+static int l_net_write_buffer_size(lua_State *L) {
   stream *s = stream_check(L, 1);
   lua_pushinteger(L, s ? (lua_Integer)stream_write_pending(s) : 0);
   return 1;
 }
 
 /* net.write_eof(h): half-closes once the queued data is written. */
-static int net_write_eof(lua_State *L) {
+static int l_net_write_eof(lua_State *L) {
   stream *s = stream_check(L, 1);
   if (s == NULL || s->close_wanted) return raise_closed(L, "write_eof");
   if (s->eof_wanted) return 0;
@@ -293,20 +293,20 @@ static int net_write_eof(lua_State *L) {
 
 /* ---- closing ---------------------------------------------------------------------- */
 
-static int net_close(lua_State *L) {
+static int l_net_close(lua_State *L) {
   stream *s = stream_check(L, 1);
   if (s) stream_close(s, STREAM_CLOSE_FLUSH);
   return 0;
 }
 
-static int net_is_closing(lua_State *L) {
+static int l_net_is_closing(lua_State *L) {
   stream *s = stream_check(L, 1);
   lua_pushboolean(L, s == NULL || s->close_wanted);
   return 1;
 }
 
 /* net.wait_closed(h) -> a future completed when the handle is closed, or nothing. */
-static int net_wait_closed(lua_State *L) {
+static int l_net_wait_closed(lua_State *L) {
   stream *s = stream_check(L, 1);
   if (s == NULL) return 0;
   waitset_add(L, &s->closers, 1, SUV_CLOSERS);
@@ -341,7 +341,7 @@ static int stream_tostring(lua_State *L) {
 /* ---- connecting and names --------------------------------------------------------- */
 
 /* net.connect_finish(h): raises the connect error; the stream is then open. */
-static int net_connect_finish(lua_State *L) {
+static int l_net_connect_finish(lua_State *L) {
   stream *s = stream_check(L, 1);
   if (s == NULL || s->close_wanted) return raise_closed(L, "connect");
   if (s->connect_status < 0) return error_raise_uv(L, "connect", s->connect_status);
@@ -350,7 +350,7 @@ static int net_connect_finish(lua_State *L) {
 }
 
 /* net.set_limit(h, limit) */
-static int net_set_limit(lua_State *L) {
+static int l_net_set_limit(lua_State *L) {
   stream *s = stream_check(L, 1);
   lua_Integer limit = luaL_checkinteger(L, 2);
   luaL_argcheck(L, limit > 0, 2, "limit must be positive");
@@ -368,10 +368,10 @@ static int push_name(lua_State *L, int peer) {
   return s->kind == STREAM_TCP ? tcp_push_name(L, &s->u.tcp, peer)
                                : pipe_push_name(L, &s->u.pipe, peer);
 }
-static int net_sockname(lua_State *L) { return push_name(L, 0); }
-static int net_peername(lua_State *L) { return push_name(L, 1); }
+static int l_net_sockname(lua_State *L) { return push_name(L, 0); }
+static int l_net_peername(lua_State *L) { return push_name(L, 1); }
 
-static int net_stream_kind(lua_State *L) {
+static int l_net_stream_kind(lua_State *L) {
   stream *s = stream_check(L, 1);
   if (s == NULL) return 0;
   lua_pushstring(L, s->kind == STREAM_TCP ? "tcp" : "unix");
@@ -427,7 +427,7 @@ static stream *push_handle(lua_State *L) {
 
 /* reader:read(n): up to n bytes, at least one unless at the end ("" there). n omitted
    or negative: everything up to the end, by the async function in upvalue 1. */
-static int reader_read(lua_State *L) {
+static int l_reader_read(lua_State *L) {
   lua_Integer n = luaL_optinteger(L, 2, -1);
   push_handle(L);
   if (n < 0) {
@@ -442,14 +442,14 @@ static int reader_read(lua_State *L) {
 }
 
 /* reader:readline(): a line with its "\n"; at the end the partial last line, then "". */
-static int reader_readline(lua_State *L) {
+static int l_reader_readline(lua_State *L) {
   push_handle(L);
   op_push(L, &readline_op, 1);
   return 1;
 }
 
 /* reader:readuntil(sep): the data up to and including sep (default "\n"). */
-static int reader_readuntil(lua_State *L) {
+static int l_reader_readuntil(lua_State *L) {
   size_t seplen;
   luaL_optlstring(L, 2, "\n", &seplen);
   luaL_argcheck(L, seplen > 0, 2, "the separator must not be empty");
@@ -464,7 +464,7 @@ static int reader_readuntil(lua_State *L) {
 }
 
 /* reader:readexactly(n): n bytes, or IncompleteReadError (partial, expected). */
-static int reader_readexactly(lua_State *L) {
+static int l_reader_readexactly(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 2);
   luaL_argcheck(L, n >= 0, 2, "readexactly size can not be less than zero");
   push_handle(L);
@@ -474,7 +474,7 @@ static int reader_readexactly(lua_State *L) {
 }
 
 /* writer:write(data): plain call; sends at once what the socket takes, queues the rest. */
-static int writer_write(lua_State *L) {
+static int l_writer_write(lua_State *L) {
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
   return write_data(L, push_handle(L), data, len);
@@ -484,7 +484,7 @@ static int writer_write(lua_State *L) {
    connection's error (BrokenPipeError, ConnectionError ECONNRESET, ...). Below the mark
    and without error, as after most writes, it returns a Future already done (upvalue):
    nothing to wait for, nothing allocated. */
-static int writer_drain(lua_State *L) {
+static int l_writer_drain(lua_State *L) {
   stream *s = push_handle(L);
   if (s == NULL || (!s->werr && !s->rerr && !(s->paused && !s->close_wanted))) {
     lua_pushvalue(L, lua_upvalueindex(MUP_DONE));
@@ -495,19 +495,19 @@ static int writer_drain(lua_State *L) {
 }
 
 static const luaL_Reg stream_methods[] = {
-    {"read", reader_read},
-    {"readline", reader_readline},
-    {"readuntil", reader_readuntil},
-    {"readexactly", reader_readexactly},
-    {"write", writer_write},
-    {"drain", writer_drain},
+    {"read", l_reader_read},
+    {"readline", l_reader_readline},
+    {"readuntil", l_reader_readuntil},
+    {"readexactly", l_reader_readexactly},
+    {"write", l_writer_write},
+    {"drain", l_writer_drain},
     {NULL, NULL},
 };
 
 /* net.stream_methods(read_to_eof, done) -> the methods above: read uses the async
    function read_to_eof for reads to the end of the stream, drain returns `done`, a
    Future already done, when there is nothing to wait for. */
-static int net_stream_methods(lua_State *L) {
+static int l_net_stream_methods(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   future_check(L, 2);
   lua_settop(L, 2);
@@ -524,7 +524,7 @@ static int net_stream_methods(lua_State *L) {
 
 /* net.fileno(h) -> the descriptor of a stream or a listener, -1 once closed (LuaSocket's
    getfd) */
-static int net_fileno(lua_State *L) {
+static int l_net_fileno(lua_State *L) {
   uv_os_fd_t fd = -1;
   if (luaL_testudata(L, 1, LISTENER_MT)) {
     listener *l = *(listener **)lua_touserdata(L, 1);
@@ -538,26 +538,26 @@ static int net_fileno(lua_State *L) {
 }
 
 static const luaL_Reg stream_functions[] = {
-    {"fileno", net_fileno},
-    {"read_line", net_read_line},
-    {"stream_methods", net_stream_methods},
-    {"read_some", net_read_some},
-    {"at_eof", net_at_eof},
-    {"wait_read", net_wait_read},
-    {"write", net_write},
-    {"drain_needed", net_drain_needed},
-    {"wait_drain", net_wait_drain},
-    {"set_write_limits", net_set_write_limits},
-    {"write_buffer_size", net_write_buffer_size},
-    {"write_eof", net_write_eof},
-    {"close", net_close},
-    {"is_closing", net_is_closing},
-    {"wait_closed", net_wait_closed},
-    {"connect_finish", net_connect_finish},
-    {"set_limit", net_set_limit},
-    {"sockname", net_sockname},
-    {"peername", net_peername},
-    {"stream_kind", net_stream_kind},
+    {"fileno", l_net_fileno},
+    {"read_line", l_net_read_line},
+    {"stream_methods", l_net_stream_methods},
+    {"read_some", l_net_read_some},
+    {"at_eof", l_net_at_eof},
+    {"wait_read", l_net_wait_read},
+    {"write", l_net_write},
+    {"drain_needed", l_net_drain_needed},
+    {"wait_drain", l_net_wait_drain},
+    {"set_write_limits", l_net_set_write_limits},
+    {"write_buffer_size", l_net_write_buffer_size},
+    {"write_eof", l_net_write_eof},
+    {"close", l_net_close},
+    {"is_closing", l_net_is_closing},
+    {"wait_closed", l_net_wait_closed},
+    {"connect_finish", l_net_connect_finish},
+    {"set_limit", l_net_set_limit},
+    {"sockname", l_net_sockname},
+    {"peername", l_net_peername},
+    {"stream_kind", l_net_stream_kind},
     {NULL, NULL},
 };
 

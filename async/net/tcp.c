@@ -34,7 +34,7 @@ static unsigned keepalive_delay(lua_State *L, int idx) {
 
 /* net.tcp_connect(ip, port, nodelay, keepalive) -> stream; net.wait_read's future
    completes when the connection is made or failed (net.connect_finish raises the error). */
-static int tcp_connect(lua_State *L) {
+static int l_net_tcp_connect(lua_State *L) {
   struct sockaddr_storage ss;
   parse_addr(L, 1, &ss, "connect");
   int nodelay = lua_isnoneornil(L, 3) ? 1 : lua_toboolean(L, 3);
@@ -53,7 +53,7 @@ static int tcp_connect(lua_State *L) {
 }
 
 /* net.tcp_listen(ip, port, backlog, reuse_port, ipv6only) -> listener */
-static int tcp_listen(lua_State *L) {
+static int l_net_tcp_listen(lua_State *L) {
   struct sockaddr_storage ss;
   parse_addr(L, 1, &ss, "bind");
   int backlog = (int)luaL_optinteger(L, 3, 511);
@@ -90,7 +90,7 @@ static int tcp_listen(lua_State *L) {
 
 /* net.tcp_options(h, nodelay, keepalive): TCP_NODELAY and keepalive (false, true: 60 s, or
    seconds of idle before probes) on a connected stream (LuaSocket's setoption) */
-static int tcp_options(lua_State *L) {
+static int l_net_tcp_options(lua_State *L) {
   stream *s = stream_check(L, 1);
   if (s == NULL || s->close_wanted || s->kind != STREAM_TCP)
     return luaL_error(L, "setoption: not a connected TCP socket");
@@ -105,9 +105,9 @@ static int tcp_options(lua_State *L) {
 }
 
 static const luaL_Reg tcp_functions[] = {
-    {"tcp_options", tcp_options},
-    {"tcp_connect", tcp_connect},
-    {"tcp_listen", tcp_listen},
+    {"tcp_options", l_net_tcp_options},
+    {"tcp_connect", l_net_tcp_connect},
+    {"tcp_listen", l_net_tcp_listen},
     {NULL, NULL},
 };
 

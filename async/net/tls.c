@@ -295,7 +295,7 @@ static int raise_load_error(lua_State *L, const char *what, const char *path, in
 /* net.tls_context(server, verify, cafile, certfile, keyfile, password) -> context.
    A client with no cafile trusts the system's CA store. A server verifies client
    certificates only when asked to (verify), against cafile. */
-static int tls_context(lua_State *L) {
+static int l_net_tls_context(lua_State *L) {
   int server = lua_toboolean(L, 1);
   int verify = lua_toboolean(L, 2);
   const char *cafile = luaL_optstring(L, 3, NULL);
@@ -357,7 +357,7 @@ static int raise_closed(lua_State *L, const char *op) {
    TLS from now on; a client sends its hello at once. `hostname` is the SNI name (not for
    an IP address) and, with check_hostname, the name or address the certificate must
    match. Then net.tls_handshake tells how the handshake goes. */
-static int tls_start(lua_State *L) {
+static int l_net_tls_start(lua_State *L) {
   stream *s = stream_check(L, 1);
   SSL_CTX *ctx = ctx_check(L, 2);
   int server = lua_toboolean(L, 3);
@@ -423,7 +423,7 @@ static int tls_start(lua_State *L) {
 
 /* net.tls_handshake(h) -> true once complete; nothing while it goes on (await
    net.wait_read and ask again); raises its failure. */
-static int tls_handshake(lua_State *L) {
+static int l_net_tls_handshake(lua_State *L) {
   stream *s = stream_check(L, 1);
   if (s == NULL || s->close_wanted) return raise_closed(L, "handshake");
   tls_conn *t = s->tls;
@@ -453,7 +453,7 @@ static void push_name(lua_State *L, const X509_NAME *name) {
 
 /* net.tls_info(h) -> {version=, cipher=, bits=, peer_subject=, peer_issuer=, verified=,
    server_name=}, or nothing for a plain stream or before the handshake completes. */
-static int tls_info(lua_State *L) {
+static int l_net_tls_info(lua_State *L) {
   stream *s = stream_check(L, 1);
   if (s == NULL || s->tls == NULL || !s->tls->done) return 0;
   SSL *ssl = s->tls->ssl;
@@ -483,7 +483,7 @@ static int tls_info(lua_State *L) {
 }
 
 /* net.tls_peercert(h) -> the peer's certificate in PEM, or nothing. */
-static int tls_peercert(lua_State *L) {
+static int l_net_tls_peercert(lua_State *L) {
   stream *s = stream_check(L, 1);
   if (s == NULL || s->tls == NULL || !s->tls->done) return 0;
   X509 *peer = SSL_get0_peer_certificate(s->tls->ssl);
@@ -502,18 +502,18 @@ static int tls_peercert(lua_State *L) {
 }
 
 /* net.tls_version() -> the OpenSSL version text */
-static int tls_version(lua_State *L) {
+static int l_net_tls_version(lua_State *L) {
   lua_pushstring(L, OpenSSL_version(OPENSSL_VERSION));
   return 1;
 }
 
 static const luaL_Reg tls_functions[] = {
-    {"tls_context", tls_context},
-    {"tls_start", tls_start},
-    {"tls_handshake", tls_handshake},
-    {"tls_info", tls_info},
-    {"tls_peercert", tls_peercert},
-    {"tls_version", tls_version},
+    {"tls_context", l_net_tls_context},
+    {"tls_start", l_net_tls_start},
+    {"tls_handshake", l_net_tls_handshake},
+    {"tls_info", l_net_tls_info},
+    {"tls_peercert", l_net_tls_peercert},
+    {"tls_version", l_net_tls_version},
     {NULL, NULL},
 };
 

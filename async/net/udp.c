@@ -102,7 +102,7 @@ static void udp_recv_resume(udp_sock *u) {
 
 /* net.udp_recv(u) -> data, host, port; nothing: wait. An error (an ICMP report on a
    connected socket) is raised once. */
-static int udp_recv(lua_State *L) {
+static int l_net_udp_recv(lua_State *L) {
   udp_sock *u = udp_check(L);
   if (u == NULL || u->closing) return raise_closed(L, "recvfrom");
   dgram *d = u->first;
@@ -128,7 +128,7 @@ static int udp_recv(lua_State *L) {
 }
 
 /* net.udp_wait(u) -> a future completed by the next datagram or error. */
-static int udp_wait(lua_State *L) {
+static int l_net_udp_wait(lua_State *L) {
   udp_sock *u = udp_check(L);
   if (u == NULL || u->closing) return raise_closed(L, "recvfrom");
   if (waitset_pending(&u->readers))
@@ -158,7 +158,7 @@ static int same_addr(const struct sockaddr_storage *a, const struct sockaddr_sto
 }
 
 /* net.udp_send(u, data [, ip, port]) */
-static int udp_send(lua_State *L) {
+static int l_net_udp_send(lua_State *L) {
   udp_sock *u = udp_check(L);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
@@ -243,19 +243,19 @@ static void udp_close(udp_sock *u) {
 
 static void udp_shutdown_obj(owned *o) { udp_close(container_of(o, udp_sock, obj)); }
 
-static int udp_close_lua(lua_State *L) {
+static int l_net_udp_close(lua_State *L) {
   udp_sock *u = udp_check(L);
   if (u) udp_close(u);
   return 0;
 }
 
-static int udp_is_closing(lua_State *L) {
+static int l_net_udp_is_closing(lua_State *L) {
   udp_sock *u = udp_check(L);
   lua_pushboolean(L, u == NULL || u->closing);
   return 1;
 }
 
-static int udp_wait_closed(lua_State *L) {
+static int l_net_udp_wait_closed(lua_State *L) {
   udp_sock *u = udp_check(L);
   if (u == NULL) return 0;
   waitset_add(L, &u->closers, 1, UUV_CLOSERS);
@@ -286,11 +286,11 @@ static int udp_name(lua_State *L, int peer) {
   if (err) return error_raise_uv(L, peer ? "getpeername" : "getsockname", err);
   return addr_push(L, (struct sockaddr *)&ss);
 }
-static int udp_sockname(lua_State *L) { return udp_name(L, 0); }
-static int udp_peername(lua_State *L) { return udp_name(L, 1); }
+static int l_net_udp_sockname(lua_State *L) { return udp_name(L, 0); }
+static int l_net_udp_peername(lua_State *L) { return udp_name(L, 1); }
 
 /* net.udp_fileno(u) -> the socket's descriptor, -1 once closed (LuaSocket's getfd) */
-static int udp_fileno(lua_State *L) {
+static int l_net_udp_fileno(lua_State *L) {
   udp_sock *u = udp_check(L);
   uv_os_fd_t fd = -1;
   if (u == NULL || u->closing || uv_fileno((uv_handle_t *)&u->h, &fd) != 0) fd = -1;
@@ -305,7 +305,7 @@ static int fail(lua_State *L, udp_sock *u, const char *op, int err) {
 
 /* net.udp_open(local_ip, local_port, remote_ip, remote_port, reuse_port, broadcast) -> u.
    Without a local address it binds the wildcard address of the remote's family. */
-static int udp_open_lua(lua_State *L) {
+static int l_net_udp_open(lua_State *L) {
   struct sockaddr_storage local, remote;
   int has_local = !lua_isnoneornil(L, 1), has_remote = !lua_isnoneornil(L, 3);
   int reuse_port = lua_toboolean(L, 5), broadcast = lua_toboolean(L, 6);
@@ -365,16 +365,16 @@ static int udp_tostring(lua_State *L) {
 }
 
 static const luaL_Reg udp_functions[] = {
-    {"udp_open", udp_open_lua},
-    {"udp_send", udp_send},
-    {"udp_recv", udp_recv},
-    {"udp_wait", udp_wait},
-    {"udp_close", udp_close_lua},
-    {"udp_is_closing", udp_is_closing},
-    {"udp_wait_closed", udp_wait_closed},
-    {"udp_sockname", udp_sockname},
-    {"udp_peername", udp_peername},
-    {"udp_fileno", udp_fileno},
+    {"udp_open", l_net_udp_open},
+    {"udp_send", l_net_udp_send},
+    {"udp_recv", l_net_udp_recv},
+    {"udp_wait", l_net_udp_wait},
+    {"udp_close", l_net_udp_close},
+    {"udp_is_closing", l_net_udp_is_closing},
+    {"udp_wait_closed", l_net_udp_wait_closed},
+    {"udp_sockname", l_net_udp_sockname},
+    {"udp_peername", l_net_udp_peername},
+    {"udp_fileno", l_net_udp_fileno},
     {NULL, NULL},
 };
 

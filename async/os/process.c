@@ -299,10 +299,10 @@ static int spawn_error(lua_State *L, const char *file, int uverr, const char *de
   return lua_error(L);
 }
 
-/* process_spawn(file, args, opts) -> process, pid, stdin, stdout, stderr (stream userdata
+/* l_core_process_spawn(file, args, opts) -> process, pid, stdin, stdout, stderr (stream userdata
    or nil). args[1] is the program's name as it sees it. Raises OSError (errno ENOENT for a
    program that does not exist, EBADF for a pass_fds descriptor that is not open). */
-static int process_spawn(lua_State *L) {
+static int l_core_process_spawn(lua_State *L) {
   const char *file = luaL_checkstring(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TTABLE);
@@ -431,23 +431,23 @@ static int process_spawn(lua_State *L) {
 
 /* ---- the process object ---------------------------------------------------------- */
 
-/* process_returncode(p) -> the return code, or nil while the child runs */
-static int process_returncode(lua_State *L) {
+/* l_core_process_returncode(p) -> the return code, or nil while the child runs */
+static int l_core_process_returncode(lua_State *L) {
   proc_box *box = box_check(L, 1);
   if (!box->exited) return 0;
   lua_pushinteger(L, box->returncode);
   return 1;
 }
 
-/* process_exit_future(p) -> the Future its exit completes */
-static int process_exit_future(lua_State *L) {
+/* l_core_process_exit_future(p) -> the Future its exit completes */
+static int l_core_process_exit_future(lua_State *L) {
   box_check(L, 1);
   lua_getiuservalue(L, 1, 1);
   return 1;
 }
 
-/* process_send_signal(p, sig): nothing once the child has exited (its pid may be reused). */
-static int process_send_signal(lua_State *L) {
+/* l_core_process_send_signal(p, sig): nothing once the child has exited (its pid may be reused). */
+static int l_core_process_send_signal(lua_State *L) {
   proc_box *box = box_check(L, 1);
   int signum = signal_check(L, 2, "send_signal");
   if (box->exited || box->p == NULL || box->p->exited) return 0;
@@ -456,10 +456,10 @@ static int process_send_signal(lua_State *L) {
   return 0;
 }
 
-/* process_pipe_settled(h) -> true when nothing more will come into the reader's buffer
+/* l_core_process_pipe_settled(h) -> true when nothing more will come into the reader's buffer
    without someone reading: end of stream, an error, closed, or the buffer full. Second
    result: another task is waiting to read from it (it drains the pipe). */
-static int process_pipe_settled(lua_State *L) {
+static int l_core_process_pipe_settled(lua_State *L) {
   stream *s = stream_check(L, 1);
   lua_pushboolean(L, s == NULL || s->eof || s->rerr || s->close_wanted || s->rb.len >= s->limit);
   lua_pushboolean(L, s != NULL && waitset_pending(&s->readers));
@@ -476,11 +476,11 @@ static int process_tostring(lua_State *L) {
 }
 
 static const luaL_Reg process_functions[] = {
-    {"process_spawn", process_spawn},
-    {"process_returncode", process_returncode},
-    {"process_exit_future", process_exit_future},
-    {"process_send_signal", process_send_signal},
-    {"process_pipe_settled", process_pipe_settled},
+    {"process_spawn", l_core_process_spawn},
+    {"process_returncode", l_core_process_returncode},
+    {"process_exit_future", l_core_process_exit_future},
+    {"process_send_signal", l_core_process_send_signal},
+    {"process_pipe_settled", l_core_process_pipe_settled},
     {NULL, NULL},
 };
 

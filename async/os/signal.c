@@ -168,7 +168,7 @@ static int first_arg(lua_State *L) { return luaL_testudata(L, 1, LOOP_MT) ? 2 : 
 
 /* add_signal_handler(sig, fn, ...): fn(...) runs from the loop (not in signal context)
    each time sig arrives; replaces an earlier handler of sig. */
-static int signal_add(lua_State *L) {
+static int l_core_add_signal_handler(lua_State *L) {
   int a = first_arg(L);
   int signum = signal_check(L, a, "add_signal_handler");
   if (signum == SIGKILL || signum == SIGSTOP)
@@ -225,7 +225,7 @@ static int signal_add(lua_State *L) {
 }
 
 /* remove_signal_handler(sig) -> true if a handler was removed */
-static int signal_remove(lua_State *L) {
+static int l_core_remove_signal_handler(lua_State *L) {
   int signum = signal_check(L, first_arg(L), "remove_signal_handler");
   lua_pushboolean(L, remove_watcher(L, signum));
   return 1;
@@ -375,11 +375,11 @@ void signal_open(lua_State *L) {
   lua_getfield(L, -1, "__index");
   int methods = lua_gettop(L);
   lua_getfield(L, core, "iscoroutinefunction");
-  lua_pushcclosure(L, signal_add, 1);
+  lua_pushcclosure(L, l_core_add_signal_handler, 1);
   lua_pushvalue(L, -1);
   lua_setfield(L, core, "add_signal_handler");
   lua_setfield(L, methods, "add_signal_handler");
-  lua_pushcfunction(L, signal_remove);
+  lua_pushcfunction(L, l_core_remove_signal_handler);
   lua_pushvalue(L, -1);
   lua_setfield(L, core, "remove_signal_handler");
   lua_setfield(L, methods, "remove_signal_handler");
