@@ -2,7 +2,7 @@
 # install-deps.sh — installs the Debian packages alua needs to build and test, if missing.
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -e
-PACKAGES="build-essential pkg-config liblua5.4-dev lua5.4 libuv1-dev libssl-dev openssl libreadline-dev lua-busted luarocks valgrind clang libclang-rt-14-dev curl python3 redis-server lua-cjson lua-check"
+PACKAGES="build-essential pkg-config liblua5.4-dev lua5.4 libuv1-dev libssl-dev openssl libreadline-dev lua-busted luarocks valgrind clang libclang-rt-14-dev clang-format curl python3 redis-server lua-cjson lua-check"
 # asyncio.socket's specs (LuaSocket libraries and their peers) and its copas benchmark
 PACKAGES="$PACKAGES lua-socket lua-sec lua-redis python3-aiosmtpd python3-pyftpdlib lua-copas lua5.1"
 missing=""

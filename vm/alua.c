@@ -115,7 +115,8 @@ int alua_backend_fd(lua_State *L) { return uv_backend_fd(loop_get(L)->uv); }
 int alua_backend_timeout(lua_State *L) {
   loop_state *loop = loop_get(L);
   if (loop->ready_count > 0) return 0;
-  uv_update_time(loop->uv); /* the host is about to wait: measure from now, not the last iteration */
+  uv_update_time(
+      loop->uv); /* the host is about to wait: measure from now, not the last iteration */
   return uv_backend_timeout(loop->uv);
 }
 
@@ -144,12 +145,11 @@ static int future_settle(lua_State *L) {
   if (a->reject) {
     lua_pushvalue(L, 2);
     lua_setiuservalue(L, fidx, FUV_VALUE);
-    f->state = FUT_ERROR;
+    future_complete(f, FUT_ERROR);
   } else {
     future_store_results(L, fidx, 2, n);
-    f->state = FUT_RESULT;
+    future_complete(f, FUT_RESULT);
   }
-  future_wake_all(f->loop, f);
   a->result = 0;
   return 0;
 }
@@ -167,6 +167,8 @@ static int future_settle_with(lua_State *L, int key, int nvalues, int reject) {
   return a.result;
 }
 
-int alua_future_resolve(lua_State *L, int key, int nresults) { return future_settle_with(L, key, nresults, 0); }
+int alua_future_resolve(lua_State *L, int key, int nresults) {
+  return future_settle_with(L, key, nresults, 0);
+}
 
 int alua_future_reject(lua_State *L, int key) { return future_settle_with(L, key, 1, 1); }

@@ -17,8 +17,7 @@ static const char keywords_key = 'k';
    pushing, say) between its allocation and its release cannot leak it. */
 #define OWNED_BUFFER "alua.owned_buffer"
 
-static int owned_gc(lua_State *L)
-{
+static int owned_gc(lua_State *L) {
   char **p = luaL_checkudata(L, 1, OWNED_BUFFER);
   free(*p);
   *p = NULL;
@@ -26,8 +25,7 @@ static int owned_gc(lua_State *L)
 }
 
 /* Pushes an owner holding nothing yet. */
-static char **owned_new(lua_State *L)
-{
+static char **owned_new(lua_State *L) {
   char **p = lua_newuserdatauv(L, sizeof *p, 0);
   *p = NULL;
   if (luaL_newmetatable(L, OWNED_BUFFER)) {
@@ -38,14 +36,12 @@ static char **owned_new(lua_State *L)
   return p;
 }
 
-void loader_set_keywords(lua_State *L, int enabled)
-{
+void loader_set_keywords(lua_State *L, int enabled) {
   lua_pushboolean(L, enabled);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &keywords_key);
 }
 
-static int keywords_enabled(lua_State *L)
-{
+static int keywords_enabled(lua_State *L) {
   int off;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &keywords_key);
   off = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
@@ -55,8 +51,7 @@ static int keywords_enabled(lua_State *L)
 
 /* The chunk name as Lua's messages show it: "@file" → "file" (long ones keep their end),
    "=name" → "name", anything else → [string "first line..."]. */
-static void chunk_id(char out[LUA_IDSIZE], const char *source)
-{
+static void chunk_id(char out[LUA_IDSIZE], const char *source) {
   size_t len = strlen(source), room = LUA_IDSIZE - 1;
   if (*source == '=' || *source == '@') {
     const char *name = source + 1;
@@ -74,8 +69,7 @@ static void chunk_id(char out[LUA_IDSIZE], const char *source)
     size_t keep = room - (sizeof pre - 1) - (sizeof dots - 1) - (sizeof post - 1);
     size_t n = nl ? (size_t)(nl - source) : len;
     int cut = nl != NULL || len >= keep;
-    if (n > keep)
-      n = keep;
+    if (n > keep) n = keep;
     memcpy(out, pre, sizeof pre - 1);
     memcpy(out + sizeof pre - 1, source, n);
     n += sizeof pre - 1;
@@ -87,8 +81,7 @@ static void chunk_id(char out[LUA_IDSIZE], const char *source)
   }
 }
 
-int alua_translate(lua_State *L, const char *src, size_t len, const char *chunkname)
-{
+int alua_translate(lua_State *L, const char *src, size_t len, const char *chunkname) {
   struct syntax_output out;
   char id[LUA_IDSIZE];
   char **owner = owned_new(L);
@@ -115,16 +108,14 @@ int alua_translate(lua_State *L, const char *src, size_t len, const char *chunkn
 }
 
 int loader_loadbuffer(lua_State *L, const char *buf, size_t len, const char *chunkname,
-                      const char *mode)
-{
+                      const char *mode) {
   const char *text;
   size_t tlen;
   int st;
   if (!keywords_enabled(L) || (len > 0 && buf[0] == LUA_SIGNATURE[0]) ||
       (mode && !strchr(mode, 't')))
     return luaL_loadbufferx(L, buf, len, chunkname, mode);
-  if ((st = alua_translate(L, buf, len, chunkname)) != LUA_OK)
-    return st;
+  if ((st = alua_translate(L, buf, len, chunkname)) != LUA_OK) return st;
   text = lua_tolstring(L, -1, &tlen);
   st = luaL_loadbufferx(L, text, tlen, chunkname, mode);
   lua_remove(L, -2);
@@ -132,22 +123,19 @@ int loader_loadbuffer(lua_State *L, const char *buf, size_t len, const char *chu
 }
 
 /* "cannot open/read NAME: reason" for the file whose chunk name is at `name`. */
-static int file_error(lua_State *L, const char *what, int name, int err)
-{
+static int file_error(lua_State *L, const char *what, int name, int err) {
   lua_pushfstring(L, "cannot %s %s: %s", what, lua_tostring(L, name) + 1, strerror(err));
   lua_remove(L, name);
   return LUA_ERRFILE;
 }
 
 /* The whole stream into *buf (malloc'd); 0, or an errno value. */
-static int stream_read(FILE *f, char **buf, size_t *len)
-{
+static int stream_read(FILE *f, char **buf, size_t *len) {
   size_t cap = 0, n = 0, got;
   do {
     if (cap - n < BUFSIZ) {
       char *p = realloc(*buf, cap = cap ? cap * 2 : 4 * BUFSIZ);
-      if (!p)
-        return ENOMEM;
+      if (!p) return ENOMEM;
       *buf = p;
     }
     got = fread(*buf + n, 1, cap - n, f);
@@ -163,8 +151,7 @@ static int stream_read(FILE *f, char **buf, size_t *len)
    '#', whose line break stays so that line numbers hold (a binary chunk may follow
    either). */
 static int source_read(lua_State *L, const char *filename, char **owner, size_t *len,
-                       size_t *start)
-{
+                       size_t *start) {
   int name = lua_gettop(L) + 1, err;
   const char *text, *nl;
   FILE *f;
@@ -172,21 +159,17 @@ static int source_read(lua_State *L, const char *filename, char **owner, size_t 
   if (filename) {
     lua_pushfstring(L, "@%s", filename);
     errno = 0;
-    if (!(f = fopen(filename, "rb")))
-      return file_error(L, "open", name, errno);
+    if (!(f = fopen(filename, "rb"))) return file_error(L, "open", name, errno);
   } else {
     lua_pushliteral(L, "=stdin");
     f = stdin;
   }
   errno = 0;
   err = stream_read(f, owner, len);
-  if (filename)
-    fclose(f);
-  if (err)
-    return file_error(L, "read", name, err);
+  if (filename) fclose(f);
+  if (err) return file_error(L, "read", name, err);
   text = *owner;
-  if (*len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
-    *start = 3;
+  if (*len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) *start = 3;
   if (*start < *len && text[*start] == '#') {
     if (!(nl = memchr(text + *start, '\n', *len - *start)))
       *start = *len;
@@ -198,8 +181,7 @@ static int source_read(lua_State *L, const char *filename, char **owner, size_t 
   return LUA_OK;
 }
 
-int loader_loadfile(lua_State *L, const char *filename, const char *mode)
-{
+int loader_loadfile(lua_State *L, const char *filename, const char *mode) {
   int base = lua_gettop(L) + 1, st;
   char **owner = owned_new(L);
   size_t len, start;
@@ -207,19 +189,18 @@ int loader_loadfile(lua_State *L, const char *filename, const char *mode)
     st = loader_loadbuffer(L, *owner + start, len - start, lua_tostring(L, -1), mode);
   free(*owner);
   *owner = NULL;
-  lua_replace(L, base);  /* the chunk, or the message */
+  lua_replace(L, base); /* the chunk, or the message */
   lua_settop(L, base);
   return st;
 }
 
-int loader_translatefile(lua_State *L, const char *filename)
-{
+int loader_translatefile(lua_State *L, const char *filename) {
   int base = lua_gettop(L) + 1, st;
   char **owner = owned_new(L);
   const char *text;
   size_t len, start, tlen;
-  lua_pushnil(L);  /* base + 1: the translation */
-  lua_pushnil(L);  /* base + 2: the message */
+  lua_pushnil(L); /* base + 1: the translation */
+  lua_pushnil(L); /* base + 2: the message */
   if ((st = source_read(L, filename, owner, &len, &start)) == LUA_OK &&
       (st = alua_translate(L, *owner + start, len - start, lua_tostring(L, base + 3))) == LUA_OK) {
     text = lua_tolstring(L, base + 4, &tlen);
@@ -247,8 +228,7 @@ int loader_translatefile(lua_State *L, const char *filename)
 
 /* load's and loadfile's ending: the function (with env as its first upvalue), or fail
    and the message. */
-static int load_result(lua_State *L, int st, int env)
-{
+static int load_result(lua_State *L, int st, int env) {
   if (st != LUA_OK) {
     luaL_pushfail(L);
     lua_insert(L, -2);
@@ -256,15 +236,13 @@ static int load_result(lua_State *L, int st, int env)
   }
   if (env) {
     lua_pushvalue(L, env);
-    if (!lua_setupvalue(L, -2, 1))
-      lua_pop(L, 1);
+    if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
   }
   return 1;
 }
 
 /* Calls the reader function at 1 until it returns nil or "": the pieces, joined. */
-static int reader_drain(lua_State *L)
-{
+static int reader_drain(lua_State *L) {
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   for (;;) {
@@ -283,8 +261,7 @@ static int reader_drain(lua_State *L)
   return 1;
 }
 
-static int l_load(lua_State *L)
-{
+static int l_load(lua_State *L) {
   size_t len;
   const char *s = lua_tolstring(L, 1, &len);
   const char *mode = luaL_optstring(L, 3, "bt");
@@ -307,71 +284,60 @@ static int l_load(lua_State *L)
   return load_result(L, st, env);
 }
 
-static int l_loadfile(lua_State *L)
-{
+static int l_loadfile(lua_State *L) {
   const char *filename = luaL_optstring(L, 1, NULL);
   const char *mode = luaL_optstring(L, 2, NULL);
   int env = lua_isnone(L, 3) ? 0 : 3;
   return load_result(L, loader_loadfile(L, filename, mode), env);
 }
 
-static int dofile_results(lua_State *L, int status, lua_KContext ctx)
-{
+static int dofile_results(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
   return lua_gettop(L) - 1;
 }
 
-static int l_dofile(lua_State *L)
-{
+static int l_dofile(lua_State *L) {
   const char *filename = luaL_optstring(L, 1, NULL);
   lua_settop(L, 1);
-  if (loader_loadfile(L, filename, NULL) != LUA_OK)
-    return lua_error(L);
+  if (loader_loadfile(L, filename, NULL) != LUA_OK) return lua_error(L);
   lua_callk(L, 0, LUA_MULTRET, 0, dofile_results);
   return dofile_results(L, LUA_OK, 0);
 }
 
 /* package.searchers[2]: a Lua file on package.path, loaded translated. Upvalues: the
    package table and the stock package.searchpath. */
-static int searcher_lua(lua_State *L)
-{
+static int searcher_lua(lua_State *L) {
   const char *name = luaL_checkstring(L, 1), *filename;
   lua_getfield(L, lua_upvalueindex(1), "path");
-  if (!lua_isstring(L, -1))
-    return luaL_error(L, "'package.path' must be a string");
+  if (!lua_isstring(L, -1)) return luaL_error(L, "'package.path' must be a string");
   lua_pushvalue(L, lua_upvalueindex(2));
   lua_pushvalue(L, 1);
   lua_pushvalue(L, -3);
   lua_call(L, 2, 2);
-  if (lua_isnil(L, -2))
-    return 1;  /* the "no file '...'" lines */
+  if (lua_isnil(L, -2)) return 1; /* the "no file '...'" lines */
   lua_pop(L, 1);
   filename = lua_tostring(L, -1);
   if (loader_loadfile(L, filename, NULL) != LUA_OK)
     return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s", name, filename,
                       lua_tostring(L, -1));
   lua_insert(L, -2);
-  return 2;  /* the chunk, and the file name as its second argument */
+  return 2; /* the chunk, and the file name as its second argument */
 }
 
-static int l_translate(lua_State *L)
-{
+static int l_translate(lua_State *L) {
   size_t len;
   const char *src = luaL_checklstring(L, 1, &len);
   const char *chunkname = luaL_optstring(L, 2, src);
-  if (alua_translate(L, src, len, chunkname) == LUA_OK)
-    return 1;
+  if (alua_translate(L, src, len, chunkname) == LUA_OK) return 1;
   luaL_pushfail(L);
   lua_insert(L, -2);
   return 2;
 }
 
-void loader_install(lua_State *L)
-{
+void loader_install(lua_State *L) {
   static const luaL_Reg globals[] = {
-    {"load", l_load}, {"loadfile", l_loadfile}, {"dofile", l_dofile}, {NULL, NULL}
-  };
+      {"load", l_load}, {"loadfile", l_loadfile}, {"dofile", l_dofile}, {NULL, NULL}};
   lua_pushglobaltable(L);
   luaL_setfuncs(L, globals, 0);
   lua_pop(L, 1);

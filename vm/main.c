@@ -19,7 +19,7 @@ static int keyboard_interrupt; /* the run ended because of Ctrl-C: exit 130 */
 
 typedef struct options {
   int interactive, version, noenv, warnings, no_keywords, has_e, translate, help, debug;
-  int script; /* index of the script in argv, or 0 */
+  int script;          /* index of the script in argv, or 0 */
   int first_arg_error; /* index of a bad option, or 0 */
 } options;
 

@@ -25,7 +25,7 @@
 
 typedef struct repl {
   lua_State *L;
-  int tty;         /* stdin is a terminal: readline, history, completion */
+  int tty; /* stdin is a terminal: readline, history, completion */
   uv_poll_t stdin_poll;
   char *line;      /* a line readline completed, owned by us until evaluated */
   int line_ready;  /* readline called back: a line (or EOF, line == NULL) */
@@ -244,7 +244,7 @@ static const char *repl_unlocal(const char *src) {
   const char *eq = strchr(rest, '=');
   const char *attr = strchr(rest, '<');
   if (attr && (!eq || attr < eq)) return src; /* <const>/<close> keep their meaning */
-  if (!eq) return NULL;                        /* `local x`: declare as nil */
+  if (!eq) return NULL;                       /* `local x`: declare as nil */
   return rest;
 }
 
@@ -396,7 +396,8 @@ static int repl_plain(lua_State *L) {
   repl r;
   memset(&r, 0, sizeof r);
   r.L = L;
-  while (repl_step(&r)) {}
+  while (repl_step(&r)) {
+  }
   fputs("\n", stdout);
   return LUA_OK;
 }
@@ -418,7 +419,8 @@ int vm_repl(lua_State *L) {
   rl_basic_word_break_characters = " \t\n\"\\'`@$><=;|&{(,[+-*/%^~#";
   repl_history_open(&r);
   repl_wrap_output(L);
-  while (repl_step(&r)) {}
+  while (repl_step(&r)) {
+  }
   repl_history_close(&r);
   fputs("\n", stdout);
   uv_close((uv_handle_t *)&r.stdin_poll, NULL);

@@ -7,13 +7,13 @@
 enum { SYNTAX_OK, SYNTAX_ERROR, SYNTAX_NOMEM };
 
 struct syntax_output {
-  const char *text;    /* the translation; the input itself when nothing changed */
+  const char *text; /* the translation; the input itself when nothing changed */
   size_t len;
-  char *buffer;        /* malloc'd storage behind text, or NULL */
+  char *buffer; /* malloc'd storage behind text, or NULL */
   /* SYNTAX_ERROR only: "chunk:LINE: MSG near NEAR" in Lua's words */
   int line;
   char msg[96];
-  const char *near;    /* the offending token inside the input; NULL: end of input */
+  const char *near; /* the offending token inside the input; NULL: end of input */
   size_t near_len;
 };
 

@@ -256,7 +256,7 @@ static int checked_methods_lua(lua_State *L) {
     lua_rawgeti(L, names, i);
     lua_pushvalue(L, -1);
     lua_rawget(L, 1);
-    int is_async = coro_async_parts(L, -1);
+    int is_async = await_async_parts(L, -1);
     if (is_async) {
       lua_remove(L, -3); /* the async function: its body and name stay */
       lua_insert(L, -2); /* name under body */
@@ -271,7 +271,7 @@ static int checked_methods_lua(lua_State *L) {
     lua_pushcclosure(L, checked_method, 5);
     if (is_async) { /* name, checked body -> async(checked body, name) */
       lua_insert(L, -2);
-      coro_async_push(L);
+      await_async_push(L);
     }
     lua_rawset(L, 1);
   }

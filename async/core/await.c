@@ -1,144 +1,53 @@
-/* await.c — async functions, coroutine objects, await's C half, sleep, create_task and
-   top-level await. */
-#include <stdio.h>
-#include <string.h>
-
+/* await.c — async functions (the coroutine objects they make are coro.c's), await's C
+   half, sleep, l_core_create_task and top-level await. */
 #include "core.h"
 
-char await_tag;          /* yielded by await: the task waits for the scheduler */
+char await_tag; /* yielded by await: the task waits for the scheduler */
 
-/* Upvalues shared by await_step, sleep, ensure_future and create_task. */
-enum { UP_FUTURE_MT = 1, UP_TASK_MT, UP_CORO_MT, UP_OP_MT, UP_YIELD_ONCE, UP_SITES, UP_COUNT = UP_SITES };
-
-/* ---- coroutine objects ------------------------------------------------------------ */
-
-/* What calling an async function returns: its function and arguments, not yet run.
-   User values: 1 = the function, 2 = the async function's name (or nil), 3.. = args. */
-typedef struct coro {
-  int nargs;
-  uint32_t site; /* where it was made: site.c's id, 0 if unknown */
-  uint8_t taken; /* awaited or wrapped in a task */
-} coro;
-enum { CORO_UV_FN = 1, CORO_UV_NAME, CORO_UV_ARGS };
-
-
-/* Pushes " (created at src:line)" for the coroutine object at idx, or "". */
-static void coro_push_site(lua_State *L, int idx) {
-  coro *c = lua_touserdata(L, idx);
-  if (site_push_text(L, c->site)) {
-    lua_pushfstring(L, " (created at %s)", lua_tostring(L, -1));
-    lua_remove(L, -2);
-    return;
-  }
-  lua_pushliteral(L, "");
-}
-
-int coro_test(lua_State *L, int idx) { return type_test(L, idx, &type_coro) != NULL; }
-
-static int sleep_body(lua_State *L);
-
-/* Is the coroutine object at idx one that asyncio.sleep made? */
-static int coro_is_sleep(lua_State *L, int idx) {
-  lua_getiuservalue(L, idx, CORO_UV_FN);
-  int yes = lua_tocfunction(L, -1) == sleep_body;
-  lua_pop(L, 1);
-  return yes;
-}
-
-static void coro_push_name(lua_State *L, int idx) {
-  idx = lua_absindex(L, idx);
-  if (lua_getiuservalue(L, idx, CORO_UV_NAME) == LUA_TSTRING) return;
-  lua_pop(L, 1);
-  if (coro_is_sleep(L, idx)) {
-    lua_pushliteral(L, "sleep");
-    return;
-  }
-  lua_Debug ar;
-  lua_getiuservalue(L, idx, CORO_UV_FN);
-  if (lua_isfunction(L, -1) && lua_getinfo(L, ">S", &ar))
-    lua_pushfstring(L, "function <%s:%d>", ar.short_src, ar.linedefined);
-  else
-    lua_pushliteral(L, "?");
-}
-
-/* Marks the coroutine object at idx as run: a coroutine runs once. */
-void coro_claim(lua_State *L, int idx, const char *fname) {
-  coro *c = lua_touserdata(L, idx);
-  if (c->taken) {
-    coro_push_name(L, idx);
-    argcheck_error(L, "%s: coroutine '%s' was already awaited (a coroutine object runs once; "
-               "wrap it in asyncio.create_task to share its result)", fname, lua_tostring(L, -1));
-  }
-  c->taken = 1;
-}
-
-/* Pushes the function and arguments of the coroutine object at idx; returns how many
-   arguments. */
-int coro_unpack(lua_State *L, int idx) {
-  idx = lua_absindex(L, idx);
-  coro *c = lua_touserdata(L, idx);
-  luaL_checkstack(L, c->nargs + 2, "too many arguments");
-  lua_getiuservalue(L, idx, CORO_UV_FN);
-  for (int i = 0; i < c->nargs; i++) lua_getiuservalue(L, idx, CORO_UV_ARGS + i);
-  return c->nargs;
-}
-
-int coro_take(lua_State *L, int idx, const char *fname) {
-  coro_claim(L, idx, fname);
-  return coro_unpack(L, idx);
-}
-
-static int coro_gc(lua_State *L) {
-  coro *c = lua_touserdata(L, 1);
-  if (c->taken) return 0;
-  coro_push_name(L, 1);
-  coro_push_site(L, 1);
-  fprintf(stderr, "RuntimeWarning: coroutine '%s' was never awaited%s\n", lua_tostring(L, -2),
-          lua_tostring(L, -1));
-  fflush(stderr);
-  debug_report_creation(L, 1, "It");
-  return 0;
-}
-
-static int coro_tostring(lua_State *L) {
-  coro *c = type_check(L, 1, &type_coro, "coroutine object");
-  coro_push_name(L, 1);
-  lua_pushfstring(L, "<coroutine '%s'%s>", lua_tostring(L, -1), c->taken ? " (taken)" : "");
-  return 1;
-}
+/* Upvalues shared by l_core_await_step, sleep, l_core_ensure_future and l_core_create_task. */
+enum {
+  UP_FUTURE_MT = 1,
+  UP_TASK_MT,
+  UP_CORO_MT,
+  UP_OP_MT,
+  UP_YIELD_ONCE,
+  UP_SITES, /* site.c's table: where coroutine objects are made */
+  UP_COUNT = UP_SITES
+};
 
 /* The closure `async(fn)` returns. Upvalues: fn, name, the coroutine metatable, the
-   creation-site cache (site.c). */
+   creation-site table (site.c). */
 static int async_call(lua_State *L) {
   int n = lua_gettop(L);
-  coro *c = lua_newuserdatauv(L, sizeof *c, n + CORO_UV_ARGS - 1);
+  coro *c = lua_newuserdatauv(L, sizeof *c, n + 2);
   c->nargs = n;
   c->taken = 0;
+  c->sleep = 0;
   lua_pushvalue(L, lua_upvalueindex(3));
   lua_setmetatable(L, -2);
   lua_pushvalue(L, lua_upvalueindex(1));
-  lua_setiuservalue(L, -2, CORO_UV_FN);
+  lua_setiuservalue(L, -2, 1);
   lua_pushvalue(L, lua_upvalueindex(2));
-  lua_setiuservalue(L, -2, CORO_UV_NAME);
+  lua_setiuservalue(L, -2, 2);
   for (int i = 1; i <= n; i++) {
     lua_pushvalue(L, i);
-    lua_setiuservalue(L, -2, CORO_UV_ARGS - 1 + i);
+    lua_setiuservalue(L, -2, i + 2);
   }
   c->site = site_id(L, lua_upvalueindex(4));
   debug_record(L, -1);
   return 1;
 }
 
-static int sleep_lua(lua_State *L);
+static int l_core_sleep(lua_State *L);
 
 /* async functions, and asyncio.sleep: a coroutine function in Python too */
 static int is_async_function(lua_State *L, int idx) {
   lua_CFunction f = lua_tocfunction(L, idx);
-  return f == async_call || f == sleep_lua;
+  return f == async_call || f == l_core_sleep;
 }
 
 /* async(fn [, name]) */
-static int async_new(lua_State *L) {
+static int l_core_async(lua_State *L) {
   if (is_async_function(L, 1)) {
     lua_settop(L, 1);
     return 1;
@@ -158,7 +67,7 @@ static int async_new(lua_State *L) {
 
 /* For argcheck.c: if the value at idx is an async function (made by async), pushes its
    body and its name and returns 1; else returns 0. */
-int coro_async_parts(lua_State *L, int idx) {
+int await_async_parts(lua_State *L, int idx) {
   if (lua_tocfunction(L, idx) != async_call) return 0;
   idx = lua_absindex(L, idx);
   lua_getupvalue(L, idx, 1);
@@ -167,7 +76,7 @@ int coro_async_parts(lua_State *L, int idx) {
 }
 
 /* Pops a body and a name, pushes the async function of them (as async(body, name)). */
-void coro_async_push(lua_State *L) {
+void await_async_push(lua_State *L) {
   luaL_getmetatable(L, CORO_MT);
   site_table_push(L);
   lua_pushcclosure(L, async_call, 4);
@@ -183,15 +92,15 @@ static int sleep_await(lua_State *L);
    await(f(...)) end`, from the factory in upvalue 1. */
 static int await_call(lua_State *L) {
   lua_CFunction fn = lua_tocfunction(L, 1);
-  if ((fn == async_call || fn == sleep_lua) && task_of(L) != NULL) {
-    if (fn == sleep_lua)
+  if ((fn == async_call || fn == l_core_sleep) && task_of(L) != NULL) {
+    if (fn == l_core_sleep)
       lua_pushcfunction(L, sleep_await);
     else
       lua_getupvalue(L, 1, 1);
     return 1;
   }
   if (!lua_isfunction(L, 1) && luaL_getmetafield(L, 1, "__call") == LUA_TNIL)
-    return argcheck_error(L, "attempt to call a %s value", luaL_typename(L, 1));
+    return error_raise_at_user(L, "attempt to call a %s value", luaL_typename(L, 1));
   lua_settop(L, 1);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
@@ -200,7 +109,7 @@ static int await_call(lua_State *L) {
 }
 
 /* core.make_await_call(factory) -> await_call with its factory. */
-static int make_await_call(lua_State *L) {
+static int l_core_make_await_call(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   lua_settop(L, 1);
   lua_pushcclosure(L, await_call, 1);
@@ -208,12 +117,12 @@ static int make_await_call(lua_State *L) {
 }
 
 /* asyncio.iscoroutinefunction(f), asyncio.iscoroutine(x) */
-static int is_coroutine_function(lua_State *L) {
+static int l_core_iscoroutinefunction(lua_State *L) {
   lua_pushboolean(L, is_async_function(L, 1));
   return 1;
 }
 
-static int is_coroutine(lua_State *L) {
+static int l_core_iscoroutine(lua_State *L) {
   lua_pushboolean(L, coro_test(L, 1));
   return 1;
 }
@@ -230,9 +139,10 @@ static future *sleep_future_new(lua_State *L, loop_state *loop, uint64_t delay, 
 }
 
 /* Replaces the coroutine object at idx by a new Task running it. With name_idx 0 (an
-   awaitable given to gather, wait_for, ensure_future or top-level await) a sleep's
+   awaitable given to gather, wait_for, l_core_ensure_future or top-level await) a sleep's
    becomes a started sleep Future instead: a timer, no task and no thread. */
-static future *task_from_coro(lua_State *L, loop_state *loop, int idx, int name_idx, const char *fname) {
+static future *task_from_coro(lua_State *L, loop_state *loop, int idx, int name_idx,
+                              const char *fname) {
   idx = lua_absindex(L, idx);
   coro_claim(L, idx, fname);
   if (name_idx == 0 && coro_is_sleep(L, idx)) {
@@ -249,14 +159,14 @@ static future *task_from_coro(lua_State *L, loop_state *loop, int idx, int name_
   return lua_touserdata(L, idx);
 }
 
-static int await_step(lua_State *L);
+static int l_core_await_step(lua_State *L);
 
 /* Replaces the awaitable at idx (a Future, an operation, anything with __await) by a new
-   Task whose body awaits it. Must run in a function with await_step's upvalues. */
+   Task whose body awaits it. Must run in a function with l_core_await_step's upvalues. */
 static future *task_awaiting(lua_State *L, loop_state *loop, int idx, int name_idx) {
   idx = lua_absindex(L, idx);
   for (int i = 1; i <= UP_COUNT; i++) lua_pushvalue(L, lua_upvalueindex(i));
-  lua_pushcclosure(L, await_step, UP_COUNT);
+  lua_pushcclosure(L, l_core_await_step, UP_COUNT);
   lua_pushvalue(L, idx);
   task_create(L, loop, -2, 1, name_idx);
   lua_replace(L, idx);
@@ -277,7 +187,7 @@ static int not_awaitable_error(lua_State *L, int idx, const char *fname, const c
 
 /* Turns the awaitable at idx into the Future or Task it stands for, in place: a
    coroutine object becomes a Task, an unstarted sleep starts. */
-future *awaitable_to_future(lua_State *L, loop_state *loop, int idx, const char *fname) {
+future *await_to_future(lua_State *L, loop_state *loop, int idx, const char *fname) {
   idx = lua_absindex(L, idx);
   for (int depth = 0; depth < 8; depth++) {
     if (lua_getmetatable(L, idx)) {
@@ -311,21 +221,21 @@ future *awaitable_to_future(lua_State *L, loop_state *loop, int idx, const char 
 }
 
 /* asyncio.ensure_future(aw) */
-static int ensure_future(lua_State *L) {
+static int l_core_ensure_future(lua_State *L) {
   luaL_checkany(L, 1);
   lua_settop(L, 1);
-  awaitable_to_future(L, loop_get(L), 1, "ensure_future");
+  await_to_future(L, loop_get(L), 1, "ensure_future");
   return 1;
 }
 
 static int sleep_task_body(lua_State *L);
 
 /* asyncio.create_task(coro [, name]) or asyncio.create_task(fn, ...) */
-static int create_task(lua_State *L) {
+static int l_core_create_task(lua_State *L) {
   loop_state *loop = loop_get(L);
   if (lua_isfunction(L, 1)) {
     if (is_async_function(L, 1)) { /* run the body itself, not the coroutine it returns */
-      if (lua_tocfunction(L, 1) == sleep_lua)
+      if (lua_tocfunction(L, 1) == l_core_sleep)
         lua_pushcfunction(L, sleep_task_body);
       else
         lua_getupvalue(L, 1, 1);
@@ -353,10 +263,12 @@ static int create_task(lua_State *L) {
   return 1;
 }
 
+static int sleep_body(lua_State *L);
+
 /* asyncio.sleep(delay, ...): resolves to `...` after delay seconds. As in Python it is a
    coroutine: a coroutine object whose body (sleep_body) suspends the task that awaits
    it on the task's own timer node, so `await(asyncio.sleep(d))` allocates no Future. */
-static int sleep_lua(lua_State *L) {
+static int l_core_sleep(lua_State *L) {
   if (lua_gettop(L) == 1 && lua_type(L, 1) == LUA_TNUMBER) { /* sleep(0), the yield of
                                                                 busy loops, quickly */
     int isint;
@@ -371,18 +283,19 @@ static int sleep_lua(lua_State *L) {
     lua_pushvalue(L, lua_upvalueindex(UP_YIELD_ONCE));
     return 1;
   }
-  coro *c = lua_newuserdatauv(L, sizeof *c, n + CORO_UV_ARGS);
+  coro *c = lua_newuserdatauv(L, sizeof *c, n + 3);
   c->nargs = n + 1;
   c->taken = 0;
+  c->sleep = 1;
   lua_pushvalue(L, lua_upvalueindex(UP_CORO_MT));
   lua_setmetatable(L, -2);
-  lua_pushcfunction(L, sleep_body); /* the name stays nil: coro_push_name knows */
-  lua_setiuservalue(L, -2, CORO_UV_FN);
+  lua_pushcfunction(L, sleep_body);
+  lua_setiuservalue(L, -2, 1); /* user value 2, the name, stays nil: c->sleep names it */
   lua_pushinteger(L, (lua_Integer)delay);
-  lua_setiuservalue(L, -2, CORO_UV_ARGS);
+  lua_setiuservalue(L, -2, 3);
   for (int i = 0; i < n; i++) {
     lua_pushvalue(L, 2 + i);
-    lua_setiuservalue(L, -2, CORO_UV_ARGS + 1 + i);
+    lua_setiuservalue(L, -2, 4 + i);
   }
   c->site = site_id(L, lua_upvalueindex(UP_SITES));
   debug_record(L, -1);
@@ -408,7 +321,7 @@ static int sleep_body(lua_State *L) {
   return lua_yieldk(L, 1, 0, sleep_body_k);
 }
 
-/* create_task(asyncio.sleep, delay, ...): [delay in seconds, results...]. */
+/* l_core_create_task(asyncio.sleep, delay, ...): [delay in seconds, results...]. */
 static int sleep_task_body(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)timer_delay_to_ns(L, 1, "sleep"));
   lua_replace(L, 1);
@@ -422,7 +335,8 @@ static int yield_once(lua_State *L, task *t);
    sleep(0) returns does. */
 static int sleep_await(lua_State *L) {
   int isint;
-  if (lua_gettop(L) == 1 && lua_type(L, 1) == LUA_TNUMBER && lua_tointegerx(L, 1, &isint) == 0 && isint)
+  if (lua_gettop(L) == 1 && lua_type(L, 1) == LUA_TNUMBER && lua_tointegerx(L, 1, &isint) == 0 &&
+      isint)
     return yield_once(L, task_of(L));
   return sleep_task_body(L);
 }
@@ -470,8 +384,8 @@ static int yield_once(lua_State *L, task *t) {
 }
 
 /* await's Lua half calls this for sleep(0)'s object: no type tests. Outside a task it
-   is top-level await, as await_step does. */
-static int await_yield_once(lua_State *L) {
+   is top-level await, as l_core_await_step does. */
+static int l_core_await_yield_once(lua_State *L) {
   task *t = task_of(L);
   if (t != NULL) return yield_once(L, t);
   lua_settop(L, 0);
@@ -481,9 +395,11 @@ static int await_yield_once(lua_State *L) {
 
 static void check_can_suspend(lua_State *L) {
   if (!lua_isyieldable(L))
-    argcheck_error(L, "await: cannot suspend here: a C function stands between this await and "
-               "its task (table.sort or string.gsub callbacks, require, load readers, "
-               "__tostring, __gc, or a C library's callback cannot yield); move the await out");
+    error_raise_at_user(
+        L,
+        "await: cannot suspend here: a C function stands between this await and "
+        "its task (table.sort or string.gsub callbacks, require, load readers, "
+        "__tostring, __gc, or a C library's callback cannot yield); move the await out");
 }
 
 int await_suspend(lua_State *L, task *t, future *f, lua_KFunction k) {
@@ -498,8 +414,8 @@ int await_suspend(lua_State *L, task *t, future *f, lua_KFunction k) {
       done = task_cancel(L, (task *)f, lua_isnil(L, -1) ? 0 : lua_gettop(L));
       lua_pop(L, 1);
     } else {
-      done = future_cancel(L, f, lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF)
-                                                  : luaL_ref(L, LUA_REGISTRYINDEX));
+      done = future_cancel(
+          L, f, lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF) : luaL_ref(L, LUA_REGISTRYINDEX));
     }
     if (done) {
       t->must_cancel = 0;
@@ -514,19 +430,22 @@ int await_suspend(lua_State *L, task *t, future *f, lua_KFunction k) {
 /* Outside any task: top-level await runs the loop until `f` (at index 1) is done. */
 static int await_top_level(lua_State *L, loop_state *loop) {
   if (loop_is_running(loop))
-    return argcheck_error(L, "await: not inside a task: this is a plain callback the running loop "
-                      "called (call_soon, call_later, a done callback); wrap the code in "
-                      "asyncio.create_task to await there");
-  future *f = awaitable_to_future(L, loop, 1, "await");
+    return error_raise_at_user(
+        L,
+        "await: not inside a task: this is a plain callback the running loop "
+        "called (call_soon, call_later, a done callback); wrap the code in "
+        "asyncio.create_task to await there");
+  future *f = await_to_future(L, loop, 1, "await");
   if (f->kind == KIND_TASK && f->state == FUT_PENDING) ((task *)f)->is_main = 1;
   if (loop_run_until(L, loop, f) < 0)
-    return argcheck_error(L, "await: the awaited %s can never complete: no task is ready and no "
-                      "timer, I/O or other handle is left on the loop",
-                      f->kind == KIND_TASK ? "task" : "future");
+    return error_raise_at_user(L,
+                               "await: the awaited %s can never complete: no task is ready and no "
+                               "timer, I/O or other handle is left on the loop",
+                               f->kind == KIND_TASK ? "task" : "future");
   return future_push_outcome(L, f, 1);
 }
 
-static int run_until_complete(lua_State *L);
+static int l_core_run_until_complete(lua_State *L);
 
 static int await_call_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
@@ -536,12 +455,12 @@ static int await_call_k(lua_State *L, int status, lua_KContext ctx) {
 
 /* await(x) for a coroutine object x: returns the function to call and its arguments,
    and await's Lua half makes that call a tail call, so nested awaits of async functions
-   use no C stack and no thread. Outside a task, returns run_until_complete and x. */
-static int coro_begin(lua_State *L) {
+   use no C stack and no thread. Outside a task, returns l_core_run_until_complete and x. */
+static int l_core_coro_begin(lua_State *L) {
   lua_settop(L, 1);
   if (task_of(L) == NULL) {
     for (int i = 1; i <= UP_COUNT; i++) lua_pushvalue(L, lua_upvalueindex(i));
-    lua_pushcclosure(L, run_until_complete, UP_COUNT);
+    lua_pushcclosure(L, l_core_run_until_complete, UP_COUNT);
     lua_insert(L, 1);
     return 2;
   }
@@ -550,7 +469,7 @@ static int coro_begin(lua_State *L) {
 
 /* The C half of await(x) for everything but coroutine objects. Inside a task: returns
    x's results at once if it is done, else suspends the task until it is. */
-static int await_step(lua_State *L) {
+static int l_core_await_step(lua_State *L) {
   lua_settop(L, 1);
   task *t = task_of(L);
   for (int depth = 0; depth < 8; depth++) {
@@ -562,7 +481,7 @@ static int await_step(lua_State *L) {
         future_start_sleep(f);
         if (t == NULL) break;
         if (f->state != FUT_PENDING) return future_push_outcome(L, f, 1);
-        if (f == &t->base) return argcheck_error(L, "await: a task cannot await itself");
+        if (f == &t->base) return error_raise_at_user(L, "await: a task cannot await itself");
         return await_suspend(L, t, f, await_future_k);
       }
       if (lua_rawequal(L, -1, lua_upvalueindex(UP_OP_MT))) {
@@ -572,7 +491,7 @@ static int await_step(lua_State *L) {
       }
       if (lua_rawequal(L, -1, lua_upvalueindex(UP_CORO_MT))) {
         /* reached through __await (await's Lua half sends coroutine objects to
-           coro_begin): run it inline here, on the C stack */
+           l_core_coro_begin): run it inline here, on the C stack */
         lua_pop(L, 1);
         if (t == NULL) break; /* top level: runs as the main task */
         int nargs = coro_take(L, 1, "await");
@@ -598,21 +517,21 @@ static int await_step(lua_State *L) {
 }
 
 /* asyncio.run_until_complete(aw): top-level await as a function, for asyncio.run. */
-static int run_until_complete(lua_State *L) {
+static int l_core_run_until_complete(lua_State *L) {
   luaL_checkany(L, 1);
   lua_settop(L, 1);
   return await_top_level(L, loop_get(L));
 }
 
 /* asyncio._loop_is_running() */
-static int loop_is_running_lua(lua_State *L) {
+static int l_core_loop_is_running(lua_State *L) {
   lua_pushboolean(L, loop_is_running(loop_get(L)));
   return 1;
 }
 
 /* asyncio._run_loop(mode): runs the loop ("default" until idle, "once", "nowait");
    returns whether anything is left that could run. */
-static int run_loop_lua(lua_State *L) {
+static int l_core_run_loop(lua_State *L) {
   static const char *const modes[] = {"default", "once", "nowait", NULL};
   static const uv_run_mode uv_modes[] = {UV_RUN_DEFAULT, UV_RUN_ONCE, UV_RUN_NOWAIT};
   int mode = luaL_checkoption(L, 1, "default", modes);
@@ -623,40 +542,30 @@ static int run_loop_lua(lua_State *L) {
 }
 
 static const luaL_Reg await_functions[] = {
-    {"await_step", await_step},
-    {"await_yield_once", await_yield_once},
-    {"coro_begin", coro_begin},
-    {"sleep", sleep_lua},
-    {"ensure_future", ensure_future},
-    {"create_task", create_task},
+    {"await_step", l_core_await_step},
+    {"await_yield_once", l_core_await_yield_once},
+    {"coro_begin", l_core_coro_begin},
+    {"sleep", l_core_sleep},
+    {"ensure_future", l_core_ensure_future},
+    {"create_task", l_core_create_task},
     {"gather", gather_lua},
-    {"run_until_complete", run_until_complete},
+    {"run_until_complete", l_core_run_until_complete},
     {NULL, NULL},
 };
 
 static const luaL_Reg plain_functions[] = {
-    {"async", async_new},
-    {"iscoroutinefunction", is_coroutine_function},
-    {"iscoroutine", is_coroutine},
-    {"_loop_is_running", loop_is_running_lua},
-    {"_run_loop", run_loop_lua},
-    {"make_await_call", make_await_call},
+    {"async", l_core_async},
+    {"iscoroutinefunction", l_core_iscoroutinefunction},
+    {"iscoroutine", l_core_iscoroutine},
+    {"_loop_is_running", l_core_loop_is_running},
+    {"_run_loop", l_core_run_loop},
+    {"make_await_call", l_core_make_await_call},
     {NULL, NULL},
 };
 
 /* Adds async, await's C half and the task makers to the table on top; the Future, Task
    and coroutine metatables must exist. */
 void await_open(lua_State *L) {
-  luaL_newmetatable(L, CORO_MT);
-  type_register(L, -1, &type_coro);
-  lua_pushcfunction(L, coro_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, coro_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pushliteral(L, "coroutine");
-  lua_setfield(L, -2, "__name");
-  lua_pop(L, 1);
-
   luaL_getmetatable(L, FUTURE_MT);
   luaL_getmetatable(L, TASK_MT);
   luaL_getmetatable(L, CORO_MT);

@@ -66,14 +66,14 @@ void context_forget(lua_State *L, task *t) {
 }
 
 /* core._context_get() -> the running code's context table, or nil */
-static int context_get(lua_State *L) {
+static int l_core_context_get(lua_State *L) {
   context_push(L, context_owner(L, loop_get(L)));
   return 1;
 }
 
 /* core._context_set(ctx): replaces the running code's context (a table nobody changes
    afterwards); returns the task it belongs to, or nil for the top level. */
-static int context_set(lua_State *L) {
+static int l_core_context_set(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   loop_state *loop = loop_get(L);
   task *owner = context_owner(L, loop);
@@ -88,7 +88,7 @@ static int context_set(lua_State *L) {
 
 /* core._context_owner() -> the running task, or false at the top level: a token
    remembers where it was made. */
-static int context_owner_lua(lua_State *L) {
+static int l_core_context_owner(lua_State *L) {
   task *owner = context_owner(L, loop_get(L));
   if (owner == NULL)
     lua_pushboolean(L, 0);
@@ -98,9 +98,9 @@ static int context_owner_lua(lua_State *L) {
 }
 
 static const luaL_Reg context_functions[] = {
-    {"_context_get", context_get},
-    {"_context_set", context_set},
-    {"_context_owner", context_owner_lua},
+    {"_context_get", l_core_context_get},
+    {"_context_set", l_core_context_set},
+    {"_context_owner", l_core_context_owner},
     {NULL, NULL},
 };
 

@@ -11,7 +11,7 @@
 #include <lauxlib.h>
 #include <uv.h>
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 typedef struct loop_state loop_state;
 typedef struct future future;
@@ -26,9 +26,9 @@ typedef struct handle handle;
 #define HANDLE_MT "asyncio.Handle"
 #define LOOP_MT "asyncio.Loop"
 
-/* ---- types (types.c): metatables by address ------------------------------ */
+/* ---- types (type.c): metatables by address ------------------------------ */
 
-extern char type_future, type_task, type_coro, type_handle, type_loop;
+extern char type_future, type_task, type_coro, type_handle, type_loop, type_op;
 void type_register(lua_State *L, int mtidx, const void *key);
 void type_inherit(lua_State *L, int mtidx, const void *key);
 void type_setmetatable(lua_State *L, const void *key);
@@ -76,10 +76,12 @@ enum future_state { FUT_PENDING, FUT_RESULT, FUT_ERROR, FUT_CANCELLED };
 enum future_kind { KIND_FUTURE, KIND_TASK, KIND_GATHER };
 
 /* User values of a future's userdata. */
-enum { FUV_VALUE = 1, /* the result (one), a table of results (several), or the error */
-       FUV_TRACEBACK, /* traceback string kept with an error */
-       FUV_NAME,      /* name, or nil for the default */
-       FUV_COUNT };
+enum {
+  FUV_VALUE = 1, /* the result (one), a table of results (several), or the error */
+  FUV_TRACEBACK, /* traceback string kept with an error */
+  FUV_NAME,      /* name, or nil for the default */
+  FUV_COUNT
+};
 
 struct future {
   uint8_t kind;      /* enum future_kind */
@@ -91,7 +93,7 @@ struct future {
   int msg_ref;       /* FUT_CANCELLED: registry ref of the cancel message, or LUA_NOREF */
   loop_state *loop;
   waiter *first, *last;
-  timer_node timer;  /* an unstarted sleep keeps its delay (ns) in timer.when */
+  timer_node timer; /* an unstarted sleep keeps its delay (ns) in timer.when */
 };
 
 future *future_check(lua_State *L, int idx); /* a Future or a Task */
@@ -100,7 +102,8 @@ future *future_new(lua_State *L, loop_state *loop); /* pushes a pending Future *
 void future_init(future *f, loop_state *loop, uint8_t kind);
 void future_add_waiter(future *f, waiter *w);
 void future_remove_waiter(future *f, waiter *w);
-void future_wake_all(loop_state *loop, future *f);
+void future_complete(future *f, int state); /* every completion: sets state, wakes waiters */
+void future_rearm(future *f);
 int future_cancel(lua_State *L, future *f, int msg_ref);
 void future_start_sleep(future *f);
 int future_push_outcome(lua_State *L, future *f, int fidx);
@@ -111,19 +114,19 @@ void future_open(lua_State *L);
 /* ---- tasks -------------------------------------------------------------- */
 
 struct task {
-  future base;           /* a Task is a Future: must stay first */
-  waiter wait;           /* entry in the waiter list of what it awaits */
-  lua_State *co;         /* its Lua thread (user value TUV_THREAD anchors it) */
-  future *awaiting;      /* the future it is suspended on; NULL while yielding once */
+  future base;                 /* a Task is a Future: must stay first */
+  waiter wait;                 /* entry in the waiter list of what it awaits */
+  lua_State *co;               /* its Lua thread (user value TUV_THREAD anchors it) */
+  future *awaiting;            /* the future it is suspended on; NULL while yielding once */
   task *prev_live, *next_live; /* the loop's list of pending tasks */
-  int ref;               /* registry ref anchoring the task while pending */
-  int cancel_msg_ref;    /* message for a cancellation not yet delivered */
-  int num_cancels;       /* cancel() requests not undone by uncancel() */
-  int nargs;             /* arguments of the body, kept after it until the first step */
+  int ref;                     /* registry ref anchoring the task while pending */
+  int cancel_msg_ref;          /* message for a cancellation not yet delivered */
+  int num_cancels;             /* cancel() requests not undone by uncancel() */
+  int nargs;                   /* arguments of the body, kept after it until the first step */
   uint8_t started;
-  uint8_t scheduled;     /* in the ready queue */
-  uint8_t must_cancel;   /* deliver CancelledError at the next resume */
-  uint8_t deliver_cancel;/* the resumed await raises CancelledError */
+  uint8_t scheduled;      /* in the ready queue */
+  uint8_t must_cancel;    /* deliver CancelledError at the next resume */
+  uint8_t deliver_cancel; /* the resumed await raises CancelledError */
   uint8_t is_main;
   uint8_t has_context;   /* context.c keeps a ContextVar context for it */
   runnable run;          /* entry in the ready queue (one byte: packs with the flags) */
@@ -159,21 +162,21 @@ void context_open(lua_State *L);
 
 struct gather;
 int gather_lua(lua_State *L);
-void gather_run(lua_State *L, runnable *r); /* the finisher, from the ready queue */
+void gather_run(lua_State *L, runnable *r);              /* the finisher, from the ready queue */
 int gather_cancel(lua_State *L, future *f, int msg_ref); /* future_cancel of a gather */
-void gather_push_description(lua_State *L, future *f);  /* for print_tasks */
+void gather_push_description(lua_State *L, future *f);   /* for print_tasks */
 void gather_push_children(lua_State *L, future *f);
-future *awaitable_to_future(lua_State *L, loop_state *loop, int idx, const char *fname);
+future *await_to_future(lua_State *L, loop_state *loop, int idx, const char *fname);
 
 /* ---- callback handles (call_soon, call_later, done callbacks) ------------ */
 
 struct handle {
   runnable run;
-  waiter wait;       /* as a done callback, entry in the future's waiter list */
-  timer_node timer;  /* as call_later/call_at, entry in the timer heap */
+  waiter wait;      /* as a done callback, entry in the future's waiter list */
+  timer_node timer; /* as call_later/call_at, entry in the timer heap */
   loop_state *loop;
-  future *target;    /* done callback: the future it waits on */
-  int ref;           /* registry ref anchoring the handle while scheduled */
+  future *target; /* done callback: the future it waits on */
+  int ref;        /* registry ref anchoring the handle while scheduled */
   int nargs;
   uint8_t cancelled;
 };
@@ -192,12 +195,12 @@ enum { LOOP_POOL_MAX = 1024 }; /* threads kept for reuse, at most */
 struct loop_state {
   uv_loop_t *uv;
   int owns_uv;
-  uv_idle_t *idle;     /* active while tasks are ready: keeps poll from blocking */
-  uv_check_t *check;   /* drains the ready queue right after I/O callbacks */
-  uv_timer_t *timer;   /* fires the earliest deadline of the heap */
-  lua_State *L;        /* thread that callbacks run on: the one driving uv_run */
-  int driving;         /* depth of uv_run calls made by alua */
-  int in_callback;     /* depth of alua callbacks in progress */
+  uv_idle_t *idle;   /* active while tasks are ready: keeps poll from blocking */
+  uv_check_t *check; /* drains the ready queue right after I/O callbacks */
+  uv_timer_t *timer; /* fires the earliest deadline of the heap */
+  lua_State *L;      /* thread that callbacks run on: the one driving uv_run */
+  int driving;       /* depth of uv_run calls made by alua */
+  int in_callback;   /* depth of alua callbacks in progress */
   /* ready queue: a ring buffer */
   runnable **ready;
   size_t ready_head, ready_count, ready_cap;
@@ -206,8 +209,8 @@ struct loop_state {
   size_t heap_count, heap_cap;
   uint64_t timer_seq;
   /* tasks */
-  task *current;       /* the task being resumed, or NULL */
-  task *live_first;    /* pending tasks, for all_tasks() and shutdown */
+  task *current;    /* the task being resumed, or NULL */
+  task *live_first; /* pending tasks, for all_tasks() and shutdown */
   size_t live_count;
   uint64_t task_ids;
   /* pool of finished tasks' threads: a stack in C, each anchored in a registry table
@@ -221,7 +224,7 @@ struct loop_state {
   /* Handles that keep the loop alive only while loop_run_until waits (a top-level await):
      a layer above sets the hook (os/signal.c, for its handlers' uv_signal handles, kept
      in hold_data), so the loop reaches them without knowing what they are. */
-  int held;            /* loop_run_until is waiting: hooked handles are referenced */
+  int held; /* loop_run_until is waiting: hooked handles are referenced */
   void (*hold_hook)(loop_state *loop); /* applies `held` to them */
   void *hold_data;
   future *running_until; /* what loop_run_until runs the loop for: Ctrl-C cancels it */
@@ -234,11 +237,11 @@ struct loop_state {
   int closed;
   /* interrupting this loop's Lua from another thread (a worker's terminate, a to_thread
      cancelled): set by worker.c, NULL in a state nobody interrupts */
-  uv_mutex_t *interrupt_lock;         /* held by the interrupting thread */
-  lua_State *main_thread;             /* what runs when no task does */
-  _Atomic(lua_State *) running;       /* the Lua thread being resumed; NULL: the main one */
-  atomic_int interrupting;            /* another thread is hooking `running` */
-  atomic_int interrupt_pending;       /* the hook raises CancelledError(interrupt_message) */
+  uv_mutex_t *interrupt_lock;   /* held by the interrupting thread */
+  lua_State *main_thread;       /* what runs when no task does */
+  _Atomic(lua_State *) running; /* the Lua thread being resumed; NULL: the main one */
+  atomic_int interrupting;      /* another thread is hooking `running` */
+  atomic_int interrupt_pending; /* the hook raises CancelledError(interrupt_message) */
   const char *interrupt_message;
 };
 
@@ -264,8 +267,8 @@ int loop_switch(lua_State *L, uv_loop_t *uv);
 /* States on this OS thread with debug mode on: with none, recording where objects
    are made costs one test. */
 extern _Thread_local int debug_states;
-#define debug_record(L, idx) \
-  do { \
+#define debug_record(L, idx)                             \
+  do {                                                   \
     if (debug_states) debug_record_creation((L), (idx)); \
   } while (0)
 void debug_record_creation(lua_State *L, int idx);
@@ -298,7 +301,18 @@ void loop_interrupt(loop_state *loop, const char *message);
 /* ---- await, async and coroutine objects -------------------------------- */
 
 extern char await_tag; /* address yielded by await: "suspended for the scheduler" */
+/* What calling an async function returns (coro.c): its function and arguments, not yet
+   run. User values: 1 = the function, 2 = the async function's name (or nil), 3.. = args. */
+typedef struct coro {
+  int nargs;
+  uint8_t taken; /* awaited or wrapped in a task */
+  uint8_t sleep; /* made by asyncio.sleep: user value 3 is the delay */
+  uint32_t site; /* where it was made: site.c's id, 0 if unknown */
+} coro;
+
+void coro_open(lua_State *L); /* the metatable, before await_open */
 int coro_test(lua_State *L, int idx);
+int coro_is_sleep(lua_State *L, int idx);
 int coro_take(lua_State *L, int idx, const char *fname); /* pushes fn and args; returns nargs */
 void coro_claim(lua_State *L, int idx, const char *fname);
 int coro_unpack(lua_State *L, int idx);
@@ -307,7 +321,7 @@ void await_open(lua_State *L);
 uint32_t site_id(lua_State *L, int sites_idx); /* 0: none */
 int site_push_text(lua_State *L, uint32_t id);
 void site_table_push(lua_State *L); /* pushes the site table */
-void coro_lib_patch(lua_State *L);
+void lcorolib_patch(lua_State *L);
 /* Suspends task t (running L) until f is done; k runs when it resumes. */
 int await_suspend(lua_State *L, task *t, future *f, lua_KFunction k);
 /* Raises the CancelledError a cancel() left for t to see when it resumes, if any. */
@@ -324,12 +338,47 @@ typedef struct op_spec {
   void (*arm)(lua_State *L, int base);
 } op_spec;
 
-extern char type_op;
 void op_push(lua_State *L, const op_spec *spec, int nargs); /* pops the arguments */
 int op_test(lua_State *L, int idx);
 void op_claim(lua_State *L, int idx, const char *fname);
 int op_await(lua_State *L, task *t); /* the operation at index 1 */
 void op_open(lua_State *L);
+
+/* ---- wait sets (waitset.c) ------------------------------------------------ */
+
+/* Futures an I/O callback completes (with no value) in pure C. A user value of the
+   owner's userdata anchors them; the waiting Lua code re-checks the state on waking. */
+typedef struct waitset {
+  future **v;
+  int n, cap;
+  future *last;   /* the future handed out last */
+  const void *by; /* the task it was handed to */
+} waitset;
+
+future *waitset_add(lua_State *L, waitset *ws, int owner, int uv);     /* pushes it */
+future *waitset_add_one(lua_State *L, waitset *ws, int owner, int uv); /* one waiter at a time */
+int waitset_pending(const waitset *ws);
+void waitset_wake(waitset *ws);
+int waitset_holds(const waitset *ws, const future *f);
+void waitset_free(waitset *ws);
+
+/* ---- the owner list (owner.c) -------------------------------------------- */
+
+/* Every libuv object Lua owns (a socket, a process) is on its loop's owner list, so
+   lua_close closes what user code left open, and what still flushes after its Lua object
+   was collected (owner.c). */
+typedef struct owner_list owner_list;
+typedef struct owned owned;
+struct owned {
+  owned *prev, *next;
+  owner_list *list;
+  void (*shutdown)(owned *o); /* closes the handle at once, without Lua */
+};
+owner_list *owner_list_get(lua_State *L);
+void owner_track(owner_list *list, owned *o, void (*shutdown)(owned *));
+void owner_untrack(owned *o);
+owned *owner_list_first(owner_list *list); /* then o->next: every object on the list */
+void owner_open(lua_State *L);             /* the loop's list, after loop_open */
 
 /* ---- the module (module.c) ------------------------------------------------ */
 
@@ -348,15 +397,20 @@ void argcheck_push_where(lua_State *L);
 int argcheck_error(lua_State *L, const char *fmt, ...);
 /* pairs: {"name", "type|type", ..., NULL}; idx nil or absent: nothing to check */
 void argcheck_options(lua_State *L, int idx, const char *fname, const char *const *pairs);
-int coro_async_parts(lua_State *L, int idx); /* an async function's body and name */
-void coro_async_push(lua_State *L);          /* body, name -> async function */
+int await_async_parts(lua_State *L, int idx); /* an async function's body and name */
+void await_async_push(lua_State *L);          /* body, name -> async function */
 int argcheck_self_error(lua_State *L, const char *cls, const char *var, const char *method);
 void argcheck_open(lua_State *L);
 void error_push(lua_State *L, const char *type, const char *message);
 int error_raise(lua_State *L, const char *type, const char *fmt, ...);
+/* Raises "file:line: message" at the user's line that called into the stdlib. */
+int error_raise_at_user(lua_State *L, const char *fmt, ...);
 int error_is(lua_State *L, int idx, const char *type);
 void error_push_uv(lua_State *L, const char *syscall, int uverr);
 int error_raise_uv(lua_State *L, const char *syscall, int uverr);
+/* The same with a message of its own (fmt as lua_pushfstring's): "bind: cannot listen..." */
+void error_push_uv_msg(lua_State *L, const char *syscall, int uverr, const char *fmt, ...);
+int error_raise_uv_msg(lua_State *L, const char *syscall, int uverr, const char *fmt, ...);
 void error_relay_set(lua_State *L, int erridx, int tbidx);
 void error_traceback(lua_State *L, lua_State *co, int erridx, int level);
 void error_push_stack(lua_State *L, lua_State *co, int level); /* "stack traceback:..." */

@@ -8,7 +8,7 @@
 
 #include "core.h"
 
-/* States on this OS thread with debug mode on: creation sites are recorded only when
+/* States on this OS thread with debug mode on: l_core_creation sites are recorded only when
    this is not 0, so with debug off the cost is one test of a thread-local counter. */
 _Thread_local int debug_states;
 
@@ -61,7 +61,16 @@ static void slow_hook(lua_State *L, lua_Debug *ar) {
   if (lua_getinfo(L, "Sln", ar)) frame_text(step.where, sizeof step.where, ar);
 }
 
-void debug_hook_thread(lua_State *co) { lua_sethook(co, slow_hook, LUA_MASKCOUNT, SLOW_HOOK_COUNT); }
+/* A hook someone else set (the program's own, a worker's interrupt) is left alone: only
+   the busy line is then not sampled on that thread. */
+void debug_hook_thread(lua_State *co) {
+  lua_Hook h = lua_gethook(co);
+  if (h == NULL || h == slow_hook) lua_sethook(co, slow_hook, LUA_MASKCOUNT, SLOW_HOOK_COUNT);
+}
+
+static void debug_unhook_thread(lua_State *co) {
+  if (lua_gethook(co) == slow_hook) lua_sethook(co, NULL, 0, 0);
+}
 
 /* The innermost frame of a suspended thread that is the user's, as text; 0 if none. */
 static int user_frame(lua_State *co, char *out, size_t size) {
@@ -128,7 +137,7 @@ void debug_run(lua_State *L, loop_state *loop, runnable *r) {
     handle_run(L, h);
     elapsed = coarse_ns() - step.start;
     step.active = 0;
-    lua_sethook(L, NULL, 0, 0);
+    debug_unhook_thread(L);
     if (elapsed > loop->slow_ns) {
       lua_Debug ar;
       if (lua_isfunction(L, top + 2) && (lua_pushvalue(L, top + 2), lua_getinfo(L, ">S", &ar)))
@@ -257,7 +266,7 @@ static const char *task_state(loop_state *loop, lua_State *L, task *t) {
 
 /* core.task_info(task) -> {state =, sleep_left =, awaiting =, awaiting_kind =,
    waits_on =, children = (of an awaited gather), cancelling =, body =} */
-static int task_info(lua_State *L) {
+static int l_core_task_info(lua_State *L) {
   task *t = task_check(L, 1);
   loop_state *loop = t->base.loop;
   lua_createtable(L, 0, 6);
@@ -286,7 +295,8 @@ static int task_info(lua_State *L) {
     if (f->sleeping && f->timer.index != TIMER_NOT_QUEUED) { /* a sleep made a Future */
       uint64_t now = uv_hrtime(), when = f->timer.when;
       char text[48];
-      snprintf(text, sizeof text, "sleep (%.1f s left)", when > now ? (double)(when - now) / 1e9 : 0.0);
+      snprintf(text, sizeof text, "sleep (%.1f s left)",
+               when > now ? (double)(when - now) / 1e9 : 0.0);
       lua_pushstring(L, text);
       lua_setfield(L, -2, "waits_on");
     }
@@ -311,7 +321,7 @@ static int task_info(lua_State *L) {
 
 /* core.task_stack(task [, limit]) -> the frames of its thread, oldest first, each
    {source =, line =, name =, internal =}; empty for a task not running Lua code. */
-static int task_stack(lua_State *L) {
+static int l_core_task_stack(lua_State *L) {
   task *t = task_check(L, 1);
   lua_Integer limit = luaL_optinteger(L, 2, -1);
   lua_State *co = t->co;
@@ -353,7 +363,7 @@ static int task_stack(lua_State *L) {
 }
 
 /* core.creation(obj) -> the traceback where obj was made in debug mode, or nil */
-static int creation(lua_State *L) {
+static int l_core_creation(lua_State *L) {
   luaL_checkany(L, 1);
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &creation_key) != LUA_TTABLE) return 0;
   lua_pushvalue(L, 1);
@@ -363,8 +373,8 @@ static int creation(lua_State *L) {
 
 /* ---- switching it on ------------------------------------------------------------------ */
 
-/* core.set_debug(on): the loop's flag; creation sites are recorded from now on. */
-static int set_debug(lua_State *L) {
+/* core.set_debug(on): the loop's flag; l_core_creation sites are recorded from now on. */
+static int l_core_set_debug(lua_State *L) {
   loop_state *loop = loop_get(L);
   int on = lua_toboolean(L, 1);
   if (on && !loop->debug) debug_states++;
@@ -373,17 +383,18 @@ static int set_debug(lua_State *L) {
   return 0;
 }
 
-static int get_debug(lua_State *L) {
+static int l_core_get_debug(lua_State *L) {
   lua_pushboolean(L, loop_get(L)->debug);
   return 1;
 }
 
 /* core.slow_callback_duration([seconds]) -> the limit in seconds (after setting it) */
-static int slow_duration(lua_State *L) {
+static int l_core_slow_callback_duration(lua_State *L) {
   loop_state *loop = loop_get(L);
   if (!lua_isnoneornil(L, 1)) {
     lua_Number s = luaL_checknumber(L, 1);
-    luaL_argcheck(L, s >= 0 && s < 1e9, 1, "slow_callback_duration must be a number of seconds >= 0");
+    luaL_argcheck(L, s >= 0 && s < 1e9, 1,
+                  "slow_callback_duration must be a number of seconds >= 0");
     loop->slow_ns = (uint64_t)(s * 1e9);
   }
   lua_pushnumber(L, (lua_Number)loop->slow_ns / 1e9);
@@ -391,7 +402,7 @@ static int slow_duration(lua_State *L) {
 }
 
 /* core.debug_env() -> whether ALUA_DEBUG asks for debug mode (not under lua -E / alua -E) */
-static int debug_env(lua_State *L) {
+static int l_core_debug_env(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
   int noenv = lua_toboolean(L, -1);
   const char *v = getenv("ALUA_DEBUG");
@@ -409,17 +420,13 @@ void debug_enable(lua_State *L) {
 }
 
 static const luaL_Reg debug_functions[] = {
-    {"task_info", task_info},
-    {"task_stack", task_stack},
-    {"creation", creation},
-    {"set_debug", set_debug},
-    {"get_debug", get_debug},
-    {"slow_callback_duration", slow_duration},
-    {"debug_env", debug_env},
-    {NULL, NULL},
+    {"task_info", l_core_task_info}, {"task_stack", l_core_task_stack},
+    {"creation", l_core_creation},   {"set_debug", l_core_set_debug},
+    {"get_debug", l_core_get_debug}, {"slow_callback_duration", l_core_slow_callback_duration},
+    {"debug_env", l_core_debug_env}, {NULL, NULL},
 };
 
-/* Adds the functions above to the core table on top; the table of creation sites. */
+/* Adds the functions above to the core table on top; the table of l_core_creation sites. */
 void debug_open(lua_State *L) {
   loop_state *loop = loop_get(L);
   if (loop->slow_ns == 0) loop->slow_ns = 100000000u; /* 0.1 s, as Python */

@@ -9,19 +9,22 @@ static char classes_key; /* registry: name -> class table */
 static char failure_mt_key; /* registry: metatable of gather's wrapped user errors */
 static char relay_key;   /* registry: {error, traceback} of the last error await relayed */
 
+/* clang-format off */
 static const char *const class_names[] = {
     "CancelledError", "TimeoutError",    "InvalidStateError", "QueueEmpty",
     "QueueFull",      "QueueShutDown",   "IncompleteReadError", "LimitOverrunError",
     "OSError",        "ConnectionError", "BrokenPipeError",   "SSLError",
     "ExceptionGroup", NULL,
 };
+/* clang-format on */
 
 /* A class is a table {name=, is=} that is callable to make instances; its instances
    share one metatable (the class's field `__instance`), whose `class` is the class. */
 
 static void push_instance_mt(lua_State *L, const char *type) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &classes_key);
-  if (lua_getfield(L, -1, type) != LUA_TTABLE) luaL_error(L, "asyncio: unknown error class %s", type);
+  if (lua_getfield(L, -1, type) != LUA_TTABLE)
+    luaL_error(L, "asyncio: unknown error class %s", type);
   lua_getfield(L, -1, "__instance");
   lua_replace(L, -3);
   lua_pop(L, 1);
@@ -65,7 +68,8 @@ static void add_int(luaL_Buffer *b, int n) {
   char digits[12];
   char *p = digits + sizeof digits;
   unsigned u = n < 0 ? 0u - (unsigned)n : (unsigned)n;
-  do *--p = (char)('0' + u % 10); while (u /= 10);
+  do *--p = (char)('0' + u % 10);
+  while (u /= 10);
   if (n < 0) *--p = '-';
   luaL_addlstring(b, p, (size_t)(digits + sizeof digits - p));
 }
@@ -230,7 +234,8 @@ const char *error_instance_type(lua_State *L, int idx) {
   if (!lua_istable(L, idx) || !lua_getmetatable(L, idx)) return NULL;
   int top = lua_gettop(L);
   const char *name = NULL;
-  if (lua_getfield(L, top, "class") == LUA_TTABLE && lua_getfield(L, top + 1, "name") == LUA_TSTRING) {
+  if (lua_getfield(L, top, "class") == LUA_TTABLE &&
+      lua_getfield(L, top + 1, "name") == LUA_TSTRING) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &classes_key);
     lua_pushvalue(L, top + 2);
     if (lua_rawget(L, -2) == LUA_TTABLE && lua_getfield(L, -1, "__instance") == LUA_TTABLE &&
@@ -263,13 +268,10 @@ static const char *uv_error_class(int uverr) {
     case UV_EADDRNOTAVAIL:
     case UV_ENETUNREACH:
     case UV_EHOSTUNREACH:
-    case UV_ENOTCONN:
-      return "ConnectionError";
+    case UV_ENOTCONN: return "ConnectionError";
     case UV_EPIPE:
-    case UV_ESHUTDOWN:
-      return "BrokenPipeError";
-    default:
-      return "OSError";
+    case UV_ESHUTDOWN: return "BrokenPipeError";
+    default: return "OSError";
   }
 }
 
@@ -284,6 +286,31 @@ void error_push_uv(lua_State *L, const char *syscall, int uverr) {
   lua_setfield(L, -2, "errno");
   lua_pushstring(L, syscall);
   lua_setfield(L, -2, "syscall");
+}
+
+/* The OSError of uverr from syscall, with its own message (fmt and its arguments, as
+   lua_pushfstring takes them) instead of "syscall: NAME (text)": errno and syscall are
+   set as always. The one way to say more than the error's name, e.g. which path. */
+static void push_uv_vmsg(lua_State *L, const char *syscall, int uverr, const char *fmt,
+                         va_list ap) {
+  error_push_uv(L, syscall, uverr);
+  lua_pushvfstring(L, fmt, ap);
+  lua_setfield(L, -2, "message");
+}
+
+void error_push_uv_msg(lua_State *L, const char *syscall, int uverr, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  push_uv_vmsg(L, syscall, uverr, fmt, ap);
+  va_end(ap);
+}
+
+int error_raise_uv_msg(lua_State *L, const char *syscall, int uverr, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  push_uv_vmsg(L, syscall, uverr, fmt, ap);
+  va_end(ap);
+  return lua_error(L);
 }
 
 int error_raise_uv(lua_State *L, const char *syscall, int uverr) {
@@ -454,7 +481,8 @@ void error_open(lua_State *L) {
   lua_newtable(L);
   for (int i = 0; class_names[i]; i++) {
     const char *base = NULL;
-    if (strcmp(class_names[i], "ConnectionError") == 0 || strcmp(class_names[i], "BrokenPipeError") == 0)
+    if (strcmp(class_names[i], "ConnectionError") == 0 ||
+        strcmp(class_names[i], "BrokenPipeError") == 0)
       base = "OSError";
     class_new(L, class_names[i], base);
     lua_pushvalue(L, -1);
@@ -474,4 +502,25 @@ void error_open(lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &failure_mt_key);
   lua_pushcfunction(L, is_error_lua);
   lua_setfield(L, -2, "is_error");
+}
+
+/* Raises "where: message" where `where` is the user's code that called await: the first
+   Lua frame that is not in the embedded stdlib (await's Lua half, asyncio.run...), so
+   the message points at the user's line, not at stdlib/asyncio.lua. */
+int error_raise_at_user(lua_State *L, const char *fmt, ...) {
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "Sl", &ar);
+    if (ar.currentline > 0 && strncmp(ar.source, "@stdlib/", 8) != 0) {
+      lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+      break;
+    }
+  }
+  if (lua_type(L, -1) != LUA_TSTRING) lua_pushliteral(L, "");
+  va_list ap;
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_concat(L, 2);
+  return lua_error(L);
 }

@@ -28,7 +28,9 @@ future *future_new(lua_State *L, loop_state *loop) {
 /* A Future or a Task (whose metatable inherits the Future type). */
 future *future_test(lua_State *L, int idx) { return type_test(L, idx, &type_future); }
 
-future *future_check(lua_State *L, int idx) { return type_check(L, idx, &type_future, "Future or Task"); }
+future *future_check(lua_State *L, int idx) {
+  return type_check(L, idx, &type_future, "Future or Task");
+}
 
 /* A Future proper: what set_result and friends accept. */
 static future *future_check_plain(lua_State *L, int idx) {
@@ -63,7 +65,7 @@ void future_remove_waiter(future *f, waiter *w) {
 
 /* Queues every waiter, in the order they started waiting. Never calls into Lua: this
    runs inside timer and I/O callbacks. */
-void future_wake_all(loop_state *loop, future *f) {
+static void future_wake_all(loop_state *loop, future *f) {
   /* Top-level await runs the loop until f is done. Done inside a callback (a timer due at
      the start of an iteration), with nothing else to run, the loop would still block in
      poll until the next unrelated event, seconds away maybe: stop it after this turn. */
@@ -79,6 +81,21 @@ void future_wake_all(loop_state *loop, future *f) {
 }
 
 /* ---- completing ----------------------------------------------------------- */
+
+/* Completes the pending future f: FUT_RESULT, FUT_ERROR or FUT_CANCELLED (its value,
+   error or message stored already), then queues its waiters. Every completion goes
+   through here. Pure C: runs inside timer and I/O callbacks too. */
+void future_complete(future *f, int state) {
+  f->state = (uint8_t)state;
+  future_wake_all(f->loop, f);
+}
+
+/* Makes a completed, unobserved future (no waiter left, its result taken) pending again,
+   so that a steady reader reuses one future (waitset_add_one). */
+void future_rearm(future *f) {
+  f->state = FUT_PENDING;
+  f->nresults = 0;
+}
 
 /* Stores the n values starting at `first` as the result of the future at fidx. */
 void future_store_results(lua_State *L, int fidx, int first, int n) {
@@ -108,9 +125,8 @@ int future_cancel(lua_State *L, future *f, int msg_ref) {
   }
   if (f->kind == KIND_GATHER) return gather_cancel(L, f, msg_ref);
   if (f->sleeping) timer_remove(f->loop, &f->timer);
-  f->state = FUT_CANCELLED;
   f->msg_ref = msg_ref;
-  future_wake_all(f->loop, f);
+  future_complete(f, FUT_CANCELLED);
   return 1;
 }
 
@@ -144,11 +160,8 @@ int future_push_outcome(lua_State *L, future *f, int fidx) {
       error_relay_set(L, -2, -1);
       lua_pop(L, 1);
       return lua_error(L);
-    case FUT_CANCELLED:
-      task_push_cancelled_error(L, f->msg_ref);
-      return lua_error(L);
-    default:
-      return error_raise(L, "InvalidStateError", "result is not set: the future is pending");
+    case FUT_CANCELLED: task_push_cancelled_error(L, f->msg_ref); return lua_error(L);
+    default: return error_raise(L, "InvalidStateError", "result is not set: the future is pending");
   }
 }
 
@@ -159,23 +172,23 @@ static int future_lua_new(lua_State *L) {
   return 1;
 }
 
-static int future_done(lua_State *L) {
+static int l_future_done(lua_State *L) {
   lua_pushboolean(L, future_check(L, 1)->state != FUT_PENDING);
   return 1;
 }
 
-static int future_cancelled(lua_State *L) {
+static int l_future_cancelled(lua_State *L) {
   lua_pushboolean(L, future_check(L, 1)->state == FUT_CANCELLED);
   return 1;
 }
 
-static int future_result(lua_State *L) {
+static int l_future_result(lua_State *L) {
   future *f = future_check(L, 1);
   lua_settop(L, 1);
   return future_push_outcome(L, f, 1);
 }
 
-static int future_exception(lua_State *L) {
+static int l_future_exception(lua_State *L) {
   future *f = future_check(L, 1);
   if (f->state == FUT_PENDING)
     return error_raise(L, "InvalidStateError", "exception is not set: the future is pending");
@@ -194,15 +207,14 @@ static future *future_check_settable(lua_State *L, const char *fname) {
   return f;
 }
 
-static int future_set_result(lua_State *L) {
+static int l_future_set_result(lua_State *L) {
   future *f = future_check_settable(L, "set_result");
   future_store_results(L, 1, 2, lua_gettop(L) - 1);
-  f->state = FUT_RESULT;
-  future_wake_all(f->loop, f);
+  future_complete(f, FUT_RESULT);
   return 0;
 }
 
-static int future_set_exception(lua_State *L) {
+static int l_future_set_exception(lua_State *L) {
   future *f = future_check_settable(L, "set_exception");
   luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "an error value expected");
   lua_settop(L, 2);
@@ -211,12 +223,11 @@ static int future_set_exception(lua_State *L) {
     luaL_traceback(L, L, NULL, 1);
     lua_setiuservalue(L, 1, FUV_TRACEBACK);
   }
-  f->state = FUT_ERROR;
-  future_wake_all(f->loop, f);
+  future_complete(f, FUT_ERROR);
   return 0;
 }
 
-static int future_cancel_lua(lua_State *L) {
+static int l_future_cancel(lua_State *L) {
   future *f = future_check_plain(L, 1);
   lua_settop(L, 2);
   int ref = lua_isnil(L, 2) ? LUA_NOREF : luaL_ref(L, LUA_REGISTRYINDEX);
@@ -224,7 +235,7 @@ static int future_cancel_lua(lua_State *L) {
   return 1;
 }
 
-static int future_add_done_callback(lua_State *L) {
+static int l_future_add_done_callback(lua_State *L) {
   future *f = future_check(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_pushvalue(L, 2);
@@ -243,7 +254,7 @@ static int future_add_done_callback(lua_State *L) {
 
 extern void handle_wake(loop_state *loop, waiter *w);
 
-static int future_remove_done_callback(lua_State *L) {
+static int l_future_remove_done_callback(lua_State *L) {
   future *f = future_check(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   int removed = 0;
@@ -268,13 +279,13 @@ static int future_remove_done_callback(lua_State *L) {
   return 1;
 }
 
-static int future_get_name(lua_State *L) {
+static int l_future_get_name(lua_State *L) {
   future_check(L, 1);
   if (lua_getiuservalue(L, 1, FUV_NAME) == LUA_TNIL) lua_pushliteral(L, "Future");
   return 1;
 }
 
-static int future_set_name(lua_State *L) {
+static int l_future_set_name(lua_State *L) {
   future_check(L, 1);
   luaL_checkany(L, 2);
   luaL_tolstring(L, 2, NULL);
@@ -282,7 +293,7 @@ static int future_set_name(lua_State *L) {
   return 0;
 }
 
-static int future_get_loop(lua_State *L) {
+static int l_future_get_loop(lua_State *L) {
   future_check(L, 1);
   lua_getfield(L, LUA_REGISTRYINDEX, "asyncio.loopobject");
   return 1;
@@ -345,22 +356,22 @@ static int future_gc(lua_State *L) {
 }
 
 static const luaL_Reg future_shared_methods[] = {
-    {"done", future_done},
-    {"cancelled", future_cancelled},
-    {"result", future_result},
-    {"exception", future_exception},
-    {"add_done_callback", future_add_done_callback},
-    {"remove_done_callback", future_remove_done_callback},
-    {"set_name", future_set_name},
-    {"get_loop", future_get_loop},
+    {"done", l_future_done},
+    {"cancelled", l_future_cancelled},
+    {"result", l_future_result},
+    {"exception", l_future_exception},
+    {"add_done_callback", l_future_add_done_callback},
+    {"remove_done_callback", l_future_remove_done_callback},
+    {"set_name", l_future_set_name},
+    {"get_loop", l_future_get_loop},
     {NULL, NULL},
 };
 
 static const luaL_Reg future_only_methods[] = {
-    {"set_result", future_set_result},
-    {"set_exception", future_set_exception},
-    {"cancel", future_cancel_lua},
-    {"get_name", future_get_name},
+    {"set_result", l_future_set_result},
+    {"set_exception", l_future_set_exception},
+    {"cancel", l_future_cancel},
+    {"get_name", l_future_get_name},
     {NULL, NULL},
 };
 

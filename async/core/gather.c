@@ -16,8 +16,8 @@ typedef struct gather {
   future base; /* a Future to Lua: must stay first */
   runnable run;
   int n, finished;
-  int failed;  /* index of the child whose error ends the gather, or -1 */
-  int ref;     /* registry ref: anchors the gather until every child is done */
+  int failed; /* index of the child whose error ends the gather, or -1 */
+  int ref;    /* registry ref: anchors the gather until every child is done */
   uint8_t return_exceptions, scheduled;
   uint8_t cancel_requested; /* cancel() reached a child: end with CancelledError */
   gather_child children[];
@@ -131,15 +131,13 @@ void gather_run(lua_State *L, runnable *r) {
       lua_getiuservalue(L, -1, FUV_VALUE);
     }
     lua_setiuservalue(L, gidx, FUV_VALUE);
-    g->base.state = FUT_ERROR;
-    future_wake_all(g->base.loop, &g->base);
+    future_complete(&g->base, FUT_ERROR);
   } else if (g->base.state == FUT_PENDING && g->finished == g->n && g->cancel_requested) {
     /* even with return_exceptions (Python issue 32684) */
     task_push_cancelled_error(L, g->base.msg_ref);
     lua_setiuservalue(L, gidx, FUV_VALUE);
     g->base.retrieved = 1;
-    g->base.state = FUT_ERROR;
-    future_wake_all(g->base.loop, &g->base);
+    future_complete(&g->base, FUT_ERROR);
   } else if (g->base.state == FUT_PENDING && g->finished == g->n) {
     lua_createtable(L, g->n, 0);
     for (int i = 0; i < g->n; i++) {
@@ -151,8 +149,7 @@ void gather_run(lua_State *L, runnable *r) {
     if (g->n == 1) lua_rawgeti(L, -1, 1);
     lua_setiuservalue(L, gidx, FUV_VALUE);
     g->base.nresults = g->n;
-    g->base.state = FUT_RESULT;
-    future_wake_all(g->base.loop, &g->base);
+    future_complete(&g->base, FUT_RESULT);
   }
   if (g->finished == g->n) {
     luaL_unref(L, LUA_REGISTRYINDEX, g->ref);
@@ -177,8 +174,9 @@ int gather_cancel(lua_State *L, future *f, int msg_ref) {
         any |= task_cancel(L, (task *)child, lua_isnil(L, -1) ? 0 : lua_gettop(L));
         lua_pop(L, 1);
       } else {
-        any |= future_cancel(L, child, lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF)
-                                                        : luaL_ref(L, LUA_REGISTRYINDEX));
+        any |= future_cancel(
+            L, child,
+            lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF) : luaL_ref(L, LUA_REGISTRYINDEX));
       }
     }
   }
@@ -249,7 +247,7 @@ int gather_lua(lua_State *L) {
     }
     lua_settop(L, n);
   }
-  for (int i = 1; i <= n; i++) awaitable_to_future(L, loop, i, "gather");
+  for (int i = 1; i <= n; i++) await_to_future(L, loop, i, "gather");
   gather *g = lua_newuserdatauv(L, sizeof *g + (size_t)n * sizeof(gather_child), GUV_COUNT - 1);
   future_init(&g->base, loop, KIND_GATHER);
   g->run.kind = RUN_GATHER;
@@ -269,7 +267,7 @@ int gather_lua(lua_State *L) {
   }
   lua_setiuservalue(L, gidx, GUV_CHILDREN);
   if (n == 0) {
-    g->base.state = FUT_RESULT;
+    future_complete(&g->base, FUT_RESULT);
     return 1;
   }
   lua_pushvalue(L, gidx);

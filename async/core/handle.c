@@ -85,7 +85,7 @@ void handle_run(lua_State *L, handle *h) {
 
 /* ---- Lua API -------------------------------------------------------------- */
 
-static int handle_cancel(lua_State *L) {
+static int l_handle_cancel(lua_State *L) {
   handle *h = handle_check(L, 1);
   if (h->cancelled) return 0;
   h->cancelled = 1;
@@ -100,12 +100,12 @@ static int handle_cancel(lua_State *L) {
   return 0;
 }
 
-static int handle_cancelled(lua_State *L) {
+static int l_handle_cancelled(lua_State *L) {
   lua_pushboolean(L, handle_check(L, 1)->cancelled);
   return 1;
 }
 
-static int handle_when(lua_State *L) {
+static int l_handle_when(lua_State *L) {
   handle *h = handle_check(L, 1);
   if (h->timer.kind != TIMER_HANDLE || h->timer.when == 0) return 0;
   lua_pushnumber(L, (lua_Number)h->timer.when / 1e9);
@@ -121,7 +121,7 @@ static int handle_tostring(lua_State *L) {
 static void loop_check_self(lua_State *L) { type_check(L, 1, &type_loop, "loop"); }
 
 /* loop:call_soon(fn, ...) */
-static int loop_call_soon(lua_State *L) {
+static int l_loop_call_soon(lua_State *L) {
   loop_check_self(L);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   loop_state *loop = loop_get(L);
@@ -144,7 +144,7 @@ static int schedule_at(lua_State *L, uint64_t when) {
 
 /* loop:call_later(delay, fn, ...). A negative delay is a deadline in the past, not 0:
    as in Python, call_later(-2) runs before an earlier call_later(-1). */
-static int loop_call_later(lua_State *L) {
+static int l_loop_call_later(lua_State *L) {
   loop_check_self(L);
   uint64_t delay = timer_delay_to_ns(L, 2, "call_later");
   uint64_t now = uv_hrtime();
@@ -154,7 +154,7 @@ static int loop_call_later(lua_State *L) {
 }
 
 /* loop:call_at(when, fn, ...) with `when` on loop:time()'s clock */
-static int loop_call_at(lua_State *L) {
+static int l_loop_call_at(lua_State *L) {
   loop_check_self(L);
   lua_Number when = luaL_checknumber(L, 2);
   if (when != when) return luaL_error(L, "call_at: when is NaN");
@@ -163,16 +163,16 @@ static int loop_call_at(lua_State *L) {
 }
 
 static const luaL_Reg handle_methods[] = {
-    {"cancel", handle_cancel},
-    {"cancelled", handle_cancelled},
-    {"when", handle_when},
+    {"cancel", l_handle_cancel},
+    {"cancelled", l_handle_cancelled},
+    {"when", l_handle_when},
     {NULL, NULL},
 };
 
 static const luaL_Reg loop_scheduling[] = {
-    {"call_soon", loop_call_soon},
-    {"call_later", loop_call_later},
-    {"call_at", loop_call_at},
+    {"call_soon", l_loop_call_soon},
+    {"call_later", l_loop_call_later},
+    {"call_at", l_loop_call_at},
     {NULL, NULL},
 };
 

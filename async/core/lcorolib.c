@@ -23,8 +23,7 @@ static const char *co_not_resumable(lua_State *L, lua_State *co) {
       if (lua_getstack(co, 0, &ar)) return "cannot resume non-suspended coroutine";
       if (lua_gettop(co) == 0) return "cannot resume dead coroutine";
       return NULL;
-    default:
-      return "cannot resume dead coroutine";
+    default: return "cannot resume dead coroutine";
   }
 }
 
@@ -45,7 +44,8 @@ static int co_resume_passing(lua_State *L, lua_State *co, int narg, int *nres, l
         future_remove_waiter(t->awaiting, &t->wait);
         t->awaiting = NULL;
       }
-      luaL_error(L, "await: cannot suspend here: this coroutine was resumed from a C function "
+      luaL_error(L,
+                 "await: cannot suspend here: this coroutine was resumed from a C function "
                  "that cannot yield (table.sort, string.gsub, require, __tostring...)");
     }
     lua_pushlightuserdata(L, &await_tag);
@@ -166,16 +166,17 @@ static int co_wrap(lua_State *L) {
 
 /* ---- coroutine.yield ---------------------------------------------------------------- */
 
-static int co_yield(lua_State *L) {
+static int co_yield (lua_State *L) {
   task *t = task_of(L);
   if (t && t->co == L)
-    return luaL_error(L, "coroutine.yield: cannot yield from a task's own body; use await "
+    return luaL_error(L,
+                      "coroutine.yield: cannot yield from a task's own body; use await "
                       "(coroutine.yield works inside coroutines the task creates)");
   return lua_yield(L, lua_gettop(L));
 }
 
 /* Replaces resume, wrap and yield in the global coroutine table. */
-void coro_lib_patch(lua_State *L) {
+void lcorolib_patch(lua_State *L) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   task_set_thread_owner(lua_tothread(L, -1), NULL); /* new threads copy the main one's slot */
   lua_pop(L, 1);
@@ -188,7 +189,7 @@ void coro_lib_patch(lua_State *L) {
   lua_setfield(L, -2, "resume");
   lua_pushcfunction(L, co_wrap);
   lua_setfield(L, -2, "wrap");
-  lua_pushcfunction(L, co_yield);
+  lua_pushcfunction(L, co_yield );
   lua_setfield(L, -2, "yield");
   lua_pop(L, 1);
 }

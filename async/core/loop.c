@@ -68,14 +68,9 @@ static int drain_protected(lua_State *L) {
       continue;
     }
     switch (r->kind) {
-      case RUN_TASK:
-        task_step(L, loop, container_of(r, task, run));
-        break;
-      case RUN_HANDLE:
-        handle_run(L, container_of(r, handle, run));
-        break;
-      default:
-        gather_run(L, r);
+      case RUN_TASK: task_step(L, loop, container_of(r, task, run)); break;
+      case RUN_HANDLE: handle_run(L, container_of(r, handle, run)); break;
+      default: gather_run(L, r);
     }
   }
   return 0;
@@ -177,7 +172,8 @@ void loop_interrupt(loop_state *loop, const char *message) {
   atomic_store(&loop->interrupt_pending, 1);
   atomic_store(&loop->interrupting, 1);
   lua_State *co = atomic_load(&loop->running);
-  lua_sethook(co ? co : loop->main_thread, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+  lua_sethook(co ? co : loop->main_thread, interrupt_hook,
+              LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
   atomic_store(&loop->interrupting, 0);
 }
 
@@ -277,12 +273,12 @@ static int loop_gc(lua_State *L) {
   return 0;
 }
 
-static int loop_time(lua_State *L) {
+static int l_loop_time(lua_State *L) {
   lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
   return 1;
 }
 
-static int loop_is_running_lua(lua_State *L) {
+static int l_loop_is_running(lua_State *L) {
   lua_pushboolean(L, loop_is_running(loop_get(L)));
   return 1;
 }
@@ -366,8 +362,8 @@ int loop_switch(lua_State *L, uv_loop_t *uv) {
 }
 
 static const luaL_Reg loop_methods[] = {
-    {"time", loop_time},
-    {"is_running", loop_is_running_lua},
+    {"time", l_loop_time},
+    {"is_running", l_loop_is_running},
     {NULL, NULL},
 };
 

@@ -1,4 +1,5 @@
 /* module.c — the core table (module_open) and the embedded Lua standard library run on it. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "core.h"
@@ -10,25 +11,82 @@ static const stdlib_file *stdlib_find(const char *name) {
   return NULL;
 }
 
+/* Every state of the process loads the same stdlib: the first one parses each file, the
+   others (workers, to_thread threads, more embedded states) load the bytecode it left
+   here. Parsing was most of a worker's start-up. Kept for the life of the process. */
+typedef struct compiled_part {
+  char *code;
+  size_t len;
+} compiled_part;
+
+static compiled_part *compiled;
+static uv_once_t compiled_once = UV_ONCE_INIT;
+static uv_mutex_t compiled_lock;
+
+static void compiled_init(void) {
+  size_t n = 0;
+  while (stdlib_files[n].name) n++;
+  compiled = calloc(n, sizeof *compiled);
+  uv_mutex_init(&compiled_lock);
+}
+
+static int compiled_writer(lua_State *L, const void *p, size_t sz, void *ud) {
+  (void)L;
+  compiled_part *c = ud;
+  char *code = realloc(c->code, c->len + sz);
+  if (code == NULL) return 1;
+  memcpy(code + c->len, p, sz);
+  c->code = code;
+  c->len += sz;
+  return 0;
+}
+
+/* Pushes the function of stdlib file f, from its bytecode when another state made it. */
+static int stdlib_load(lua_State *L, const stdlib_file *f) {
+  uv_once(&compiled_once, compiled_init);
+  compiled_part *slot = compiled ? &compiled[f - stdlib_files] : NULL;
+  compiled_part c = {NULL, 0};
+  if (slot) {
+    uv_mutex_lock(&compiled_lock);
+    c = *slot;
+    uv_mutex_unlock(&compiled_lock);
+  }
+  if (c.code) return luaL_loadbufferx(L, c.code, c.len, f->chunkname, "b");
+  int status = luaL_loadbufferx(L, f->data, f->len, f->chunkname, "t");
+  if (status != LUA_OK || slot == NULL) return status;
+  if (lua_dump(L, compiled_writer, &c, 0) != 0) {
+    free(c.code);
+    return status;
+  }
+  uv_mutex_lock(&compiled_lock);
+  if (slot->code == NULL) {
+    *slot = c;
+    c.code = NULL;
+  }
+  uv_mutex_unlock(&compiled_lock);
+  free(c.code); /* another state was first */
+  return status;
+}
+
 /* core.load_part(name, ...): runs an embedded stdlib file with the given arguments. */
-static int load_part(lua_State *L) {
+static int l_core_load_part(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
   const stdlib_file *f = stdlib_find(name);
   if (f == NULL) return luaL_error(L, "asyncio: no embedded module '%s'", name);
-  if (luaL_loadbufferx(L, f->data, f->len, f->chunkname, "t") != LUA_OK) return lua_error(L);
+  if (stdlib_load(L, f) != LUA_OK) return lua_error(L);
   lua_replace(L, 1);
   lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
   return lua_gettop(L);
 }
 
 /* core.get_running_loop(): the loop object (one per state). */
-static int get_loop_object(lua_State *L) {
+static int l_core_get_running_loop(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, "asyncio.loopobject");
   return 1;
 }
 
 /* core._transfer(dst, src): completes the pending Future dst as src (done) ended. */
-static int transfer_outcome(lua_State *L) {
+static int l_core_transfer(lua_State *L) {
   future *dst = future_check(L, 1);
   future *src = future_check(L, 2);
   if (dst->state != FUT_PENDING || src->state == FUT_PENDING) {
@@ -45,14 +103,13 @@ static int transfer_outcome(lua_State *L) {
     dst->msg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   dst->nresults = src->nresults;
-  dst->state = src->state;
-  future_wake_all(dst->loop, dst);
+  future_complete(dst, src->state);
   lua_pushboolean(L, 1);
   return 1;
 }
 
 /* core._report(what, err [, traceback]): a report on stderr for errors nobody can catch. */
-static int report_lua(lua_State *L) {
+static int l_core_report(lua_State *L) {
   const char *what = luaL_checkstring(L, 1);
   luaL_checkany(L, 2);
   loop_report(L, what, 2, luaL_optstring(L, 3, NULL));
@@ -60,10 +117,10 @@ static int report_lua(lua_State *L) {
 }
 
 static const luaL_Reg core_functions[] = {
-    {"load_part", load_part},
-    {"get_running_loop", get_loop_object},
-    {"_transfer", transfer_outcome},
-    {"_report", report_lua},
+    {"load_part", l_core_load_part},
+    {"get_running_loop", l_core_get_running_loop},
+    {"_transfer", l_core_transfer},
+    {"_report", l_core_report},
     {NULL, NULL},
 };
 
@@ -79,6 +136,7 @@ void module_open(lua_State *L) {
   lua_pop(L, 1);
   if (first_open) task_set_thread_owner(L, NULL);
   loop_open(L);
+  owner_open(L);
   lua_newtable(L); /* core */
   future_open(L);
   lua_setfield(L, -2, "Future");
@@ -87,12 +145,13 @@ void module_open(lua_State *L) {
   toplevel_open(L);
   handle_open(L);
   op_open(L);
+  coro_open(L);
   await_open(L);
   error_open(L);
   debug_open(L);
   argcheck_open(L);
   luaL_setfuncs(L, core_functions, 0);
-  coro_lib_patch(L);
+  lcorolib_patch(L);
 
   luaL_getmetatable(L, LOOP_MT);
   lua_newuserdatauv(L, 0, 0);
@@ -103,7 +162,7 @@ void module_open(lua_State *L) {
 
 /* Replaces the core table on top with the module stdlib/asyncio.lua builds from it. */
 void module_load_stdlib(lua_State *L) {
-  lua_pushcfunction(L, load_part);
+  lua_pushcfunction(L, l_core_load_part);
   lua_pushliteral(L, "asyncio");
   lua_pushvalue(L, -3);
   lua_call(L, 2, 1);

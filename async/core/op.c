@@ -6,8 +6,6 @@
    these calls are most of the work per request. */
 #include "core.h"
 
-char type_op;
-
 /* User values 1..nargs: the arguments `attempt` and `arm` receive. */
 typedef struct op {
   const op_spec *spec;
@@ -33,8 +31,10 @@ int op_test(lua_State *L, int idx) { return type_test(L, idx, &type_op) != NULL;
 void op_claim(lua_State *L, int idx, const char *fname) {
   op *o = lua_touserdata(L, idx);
   if (o->taken)
-    luaL_error(L, "%s: this %s was already awaited (an operation runs once; wrap it in "
-               "asyncio.create_task to share its result)", fname, o->spec->name);
+    luaL_error(L,
+               "%s: this %s was already awaited (an operation runs once; wrap it in "
+               "asyncio.create_task to share its result)",
+               fname, o->spec->name);
   o->taken = 1;
 }
 

@@ -174,16 +174,16 @@ static void task_release_thread(lua_State *L, loop_state *loop, task *t, int tid
   lua_setiuservalue(L, tidx, TUV_THREAD);
 }
 
-static void task_complete(lua_State *L, loop_state *loop, task *t) {
+static void task_complete(lua_State *L, loop_state *loop, task *t, int state) {
   live_unlink(loop, t);
   timer_remove(loop, &t->base.timer); /* left armed by a sleep an error cut short */
-  future_wake_all(loop, &t->base);
+  future_complete(&t->base, state);
   luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
   t->ref = LUA_NOREF;
 }
 
-static void task_finish_cancelled(lua_State *L, task *t, int msgidx) {
-  t->base.state = FUT_CANCELLED;
+/* Keeps the message of the CancelledError a task ended with. */
+static void task_keep_cancel_message(lua_State *L, task *t, int msgidx) {
   if (lua_isnil(L, msgidx)) return;
   lua_pushvalue(L, msgidx);
   t->base.msg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -195,27 +195,28 @@ static void task_finish(lua_State *L, loop_state *loop, task *t, int status) {
   lua_State *co = t->co;
   int top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
-  int tidx = top + 1;
+  int tidx = top + 1, state;
   if (status == LUA_OK && lua_toboolean(co, 1)) {
     int n = lua_gettop(co) - 1;
     luaL_checkstack(L, n + 2, "too many results");
     lua_xmove(co, L, n);
     future_store_results(L, tidx, tidx + 1, n);
-    t->base.state = FUT_RESULT;
+    state = FUT_RESULT;
   } else {
     lua_xmove(co, L, 1);
     if (is_cancelled_error(L, loop, -1)) {
       lua_getfield(L, -1, "message");
-      task_finish_cancelled(L, t, lua_gettop(L));
+      task_keep_cancel_message(L, t, lua_gettop(L));
+      state = FUT_CANCELLED;
     } else {
       lua_pushvalue(L, -1);
       lua_setiuservalue(L, tidx, FUV_VALUE);
-      t->base.state = FUT_ERROR;
+      state = FUT_ERROR;
       if (t->base.first == NULL) lost_watch(loop); /* nobody waits: maybe nobody ever will */
     }
   }
   task_release_thread(L, loop, t, tidx, status == LUA_OK);
-  task_complete(L, loop, t);
+  task_complete(L, loop, t, state);
   lua_settop(L, top);
 }
 
@@ -229,7 +230,8 @@ static void task_fail_bad_yield(lua_State *L, loop_state *loop, task *t, int nre
   lua_resetthread(t->co);
 #endif
   lua_settop(t->co, 0);
-  lua_pushliteral(t->co, "task yielded a value that is not an await (coroutine.yield in a task body?)");
+  lua_pushliteral(t->co,
+                  "task yielded a value that is not an await (coroutine.yield in a task body?)");
   task_finish(L, loop, t, LUA_ERRRUN);
 }
 
@@ -245,8 +247,8 @@ static void task_cancel_unstarted(lua_State *L, loop_state *loop, task *t) {
   luaL_unref(L, LUA_REGISTRYINDEX, t->cancel_msg_ref);
   t->cancel_msg_ref = LUA_NOREF;
   t->deliver_cancel = 0;
-  task_finish_cancelled(L, t, top + 2);
-  task_complete(L, loop, t);
+  task_keep_cancel_message(L, t, top + 2);
+  task_complete(L, loop, t, FUT_CANCELLED);
   lua_settop(L, top);
 }
 
@@ -374,18 +376,18 @@ int task_cancel(lua_State *L, task *t, int msg_idx) {
 
 /* ---- Lua methods ------------------------------------------------------------------ */
 
-static int task_cancel_lua(lua_State *L) {
+static int l_task_cancel(lua_State *L) {
   task *t = task_check(L, 1);
   lua_pushboolean(L, task_cancel(L, t, lua_isnoneornil(L, 2) ? 0 : 2));
   return 1;
 }
 
-static int task_cancelling(lua_State *L) {
+static int l_task_cancelling(lua_State *L) {
   lua_pushinteger(L, task_check(L, 1)->num_cancels);
   return 1;
 }
 
-static int task_uncancel(lua_State *L) {
+static int l_task_uncancel(lua_State *L) {
   task *t = task_check(L, 1);
   if (t->num_cancels > 0) {
     t->num_cancels--;
@@ -395,9 +397,10 @@ static int task_uncancel(lua_State *L) {
   return 1;
 }
 
-static int task_get_name(lua_State *L) {
+static int l_task_get_name(lua_State *L) {
   task *t = task_check(L, 1);
-  if (lua_getiuservalue(L, 1, FUV_NAME) == LUA_TNIL) lua_pushfstring(L, "Task-%I", (lua_Integer)t->id);
+  if (lua_getiuservalue(L, 1, FUV_NAME) == LUA_TNIL)
+    lua_pushfstring(L, "Task-%I", (lua_Integer)t->id);
   return 1;
 }
 
@@ -417,7 +420,7 @@ static int task_gc(lua_State *L) {
 }
 
 /* asyncio.current_task() */
-static int task_current(lua_State *L) {
+static int l_core_current_task(lua_State *L) {
   loop_state *loop = loop_get(L);
   task *t = task_of(L);
   if (t == NULL) t = loop->current;
@@ -429,7 +432,7 @@ static int task_current(lua_State *L) {
 }
 
 /* asyncio.all_tasks(): the pending tasks, oldest first */
-static int task_all(lua_State *L) {
+static int l_core_all_tasks(lua_State *L) {
   loop_state *loop = loop_get(L);
   lua_createtable(L, (int)loop->live_count, 0);
   lua_Integer i = (lua_Integer)loop->live_count;
@@ -444,16 +447,16 @@ extern void future_shared_methods_add(lua_State *L);
 extern int future_tostring_lua(lua_State *L);
 
 static const luaL_Reg task_methods[] = {
-    {"cancel", task_cancel_lua},
-    {"cancelling", task_cancelling},
-    {"uncancel", task_uncancel},
-    {"get_name", task_get_name},
+    {"cancel", l_task_cancel},
+    {"cancelling", l_task_cancelling},
+    {"uncancel", l_task_uncancel},
+    {"get_name", l_task_get_name},
     {NULL, NULL},
 };
 
 static const luaL_Reg task_functions[] = {
-    {"current_task", task_current},
-    {"all_tasks", task_all},
+    {"current_task", l_core_current_task},
+    {"all_tasks", l_core_all_tasks},
     {NULL, NULL},
 };
 

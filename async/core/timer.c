@@ -105,8 +105,7 @@ static timer_node *heap_pop(loop_state *loop) {
 static void timer_fire(loop_state *loop, timer_node *node) {
   if (node->kind == TIMER_FUTURE) {
     future *f = container_of(node, future, timer);
-    f->state = FUT_RESULT;
-    future_wake_all(loop, f);
+    future_complete(f, FUT_RESULT);
   } else if (node->kind == TIMER_TASK) {
     task_timer_fired(loop, container_of(node, task, base.timer));
   } else {

@@ -6,43 +6,15 @@
 
 #include "net.h"
 
-int net_sockaddr(const char *ip, int port, struct sockaddr_storage *ss) {
-  memset(ss, 0, sizeof *ss);
-  if (uv_ip4_addr(ip, port, (struct sockaddr_in *)ss) == 0) return 0;
-  if (uv_ip6_addr(ip, port, (struct sockaddr_in6 *)ss) == 0) return 0;
-  return UV_EINVAL;
-}
-
-int net_push_addr(lua_State *L, const struct sockaddr *sa) {
-  char host[64];
-  int port;
-  if (sa->sa_family == AF_INET) {
-    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-    uv_ip4_name(in, host, sizeof host);
-    port = ntohs(in->sin_port);
-  } else if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-    uv_ip6_name(in6, host, sizeof host);
-    port = ntohs(in6->sin6_port);
-  } else {
-    lua_pushnil(L);
-    lua_pushnil(L);
-    return 2;
-  }
-  lua_pushstring(L, host);
-  lua_pushinteger(L, port);
-  return 2;
-}
-
 static const char *family_name(int family) {
   return family == AF_INET ? "inet" : family == AF_INET6 ? "inet6" : "unix";
 }
 
 /* net.parse_ip(text) -> "inet" | "inet6" | nil */
-static int parse_ip(lua_State *L) {
+static int l_net_parse_ip(lua_State *L) {
   struct sockaddr_storage ss;
   const char *ip = luaL_checkstring(L, 1);
-  if (net_sockaddr(ip, 0, &ss) != 0) return 0;
+  if (addr_from_ip(ip, 0, &ss) != 0) return 0;
   lua_pushstring(L, family_name(ss.ss_family));
   return 1;
 }
@@ -81,7 +53,7 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
 static gai_req *gai_check(lua_State *L) { return *(gai_req **)luaL_checkudata(L, 1, GAI_MT); }
 
 /* net.getaddrinfo(host, service, family, socktype, passive) -> request, future */
-static int dns_gai_start(lua_State *L) {
+static int l_net_getaddrinfo(lua_State *L) {
   const char *host = luaL_optstring(L, 1, NULL);
   const char *service = luaL_optstring(L, 2, NULL);
   const char *family = luaL_optstring(L, 3, NULL);
@@ -96,13 +68,15 @@ static int dns_gai_start(lua_State *L) {
   else if (strcmp(family, "inet6") == 0)
     hints.ai_family = AF_INET6;
   else
-    return luaL_error(L, "getaddrinfo: unknown family '%s' (expected \"inet\" or \"inet6\")", family);
+    return luaL_error(L, "getaddrinfo: unknown family '%s' (expected \"inet\" or \"inet6\")",
+                      family);
   if (strcmp(socktype, "stream") == 0)
     hints.ai_socktype = SOCK_STREAM;
   else if (strcmp(socktype, "dgram") == 0)
     hints.ai_socktype = SOCK_DGRAM;
   else
-    return luaL_error(L, "getaddrinfo: unknown type '%s' (expected \"stream\" or \"dgram\")", socktype);
+    return luaL_error(L, "getaddrinfo: unknown type '%s' (expected \"stream\" or \"dgram\")",
+                      socktype);
   hints.ai_flags = passive ? AI_PASSIVE : 0;
   lua_settop(L, 5);
   gai_req **box = lua_newuserdatauv(L, sizeof *box, 1);
@@ -125,20 +99,16 @@ static int dns_gai_start(lua_State *L) {
 
 /* net.getaddrinfo_result(request, host) -> list of {family=, address=, port=}, or raises
    an OSError naming the host. */
-static int dns_gai_result(lua_State *L) {
+static int l_net_getaddrinfo_result(lua_State *L) {
   gai_req *r = gai_check(L);
   const char *host = luaL_optstring(L, 2, "(any)");
   if (r == NULL || !r->done) return luaL_error(L, "getaddrinfo: no result yet");
   if (r->status < 0) {
-    error_push_uv(L, "getaddrinfo", r->status);
-    if (r->status == UV_EAI_NONAME || r->status == UV_EAI_NODATA || r->status == UV_EAI_AGAIN ||
-        r->status == UV_EAI_FAIL)
-      lua_pushfstring(L, "getaddrinfo: cannot resolve host '%s': %s (%s)", host,
-                      uv_err_name(r->status), uv_strerror(r->status));
-    else
-      lua_pushfstring(L, "getaddrinfo: host '%s': %s (%s)", host, uv_err_name(r->status),
+    int unknown = r->status == UV_EAI_NONAME || r->status == UV_EAI_NODATA ||
+                  r->status == UV_EAI_AGAIN || r->status == UV_EAI_FAIL;
+    error_push_uv_msg(L, "getaddrinfo", r->status, "getaddrinfo: %s '%s': %s (%s)",
+                      unknown ? "cannot resolve host" : "host", host, uv_err_name(r->status),
                       uv_strerror(r->status));
-    lua_setfield(L, -2, "message");
     lua_pushstring(L, host);
     lua_setfield(L, -2, "host");
     return lua_error(L);
@@ -150,7 +120,7 @@ static int dns_gai_result(lua_State *L) {
     lua_createtable(L, 0, 3);
     lua_pushstring(L, family_name(ai->ai_family));
     lua_setfield(L, -2, "family");
-    net_push_addr(L, ai->ai_addr);
+    addr_push(L, ai->ai_addr);
     lua_setfield(L, -3, "port");
     lua_setfield(L, -2, "address");
     lua_rawseti(L, -2, ++n);
@@ -161,7 +131,7 @@ static int dns_gai_result(lua_State *L) {
 }
 
 /* net.getaddrinfo_cancel(request): the awaiting task was cancelled. */
-static int dns_gai_cancel(lua_State *L) {
+static int l_net_getaddrinfo_cancel(lua_State *L) {
   gai_req *r = gai_check(L);
   if (r && !r->done) uv_cancel((uv_req_t *)&r->req);
   return 0;
@@ -183,10 +153,10 @@ static int gai_gc(lua_State *L) {
 }
 
 static const luaL_Reg dns_functions[] = {
-    {"parse_ip", parse_ip},
-    {"getaddrinfo", dns_gai_start},
-    {"getaddrinfo_result", dns_gai_result},
-    {"getaddrinfo_cancel", dns_gai_cancel},
+    {"parse_ip", l_net_parse_ip},
+    {"getaddrinfo", l_net_getaddrinfo},
+    {"getaddrinfo_result", l_net_getaddrinfo_result},
+    {"getaddrinfo_cancel", l_net_getaddrinfo_cancel},
     {NULL, NULL},
 };
 

@@ -66,7 +66,8 @@ static gni_req *gni_check(lua_State *L) { return *(gni_req **)luaL_checkudata(L,
 static int gni_start(lua_State *L) {
   const char *ip = luaL_checkstring(L, 1);
   struct sockaddr_storage ss;
-  if (net_sockaddr(ip, 0, &ss) != 0) return luaL_error(L, "getnameinfo: '%s' is not an IP address", ip);
+  if (addr_from_ip(ip, 0, &ss) != 0)
+    return luaL_error(L, "getnameinfo: '%s' is not an IP address", ip);
   lua_settop(L, 1);
   gni_req **box = lua_newuserdatauv(L, sizeof *box, 1);
   *box = NULL;
@@ -118,12 +119,9 @@ static int gni_gc(lua_State *L) {
 }
 
 static const luaL_Reg luasocket_functions[] = {
-    {"wallclock", wallclock},
-    {"gethostname", gethostname_lua},
-    {"getnameinfo", gni_start},
-    {"getnameinfo_result", gni_result},
-    {"getnameinfo_cancel", gni_cancel},
-    {NULL, NULL},
+    {"wallclock", wallclock},           {"gethostname", gethostname_lua},
+    {"getnameinfo", gni_start},         {"getnameinfo_result", gni_result},
+    {"getnameinfo_cancel", gni_cancel}, {NULL, NULL},
 };
 
 void luasocket_open(lua_State *L) {

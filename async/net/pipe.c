@@ -25,17 +25,15 @@ static const char *check_path(lua_State *L, const char *op) {
   size_t len;
   const char *path = luaL_checklstring(L, 1, &len);
   if (len >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-    error_push_uv(L, op, UV_ENAMETOOLONG);
-    lua_pushfstring(L, "%s: socket path too long (%d bytes, at most %d): %s", op, (int)len,
-                    (int)sizeof(((struct sockaddr_un *)0)->sun_path) - 1, path);
-    lua_setfield(L, -2, "message");
-    lua_error(L);
+    error_raise_uv_msg(L, op, UV_ENAMETOOLONG,
+                       "%s: socket path too long (%d bytes, at most %d): %s", op, (int)len,
+                       (int)sizeof(((struct sockaddr_un *)0)->sun_path) - 1, path);
   }
   return path;
 }
 
 /* net.pipe_connect(path) -> stream; net.wait_read's future completes when connected. */
-static int pipe_connect(lua_State *L) {
+static int l_net_pipe_connect(lua_State *L) {
   const char *path = check_path(L, "connect");
   stream *s = stream_new(L, STREAM_PIPE);
   uv_pipe_connect(&s->connect_req, &s->u.pipe, path, stream_connect_cb);
@@ -43,7 +41,7 @@ static int pipe_connect(lua_State *L) {
 }
 
 /* net.pipe_listen(path, backlog) -> listener */
-static int pipe_listen(lua_State *L) {
+static int l_net_pipe_listen(lua_State *L) {
   const char *path = check_path(L, "bind");
   int backlog = (int)luaL_optinteger(L, 2, 511);
   listener *l = listener_new(L, STREAM_PIPE);
@@ -61,17 +59,15 @@ static int pipe_listen(lua_State *L) {
   }
   if (err) {
     listener_close(l);
-    error_push_uv(L, "bind", err);
-    lua_pushfstring(L, "bind: cannot listen on %s: %s (%s)", path, uv_err_name(err), uv_strerror(err));
-    lua_setfield(L, -2, "message");
-    return lua_error(L);
+    return error_raise_uv_msg(L, "bind", err, "bind: cannot listen on %s: %s (%s)", path,
+                              uv_err_name(err), uv_strerror(err));
   }
   return 1;
 }
 
 static const luaL_Reg pipe_functions[] = {
-    {"pipe_connect", pipe_connect},
-    {"pipe_listen", pipe_listen},
+    {"pipe_connect", l_net_pipe_connect},
+    {"pipe_listen", l_net_pipe_listen},
     {NULL, NULL},
 };
 

@@ -13,15 +13,14 @@ int tcp_push_name(lua_State *L, uv_tcp_t *t, int peer) {
   int err = peer ? uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len)
                  : uv_tcp_getsockname(t, (struct sockaddr *)&ss, &len);
   if (err) return 0;
-  return net_push_addr(L, (struct sockaddr *)&ss);
+  return addr_push(L, (struct sockaddr *)&ss);
 }
 
 static void parse_addr(lua_State *L, int idx, struct sockaddr_storage *ss, const char *op) {
   const char *ip = luaL_checkstring(L, idx);
   lua_Integer port = luaL_checkinteger(L, idx + 1);
   luaL_argcheck(L, port >= 0 && port <= 65535, idx + 1, "port out of range");
-  if (net_sockaddr(ip, (int)port, ss) != 0)
-    luaL_error(L, "%s: '%s' is not an IP address", op, ip);
+  if (addr_from_ip(ip, (int)port, ss) != 0) luaL_error(L, "%s: '%s' is not an IP address", op, ip);
 }
 
 /* keepalive option: false/nil off, true 60 s, a number: seconds of idle before probes */
@@ -35,7 +34,7 @@ static unsigned keepalive_delay(lua_State *L, int idx) {
 
 /* net.tcp_connect(ip, port, nodelay, keepalive) -> stream; net.wait_read's future
    completes when the connection is made or failed (net.connect_finish raises the error). */
-static int tcp_connect(lua_State *L) {
+static int l_net_tcp_connect(lua_State *L) {
   struct sockaddr_storage ss;
   parse_addr(L, 1, &ss, "connect");
   int nodelay = lua_isnoneornil(L, 3) ? 1 : lua_toboolean(L, 3);
@@ -44,7 +43,7 @@ static int tcp_connect(lua_State *L) {
   stream *s = stream_new(L, STREAM_TCP);
   int err = uv_tcp_connect(&s->connect_req, &s->u.tcp, (struct sockaddr *)&ss, stream_connect_cb);
   if (err) {
-    stream_close(s);
+    stream_close(s, STREAM_CLOSE_FLUSH);
     return error_raise_uv(L, "connect", err);
   }
   /* options after connect: libuv creates the socket there */
@@ -54,7 +53,7 @@ static int tcp_connect(lua_State *L) {
 }
 
 /* net.tcp_listen(ip, port, backlog, reuse_port, ipv6only) -> listener */
-static int tcp_listen(lua_State *L) {
+static int l_net_tcp_listen(lua_State *L) {
   struct sockaddr_storage ss;
   parse_addr(L, 1, &ss, "bind");
   int backlog = (int)luaL_optinteger(L, 3, 511);
@@ -70,28 +69,28 @@ static int tcp_listen(lua_State *L) {
     uv_os_fd_t fd;
     int one = 1;
     err = uv_fileno(&l->u.handle, &fd);
-    if (err == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) err = uv_translate_sys_error(errno);
+    if (err == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+      err = uv_translate_sys_error(errno);
     if (err) {
       listener_close(l);
       return error_raise_uv(L, "setsockopt", err);
     }
   }
-  err = uv_tcp_bind(&l->u.tcp, (struct sockaddr *)&ss, ss.ss_family == AF_INET6 && v6only ? UV_TCP_IPV6ONLY : 0);
+  err = uv_tcp_bind(&l->u.tcp, (struct sockaddr *)&ss,
+                    ss.ss_family == AF_INET6 && v6only ? UV_TCP_IPV6ONLY : 0);
   if (err == 0) err = listener_start(l, backlog);
   if (err) {
     listener_close(l);
-    error_push_uv(L, "bind", err);
-    lua_pushfstring(L, "bind: cannot listen on %s port %d: %s (%s)", lua_tostring(L, 1),
-                    (int)lua_tointeger(L, 2), uv_err_name(err), uv_strerror(err));
-    lua_setfield(L, -2, "message");
-    return lua_error(L);
+    return error_raise_uv_msg(L, "bind", err, "bind: cannot listen on %s port %d: %s (%s)",
+                              lua_tostring(L, 1), (int)lua_tointeger(L, 2), uv_err_name(err),
+                              uv_strerror(err));
   }
   return 1;
 }
 
 /* net.tcp_options(h, nodelay, keepalive): TCP_NODELAY and keepalive (false, true: 60 s, or
    seconds of idle before probes) on a connected stream (LuaSocket's setoption) */
-static int tcp_options(lua_State *L) {
+static int l_net_tcp_options(lua_State *L) {
   stream *s = stream_check(L, 1);
   if (s == NULL || s->close_wanted || s->kind != STREAM_TCP)
     return luaL_error(L, "setoption: not a connected TCP socket");
@@ -106,9 +105,9 @@ static int tcp_options(lua_State *L) {
 }
 
 static const luaL_Reg tcp_functions[] = {
-    {"tcp_options", tcp_options},
-    {"tcp_connect", tcp_connect},
-    {"tcp_listen", tcp_listen},
+    {"tcp_options", l_net_tcp_options},
+    {"tcp_connect", l_net_tcp_connect},
+    {"tcp_listen", l_net_tcp_listen},
     {NULL, NULL},
 };
 

@@ -27,12 +27,12 @@ struct tls_conn {
   char *message;      /* the failure, as raised: OpenSSL's reason (and the verify error) */
   const char *reason; /* OpenSSL's reason and library of the failure (static strings) */
   const char *library;
-  long verify_code;   /* the certificate check's result, if the failure was that */
-  uint8_t done;       /* the handshake is complete */
+  long verify_code; /* the certificate check's result, if the failure was that */
+  uint8_t done;     /* the handshake is complete */
   uint8_t failed;
-  uint8_t net_eof;    /* the socket reached its end: the read BIO reports it to OpenSSL */
+  uint8_t net_eof; /* the socket reached its end: the read BIO reports it to OpenSSL */
   uint8_t sent_shutdown;
-  uint8_t ragged_ok;  /* a TCP end without close_notify ends the stream like one */
+  uint8_t ragged_ok; /* a TCP end without close_notify ends the stream like one */
 };
 
 typedef struct tls_conn tls_conn;
@@ -250,7 +250,8 @@ static int ctx_gc(lua_State *L) {
 
 static int ctx_tostring(lua_State *L) {
   SSL_CTX *ctx = ctx_check(L, 1);
-  lua_pushfstring(L, "<TLS context %s>", SSL_CTX_get_ssl_method(ctx) == TLS_server_method() ? "server" : "client");
+  lua_pushfstring(L, "<TLS context %s>",
+                  SSL_CTX_get_ssl_method(ctx) == TLS_server_method() ? "server" : "client");
   return 1;
 }
 
@@ -272,10 +273,8 @@ static int raise_load_error(lua_State *L, const char *what, const char *path, in
   if (f == NULL) {
     int err = uv_translate_sys_error(errno);
     ERR_clear_error();
-    error_push_uv(L, "open", err);
-    lua_pushfstring(L, "%s '%s': %s (%s)", what, path, uv_err_name(err), uv_strerror(err));
-    lua_setfield(L, -2, "message");
-    return lua_error(L);
+    return error_raise_uv_msg(L, "open", err, "%s '%s': %s (%s)", what, path, uv_err_name(err),
+                              uv_strerror(err));
   }
   fclose(f);
   unsigned long e = ERR_get_error();
@@ -283,7 +282,8 @@ static int raise_load_error(lua_State *L, const char *what, const char *path, in
   ERR_clear_error();
   lua_pushfstring(L, "%s '%s': %s%s", what, path, reason ? reason : "cannot be loaded",
                   no_password && reason && strcmp(reason, "bad decrypt") == 0
-                      ? " (an encrypted key needs ssl.password)" : "");
+                      ? " (an encrypted key needs ssl.password)"
+                      : "");
   error_push(L, "SSLError", lua_tostring(L, -1));
   if (reason) {
     lua_pushstring(L, reason);
@@ -295,7 +295,7 @@ static int raise_load_error(lua_State *L, const char *what, const char *path, in
 /* net.tls_context(server, verify, cafile, certfile, keyfile, password) -> context.
    A client with no cafile trusts the system's CA store. A server verifies client
    certificates only when asked to (verify), against cafile. */
-static int tls_context(lua_State *L) {
+static int l_net_tls_context(lua_State *L) {
   int server = lua_toboolean(L, 1);
   int verify = lua_toboolean(L, 2);
   const char *cafile = luaL_optstring(L, 3, NULL);
@@ -319,7 +319,8 @@ static int tls_context(lua_State *L) {
     if (SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM) != 1)
       return raise_load_error(L, "keyfile", keyfile, password == NULL);
     if (SSL_CTX_check_private_key(ctx) != 1)
-      return error_raise(L, "SSLError", "keyfile '%s' does not match certfile '%s'", keyfile, certfile);
+      return error_raise(L, "SSLError", "keyfile '%s' does not match certfile '%s'", keyfile,
+                         certfile);
   }
   SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL); /* the Lua string may go */
   if (cafile) {
@@ -337,7 +338,8 @@ static int tls_context(lua_State *L) {
   if (server) {
     static const unsigned char sid[] = "alua";
     SSL_CTX_set_session_id_context(ctx, sid, sizeof sid - 1);
-    SSL_CTX_set_verify(ctx, verify ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_verify(
+        ctx, verify ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_NONE, NULL);
   } else {
     SSL_CTX_set_verify(ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
   }
@@ -348,17 +350,14 @@ static int tls_context(lua_State *L) {
 /* ---- connections ------------------------------------------------------------------ */
 
 static int raise_closed(lua_State *L, const char *op) {
-  error_push_uv(L, op, UV_EBADF);
-  lua_pushfstring(L, "%s: the stream is closed", op);
-  lua_setfield(L, -2, "message");
-  return lua_error(L);
+  return error_raise_uv_msg(L, op, UV_EBADF, "%s: the stream is closed", op);
 }
 
 /* net.tls_start(h, ctx, server, hostname, check_hostname, ragged_ok): the stream speaks
    TLS from now on; a client sends its hello at once. `hostname` is the SNI name (not for
    an IP address) and, with check_hostname, the name or address the certificate must
    match. Then net.tls_handshake tells how the handshake goes. */
-static int tls_start(lua_State *L) {
+static int l_net_tls_start(lua_State *L) {
   stream *s = stream_check(L, 1);
   SSL_CTX *ctx = ctx_check(L, 2);
   int server = lua_toboolean(L, 3);
@@ -391,7 +390,7 @@ static int tls_start(lua_State *L) {
   }
   if (host && *host) {
     struct sockaddr_storage ss;
-    int is_ip = net_sockaddr(host, 0, &ss) == 0;
+    int is_ip = addr_from_ip(host, 0, &ss) == 0;
     int ok = 1;
     if (!server && !is_ip) ok = SSL_set_tlsext_host_name(t->ssl, host) == 1;
     if (ok && check_host) {
@@ -424,7 +423,7 @@ static int tls_start(lua_State *L) {
 
 /* net.tls_handshake(h) -> true once complete; nothing while it goes on (await
    net.wait_read and ask again); raises its failure. */
-static int tls_handshake(lua_State *L) {
+static int l_net_tls_handshake(lua_State *L) {
   stream *s = stream_check(L, 1);
   if (s == NULL || s->close_wanted) return raise_closed(L, "handshake");
   tls_conn *t = s->tls;
@@ -443,7 +442,8 @@ static void push_name(lua_State *L, const X509_NAME *name) {
   BIO *b = BIO_new(BIO_s_mem());
   char *p;
   long n;
-  if (b == NULL || X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) < 0 || (n = BIO_get_mem_data(b, &p)) < 0) {
+  if (b == NULL || X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) < 0 ||
+      (n = BIO_get_mem_data(b, &p)) < 0) {
     lua_pushnil(L);
   } else {
     lua_pushlstring(L, p, (size_t)n);
@@ -453,7 +453,7 @@ static void push_name(lua_State *L, const X509_NAME *name) {
 
 /* net.tls_info(h) -> {version=, cipher=, bits=, peer_subject=, peer_issuer=, verified=,
    server_name=}, or nothing for a plain stream or before the handshake completes. */
-static int tls_info(lua_State *L) {
+static int l_net_tls_info(lua_State *L) {
   stream *s = stream_check(L, 1);
   if (s == NULL || s->tls == NULL || !s->tls->done) return 0;
   SSL *ssl = s->tls->ssl;
@@ -483,7 +483,7 @@ static int tls_info(lua_State *L) {
 }
 
 /* net.tls_peercert(h) -> the peer's certificate in PEM, or nothing. */
-static int tls_peercert(lua_State *L) {
+static int l_net_tls_peercert(lua_State *L) {
   stream *s = stream_check(L, 1);
   if (s == NULL || s->tls == NULL || !s->tls->done) return 0;
   X509 *peer = SSL_get0_peer_certificate(s->tls->ssl);
@@ -502,18 +502,18 @@ static int tls_peercert(lua_State *L) {
 }
 
 /* net.tls_version() -> the OpenSSL version text */
-static int tls_version(lua_State *L) {
+static int l_net_tls_version(lua_State *L) {
   lua_pushstring(L, OpenSSL_version(OPENSSL_VERSION));
   return 1;
 }
 
 static const luaL_Reg tls_functions[] = {
-    {"tls_context", tls_context},
-    {"tls_start", tls_start},
-    {"tls_handshake", tls_handshake},
-    {"tls_info", tls_info},
-    {"tls_peercert", tls_peercert},
-    {"tls_version", tls_version},
+    {"tls_context", l_net_tls_context},
+    {"tls_start", l_net_tls_start},
+    {"tls_handshake", l_net_tls_handshake},
+    {"tls_info", l_net_tls_info},
+    {"tls_peercert", l_net_tls_peercert},
+    {"tls_version", l_net_tls_version},
     {NULL, NULL},
 };
 

@@ -19,7 +19,7 @@ typedef struct dgram {
 } dgram;
 
 typedef struct udp_sock {
-  net_obj obj;
+  owned obj;
   uv_udp_t h;
   struct udp_sock **box;
   char *scratch; /* what libuv receives into: one datagram at most */
@@ -38,10 +38,7 @@ typedef struct send_req {
 static udp_sock *udp_check(lua_State *L) { return *(udp_sock **)luaL_checkudata(L, 1, UDP_MT); }
 
 static int raise_closed(lua_State *L, const char *op) {
-  error_push_uv(L, op, UV_EBADF);
-  lua_pushfstring(L, "%s: the socket is closed", op);
-  lua_setfield(L, -2, "message");
-  return lua_error(L);
+  return error_raise_uv_msg(L, op, UV_EBADF, "%s: the socket is closed", op);
 }
 
 /* ---- receiving ---------------------------------------------------------------------- */
@@ -59,8 +56,8 @@ static void udp_recv_stop(udp_sock *u) {
   u->receiving = 0;
 }
 
-static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
-                        unsigned flags) {
+static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
+                        const struct sockaddr *addr, unsigned flags) {
   (void)flags;
   udp_sock *u = h->data;
   if (nread < 0) {
@@ -76,7 +73,9 @@ static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const s
       d->len = (size_t)nread;
       memcpy(d->data, buf->base, (size_t)nread);
       memset(&d->from, 0, sizeof d->from);
-      memcpy(&d->from, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+      memcpy(
+          &d->from, addr,
+          addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
       if (u->last)
         u->last->next = d;
       else
@@ -103,14 +102,14 @@ static void udp_recv_resume(udp_sock *u) {
 
 /* net.udp_recv(u) -> data, host, port; nothing: wait. An error (an ICMP report on a
    connected socket) is raised once. */
-static int udp_recv(lua_State *L) {
+static int l_net_udp_recv(lua_State *L) {
   udp_sock *u = udp_check(L);
   if (u == NULL || u->closing) return raise_closed(L, "recvfrom");
   dgram *d = u->first;
   if (d) {
     luaL_checkstack(L, 3, NULL);
     lua_pushlstring(L, d->data, d->len);
-    net_push_addr(L, (struct sockaddr *)&d->from);
+    addr_push(L, (struct sockaddr *)&d->from);
     u->first = d->next;
     if (u->first == NULL) u->last = NULL;
     u->count--;
@@ -129,7 +128,7 @@ static int udp_recv(lua_State *L) {
 }
 
 /* net.udp_wait(u) -> a future completed by the next datagram or error. */
-static int udp_wait(lua_State *L) {
+static int l_net_udp_wait(lua_State *L) {
   udp_sock *u = udp_check(L);
   if (u == NULL || u->closing) return raise_closed(L, "recvfrom");
   if (waitset_pending(&u->readers))
@@ -154,11 +153,12 @@ static int same_addr(const struct sockaddr_storage *a, const struct sockaddr_sto
     return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
   }
   const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-  return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+  return x->sin6_port == y->sin6_port &&
+         memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
 }
 
 /* net.udp_send(u, data [, ip, port]) */
-static int udp_send(lua_State *L) {
+static int l_net_udp_send(lua_State *L) {
   udp_sock *u = udp_check(L);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
@@ -177,16 +177,19 @@ static int udp_send(lua_State *L) {
     if (strcmp(ip, "localhost") == 0) { /* the one name sendto resolves: it cannot wait */
       struct sockaddr_storage me;
       int mlen = sizeof me;
-      int v6 = uv_udp_getsockname(&u->h, (struct sockaddr *)&me, &mlen) == 0 && me.ss_family == AF_INET6;
+      int v6 =
+          uv_udp_getsockname(&u->h, (struct sockaddr *)&me, &mlen) == 0 && me.ss_family == AF_INET6;
       ip = v6 ? "::1" : "127.0.0.1";
     }
-    if (net_sockaddr(ip, (int)port, &ss) != 0)
-      return luaL_error(L, "sendto: '%s' is not an IP address (resolve names with getaddrinfo)", ip);
+    if (addr_from_ip(ip, (int)port, &ss) != 0)
+      return luaL_error(L, "sendto: '%s' is not an IP address (resolve names with getaddrinfo)",
+                        ip);
     if (u->connected) {
       struct sockaddr_storage peer;
       int plen = sizeof peer;
       if (uv_udp_getpeername(&u->h, (struct sockaddr *)&peer, &plen) == 0 && !same_addr(&peer, &ss))
-        return luaL_error(L, "sendto: the socket is connected to another address (its remote_addr)");
+        return luaL_error(L,
+                          "sendto: the socket is connected to another address (its remote_addr)");
     } else {
       to = (struct sockaddr *)&ss;
     }
@@ -197,7 +200,8 @@ static int udp_send(lua_State *L) {
   int n = uv_udp_try_send(&u->h, &buf, 1, to);
   if (n >= 0) return 0;
   if (n != UV_EAGAIN) return error_raise_uv(L, "sendto", n);
-  if (uv_udp_get_send_queue_size(&u->h) > SEND_QUEUE_MAX) return error_raise_uv(L, "sendto", UV_ENOBUFS);
+  if (uv_udp_get_send_queue_size(&u->h) > SEND_QUEUE_MAX)
+    return error_raise_uv(L, "sendto", UV_ENOBUFS);
   send_req *r = malloc(sizeof *r + len);
   if (r == NULL) return luaL_error(L, "asyncio: out of memory");
   memcpy(r->data, data, len);
@@ -217,7 +221,7 @@ static void udp_close_cb(uv_handle_t *h) {
   waitset_wake(&u->readers);
   waitset_wake(&u->closers);
   if (u->box) *u->box = NULL;
-  net_untrack(&u->obj);
+  owner_untrack(&u->obj);
   while (u->first) {
     dgram *d = u->first;
     u->first = d->next;
@@ -237,21 +241,21 @@ static void udp_close(udp_sock *u) {
   uv_close((uv_handle_t *)&u->h, udp_close_cb);
 }
 
-static void udp_shutdown_obj(net_obj *o) { udp_close(container_of(o, udp_sock, obj)); }
+static void udp_shutdown_obj(owned *o) { udp_close(container_of(o, udp_sock, obj)); }
 
-static int udp_close_lua(lua_State *L) {
+static int l_net_udp_close(lua_State *L) {
   udp_sock *u = udp_check(L);
   if (u) udp_close(u);
   return 0;
 }
 
-static int udp_is_closing(lua_State *L) {
+static int l_net_udp_is_closing(lua_State *L) {
   udp_sock *u = udp_check(L);
   lua_pushboolean(L, u == NULL || u->closing);
   return 1;
 }
 
-static int udp_wait_closed(lua_State *L) {
+static int l_net_udp_wait_closed(lua_State *L) {
   udp_sock *u = udp_check(L);
   if (u == NULL) return 0;
   waitset_add(L, &u->closers, 1, UUV_CLOSERS);
@@ -280,13 +284,13 @@ static int udp_name(lua_State *L, int peer) {
                  : uv_udp_getsockname(&u->h, (struct sockaddr *)&ss, &len);
   if (err == UV_ENOTCONN) return 0;
   if (err) return error_raise_uv(L, peer ? "getpeername" : "getsockname", err);
-  return net_push_addr(L, (struct sockaddr *)&ss);
+  return addr_push(L, (struct sockaddr *)&ss);
 }
-static int udp_sockname(lua_State *L) { return udp_name(L, 0); }
-static int udp_peername(lua_State *L) { return udp_name(L, 1); }
+static int l_net_udp_sockname(lua_State *L) { return udp_name(L, 0); }
+static int l_net_udp_peername(lua_State *L) { return udp_name(L, 1); }
 
 /* net.udp_fileno(u) -> the socket's descriptor, -1 once closed (LuaSocket's getfd) */
-static int udp_fileno(lua_State *L) {
+static int l_net_udp_fileno(lua_State *L) {
   udp_sock *u = udp_check(L);
   uv_os_fd_t fd = -1;
   if (u == NULL || u->closing || uv_fileno((uv_handle_t *)&u->h, &fd) != 0) fd = -1;
@@ -301,23 +305,24 @@ static int fail(lua_State *L, udp_sock *u, const char *op, int err) {
 
 /* net.udp_open(local_ip, local_port, remote_ip, remote_port, reuse_port, broadcast) -> u.
    Without a local address it binds the wildcard address of the remote's family. */
-static int udp_open_lua(lua_State *L) {
+static int l_net_udp_open(lua_State *L) {
   struct sockaddr_storage local, remote;
   int has_local = !lua_isnoneornil(L, 1), has_remote = !lua_isnoneornil(L, 3);
   int reuse_port = lua_toboolean(L, 5), broadcast = lua_toboolean(L, 6);
-  if (has_remote && net_sockaddr(luaL_checkstring(L, 3), (int)luaL_checkinteger(L, 4), &remote) != 0)
+  if (has_remote &&
+      addr_from_ip(luaL_checkstring(L, 3), (int)luaL_checkinteger(L, 4), &remote) != 0)
     return luaL_error(L, "open_udp: remote address '%s' is not an IP address", lua_tostring(L, 3));
   if (has_local) {
-    if (net_sockaddr(luaL_checkstring(L, 1), (int)luaL_optinteger(L, 2, 0), &local) != 0)
+    if (addr_from_ip(luaL_checkstring(L, 1), (int)luaL_optinteger(L, 2, 0), &local) != 0)
       return luaL_error(L, "open_udp: local address '%s' is not an IP address", lua_tostring(L, 1));
   } else {
     int v6 = has_remote && remote.ss_family == AF_INET6;
-    net_sockaddr(v6 ? "::" : "0.0.0.0", 0, &local);
+    addr_from_ip(v6 ? "::" : "0.0.0.0", 0, &local);
   }
   if (has_remote && remote.ss_family != local.ss_family)
     return luaL_error(L, "open_udp: local and remote addresses are of different families");
   lua_settop(L, 6);
-  net_list *list = net_list_get(L);
+  owner_list *list = owner_list_get(L);
   udp_sock **box = lua_newuserdatauv(L, sizeof *box, UUV_COUNT);
   *box = NULL;
   luaL_setmetatable(L, UDP_MT);
@@ -331,18 +336,20 @@ static int udp_open_lua(lua_State *L) {
   u->h.data = u;
   u->box = box;
   *box = u;
-  net_track(list, &u->obj, udp_shutdown_obj);
+  owner_track(list, &u->obj, udp_shutdown_obj);
   debug_record(L, -1);
   if (reuse_port) {
     uv_os_fd_t fd;
     int one = 1;
     err = uv_fileno((uv_handle_t *)&u->h, &fd);
-    if (err == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) err = uv_translate_sys_error(errno);
+    if (err == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+      err = uv_translate_sys_error(errno);
     if (err) return fail(L, u, "setsockopt", err);
   }
   err = uv_udp_bind(&u->h, (struct sockaddr *)&local, 0);
   if (err) return fail(L, u, "bind", err);
-  if (broadcast && (err = uv_udp_set_broadcast(&u->h, 1)) != 0) return fail(L, u, "setsockopt", err);
+  if (broadcast && (err = uv_udp_set_broadcast(&u->h, 1)) != 0)
+    return fail(L, u, "setsockopt", err);
   if (has_remote) {
     err = uv_udp_connect(&u->h, (struct sockaddr *)&remote);
     if (err) return fail(L, u, "connect", err);
@@ -358,36 +365,39 @@ static int udp_tostring(lua_State *L) {
 }
 
 static const luaL_Reg udp_functions[] = {
-    {"udp_open", udp_open_lua},
-    {"udp_send", udp_send},
-    {"udp_recv", udp_recv},
-    {"udp_wait", udp_wait},
-    {"udp_close", udp_close_lua},
-    {"udp_is_closing", udp_is_closing},
-    {"udp_wait_closed", udp_wait_closed},
-    {"udp_sockname", udp_sockname},
-    {"udp_peername", udp_peername},
-    {"udp_fileno", udp_fileno},
+    {"udp_open", l_net_udp_open},
+    {"udp_send", l_net_udp_send},
+    {"udp_recv", l_net_udp_recv},
+    {"udp_wait", l_net_udp_wait},
+    {"udp_close", l_net_udp_close},
+    {"udp_is_closing", l_net_udp_is_closing},
+    {"udp_wait_closed", l_net_udp_wait_closed},
+    {"udp_sockname", l_net_udp_sockname},
+    {"udp_peername", l_net_udp_peername},
+    {"udp_fileno", l_net_udp_fileno},
     {NULL, NULL},
 };
 
 /* print_tasks: a task waiting in recvfrom or wait_closed (see debug.c) */
 static int describe_wait(lua_State *L, future *f) {
-  for (net_obj *o = net_list_first(L); o; o = o->next) {
+  for (owned *o = owner_list_first(owner_list_get(L)); o; o = o->next) {
     if (o->shutdown != udp_shutdown_obj) continue;
     udp_sock *u = container_of(o, udp_sock, obj);
     struct sockaddr_storage ss;
     int len = sizeof ss;
-    if (waitset_holds(&u->readers, f) && uv_udp_getsockname(&u->h, (struct sockaddr *)&ss, &len) == 0 &&
-        net_push_addr(L, (struct sockaddr *)&ss) == 2 && lua_isstring(L, -2)) {
-      lua_pushfstring(L, strchr(lua_tostring(L, -2), ':') ? "recvfrom on [%s]:%d" : "recvfrom on %s:%d",
-                      lua_tostring(L, -2), (int)lua_tointeger(L, -1));
+    if (waitset_holds(&u->readers, f) &&
+        uv_udp_getsockname(&u->h, (struct sockaddr *)&ss, &len) == 0 &&
+        addr_push(L, (struct sockaddr *)&ss) == 2 && lua_isstring(L, -2)) {
+      lua_pushfstring(
+          L, strchr(lua_tostring(L, -2), ':') ? "recvfrom on [%s]:%d" : "recvfrom on %s:%d",
+          lua_tostring(L, -2), (int)lua_tointeger(L, -1));
       lua_replace(L, -3);
       lua_pop(L, 1);
       return 1;
     }
     if (waitset_holds(&u->readers, f) || waitset_holds(&u->closers, f)) {
-      lua_pushstring(L, waitset_holds(&u->readers, f) ? "recvfrom on a UDP socket" : "wait_closed on a UDP socket");
+      lua_pushstring(L, waitset_holds(&u->readers, f) ? "recvfrom on a UDP socket"
+                                                      : "wait_closed on a UDP socket");
       return 1;
     }
   }

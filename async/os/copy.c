@@ -58,7 +58,7 @@ typedef struct encoder {
   const char *root;  /* "value", "arg", "result" */
   int indexed;       /* the values are named root[i] */
   int root_i;
-  int ids;           /* stack index of the table -> id map, 0 until a table is seen */
+  int ids; /* stack index of the table -> id map, 0 until a table is seen */
   int next_id;
   int has_refs;
   int depth;
@@ -133,11 +133,8 @@ static void push_path(encoder *e) {
         else
           lua_pushfstring(L, "[%f]", lua_tonumber(L, k));
         break;
-      case LUA_TBOOLEAN:
-        lua_pushstring(L, lua_toboolean(L, k) ? "[true]" : "[false]");
-        break;
-      default:
-        lua_pushfstring(L, "[<%s>]", luaL_typename(L, k));
+      case LUA_TBOOLEAN: lua_pushstring(L, lua_toboolean(L, k) ? "[true]" : "[false]"); break;
+      default: lua_pushfstring(L, "[<%s>]", luaL_typename(L, k));
     }
     luaL_addvalue(&b);
   }
@@ -176,7 +173,7 @@ static void encode_table(encoder *e, int idx) {
   if (e->depth >= COPY_MAX_DEPTH) {
     push_path(e);
     encode_error(e, "%s: %s is nested more than %d tables deep", e->fname, lua_tostring(L, -1),
-               COPY_MAX_DEPTH);
+                 COPY_MAX_DEPTH);
   }
   luaL_checkstack(L, 6, "copying a value");
   lua_pushvalue(L, idx);
@@ -198,10 +195,12 @@ static void encode_table(encoder *e, int idx) {
     int top = lua_gettop(L);
     e->keys[e->depth] = top - 1;
     int kt = lua_type(L, top - 1);
-    if (kt == LUA_TFUNCTION || kt == LUA_TUSERDATA || kt == LUA_TTHREAD || kt == LUA_TLIGHTUSERDATA) {
+    if (kt == LUA_TFUNCTION || kt == LUA_TUSERDATA || kt == LUA_TTHREAD ||
+        kt == LUA_TLIGHTUSERDATA) {
       e->depth--;
       push_path(e);
-      encode_error(e, "%s: a key of %s is a %s", e->fname, lua_tostring(L, -1), luaL_typename(L, top - 1));
+      encode_error(e, "%s: a key of %s is a %s", e->fname, lua_tostring(L, -1),
+                   luaL_typename(L, top - 1));
     }
     encode_value(e, top - 1);
     encode_value(e, top);
@@ -214,12 +213,8 @@ static void encode_table(encoder *e, int idx) {
 static void encode_value(encoder *e, int idx) {
   lua_State *L = e->L;
   switch (lua_type(L, idx)) {
-    case LUA_TNIL:
-      put_byte(e, T_NIL);
-      break;
-    case LUA_TBOOLEAN:
-      put_byte(e, lua_toboolean(L, idx) ? T_TRUE : T_FALSE);
-      break;
+    case LUA_TNIL: put_byte(e, T_NIL); break;
+    case LUA_TBOOLEAN: put_byte(e, lua_toboolean(L, idx) ? T_TRUE : T_FALSE); break;
     case LUA_TNUMBER:
       if (lua_isinteger(L, idx)) {
         lua_Integer i = lua_tointeger(L, idx);
@@ -239,13 +234,13 @@ static void encode_value(encoder *e, int idx) {
       put(e, s, len);
       break;
     }
-    case LUA_TTABLE:
-      encode_table(e, idx);
-      break;
+    case LUA_TTABLE: encode_table(e, idx); break;
     default:
       push_path(e);
-      encode_error(e, "%s: %s is a %s (only nil, booleans, numbers, strings and tables of them "
-                 "can be copied to another thread)", e->fname, lua_tostring(L, -1), luaL_typename(L, idx));
+      encode_error(e,
+                   "%s: %s is a %s (only nil, booleans, numbers, strings and tables of them "
+                   "can be copied to another thread)",
+                   e->fname, lua_tostring(L, -1), luaL_typename(L, idx));
   }
 }
 
@@ -280,7 +275,8 @@ const char *copy_encode_scratch(lua_State *L, int first, int n, const char *fnam
 }
 
 /* The same into a message of its own. */
-copy_msg *copy_encode(lua_State *L, int first, int n, const char *fname, const char *root, int indexed) {
+copy_msg *copy_encode(lua_State *L, int first, int n, const char *fname, const char *root,
+                      int indexed) {
   size_t len;
   const char *data = copy_encode_scratch(L, first, n, fname, root, indexed, &len);
   copy_msg *m = malloc(sizeof *m + len);
@@ -370,13 +366,9 @@ static void decode_value(decoder *d) {
   lua_State *L = d->L;
   int tag = *d->p++;
   switch (tag) {
-    case T_NIL:
-      lua_pushnil(L);
-      break;
+    case T_NIL: lua_pushnil(L); break;
     case T_FALSE:
-    case T_TRUE:
-      lua_pushboolean(L, tag == T_TRUE);
-      break;
+    case T_TRUE: lua_pushboolean(L, tag == T_TRUE); break;
     case T_INT: {
       lua_Integer i;
       memcpy(&i, d->p, sizeof i);
@@ -397,11 +389,8 @@ static void decode_value(decoder *d) {
       d->p += len;
       break;
     }
-    case T_REF:
-      lua_rawgeti(L, d->ids, (lua_Integer)get_size(d));
-      break;
-    default:
-      decode_table(d, tag);
+    case T_REF: lua_rawgeti(L, d->ids, (lua_Integer)get_size(d)); break;
+    default: decode_table(d, tag);
   }
 }
 

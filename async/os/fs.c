@@ -16,17 +16,17 @@
 /* A request in flight. The Lua object holds a pointer: if it is collected first the
    callback frees the request (and closes a file it opened that nobody took). The Future
    (a user value of the Lua object) is completed without values by the callback; the
-   Lua side then asks fs_result for the outcome, built where Lua can run. */
+   Lua side then asks l_fs_result for the outcome, built where Lua can run. */
 typedef struct fs_req {
   uv_fs_t req;
   loop_state *loop;
   future *fut;
-  char *buf;          /* read buffer, or a copy of the data being written */
-  int64_t offset;     /* where a read or write started, -1 for "at the end" */
-  uint8_t done;       /* the callback ran (or the request failed before starting) */
-  uint8_t orphan;     /* the Lua object is gone: the callback frees */
-  uint8_t taken;      /* an opened file descriptor was handed to a File */
-  int flags;          /* open's flags */
+  char *buf;      /* read buffer, or a copy of the data being written */
+  int64_t offset; /* where a read or write started, -1 for "at the end" */
+  uint8_t done;   /* the callback ran (or the request failed before starting) */
+  uint8_t orphan; /* the Lua object is gone: the callback frees */
+  uint8_t taken;  /* an opened file descriptor was handed to a File */
+  int flags;      /* open's flags */
 } fs_req;
 
 typedef struct fs_box {
@@ -36,8 +36,8 @@ typedef struct fs_box {
 enum { RUV_FUTURE = 1, RUV_FILE, RUV_PATH2, RUV_COUNT = RUV_PATH2 };
 
 typedef struct fs_file {
-  uv_file fd;         /* -1 once closed */
-  int64_t pos;        /* reads and writes happen here (pread/pwrite): the kernel's offset is unused */
+  uv_file fd;  /* -1 once closed */
+  int64_t pos; /* reads and writes happen here (pread/pwrite): the kernel's offset is unused */
   loop_state *loop;
   uint8_t append;
 } fs_file;
@@ -80,8 +80,7 @@ static void req_cb(uv_fs_t *req) {
   future *f = r->fut;
   if (f->state == FUT_PENDING) { /* else it was cancelled: the collector disposes */
     f->nresults = 0;
-    f->state = FUT_RESULT;
-    future_wake_all(f->loop, f);
+    future_complete(f, FUT_RESULT);
   }
 }
 
@@ -122,7 +121,7 @@ static int req_started(lua_State *L, fs_req *r, int rc) {
   if (rc < 0) {
     r->req.result = rc;
     r->done = 1;
-    r->fut->state = FUT_RESULT;
+    future_complete(r->fut, FUT_RESULT);
   }
   (void)L;
   return 2;
@@ -236,8 +235,8 @@ static void push_stat(lua_State *L, const uv_stat_t *s) {
 
 static int file_push_new(lua_State *L, loop_state *loop, uv_file fd, const char *path, int flags);
 
-/* fs_result(req): the outcome of a finished request, or its OSError. */
-static int fs_result(lua_State *L) {
+/* l_fs_result(req): the outcome of a finished request, or its OSError. */
+static int l_fs_result(lua_State *L) {
   fs_req *r = req_check(L, 1);
   if (r->req.result < 0) return req_raise(L, r);
   ssize_t n = r->req.result;
@@ -248,8 +247,10 @@ static int fs_result(lua_State *L) {
       return 1;
     case UV_FS_READ:
     case UV_FS_WRITE:
-      if (r->req.fs_type == UV_FS_READ) lua_pushlstring(L, r->buf, (size_t)n);
-      else lua_pushinteger(L, (lua_Integer)n);
+      if (r->req.fs_type == UV_FS_READ)
+        lua_pushlstring(L, r->buf, (size_t)n);
+      else
+        lua_pushinteger(L, (lua_Integer)n);
       if (r->offset >= 0) { /* the file's position moves on; not in append mode */
         lua_getiuservalue(L, 1, RUV_FILE);
         ((fs_file *)lua_touserdata(L, -1))->pos = r->offset + n;
@@ -258,9 +259,7 @@ static int fs_result(lua_State *L) {
       return 1;
     case UV_FS_STAT:
     case UV_FS_LSTAT:
-    case UV_FS_FSTAT:
-      push_stat(L, &r->req.statbuf);
-      return 1;
+    case UV_FS_FSTAT: push_stat(L, &r->req.statbuf); return 1;
     case UV_FS_SCANDIR: {
       uv_dirent_t ent;
       lua_newtable(L);
@@ -274,8 +273,7 @@ static int fs_result(lua_State *L) {
       }
       return 1;
     }
-    default:
-      return 0;
+    default: return 0;
   }
 }
 
@@ -293,19 +291,23 @@ static int mode_flags(lua_State *L, const char *mode, int *append) {
   }
   int plus = 0;
   for (; *m; m++) {
-    if (*m == '+' && !plus) plus = 1;
-    else if (*m != 'b') goto bad;
+    if (*m == '+' && !plus)
+      plus = 1;
+    else if (*m != 'b')
+      goto bad;
   }
   *append = (flags & O_APPEND) != 0;
   if (plus) return flags | O_RDWR;
   return flags | (mode[0] == 'r' ? O_RDONLY : O_WRONLY);
 bad:
-  return luaL_error(L, "open: invalid mode '%s' (expected \"r\", \"w\", \"a\", \"x\", optionally "
-                    "with \"+\" and \"b\")", mode);
+  return luaL_error(L,
+                    "open: invalid mode '%s' (expected \"r\", \"w\", \"a\", \"x\", optionally "
+                    "with \"+\" and \"b\")",
+                    mode);
 }
 
 /* open(path, mode) -> req, future */
-static int fs_open_file(lua_State *L) {
+static int l_fs_open(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   int append;
   int flags = mode_flags(L, luaL_optstring(L, 2, "r"), &append) | O_CLOEXEC;
@@ -337,15 +339,15 @@ static int fs_path_op(lua_State *L, uv_fs_type op) {
   return req_started(L, r, rc);
 }
 
-static int fs_stat(lua_State *L) { return fs_path_op(L, UV_FS_STAT); }
-static int fs_lstat(lua_State *L) { return fs_path_op(L, UV_FS_LSTAT); }
-static int fs_rmdir(lua_State *L) { return fs_path_op(L, UV_FS_RMDIR); }
-static int fs_unlink(lua_State *L) { return fs_path_op(L, UV_FS_UNLINK); }
-static int fs_scandir(lua_State *L) { return fs_path_op(L, UV_FS_SCANDIR); }
-static int fs_mkdir(lua_State *L) { return fs_path_op(L, UV_FS_MKDIR); }
+static int l_fs_stat(lua_State *L) { return fs_path_op(L, UV_FS_STAT); }
+static int l_fs_lstat(lua_State *L) { return fs_path_op(L, UV_FS_LSTAT); }
+static int l_fs_rmdir(lua_State *L) { return fs_path_op(L, UV_FS_RMDIR); }
+static int l_fs_unlink(lua_State *L) { return fs_path_op(L, UV_FS_UNLINK); }
+static int l_fs_scandir(lua_State *L) { return fs_path_op(L, UV_FS_SCANDIR); }
+static int l_fs_mkdir(lua_State *L) { return fs_path_op(L, UV_FS_MKDIR); }
 
-/* fs_rename(old, new): the new path is checked before anything starts */
-static int fs_rename(lua_State *L) {
+/* l_fs_rename(old, new): the new path is checked before anything starts */
+static int l_fs_rename(lua_State *L) {
   luaL_checkstring(L, 2);
   return fs_path_op(L, UV_FS_RENAME);
 }
@@ -370,8 +372,8 @@ static fs_file *file_check_open(lua_State *L, int idx) {
   return f;
 }
 
-/* fs_read(file, n) -> req, future: up to n bytes at the file's position */
-static int fs_read(lua_State *L) {
+/* l_fs_read(file, n) -> req, future: up to n bytes at the file's position */
+static int l_fs_read(lua_State *L) {
   fs_file *f = file_check_open(L, 1);
   lua_Integer n = luaL_checkinteger(L, 2);
   luaL_argcheck(L, n >= 0, 2, "negative size");
@@ -384,9 +386,9 @@ static int fs_read(lua_State *L) {
   return req_started(L, r, uv_fs_read(r->loop->uv, &r->req, f->fd, &b, 1, f->pos, req_cb));
 }
 
-/* fs_write(file, data [, i]) -> req, future: data from byte i on, at the file's position
+/* l_fs_write(file, data [, i]) -> req, future: data from byte i on, at the file's position
    (at its end in append mode). The bytes are copied: the request may outlive the string. */
-static int fs_write(lua_State *L) {
+static int l_fs_write(lua_State *L) {
   fs_file *f = file_check_open(L, 1);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
@@ -404,20 +406,20 @@ static int fs_write(lua_State *L) {
   return req_started(L, r, uv_fs_write(r->loop->uv, &r->req, f->fd, &b, 1, r->offset, req_cb));
 }
 
-static int fs_fstat(lua_State *L) {
+static int l_fs_fstat(lua_State *L) {
   fs_file *f = file_check_open(L, 1);
   fs_req *r = req_new(L, 1);
   return req_started(L, r, uv_fs_fstat(r->loop->uv, &r->req, f->fd, req_cb));
 }
 
-static int fs_fsync(lua_State *L) {
+static int l_fs_fsync(lua_State *L) {
   fs_file *f = file_check_open(L, 1);
   fs_req *r = req_new(L, 1);
   return req_started(L, r, uv_fs_fsync(r->loop->uv, &r->req, f->fd, req_cb));
 }
 
-/* fs_close(file) -> req, future; nothing if it was closed already */
-static int fs_close(lua_State *L) {
+/* l_fs_close(file) -> req, future; nothing if it was closed already */
+static int l_fs_close(lua_State *L) {
   fs_file *f = luaL_checkudata(L, 1, FILE_MT);
   if (f->fd < 0) return 0;
   uv_file fd = f->fd;
@@ -426,16 +428,16 @@ static int fs_close(lua_State *L) {
   return req_started(L, r, uv_fs_close(r->loop->uv, &r->req, fd, req_cb));
 }
 
-/* fs_close_nowait(file): closes in the background (for __close outside a task) */
-static int fs_close_nowait(lua_State *L) {
+/* l_fs_close_nowait(file): closes in the background (for __close outside a task) */
+static int l_fs_close_nowait(lua_State *L) {
   fs_file *f = luaL_checkudata(L, 1, FILE_MT);
   if (f->fd >= 0) fd_close_quietly(f->loop, f->fd);
   f->fd = -1;
   return 0;
 }
 
-/* fs_pos(file [, pos]) -> the position (after setting it) */
-static int fs_pos(lua_State *L) {
+/* l_fs_pos(file [, pos]) -> the position (after setting it) */
+static int l_fs_pos(lua_State *L) {
   fs_file *f = luaL_checkudata(L, 1, FILE_MT);
   if (!lua_isnoneornil(L, 2)) {
     lua_Integer pos = luaL_checkinteger(L, 2);
@@ -449,7 +451,7 @@ static int fs_pos(lua_State *L) {
   return 1;
 }
 
-static int file_closed(lua_State *L) {
+static int l_fs_closed(lua_State *L) {
   lua_pushboolean(L, ((fs_file *)luaL_checkudata(L, 1, FILE_MT))->fd < 0);
   return 1;
 }
@@ -469,12 +471,15 @@ static int file_tostring(lua_State *L) {
 }
 
 static const luaL_Reg fs_functions[] = {
-    {"open", fs_open_file},       {"stat", fs_stat},       {"lstat", fs_lstat},
-    {"rmdir", fs_rmdir},     {"unlink", fs_unlink},   {"scandir", fs_scandir},
-    {"mkdir", fs_mkdir},     {"rename", fs_rename},   {"read", fs_read},
-    {"write", fs_write},     {"fstat", fs_fstat},     {"fsync", fs_fsync},
-    {"close", fs_close},     {"close_nowait", fs_close_nowait}, {"pos", fs_pos},
-    {"closed", file_closed}, {"result", fs_result},   {NULL, NULL},
+    {"open", l_fs_open},     {"stat", l_fs_stat},
+    {"lstat", l_fs_lstat},   {"rmdir", l_fs_rmdir},
+    {"unlink", l_fs_unlink}, {"scandir", l_fs_scandir},
+    {"mkdir", l_fs_mkdir},   {"rename", l_fs_rename},
+    {"read", l_fs_read},     {"write", l_fs_write},
+    {"fstat", l_fs_fstat},   {"fsync", l_fs_fsync},
+    {"close", l_fs_close},   {"close_nowait", l_fs_close_nowait},
+    {"pos", l_fs_pos},       {"closed", l_fs_closed},
+    {"result", l_fs_result}, {NULL, NULL},
 };
 
 /* Sets core.fs (the primitives stdlib/asyncio/fs.lua builds on) in the table on top;

@@ -9,7 +9,7 @@
 
 int signal_check(lua_State *L, int idx, const char *fname); /* a name or number -> signum */
 const char *signal_name(int signum);
-void signal_catch_interrupt(lua_State *L);   /* Ctrl-C in the alua command */
+void signal_catch_interrupt(lua_State *L); /* Ctrl-C in the alua command */
 int signal_interrupted(void);
 void signal_interrupt_at_prompt(void (*fn)(void));
 void signal_interrupt_reset(void);
@@ -31,7 +31,8 @@ typedef struct copy_msg {
    state's next copy. */
 const char *copy_encode_scratch(lua_State *L, int first, int n, const char *fname, const char *root,
                                 int indexed, size_t *len);
-copy_msg *copy_encode(lua_State *L, int first, int n, const char *fname, const char *root, int indexed);
+copy_msg *copy_encode(lua_State *L, int first, int n, const char *fname, const char *root,
+                      int indexed);
 copy_msg *copy_encode_string(const char *s);
 int copy_decode_data(lua_State *L, const char *data, size_t len); /* pushes the values */
 int copy_decode(lua_State *L, const copy_msg *m);

@@ -26,7 +26,7 @@ typedef struct proc_box proc_box;
 /* The libuv side: lives until the handle's close callback, which comes after the exit
    (or at lua_close, through the net list). */
 typedef struct proc {
-  net_obj obj;
+  owned obj;
   uv_process_t h;
   proc_box *box; /* NULL once the Lua object is gone */
   uint8_t exited, closing;
@@ -44,7 +44,7 @@ struct proc_box {
 static void proc_close_cb(uv_handle_t *h) {
   proc *p = container_of((uv_process_t *)h, proc, h);
   if (p->box) p->box->p = NULL;
-  net_untrack(&p->obj);
+  owner_untrack(&p->obj);
   free(p);
 }
 
@@ -65,8 +65,7 @@ static void proc_exit_cb(uv_process_t *h, int64_t status, int term_signal) {
     future *f = box->exit;
     if (f->state == FUT_PENDING) {
       f->nresults = 0;
-      f->state = FUT_RESULT;
-      future_wake_all(f->loop, f);
+      future_complete(f, FUT_RESULT);
     }
   }
   proc_close(p);
@@ -74,7 +73,7 @@ static void proc_exit_cb(uv_process_t *h, int64_t status, int term_signal) {
 
 /* At lua_close (net list): a child still running is killed, as Python does when its
    transport goes away; its handle closes now. */
-static void proc_shutdown_obj(net_obj *o) {
+static void proc_shutdown_obj(owned *o) {
   proc *p = container_of(o, proc, obj);
   if (!p->exited && !p->closing) uv_process_kill(&p->h, SIGKILL);
   proc_close(p);
@@ -184,8 +183,7 @@ static void fd_restore(fd_marks *m) {
   while (m->n > 0) {
     fd_change c = m->changed[--m->n];
     int flags = fcntl(c.fd, F_GETFD);
-    if (flags >= 0)
-      fcntl(c.fd, F_SETFD, c.was_cloexec ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC);
+    if (flags >= 0) fcntl(c.fd, F_SETFD, c.was_cloexec ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC);
   }
   free(m->changed);
   m->changed = NULL;
@@ -246,8 +244,10 @@ static int stdio_mode(lua_State *L, int opts, const char *name, int fd) {
   lua_Integer v = lua_tointegerx(L, -1, &isnum);
   lua_pop(L, 1);
   if (!isnum || v < STDIO_DEVNULL || (v == STDIO_STDOUT && fd != 2))
-    luaL_error(L, "subprocess: %s must be asyncio.PIPE, asyncio.DEVNULL%s, a file descriptor "
-               "or nil (inherit)", name, fd == 2 ? ", asyncio.STDOUT" : "");
+    luaL_error(L,
+               "subprocess: %s must be asyncio.PIPE, asyncio.DEVNULL%s, a file descriptor "
+               "or nil (inherit)",
+               name, fd == 2 ? ", asyncio.STDOUT" : "");
   return (int)v;
 }
 
@@ -292,24 +292,23 @@ static char **env_array(lua_State *L, int envidx) {
 
 /* Raises the OSError of a spawn that failed, naming the program (and what else is known). */
 static int spawn_error(lua_State *L, const char *file, int uverr, const char *detail) {
-  error_push_uv(L, "spawn", uverr);
-  lua_pushfstring(L, "spawn '%s': %s%s (%s)", file, detail, uv_err_name(uverr), uv_strerror(uverr));
-  lua_setfield(L, -2, "message");
+  error_push_uv_msg(L, "spawn", uverr, "spawn '%s': %s%s (%s)", file, detail, uv_err_name(uverr),
+                    uv_strerror(uverr));
   lua_pushstring(L, file);
   lua_setfield(L, -2, "filename");
   return lua_error(L);
 }
 
-/* process_spawn(file, args, opts) -> process, pid, stdin, stdout, stderr (stream userdata
+/* l_core_process_spawn(file, args, opts) -> process, pid, stdin, stdout, stderr (stream userdata
    or nil). args[1] is the program's name as it sees it. Raises OSError (errno ENOENT for a
    program that does not exist, EBADF for a pass_fds descriptor that is not open). */
-static int process_spawn(lua_State *L) {
+static int l_core_process_spawn(lua_State *L) {
   const char *file = luaL_checkstring(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
   loop_state *loop = loop_get(L);
-  net_list *list = net_list_get(L);
+  owner_list *list = owner_list_get(L);
   int mode[3] = {stdio_mode(L, 3, "stdin", 0), stdio_mode(L, 3, "stdout", 1),
                  stdio_mode(L, 3, "stderr", 2)};
   fd_marks marks = {0};
@@ -360,7 +359,7 @@ static int process_spawn(lua_State *L) {
         }
         if (err) {
           for (int j = 0; j <= i; j++)
-            if (pipes[j]) stream_close(pipes[j]);
+            if (pipes[j]) stream_close(pipes[j], STREAM_CLOSE_FLUSH);
           return error_raise_uv(L, "socketpair", err);
         }
         merged_fd = fds[1];
@@ -387,7 +386,7 @@ static int process_spawn(lua_State *L) {
   if (p == NULL) {
     if (merged_fd >= 0) close(merged_fd);
     for (int i = 0; i < 3; i++)
-      if (pipes[i]) stream_close(pipes[i]);
+      if (pipes[i]) stream_close(pipes[i], STREAM_CLOSE_FLUSH);
     return luaL_error(L, "subprocess: out of memory");
   }
   /* no Lua error may be raised from here until the flags are restored */
@@ -395,7 +394,7 @@ static int process_spawn(lua_State *L) {
   int bad_fd = -1;
   int err = fd_prepare(&marks, close_fds, &bad_fd);
   if (err == 0) {
-    net_track(list, &p->obj, proc_shutdown_obj);
+    owner_track(list, &p->obj, proc_shutdown_obj);
     err = uv_spawn(loop->uv, &p->h, &o);
     fd_restore(&marks);
   } else {
@@ -411,7 +410,7 @@ static int process_spawn(lua_State *L) {
       proc_close(p);
     }
     for (int i = 0; i < 3; i++)
-      if (pipes[i]) stream_close(pipes[i]);
+      if (pipes[i]) stream_close(pipes[i], STREAM_CLOSE_FLUSH);
     if (bad_fd < 0) return spawn_error(L, file, err, p ? "" : "marking descriptors: ");
     char detail[64];
     snprintf(detail, sizeof detail, "pass_fds: descriptor %d is not open: ", bad_fd);
@@ -432,23 +431,23 @@ static int process_spawn(lua_State *L) {
 
 /* ---- the process object ---------------------------------------------------------- */
 
-/* process_returncode(p) -> the return code, or nil while the child runs */
-static int process_returncode(lua_State *L) {
+/* l_core_process_returncode(p) -> the return code, or nil while the child runs */
+static int l_core_process_returncode(lua_State *L) {
   proc_box *box = box_check(L, 1);
   if (!box->exited) return 0;
   lua_pushinteger(L, box->returncode);
   return 1;
 }
 
-/* process_exit_future(p) -> the Future its exit completes */
-static int process_exit_future(lua_State *L) {
+/* l_core_process_exit_future(p) -> the Future its exit completes */
+static int l_core_process_exit_future(lua_State *L) {
   box_check(L, 1);
   lua_getiuservalue(L, 1, 1);
   return 1;
 }
 
-/* process_send_signal(p, sig): nothing once the child has exited (its pid may be reused). */
-static int process_send_signal(lua_State *L) {
+/* l_core_process_send_signal(p, sig): nothing once the child has exited (its pid may be reused). */
+static int l_core_process_send_signal(lua_State *L) {
   proc_box *box = box_check(L, 1);
   int signum = signal_check(L, 2, "send_signal");
   if (box->exited || box->p == NULL || box->p->exited) return 0;
@@ -457,10 +456,10 @@ static int process_send_signal(lua_State *L) {
   return 0;
 }
 
-/* process_pipe_settled(h) -> true when nothing more will come into the reader's buffer
+/* l_core_process_pipe_settled(h) -> true when nothing more will come into the reader's buffer
    without someone reading: end of stream, an error, closed, or the buffer full. Second
    result: another task is waiting to read from it (it drains the pipe). */
-static int process_pipe_settled(lua_State *L) {
+static int l_core_process_pipe_settled(lua_State *L) {
   stream *s = stream_check(L, 1);
   lua_pushboolean(L, s == NULL || s->eof || s->rerr || s->close_wanted || s->rb.len >= s->limit);
   lua_pushboolean(L, s != NULL && waitset_pending(&s->readers));
@@ -471,7 +470,7 @@ static int process_pipe_settled(lua_State *L) {
    its reading stopped, or nil when the data must be copied through the loop instead:
    some is already buffered, it has ended, or it is TLS. The caller closes the stream
    once the child has its copy. */
-static int process_pipe_handover(lua_State *L) {
+static int l_core_process_pipe_handover(lua_State *L) {
   stream *s = stream_check(L, 1);
   uv_os_fd_t fd;
   if (s == NULL || s->close_wanted) return luaL_error(L, "the stream is closed");
@@ -495,19 +494,19 @@ static int process_tostring(lua_State *L) {
 }
 
 static const luaL_Reg process_functions[] = {
-    {"process_spawn", process_spawn},
-    {"process_returncode", process_returncode},
-    {"process_exit_future", process_exit_future},
-    {"process_send_signal", process_send_signal},
-    {"process_pipe_settled", process_pipe_settled},
-    {"process_pipe_handover", process_pipe_handover},
+    {"process_spawn", l_core_process_spawn},
+    {"process_returncode", l_core_process_returncode},
+    {"process_exit_future", l_core_process_exit_future},
+    {"process_send_signal", l_core_process_send_signal},
+    {"process_pipe_settled", l_core_process_pipe_settled},
+    {"process_pipe_handover", l_core_process_pipe_handover},
     {NULL, NULL},
 };
 
 /* Adds the process primitives to the table on top (the core). */
 /* print_tasks: a task waiting for a process to exit (see debug.c) */
 static int describe_wait(lua_State *L, future *f) {
-  for (net_obj *o = net_list_first(L); o; o = o->next) {
+  for (owned *o = owner_list_first(owner_list_get(L)); o; o = o->next) {
     if (o->shutdown != proc_shutdown_obj) continue;
     proc *p = container_of(o, proc, obj);
     if (p->box && p->box->exit == f) {

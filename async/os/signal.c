@@ -14,6 +14,7 @@ static char watchers_key; /* registry: signal number -> watcher userdata */
 
 /* ---- names ---------------------------------------------------------------------- */
 
+/* clang-format off */
 static const struct {
   const char *name;
   int num;
@@ -33,6 +34,7 @@ static const struct {
 #endif
     {NULL, 0},
 };
+/* clang-format on */
 
 const char *signal_name(int signum) {
   for (int i = 0; signal_names[i].name; i++)
@@ -50,12 +52,15 @@ int signal_check(lua_State *L, int idx, const char *fname) {
   }
   const char *name = lua_tostring(L, idx);
   if (name == NULL)
-    luaL_error(L, "%s: expected a signal name such as \"SIGINT\", got %s", fname, luaL_typename(L, idx));
+    luaL_error(L, "%s: expected a signal name such as \"SIGINT\", got %s", fname,
+               luaL_typename(L, idx));
   for (int i = 0; signal_names[i].name; i++)
     if (strcmp(signal_names[i].name, name) == 0 || strcmp(signal_names[i].name + 3, name) == 0)
       return signal_names[i].num;
-  luaL_error(L, "%s: unknown signal '%s' (expected a name such as \"SIGINT\", \"SIGTERM\", "
-             "\"SIGHUP\", \"SIGUSR1\")", fname, name);
+  luaL_error(L,
+             "%s: unknown signal '%s' (expected a name such as \"SIGINT\", \"SIGTERM\", "
+             "\"SIGHUP\", \"SIGUSR1\")",
+             fname, name);
   return 0;
 }
 
@@ -163,18 +168,20 @@ static int first_arg(lua_State *L) { return luaL_testudata(L, 1, LOOP_MT) ? 2 : 
 
 /* add_signal_handler(sig, fn, ...): fn(...) runs from the loop (not in signal context)
    each time sig arrives; replaces an earlier handler of sig. */
-static int signal_add(lua_State *L) {
+static int l_core_add_signal_handler(lua_State *L) {
   int a = first_arg(L);
   int signum = signal_check(L, a, "add_signal_handler");
   if (signum == SIGKILL || signum == SIGSTOP)
     return luaL_error(L, "add_signal_handler: %s cannot be caught", signal_name(signum));
   if (!lua_isfunction(L, a + 1) && luaL_getmetafield(L, a + 1, "__call") == LUA_TNIL)
-    return luaL_error(L, "add_signal_handler: expected a function, got %s", luaL_typename(L, a + 1));
+    return luaL_error(L, "add_signal_handler: expected a function, got %s",
+                      luaL_typename(L, a + 1));
   lua_pushvalue(L, lua_upvalueindex(1)); /* iscoroutinefunction */
   lua_pushvalue(L, a + 1);
   lua_call(L, 1, 1);
   if (lua_toboolean(L, -1))
-    return luaL_error(L, "add_signal_handler: fn is an async function; a handler is a plain "
+    return luaL_error(L,
+                      "add_signal_handler: fn is an async function; a handler is a plain "
                       "callback (start a task from it with asyncio.create_task)");
   lua_pop(L, 1);
   int nargs = lua_gettop(L) - a; /* fn and its arguments */
@@ -218,7 +225,7 @@ static int signal_add(lua_State *L) {
 }
 
 /* remove_signal_handler(sig) -> true if a handler was removed */
-static int signal_remove(lua_State *L) {
+static int l_core_remove_signal_handler(lua_State *L) {
   int signum = signal_check(L, first_arg(L), "remove_signal_handler");
   lua_pushboolean(L, remove_watcher(L, signum));
   return 1;
@@ -232,7 +239,7 @@ static int signal_remove(lua_State *L) {
 
 static volatile sig_atomic_t interrupt_count;
 static volatile sig_atomic_t interrupt_delivered; /* the hook raised it: nothing more to do */
-static void (*interrupt_at_prompt)(void);          /* the REPL's, while its prompt waits */
+static void (*interrupt_at_prompt)(void);         /* the REPL's, while its prompt waits */
 static lua_State *interrupt_L;
 static loop_state *interrupt_loop;
 static uv_async_t *interrupt_async;
@@ -368,11 +375,11 @@ void signal_open(lua_State *L) {
   lua_getfield(L, -1, "__index");
   int methods = lua_gettop(L);
   lua_getfield(L, core, "iscoroutinefunction");
-  lua_pushcclosure(L, signal_add, 1);
+  lua_pushcclosure(L, l_core_add_signal_handler, 1);
   lua_pushvalue(L, -1);
   lua_setfield(L, core, "add_signal_handler");
   lua_setfield(L, methods, "add_signal_handler");
-  lua_pushcfunction(L, signal_remove);
+  lua_pushcfunction(L, l_core_remove_signal_handler);
   lua_pushvalue(L, -1);
   lua_setfield(L, core, "remove_signal_handler");
   lua_setfield(L, methods, "remove_signal_handler");

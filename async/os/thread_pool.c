@@ -16,9 +16,9 @@ typedef struct pool_thread pool_thread;
 
 /* One call: shared by the creator's thread and the pool thread that runs it. */
 typedef struct job {
-  struct job *next;   /* in the pool's queue, then its done list */
-  int refs;           /* pool lock: the Job object, the pool until the creator saw it done */
-  char *code;         /* fn's bytecode, or "module:function" */
+  struct job *next; /* in the pool's queue, then its done list */
+  int refs;         /* pool lock: the Job object, the pool until the creator saw it done */
+  char *code;       /* fn's bytecode, or "module:function" */
   size_t code_len;
   uint8_t by_name;
   copy_msg *args;
@@ -29,7 +29,7 @@ typedef struct job {
   copy_msg *results, *error;
   char *traceback;
   /* the creator's thread */
-  waitset waiters;    /* anchored in the Job object's user value */
+  waitset waiters; /* anchored in the Job object's user value */
   int has_box;
 } job;
 
@@ -38,7 +38,7 @@ typedef struct thread_pool thread_pool;
 struct pool_thread {
   uv_thread_t tid;
   thread_pool *pool;
-  loop_state *loop;   /* its state's loop, for interrupts (set before its first job) */
+  loop_state *loop; /* its state's loop, for interrupts (set before its first job) */
   pool_thread *next;
 };
 
@@ -46,15 +46,15 @@ struct thread_pool {
   uv_mutex_t lock;
   uv_cond_t cond;
   job *queue_head, *queue_tail;
-  job *done;          /* finished, for the creator's wake callback */
+  job *done; /* finished, for the creator's wake callback */
   pool_thread *threads;
   int nqueued, nthreads, nidle, max;
-  uv_async_t *wake;   /* on the creator's loop; ref'd while calls are outstanding */
-  int outstanding;    /* the creator's thread: submitted, not yet seen done */
+  uv_async_t *wake; /* on the creator's loop; ref'd while calls are outstanding */
+  int outstanding;  /* the creator's thread: submitted, not yet seen done */
   uint8_t closing;
 };
 
-static char pool_key; /* registry: this state's thread_pool */
+static char pool_key;       /* registry: this state's thread_pool */
 static char code_cache_key; /* registry, in pool threads: bytecode -> loaded function */
 static char dump_cache_key; /* registry, in the creator: fn -> bytecode (weak keys) */
 
@@ -106,7 +106,8 @@ static void push_job_function(lua_State *L, job *j) {
   }
   lua_pop(L, 1);
   if (luaL_loadbufferx(L, j->code, j->code_len, "=to_thread", "b") != LUA_OK) lua_error(L);
-  lua_pushinteger(L, 0); /* count the entries: a program making functions on the fly must not grow it forever */
+  lua_pushinteger(
+      L, 0); /* count the entries: a program making functions on the fly must not grow it forever */
   if (lua_rawget(L, -4) == LUA_TNUMBER && lua_tointeger(L, -1) >= CODE_CACHE_MAX) {
     lua_newtable(L);
     lua_pushvalue(L, -1);
@@ -137,7 +138,8 @@ static int job_run(lua_State *L) {
   lua_pushvalue(L, 1);
   push_job_function(L, j);
   int n = copy_decode(L, j->args);
-  if (lua_pcall(L, n, LUA_MULTRET, 2) != LUA_OK || lua_pcall(L, lua_gettop(L) - 3, 0, 2) != LUA_OK) {
+  if (lua_pcall(L, n, LUA_MULTRET, 2) != LUA_OK ||
+      lua_pcall(L, lua_gettop(L) - 3, 0, 2) != LUA_OK) {
     lua_rawgeti(L, -1, 2);
     const char *tb = lua_tostring(L, -1);
     j->traceback = tb ? strdup(tb) : NULL;
@@ -341,9 +343,11 @@ static void push_bytecode(lua_State *L, int fn) {
     const char *second = lua_getupvalue(L, fn, 2);
     if (second) lua_pop(L, 1);
     if (!is_env || second)
-      luaL_error(L, "to_thread: fn uses '%s', a local variable of an enclosing function; it runs in "
-                 "another thread, where only its arguments and globals exist (pass '%s' as an argument)",
-                 is_env ? second : up, is_env ? second : up);
+      luaL_error(
+          L,
+          "to_thread: fn uses '%s', a local variable of an enclosing function; it runs in "
+          "another thread, where only its arguments and globals exist (pass '%s' as an argument)",
+          is_env ? second : up, is_env ? second : up);
   }
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &dump_cache_key) != LUA_TTABLE) {
     lua_pop(L, 1);
@@ -399,7 +403,8 @@ static int to_thread_submit(lua_State *L) {
     code = lua_tolstring(L, -1, &len);
     lua_replace(L, 1);
   } else {
-    return luaL_error(L, "to_thread: expected a function or \"module:function\", got %s", luaL_typename(L, 1));
+    return luaL_error(L, "to_thread: expected a function or \"module:function\", got %s",
+                      luaL_typename(L, 1));
   }
   copy_msg *args = copy_encode(L, 2, nargs < 0 ? 0 : nargs, "to_thread", "arg", 1);
   thread_pool *p = pool_get(L);
@@ -462,7 +467,9 @@ static int to_thread_submit(lua_State *L) {
   return 1;
 }
 
-static job *job_check(lua_State *L, int idx) { return ((job_box *)luaL_checkudata(L, idx, JOB_MT))->j; }
+static job *job_check(lua_State *L, int idx) {
+  return ((job_box *)luaL_checkudata(L, idx, JOB_MT))->j;
+}
 
 static int job_wait_attempt(lua_State *L, int base) {
   job_box *box = lua_touserdata(L, base);

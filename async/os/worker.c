@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <lualib.h>
 
@@ -32,7 +34,9 @@ static _Atomic(const worker_vm *) vm_in_use = &plain_vm;
 
 void worker_set_vm(const worker_vm *vm) { atomic_store(&vm_in_use, vm); }
 lua_State *worker_newstate(void) { return atomic_load(&vm_in_use)->newstate(); }
-int worker_loadfile(lua_State *L, const char *path) { return atomic_load(&vm_in_use)->loadfile(L, path); }
+int worker_loadfile(lua_State *L, const char *path) {
+  return atomic_load(&vm_in_use)->loadfile(L, path);
+}
 
 /* Message handler: {error, traceback}, so both can cross to the creator. */
 int worker_msgh(lua_State *L) {
@@ -59,7 +63,8 @@ copy_msg *worker_encode_error(lua_State *L, int idx) {
   lua_pushvalue(L, idx);
   if (lua_pcall(L, 2, 0, 0) == LUA_OK) return m;
   lua_pop(L, 1);
-  if (lua_type(L, idx) == LUA_TSTRING || lua_type(L, idx) == LUA_TNUMBER) return copy_encode_string(lua_tostring(L, idx));
+  if (lua_type(L, idx) == LUA_TSTRING || lua_type(L, idx) == LUA_TNUMBER)
+    return copy_encode_string(lua_tostring(L, idx));
   lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, idx));
   m = copy_encode_string(lua_tostring(L, -1));
   lua_pop(L, 1);
@@ -161,27 +166,41 @@ static int msgq_receive(lua_State *L, msgq *q) {
 enum outcome { OUT_RUNNING, OUT_RESULTS, OUT_ERROR, OUT_LOAD_ERROR, OUT_TERMINATED };
 
 typedef struct worker_list worker_list;
+typedef struct worker worker;
+
+/* A loop woken from another thread: an eventfd the loop polls. uv_async_send would do,
+   but its receiving loop spins until the sender has come back from its write: on a busy
+   machine the sender is often descheduled right after waking the other thread, and that
+   spin was most of a round trip. Writes are coalesced: `pending` (under the worker's
+   lock) says one is on its way. */
+typedef struct wakeup {
+  uv_poll_t poll;
+  int fd;
+  uint8_t pending;
+  worker *w;
+  void (*cb)(worker *w); /* on the polling loop, once per wake-up */
+} wakeup;
 
 /* Shared by the creator's thread and the worker's; fields marked "lock" only under it. */
-typedef struct worker {
+struct worker {
   uv_mutex_t lock;
-  int refs;                 /* lock: the creator's list, the Worker object, the thread */
+  int refs; /* lock: the creator's list, the Worker object, the thread */
   uv_thread_t thread;
   char *path;
-  copy_msg *args;           /* the script's ..., taken by the thread */
+  copy_msg *args; /* the script's ..., taken by the thread */
   /* lock */
   msgq to_child, to_parent;
-  uv_async_t *child_wake;   /* on the worker's loop while asyncio.parent can receive */
-  uv_async_t *parent_wake;  /* on the creator's loop until it is closed */
-  loop_state *child_loop;   /* while the worker's state is open: what terminate interrupts */
+  wakeup *child_wake;     /* on the worker's loop while asyncio.parent can receive */
+  wakeup *parent_wake;    /* on the creator's loop until it is closed */
+  loop_state *child_loop; /* while the worker's state is open: what terminate interrupts */
   uint8_t loaded, ended, terminated;
-  uint8_t parent_gone;      /* no more messages for the worker: its recv returns nil */
-  uint8_t parent_dropped;   /* nobody reads the worker's messages: its send fails */
+  uint8_t parent_gone;    /* no more messages for the worker: its recv returns nil */
+  uint8_t parent_dropped; /* nobody reads the worker's messages: its send fails */
   int outcome;
   copy_msg *results, *error;
   char *traceback;
   /* the creator's thread */
-  msgq received;            /* taken from to_parent, not yet returned by recv */
+  msgq received;              /* taken from to_parent, not yet returned by recv */
   waitset receivers, waiters; /* anchored in the Worker object's user values */
   int has_box;
   uint8_t seen_loaded, reaped;
@@ -189,11 +208,11 @@ typedef struct worker {
   worker_list *list;
   /* the worker's thread */
   msgq child_received;
-  waitset child_receivers;  /* anchored in asyncio.parent's user value */
+  waitset child_receivers; /* anchored in asyncio.parent's user value */
   int has_channel;
   uv_prepare_t *child_prepare;
   uint8_t stop_requested;
-} worker;
+};
 
 struct worker_list {
   worker *first;
@@ -221,6 +240,52 @@ static void worker_release(worker *w) {
 
 static void handle_free_cb(uv_handle_t *h) { free(h); }
 
+/* Under the worker's lock; k may be NULL (the other side is gone). */
+static void wakeup_send(wakeup *k) {
+  if (k == NULL || k->pending) return;
+  k->pending = 1;
+  uint64_t one = 1;
+  ssize_t n = write(k->fd, &one, sizeof one);
+  (void)n; /* EAGAIN only if the counter is full: it is then readable anyway */
+}
+
+static void wakeup_poll_cb(uv_poll_t *p, int status, int events) {
+  (void)status;
+  (void)events;
+  wakeup *k = container_of(p, wakeup, poll);
+  uv_mutex_lock(&k->w->lock);
+  uint64_t count;
+  ssize_t n = read(k->fd, &count, sizeof count);
+  (void)n;
+  k->pending = 0;
+  uv_mutex_unlock(&k->w->lock);
+  k->cb(k->w);
+}
+
+static wakeup *wakeup_new(uv_loop_t *loop, worker *w, void (*cb)(worker *)) {
+  wakeup *k = calloc(1, sizeof *k);
+  if (k == NULL) return NULL;
+  k->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (k->fd < 0 || uv_poll_init(loop, &k->poll, k->fd) != 0) {
+    if (k->fd >= 0) close(k->fd);
+    free(k);
+    return NULL;
+  }
+  k->w = w;
+  k->cb = cb;
+  uv_poll_start(&k->poll, UV_READABLE, wakeup_poll_cb);
+  return k;
+}
+
+static void wakeup_free_cb(uv_handle_t *h) {
+  wakeup *k = container_of((uv_poll_t *)h, wakeup, poll);
+  close(k->fd);
+  free(k);
+}
+
+/* Once nobody can send to it any more (its pointer cleared under the lock). */
+static void wakeup_close(wakeup *k) { uv_close((uv_handle_t *)&k->poll, wakeup_free_cb); }
+
 /* ---- the worker's thread -------------------------------------------------------------- */
 
 /* Signals meant for the process are handled by the main thread (Ctrl-C, SIGTERM), never
@@ -233,9 +298,7 @@ void worker_block_signals(void) {
   pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
-static void parent_notify(worker *w) {
-  if (w->parent_wake) uv_async_send(w->parent_wake);
-}
+static void parent_notify(worker *w) { wakeup_send(w->parent_wake); }
 
 /* Cancels every task of the worker's loop, as Ctrl-C does in alua, and stops the loop. */
 static int cancel_all_tasks(lua_State *L) {
@@ -245,8 +308,7 @@ static int cancel_all_tasks(lua_State *L) {
   return 0;
 }
 
-static void child_wake_cb(uv_async_t *a) {
-  worker *w = a->data;
+static void child_woken(worker *w) {
   uv_mutex_lock(&w->lock);
   int terminate = w->terminated && !w->stop_requested;
   int wake = w->to_child.head != NULL || w->parent_gone;
@@ -268,9 +330,9 @@ static void child_wake_cb(uv_async_t *a) {
 static void child_prepare_cb(uv_prepare_t *p) {
   worker *w = p->data;
   if (w->has_channel && waitset_pending(&w->child_receivers))
-    uv_ref((uv_handle_t *)w->child_wake);
+    uv_ref((uv_handle_t *)&w->child_wake->poll);
   else
-    uv_unref((uv_handle_t *)w->child_wake);
+    uv_unref((uv_handle_t *)&w->child_wake->poll);
 }
 
 typedef struct channel_box {
@@ -279,10 +341,10 @@ typedef struct channel_box {
 
 static void channel_close(worker *w) {
   uv_mutex_lock(&w->lock);
-  uv_async_t *a = w->child_wake;
+  wakeup *k = w->child_wake;
   w->child_wake = NULL;
   uv_mutex_unlock(&w->lock);
-  if (a) uv_close((uv_handle_t *)a, handle_free_cb);
+  if (k) wakeup_close(k);
   if (w->child_prepare) uv_close((uv_handle_t *)w->child_prepare, handle_free_cb);
   w->child_prepare = NULL;
   if (w->has_channel) waitset_free(&w->child_receivers);
@@ -301,15 +363,13 @@ static void channel_open(lua_State *L, worker *w, loop_state *loop) {
   channel_box *box = lua_newuserdatauv(L, sizeof *box, 1);
   box->w = NULL;
   luaL_setmetatable(L, CHANNEL_MT);
-  uv_async_t *a = malloc(sizeof *a);
   uv_prepare_t *p = malloc(sizeof *p);
-  if (a == NULL || p == NULL || uv_async_init(loop->uv, a, child_wake_cb) != 0) {
-    free(a);
+  wakeup *k = p ? wakeup_new(loop->uv, w, child_woken) : NULL;
+  if (k == NULL) {
     free(p);
     luaL_error(L, "start_worker: cannot create the worker's wake-up handle");
   }
-  a->data = w;
-  uv_unref((uv_handle_t *)a);
+  uv_unref((uv_handle_t *)&k->poll);
   uv_prepare_init(loop->uv, p);
   p->data = w;
   uv_prepare_start(p, child_prepare_cb);
@@ -318,7 +378,7 @@ static void channel_open(lua_State *L, worker *w, loop_state *loop) {
   w->has_channel = 1;
   w->child_prepare = p;
   uv_mutex_lock(&w->lock);
-  w->child_wake = a;
+  w->child_wake = k;
   w->child_loop = loop;
   loop->interrupt_lock = &w->lock;
   uv_mutex_unlock(&w->lock);
@@ -348,7 +408,8 @@ static void record_failure(worker *w, lua_State *L, int idx, int outcome) {
 static int run_loop_to_end(lua_State *L) {
   worker *w = lua_touserdata(L, 1);
   loop_state *loop = loop_get(L);
-  while (!w->stop_requested && loop_run(L, loop, UV_RUN_DEFAULT)) {}
+  while (!w->stop_requested && loop_run(L, loop, UV_RUN_DEFAULT)) {
+  }
   lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   lua_getfield(L, -1, "asyncio");
   lua_getfield(L, -1, "_shutdown"); /* cancels what is left and lets it clean up */
@@ -464,16 +525,15 @@ static void worker_reap(worker *w) {
   w->reaped = 1;
   uv_thread_join(&w->thread);
   uv_mutex_lock(&w->lock);
-  uv_async_t *a = w->parent_wake;
+  wakeup *k = w->parent_wake;
   w->parent_wake = NULL;
   uv_mutex_unlock(&w->lock);
-  if (a) uv_close((uv_handle_t *)a, handle_free_cb);
+  if (k) wakeup_close(k);
   list_unlink(w);
   worker_release(w); /* the list's reference */
 }
 
-static void parent_wake_cb(uv_async_t *a) {
-  worker *w = a->data;
+static void parent_woken(worker *w) {
   uv_mutex_lock(&w->lock);
   int ended = w->ended, loaded = w->loaded;
   int has = w->to_parent.head != NULL;
@@ -493,7 +553,7 @@ static void worker_terminate(worker *w) {
     w->terminated = 1;
     w->parent_gone = 1;
     if (w->child_loop) loop_interrupt(w->child_loop, "worker terminated");
-    if (w->child_wake) uv_async_send(w->child_wake);
+    wakeup_send(w->child_wake);
   }
   uv_mutex_unlock(&w->lock);
 }
@@ -532,7 +592,8 @@ static worker_list *list_get(lua_State *L) {
 static worker *worker_check(lua_State *L, int idx, const char *fname) {
   worker_box *box = luaL_testudata(L, idx, WORKER_MT);
   if (box == NULL)
-    luaL_error(L, "%s: call it as worker:%s() on a Worker (got %s)", fname, fname, luaL_typename(L, idx));
+    luaL_error(L, "%s: call it as worker:%s() on a Worker (got %s)", fname, fname,
+               luaL_typename(L, idx));
   return box->w;
 }
 
@@ -546,11 +607,9 @@ static int worker_start(lua_State *L) {
   worker_box *box = lua_newuserdatauv(L, sizeof *box, WUV_COUNT);
   box->w = NULL;
   worker *w = calloc(1, sizeof *w);
-  uv_async_t *a = malloc(sizeof *a);
   char *p = strdup(path);
-  if (w == NULL || a == NULL || p == NULL || uv_mutex_init(&w->lock) != 0) {
+  if (w == NULL || p == NULL || uv_mutex_init(&w->lock) != 0) {
     free(w);
-    free(a);
     free(p);
     free(args);
     return luaL_error(L, "start_worker: out of memory");
@@ -558,17 +617,14 @@ static int worker_start(lua_State *L) {
   w->path = p;
   w->args = args;
   w->refs = 3;
-  int rc = uv_async_init(loop->uv, a, parent_wake_cb);
-  if (rc == 0) {
-    a->data = w;
-    w->parent_wake = a;
+  int rc = UV_EMFILE;
+  w->parent_wake = wakeup_new(loop->uv, w, parent_woken);
+  if (w->parent_wake) {
     rc = uv_thread_create(&w->thread, worker_thread, w);
     if (rc != 0) {
-      uv_close((uv_handle_t *)a, handle_free_cb);
+      wakeup_close(w->parent_wake);
       w->parent_wake = NULL;
     }
-  } else {
-    free(a);
   }
   if (rc != 0) {
     w->refs = 1;
@@ -637,12 +693,13 @@ static int worker_send(lua_State *L) {
   int ended = w->ended, terminated = w->terminated, failed = 0;
   if (!ended && !terminated) {
     failed = msgq_push(&w->to_child, m, len);
-    if (w->child_wake) uv_async_send(w->child_wake);
+    wakeup_send(w->child_wake);
   }
   uv_mutex_unlock(&w->lock);
   if (failed) return luaL_error(L, "send: out of memory");
   if (ended || terminated) {
-    return luaL_error(L, "send: the worker %s (%s)", terminated ? "was terminated" : "has ended", w->path);
+    return luaL_error(L, "send: the worker %s (%s)", terminated ? "was terminated" : "has ended",
+                      w->path);
   }
   return 0;
 }
@@ -712,7 +769,7 @@ static int worker_gc(lua_State *L) {
   box->w = NULL;
   uv_mutex_lock(&w->lock);
   w->parent_gone = w->parent_dropped = 1;
-  if (w->child_wake) uv_async_send(w->child_wake);
+  wakeup_send(w->child_wake);
   uv_mutex_unlock(&w->lock);
   waitset_free(&w->receivers);
   waitset_free(&w->waiters);
@@ -726,7 +783,10 @@ static int worker_tostring(lua_State *L) {
   uv_mutex_lock(&w->lock);
   int ended = w->ended, terminated = w->terminated;
   uv_mutex_unlock(&w->lock);
-  lua_pushfstring(L, "<Worker %s %s>", w->path, ended ? "ended" : terminated ? "terminating" : "running");
+  lua_pushfstring(L, "<Worker %s %s>", w->path,
+                  ended        ? "ended"
+                  : terminated ? "terminating"
+                               : "running");
   return 1;
 }
 
@@ -735,7 +795,8 @@ static int worker_tostring(lua_State *L) {
 static worker *channel_check(lua_State *L, int idx, const char *fname) {
   channel_box *box = luaL_testudata(L, idx, CHANNEL_MT);
   if (box == NULL)
-    luaL_error(L, "%s: call it as asyncio.parent:%s() (got %s)", fname, fname, luaL_typename(L, idx));
+    luaL_error(L, "%s: call it as asyncio.parent:%s() (got %s)", fname, fname,
+               luaL_typename(L, idx));
   if (box->w == NULL) luaL_error(L, "%s: the channel is closed", fname);
   return box->w;
 }
@@ -778,7 +839,7 @@ static int channel_recv_attempt(lua_State *L, int base) {
 static void channel_recv_arm(lua_State *L, int base) {
   worker *w = ((channel_box *)lua_touserdata(L, base))->w;
   waitset_add_one(L, &w->child_receivers, base, 1);
-  uv_ref((uv_handle_t *)w->child_wake);
+  uv_ref((uv_handle_t *)&w->child_wake->poll);
 }
 
 static const op_spec channel_recv_op = {"parent.recv", channel_recv_attempt, channel_recv_arm};
@@ -802,10 +863,8 @@ static int cpu_count(lua_State *L) {
 }
 
 static const luaL_Reg worker_methods[] = {
-    {"send", worker_send},
-    {"recv", worker_recv},
-    {"wait", worker_wait},
-    {"terminate", worker_terminate_lua},
+    {"send", worker_send}, {"recv", worker_recv},
+    {"wait", worker_wait}, {"terminate", worker_terminate_lua},
     {NULL, NULL},
 };
 

@@ -1,8 +1,9 @@
 -- echo_server.lua — workload D: a TCP echo server on the public streams API.
 -- usage: alua echo_server.lua PORT [HOST]
 local asyncio = require "asyncio"
-local port = tonumber(arg[1]) or 8000
-local host = arg[2] or "127.0.0.1"
+-- (as a worker of on_every_core.lua: the same arguments, and the port shared)
+local port = tonumber((...)) or 8000
+local host = select(2, ...) or "127.0.0.1"
 
 if not asyncio.start_server then
   io.stderr:write("pending streams: asyncio.start_server is not available\n")
@@ -23,7 +24,8 @@ local handle = async(function(reader, writer)
 end)
 
 local main = async(function()
-  local server = await(asyncio.start_server(handle, host, port, { nodelay = true, backlog = 1024 }))
+  local server = await(asyncio.start_server(handle, host, port, { nodelay = true, backlog = 1024,
+    reuse_port = asyncio.parent ~= nil }))
   await(server:serve_forever())
 end)
 

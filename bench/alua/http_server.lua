@@ -2,8 +2,9 @@
 -- API. A request is its head, up to the blank line (wrk sends no body).
 -- usage: alua http_server.lua PORT [HOST]
 local asyncio = require "asyncio"
-local port = tonumber(arg[1]) or 8080
-local host = arg[2] or "127.0.0.1"
+-- (as a worker of on_every_core.lua: the same arguments, and the port shared)
+local port = tonumber((...)) or 8080
+local host = select(2, ...) or "127.0.0.1"
 
 if not asyncio.start_server then
   io.stderr:write("pending streams: asyncio.start_server is not available\n")
@@ -28,7 +29,8 @@ local handle = async(function(reader, writer)
 end)
 
 local main = async(function()
-  local server = await(asyncio.start_server(handle, host, port, { nodelay = true, backlog = 1024 }))
+  local server = await(asyncio.start_server(handle, host, port, { nodelay = true, backlog = 1024,
+    reuse_port = asyncio.parent ~= nil }))
   await(server:serve_forever())
 end)
 

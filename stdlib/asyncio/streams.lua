@@ -1,5 +1,5 @@
 -- streams.lua — open_connection, start_server, StreamReader, StreamWriter, Unix sockets,
--- UDP and getaddrinfo, on the socket primitives of async/net/stream.c (core.net).
+-- UDP and getaddrinfo, on the socket primitives of async/net/ (core.net).
 -- The C side buffers and signals; every method that may wait loops "try in C, else await
 -- the future the next I/O event completes".
 local core, asyncio, imports = ...
@@ -67,18 +67,18 @@ Reader.__name = "StreamReader"
 function Reader:__tostring() return "<StreamReader " .. tostring(self._h) .. ">" end
 
 -- The methods that may wait (read, readline, readuntil, readexactly, drain) are in C
--- (async/net/stream.c): each returns an operation that, awaited, reads from the buffer at
+-- (async/net/streamlib.c): each returns an operation that, awaited, reads from the buffer at
 -- once and waits for the next read event only when it must. Reading to the end of the
 -- stream gathers every piece here.
 local read_to_eof = async(function(h)
   local parts, k = {}, 0
   while true do
-    local data = read_some(h)
-    if data == "" then break end
-    if data then
+    local status, data = read_some(h)
+    if status == "eof" then break end
+    if status == "ok" then
       k = k + 1
       parts[k] = data
-    else
+    else -- "wait"
       await(wait_read(h))
     end
   end
@@ -99,8 +99,9 @@ function Reader:lines()
   local h = self._h
   return function()
     while true do
-      local line = read_line(h, true)
-      if line ~= nil then return line or nil end
+      local status, line = read_line(h, true)
+      if status == "ok" then return line end
+      if status == "eof" then return nil end
       await(wait_read(h))
     end
   end
@@ -292,23 +293,23 @@ end
 -- the next accept until the listener closes. A callback, not a task: a server is no task.
 local function serve(server, l)
   while true do
-    local h, err, starved = net.accept(l)
-    if h and server._tls then
+    local status, h, first = net.accept(l)
+    if status == "ok" and server._tls then
       create_task(tlslib.serve, server._tls, h, run_handler, server._cb, make_streams)
-    elseif h then
+    elseif status == "ok" then
       create_task(run_handler, server._cb, make_streams(h))
-    elseif h == false then
+    elseif status == "closed" then
       return
-    elseif starved ~= nil then
+    elseif status == "starved" then
       -- out of descriptors: the connections wait in the backlog; try again shortly
-      if starved then
-        core._report("start_server: out of file descriptors, new connections wait until some are closed:", err)
+      if first then
+        core._report("start_server: out of file descriptors, new connections wait until some are closed:", h)
       end
       asyncio.get_running_loop():call_later(0.1, serve, server, l)
       return
-    elseif err then
-      core._report("start_server: accepting a connection failed:", err)
-    else
+    elseif status == "error" then
+      core._report("start_server: accepting a connection failed:", h)
+    else -- "wait"
       break
     end
   end

@@ -40,16 +40,19 @@ ok_if "async/os/ includes os.h, core/core.h and net/net.h only (net's internals 
 ok_if "the layer headers: net.h and os.h include core/core.h, core.h neither of them" "$TMP/headers"
 
 # ---- the same, on the objects: what each layer's objects take from the others -------
+# objects LAYER: the object of each source of async/LAYER (not those of removed files)
+objects() { for c in async/"$1"/*.c; do echo "$OBJ/$1/$(basename "$c" .c).o"; done; }
 # defined LAYER: the global symbols async/LAYER's objects define
-defined() { nm --defined-only -g "$OBJ/$1"/*.o 2>/dev/null | awk 'NF == 3 { print $3 }' | sort -u; }
-# used LAYER: "object: symbol" for each symbol an object of async/LAYER leaves undefined
+defined() { objects "$1" | xargs nm --defined-only -g 2>/dev/null | awk 'NF == 3 { print $3 }' | sort -u; }
+# used LAYER: "file: symbol" for each symbol an object of async/LAYER leaves undefined
 used() {
-  for o in "$OBJ/$1"/*.o; do
+  for o in $(objects "$1"); do
     nm -u "$o" | awk -v f="$1/$(basename "$o" .o).c" '{ print f ": " $2 }'
   done
 }
-if ! ls "$OBJ"/core/*.o "$OBJ"/net/*.o "$OBJ"/os/*.o >/dev/null 2>&1; then
-  echo "not ok - objects of async/ found in $OBJ (build first: make all)"
+missing=$(for l in core net os; do objects $l; done | while read -r o; do [ -f "$o" ] || echo "$o"; done)
+if [ -n "$missing" ]; then
+  echo "not ok - objects of async/ built (build first: make all); missing: $(echo $missing)"
 else
   defined core >"$TMP/core.syms"
   defined net >"$TMP/net.syms"
@@ -66,6 +69,21 @@ else
     grep -qx "$sym" <<<"$net_h_names" || echo "$file $sym (not in net.h)"
   done >"$TMP/os.uses"
   ok_if "objects of async/os/ use of net/ only what net.h declares" "$TMP/os.uses"
+fi
+
+# ---- names: what a file exports carries its name --------------------------------------
+# Every global symbol (function or variable) an object of async/ defines starts with the
+# name of its file and "_" (stream_new is in stream.c). The deliberate exceptions:
+#   luaopen_asyncio  Lua's name for a C module's entry point (asyncio.c)
+if [ -z "$missing" ]; then
+  for c in async/*.c async/*/*.c; do
+    o=$OBJ/${c#async/}
+    o=${o%.c}.o
+    f=$(basename "$c" .c)
+    nm --defined-only -g "$o" | awk -v f="$f" -v c="$c" \
+      'NF == 3 && index($3, f "_") != 1 && $3 != "luaopen_asyncio" { print c ": " $3 }'
+  done >"$TMP/prefix"
+  ok_if "every function or variable a file of async/ exports starts with its file's name" "$TMP/prefix"
 fi
 
 # ---- registration: each layer fills the core table itself ---------------------------

@@ -8,7 +8,7 @@ local core, _, lib = ...
 local net = core.net
 local wait = lib.wait
 local type, error, pcall, setmetatable, getmetatable = type, error, pcall, setmetatable, getmetatable
-local tostring, ipairs = tostring, ipairs
+local ipairs = ipairs
 local format = string.format
 
 local ssl = { _VERSION = "1.2.0 (alua)" }

@@ -49,10 +49,10 @@ local function fill(self)
   local h = self.h
   if h == nil or self.rclosed then return "closed" end
   while true do
-    local ok, data = pcall(read_some, h)
-    if not ok then return message(data) end
-    if data == "" then return "closed" end
-    if data then
+    local ok, status, data = pcall(read_some, h)
+    if not ok then return message(status) end
+    if status == "eof" then return "closed" end
+    if status == "ok" then
       self.received = self.received + #data
       if self.pos > #self.buf then
         self.buf = data
@@ -94,15 +94,31 @@ local function receive_line(self, prefix)
   end
 end
 
--- a count: n bytes
+-- a count: n bytes (gathered piece by piece: a large count never copies what it has)
 local function receive_count(self, prefix, n)
-  while #self.buf - self.pos + 1 < n do
-    local err = fill(self)
-    if err then return nil, err, prefix .. take_all(self) end
+  local have = #self.buf - self.pos + 1
+  if have >= n then
+    local data = sub(self.buf, self.pos, self.pos + n - 1)
+    self.pos = self.pos + n
+    return prefix .. data, nil, nil
   end
-  local data = sub(self.buf, self.pos, self.pos + n - 1)
-  self.pos = self.pos + n
-  return prefix .. data, nil, nil
+  local parts, k = { prefix, take_all(self) }, 2
+  while have < n do
+    local err = fill(self)
+    if err then return nil, err, concat(parts, "", 1, k) end
+    local chunk, need = self.buf, n - have
+    k = k + 1
+    if #chunk <= need then
+      parts[k] = chunk
+      self.buf = ""
+      have = have + #chunk
+    else
+      parts[k] = sub(chunk, 1, need)
+      self.pos = need + 1
+      have = n
+    end
+  end
+  return concat(parts, "", 1, k), nil, nil
 end
 
 -- "*a": until the peer closes; "closed" only when nothing at all came
@@ -155,8 +171,8 @@ function tcp:dirty()
   if self.pos <= #self.buf then return true end
   local h = self.h
   if h == nil or self.rclosed then return false end
-  local ok, data = pcall(read_some, h)
-  if ok and data and data ~= "" then
+  local ok, status, data = pcall(read_some, h)
+  if ok and status == "ok" then
     self.received = self.received + #data
     self.buf, self.pos = data, 1
     return true
@@ -283,20 +299,21 @@ function tcp:accept()
   self.tm:markstart()
   while true do
     if l == nil then return nil, "closed" end
-    local h, err
+    local status, h, err = "ok", nil, nil
     if self.accepted then
       h = self.accepted
       self.accepted = nil
     else
-      h, err = net.accept(l)
+      status, h = net.accept(l)
+      if status ~= "ok" then h, err = nil, h end
     end
-    if h then
+    if status == "ok" then
       local c = new(self.family, "client")
       c.h = h
       return c
-    elseif h == false then
+    elseif status == "closed" then
       return nil, "closed"
-    elseif err then
+    elseif status == "error" or status == "starved" then
       return nil, message(err)
     end
     local f = net.wait_accept(l)
@@ -410,19 +427,19 @@ function tcp:_readable()
     local l = self.l
     if l == nil then return false end
     if self.accepted then return true end
-    local h = net.accept(l)
-    if h then self.accepted = h end
-    return h ~= nil
+    local status, h = net.accept(l)
+    if status == "ok" then self.accepted = h end
+    return status == "ok" or status == "closed"
   end
   if self.h == nil or self.rclosed then return false end
   if self.pos <= #self.buf then return true end
   -- what receive would see first: data, the end of the stream or an error
-  local ok, data = pcall(read_some, self.h)
-  if ok and data and data ~= "" then
+  local ok, status, data = pcall(read_some, self.h)
+  if ok and status == "ok" then
     self.received = self.received + #data
     self.buf, self.pos = data, 1
   end
-  return not ok or data ~= nil
+  return not ok or status ~= "wait"
 end
 
 function tcp:_read_waiter()

@@ -1,4 +1,4 @@
-/* types.c — metatables of alua's userdata found and tested by address, not by name. */
+/* type.c — metatables of alua's userdata found and tested by address, not by name. */
 #include <string.h>
 
 #include "core.h"
@@ -7,7 +7,7 @@
    carries that key as a field. Creating an object and testing its type are then
    pointer-keyed lookups; luaL_setmetatable and luaL_testudata hash and compare the
    type's name on every call, which showed in the profile of task creation. */
-char type_future, type_task, type_coro, type_handle, type_loop;
+char type_future, type_task, type_coro, type_handle, type_loop, type_op;
 
 /* Registers the metatable at mtidx as the one for objects of type `key`. */
 void type_register(lua_State *L, int mtidx, const void *key) {
