@@ -2,6 +2,7 @@
 -- StreamReader/StreamWriter, exit status and signals, communicate without deadlock.
 
 local support = require "tests.support"
+local it = support.bounded_it(it) -- every body waits on peers: bounded, in a task
 local exec, shell = asyncio.create_subprocess_exec, asyncio.create_subprocess_shell
 local PIPE, STDOUT, DEVNULL = asyncio.PIPE, asyncio.STDOUT, asyncio.DEVNULL
 local OSError = asyncio.OSError

@@ -155,6 +155,10 @@ void debug_run(lua_State *L, loop_state *loop, runnable *r) {
 
 /* ---- where things were made ------------------------------------------------------------ */
 
+/* A creation traceback with the chain of the tasks it was made in stays under this size
+   (a chain of 10,000 tasks each made by the previous one would hold 10,000 levels). */
+enum { CREATION_MAX = 4096 };
+
 /* Debug mode: remembers the traceback where the object at idx is being made. Inside a
    task it goes on with where that task was made, so that a stream opened by a task a
    top-level await started still leads to the user's line. */
@@ -175,9 +179,19 @@ void debug_record_creation(lua_State *L, int idx) {
     lua_rawget(L, tab);
     const char *outer = lua_tostring(L, -1);
     const char *frames = outer ? strchr(outer, '\n') : NULL;
-    if (frames) {
+    size_t have = lua_rawlen(L, -2);
+    if (frames && have < CREATION_MAX) {
+      size_t room = CREATION_MAX - have, len = strlen(frames);
       lua_pushliteral(L, "\n\t(in a task made at:)");
-      lua_pushstring(L, frames);
+      if (len <= room) {
+        lua_pushstring(L, frames);
+      } else {
+        const char *cut = frames + room;
+        while (cut > frames && *cut != '\n') cut--; /* whole lines only */
+        lua_pushlstring(L, frames, (size_t)(cut - frames));
+        lua_pushliteral(L, "\n\t...");
+        lua_concat(L, 2);
+      }
       lua_remove(L, -3);
       lua_concat(L, 3);
     } else {

@@ -74,6 +74,28 @@ grep -A1 "^The task was made at:" "$TMP/stderr" | grep -q "made.lua:5: in main c
 expect "without --debug: no creation site" 0 "" -- "$ALUA" "$TMP/made.lua"
 grep -q "was made at" "$TMP/stderr" && echo "not ok - without --debug: no 'was made at'" || echo "ok - without --debug: no 'was made at'"
 
+# where a task was made goes on with where its parent was made, within a bound: a chain
+# of 300 tasks each made by the last must not carry 300 levels (it made creation quadratic)
+cat > "$TMP/chain.lua" <<'LUA'
+local function link(i)
+  if i == 300 then
+    asyncio.create_task(function() error("lost") end)
+    await asyncio.sleep(0.01)
+    return
+  end
+  await asyncio.create_task(link, i + 1)
+end
+await asyncio.create_task(link, 1)
+collectgarbage()
+collectgarbage()
+LUA
+expect "--debug: a chain of 300 tasks" 0 "" -- timeout 60 "$ALUA" --debug "$TMP/chain.lua"
+stderr_has "the chain's never-retrieved report says where the task was made" "^The task was made at:"
+size=$(sed -n '/^The task was made at:/,$p' "$TMP/stderr" | wc -c)
+[ "$size" -lt 6000 ] && grep -q $'^\t\.\.\.$' "$TMP/stderr" \
+  && echo "ok - the creation traceback of a task deep in a chain is cut (at 4 KiB)" \
+  || echo "not ok - the creation traceback of a task deep in a chain is cut (at 4 KiB): $size bytes"
+
 # unclosed resources
 cat > "$TMP/unclosed.lua" <<'LUA'
 local server = await asyncio.start_server(function(r, w) w:close() end, "127.0.0.1", 0)
