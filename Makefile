@@ -12,20 +12,24 @@
 BUILD    ?= build
 CC       ?= cc
 PKGS     := lua5.4 libuv openssl
+# llhttp (Node's HTTP parser) is built from the sources Debian's node-llhttp installs
+LLHTTP_DIR ?= /usr/share/llhttp
+LLHTTP_INC ?= /usr/share/include/llhttp
 OPT      ?= -O2 -g
 SAN      ?=
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(if $(LUA_INCDIR),-I$(LUA_INCDIR))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC $(OPT) $(SAN) \
-            -Iinclude -Iasync -Ivm $(PKG_CFLAGS)
+            -Iinclude -Iasync -Ivm -I$(LLHTTP_INC) $(PKG_CFLAGS)
 LDFLAGS  += $(SAN)
-LIBS     := $(PKG_LIBS) -lm
+LIBS     := $(PKG_LIBS) -lz -lm
 
 ASYNC_SRC  := $(sort $(wildcard async/*.c async/*/*.c))
 VM_SRC     := $(filter-out vm/main.c vm/repl.c,$(sort $(wildcard vm/*.c)))
 STDLIB_LUA := $(shell find stdlib -name '*.lua' | sort)
 
-ASYNC_OBJ  := $(ASYNC_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/stdlib_files.o
+LLHTTP_OBJ := $(addprefix $(BUILD)/obj/llhttp/,llhttp.o api.o http.o)
+ASYNC_OBJ  := $(ASYNC_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/stdlib_files.o $(LLHTTP_OBJ)
 VM_OBJ     := $(VM_SRC:%.c=$(BUILD)/obj/%.o)
 
 ALUA       := $(BUILD)/bin/alua
@@ -43,6 +47,11 @@ all: $(ALUA) $(LIBALUA) $(SHLIB) $(MODULE) $(LUACHECKRC)
 $(BUILD)/obj/%.o: %.c $(wildcard async/*/*.h vm/*.h include/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# generated code: its warnings are llhttp's, not ours
+$(BUILD)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c $(LLHTTP_INC)/llhttp.h
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -Wall -Wextra,$(CFLAGS)) -w -c $< -o $@
 
 $(BUILD)/obj/gen/stdlib_files.o: $(BUILD)/gen/stdlib_files.c async/core/stdlib_files.h
 	@mkdir -p $(dir $@)
@@ -72,7 +81,7 @@ $(SHLIB): $(ASYNC_OBJ) $(VM_OBJ) | $(BUILD)/lib
 
 # The module for stock lua5.4: Lua's symbols come from the interpreter that loads it.
 $(MODULE): $(ASYNC_OBJ) | $(BUILD)/lua
-	$(CC) $(LDFLAGS) -shared -o $@ $^ $(shell pkg-config --libs libuv openssl 2>/dev/null) -lm
+	$(CC) $(LDFLAGS) -shared -o $@ $^ $(shell pkg-config --libs libuv openssl 2>/dev/null) -lz -lm
 
 # the luacheck standard, generated from the LuaLS definitions so that the two agree
 $(LUACHECKRC): tools/luacheck_std.lua tools/luals_names.lua $(LUALS_DEFS) $(ALUA)

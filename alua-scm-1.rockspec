@@ -1,6 +1,7 @@
 -- alua-scm-1.rockspec — the asyncio module (asyncio.so, with its Lua parts inside) for a
 -- stock Lua 5.4: `luarocks make` builds it with the project's Makefile (needs libuv's
--- and OpenSSL's headers: Debian's libuv1-dev, libssl-dev).
+-- OpenSSL's and zlib's headers and llhttp's sources: Debian's libuv1-dev, libssl-dev,
+-- zlib1g-dev, node-llhttp).
 rockspec_format = "3.0"
 package = "alua"
 version = "scm-1"
@@ -11,7 +12,8 @@ description = {
   license = "MIT",
 }
 dependencies = { "lua >= 5.4, < 5.5" }
-external_dependencies = { LIBUV = { header = "uv.h" }, OPENSSL = { header = "openssl/ssl.h" } }
+external_dependencies = { LIBUV = { header = "uv.h" }, OPENSSL = { header = "openssl/ssl.h" },
+  ZLIB = { header = "zlib.h" } }
 build = {
   type = "make",
   build_target = "module",

@@ -1,5 +1,7 @@
 # fuzz.mk — C cores on their own under libFuzzer (clang, ASan+UBSan): the keyword
-# transform (vm/syntax.c) and a stream's read buffer (async/net/readbuf.c); and the speed check.
+# transform (vm/syntax.c), a stream's read buffer (async/net/readbuf.c), and the HTTP
+# parser on llhttp (async/net/http_parse.c) for requests and for responses (with
+# async/net/inflate.c); and the speed check.
 #   make fuzz [FUZZ_SECONDS=60]  each target for that long, from its seed corpus in tests/fuzz/
 #   make bench-syntax            transform vs luac5.4 -p on a generated multi-megabyte file
 
@@ -27,13 +29,31 @@ $(FUZZ_DIR)/stream_fuzz: tests/fuzz/stream_fuzz.c async/net/readbuf.c async/net/
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
 	  -fno-sanitize-recover=undefined -Iasync/net -o $@ tests/fuzz/stream_fuzz.c async/net/readbuf.c
 
+HTTP_FUZZ_SRC := tests/fuzz/http_fuzz.c async/net/http_parse.c async/net/http_parse.h async/net/inflate.c async/net/inflate.h
+HTTP_FUZZ_CC   = $(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+  -fno-sanitize-recover=undefined -Iasync/net -I$(LLHTTP_INC) tests/fuzz/http_fuzz.c async/net/http_parse.c \
+  async/net/inflate.c $(LLHTTP_DIR)/llhttp.c $(LLHTTP_DIR)/api.c $(LLHTTP_DIR)/http.c -lz
+
+$(FUZZ_DIR)/http_request_fuzz: $(HTTP_FUZZ_SRC) | fuzz-runtime
+	@mkdir -p $(dir $@)
+	$(HTTP_FUZZ_CC) -o $@
+
+$(FUZZ_DIR)/http_response_fuzz: $(HTTP_FUZZ_SRC) | fuzz-runtime
+	@mkdir -p $(dir $@)
+	$(HTTP_FUZZ_CC) -DFUZZ_RESPONSE -o $@
+
 # each target in turn; what a run finds new goes to build/fuzz/<target>_corpus
-fuzz: $(FUZZ_DIR)/syntax_fuzz $(FUZZ_DIR)/stream_fuzz
-	@mkdir -p $(FUZZ_DIR)/syntax_corpus $(FUZZ_DIR)/stream_corpus
+fuzz: $(FUZZ_DIR)/syntax_fuzz $(FUZZ_DIR)/stream_fuzz $(FUZZ_DIR)/http_request_fuzz $(FUZZ_DIR)/http_response_fuzz
+	@mkdir -p $(FUZZ_DIR)/syntax_corpus $(FUZZ_DIR)/stream_corpus $(FUZZ_DIR)/http_request_corpus \
+	  $(FUZZ_DIR)/http_response_corpus
 	$(FUZZ_DIR)/syntax_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=5 -max_len=4096 \
 	  -dict=tests/fuzz/syntax.dict -print_final_stats=1 $(FUZZ_DIR)/syntax_corpus tests/fuzz/syntax_corpus
 	$(FUZZ_DIR)/stream_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=5 -max_len=4096 \
 	  -print_final_stats=1 $(FUZZ_DIR)/stream_corpus tests/fuzz/stream_corpus
+	$(FUZZ_DIR)/http_request_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=5 -max_len=4096 \
+	  -dict=tests/fuzz/http.dict -print_final_stats=1 $(FUZZ_DIR)/http_request_corpus tests/fuzz/http_request_corpus
+	$(FUZZ_DIR)/http_response_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=5 -max_len=4096 \
+	  -dict=tests/fuzz/http.dict -print_final_stats=1 $(FUZZ_DIR)/http_response_corpus tests/fuzz/http_response_corpus
 
 $(FUZZ_DIR)/syntax_speed: tests/fuzz/syntax_speed.c vm/syntax.c vm/syntax.h
 	@mkdir -p $(dir $@)

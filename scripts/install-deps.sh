@@ -5,6 +5,8 @@ set -e
 PACKAGES="build-essential pkg-config liblua5.4-dev lua5.4 libuv1-dev libssl-dev openssl libreadline-dev lua-busted luarocks valgrind clang libclang-rt-14-dev clang-format curl python3 redis-server lua-cjson lua-check"
 # asyncio.socket's specs (LuaSocket libraries and their peers) and its copas benchmark
 PACKAGES="$PACKAGES lua-socket lua-sec lua-redis python3-aiosmtpd python3-pyftpdlib lua-copas lua5.1"
+# asyncio.http: llhttp's sources (built in place) and zlib
+PACKAGES="$PACKAGES node-llhttp zlib1g-dev"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -54,7 +54,7 @@ M._run_loop = core._run_loop
 
 for _, name in ipairs { "CancelledError", "TimeoutError", "InvalidStateError", "QueueEmpty",
   "QueueFull", "QueueShutDown", "IncompleteReadError", "LimitOverrunError", "OSError",
-  "ConnectionError", "BrokenPipeError", "SSLError", "ExceptionGroup" } do
+  "ConnectionError", "BrokenPipeError", "SSLError", "ExceptionGroup", "ProtocolError" } do
   M[name] = core[name]
 end
 
@@ -101,8 +101,22 @@ if package then
     return rawget(M, "socket") or load_socket()
   end
 end
+
+-- asyncio.http (also `require "asyncio.http"`): loaded when first asked for too
+local function load_http()
+  local http = core.load_part("asyncio.http", core, M)
+  rawset(M, "http", http)
+  return http
+end
+if package then
+  package.preload["asyncio.http"] = function()
+    return rawget(M, "http") or load_http()
+  end
+end
+
 setmetatable(M, { __index = function(_, k)
   if k == "socket" then return load_socket() end
+  if k == "http" then return load_http() end
 end })
 
 return M

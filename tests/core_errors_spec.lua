@@ -14,7 +14,7 @@ local raises = support.raises
 
 local CLASSES = { "CancelledError", "TimeoutError", "InvalidStateError", "QueueEmpty",
   "QueueFull", "QueueShutDown", "IncompleteReadError", "LimitOverrunError", "OSError",
-  "ConnectionError", "BrokenPipeError", "SSLError", "ExceptionGroup" }
+  "ConnectionError", "BrokenPipeError", "SSLError", "ExceptionGroup", "ProtocolError" }
 
 describe("error classes", function()
   it("all exist and make instances with type, message, traceback and __tostring", function()

@@ -14,7 +14,7 @@ static const char *const class_names[] = {
     "CancelledError", "TimeoutError",    "InvalidStateError", "QueueEmpty",
     "QueueFull",      "QueueShutDown",   "IncompleteReadError", "LimitOverrunError",
     "OSError",        "ConnectionError", "BrokenPipeError",   "SSLError",
-    "ExceptionGroup", NULL,
+    "ExceptionGroup", "ProtocolError", NULL,
 };
 /* clang-format on */
 

@@ -58,5 +58,6 @@ void net_open(lua_State *L) {
   udp_open(L);
   dns_open(L);
   luasocket_open(L);
+  http_open(L);
   lua_setfield(L, -2, "net");
 }

@@ -1,5 +1,5 @@
 /* net.h — the network layer (async/net/): streams over TCP and Unix sockets, listeners,
-   UDP, getaddrinfo, TLS, on the core (core.h). The one header of this layer that another
+   UDP, getaddrinfo, TLS, HTTP parsing, on the core (core.h). The one header of this layer that another
    (os/process.c, for a child's pipes) may include; not public. */
 #ifndef ALUA_ASYNC_NET_H
 #define ALUA_ASYNC_NET_H
@@ -121,6 +121,7 @@ void pipe_open(lua_State *L);
 void udp_open(lua_State *L);
 void dns_open(lua_State *L);
 void luasocket_open(lua_State *L); /* luasocket.c: what asyncio.socket needs besides */
+void http_open(lua_State *L); /* http.c: the HTTP parser and the inflater */
 
 /* The layer: adds core.net, each file's functions in it, to the core table on top. */
 void net_open(lua_State *L);

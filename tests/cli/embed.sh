@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 . tests/cli/lib.sh
 BUILD_DIR=$(dirname "$(dirname "$ALUA")")
 CFLAGS="-std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude $(pkg-config --cflags lua5.4 libuv openssl)"
-LIBS="$BUILD_DIR/lib/libalua.a $(pkg-config --libs lua5.4 libuv openssl) -lm -lpthread"
+LIBS="$BUILD_DIR/lib/libalua.a $(pkg-config --libs lua5.4 libuv openssl zlib) -lm -lpthread"
 SAN_FLAGS=""
 case "$(basename "$BUILD_DIR")" in asan) SAN_FLAGS="-fsanitize=address,undefined" ;; esac
 RUN=()

@@ -1,0 +1,458 @@
+-- http/client.lua — http.request and http.Client: a pool of keep-alive connections per
+-- scheme, host and port; requests written by hand, responses read with the parser of
+-- async/http.c, bodies undone with its inflater. A pooled connection the server has
+-- closed meanwhile is found out when a request on it fails before any response byte:
+-- an idempotent request is then sent once more on a new connection.
+local core, M, H, http = ...
+
+local net = core.net
+local await, Future = M.await, M.Future
+local OSError = M.OSError
+local ProtocolError = H.ProtocolError
+local type, error, pcall, tostring, setmetatable, pairs, ipairs = type, error, pcall, tostring, setmetatable, pairs, ipairs
+local concat, format, find, sub, lower, match = table.concat, string.format, string.find, string.sub, string.lower, string.match
+local tointeger = math.tointeger
+
+local http_parser, http_skip_body, http_idle = net.http_parser, net.http_skip_body, net.http_idle
+local net_close, at_eof = net.close, net.at_eof
+local next_event, write = H.next_event, H.write
+
+local MAX_HEAD = 64 * 1024 -- a response head larger than this is a ProtocolError
+local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true, TRACE = true }
+local REDIRECTS = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
+local DEFAULT_PORTS = { http = 80, https = 443 }
+
+-- ---- URLs ----------------------------------------------------------------------------
+
+-- scheme, host, port, target (path and query), the Host header's value
+local function parse_url(fname, url)
+  if type(url) ~= "string" then error(fname .. ": url must be a string, got " .. type(url), 0) end
+  local scheme, rest = match(url, "^(%a[%w+.-]*)://(.*)$")
+  scheme = scheme and lower(scheme)
+  if not DEFAULT_PORTS[scheme] then
+    error(fname .. ": unsupported URL '" .. url .. "' (expected http:// or https://)", 0)
+  end
+  local authority, target = match(rest, "^([^/?#]*)(.*)$")
+  target = match(target, "^[^#]*")
+  if target == "" or sub(target, 1, 1) == "?" then target = "/" .. target end
+  if find(authority, "@", 1, true) then error(fname .. ": credentials in URLs are not supported ('" .. url .. "')", 0) end
+  local host, port = match(authority, "^%[([%x:.]+)%]:?(%d*)$")
+  if not host then host, port = match(authority, "^([^:]+):?(%d*)$") end
+  if not host then error(fname .. ": invalid URL '" .. url .. "'", 0) end
+  if find(target, "[%s%c]") then error(fname .. ": invalid URL '" .. url .. "' (spaces or control characters)", 0) end
+  port = tointeger(tonumber(port)) or DEFAULT_PORTS[scheme]
+  return scheme, lower(host), port, target, authority
+end
+
+-- The target of a Location header, relative to url.
+local function resolve_url(url, location)
+  if match(location, "^%a[%w+.-]*://") then return location end
+  local scheme, authority, path = match(url, "^(%a[%w+.-]*)://([^/?#]*)([^?#]*)")
+  if sub(location, 1, 2) == "//" then return scheme .. ":" .. location end
+  if sub(location, 1, 1) == "/" then return scheme .. "://" .. authority .. location end
+  local dir = match(path, "^(.*/)") or "/"
+  return scheme .. "://" .. authority .. dir .. location
+end
+
+-- ---- connections ------------------------------------------------------------------
+
+local function response_begun(conn) conn.got = true end
+
+local function conn_next(conn) return next_event(conn, response_begun) end
+
+-- ---- Client ----------------------------------------------------------------------------
+
+local Client = {}
+Client.__index = Client
+Client.__name = "http.Client"
+
+function Client:__tostring() return "<http.Client" .. (self._closed and " closed" or "") .. ">" end
+
+local function now() return M.get_running_loop():time() end
+
+local function discard(pool, conn)
+  pool.count = pool.count - 1
+  net_close(conn.h)
+  local w = pool.waiters
+  if w[1] then
+    local f = table.remove(w, 1)
+    if not f:done() then f:set_result() end
+  end
+end
+
+local function pool_of(client, key)
+  local pool = client._pools[key]
+  if pool == nil then
+    pool = { idle = {}, count = 0, waiters = {} }
+    client._pools[key] = pool
+  end
+  return pool
+end
+
+-- A connection to key's server: an idle one (reused = true) or a new one.
+local function acquire(client, key, scheme, host, port, opts, fresh)
+  local pool = pool_of(client, key)
+  while true do
+    local idle = pool.idle
+    while not fresh and idle[1] do
+      local conn = idle[#idle]
+      idle[#idle] = nil
+      if now() - conn.since < client._idle_timeout and not at_eof(conn.h) then
+        http_idle(conn.h, false)
+        return conn, true
+      end
+      discard(pool, conn)
+    end
+    if pool.count < client._max_per_host then
+      pool.count = pool.count + 1
+      local ssl = scheme == "https" and (opts.ssl or client._ssl or true) or nil
+      local ok, reader = pcall(function()
+        local aw = M.open_connection(host, port, { ssl = ssl, nodelay = true })
+        local ct = opts.connect_timeout or client._connect_timeout
+        if ct then return await(M.wait_for(aw, ct)) end
+        return await(aw)
+      end)
+      if not ok then
+        pool.count = pool.count - 1
+        local w = pool.waiters
+        if w[1] then table.remove(w, 1):set_result() end
+        error(reader, 0)
+      end
+      return { h = reader._h, p = http_parser("response", MAX_HEAD, MAX_HEAD), pool = pool, key = key }, false
+    end
+    local f = Future()
+    pool.waiters[#pool.waiters + 1] = f
+    local ok, err = pcall(await, f)
+    if not ok then
+      for i, w in ipairs(pool.waiters) do
+        if w == f then table.remove(pool.waiters, i) break end
+      end
+      error(err, 0)
+    end
+    fresh = false
+  end
+end
+
+-- Gives a connection back: to the idle list when it can carry another request.
+local function release(client, conn, reusable)
+  local pool = conn.pool
+  if conn.released then return end
+  conn.released = true
+  if not reusable or client._closed then return discard(pool, conn) end
+  conn.released = nil
+  conn.since = now()
+  conn.got = nil
+  http_idle(conn.h, true)
+  pool.idle[#pool.idle + 1] = conn
+  local w = pool.waiters
+  if w[1] then table.remove(w, 1):set_result() end
+end
+
+-- ---- Response ------------------------------------------------------------------------
+
+local Response = {}
+Response.__index = Response
+Response.__name = "http.Response"
+
+function Response:__tostring() return "<http.Response " .. self.status .. " " .. self.url .. ">" end
+
+-- The next piece of the body (decoded), or nil at its end.
+local function body_next(res)
+  while true do
+    if res._done then return nil end
+    local conn = res._conn
+    local ev, data, reason = conn_next(conn)
+    if ev == "body" then
+      local f = res._inflater
+      if f then
+        local out, err = net.inflate(f, data)
+        if not out then
+          res:close()
+          error(ProtocolError("the response body could not be decompressed (" .. tostring(err) .. ")"), 0)
+        end
+        data = out
+      end
+      if data ~= "" then return data end
+    elseif ev == "done" then
+      res._done = true
+      release(res._client, conn, data)
+      if res._inflater and not net.inflate_ended(res._inflater) then
+        error(ProtocolError("the compressed response body is cut short"), 0)
+      end
+      return nil
+    else
+      res._done = true
+      release(res._client, conn, false)
+      error(ProtocolError(ev == "error" and ("malformed response body: " .. tostring(reason))
+        or "the connection ended before the response body did"), 0)
+    end
+  end
+end
+
+-- The body's pieces within the request's deadline (timeout).
+local function next_in_time(res)
+  if res._deadline == nil then return body_next(res) end
+  local scope <close> = M.timeout_at(res._deadline)
+  return body_next(res)
+end
+
+H.body_methods(Response, "http.Response", next_in_time)
+
+-- close(): drops what is left of the body (and the connection with it).
+function Response:close()
+  if not self._done then
+    self._done = true
+    release(self._client, self._conn, false)
+  end
+end
+Response.__close = Response.close
+
+-- ---- requests --------------------------------------------------------------------------
+
+-- The caller's headers as lines, checked before anything is sent: lines, the set of
+-- lower-case names given.
+local function render_headers(headers)
+  local parts = {}
+  local n, given = H.add_headers("http.request", parts, 0, headers)
+  return concat(parts, "", 1, n), given
+end
+
+-- Writes the request; the body is a string, an iterator (sent chunked) or nil.
+local function send(conn, method, target, authority, lines, given, body, decompress)
+  local parts, n = { method, " ", target, " HTTP/1.1\r\n", lines }, 5
+  if not given.host then
+    n = n + 1
+    parts[n] = "host: " .. authority .. "\r\n"
+  end
+  if not given["user-agent"] then
+    n = n + 1
+    parts[n] = "user-agent: alua\r\n"
+  end
+  if decompress and not given["accept-encoding"] then
+    n = n + 1
+    parts[n] = "accept-encoding: gzip, deflate\r\n"
+  end
+  local streamed = type(body) == "function"
+  if streamed then
+    if not given["transfer-encoding"] and not given["content-length"] then
+      n = n + 1
+      parts[n] = "transfer-encoding: chunked\r\n"
+    end
+  elseif (body or method == "POST" or method == "PUT" or method == "PATCH") and not given["content-length"] then
+    n = n + 1
+    parts[n] = "content-length: " .. (body and #body or 0) .. "\r\n"
+  end
+  n = n + 1
+  parts[n] = "\r\n"
+  if body and not streamed then
+    n = n + 1
+    parts[n] = body
+  end
+  local h = conn.h
+  write(h, concat(parts, "", 1, n))
+  if streamed then H.write_stream("http.request", h, body, not given["content-length"]) end
+end
+
+-- Reads the response head (skipping 1xx interim responses).
+local function receive_head(conn, method)
+  http_skip_body(conn.p, method == "HEAD")
+  while true do
+    local ev, status, reason, version, headers = conn_next(conn)
+    if ev == "head" then
+      if status >= 200 or status == 101 then return status, reason, version, headers end
+      ev = conn_next(conn) -- the interim response's end
+      if ev ~= "done" then return nil, ev, status end
+    elseif ev == "error" then
+      error(ProtocolError("malformed response from the server: " .. tostring(reason) .. " (" .. tostring(status) .. ")"), 0)
+    else
+      return nil, ev
+    end
+  end
+end
+
+-- One exchange on one connection; the response, or nil and whether it can be retried.
+local function exchange(client, url, method, opts, body, decompress, fresh)
+  local scheme, host, port, target, authority = parse_url("http.request", url)
+  local key = scheme .. "://" .. host .. ":" .. port
+  local conn, reused = acquire(client, key, scheme, host, port, opts, fresh)
+  local ok, status, reason, version, headers = pcall(function()
+    send(conn, method, target, authority, opts.lines, opts.given, body, decompress)
+    return receive_head(conn, method)
+  end)
+  if not ok or status == nil then
+    release(client, conn, false)
+    local err = status
+    -- nothing came back on a connection that had served before: the server closed it
+    -- while it was idle
+    local stale = reused and not conn.got and (not ok and OSError:is(err) or ok)
+    if stale then return nil, true end
+    if ok then err = ProtocolError("the server closed the connection without a response") end
+    error(err, 0)
+  end
+  local res = setmetatable({ status = status, reason = reason, version = version, headers = headers,
+    url = url, _conn = conn, _client = client }, Response)
+  local coding = headers["content-encoding"]
+  if decompress and coding and method ~= "HEAD" then
+    coding = lower(coding)
+    if coding == "gzip" or coding == "x-gzip" or coding == "deflate" then res._inflater = net.inflater(coding) end
+  end
+  -- a body-less response is complete at once: its connection goes back to the pool
+  if method == "HEAD" or status == 204 or status == 304 or headers["content-length"] == "0" then
+    local ev, alive = conn_next(conn)
+    res._done = true
+    release(client, conn, ev == "done" and alive)
+  end
+  return res
+end
+
+local OPTIONS = {
+  headers = "table", body = "any", json = "any", timeout = "number", connect_timeout = "number",
+  redirects = "number", decompress = "boolean", ssl = "any", client = "table",
+}
+
+local function request(client, method, url, opts)
+  if type(method) ~= "string" or not match(method, "^[%u%d!#$%%&'*+.^_`|~-]+$") then
+    error("http.request: invalid method " .. format("%q", tostring(method)), 0)
+  end
+  opts = H.check_options("http.request", opts, OPTIONS)
+  client = opts.client or client
+  if client._closed then error("http.request: the client is closed", 0) end
+  local body = opts.body
+  local headers = opts.headers
+  if opts.json ~= nil then
+    if body ~= nil then error("http.request: give body or json, not both", 0) end
+    body = H.json().encode(opts.json)
+    local has_type = false
+    for k in pairs(headers or {}) do has_type = has_type or lower(k) == "content-type" end
+    if not has_type then
+      local copy = { ["content-type"] = "application/json" }
+      for k, v in pairs(headers or {}) do copy[k] = v end
+      headers = copy
+    end
+  end
+  if body ~= nil and type(body) ~= "string" and type(body) ~= "function" then
+    error("http.request: body must be a string or an iterator function, got " .. type(body), 0)
+  end
+  local timeout = opts.timeout or client._timeout
+  local deadline = timeout and now() + timeout
+  local scope <close> = deadline and M.timeout_at(deadline)
+  local decompress = opts.decompress ~= false
+  local redirects = opts.redirects or 5
+  local o = { ssl = opts.ssl, connect_timeout = opts.connect_timeout }
+  o.lines, o.given = render_headers(headers)
+  while true do
+    local res, retry = exchange(client, url, method, o, body, decompress, false)
+    if res == nil and retry and IDEMPOTENT[method] and type(body) ~= "function" then
+      res = exchange(client, url, method, o, body, decompress, true)
+    end
+    if res == nil then error(ProtocolError("the server closed the connection without a response"), 0) end
+    local location = res.headers.location
+    if not (REDIRECTS[res.status] and location and redirects > 0) then
+      res._deadline = deadline
+      return res
+    end
+    local status = res.status
+    if (status == 307 or status == 308) and type(body) == "function" then
+      res._deadline = deadline
+      return res -- a streamed body cannot be sent again
+    end
+    -- the redirect's own body is read (it is small) so its connection can be reused
+    await(Response.read(res))
+    local next_url = resolve_url(url, location)
+    if status == 303 or ((status == 301 or status == 302) and method == "POST") then
+      if method ~= "HEAD" then method = "GET" end
+      body = nil
+      if headers then
+        local copy = {}
+        for k, v in pairs(headers) do
+          local lk = lower(k)
+          if lk ~= "content-type" and lk ~= "content-length" and lk ~= "transfer-encoding" then copy[k] = v end
+        end
+        headers = copy
+      end
+    end
+    -- credentials are not sent to another origin
+    local s1, h1, p1 = parse_url("http.request", url)
+    local s2, h2, p2 = parse_url("http.request", next_url)
+    if headers and (s1 ~= s2 or h1 ~= h2 or p1 ~= p2) then
+      local copy = {}
+      for k, v in pairs(headers) do
+        local lk = lower(k)
+        if lk ~= "authorization" and lk ~= "cookie" then copy[k] = v end
+      end
+      headers = copy
+    end
+    o.lines, o.given = render_headers(headers)
+    url = next_url
+    redirects = redirects - 1
+  end
+end
+
+Client.request = M.async(function(self, method, url, opts)
+  return request(self, method, url, opts)
+end, "http.Client.request")
+
+local function shortcut(method, with_body)
+  return M.async(function(self, url, a, b)
+    local opts = a
+    if with_body then
+      opts = b or {}
+      if a ~= nil then
+        local copy = {}
+        for k, v in pairs(opts) do copy[k] = v end
+        copy.body = a
+        opts = copy
+      end
+    end
+    return request(self, method, url, opts)
+  end, "http.Client." .. lower(method))
+end
+
+Client.get = shortcut("GET")
+Client.head = shortcut("HEAD")
+Client.delete = shortcut("DELETE")
+Client.post = shortcut("POST", true)
+Client.put = shortcut("PUT", true)
+
+-- close(): closes the idle connections; those in use close when their response ends.
+function Client:close()
+  self._closed = true
+  for _, pool in pairs(self._pools) do
+    for i = #pool.idle, 1, -1 do
+      local conn = pool.idle[i]
+      pool.idle[i] = nil
+      discard(pool, conn)
+    end
+  end
+end
+Client.__close = Client.close
+
+local CLIENT_OPTIONS = { max_per_host = "number", idle_timeout = "number", timeout = "number",
+  connect_timeout = "number", ssl = "any" }
+
+function http.Client(opts)
+  opts = H.check_options("http.Client", opts, CLIENT_OPTIONS)
+  return setmetatable({ _pools = {}, _max_per_host = opts.max_per_host or 100,
+    _idle_timeout = opts.idle_timeout or 60, _timeout = opts.timeout,
+    _connect_timeout = opts.connect_timeout, _ssl = opts.ssl }, Client)
+end
+
+-- The module's functions share one Client.
+local default
+local function default_client()
+  if default == nil then default = http.Client() end
+  return default
+end
+
+http.request = M.async(function(method, url, opts)
+  return request(default_client(), method, url, opts)
+end, "http.request")
+
+for _, name in ipairs { "get", "head", "delete", "post", "put" } do
+  local method = Client[name]
+  http[name] = M.async(function(...)
+    return await(method(default_client(), ...))
+  end, "http." .. name)
+end
+
+http.Response = Response
