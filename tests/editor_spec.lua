@@ -4,7 +4,8 @@
 -- name of the module and of its objects is defined.
 
 local names = dofile("tools/luals_names.lua")
-local DEF_FILES = {"editor/luals/alua.lua", "editor/luals/asyncio.lua", "editor/luals/asyncio_socket.lua"}
+local DEF_FILES = {"editor/luals/alua.lua", "editor/luals/asyncio.lua", "editor/luals/asyncio_socket.lua",
+  "editor/luals/asyncio_http.lua"}
 local defs = names(DEF_FILES)
 
 local function read(path)
