@@ -188,9 +188,7 @@ static int check_options_lua(lua_State *L) {
 }
 
 /* core._arg_error(message): raises it at the user's line */
-static int arg_error_lua(lua_State *L) {
-  return argcheck_error(L, "%s", luaL_checkstring(L, 1));
-}
+static int arg_error_lua(lua_State *L) { return argcheck_error(L, "%s", luaL_checkstring(L, 1)); }
 
 /* A method called with '.' instead of ':' (or on the wrong object): "Lock:acquire: call
    it as lock:acquire()", at the user's line. */

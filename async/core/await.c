@@ -256,7 +256,8 @@ static int l_core_create_task(lua_State *L) {
       lua_settop(L, 1);
       return 1;
     }
-    return not_awaitable_error(L, 1, "create_task", "a coroutine object, a function or an awaitable");
+    return not_awaitable_error(L, 1, "create_task",
+                               "a coroutine object, a function or an awaitable");
   }
   task_from_coro(L, loop, 1, 2, "create_task");
   lua_settop(L, 1);

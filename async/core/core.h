@@ -128,8 +128,8 @@ struct task {
   uint8_t must_cancel;    /* deliver CancelledError at the next resume */
   uint8_t deliver_cancel; /* the resumed await raises CancelledError */
   uint8_t is_main;
-  uint8_t has_context;   /* context.c keeps a ContextVar context for it */
-  runnable run;          /* entry in the ready queue (one byte: packs with the flags) */
+  uint8_t has_context; /* context.c keeps a ContextVar context for it */
+  runnable run;        /* entry in the ready queue (one byte: packs with the flags) */
   uint64_t id;
 };
 /* User values of a task: the future's, then the body and its arguments until the first
@@ -227,12 +227,12 @@ struct loop_state {
   int held; /* loop_run_until is waiting: hooked handles are referenced */
   void (*hold_hook)(loop_state *loop); /* applies `held` to them */
   void *hold_data;
-  future *running_until; /* what loop_run_until runs the loop for: Ctrl-C cancels it */
-  int top_has_context; /* a ContextVar was set outside every task (context.c) */
-  uint64_t slow_ns;    /* debug mode: a step longer than this is reported */
-  uint8_t debug;       /* debug mode (debug.c) */
+  future *running_until;  /* what loop_run_until runs the loop for: Ctrl-C cancels it */
+  int top_has_context;    /* a ContextVar was set outside every task (context.c) */
+  uint64_t slow_ns;       /* debug mode: a step longer than this is reported */
+  uint8_t debug;          /* debug mode (debug.c) */
   uv_timer_t *lost_timer; /* lost.c: a collection soon after an unobserved task failure */
-  int top_cancels;     /* toplevel.c: cancel requests to the top level not undone */
+  int top_cancels;        /* toplevel.c: cancel requests to the top level not undone */
   int top_cancel_pending; /* one came while no top-level await ran */
   int closed;
   /* interrupting this loop's Lua from another thread (a worker's terminate, a to_thread
@@ -388,7 +388,7 @@ void module_load_stdlib(lua_State *L); /* core table on top -> the asyncio modul
 /* ---- errors ------------------------------------------------------------- */
 
 void error_open(lua_State *L);
-int error_is_any(lua_State *L, int idx); /* an instance of any asyncio error class */
+int error_is_any(lua_State *L, int idx);          /* an instance of any asyncio error class */
 void error_wrap_failure(lua_State *L, int tbidx); /* the user error on top -> is_error's wrapper */
 
 /* ---- bad arguments, at the user's line (argcheck.c) -------------------------- */

@@ -5,9 +5,9 @@
 
 #include "core.h"
 
-static char classes_key; /* registry: name -> class table */
+static char classes_key;    /* registry: name -> class table */
 static char failure_mt_key; /* registry: metatable of gather's wrapped user errors */
-static char relay_key;   /* registry: {error, traceback} of the last error await relayed */
+static char relay_key;      /* registry: {error, traceback} of the last error await relayed */
 
 /* clang-format off */
 static const char *const class_names[] = {

@@ -105,8 +105,7 @@ static void gather_push_child_value(lua_State *L, future *child, int cidx) {
       error_wrap_failure(L, -2);
       lua_remove(L, -2);
       break;
-    default:
-      task_push_cancelled_error(L, child->msg_ref);
+    default: task_push_cancelled_error(L, child->msg_ref);
   }
 }
 
@@ -202,7 +201,8 @@ static const char *const gather_options[] = {"return_exceptions", "boolean", NUL
 /* gather({aw, ...} [, opts]): leaves the list's items as the arguments, opts after them. */
 static int gather_unpack_list(lua_State *L) {
   int n = lua_gettop(L);
-  if (n > 2) argcheck_error(L, "gather: after a list of awaitables only an options table may follow");
+  if (n > 2)
+    argcheck_error(L, "gather: after a list of awaitables only an options table may follow");
   lua_Integer len = (lua_Integer)lua_rawlen(L, 1);
   lua_pushnil(L);
   while (lua_next(L, 1)) {
@@ -213,13 +213,16 @@ static int gather_unpack_list(lua_State *L) {
       argcheck_error(L, "gather: the list of awaitables has a key %s%s%s that is not 1..%d%s",
                      named ? "'" : "", luaL_tolstring(L, -1, NULL), named ? "'" : "", (int)len,
                      named ? " (options go in a second table: "
-                                                      "gather(list, {return_exceptions = true}))"
-                                                    : "");
+                             "gather(list, {return_exceptions = true}))"
+                           : "");
     }
   }
   luaL_checkstack(L, (int)len + 2, "gather: too many awaitables");
   for (lua_Integer i = 1; i <= len; i++) lua_rawgeti(L, 1, i);
-  if (n == 2) lua_pushvalue(L, 2); else lua_pushnil(L);
+  if (n == 2)
+    lua_pushvalue(L, 2);
+  else
+    lua_pushnil(L);
   lua_remove(L, 1);
   if (n == 2) lua_remove(L, 1);
   return (int)len;

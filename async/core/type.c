@@ -43,8 +43,10 @@ static void self_error(lua_State *L, const char *tname) {
   lua_Debug ar;
   if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name != NULL &&
       (strcmp(ar.namewhat, "method") == 0 || strcmp(ar.namewhat, "field") == 0)) {
-    const char *var = strcmp(tname, "Task") == 0 ? "task" : strcmp(tname, "loop") == 0 ? "loop"
-                      : strcmp(tname, "Handle") == 0 ? "handle" : "fut";
+    const char *var = strcmp(tname, "Task") == 0     ? "task"
+                      : strcmp(tname, "loop") == 0   ? "loop"
+                      : strcmp(tname, "Handle") == 0 ? "handle"
+                                                     : "fut";
     argcheck_self_error(L, strcmp(tname, "Future or Task") == 0 ? "Future" : tname, var, ar.name);
   }
   luaL_typeerror(L, 1, tname);
