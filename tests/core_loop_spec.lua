@@ -207,6 +207,25 @@ describe("loop:call_later and loop:call_at", function()
     assert.are.equal(1, n)
   end)
 
+  -- libuv's UV_RUN_ONCE runs due timers once more after the check phase; a handle and the
+  -- awaited sleep both falling due in that trailing pass left the handle unrun when the
+  -- await returned (intermittent under load; forced here by a callback that busy-waits
+  -- in the check phase until both deadlines have passed)
+  it("a call_later(0) handle due before the awaited sleep has run when the await returns", function()
+    local n = 0
+    local deadline = loop():time() + 0.05
+    local nap = sleep(0.05)
+    loop():call_soon(function()
+      loop():call_later(0, function() n = n + 1 end)
+      loop():call_soon(function()
+        while loop():time() <= deadline + 0.005 do
+        end
+      end)
+    end)
+    await(nap)
+    assert.are.equal(1, n)
+  end)
+
   it("call_at runs at an absolute loop:time() (test_call_at)", function()
     local at = loop():time() + 0.03
     local ran_at

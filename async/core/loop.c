@@ -132,6 +132,11 @@ int loop_run_until(lua_State *L, loop_state *loop, future *f) {
     }
   }
   loop->running_until = outer;
+  /* UV_RUN_ONCE runs due timers again after the check phase: what fell due there with f
+     (a call_later(0) handle before the awaited sleep) is queued but not yet run. Run that
+     batch now, as it would have run had f completed in the first timer pass: as in
+     Python, what was due before the awaited future completed runs before the await returns */
+  if (!stuck) loop_drain(loop);
   loop_hold(loop, held);
   loop->driving--;
   loop->L = saved;
