@@ -35,7 +35,8 @@ static int l_net_http_feed(lua_State *L) {
   http_parse *p = parser_check(L);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
-  if (p->pos < p->in_len) return luaL_error(L, "http_feed: the bytes fed before are not all parsed");
+  if (p->pos < p->in_len)
+    return luaL_error(L, "http_feed: the bytes fed before are not all parsed");
   lua_settop(L, 2);
   lua_setiuservalue(L, 1, 1);
   http_parse_feed(p, data, len);
@@ -121,8 +122,7 @@ static int l_net_http_next(lua_State *L) {
       lua_pushstring(L, http_parse_error_name(p));
       lua_pushstring(L, p->error_reason);
       return 3;
-    default:
-      return 0;
+    default: return 0;
   }
 }
 
@@ -140,8 +140,7 @@ static int l_net_http_finish(lua_State *L) {
       lua_pushstring(L, http_parse_error_name(p));
       lua_pushstring(L, p->error_reason);
       return 3;
-    default:
-      return 0;
+    default: return 0;
   }
 }
 

@@ -101,7 +101,8 @@ static int on_headers_complete(llhttp_t *ll) {
   /* a value's trailing blanks are not part of it (RFC 9110 5.5); llhttp keeps them */
   for (size_t i = 0; i < p->nheaders; i++) {
     hp_span *v = &p->headers[i].value;
-    while (v->len && (p->head[v->off + v->len - 1] == ' ' || p->head[v->off + v->len - 1] == '\t')) v->len--;
+    while (v->len && (p->head[v->off + v->len - 1] == ' ' || p->head[v->off + v->len - 1] == '\t'))
+      v->len--;
   }
   return p->skip_body ? 1 : 0;
 }
@@ -156,8 +157,8 @@ void http_parse_feed(http_parse *p, const char *data, size_t len) {
 static int fail(http_parse *p, llhttp_errno_t err) {
   p->error = err;
   p->error_reason = p->limit == HP_HEAD_TOO_LARGE ? "header block too large"
-                  : p->limit == HP_URL_TOO_LONG   ? "request target too long"
-                  : p->limit == HP_NO_MEMORY      ? "out of memory"
+                    : p->limit == HP_URL_TOO_LONG ? "request target too long"
+                    : p->limit == HP_NO_MEMORY    ? "out of memory"
                                                   : llhttp_get_error_reason(&p->ll);
   if (p->error_reason == NULL) p->error_reason = llhttp_errno_name(err);
   return HP_ERROR;

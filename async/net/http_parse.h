@@ -37,8 +37,8 @@ typedef struct http_parse {
   hp_span url, reason;
   hp_header *headers;
   size_t nheaders, headers_cap;
-  int in_value;      /* the last header piece was a value: a name piece starts a header */
-  int head_complete; /* header pieces after it are trailers, dropped */
+  int in_value;        /* the last header piece was a value: a name piece starts a header */
+  int head_complete;   /* header pieces after it are trailers, dropped */
   int head_keep_alive; /* as the head says (HP_HEAD) */
   int keep_alive;      /* once the message ended (HP_DONE): trailers may change it */
   int chunked, has_length, upgrade;
@@ -47,10 +47,10 @@ typedef struct http_parse {
   char *body; /* body bytes parsed since the last HP_BODY */
   size_t body_len, body_cap;
 
-  int skip_body;     /* a response to HEAD: no body whatever its head says */
+  int skip_body; /* a response to HEAD: no body whatever its head says */
   int ready_head, ready_done, body_given;
-  int limit;         /* HP_HEAD_TOO_LARGE, ... once refused */
-  int error;         /* llhttp's errno once failed (HPE_USER for `limit`) */
+  int limit; /* HP_HEAD_TOO_LARGE, ... once refused */
+  int error; /* llhttp's errno once failed (HPE_USER for `limit`) */
   const char *error_reason;
 } http_parse;
 

@@ -55,7 +55,9 @@ static int run(inflater *f, const char *data, size_t len) {
 }
 
 /* A zlib header: compression method 8 and a check value making it a multiple of 31. */
-static int zlib_header(const unsigned char *b) { return (b[0] & 0x0f) == 8 && ((b[0] << 8) | b[1]) % 31 == 0; }
+static int zlib_header(const unsigned char *b) {
+  return (b[0] & 0x0f) == 8 && ((b[0] << 8) | b[1]) % 31 == 0;
+}
 
 int inflate_feed(inflater *f, const char *data, size_t len) {
   f->out_len = 0;

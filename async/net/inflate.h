@@ -8,12 +8,12 @@
 
 typedef struct inflater {
   z_stream z;
-  int gzip;     /* else deflate: zlib-wrapped, or raw as some servers send it */
-  int started;  /* zlib's state exists */
-  int ended;    /* the compressed stream is complete */
+  int gzip;               /* else deflate: zlib-wrapped, or raw as some servers send it */
+  int started;            /* zlib's state exists */
+  int ended;              /* the compressed stream is complete */
   unsigned char first[2]; /* deflate: its first bytes, until both came */
   int nfirst;
-  char *out;    /* what the last inflate_feed produced */
+  char *out; /* what the last inflate_feed produced */
   size_t out_len, out_cap;
   const char *error;
 } inflater;

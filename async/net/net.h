@@ -121,7 +121,7 @@ void pipe_open(lua_State *L);
 void udp_open(lua_State *L);
 void dns_open(lua_State *L);
 void luasocket_open(lua_State *L); /* luasocket.c: what asyncio.socket needs besides */
-void http_open(lua_State *L); /* http.c: the HTTP parser and the inflater */
+void http_open(lua_State *L);      /* http.c: the HTTP parser and the inflater */
 
 /* The layer: adds core.net, each file's functions in it, to the core table on top. */
 void net_open(lua_State *L);
