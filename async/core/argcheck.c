@@ -178,7 +178,7 @@ void argcheck_options(lua_State *L, int idx, const char *fname, const char *cons
 }
 
 /* core._check_options(fname, opts, {name = "type|type", ...}) -> opts */
-static int check_options_lua(lua_State *L) {
+static int l_core_check_options(lua_State *L) {
   const char *fname = luaL_checkstring(L, 1);
   luaL_checktype(L, 3, LUA_TTABLE);
   known_options k = {NULL, 3};
@@ -188,7 +188,9 @@ static int check_options_lua(lua_State *L) {
 }
 
 /* core._arg_error(message): raises it at the user's line */
-static int arg_error_lua(lua_State *L) { return argcheck_error(L, "%s", luaL_checkstring(L, 1)); }
+static int l_core_arg_error(lua_State *L) {
+  return argcheck_error(L, "%s", luaL_checkstring(L, 1));
+}
 
 /* A method called with '.' instead of ':' (or on the wrong object): "Lock:acquire: call
    it as lock:acquire()", at the user's line. */
@@ -198,7 +200,7 @@ int argcheck_self_error(lua_State *L, const char *cls, const char *var, const ch
 }
 
 /* core._self_error(class, var, method) */
-static int self_error_lua(lua_State *L) {
+static int l_core_self_error(lua_State *L) {
   const char *cls = luaL_checkstring(L, 1), *var = luaL_checkstring(L, 2);
   const char *method = luaL_checkstring(L, 3);
   lua_remove(L, 1); /* the self the user passed is what the message describes */
@@ -234,7 +236,7 @@ static int checked_method(lua_State *L) {
    `methods` (not the metamethods, nor C functions, which check for themselves) first
    checks that it was called with ':' on an instance; an async method stays async, its
    body checks when it runs. For classes whose methods are not on a hot path. */
-static int checked_methods_lua(lua_State *L) {
+static int l_core_checked_methods(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checkany(L, 2);
   luaL_checkstring(L, 3);
@@ -277,10 +279,10 @@ static int checked_methods_lua(lua_State *L) {
 }
 
 static const luaL_Reg argcheck_functions[] = {
-    {"_check_options", check_options_lua},
-    {"_arg_error", arg_error_lua},
-    {"_self_error", self_error_lua},
-    {"_checked_methods", checked_methods_lua},
+    {"_check_options", l_core_check_options},
+    {"_arg_error", l_core_arg_error},
+    {"_self_error", l_core_self_error},
+    {"_checked_methods", l_core_checked_methods},
     {NULL, NULL},
 };
 

@@ -21,7 +21,7 @@ void toplevel_deliver_cancel(lua_State *L, loop_state *loop, future *f) {
 }
 
 /* core._top_level:cancel() */
-static int top_cancel(lua_State *L) {
+static int l_top_level_cancel(lua_State *L) {
   loop_state *loop = loop_get(L);
   loop->top_cancels++;
   if (loop->running_until)
@@ -33,28 +33,28 @@ static int top_cancel(lua_State *L) {
 }
 
 /* core._top_level:uncancel() -> the requests left */
-static int top_uncancel(lua_State *L) {
+static int l_top_level_uncancel(lua_State *L) {
   loop_state *loop = loop_get(L);
   if (loop->top_cancels > 0 && --loop->top_cancels == 0) loop->top_cancel_pending = 0;
   lua_pushinteger(L, loop->top_cancels);
   return 1;
 }
 
-static int top_cancelling(lua_State *L) {
+static int l_top_level_cancelling(lua_State *L) {
   lua_pushinteger(L, loop_get(L)->top_cancels);
   return 1;
 }
 
-static int top_done(lua_State *L) {
+static int l_top_level_done(lua_State *L) {
   lua_pushboolean(L, 0);
   return 1;
 }
 
 static const luaL_Reg top_methods[] = {
-    {"cancel", top_cancel},
-    {"uncancel", top_uncancel},
-    {"cancelling", top_cancelling},
-    {"done", top_done},
+    {"cancel", l_top_level_cancel},
+    {"uncancel", l_top_level_uncancel},
+    {"cancelling", l_top_level_cancelling},
+    {"done", l_top_level_done},
     {NULL, NULL},
 };
 

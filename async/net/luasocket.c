@@ -10,7 +10,7 @@
 #define GNI_MT "asyncio.getnameinfo"
 
 /* net.wallclock() -> seconds since the epoch, with microseconds (LuaSocket's gettime) */
-static int wallclock(lua_State *L) {
+static int l_net_wallclock(lua_State *L) {
   uv_timeval64_t tv;
   int err = uv_gettimeofday(&tv);
   if (err) return error_raise_uv(L, "gettimeofday", err);
@@ -19,7 +19,7 @@ static int wallclock(lua_State *L) {
 }
 
 /* net.gethostname() -> this machine's name */
-static int gethostname_lua(lua_State *L) {
+static int l_net_gethostname(lua_State *L) {
   char name[UV_MAXHOSTNAMESIZE];
   size_t size = sizeof name;
   int err = uv_os_gethostname(name, &size);
@@ -63,7 +63,7 @@ static gni_req *gni_check(lua_State *L) { return *(gni_req **)luaL_checkudata(L,
 
 /* net.getnameinfo(ip) -> request, future: the name of an IP address (NI_NAMEREQD: an
    address without a name is an error, not its own text) */
-static int gni_start(lua_State *L) {
+static int l_net_getnameinfo(lua_State *L) {
   const char *ip = luaL_checkstring(L, 1);
   struct sockaddr_storage ss;
   if (addr_from_ip(ip, 0, &ss) != 0)
@@ -88,7 +88,7 @@ static int gni_start(lua_State *L) {
 }
 
 /* net.getnameinfo_result(request) -> name, or raises the OSError of the lookup */
-static int gni_result(lua_State *L) {
+static int l_net_getnameinfo_result(lua_State *L) {
   gni_req *r = gni_check(L);
   if (r == NULL || !r->done) return luaL_error(L, "getnameinfo: no result yet");
   if (r->status < 0) return error_raise_uv(L, "getnameinfo", r->status);
@@ -97,7 +97,7 @@ static int gni_result(lua_State *L) {
 }
 
 /* net.getnameinfo_cancel(request): the awaiting task was cancelled. */
-static int gni_cancel(lua_State *L) {
+static int l_net_getnameinfo_cancel(lua_State *L) {
   gni_req *r = gni_check(L);
   if (r && !r->done) uv_cancel((uv_req_t *)&r->req);
   return 0;
@@ -119,9 +119,12 @@ static int gni_gc(lua_State *L) {
 }
 
 static const luaL_Reg luasocket_functions[] = {
-    {"wallclock", wallclock},           {"gethostname", gethostname_lua},
-    {"getnameinfo", gni_start},         {"getnameinfo_result", gni_result},
-    {"getnameinfo_cancel", gni_cancel}, {NULL, NULL},
+    {"wallclock", l_net_wallclock},
+    {"gethostname", l_net_gethostname},
+    {"getnameinfo", l_net_getnameinfo},
+    {"getnameinfo_result", l_net_getnameinfo_result},
+    {"getnameinfo_cancel", l_net_getnameinfo_cancel},
+    {NULL, NULL},
 };
 
 void luasocket_open(lua_State *L) {

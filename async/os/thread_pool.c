@@ -387,7 +387,7 @@ typedef struct job_box {
 } job_box;
 
 /* core.to_thread_submit(fn, ...) -> job: queues the call for the pool. */
-static int to_thread_submit(lua_State *L) {
+static int l_core_to_thread_submit(lua_State *L) {
   int nargs = lua_gettop(L) - 1;
   size_t len = 0;
   const char *code = NULL;
@@ -500,7 +500,7 @@ static void job_wait_arm(lua_State *L, int base) {
 static const op_spec job_wait_op = {"to_thread", job_wait_attempt, job_wait_arm};
 
 /* core.to_thread_wait(job): an operation completing with the call's results. */
-static int to_thread_wait(lua_State *L) {
+static int l_core_to_thread_wait(lua_State *L) {
   job_check(L, 1);
   lua_settop(L, 1);
   op_push(L, &job_wait_op, 1);
@@ -532,14 +532,14 @@ static void job_cancel(job_box *box) {
 }
 
 /* core.to_thread_cancel(job): a queued call is dropped, a running one interrupted. */
-static int to_thread_cancel(lua_State *L) {
+static int l_core_to_thread_cancel(lua_State *L) {
   job_check(L, 1);
   job_cancel(lua_touserdata(L, 1));
   return 0;
 }
 
 /* core.to_thread_done(job) -> whether the call has stopped */
-static int to_thread_done(lua_State *L) {
+static int l_core_to_thread_done(lua_State *L) {
   job_box *box = luaL_checkudata(L, 1, JOB_MT);
   uv_mutex_lock(&box->p->lock);
   lua_pushboolean(L, box->j->state == JOB_DONE);
@@ -560,10 +560,10 @@ static int job_gc(lua_State *L) {
 }
 
 static const luaL_Reg pool_functions[] = {
-    {"to_thread_submit", to_thread_submit},
-    {"to_thread_wait", to_thread_wait},
-    {"to_thread_cancel", to_thread_cancel},
-    {"to_thread_done", to_thread_done},
+    {"to_thread_submit", l_core_to_thread_submit},
+    {"to_thread_wait", l_core_to_thread_wait},
+    {"to_thread_cancel", l_core_to_thread_cancel},
+    {"to_thread_done", l_core_to_thread_done},
     {NULL, NULL},
 };
 

@@ -599,7 +599,7 @@ static worker *worker_check(lua_State *L, int idx, const char *fname) {
 
 /* core.worker_start(path, ...) -> Worker (its thread started; worker_started waits for
    its script to load) */
-static int worker_start(lua_State *L) {
+static int l_core_worker_start(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   loop_state *loop = loop_get(L);
   copy_msg *args = copy_encode(L, 2, lua_gettop(L) - 1, "start_worker", "arg", 1);
@@ -676,7 +676,7 @@ static void waiters_arm(lua_State *L, int base) {
 static const op_spec started_op = {"start_worker", started_attempt, waiters_arm};
 
 /* core.worker_started(w): an operation that completes with w once its script has loaded. */
-static int worker_started(lua_State *L) {
+static int l_core_worker_started(lua_State *L) {
   worker_check(L, 1, "start_worker");
   lua_settop(L, 1);
   op_push(L, &started_op, 1);
@@ -684,7 +684,7 @@ static int worker_started(lua_State *L) {
 }
 
 /* worker:send(v): queues a copy of v for asyncio.parent:recv() in the worker. */
-static int worker_send(lua_State *L) {
+static int l_worker_send(lua_State *L) {
   worker *w = worker_check(L, 1, "send");
   luaL_checkany(L, 2);
   size_t len;
@@ -727,7 +727,7 @@ static void recv_arm(lua_State *L, int base) {
 static const op_spec recv_op = {"Worker.recv", recv_attempt, recv_arm};
 
 /* worker:recv() -> awaitable: the next message, nil once the worker ended and all were read */
-static int worker_recv(lua_State *L) {
+static int l_worker_recv(lua_State *L) {
   worker_check(L, 1, "recv");
   lua_settop(L, 1);
   op_push(L, &recv_op, 1);
@@ -747,7 +747,7 @@ static int wait_attempt(lua_State *L, int base) {
 static const op_spec wait_op = {"Worker.wait", wait_attempt, waiters_arm};
 
 /* worker:wait() -> awaitable: the results of the worker's main chunk once it has ended */
-static int worker_wait(lua_State *L) {
+static int l_worker_wait(lua_State *L) {
   worker_check(L, 1, "wait");
   lua_settop(L, 1);
   op_push(L, &wait_op, 1);
@@ -755,7 +755,7 @@ static int worker_wait(lua_State *L) {
 }
 
 /* worker:terminate(): cancels the worker's tasks and interrupts its running Lua. */
-static int worker_terminate_lua(lua_State *L) {
+static int l_worker_terminate(lua_State *L) {
   worker_terminate(worker_check(L, 1, "terminate"));
   return 0;
 }
@@ -802,7 +802,7 @@ static worker *channel_check(lua_State *L, int idx, const char *fname) {
 }
 
 /* asyncio.parent:send(v): queues a copy of v for worker:recv() in the creator. */
-static int channel_send(lua_State *L) {
+static int l_channel_send(lua_State *L) {
   worker *w = channel_check(L, 1, "send");
   luaL_checkany(L, 2);
   size_t len;
@@ -844,7 +844,7 @@ static void channel_recv_arm(lua_State *L, int base) {
 
 static const op_spec channel_recv_op = {"parent.recv", channel_recv_attempt, channel_recv_arm};
 
-static int channel_recv(lua_State *L) {
+static int l_channel_recv(lua_State *L) {
   channel_check(L, 1, "recv");
   lua_settop(L, 1);
   op_push(L, &channel_recv_op, 1);
@@ -857,27 +857,29 @@ static int channel_tostring(lua_State *L) {
 }
 
 /* asyncio.cpu_count(): the CPUs this process may run on (its affinity mask). */
-static int cpu_count(lua_State *L) {
+static int l_core_cpu_count(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)uv_available_parallelism());
   return 1;
 }
 
 static const luaL_Reg worker_methods[] = {
-    {"send", worker_send}, {"recv", worker_recv},
-    {"wait", worker_wait}, {"terminate", worker_terminate_lua},
+    {"send", l_worker_send},
+    {"recv", l_worker_recv},
+    {"wait", l_worker_wait},
+    {"terminate", l_worker_terminate},
     {NULL, NULL},
 };
 
 static const luaL_Reg channel_methods[] = {
-    {"send", channel_send},
-    {"recv", channel_recv},
+    {"send", l_channel_send},
+    {"recv", l_channel_recv},
     {NULL, NULL},
 };
 
 static const luaL_Reg worker_functions[] = {
-    {"worker_start", worker_start},
-    {"worker_started", worker_started},
-    {"cpu_count", cpu_count},
+    {"worker_start", l_core_worker_start},
+    {"worker_started", l_core_worker_started},
+    {"cpu_count", l_core_cpu_count},
     {NULL, NULL},
 };
 
