@@ -7,6 +7,8 @@ PACKAGES="build-essential pkg-config liblua5.4-dev lua5.4 libuv1-dev libssl-dev 
 PACKAGES="$PACKAGES lua-socket lua-sec lua-redis python3-aiosmtpd python3-pyftpdlib lua-copas lua5.1"
 # asyncio.http: llhttp's sources (built in place) and zlib
 PACKAGES="$PACKAGES node-llhttp zlib1g-dev"
+# peers the HTTP specs and the benchmarks' smoke test run: wrk, h2load, Node's http
+PACKAGES="$PACKAGES wrk nghttp2-client nodejs"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
