@@ -40,6 +40,9 @@ end
 -- hanging its file (until run.sh's limit) when a datagram or a peer never comes.
 local VALGRIND = (os.getenv("ALUA_RUNNER") or ""):find("valgrind") ~= nil
 M.SPEC_LIMIT = VALGRIND and 900 or 120
+-- How much longer a bounded wait may take under valgrind, which runs one thread at a time
+-- and each ~20x slower (a spinning worker holds valgrind's lock for whole time slices).
+M.SLOWDOWN = VALGRIND and 12 or 1
 
 -- An it(...) body that runs fn as a task (for code that needs a current task), bounded
 -- by SPEC_LIMIT seconds.

@@ -36,7 +36,7 @@ teardown(function() os.execute("rm -rf " .. dir) end)
 
 -- Bounds every wait of this spec: a lost message or a missed interrupt fails, never hangs.
 local function within(seconds, aw)
-  return await(asyncio.wait_for(aw, seconds))
+  return await(asyncio.wait_for(aw, seconds * support.SLOWDOWN))
 end
 
 describe("cpu_count", function()
@@ -484,7 +484,7 @@ describe("to_thread", function()
       await(asyncio.wait_for(asyncio.to_thread(function() while true do end end), 0.1))
     end)
     assert.is_true(TimeoutError:is(err))
-    assert.is_true(asyncio.get_running_loop():time() - t0 < 5)
+    assert.is_true(asyncio.get_running_loop():time() - t0 < 5 * support.SLOWDOWN)
   end)
 
   it("drops a queued call that is cancelled before it starts", function()
