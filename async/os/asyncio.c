@@ -1,8 +1,8 @@
 /* asyncio.c — luaopen_asyncio: the three layers of async/ (each registers its own
-   functions in the core table), then the Lua standard library built on them. */
-#include "core/core.h"
+   functions in the core table), then the Lua standard library built on them. It lives in
+   os/, the top layer, the one that may already see the other two (core.h, net.h). */
+#include "os.h"
 #include "net/net.h"
-#include "os/os.h"
 
 int luaopen_asyncio(lua_State *L) {
   luaL_checkversion(L);
