@@ -9,6 +9,8 @@ PACKAGES="$PACKAGES lua-socket lua-sec lua-redis python3-aiosmtpd python3-pyftpd
 PACKAGES="$PACKAGES node-llhttp zlib1g-dev"
 # peers the HTTP specs and the benchmarks' smoke test run: wrk, h2load, Node's http
 PACKAGES="$PACKAGES wrk nghttp2-client nodejs"
+# the HTTP client benchmark's Python peer (bench/run workload HC)
+PACKAGES="$PACKAGES python3-aiohttp"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

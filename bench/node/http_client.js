@@ -1,4 +1,6 @@
-// http_client.js — Node's http.request with a keep-alive Agent: N GETs over C connections.
+// http_client.js — workload HC: Node's http.request with a keep-alive Agent makes N GETs
+// over C connections. Prints requests per second and the CPU time per request, both over
+// the timed region.
 // usage: node http_client.js PORT [N [C]]
 'use strict';
 const http = require('http');
@@ -13,9 +15,10 @@ function get() {
   });
 }
 (async () => {
-  const t0 = process.hrtime.bigint();
+  const t0 = process.hrtime.bigint(), cpu0 = process.cpuUsage();
   await Promise.all(Array.from({ length: c }, async () => { for (let i = 0; i < n / c; i++) await get(); }));
-  const s = Number(process.hrtime.bigint() - t0) / 1e9;
-  console.log(`requests=${n} seconds=${s.toFixed(3)} rps=${(n / s).toFixed(0)}`);
+  const s = Number(process.hrtime.bigint() - t0) / 1e9, cpu = process.cpuUsage(cpu0);
+  console.log(`requests=${n} seconds=${s.toFixed(3)} req_per_s=${(n / s).toFixed(0)} ` +
+              `cpu_us_per_req=${((cpu.user + cpu.system) / n).toFixed(2)}`);
   agent.destroy();
 })();
