@@ -283,6 +283,16 @@ void debug_add_wait_describer(debug_wait_describer fn);
 void debug_enable(lua_State *L); /* alua --debug */
 void debug_open(lua_State *L);
 
+/* Makes this loop's Lua interruptible from another thread (loop_interrupt, called
+   holding *lock): from now on task.c and lcorolib.c publish each thread they resume. */
+static inline void loop_set_interruptible(loop_state *loop, uv_mutex_t *lock) {
+  loop->interrupt_lock = lock;
+}
+/* The interrupt was delivered another way, or came too late: a hook still set on a
+   thread finds nothing pending and removes itself. */
+static inline void loop_interrupt_clear(loop_state *loop) {
+  atomic_store(&loop->interrupt_pending, 0);
+}
 /* Publishes co as the Lua thread this loop's thread runs, for loop_interrupt; returns
    what to give loop_leave when the resume returns. */
 static inline lua_State *loop_enter(loop_state *loop, lua_State *co) {

@@ -165,7 +165,7 @@ static void pool_thread_main(void *arg) {
   lua_State *L = worker_newstate();
   if (L) {
     loop_state *loop = loop_get(L);
-    loop->interrupt_lock = &p->lock;
+    loop_set_interruptible(loop, &p->lock);
     uv_mutex_lock(&p->lock);
     pt->loop = loop;
     uv_mutex_unlock(&p->lock);
@@ -206,7 +206,7 @@ static void pool_thread_main(void *arg) {
     uv_mutex_lock(&p->lock);
     j->state = JOB_DONE;
     j->runner = NULL;
-    if (pt->loop) atomic_store(&pt->loop->interrupt_pending, 0); /* a cancel that came too late */
+    if (pt->loop) loop_interrupt_clear(pt->loop); /* a cancel that came too late */
     j->next = p->done;
     p->done = j;
     if (p->wake) uv_async_send(p->wake);

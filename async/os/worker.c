@@ -317,7 +317,7 @@ static void child_woken(worker *w) {
   if (wake && w->has_channel) waitset_wake(&w->child_receivers);
   if (terminate && loop) {
     w->stop_requested = 1;
-    atomic_store(&loop->interrupt_pending, 0); /* delivered here: no hook raises it again */
+    loop_interrupt_clear(loop); /* delivered here: no hook raises it again */
     lua_State *L = loop->L;
     lua_pushcfunction(L, cancel_all_tasks);
     lua_pushlightuserdata(L, loop);
@@ -380,7 +380,7 @@ static void channel_open(lua_State *L, worker *w, loop_state *loop) {
   uv_mutex_lock(&w->lock);
   w->child_wake = k;
   w->child_loop = loop;
-  loop->interrupt_lock = &w->lock;
+  loop_set_interruptible(loop, &w->lock);
   uv_mutex_unlock(&w->lock);
 }
 
