@@ -70,6 +70,19 @@ describe("async functions and coroutine objects", function()
     assert.matches("already awaited", tostring(err))
   end)
 
+  it("'already awaited' raised where only asyncio's frames run names the user's line", function()
+    -- the top-level await's main task runs wait_for (stdlib) alone: the line is the
+    -- await's; the name pushed for the message once leaked in as its prefix ("fensure_future")
+    local out = run_alua([[
+      local f = async(function() end, "f")
+      local c = f()
+      await(c)
+      local ok, err = pcall(function() await(asyncio.wait_for(c, 1)) end)
+      print(err)
+    ]])
+    assert.matches("^[^\n]*:4: ensure_future: coroutine 'f' was already awaited", out)
+  end)
+
   it("an error in the body reaches the awaiter unchanged", function()
     local e = {}
     local f = async(function() error(e) end)

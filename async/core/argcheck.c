@@ -1,4 +1,5 @@
-/* argcheck.c — errors for bad arguments and options, reported at the user's line: the
+/* argcheck.c — errors for bad arguments, options and misuse (a coroutine awaited twice,
+   await outside a task), reported at the user's line: the
    first frame outside alua's own stdlib and C glue, however deep inside asyncio the
    check runs (through await's helpers, a part calling another). Options tables are
    checked key by key: an unknown key names the nearest known one. */
@@ -28,7 +29,7 @@ static int push_where(lua_State *L, lua_State *co, int level) {
    task of a top-level await (`await asyncio.open_connection(...)` at a script's top
    level) runs only stdlib frames: the user's line is then the await's, on the thread
    that drives the loop. */
-void argcheck_push_where(lua_State *L) {
+static void push_user_where(lua_State *L) {
   if (push_where(L, L, 1)) return;
   task *t = task_of(L);
   if (t && t->is_main && t->base.loop->L != L && push_where(L, t->base.loop->L, 0)) return;
@@ -36,7 +37,7 @@ void argcheck_push_where(lua_State *L) {
 }
 
 int argcheck_error(lua_State *L, const char *fmt, ...) {
-  argcheck_push_where(L);
+  push_user_where(L);
   va_list ap;
   va_start(ap, fmt);
   lua_pushvfstring(L, fmt, ap);

@@ -100,7 +100,7 @@ static int await_call(lua_State *L) {
     return 1;
   }
   if (!lua_isfunction(L, 1) && luaL_getmetafield(L, 1, "__call") == LUA_TNIL)
-    return error_raise_at_user(L, "attempt to call a %s value", luaL_typename(L, 1));
+    return argcheck_error(L, "attempt to call a %s value", luaL_typename(L, 1));
   lua_settop(L, 1);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
@@ -396,11 +396,10 @@ static int l_core_await_yield_once(lua_State *L) {
 
 static void check_can_suspend(lua_State *L) {
   if (!lua_isyieldable(L))
-    error_raise_at_user(
-        L,
-        "await: cannot suspend here: a C function stands between this await and "
-        "its task (table.sort or string.gsub callbacks, require, load readers, "
-        "__tostring, __gc, or a C library's callback cannot yield); move the await out");
+    argcheck_error(L,
+                   "await: cannot suspend here: a C function stands between this await and "
+                   "its task (table.sort or string.gsub callbacks, require, load readers, "
+                   "__tostring, __gc, or a C library's callback cannot yield); move the await out");
 }
 
 int await_suspend(lua_State *L, task *t, future *f, lua_KFunction k) {
@@ -431,18 +430,17 @@ int await_suspend(lua_State *L, task *t, future *f, lua_KFunction k) {
 /* Outside any task: top-level await runs the loop until `f` (at index 1) is done. */
 static int await_top_level(lua_State *L, loop_state *loop) {
   if (loop_is_running(loop))
-    return error_raise_at_user(
-        L,
-        "await: not inside a task: this is a plain callback the running loop "
-        "called (call_soon, call_later, a done callback); wrap the code in "
-        "asyncio.create_task to await there");
+    return argcheck_error(L,
+                          "await: not inside a task: this is a plain callback the running loop "
+                          "called (call_soon, call_later, a done callback); wrap the code in "
+                          "asyncio.create_task to await there");
   future *f = await_to_future(L, loop, 1, "await");
   if (f->kind == KIND_TASK && f->state == FUT_PENDING) ((task *)f)->is_main = 1;
   if (loop_run_until(L, loop, f) < 0)
-    return error_raise_at_user(L,
-                               "await: the awaited %s can never complete: no task is ready and no "
-                               "timer, I/O or other handle is left on the loop",
-                               f->kind == KIND_TASK ? "task" : "future");
+    return argcheck_error(L,
+                          "await: the awaited %s can never complete: no task is ready and no "
+                          "timer, I/O or other handle is left on the loop",
+                          f->kind == KIND_TASK ? "task" : "future");
   return future_push_outcome(L, f, 1);
 }
 
@@ -482,7 +480,7 @@ static int l_core_await_step(lua_State *L) {
         future_start_sleep(f);
         if (t == NULL) break;
         if (f->state != FUT_PENDING) return future_push_outcome(L, f, 1);
-        if (f == &t->base) return error_raise_at_user(L, "await: a task cannot await itself");
+        if (f == &t->base) return argcheck_error(L, "await: a task cannot await itself");
         return await_suspend(L, t, f, await_future_k);
       }
       if (lua_rawequal(L, -1, lua_upvalueindex(UP_OP_MT))) {

@@ -403,7 +403,8 @@ void error_wrap_failure(lua_State *L, int tbidx); /* the user error on top -> is
 
 /* ---- bad arguments, at the user's line (argcheck.c) -------------------------- */
 
-void argcheck_push_where(lua_State *L);
+/* Raises "file:line: message" at the user's line that called into asyncio (the first
+   frame outside the stdlib; for a top-level await's main task, the await's line). */
 int argcheck_error(lua_State *L, const char *fmt, ...);
 /* pairs: {"name", "type|type", ..., NULL}; idx nil or absent: nothing to check */
 void argcheck_options(lua_State *L, int idx, const char *fname, const char *const *pairs);
@@ -413,8 +414,6 @@ int argcheck_self_error(lua_State *L, const char *cls, const char *var, const ch
 void argcheck_open(lua_State *L);
 void error_push(lua_State *L, const char *type, const char *message);
 int error_raise(lua_State *L, const char *type, const char *fmt, ...);
-/* Raises "file:line: message" at the user's line that called into the stdlib. */
-int error_raise_at_user(lua_State *L, const char *fmt, ...);
 int error_is(lua_State *L, int idx, const char *type);
 void error_push_uv(lua_State *L, const char *syscall, int uverr);
 int error_raise_uv(lua_State *L, const char *syscall, int uverr);

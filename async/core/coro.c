@@ -31,10 +31,10 @@ void coro_claim(lua_State *L, int idx, const char *fname) {
   coro *c = lua_touserdata(L, idx);
   if (c->taken) {
     coro_push_name(L, idx);
-    error_raise_at_user(L,
-                        "%s: coroutine '%s' was already awaited (a coroutine object runs once; "
-                        "wrap it in asyncio.create_task to share its result)",
-                        fname, lua_tostring(L, -1));
+    argcheck_error(L,
+                   "%s: coroutine '%s' was already awaited (a coroutine object runs once; "
+                   "wrap it in asyncio.create_task to share its result)",
+                   fname, lua_tostring(L, -1));
   }
   c->taken = 1;
 }

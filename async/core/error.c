@@ -503,24 +503,3 @@ void error_open(lua_State *L) {
   lua_pushcfunction(L, is_error_lua);
   lua_setfield(L, -2, "is_error");
 }
-
-/* Raises "where: message" where `where` is the user's code that called await: the first
-   Lua frame that is not in the embedded stdlib (await's Lua half, asyncio.run...), so
-   the message points at the user's line, not at stdlib/asyncio.lua. */
-int error_raise_at_user(lua_State *L, const char *fmt, ...) {
-  lua_Debug ar;
-  for (int level = 1; lua_getstack(L, level, &ar); level++) {
-    lua_getinfo(L, "Sl", &ar);
-    if (ar.currentline > 0 && strncmp(ar.source, "@stdlib/", 8) != 0) {
-      lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
-      break;
-    }
-  }
-  if (lua_type(L, -1) != LUA_TSTRING) lua_pushliteral(L, "");
-  va_list ap;
-  va_start(ap, fmt);
-  lua_pushvfstring(L, fmt, ap);
-  va_end(ap);
-  lua_concat(L, 2);
-  return lua_error(L);
-}
