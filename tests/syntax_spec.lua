@@ -269,6 +269,39 @@ describe("await f(args): an async function called without a coroutine object", f
     assert.are.equal("true\n", out)
   end)
 
+  it("await asyncio.sleep(d, ...) sleeps and returns the values, in a task and at top level", function()
+    local a, b, zero = run([[
+      local x, y = await asyncio.sleep(0.001, "a", "b")
+      return x, y, select("#", await asyncio.sleep(0))
+    ]])
+    assert.are.same({ "a", "b", 0 }, { a, b, zero })
+    local out, status = support.run_alua([[
+      local t0 = asyncio.get_event_loop():time()
+      local v = await asyncio.sleep(0.02, "slept")
+      print(v, asyncio.get_event_loop():time() - t0 >= 0.02, asyncio.current_task())
+      print(pcall(asyncio.sleep, -1))
+    ]])
+    assert.are.equal(0, status)
+    assert.matches("^slept\ttrue\tnil\n", out)
+  end)
+
+  it("await asyncio.sleep in a plain callback of the running loop is the not-inside-a-task error", support.in_task(function()
+    local done = asyncio.Future()
+    asyncio.get_running_loop():call_soon(assert(load([[
+      local done = ...
+      done:set_result(select(2, pcall(function() return await asyncio.sleep(0.01) end)))
+    ]], "=fast")), done)
+    assert.matches("not inside a task", tostring(await(done)))
+  end))
+
+  it("await asyncio.sleep: a sleeping task is cancelled where it sleeps", support.in_task(function()
+    local t = asyncio.create_task(assert(load("await asyncio.sleep(10)", "=fast")))
+    await(asyncio.sleep(0))
+    t:cancel("stop")
+    local err = support.raises(await, t)
+    assert.is_true(asyncio.CancelledError:is(err))
+  end))
+
   it("await given await itself hands back what to call; other plain calls are unchanged", function()
     assert.are.equal("function", type(await(await, print)))
     assert.matches("expected a coroutine object, Task or Future, got nil",
