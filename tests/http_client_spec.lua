@@ -334,6 +334,52 @@ describe("http client", function()
     assert.is_true(asyncio.get_running_loop():time() - t0 < 3)
   end))
 
+  it("writes each request's head as asked, the same URL with and without headers", in_task(function()
+    -- the head of a request without headers is kept per URL: the caller's headers, a
+    -- body or decompress = false must still change what is sent
+    local heads = {}
+    local port = raw_server(function(r, w)
+      while true do
+        local head = await(r:readuntil("\r\n\r\n"))
+        local len = tonumber(head:lower():match("content%-length: (%d+)")) or 0
+        local body = len > 0 and await(r:readexactly(len)) or ""
+        heads[#heads + 1] = head .. body
+        w:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await(w:drain())
+      end
+    end)
+    local c = client()
+    local url = "http://127.0.0.1:" .. port .. "/p?q=1"
+    local function get(opts, method)
+      local res = await(c:request(method or "GET", url, opts or { timeout = 5 }))
+      assert.are.equal("ok", await(res:read()))
+    end
+    get()
+    get()
+    get { headers = { Host = "example.test", ["User-Agent"] = "me", ["x-a"] = { "1", "2" } }, timeout = 5 }
+    get { decompress = false }
+    get { body = "abc" }
+    get(nil, "POST")
+    get { headers = { host = {} } } -- a list of no values: no host line at all
+    get()
+    local default = "GET /p?q=1 HTTP/1.1\r\nhost: 127.0.0.1:" .. port
+      .. "\r\nuser-agent: alua\r\naccept-encoding: gzip, deflate\r\n\r\n"
+    assert.are.equal(8, #heads)
+    assert.are.equal(default, heads[1])
+    assert.are.equal(default, heads[2])
+    local h3 = heads[3]
+    assert.matches("\r\nHost: example.test\r\n", h3, 1, true)
+    assert.matches("\r\nUser-Agent: me\r\n", h3, 1, true)
+    assert.matches("\r\nx-a: 1\r\nx-a: 2\r\n", h3, 1, true)
+    assert.is_nil(h3:find("host: 127", 1, true))
+    assert.is_nil(h3:find("user-agent: alua", 1, true))
+    assert.are.equal("GET /p?q=1 HTTP/1.1\r\nhost: 127.0.0.1:" .. port .. "\r\nuser-agent: alua\r\n\r\n", heads[4])
+    assert.are.equal(default:sub(1, -3) .. "content-length: 3\r\n\r\nabc", heads[5])
+    assert.are.equal("POST" .. default:sub(4, -3) .. "content-length: 0\r\n\r\n", heads[6])
+    assert.is_nil(heads[7]:lower():find("host:", 1, true))
+    assert.are.equal(default, heads[8])
+  end))
+
   it("checks its arguments", in_task(function()
     local err = raises(function() await(http.get("ftp://x/")) end)
     assert.matches("unsupported URL", tostring(err))

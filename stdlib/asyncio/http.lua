@@ -161,7 +161,12 @@ end
 -- its end) next_piece(message) gives.
 function H.body_methods(class, name, next_piece)
   class.read = M.async(function(msg)
-    local parts, n = {}, 0
+    -- most bodies come in one piece: no table for them
+    local first = next_piece(msg)
+    if first == nil then return "" end
+    local piece = next_piece(msg)
+    if piece == nil then return first end
+    local parts, n = { first, piece }, 2
     while true do
       local piece = next_piece(msg)
       if piece == nil then break end

@@ -25,7 +25,7 @@ local DEFAULT_PORTS = { http = 80, https = 443 }
 -- ---- URLs ----------------------------------------------------------------------------
 
 -- scheme, host, port, target (path and query), the Host header's value
-local function parse_url(fname, url)
+local function parse_url_uncached(fname, url)
   if type(url) ~= "string" then error(fname .. ": url must be a string, got " .. type(url), 0) end
   local scheme, rest = match(url, "^(%a[%w+.-]*)://(.*)$")
   scheme = scheme and lower(scheme)
@@ -42,6 +42,29 @@ local function parse_url(fname, url)
   if find(target, "[%s%c]") then error(fname .. ": invalid URL '" .. url .. "' (spaces or control characters)", 0) end
   port = tointeger(tonumber(port)) or DEFAULT_PORTS[scheme]
   return scheme, lower(host), port, target, authority
+end
+
+-- A program asks for the same URLs again and again: what parse_url found is kept per URL
+-- string (the patterns cost more than the rest of a request's Lua), for at most
+-- URL_CACHE_SIZE URLs at a time.
+local URL_CACHE_SIZE = 256
+local url_cache, url_cached = {}, 0
+
+-- A URL's parts: {scheme, host, port, target, authority, key (the pool's)}; raises for a
+-- URL that is not valid.
+local function url_parts(fname, url)
+  local u = url_cache[url]
+  if u then return u end
+  local scheme, host, port, target, authority = parse_url_uncached(fname, url)
+  u = { scheme, host, port, target, authority, scheme .. "://" .. host .. ":" .. port }
+  if url_cached >= URL_CACHE_SIZE then url_cache, url_cached = {}, 0 end
+  url_cache[url], url_cached = u, url_cached + 1
+  return u
+end
+
+local function parse_url(fname, url)
+  local u = url_parts(fname, url)
+  return u[1], u[2], u[3], u[4], u[5]
 end
 
 -- The target of a Location header, relative to url.
@@ -68,7 +91,12 @@ Client.__name = "http.Client"
 
 function Client:__tostring() return "<http.Client" .. (self._closed and " closed" or "") .. ">" end
 
-local function now() return M.get_running_loop():time() end
+-- The loop's clock (loop:time(), which reads no state of the loop).
+local clock
+local function now()
+  if clock == nil then clock = M.get_running_loop().time end
+  return clock()
+end
 
 local function discard(pool, conn)
   pool.count = pool.count - 1
@@ -217,45 +245,68 @@ local function render_headers(headers)
   return concat(parts, "", 1, n), given
 end
 
--- Writes the request; the body is a string, an iterator (sent chunked) or nil.
-local function send(conn, method, target, authority, lines, given, body, decompress)
-  local parts, n = { method, " ", target, " HTTP/1.1\r\n", lines }, 5
-  if not given.host then
-    n = n + 1
-    parts[n] = "host: " .. authority .. "\r\n"
-  end
-  if not given["user-agent"] then
-    n = n + 1
-    parts[n] = "user-agent: alua\r\n"
-  end
-  if decompress and not given["accept-encoding"] then
-    n = n + 1
-    parts[n] = "accept-encoding: gzip, deflate\r\n"
-  end
+-- A request's head up to its framing header: the request line, the caller's lines and
+-- the headers added when not given. Without caller's headers it depends only on the URL,
+-- the method and decompress, and is kept in the URL's parts (u.heads).
+local function head_start(method, u, lines, given, decompress)
+  return method .. " " .. u[4] .. " HTTP/1.1\r\n" .. lines
+    .. (given.host and "" or "host: " .. u[5] .. "\r\n")
+    .. (given["user-agent"] and "" or "user-agent: alua\r\n")
+    .. ((decompress and not given["accept-encoding"]) and "accept-encoding: gzip, deflate\r\n" or "")
+end
+
+local NO_HEADERS = {}
+local BODY_IN_HEAD_WRITE = 64 * 1024 -- a string body up to this size goes out with the head
+
+-- Writes the request in one write (the head, and a string body if not large); the body
+-- is a string, an iterator (sent chunked unless a content-length is given) or nil.
+local function send(conn, method, u, lines, given, body, decompress)
   local streamed = type(body) == "function"
+  local framing
   if streamed then
-    if not given["transfer-encoding"] and not given["content-length"] then
-      n = n + 1
-      parts[n] = "transfer-encoding: chunked\r\n"
-    end
+    if not given["transfer-encoding"] and not given["content-length"] then framing = "transfer-encoding: chunked\r\n" end
   elseif (body or method == "POST" or method == "PUT" or method == "PATCH") and not given["content-length"] then
-    n = n + 1
-    parts[n] = "content-length: " .. (body and #body or 0) .. "\r\n"
+    framing = "content-length: " .. (body and #body or 0) .. "\r\n"
   end
-  n = n + 1
-  parts[n] = "\r\n"
-  if body and not streamed then
-    n = n + 1
-    parts[n] = body
+  local head
+  if given == NO_HEADERS then
+    local heads = u.heads
+    if heads == nil then
+      heads = {}
+      u.heads = heads
+    end
+    local key = decompress and method or method .. "/identity"
+    local start = heads[key]
+    if start == nil then
+      start = head_start(method, u, lines, given, decompress)
+      heads[key] = start
+      heads[key .. "/whole"] = start .. "\r\n"
+    end
+    head = framing == nil and heads[key .. "/whole"] or start .. framing .. "\r\n"
+  else
+    head = head_start(method, u, lines, given, decompress) .. (framing or "") .. "\r\n"
   end
   local h = conn.h
-  write(h, concat(parts, "", 1, n))
-  if streamed then H.write_stream("http.request", h, body, not given["content-length"]) end
+  if body and not streamed then
+    if #body <= BODY_IN_HEAD_WRITE then
+      write(h, head .. body)
+    else
+      write(h, head)
+      write(h, body)
+    end
+  else
+    write(h, head)
+    if streamed then H.write_stream("http.request", h, body, not given["content-length"]) end
+  end
 end
 
 -- Reads the response head (skipping 1xx interim responses).
 local function receive_head(conn, method)
-  http_skip_body(conn.p, method == "HEAD")
+  local head_only = method == "HEAD"
+  if conn.head_only ~= head_only then
+    http_skip_body(conn.p, head_only)
+    conn.head_only = head_only
+  end
   while true do
     local ev, status, reason, version, headers = conn_next(conn)
     if ev == "head" then
@@ -270,15 +321,17 @@ local function receive_head(conn, method)
   end
 end
 
+local function send_receive(conn, method, u, lines, given, body, decompress)
+  send(conn, method, u, lines, given, body, decompress)
+  return receive_head(conn, method)
+end
+
 -- One exchange on one connection; the response, or nil and whether it can be retried.
-local function exchange(client, url, method, opts, body, decompress, fresh)
-  local scheme, host, port, target, authority = parse_url("http.request", url)
-  local key = scheme .. "://" .. host .. ":" .. port
-  local conn, reused = acquire(client, key, scheme, host, port, opts, fresh)
-  local ok, status, reason, version, headers = pcall(function()
-    send(conn, method, target, authority, opts.lines, opts.given, body, decompress)
-    return receive_head(conn, method)
-  end)
+-- o: {ssl =, connect_timeout =, lines =, given =}.
+local function exchange(client, url, method, o, body, decompress, fresh, deadline)
+  local u = url_parts("http.request", url)
+  local conn, reused = acquire(client, u[6], u[1], u[2], u[3], o, fresh)
+  local ok, status, reason, version, headers = pcall(send_receive, conn, method, u, o.lines, o.given, body, decompress)
   if not ok or status == nil then
     release(client, conn, false)
     local err = status
@@ -290,7 +343,7 @@ local function exchange(client, url, method, opts, body, decompress, fresh)
     error(err, 0)
   end
   local res = setmetatable({ status = status, reason = reason, version = version, headers = headers,
-    url = url, _conn = conn, _client = client }, Response)
+    url = url, _conn = conn, _client = client, _deadline = deadline, _done = false }, Response)
   local coding = headers["content-encoding"]
   if decompress and coding and method ~= "HEAD" then
     coding = lower(coding)
@@ -310,11 +363,24 @@ local OPTIONS = {
   redirects = "number", decompress = "boolean", ssl = "any", client = "table",
 }
 
+-- Methods found valid (a token), so the pattern runs once per method.
+local METHOD_OK = { GET = true, HEAD = true, POST = true, PUT = true, DELETE = true, PATCH = true, OPTIONS = true }
+local methods_ok = 7
+
+-- What a request without headers, ssl or connect_timeout options passes to exchange.
+local PLAIN = { lines = "", given = NO_HEADERS }
+local NO_OPTIONS = {}
+
 local function request(client, method, url, opts)
-  if type(method) ~= "string" or not match(method, "^[%u%d!#$%%&'*+.^_`|~-]+$") then
-    error("http.request: invalid method " .. format("%q", tostring(method)), 0)
+  if not METHOD_OK[method] then
+    if type(method) ~= "string" or not match(method, "^[%u%d!#$%%&'*+.^_`|~-]+$") then
+      error("http.request: invalid method " .. format("%q", tostring(method)), 0)
+    end
+    if methods_ok < 64 then
+      METHOD_OK[method], methods_ok = true, methods_ok + 1
+    end
   end
-  opts = H.check_options("http.request", opts, OPTIONS)
+  opts = opts == nil and NO_OPTIONS or H.check_options("http.request", opts, OPTIONS)
   client = opts.client or client
   if client._closed then error("http.request: the client is closed", 0) end
   local body = opts.body
@@ -338,22 +404,21 @@ local function request(client, method, url, opts)
   local scope <close> = deadline and M.timeout_at(deadline)
   local decompress = opts.decompress ~= false
   local redirects = opts.redirects or 5
-  local o = { ssl = opts.ssl, connect_timeout = opts.connect_timeout }
-  o.lines, o.given = render_headers(headers)
+  local o = PLAIN
+  if headers ~= nil or opts.ssl ~= nil or opts.connect_timeout ~= nil then
+    o = { ssl = opts.ssl, connect_timeout = opts.connect_timeout }
+    o.lines, o.given = render_headers(headers)
+  end
   while true do
-    local res, retry = exchange(client, url, method, o, body, decompress, false)
+    local res, retry = exchange(client, url, method, o, body, decompress, false, deadline)
     if res == nil and retry and IDEMPOTENT[method] and type(body) ~= "function" then
-      res = exchange(client, url, method, o, body, decompress, true)
+      res = exchange(client, url, method, o, body, decompress, true, deadline)
     end
     if res == nil then error(ProtocolError("the server closed the connection without a response"), 0) end
     local location = res.headers.location
-    if not (REDIRECTS[res.status] and location and redirects > 0) then
-      res._deadline = deadline
-      return res
-    end
+    if not (REDIRECTS[res.status] and location and redirects > 0) then return res end
     local status = res.status
     if (status == 307 or status == 308) and type(body) == "function" then
-      res._deadline = deadline
       return res -- a streamed body cannot be sent again
     end
     -- the redirect's own body is read (it is small) so its connection can be reused
@@ -382,6 +447,7 @@ local function request(client, method, url, opts)
       end
       headers = copy
     end
+    o = { ssl = opts.ssl, connect_timeout = opts.connect_timeout }
     o.lines, o.given = render_headers(headers)
     url = next_url
     redirects = redirects - 1
