@@ -123,6 +123,42 @@ print("port", s.server_address[1], flush=True)
 s.serve_forever()
 ]]
 
+-- Compression bombs: N MiB of zeros, gzip (/gzip-N, with a content-length) or zlib
+-- deflate (/deflate-N, chunked), made once per size at zlib's fastest level.
+local PY_BOMB = [[
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+made = {}
+def bomb(kind, mib):
+    if (kind, mib) not in made:
+        c = zlib.compressobj(1, zlib.DEFLATED, 31 if kind == "gzip" else 15)
+        zeros = bytes(1 << 20)
+        made[kind, mib] = b"".join([c.compress(zeros) for _ in range(mib)] + [c.flush()])
+    return made[kind, mib]
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_GET(self):
+        kind, mib = self.path[1:].split("-")
+        body = bomb(kind, int(mib))
+        self.send_response(200)
+        self.send_header("Content-Encoding", kind)
+        if kind == "gzip":
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(0, len(body), 4096):
+                piece = body[i:i + 4096]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+s = ThreadingHTTPServer(("127.0.0.1", 0), H)
+print("port", s.server_address[1], flush=True)
+s.serve_forever()
+]]
+
 local function expected_lines()
   local t = {}
   for i = 0, 4999 do t[#t + 1] = "line " .. i .. "\n" end
@@ -186,6 +222,51 @@ describe("http client", function()
     res = await(c:get(base .. "/bad-gzip", { timeout = 10 }))
     local err = raises(function() await(res:read()) end)
     assert.is_true(ProtocolError:is(err), tostring(err))
+  end))
+
+  it("caps what a compressed body decompresses to: gzip and deflate bombs", in_task(function()
+    local port = start_peer("port (%d+)", "python3", "-u", "-c", PY_BOMB)
+    local base = "http://127.0.0.1:" .. port
+    local MiB = 1024 * 1024
+    -- the default limit, 64 MiB: 128 MiB of zeros in ~600 KB of gzip
+    local c = client()
+    local res = await(c:get(base .. "/gzip-128", { timeout = 60 }))
+    assert.are.equal(200, res.status)
+    local err = raises(function() await(res:read()) end)
+    assert.is_true(ProtocolError:is(err), tostring(err))
+    assert.matches("decompresses to more than 67108864 bytes (max_decompressed_size; gzip " .. base .. "/gzip-128)",
+      err.message, 1, true)
+    -- the client's own limit, pieces by chunks(): no more than the limit is handed out
+    local small = client { max_decompressed_size = MiB }
+    res = await(small:get(base .. "/deflate-8", { timeout = 60 }))
+    local got, zeros = 0, true
+    err = raises(function()
+      for piece in res:chunks() do
+        got = got + #piece
+        zeros = zeros and not piece:find("[^%z]")
+      end
+    end)
+    assert.is_true(ProtocolError:is(err), tostring(err))
+    assert.matches("more than 1048576 bytes", err.message, 1, true)
+    assert.is_true(got <= MiB, "handed out " .. got .. " bytes")
+    assert.is_true(zeros)
+    -- exactly the limit is within it; a request's option overrides the client's
+    res = await(small:get(base .. "/gzip-1", { timeout = 60 }))
+    assert.are.equal(string.rep("\0", MiB), await(res:read()))
+    res = await(small:get(base .. "/gzip-1", { timeout = 60, max_decompressed_size = MiB - 1 }))
+    err = raises(function() await(res:read()) end)
+    assert.matches("more than 1048575 bytes", err.message, 1, true)
+    res = await(small:get(base .. "/deflate-8", { timeout = 60, max_decompressed_size = math.huge }))
+    assert.are.equal(8 * MiB, #await(res:read()))
+    res = await(small:get(base .. "/deflate-8", { timeout = 60, decompress = false }))
+    assert.is_true(#await(res:read()) < MiB)
+    -- the client goes on after the refused bodies (their connections were dropped)
+    res = await(c:get(base .. "/gzip-1", { timeout = 60 }))
+    assert.are.equal(MiB, #await(res:read()))
+    err = raises(function() await(c:get(base .. "/gzip-1", { max_decompressed_size = 0 })) end)
+    assert.matches("max_decompressed_size must be positive, got 0", tostring(err), 1, true)
+    err = raises(function() http.Client { max_decompressed_size = -1 } end)
+    assert.matches("max_decompressed_size must be positive", tostring(err), 1, true)
   end))
 
   it("talks to Node's http server: keep-alive reuse, bodies both ways, JSON", in_task(function()

@@ -154,12 +154,16 @@ static int l_net_http_skip_body(lua_State *L) {
 
 static inflater *inflater_check(lua_State *L) { return luaL_checkudata(L, 1, INFLATER_MT); }
 
-/* net.inflater(coding): "gzip" (also "x-gzip") or "deflate". */
+/* net.inflater(coding [, max_total]): "gzip" (also "x-gzip") or "deflate"; max_total:
+   the most bytes the body may decompress to (none, or math.huge: no limit). */
 static int l_net_inflater(lua_State *L) {
   static const char *const codings[] = {"gzip", "x-gzip", "deflate", NULL};
   int coding = luaL_checkoption(L, 1, NULL, codings);
+  lua_Number max = luaL_optnumber(L, 2, 0);
+  luaL_argcheck(L, max >= 0, 2, "the limit must not be negative");
+  size_t max_total = max >= 9007199254740992.0 ? 0 : (size_t)max; /* 2^53 and up: none */
   inflater *f = lua_newuserdatauv(L, sizeof *f, 0);
-  inflate_init(f, coding < 2);
+  inflate_init(f, coding < 2, max_total);
   luaL_setmetatable(L, INFLATER_MT);
   return 1;
 }
@@ -169,7 +173,8 @@ static int inflater_gc(lua_State *L) {
   return 0;
 }
 
-/* net.inflate(f, data) -> the decompressed bytes, or nil, reason. */
+/* net.inflate(f, data) -> the decompressed bytes, or nil, reason, too_large (the body
+   went over the inflater's limit). */
 static int l_net_inflate(lua_State *L) {
   inflater *f = inflater_check(L);
   size_t len;
@@ -177,7 +182,8 @@ static int l_net_inflate(lua_State *L) {
   if (inflate_feed(f, data, len) != 0) {
     lua_pushnil(L);
     lua_pushstring(L, f->error);
-    return 2;
+    lua_pushboolean(L, f->too_large);
+    return 3;
   }
   lua_pushlstring(L, f->out, f->out_len);
   return 1;

@@ -2,6 +2,8 @@
    never depends on how the body was split into pieces: "deflate" is told from raw
    deflate by its first two bytes, held until both came, and a gzip member that ends
    is followed by another only if more bytes come. */
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,9 +11,10 @@
 
 enum { OUT_STEP = 16 * 1024 };
 
-void inflate_init(inflater *f, int gzip) {
+void inflate_init(inflater *f, int gzip, size_t max_total) {
   memset(f, 0, sizeof *f);
   f->gzip = gzip;
+  f->max_total = max_total;
 }
 
 static int start(inflater *f, int window_bits) {
@@ -33,17 +36,34 @@ static int run(inflater *f, const char *data, size_t len) {
       if (inflateReset(&f->z) != Z_OK) return Z_STREAM_ERROR;
       f->ended = 0;
     }
-    if (f->out_cap - f->out_len < OUT_STEP) {
+    /* with a limit, at most one byte past it is made: enough to know the body is over */
+    size_t left = f->max_total ? f->max_total + 1 - f->total : SIZE_MAX;
+    if (f->out_cap - f->out_len < OUT_STEP && f->out_cap - f->out_len < left) {
       size_t ncap = f->out_cap ? f->out_cap * 2 : 4 * OUT_STEP;
-      char *nout = realloc(f->out, ncap);
-      if (nout == NULL) return Z_MEM_ERROR;
-      f->out = nout;
-      f->out_cap = ncap;
+      if (ncap - f->out_len > left) ncap = f->out_len + left;
+      if (ncap > f->out_cap) {
+        char *nout = realloc(f->out, ncap);
+        if (nout == NULL) return Z_MEM_ERROR;
+        f->out = nout;
+        f->out_cap = ncap;
+      }
     }
+    size_t room = f->out_cap - f->out_len;
+    if (room > left) room = left;
+    if (room > UINT_MAX) room = UINT_MAX;
     f->z.next_out = (Bytef *)f->out + f->out_len;
-    f->z.avail_out = (uInt)(f->out_cap - f->out_len);
+    f->z.avail_out = (uInt)room;
     int rc = inflate(&f->z, Z_NO_FLUSH);
-    f->out_len = f->out_cap - f->z.avail_out;
+    size_t made = room - f->z.avail_out;
+    f->out_len += made;
+    f->total += made;
+    if (f->max_total && f->total > f->max_total) {
+      /* what is handed out stops at the limit, however the body was split */
+      f->out_len -= f->total - f->max_total;
+      f->total = f->max_total;
+      f->too_large = 1;
+      return Z_DATA_ERROR;
+    }
     if (rc == Z_STREAM_END) {
       f->ended = 1;
       continue;
@@ -78,7 +98,10 @@ int inflate_feed(inflater *f, const char *data, size_t len) {
   /* run() appends: the first bytes' output stays in front of the rest's */
   if (rc == Z_OK || rc == Z_STREAM_END) rc = run(f, data, len);
   if (rc == Z_OK || rc == Z_STREAM_END) return 0;
-  f->error = rc == Z_MEM_ERROR ? "out of memory" : f->z.msg ? f->z.msg : "corrupt compressed data";
+  f->error = f->too_large        ? "the body decompresses to more than the limit"
+             : rc == Z_MEM_ERROR ? "out of memory"
+             : f->z.msg          ? f->z.msg
+                                 : "corrupt compressed data";
   return -1;
 }
 

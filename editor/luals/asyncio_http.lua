@@ -19,6 +19,8 @@ asyncio.ProtocolError = nil
 ---@field connect_timeout? number
 ---@field redirects? integer
 ---@field decompress? boolean
+---Bytes a gzip/deflate body may decompress to (default 64 MiB; math.huge: no limit); past it ProtocolError.
+---@field max_decompressed_size? number
 ---@field ssl? boolean|table
 ---@field client? asyncio.http.Client
 
@@ -57,7 +59,7 @@ function asyncio.http.post(url, body, opts) end
 function asyncio.http.put(url, body, opts) end
 
 ---A pool of keep-alive connections per scheme, host and port.
----@param opts? {max_per_host: integer?, idle_timeout: number?, timeout: number?, connect_timeout: number?, ssl: boolean|table|nil}
+---@param opts? {max_per_host: integer?, idle_timeout: number?, timeout: number?, connect_timeout: number?, ssl: boolean|table|nil, max_decompressed_size: number?}
 ---@return asyncio.http.Client
 function asyncio.http.Client(opts) end
 

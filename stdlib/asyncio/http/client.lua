@@ -193,9 +193,13 @@ local function body_next(res)
     if ev == "body" then
       local f = res._inflater
       if f then
-        local out, err = net.inflate(f, data)
+        local out, err, too_large = net.inflate(f, data)
         if not out then
           res:close()
+          if too_large then
+            error(ProtocolError(format("the response body decompresses to more than %.0f bytes "
+              .. "(max_decompressed_size; %s %s)", res._max_decompressed, res.headers["content-encoding"], res.url)), 0)
+          end
           error(ProtocolError("the response body could not be decompressed (" .. tostring(err) .. ")"), 0)
         end
         data = out
@@ -327,7 +331,8 @@ local function send_receive(conn, method, u, lines, given, body, decompress)
 end
 
 -- One exchange on one connection; the response, or nil and whether it can be retried.
--- o: {ssl =, connect_timeout =, lines =, given =}.
+-- o: {ssl =, connect_timeout =, lines =, given =}; decompress: false, or the most bytes a
+-- compressed body may decompress to.
 local function exchange(client, url, method, o, body, decompress, fresh, deadline)
   local u = url_parts("http.request", url)
   local conn, reused = acquire(client, u[6], u[1], u[2], u[3], o, fresh)
@@ -347,7 +352,9 @@ local function exchange(client, url, method, o, body, decompress, fresh, deadlin
   local coding = headers["content-encoding"]
   if decompress and coding and method ~= "HEAD" then
     coding = lower(coding)
-    if coding == "gzip" or coding == "x-gzip" or coding == "deflate" then res._inflater = net.inflater(coding) end
+    if coding == "gzip" or coding == "x-gzip" or coding == "deflate" then
+      res._inflater, res._max_decompressed = net.inflater(coding, decompress), decompress
+    end
   end
   -- a body-less response is complete at once: its connection goes back to the pool
   if method == "HEAD" or status == 204 or status == 304 or headers["content-length"] == "0" then
@@ -360,7 +367,7 @@ end
 
 local OPTIONS = {
   headers = "table", body = "any", json = "any", timeout = "number", connect_timeout = "number",
-  redirects = "number", decompress = "boolean", ssl = "any", client = "table",
+  redirects = "number", decompress = "boolean", ssl = "any", client = "table", max_decompressed_size = "number",
 }
 
 -- Methods found valid (a token), so the pattern runs once per method.
@@ -402,7 +409,10 @@ local function request(client, method, url, opts)
   local timeout = opts.timeout or client._timeout
   local deadline = timeout and now() + timeout
   local scope <close> = deadline and M.timeout_at(deadline)
-  local decompress = opts.decompress ~= false
+  local decompress = opts.decompress ~= false and (opts.max_decompressed_size or client._max_decompressed)
+  if decompress and not (decompress > 0) then
+    error("http.request: max_decompressed_size must be positive, got " .. tostring(decompress), 0)
+  end
   local redirects = opts.redirects or 5
   local o = PLAIN
   if headers ~= nil or opts.ssl ~= nil or opts.connect_timeout ~= nil then
@@ -494,13 +504,22 @@ end
 Client.__close = Client.close
 
 local CLIENT_OPTIONS = { max_per_host = "number", idle_timeout = "number", timeout = "number",
-  connect_timeout = "number", ssl = "any" }
+  connect_timeout = "number", ssl = "any", max_decompressed_size = "number" }
+
+-- A gzip or deflate body may decompress to at most this many bytes (a compression bomb
+-- of a few hundred KiB would otherwise fill memory with gigabytes); math.huge: no limit.
+local MAX_DECOMPRESSED = 64 * 1024 * 1024
 
 function http.Client(opts)
   opts = H.check_options("http.Client", opts, CLIENT_OPTIONS)
+  local max = opts.max_decompressed_size
+  if max ~= nil and not (max > 0) then
+    error("http.Client: max_decompressed_size must be positive, got " .. tostring(max), 0)
+  end
   return setmetatable({ _pools = {}, _max_per_host = opts.max_per_host or 100,
     _idle_timeout = opts.idle_timeout or 60, _timeout = opts.timeout,
-    _connect_timeout = opts.connect_timeout, _ssl = opts.ssl }, Client)
+    _connect_timeout = opts.connect_timeout, _ssl = opts.ssl,
+    _max_decompressed = opts.max_decompressed_size or MAX_DECOMPRESSED }, Client)
 end
 
 -- The module's functions share one Client.
