@@ -75,59 +75,13 @@ local function raises(fn, ...)
   return err
 end
 
+-- A Python server of coded bodies: chunked, gzip, deflate (zlib-wrapped or raw), broken
+-- gzip, and compression bombs: N MiB of zeros as gzip (/gzip-N, with a content-length) or
+-- zlib deflate (/deflate-N, chunked), made once per size at zlib's fastest level.
 local PY_CODED = [[
 import gzip, zlib, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-BODY = ("line %d\n" * 1) * 0
 DATA = "".join("line %d\n" % i for i in range(5000)).encode()
-class H(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def log_message(self, *a): pass
-    def chunks(self, data, size):
-        for i in range(0, len(data), size):
-            piece = data[i:i + size]
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
-        self.wfile.write(b"0\r\n\r\n")
-    def do_GET(self):
-        self.send_response(200)
-        if self.path == "/gzip-chunked":
-            self.send_header("Content-Encoding", "gzip")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            self.chunks(gzip.compress(DATA), 777)
-        elif self.path == "/deflate":
-            body = zlib.compress(DATA)
-            self.send_header("Content-Encoding", "deflate")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        elif self.path == "/raw-deflate":
-            c = zlib.compressobj(wbits=-15)
-            body = c.compress(DATA) + c.flush()
-            self.send_header("Content-Encoding", "deflate")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        elif self.path == "/bad-gzip":
-            body = b"\x1f\x8b\x08\x00garbage-not-gzip"
-            self.send_header("Content-Encoding", "gzip")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        else:
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            self.chunks(DATA, 1000)
-s = ThreadingHTTPServer(("127.0.0.1", 0), H)
-print("port", s.server_address[1], flush=True)
-s.serve_forever()
-]]
-
--- Compression bombs: N MiB of zeros, gzip (/gzip-N, with a content-length) or zlib
--- deflate (/deflate-N, chunked), made once per size at zlib's fastest level.
-local PY_BOMB = [[
-import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 made = {}
 def bomb(kind, mib):
     if (kind, mib) not in made:
@@ -138,26 +92,44 @@ def bomb(kind, mib):
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def log_message(self, *a): pass
-    def do_GET(self):
-        kind, mib = self.path[1:].split("-")
-        body = bomb(kind, int(mib))
+    def chunks(self, data, size):
+        for i in range(0, len(data), size):
+            piece = data[i:i + size]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        self.wfile.write(b"0\r\n\r\n")
+    def send(self, coding, body, chunk=None):
+        """the body with its content coding, chunked in pieces of chunk bytes if given"""
         self.send_response(200)
-        self.send_header("Content-Encoding", kind)
-        if kind == "gzip":
+        if coding:
+            self.send_header("Content-Encoding", coding)
+        if chunk:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.chunks(body, chunk)
+        else:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+    def do_GET(self):
+        kind, _, mib = self.path[1:].partition("-")
+        if mib.isdigit():
+            self.send(kind, bomb(kind, int(mib)), None if kind == "gzip" else 4096)
+        elif self.path == "/gzip-chunked":
+            self.send("gzip", gzip.compress(DATA), 777)
+        elif self.path == "/deflate":
+            self.send("deflate", zlib.compress(DATA))
+        elif self.path == "/raw-deflate":
+            c = zlib.compressobj(wbits=-15)
+            self.send("deflate", c.compress(DATA) + c.flush())
+        elif self.path == "/bad-gzip":
+            self.send("gzip", b"\x1f\x8b\x08\x00garbage-not-gzip")
         else:
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            for i in range(0, len(body), 4096):
-                piece = body[i:i + 4096]
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
-            self.wfile.write(b"0\r\n\r\n")
+            self.send(None, DATA, 1000)
 s = ThreadingHTTPServer(("127.0.0.1", 0), H)
 print("port", s.server_address[1], flush=True)
 s.serve_forever()
 ]]
+
 
 local function expected_lines()
   local t = {}
@@ -225,7 +197,7 @@ describe("http client", function()
   end))
 
   it("caps what a compressed body decompresses to: gzip and deflate bombs", in_task(function()
-    local port = start_peer("port (%d+)", "python3", "-u", "-c", PY_BOMB)
+    local port = start_peer("port (%d+)", "python3", "-u", "-c", PY_CODED)
     local base = "http://127.0.0.1:" .. port
     local MiB = 1024 * 1024
     -- the default limit, 64 MiB: 128 MiB of zeros in ~600 KB of gzip
