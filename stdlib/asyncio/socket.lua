@@ -51,7 +51,7 @@ end
 local Timeout = {}
 Timeout.__index = Timeout
 
-function lib.new_timeout() return setmetatable({ block = -1, total = -1, start = 0 }, Timeout) end
+function lib.new_timeout() return setmetatable({ block = -1, total = -1, start = false }, Timeout) end
 
 function Timeout:set(t, mode)
   t = t == nil and -1 or t
@@ -69,14 +69,22 @@ function Timeout:set(t, mode)
   end
 end
 
-function Timeout:markstart() self.start = now() end
+-- The clock is read when the call first waits, not when it starts: a call that never
+-- waits (most receives of buffered data) reads no clock, and one that waits starts
+-- counting within the microseconds of Lua that ran before its first wait.
+function Timeout:markstart() self.start = false end
 
 -- As LuaSocket's timeout_getretry, which bounds every wait of a call: the block timeout
 -- too counts from the start of the call (so it bounds the call, however the data trickles).
 function Timeout:left()
   local block, total = self.block, self.total
   if block < 0 and total < 0 then return nil end
-  local elapsed = now() - self.start
+  local start, elapsed = self.start, 0
+  if start then
+    elapsed = now() - start
+  else
+    self.start = now()
+  end
   if block < 0 then return max(total - elapsed, 0) end
   if total < 0 then return max(block - elapsed, 0) end
   return min(block, max(total - elapsed, 0))

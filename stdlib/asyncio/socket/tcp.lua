@@ -43,6 +43,12 @@ end
 
 -- ---- receiving ----------------------------------------------------------------------------
 
+-- Waits (within the call's timeout) for the stream to have data, or for the drain of its
+-- write buffer: true, or false on timeout; raises what the wait raises (module-level
+-- functions, so that a wait makes no closure).
+local function wait_readable(h, tm) return wait(wait_read(h), tm:left()) end
+local function wait_drained(h, tm) return wait(wait_drain(h), tm:left()) end
+
 -- Appends the next data of the stream to the buffer: nil, or "closed", "timeout" or a
 -- message when there is none.
 local function fill(self)
@@ -62,7 +68,7 @@ local function fill(self)
       self.pos = 1
       return nil
     end
-    local wok, done = pcall(function() return wait(wait_read(h), self.tm:left()) end)
+    local wok, done = pcall(wait_readable, h, self.tm)
     if not wok then return message(done) end
     if not done then return "timeout" end
   end
@@ -148,6 +154,7 @@ function tcp:receive(pattern, prefix)
     prefix = lib.check_string("receive", prefix, 2)
   end
   self.tm:markstart()
+  if pattern == nil or pattern == "*l" then return receive_line(self, prefix) end -- the common case first
   local n = tonumber(pattern)
   if n then
     if n < 0 then error("bad argument #1 to 'receive' (invalid receive pattern)", 2) end
@@ -207,7 +214,7 @@ function tcp:send(data, i, j)
   ok, needed = pcall(drain_needed, h)
   if not ok then return nil, message(needed), i - 1.0 end
   if needed then
-    local wok, done = pcall(function() return wait(wait_drain(h), self.tm:left()) end)
+    local wok, done = pcall(wait_drained, h, self.tm)
     if not wok then return nil, message(done), j + 0.0 end
     if not done then return nil, "timeout", j + 0.0 end
   end
