@@ -28,6 +28,22 @@ static int l_net_gethostname(lua_State *L) {
   return 1;
 }
 
+/* net.strerror(name) -> the C library's text for the system error named by libuv
+   ("EADDRNOTAVAIL": "Cannot assign requested address"), as LuaSocket reports the errors
+   it has no word of its own for; nil for a name that is not a system error. */
+static int l_net_strerror(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  int code = 0;
+#define XX(c, _) \
+  if (code == 0 && strcmp(name, #c) == 0) code = UV_##c;
+  UV_ERRNO_MAP(XX)
+#undef XX
+  /* libuv's codes are negated errno values, except its own (EOF, the EAI_ family) */
+  if (code >= 0 || code < -4095 || strncmp(name, "EAI_", 4) == 0 || code == UV_EOF) return 0;
+  lua_pushstring(L, strerror(-code));
+  return 1;
+}
+
 /* ---- getnameinfo ------------------------------------------------------------------- */
 
 /* As getaddrinfo's request (dns.c): it outlives its Lua object when that is collected
@@ -121,6 +137,7 @@ static int gni_gc(lua_State *L) {
 static const luaL_Reg luasocket_functions[] = {
     {"wallclock", l_net_wallclock},
     {"gethostname", l_net_gethostname},
+    {"strerror", l_net_strerror},
     {"getnameinfo", l_net_getnameinfo},
     {"getnameinfo_result", l_net_getnameinfo_result},
     {"getnameinfo_cancel", l_net_getnameinfo_cancel},

@@ -2,6 +2,7 @@
    has no UV_TCP_REUSEPORT), socket options and addresses. */
 #include <errno.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "net.h"
 
@@ -32,15 +33,48 @@ static unsigned keepalive_delay(lua_State *L, int idx) {
   return (unsigned)d;
 }
 
-/* net.tcp_connect(ip, port, nodelay, keepalive) -> stream; net.wait_read's future
-   completes when the connection is made or failed (net.connect_finish raises the error). */
+/* net.tcp_connect(ip, port, nodelay, keepalive [, local_ip, local_port]) -> stream;
+   net.wait_read's future completes when the connection is made or failed
+   (net.connect_finish raises the error). With local_ip the socket is bound to that
+   address and port (0: any) before it connects (LuaSocket's connect with locaddr). */
 static int l_net_tcp_connect(lua_State *L) {
-  struct sockaddr_storage ss;
+  struct sockaddr_storage ss, local;
   parse_addr(L, 1, &ss, "connect");
   int nodelay = lua_isnoneornil(L, 3) ? 1 : lua_toboolean(L, 3);
   unsigned keepalive = keepalive_delay(L, 4);
-  lua_settop(L, 4);
+  int bind_local = !lua_isnoneornil(L, 5);
+  if (bind_local) {
+    if (lua_isnoneornil(L, 6)) {
+      lua_settop(L, 5);
+      lua_pushinteger(L, 0);
+    }
+    parse_addr(L, 5, &local, "bind");
+  }
+  lua_settop(L, 6);
   stream *s = stream_new(L, STREAM_TCP);
+  if (bind_local) {
+    /* bound by hand, not by uv_tcp_bind: that sets SO_REUSEADDR, so a port in use by
+       another connection would fail only at connect (as EADDRNOTAVAIL); LuaSocket binds
+       without it and a port in use is the bind's EADDRINUSE */
+    int err = 0;
+    int fd = socket(local.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      err = uv_translate_sys_error(errno);
+    } else if (bind(fd, (struct sockaddr *)&local,
+                    local.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                : sizeof(struct sockaddr_in)) != 0) {
+      err = uv_translate_sys_error(errno);
+      close(fd);
+    } else if ((err = uv_tcp_open(&s->u.tcp, fd)) != 0) {
+      close(fd);
+    }
+    if (err) {
+      stream_close(s, STREAM_CLOSE_FLUSH);
+      return error_raise_uv_msg(L, "bind", err, "bind: cannot bind %s port %d: %s (%s)",
+                                lua_tostring(L, 5), (int)lua_tointeger(L, 6), uv_err_name(err),
+                                uv_strerror(err));
+    }
+  }
   int err = uv_tcp_connect(&s->connect_req, &s->u.tcp, (struct sockaddr *)&ss, stream_connect_cb);
   if (err) {
     stream_close(s, STREAM_CLOSE_FLUSH);

@@ -92,8 +92,8 @@ end
 
 function Timeout:get() return self.block + 0.0, self.total + 0.0 end
 
--- LuaSocket's words for the errors its callers test for (pierror.h); other errors keep
--- the system's description.
+-- LuaSocket's words for the errors its callers test for (pierror.h); other system errors
+-- get the C library's strerror text, as LuaSocket gives them.
 local WORDS = {
   EPIPE = "closed", ECONNRESET = "closed", ECONNABORTED = "closed", ENOTCONN = "closed",
   EOF = "closed", EBADF = "closed", ETIMEDOUT = "timeout", ECONNREFUSED = "connection refused",
@@ -110,7 +110,7 @@ function lib.message(err)
     return err.reason or (tostring(err.message):gsub("^[%w_.]+: ", ""))
   end
   if OSError:is(err) then
-    local word = err.errno and WORDS[err.errno]
+    local word = err.errno and (WORDS[err.errno] or net.strerror(err.errno))
     if word then return word end
     local msg = tostring(err.message)
     return msg:match("%((.-)%)$") or msg
@@ -125,7 +125,7 @@ function lib.resolve(host, port, family, socktype, passive)
   if type(host) ~= "string" then return nil, "host or service not provided, or not known" end
   local fam = net.parse_ip(host)
   if fam then
-    if family and fam ~= family then return nil, "ai_family not supported" end
+    if family and fam ~= family then return nil, "Address family for hostname not supported" end -- getaddrinfo's EAI_ADDRFAMILY
     return { { family = fam, address = host, port = port } }
   end
   local ok, list = pcall(imports.lookup, host, port, family, socktype, passive)

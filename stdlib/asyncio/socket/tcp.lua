@@ -244,6 +244,8 @@ end
 
 -- connect(host, port): each address of host in turn (of the socket's family, if it has
 -- one); on timeout the attempt goes on and a later connect (or select for writing) sees it.
+-- A socket bound by bind() (which listens at once, see below) stops listening and
+-- connects from the address and port it was bound to.
 function tcp:connect(host, port)
   check(self, "connect")
   host = lib.check_string("connect", host, 1)
@@ -253,10 +255,18 @@ function tcp:connect(host, port)
   if self.closed then return nil, "closed" end
   if self.state == "client" then return nil, "already connected" end
   if self.state ~= "master" then return nil, "closed" end
+  if self.l then
+    local ok, lhost, lport = pcall(net.listener_sockname, self.l)
+    net.listener_close(self.l)
+    self.l, self.accepted = nil, nil
+    if not ok or lhost == nil then return nil, "closed" end
+    self.local_ip, self.local_port = lhost, lport
+  end
   local list, err = lib.resolve(host, port, self.family, "stream")
   if not list then return nil, err end
   for _, ai in ipairs(list) do
-    local ok, h = pcall(net.tcp_connect, ai.address, port, self.options["tcp-nodelay"], keepalive(self))
+    local ok, h = pcall(net.tcp_connect, ai.address, port, self.options["tcp-nodelay"], keepalive(self),
+      self.local_ip, self.local_port)
     if ok then
       self.pending = { h = h }
       local res
@@ -284,7 +294,7 @@ function tcp:bind(host, port)
       self.options.reuseport, ai.family == "inet6" and self.options["ipv6-v6only"] ~= false)
     if ok then
       net.listener_options(l, nil, self.options["tcp-nodelay"], keepalive(self), true)
-      self.l = l
+      self.l, self.family = l, self.family or ai.family
       return 1.0
     end
     err = message(l)
@@ -483,11 +493,20 @@ function socket.tcp6()
   return s
 end
 
--- connect(host, port [, lhost, lport, family]) -> a connected tcp{client}
+-- connect(host, port [, lhost [, lport [, family]]]) -> a connected tcp{client}; with
+-- lhost ("*": any) the socket connects from that address and port (lport, default 0: any),
+-- and only to addresses of its family.
 function socket.connect(host, port, lhost, lport, family)
-  local s = new(family)
-  if lhost ~= nil or lport ~= nil then
-    return nil, "binding the local address of a client socket is not supported"
+  if family ~= nil and family ~= "inet" and family ~= "inet6" and family ~= "unspec" then
+    error("bad argument #5 to 'connect' (invalid option '" .. tostring(family) .. "')", 2)
+  end
+  local s = new(family ~= "unspec" and family or nil)
+  if lhost ~= nil then
+    lhost = lib.check_string("connect", lhost, 3)
+    lport = lport == nil and 0 or lib.check_port("connect", lport, 4)
+    local list, err = lib.resolve(lhost, lport, s.family, "stream", true)
+    if not list then return nil, err end
+    s.family, s.local_ip, s.local_port = list[1].family, list[1].address, lport
   end
   local ok, err = s:connect(host, port)
   if not ok then
