@@ -34,21 +34,24 @@ local function lines(s)
   return out
 end
 
+-- Runs script with its arguments under stock lua5.4 (the real LuaSocket and lua-sec) and
+-- under alua with asyncio.socket installed, at once; both must print the same lines.
+local function same_as_reference(script, ...)
+  local ref = asyncio.create_task(run, "timeout", "60", "lua5.4", script, ...)
+  local install = 'require("asyncio.socket").install()'
+  local ours = asyncio.create_task(run, "timeout", "60", ALUA, "-e", install, script, ...)
+  local rout, rerr, rstatus = await(ref)
+  local aout, aerr, astatus = await(ours)
+  assert.are.equal(0, rstatus, "lua5.4 with LuaSocket failed: " .. rerr)
+  assert.are.equal(0, astatus, "alua failed: " .. aerr)
+  assert.truthy(rout:find("\nend\n"), "the reference run did not finish: " .. rout)
+  assert.are.same(lines(rout), lines(aout))
+end
+
 describe("the same exchange under lua5.4 with LuaSocket and under alua", function()
   it("gives the same results, call for call", function()
     local peer, port = start_peer("^port (%d+)", ALUA, "tests/luasocket/peer.lua")
-    with_peer(peer, function()
-      local script = "tests/luasocket/exchange.lua"
-      local ref = asyncio.create_task(run, "timeout", "60", "lua5.4", script, tostring(port))
-      local install = 'require("asyncio.socket").install()'
-      local ours = asyncio.create_task(run, "timeout", "60", ALUA, "-e", install, script, tostring(port))
-      local rout, rerr, rstatus = await(ref)
-      local aout, aerr, astatus = await(ours)
-      assert.are.equal(0, rstatus, "lua5.4 with LuaSocket failed: " .. rerr)
-      assert.are.equal(0, astatus, "alua failed: " .. aerr)
-      assert.truthy(rout:find("\nend\n"), "the reference run did not finish: " .. rout)
-      assert.are.same(lines(rout), lines(aout))
-    end)
+    with_peer(peer, same_as_reference, "tests/luasocket/exchange.lua", tostring(port))
   end)
 end)
 
@@ -340,6 +343,57 @@ asyncio.run(main())
     conn:close()
     server:close()
   end))
+end)
+
+describe("lua-sec's certificate objects and ALPN", function()
+  local DIR = io.popen("mktemp -d"):read("l")
+  assert(os.execute("tests/tls_certs.sh '" .. DIR .. "'"), "tests/tls_certs.sh failed")
+  teardown(function() os.execute("rm -rf '" .. DIR .. "'") end)
+
+  -- a python3 TLS server: the test CA's localhost certificate, ALPN h2 then http/1.1,
+  -- client certificates asked for and checked; it says what it saw and closes
+  local PY_TLS_PEER = [[
+import asyncio, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1] + "/server.pem", sys.argv[1] + "/server.key")
+ctx.load_verify_locations(sys.argv[1] + "/ca.pem")
+ctx.verify_mode = ssl.CERT_OPTIONAL
+ctx.set_alpn_protocols(["h2", "http/1.1"])
+async def handle(r, w):
+    try:
+        obj = w.get_extra_info("ssl_object")
+        peer = obj.getpeercert()
+        cn = dict(x[0] for x in peer["subject"])["commonName"] if peer else None
+        w.write(("alpn=%s client=%s\n" % (obj.selected_alpn_protocol(), cn)).encode())
+        await w.drain()
+    except (ssl.SSLError, ConnectionError):
+        pass
+    finally:
+        w.close()
+async def main():
+    s = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ctx)
+    print("port", s.sockets[0].getsockname()[1], flush=True)
+    await asyncio.sleep(120)
+asyncio.run(main())
+]]
+
+  it("give what lua-sec under lua5.4 gives for the same exchange, call for call", function()
+    local peer, port = start_peer("^port (%d+)", PYTHON, "-c", PY_TLS_PEER, DIR)
+    with_peer(peer, same_as_reference, "tests/luasocket/ssl_exchange.lua", tostring(port), DIR)
+  end)
+
+  it("a certificate outlives its connection and the collector frees it", function()
+    socket.install()
+    local ssl = require "ssl"
+    local pem = assert(io.open(DIR .. "/server.pem")):read("a")
+    local cert = assert(ssl.loadcertificate(pem))
+    local digest = cert:digest("sha256")
+    for _ = 1, 1000 do assert(ssl.loadcertificate(pem)) end
+    collectgarbage()
+    assert.are.equal(digest, cert:digest("sha256"))
+    assert.matches("bad argument #1 to 'validat' %(number expected", support.raises(function() return cert:validat("soon") end))
+    assert.matches("bad argument #1 to 'pem' %(asyncio.x509 expected, got table%)", support.raises(function() return cert.pem({}) end))
+  end)
 end)
 
 describe("lua-redis (Debian's, on the Lua 5.3 path) after install()", function()

@@ -54,6 +54,7 @@ void net_open(lua_State *L) {
   listener_open(L);
   tcp_open(L);
   tls_open(L);
+  x509_open(L);
   pipe_open(L);
   udp_open(L);
   dns_open(L);

@@ -112,6 +112,10 @@ void tls_shutdown(stream *s); /* sends close_notify (once, after the handshake) 
 void tls_free(stream *s);
 int tls_raise(lua_State *L, stream *s, const char *op);
 void tls_open(lua_State *L);
+/* x509.c: certificates as Lua objects (lua-sec's shape) */
+struct x509_st;                                     /* OpenSSL's X509 */
+void x509_push(lua_State *L, struct x509_st *cert); /* the object takes its own reference */
+void x509_open(lua_State *L);
 
 /* Each fills the table on top (core.net) with its own functions. */
 void streamlib_open(lua_State *L);

@@ -4,6 +4,7 @@
    The socket stays libuv's; readers, drain and the high-water mark work unchanged. */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,9 +293,65 @@ static int raise_load_error(lua_State *L, const char *what, const char *path, in
   return lua_error(L);
 }
 
-/* net.tls_context(server, verify, cafile, certfile, keyfile, password) -> context.
-   A client with no cafile trusts the system's CA store. A server verifies client
-   certificates only when asked to (verify), against cafile. */
+/* ---- ALPN --------------------------------------------------------------------------- */
+
+/* A server's protocols in its order of preference (the wire format: length-prefixed
+   names), kept with its SSL_CTX (ex data, freed with it: connections hold the context) */
+typedef struct {
+  unsigned len;
+  unsigned char wire[];
+} alpn_list;
+
+static int alpn_index = -1;
+static pthread_once_t alpn_once = PTHREAD_ONCE_INIT;
+
+static void alpn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp) {
+  (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+  free(ptr);
+}
+
+static void alpn_index_new(void) {
+  alpn_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, alpn_free);
+}
+
+/* The server picks the first of its protocols the client offers; with none in common
+   the handshake goes on without ALPN (as lua-sec's server does). */
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg) {
+  (void)ssl;
+  const alpn_list *a = arg;
+  unsigned char *selected;
+  if (inlen == 0 || SSL_select_next_proto(&selected, outlen, a->wire, a->len, in, inlen) !=
+                        OPENSSL_NPN_NEGOTIATED)
+    return SSL_TLSEXT_ERR_NOACK;
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+/* Sets the protocols (wire format) a client offers or a server accepts; 0 on failure. */
+static int alpn_set(SSL_CTX *ctx, int server, const char *wire, size_t len) {
+  if (!server) return SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)wire, (unsigned)len) == 0;
+  pthread_once(&alpn_once, alpn_index_new);
+  alpn_list *a = malloc(sizeof *a + len);
+  if (alpn_index < 0 || a == NULL) {
+    free(a);
+    return 0;
+  }
+  a->len = (unsigned)len;
+  memcpy(a->wire, wire, len);
+  if (SSL_CTX_set_ex_data(ctx, alpn_index, a) != 1) {
+    free(a);
+    return 0;
+  }
+  SSL_CTX_set_alpn_select_cb(ctx, alpn_select, a);
+  return 1;
+}
+
+/* net.tls_context(server, verify, cafile, certfile, keyfile, password [, alpn]) ->
+   context. A client with no cafile trusts the system's CA store. A server verifies
+   client certificates only when asked to (verify), against cafile. alpn: the protocols
+   in ALPN's wire format (length-prefixed names), which a client offers and a server
+   chooses from, in its order. */
 static int l_net_tls_context(lua_State *L) {
   int server = lua_toboolean(L, 1);
   int verify = lua_toboolean(L, 2);
@@ -302,6 +359,10 @@ static int l_net_tls_context(lua_State *L) {
   const char *certfile = luaL_optstring(L, 4, NULL);
   const char *keyfile = luaL_optstring(L, 5, certfile);
   const char *password = luaL_optstring(L, 6, NULL);
+  size_t alpn_len = 0;
+  const char *alpn = luaL_optlstring(L, 7, NULL, &alpn_len);
+  if (alpn && (alpn_len == 0 || alpn_len > 65535))
+    return luaL_argerror(L, 7, "ALPN list must have 1 to 65535 bytes");
   SSL_CTX **box = lua_newuserdatauv(L, sizeof *box, 0);
   *box = NULL;
   luaL_setmetatable(L, TLS_CTX_MT);
@@ -335,6 +396,8 @@ static int l_net_tls_context(lua_State *L) {
   } else if (verify && !server && SSL_CTX_set_default_verify_paths(ctx) != 1) {
     return error_raise(L, "SSLError", "cannot load the system's CA certificates");
   }
+  if (alpn && !alpn_set(ctx, server, alpn, alpn_len))
+    return error_raise(L, "SSLError", "cannot set the ALPN protocols");
   if (server) {
     static const unsigned char sid[] = "alua";
     SSL_CTX_set_session_id_context(ctx, sid, sizeof sid - 1);
@@ -501,6 +564,37 @@ static int l_net_tls_peercert(lua_State *L) {
   return 1;
 }
 
+/* net.tls_alpn(h) -> the protocol ALPN agreed on, or nothing */
+static int l_net_tls_alpn(lua_State *L) {
+  stream *s = stream_check(L, 1);
+  if (s == NULL || s->tls == NULL || !s->tls->done) return 0;
+  const unsigned char *p;
+  unsigned len;
+  SSL_get0_alpn_selected(s->tls->ssl, &p, &len);
+  if (p == NULL || len == 0) return 0;
+  lua_pushlstring(L, (const char *)p, len);
+  return 1;
+}
+
+/* net.tls_peer_certificate(h [, n]) -> the peer's certificate object (n = 1, the
+   default) or the nth of the chain it sent (the peer's own first), or nothing */
+static int l_net_tls_peer_certificate(lua_State *L) {
+  stream *s = stream_check(L, 1);
+  lua_Integer n = luaL_optinteger(L, 2, 1);
+  if (s == NULL || s->tls == NULL || !s->tls->done || n < 1) return 0;
+  SSL *ssl = s->tls->ssl;
+  X509 *cert = SSL_get0_peer_certificate(ssl);
+  if (n > 1) {
+    /* a server's copy of the chain lacks the client's own certificate: count it */
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+    int i = (int)(n - 1) - (SSL_is_server(ssl) ? 1 : 0);
+    cert = chain && i < sk_X509_num(chain) && n <= INT_MAX ? sk_X509_value(chain, i) : NULL;
+  }
+  if (cert == NULL) return 0;
+  x509_push(L, cert);
+  return 1;
+}
+
 /* net.tls_version() -> the OpenSSL version text */
 static int l_net_tls_version(lua_State *L) {
   lua_pushstring(L, OpenSSL_version(OPENSSL_VERSION));
@@ -513,6 +607,8 @@ static const luaL_Reg tls_functions[] = {
     {"tls_handshake", l_net_tls_handshake},
     {"tls_info", l_net_tls_info},
     {"tls_peercert", l_net_tls_peercert},
+    {"tls_alpn", l_net_tls_alpn},
+    {"tls_peer_certificate", l_net_tls_peer_certificate},
     {"tls_version", l_net_tls_version},
     {NULL, NULL},
 };

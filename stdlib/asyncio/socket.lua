@@ -478,6 +478,7 @@ function socket.install()
   end
   loaded["ssl"] = loaded["asyncio.socket.ssl"]
   loaded["ssl.core"] = loaded["ssl"]
+  loaded["ssl.x509"] = loaded["ssl.x509"] or { load = loaded["ssl"].loadcertificate }
   return socket
 end
 

@@ -16,7 +16,7 @@ local ssl = { _VERSION = "1.2.0 (alua)" }
 -- What lua-sec's ssl.config tells about the build; alua's TLS offers these.
 ssl.config = {
   protocols = { any = true, tlsv1_2 = true, tlsv1_3 = true },
-  capabilities = { alpn = false, curves_list = false, dane = false },
+  capabilities = { alpn = true, curves_list = false, dane = false },
   algorithms = {}, options = {}, verify = { none = true, peer = true, fail_if_no_peer_cert = true },
 }
 
@@ -37,8 +37,38 @@ local function verifies(v)
   return v == "peer" or v == "fail_if_no_peer_cert"
 end
 
+-- ALPN's wire format of a list of names (lua-sec's checks and messages)
+local function alpn_wire(list)
+  local parts = {}
+  for i, name in ipairs(list) do
+    if type(name) ~= "string" then return nil end
+    if #name == 0 then return nil, "invalid ALPN name (empty string)" end
+    if #name > 255 then return nil, "invalid ALPN name (length > 255)" end
+    parts[i] = string.char(#name) .. name
+  end
+  if #parts == 0 then return nil, "invalid ALPN list (empty)" end
+  return table.concat(parts)
+end
+
+-- params.alpn: a client offers a name or a list; a server takes the first of its list
+-- that the client offers (a server's function, as lua-sec allows, is not offered).
+local function alpn_param(params, server)
+  local alpn = params.alpn
+  if alpn == nil then return true, nil end
+  if type(alpn) == "string" and not server then alpn = { alpn } end
+  if type(alpn) ~= "table" then
+    if server and type(alpn) == "function" then
+      return nil, "ALPN callbacks are not supported by alua's ssl layer (give a list)"
+    end
+    return nil, "invalid ALPN parameter"
+  end
+  local wire, err = alpn_wire(alpn)
+  if not wire then return nil, err end
+  return true, wire
+end
+
 -- newcontext(params) -> context, or nil, message. params: mode ("client" | "server"),
--- protocol, key, certificate, cafile, password, verify, options (kept; alua's TLS
+-- protocol, key, certificate, cafile, password, verify, alpn, options (kept; alua's TLS
 -- speaks TLS 1.2 and 1.3 whatever protocol and options say).
 function ssl.newcontext(params)
   if type(params) ~= "table" then
@@ -50,8 +80,10 @@ function ssl.newcontext(params)
   if server and not params.certificate then return nil, "a server context needs a certificate" end
   local verify = verifies(params.verify)
   local password = type(params.password) == "string" and params.password or nil
+  local alpn_ok, alpn = alpn_param(params, server)
+  if not alpn_ok then return nil, alpn end
   local ok, ctx = pcall(net.tls_context, server, verify, params.cafile, params.certificate,
-    params.key, password)
+    params.key, password, alpn)
   if not ok then return nil, lib.message(ctx) end
   local c = setmetatable({ ctx = ctx, server = server, verify = verify, params = params }, Context)
   return c
@@ -162,9 +194,49 @@ function conn:want()
   return "nothing"
 end
 
+-- getalpn() -> the protocol ALPN agreed on, or nil
 function conn:getalpn()
   check(self, "getalpn")
-  return nil
+  local h = self.sock:_stream()
+  return h and net.tls_alpn(h) or nil
+end
+
+-- ---- certificates (x509.c: lua-sec's certificate objects) ----------------------------------
+
+-- The stream of a connection whose handshake is done, or nil (lua-sec's "closed").
+local function connected(self)
+  local h = self.done and self.sock:_stream()
+  return h or nil
+end
+
+-- getpeercertificate([n]) -> the peer's certificate (n = 1) or the nth of the chain it
+-- sent; nil when there is none; nil, "closed" before the handshake
+function conn:getpeercertificate(n)
+  check(self, "getpeercertificate")
+  n = n == nil and 1 or lib.check_port("getpeercertificate", n, 1)
+  local h = connected(self)
+  if not h then return nil, "closed" end
+  if n < 1 then return nil, "invalid certificate index" end
+  return (net.tls_peer_certificate(h, n)) -- nil when there is none
+end
+
+-- getpeerchain() -> the certificates the peer sent, its own first
+function conn:getpeerchain()
+  check(self, "getpeerchain")
+  local h = connected(self)
+  if not h then return nil, "closed" end
+  local list = {}
+  while true do
+    local cert = net.tls_peer_certificate(h, #list + 1)
+    if not cert then return list end
+    list[#list + 1] = cert
+  end
+end
+
+-- ssl.loadcertificate(pem) -> a certificate object, or nil (also require "ssl.x509".load)
+function ssl.loadcertificate(pem)
+  pem = lib.check_string("loadcertificate", pem, 1)
+  return net.x509_load(pem)
 end
 
 -- select's view: the TCP object's
