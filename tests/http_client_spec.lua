@@ -264,6 +264,9 @@ describe("http client", function()
     assert.are.same({ a = 1, list = { "x" } }, v.got)
     res = await(c:delete(base .. "/d", { timeout = 10 }))
     assert.are.equal("DELETE /d 0", await(res:read()))
+    -- Node answers Expect: 100-continue itself
+    res = await(c:post(base .. "/e", string.rep("e", 300000), { headers = { expect = "100-continue" }, timeout = 10 }))
+    assert.are.equal("POST /e 300000", await(res:read()))
   end))
 
   it("keeps one connection per host busy at a time, up to max_per_host", in_task(function()
@@ -431,6 +434,85 @@ describe("http client", function()
     assert.are.equal("POST" .. default:sub(4, -3) .. "content-length: 0\r\n\r\n", heads[6])
     assert.is_nil(heads[7]:lower():find("host:", 1, true))
     assert.are.equal(default, heads[8])
+  end))
+
+  it("waits for 100 Continue before the body when asked to (Expect: 100-continue)", in_task(function()
+    -- a raw server: /continue answers 100 once it saw no body come with the head; /refuse
+    -- answers 413 without reading the body; /no-expect refuses the expectation with 417;
+    -- /silent never answers 100
+    local conns, heads, early = 0, {}, {}
+    local port = raw_server(function(r, w)
+      conns = conns + 1
+      while true do
+        local ok, head = pcall(function() return await(r:readuntil("\r\n\r\n")) end)
+        if not ok then break end -- the client closed the connection
+        heads[#heads + 1] = head
+        local path = head:match("^%u+ (%S+)")
+        local expect = head:lower():find("\r\nexpect: 100%-continue\r\n") ~= nil
+        local len = tonumber(head:lower():match("\r\ncontent%-length: (%d+)"))
+        if path == "/refuse" then
+          w:write("HTTP/1.1 413 Content Too Large\r\nContent-Length: 4\r\n\r\nbig!")
+        elseif path == "/no-expect" and expect then
+          w:write("HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n")
+        else
+          if path == "/continue" then
+            early[#early + 1] = pcall(function() await(asyncio.wait_for(r:read(1), 0.2)) end)
+            w:write("HTTP/1.1 100 Continue\r\n\r\n")
+          end
+          local body = await(r:readexactly(len))
+          w:write("HTTP/1.1 200 OK\r\nContent-Length: " .. (#body + 4) .. "\r\n\r\ngot " .. body)
+        end
+        await(w:drain())
+      end
+    end)
+    local base = "http://127.0.0.1:" .. port
+    local c = client()
+    local expect = { expect = "100-continue" }
+    local big = string.rep("b", 100000)
+    local res = await(c:post(base .. "/continue", big, { headers = expect, timeout = 10 }))
+    assert.are.equal("got " .. big, await(res:read()))
+    local pieces = 0
+    local function three()
+      pieces = pieces + 1
+      if pieces <= 3 then return string.rep("s", 1000) end
+    end
+    res = await(c:put(base .. "/continue", three,
+      { headers = { Expect = "100-Continue", ["content-length"] = 3000 }, timeout = 10 }))
+    assert.are.equal("got " .. string.rep("s", 3000), await(res:read()))
+    assert.are.same({ false, false }, early) -- no body byte came before the 100
+    assert.are.equal(1, conns)
+    -- a final answer first: the body is never sent, the connection not used again
+    pieces = 0
+    res = await(c:post(base .. "/refuse", three, { headers = expect, timeout = 10 }))
+    assert.are.equal(413, res.status)
+    assert.are.equal("big!", await(res:read()))
+    assert.are.equal(0, pieces)
+    res = await(c:post(base .. "/echo", "after", { timeout = 10 }))
+    assert.are.equal("got after", await(res:read()))
+    assert.are.equal(2, conns)
+    -- 417: sent again without the expectation, the streamed body with it
+    pieces = 0
+    local n = #heads
+    res = await(c:post(base .. "/no-expect", three,
+      { headers = { expect = "100-continue", ["content-length"] = "3000" }, timeout = 10 }))
+    assert.are.equal(200, res.status)
+    assert.are.equal("got " .. string.rep("s", 3000), await(res:read()))
+    assert.are.equal(n + 2, #heads)
+    assert.matches("\r\nexpect: 100%-continue\r\n", heads[n + 1])
+    assert.is_nil(heads[n + 2]:lower():find("\r\nexpect:", 1, true))
+    -- no answer at all: the body goes after a second
+    res = await(c:post(base .. "/silent", "anyway", { headers = expect, timeout = 10 }))
+    assert.are.equal("got anyway", await(res:read()))
+  end))
+
+  it("sends Expect: 100-continue bodies to alua's server", in_task(function()
+    local _, port = serve(function(req) return 200, nil, "read " .. #await(req:read()) end)
+    local c = client()
+    for _, size in ipairs { 10, 2 * 1024 * 1024 } do
+      local res = await(c:post("http://127.0.0.1:" .. port .. "/up", string.rep("x", size),
+        { headers = { expect = "100-continue" }, timeout = 20 }))
+      assert.are.equal("read " .. size, await(res:read()))
+    end
   end))
 
   it("checks its arguments", in_task(function()

@@ -7,7 +7,7 @@ local core, M, H, http = ...
 
 local net = core.net
 local await, Future = M.await, M.Future
-local OSError = M.OSError
+local OSError, TimeoutError = M.OSError, M.TimeoutError
 local ProtocolError = H.ProtocolError
 local type, error, pcall, tostring, setmetatable, pairs, ipairs = type, error, pcall, tostring, setmetatable, pairs, ipairs
 local concat, format, find, sub, lower, match = table.concat, string.format, string.find, string.sub, string.lower, string.match
@@ -166,7 +166,7 @@ local function release(client, conn, reusable)
   local pool = conn.pool
   if conn.released then return end
   conn.released = true
-  if not reusable or client._closed then return discard(pool, conn) end
+  if not reusable or client._closed or conn.body_unsent then return discard(pool, conn) end
   conn.released = nil
   conn.since = now()
   conn.got = nil
@@ -262,9 +262,20 @@ end
 local NO_HEADERS = {}
 local BODY_IN_HEAD_WRITE = 64 * 1024 -- a string body up to this size goes out with the head
 
+-- The body after its head: a string, or an iterator's pieces (chunked unless the caller
+-- gave a content-length).
+local function send_body(h, body, given)
+  if type(body) == "function" then
+    H.write_stream("http.request", h, body, not given["content-length"])
+  elseif body ~= nil then
+    write(h, body)
+  end
+end
+
 -- Writes the request in one write (the head, and a string body if not large); the body
 -- is a string, an iterator (sent chunked unless a content-length is given) or nil.
-local function send(conn, method, u, lines, given, body, decompress)
+-- hold: only the head (the body waits for the server's 100 Continue).
+local function send(conn, method, u, lines, given, body, decompress, hold)
   local streamed = type(body) == "function"
   local framing
   if streamed then
@@ -291,17 +302,16 @@ local function send(conn, method, u, lines, given, body, decompress)
     head = head_start(method, u, lines, given, decompress) .. (framing or "") .. "\r\n"
   end
   local h = conn.h
-  if body and not streamed then
-    if #body <= BODY_IN_HEAD_WRITE then
-      write(h, head .. body)
-    else
-      write(h, head)
-      write(h, body)
-    end
+  if not hold and body and not streamed and #body <= BODY_IN_HEAD_WRITE then
+    write(h, head .. body)
   else
     write(h, head)
-    if streamed then H.write_stream("http.request", h, body, not given["content-length"]) end
+    if not hold then send_body(h, body, given) end
   end
+end
+
+local function malformed(reason, name)
+  error(ProtocolError("malformed response from the server: " .. tostring(reason) .. " (" .. tostring(name) .. ")"), 0)
 end
 
 -- Reads the response head (skipping 1xx interim responses).
@@ -318,15 +328,65 @@ local function receive_head(conn, method)
       ev = conn_next(conn) -- the interim response's end
       if ev ~= "done" then return nil, ev, status end
     elseif ev == "error" then
-      error(ProtocolError("malformed response from the server: " .. tostring(reason) .. " (" .. tostring(status) .. ")"), 0)
+      malformed(reason, status)
     else
       return nil, ev
     end
   end
 end
 
-local function send_receive(conn, method, u, lines, given, body, decompress)
-  send(conn, method, u, lines, given, body, decompress)
+-- How long a request sent with Expect: 100-continue waits for the server's answer
+-- before sending its body anyway (curl's default too): a server that ignores the
+-- expectation (HTTP/1.0) costs that much, not a hang.
+local EXPECT_WAIT = 1
+
+-- After a head sent with Expect: 100-continue, the first answer that counts: 100 (send
+-- the body) or a final status (do not); other 1xx are skipped.
+local function continue_or_final(conn)
+  while true do
+    local ev, status, reason, version, headers = conn_next(conn)
+    if ev ~= "head" or status == 100 or status >= 200 or status == 101 then
+      return ev, status, reason, version, headers
+    end
+    ev = conn_next(conn) -- the interim response's end
+    if ev ~= "done" then return ev end
+  end
+end
+
+local function continue_in_time(conn)
+  local scope <close> = M.timeout(EXPECT_WAIT)
+  conn.expect_scope = scope
+  return continue_or_final(conn)
+end
+
+local function send_receive(conn, method, u, lines, given, body, decompress, expect)
+  if not expect then
+    send(conn, method, u, lines, given, body, decompress)
+    return receive_head(conn, method)
+  end
+  send(conn, method, u, lines, given, body, decompress, true)
+  local ok, ev, status, reason, version, headers = pcall(continue_in_time, conn)
+  local scope = conn.expect_scope
+  conn.expect_scope = nil
+  if not ok then
+    -- no answer within EXPECT_WAIT: the body goes anyway
+    if not (TimeoutError:is(ev) and scope:expired()) then error(ev, 0) end
+  elseif ev == "head" and status ~= 100 then
+    -- a final answer (417, 413, 401...) before the body: the body is not sent, and the
+    -- connection is not used again (the server may still expect the body on it)
+    conn.body_unsent = true
+    return status, reason, version, headers
+  elseif ev == "head" then
+    local name, why
+    ev, name, why = conn_next(conn) -- the 100's end
+    if ev == "error" then malformed(why, name) end
+    if ev ~= "done" then return nil, ev end
+  elseif ev == "error" then
+    malformed(reason, status)
+  else
+    return nil, ev
+  end
+  send_body(conn.h, body, given)
   return receive_head(conn, method)
 end
 
@@ -336,7 +396,8 @@ end
 local function exchange(client, url, method, o, body, decompress, fresh, deadline)
   local u = url_parts("http.request", url)
   local conn, reused = acquire(client, u[6], u[1], u[2], u[3], o, fresh)
-  local ok, status, reason, version, headers = pcall(send_receive, conn, method, u, o.lines, o.given, body, decompress)
+  local ok, status, reason, version, headers = pcall(send_receive, conn, method, u, o.lines, o.given, body, decompress,
+    o.expect)
   if not ok or status == nil then
     release(client, conn, false)
     local err = status
@@ -378,6 +439,32 @@ local methods_ok = 7
 local PLAIN = { lines = "", given = NO_HEADERS }
 local NO_OPTIONS = {}
 
+-- A copy of headers without the names (lower case) in drop.
+local function without(headers, drop)
+  local copy = {}
+  for k, v in pairs(headers) do
+    if not drop[lower(k)] then copy[k] = v end
+  end
+  return copy
+end
+
+-- What exchange needs of a request's options and headers: {ssl =, connect_timeout =,
+-- lines =, given =, expect =} (expect: the body waits for 100 Continue).
+local function exchange_options(opts, headers, body)
+  local o = { ssl = opts.ssl, connect_timeout = opts.connect_timeout }
+  o.lines, o.given = render_headers(headers)
+  if o.given.expect and body ~= nil and body ~= "" then
+    for k, v in pairs(headers) do
+      if lower(k) == "expect" and type(v) == "string" and lower(v) == "100-continue" then o.expect = true end
+    end
+  end
+  return o
+end
+
+local NOT_AFTER_303 = { ["content-type"] = true, ["content-length"] = true, ["transfer-encoding"] = true }
+local NOT_TO_ANOTHER_ORIGIN = { authorization = true, cookie = true }
+local NO_EXPECT = { expect = true }
+
 local function request(client, method, url, opts)
   if not METHOD_OK[method] then
     if type(method) ~= "string" or not match(method, "^[%u%d!#$%%&'*+.^_`|~-]+$") then
@@ -416,8 +503,7 @@ local function request(client, method, url, opts)
   local redirects = opts.redirects or 5
   local o = PLAIN
   if headers ~= nil or opts.ssl ~= nil or opts.connect_timeout ~= nil then
-    o = { ssl = opts.ssl, connect_timeout = opts.connect_timeout }
-    o.lines, o.given = render_headers(headers)
+    o = exchange_options(opts, headers, body)
   end
   while true do
     local res, retry = exchange(client, url, method, o, body, decompress, false, deadline)
@@ -425,6 +511,14 @@ local function request(client, method, url, opts)
       res = exchange(client, url, method, o, body, decompress, true, deadline)
     end
     if res == nil then error(ProtocolError("the server closed the connection without a response"), 0) end
+    if res.status == 417 and o.expect then
+      -- the server refuses the expectation: the same request once more without it, its
+      -- body (not sent yet, even an iterator's) right after the head
+      res:close()
+      headers = without(headers, NO_EXPECT)
+      o = exchange_options(opts, headers, body)
+      goto again
+    end
     local location = res.headers.location
     if not (REDIRECTS[res.status] and location and redirects > 0) then return res end
     local status = res.status
@@ -437,30 +531,16 @@ local function request(client, method, url, opts)
     if status == 303 or ((status == 301 or status == 302) and method == "POST") then
       if method ~= "HEAD" then method = "GET" end
       body = nil
-      if headers then
-        local copy = {}
-        for k, v in pairs(headers) do
-          local lk = lower(k)
-          if lk ~= "content-type" and lk ~= "content-length" and lk ~= "transfer-encoding" then copy[k] = v end
-        end
-        headers = copy
-      end
+      if headers then headers = without(headers, NOT_AFTER_303) end
     end
     -- credentials are not sent to another origin
     local s1, h1, p1 = parse_url("http.request", url)
     local s2, h2, p2 = parse_url("http.request", next_url)
-    if headers and (s1 ~= s2 or h1 ~= h2 or p1 ~= p2) then
-      local copy = {}
-      for k, v in pairs(headers) do
-        local lk = lower(k)
-        if lk ~= "authorization" and lk ~= "cookie" then copy[k] = v end
-      end
-      headers = copy
-    end
-    o = { ssl = opts.ssl, connect_timeout = opts.connect_timeout }
-    o.lines, o.given = render_headers(headers)
+    if headers and (s1 ~= s2 or h1 ~= h2 or p1 ~= p2) then headers = without(headers, NOT_TO_ANOTHER_ORIGIN) end
+    o = exchange_options(opts, headers, body)
     url = next_url
     redirects = redirects - 1
+    ::again::
   end
 end
 
