@@ -1,6 +1,7 @@
 -- fs_spec.lua — asyncio.fs in a temporary directory: every call, its results and its
 -- errors (OSError with errno, syscall and filename), file objects and their cleanup.
 
+local support = require "tests.support"
 local fs = asyncio.fs
 local OSError = asyncio.OSError
 
@@ -281,6 +282,27 @@ describe("fs.open and files", function()
     assert.are.equal(before, open_fds())
   end)
 
+  it("an open that completes after its task was cancelled closes what it opened", function()
+    local fifo = p("fifo")
+    assert(os.execute("mkfifo '" .. fifo .. "'"))
+    local before = open_fds()
+    collectgarbage("stop") -- the file must be closed by the open's end, not by a collection
+    local t = asyncio.create_task(fs.open(fifo))
+    await(asyncio.sleep(0.05))
+    t:cancel()
+    assert.is_false(pcall(await, t))
+    local w = assert(io.open(fifo, "w")) -- the open, blocked on the thread pool, completes
+    w:close()
+    local n
+    for _ = 1, 250 * support.SLOWDOWN do
+      n = #await(fs.scandir("/proc/self/fd"))
+      if n == before then break end
+      await(asyncio.sleep(0.02))
+    end
+    collectgarbage("restart")
+    assert.are.equal(before, n)
+  end)
+
   it("stat of an open file", function()
     await(fs.write_file(p("st"), "12345"))
     local f <close> = await(fs.open(p("st")))
@@ -394,5 +416,36 @@ describe("fs.rename and fs.unlink", function()
     await(fs.mkdir(p("dir")))
     local err = oserror(fs.unlink(p("dir"))).errno
     assert.is_true(err == "EISDIR" or err == "EPERM", err)
+  end)
+end)
+
+describe("file requests and the end of the program", function()
+  local run = support.run_with_held_pool
+
+  it("a call cancelled while queued ends with its task; nothing is left behind", function()
+    local out, status = run([[
+      local stat = asyncio.create_task(asyncio.fs.stat("/"))
+      await(asyncio.sleep(0.05))
+      stat:cancel()
+      local ok, err = pcall(await, stat)
+      print("stat", ok, asyncio.CancelledError:is(err))
+      release()
+      await(await(held):close())
+      print("done")
+    ]])
+    assert.are.equal("stat\tfalse\ttrue\ndone\n", out)
+    assert.are.equal(0, status)
+  end)
+
+  it("the state closes with a call queued and an open running: no leak, the file closed", function()
+    local out, status = run([[
+      local stat = asyncio.create_task(asyncio.fs.stat("/"))
+      await(asyncio.sleep(0.05))
+      release(0.3)
+      print("closing")
+      os.exit(0, true)
+    ]])
+    assert.are.equal("closing\n", out)
+    assert.are.equal(0, status)
   end)
 end)

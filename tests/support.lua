@@ -75,6 +75,45 @@ function M.run_alua(code)
   return out, status
 end
 
+-- Runs code in a fresh alua under the suite's runner (valgrind's memcheck under
+-- make valgrind: leaks and invalid accesses make it exit 99; ASan's own checks under
+-- make check), after the environment assignments env ("NAME=value ..."); returns its
+-- stdout and stderr together, and its exit status.
+function M.run_alua_checked(code, env)
+  local runner = os.getenv("ALUA_RUNNER") or os.getenv("ALUA_BIN") or "build/bin/alua"
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(code)
+  f:close()
+  local p = assert(io.popen(("%s %s %s 2>&1"):format(env or "", runner, path)))
+  local out = p:read("a")
+  local _, _, status = p:close()
+  os.remove(path)
+  return out, status
+end
+
+-- Runs body with run_alua_checked in a program whose libuv thread pool, cut to one
+-- thread, is held by `held`, an fs.open of a FIFO nobody writes to yet: what body queues
+-- next on the pool waits, certainly cancellable, until `release(delay)` (in body) opens
+-- the FIFO for writing from a process of its own, after delay seconds. Returns the
+-- program's output and exit status.
+function M.run_with_held_pool(body)
+  local fifo = os.tmpname()
+  os.remove(fifo)
+  assert(os.execute("mkfifo '" .. fifo .. "'"))
+  local code = ([[
+local fifo = %q
+local held = asyncio.create_task(asyncio.fs.open(fifo))
+await(asyncio.sleep(0))
+local function release(delay)
+  os.execute(("(sleep %%s; : > '%%s') &"):format(delay or 0, fifo))
+end
+]]):format(fifo) .. body
+  local out, status = M.run_alua_checked(code, "UV_THREADPOOL_SIZE=1")
+  os.remove(fifo)
+  return out, status
+end
+
 -- Runs a program (inside a task or at the top level); returns its stdout, stderr and
 -- exit status.
 function M.run(...)

@@ -239,3 +239,51 @@ describe("getaddrinfo", function()
     end
   end))
 end)
+
+describe("getaddrinfo requests and the end of the program", function()
+  local run = support.run_with_held_pool
+
+  it("a lookup cancelled while queued ends with its task; nothing is left behind", function()
+    local out, status = run([[
+      local lookup = asyncio.create_task(asyncio.getaddrinfo("localhost", 80))
+      await(asyncio.sleep(0.05))
+      lookup:cancel()
+      local ok, err = pcall(await, lookup)
+      print("lookup", ok, asyncio.CancelledError:is(err))
+      release()
+      await(await(held):close())
+      print("done")
+    ]])
+    assert.are.equal("lookup\tfalse\ttrue\ndone\n", out)
+    assert.are.equal(0, status)
+  end)
+
+  it("the state closes with a lookup queued: cancelled, freed, no leak", function()
+    local out, status = run([[
+      local lookup = asyncio.create_task(asyncio.getaddrinfo("localhost", 80))
+      await(asyncio.sleep(0.05))
+      release(0.3)
+      print("closing")
+      os.exit(0, true)
+    ]])
+    assert.are.equal("closing\n", out)
+    assert.are.equal(0, status)
+  end)
+
+  it("the state closes with a lookup collected while queued", function()
+    local out, status = run([[
+      local lookup = asyncio.create_task(asyncio.getaddrinfo("localhost", 80))
+      await(asyncio.sleep(0.05))
+      lookup:cancel()
+      pcall(await, lookup)
+      lookup = nil
+      collectgarbage()
+      collectgarbage()
+      release(0.3)
+      print("closing")
+      os.exit(0, true)
+    ]])
+    assert.are.equal("closing\n", out)
+    assert.are.equal(0, status)
+  end)
+end)

@@ -374,21 +374,53 @@ void waitset_free(waitset *ws);
 
 /* ---- the owner list (owner.c) -------------------------------------------- */
 
-/* Every libuv object Lua owns (a socket, a process) is on its loop's owner list, so
-   lua_close closes what user code left open, and what still flushes after its Lua object
-   was collected (owner.c). */
+/* Every libuv object Lua owns (a socket, a process, a request) is on its loop's owner
+   list, so lua_close closes what user code left open, and what still flushes after its
+   Lua object was collected (owner.c). */
 typedef struct owner_list owner_list;
 typedef struct owned owned;
 struct owned {
   owned *prev, *next;
   owner_list *list;
-  void (*shutdown)(owned *o); /* closes the handle at once, without Lua */
+  void (*shutdown)(owned *o); /* closes the handle (cancels the request) at once, without Lua */
 };
 owner_list *owner_list_get(lua_State *L);
 void owner_track(owner_list *list, owned *o, void (*shutdown)(owned *));
 void owner_untrack(owned *o);
 owned *owner_list_first(owner_list *list); /* then o->next: every object on the list */
+int owner_list_closed(owner_list *list);   /* its state is closed or closing */
 void owner_open(lua_State *L);             /* the loop's list, after loop_open */
+
+/* ---- requests on a thread pool (request.c) ---------------------------------- */
+
+/* A request whose end completes a future (getaddrinfo, getnameinfo, a file call), as
+   luv's lreq.c keeps them. The kind's C struct embeds a `request` and is malloc'd; its Lua
+   object is a userdata that begins with a `request *` (NULL once the request ended) and
+   holds the outcome, user value 1 its future. While pending the C struct owns itself: it
+   is on the owner list (lua_close cancels it) and is freed only by its completion, which
+   calls request_end first: REQUEST_TAKEN, the future is completed and the outcome goes
+   into *obj; otherwise nobody will take the outcome (the object was collected, or its
+   awaiter was cancelled) and the completion disposes of it, without touching the loop
+   or Lua if REQUEST_CLOSED (the state is gone). */
+typedef struct request request;
+struct request {
+  owned own;
+  request **link; /* the Lua object's pointer to this, NULL once unlinked */
+  future *fut;    /* the object's future, valid while linked */
+  void (*cancel)(request *r);
+};
+typedef enum { REQUEST_TAKEN, REQUEST_ABANDONED, REQUEST_CLOSED } request_fate;
+/* Pushes a new Lua object (size bytes, zeroed; nuv >= 1 user values; metatable mt) and
+   its pending future; returns the future. */
+future *request_push(lua_State *L, size_t size, int nuv, const char *mt);
+/* After the libuv call that started r: links it with the object at objidx and tracks it. */
+void request_start(lua_State *L, request *r, int objidx, void (*cancel)(request *r));
+/* The call failed before starting: completes the object's future (the caller has put the
+   error in the object and frees its struct). */
+void request_refuse(lua_State *L, int objidx);
+request_fate request_end(request *r, void **obj); /* in the completion, first */
+void request_detach(void *obj); /* the object's __gc: a pending request goes on alone, cancelled */
+void request_cancel(void *obj); /* its awaiter was cancelled: cancels a pending request */
 
 /* ---- the module (module.c) ------------------------------------------------ */
 

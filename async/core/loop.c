@@ -258,8 +258,13 @@ void loop_close(lua_State *L, loop_state *loop) {
   timer_close(loop);
   lost_close(loop);
   if (loop->owns_uv) {
-    /* let libuv run the close callbacks before the loop or our memory goes away */
+    /* let libuv run the close callbacks (and those of the requests the owner list
+       cancelled) before the loop or our memory goes away */
     uv_run(loop->uv, UV_RUN_NOWAIT);
+    /* a request already running on the thread pool cannot be cancelled: wait for its
+       callback (request.c: it sees the state closed and disposes of its outcome), as the
+       end of a program does; else libuv's loop could never close and would leak */
+    while (loop->uv->active_reqs.count > 0) uv_run(loop->uv, UV_RUN_ONCE);
     if (uv_loop_close(loop->uv) == 0) free(loop->uv);
     /* a handle someone else left open keeps the loop: leaking it beats freeing in-use memory */
   }

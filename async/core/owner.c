@@ -1,6 +1,7 @@
 /* owner.c — the owner list: every libuv object Lua owns (a stream, a listener, a UDP
-   socket, a process) is on its loop's list, so lua_close closes what user code left
-   open, and what still flushes after its Lua object was collected. */
+   socket, a process, a request on a thread pool) is on its loop's list, so lua_close
+   closes (or cancels) what user code left open, and what still flushes after its Lua
+   object was collected. */
 #include <stdlib.h>
 
 #include "core.h"
@@ -30,6 +31,8 @@ void owner_track(owner_list *list, owned *o, void (*shutdown)(owned *)) {
 }
 
 owned *owner_list_first(owner_list *list) { return list->first; }
+
+int owner_list_closed(owner_list *list) { return list->dead; }
 
 void owner_untrack(owned *o) {
   owner_list *list = o->list;

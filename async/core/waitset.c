@@ -1,5 +1,5 @@
 /* waitset.c — sets of futures an I/O callback completes in pure C (a stream's readers,
-   a listener's acceptors, a getaddrinfo request's waiters), anchored in user values of
+   a listener's acceptors, a to_thread call's waiter), anchored in user values of
    their owner's userdata; a reader's future is reused while one task reads steadily. */
 #include <stdlib.h>
 

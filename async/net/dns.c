@@ -21,36 +21,34 @@ static int l_net_parse_ip(lua_State *L) {
 
 /* ---- getaddrinfo -------------------------------------------------------------------- */
 
-/* The request outlives its Lua object when that is collected while the thread pool
-   still runs it: the callback then frees it. */
+/* The request in flight (request.c: owns itself, freed by gai_cb); the Lua object keeps
+   the outcome. */
 typedef struct gai_req {
+  request base;
   uv_getaddrinfo_t req;
-  struct addrinfo *res;
-  struct gai_req **box; /* NULL once the Lua object is collected */
-  waitset waiters;
-  int status;
-  uint8_t done;
 } gai_req;
 
-static void gai_free(gai_req *r) {
-  if (r->res) uv_freeaddrinfo(r->res);
-  waitset_free(&r->waiters);
-  free(r);
-}
+typedef struct gai_obj {
+  request *pending;
+  struct addrinfo *res; /* the object's until the result is read */
+  int status;
+  uint8_t done;
+} gai_obj;
+
+static void gai_req_cancel(request *r) { uv_cancel((uv_req_t *)&((gai_req *)r)->req); }
 
 static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
-  gai_req *r = req->data;
-  r->status = status;
-  r->res = res;
-  r->done = 1;
-  if (r->box == NULL) {
-    gai_free(r);
-    return;
+  gai_req *r = container_of(req, gai_req, req);
+  gai_obj *o;
+  if (request_end(&r->base, (void **)&o) == REQUEST_TAKEN) {
+    o->status = status;
+    o->res = res;
+    o->done = 1;
+  } else if (res) {
+    uv_freeaddrinfo(res);
   }
-  waitset_wake(&r->waiters);
+  free(r);
 }
-
-static gai_req *gai_check(lua_State *L) { return *(gai_req **)luaL_checkudata(L, 1, GAI_MT); }
 
 /* net.getaddrinfo(host, service, family, socktype, passive) -> request, future */
 static int l_net_getaddrinfo(lua_State *L) {
@@ -79,20 +77,18 @@ static int l_net_getaddrinfo(lua_State *L) {
                       socktype);
   hints.ai_flags = passive ? AI_PASSIVE : 0;
   lua_settop(L, 5);
-  gai_req **box = lua_newuserdatauv(L, sizeof *box, 1);
-  *box = NULL;
-  luaL_setmetatable(L, GAI_MT);
-  gai_req *r = calloc(1, sizeof *r);
+  request_push(L, sizeof(gai_obj), 1, GAI_MT);
+  gai_req *r = malloc(sizeof *r);
   if (r == NULL) return luaL_error(L, "asyncio: out of memory");
-  r->req.data = r;
-  r->box = box;
-  *box = r;
-  waitset_add(L, &r->waiters, 6, 1);
   int err = uv_getaddrinfo(loop_get(L)->uv, &r->req, gai_cb, host, service, &hints);
-  if (err) {
-    r->done = 1;
-    r->status = err;
-    waitset_wake(&r->waiters);
+  if (err == 0) {
+    request_start(L, &r->base, 6, gai_req_cancel);
+  } else {
+    free(r);
+    gai_obj *o = lua_touserdata(L, 6);
+    o->status = err;
+    o->done = 1;
+    request_refuse(L, 6);
   }
   return 2;
 }
@@ -100,22 +96,22 @@ static int l_net_getaddrinfo(lua_State *L) {
 /* net.getaddrinfo_result(request, host) -> list of {family=, address=, port=}, or raises
    an OSError naming the host. */
 static int l_net_getaddrinfo_result(lua_State *L) {
-  gai_req *r = gai_check(L);
+  gai_obj *o = luaL_checkudata(L, 1, GAI_MT);
   const char *host = luaL_optstring(L, 2, "(any)");
-  if (r == NULL || !r->done) return luaL_error(L, "getaddrinfo: no result yet");
-  if (r->status < 0) {
-    int unknown = r->status == UV_EAI_NONAME || r->status == UV_EAI_NODATA ||
-                  r->status == UV_EAI_AGAIN || r->status == UV_EAI_FAIL;
-    error_push_uv_msg(L, "getaddrinfo", r->status, "getaddrinfo: %s '%s': %s (%s)",
-                      unknown ? "cannot resolve host" : "host", host, uv_err_name(r->status),
-                      uv_strerror(r->status));
+  if (!o->done) return luaL_error(L, "getaddrinfo: no result yet");
+  if (o->status < 0) {
+    int unknown = o->status == UV_EAI_NONAME || o->status == UV_EAI_NODATA ||
+                  o->status == UV_EAI_AGAIN || o->status == UV_EAI_FAIL;
+    error_push_uv_msg(L, "getaddrinfo", o->status, "getaddrinfo: %s '%s': %s (%s)",
+                      unknown ? "cannot resolve host" : "host", host, uv_err_name(o->status),
+                      uv_strerror(o->status));
     lua_pushstring(L, host);
     lua_setfield(L, -2, "host");
     return lua_error(L);
   }
   lua_newtable(L);
   int n = 0;
-  for (struct addrinfo *ai = r->res; ai; ai = ai->ai_next) {
+  for (struct addrinfo *ai = o->res; ai; ai = ai->ai_next) {
     if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
     lua_createtable(L, 0, 3);
     lua_pushstring(L, family_name(ai->ai_family));
@@ -125,30 +121,22 @@ static int l_net_getaddrinfo_result(lua_State *L) {
     lua_setfield(L, -2, "address");
     lua_rawseti(L, -2, ++n);
   }
-  uv_freeaddrinfo(r->res);
-  r->res = NULL;
+  uv_freeaddrinfo(o->res);
+  o->res = NULL;
   return 1;
 }
 
 /* net.getaddrinfo_cancel(request): the awaiting task was cancelled. */
 static int l_net_getaddrinfo_cancel(lua_State *L) {
-  gai_req *r = gai_check(L);
-  if (r && !r->done) uv_cancel((uv_req_t *)&r->req);
+  request_cancel(luaL_checkudata(L, 1, GAI_MT));
   return 0;
 }
 
 static int gai_gc(lua_State *L) {
-  gai_req **box = lua_touserdata(L, 1);
-  gai_req *r = *box;
-  if (r == NULL) return 0;
-  *box = NULL;
-  if (r->done) {
-    gai_free(r);
-  } else {
-    r->box = NULL;
-    waitset_wake(&r->waiters);
-    uv_cancel((uv_req_t *)&r->req);
-  }
+  gai_obj *o = lua_touserdata(L, 1);
+  request_detach(o);
+  if (o->res) uv_freeaddrinfo(o->res);
+  o->res = NULL;
   return 0;
 }
 

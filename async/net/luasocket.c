@@ -46,36 +46,33 @@ static int l_net_strerror(lua_State *L) {
 
 /* ---- getnameinfo ------------------------------------------------------------------- */
 
-/* As getaddrinfo's request (dns.c): it outlives its Lua object when that is collected
-   while the thread pool still runs it; the callback then frees it. */
+/* As getaddrinfo's request (dns.c, request.c): the request in flight owns itself and is
+   freed by gni_cb; the Lua object keeps the outcome. */
 typedef struct gni_req {
+  request base;
   uv_getnameinfo_t req;
-  struct gni_req **box; /* NULL once the Lua object is collected */
-  waitset waiters;
-  char host[NI_MAXHOST];
-  int status;
-  uint8_t done;
 } gni_req;
 
-static void gni_free(gni_req *r) {
-  waitset_free(&r->waiters);
-  free(r);
-}
+typedef struct gni_obj {
+  request *pending;
+  int status;
+  uint8_t done;
+  char host[NI_MAXHOST];
+} gni_obj;
+
+static void gni_req_cancel(request *r) { uv_cancel((uv_req_t *)&((gni_req *)r)->req); }
 
 static void gni_cb(uv_getnameinfo_t *req, int status, const char *host, const char *service) {
   (void)service;
-  gni_req *r = req->data;
-  r->status = status;
-  if (status == 0 && host) snprintf(r->host, sizeof r->host, "%s", host);
-  r->done = 1;
-  if (r->box == NULL) {
-    gni_free(r);
-    return;
+  gni_req *r = container_of(req, gni_req, req);
+  gni_obj *o;
+  if (request_end(&r->base, (void **)&o) == REQUEST_TAKEN) {
+    o->status = status;
+    if (status == 0 && host) snprintf(o->host, sizeof o->host, "%s", host);
+    o->done = 1;
   }
-  waitset_wake(&r->waiters);
+  free(r);
 }
-
-static gni_req *gni_check(lua_State *L) { return *(gni_req **)luaL_checkudata(L, 1, GNI_MT); }
 
 /* net.getnameinfo(ip) -> request, future: the name of an IP address (NI_NAMEREQD: an
    address without a name is an error, not its own text) */
@@ -85,52 +82,39 @@ static int l_net_getnameinfo(lua_State *L) {
   if (addr_from_ip(ip, 0, &ss) != 0)
     return luaL_error(L, "getnameinfo: '%s' is not an IP address", ip);
   lua_settop(L, 1);
-  gni_req **box = lua_newuserdatauv(L, sizeof *box, 1);
-  *box = NULL;
-  luaL_setmetatable(L, GNI_MT);
-  gni_req *r = calloc(1, sizeof *r);
+  request_push(L, sizeof(gni_obj), 1, GNI_MT);
+  gni_req *r = malloc(sizeof *r);
   if (r == NULL) return luaL_error(L, "asyncio: out of memory");
-  r->req.data = r;
-  r->box = box;
-  *box = r;
-  waitset_add(L, &r->waiters, 2, 1);
   int err = uv_getnameinfo(loop_get(L)->uv, &r->req, gni_cb, (struct sockaddr *)&ss, NI_NAMEREQD);
-  if (err) {
-    r->done = 1;
-    r->status = err;
-    waitset_wake(&r->waiters);
+  if (err == 0) {
+    request_start(L, &r->base, 2, gni_req_cancel);
+  } else {
+    free(r);
+    gni_obj *o = lua_touserdata(L, 2);
+    o->status = err;
+    o->done = 1;
+    request_refuse(L, 2);
   }
   return 2;
 }
 
 /* net.getnameinfo_result(request) -> name, or raises the OSError of the lookup */
 static int l_net_getnameinfo_result(lua_State *L) {
-  gni_req *r = gni_check(L);
-  if (r == NULL || !r->done) return luaL_error(L, "getnameinfo: no result yet");
-  if (r->status < 0) return error_raise_uv(L, "getnameinfo", r->status);
-  lua_pushstring(L, r->host);
+  gni_obj *o = luaL_checkudata(L, 1, GNI_MT);
+  if (!o->done) return luaL_error(L, "getnameinfo: no result yet");
+  if (o->status < 0) return error_raise_uv(L, "getnameinfo", o->status);
+  lua_pushstring(L, o->host);
   return 1;
 }
 
 /* net.getnameinfo_cancel(request): the awaiting task was cancelled. */
 static int l_net_getnameinfo_cancel(lua_State *L) {
-  gni_req *r = gni_check(L);
-  if (r && !r->done) uv_cancel((uv_req_t *)&r->req);
+  request_cancel(luaL_checkudata(L, 1, GNI_MT));
   return 0;
 }
 
 static int gni_gc(lua_State *L) {
-  gni_req **box = lua_touserdata(L, 1);
-  gni_req *r = *box;
-  if (r == NULL) return 0;
-  *box = NULL;
-  if (r->done) {
-    gni_free(r);
-  } else {
-    r->box = NULL;
-    waitset_wake(&r->waiters);
-    uv_cancel((uv_req_t *)&r->req);
-  }
+  request_detach(lua_touserdata(L, 1));
   return 0;
 }
 

@@ -13,27 +13,33 @@
 /* Largest single read or write: longer ones are split by the Lua side. */
 #define FS_READ_MAX ((size_t)1 << 26)
 
-/* A request in flight. The Lua object holds a pointer: if it is collected first the
-   callback frees the request (and closes a file it opened that nobody took). The Future
-   (a user value of the Lua object) is completed without values by the callback; the
-   Lua side then asks l_fs_result for the outcome, built where Lua can run. */
+/* A file call in flight (request.c): it owns itself and is freed by req_cb, which hands
+   the outcome to the Lua object (fs_obj) or, when nobody will take it (the object was
+   collected, the awaiting task cancelled, the state closed), closes a file it opened. */
 typedef struct fs_req {
+  request base;
   uv_fs_t req;
-  loop_state *loop;
-  future *fut;
-  char *buf;      /* read buffer, or a copy of the data being written */
-  int64_t offset; /* where a read or write started, -1 for "at the end" */
-  uint8_t done;   /* the callback ran (or the request failed before starting) */
-  uint8_t orphan; /* the Lua object is gone: the callback frees */
-  uint8_t taken;  /* an opened file descriptor was handed to a File */
-  int flags;      /* open's flags */
+  loop_state *loop; /* not touched once the state is closed (REQUEST_CLOSED) */
+  char *buf;        /* read buffer, or a copy of the data being written */
 } fs_req;
 
-typedef struct fs_box {
-  fs_req *r;
-} fs_box;
+/* The Lua object of a call: its outcome, read by l_fs_result. User value RUV_FUTURE is
+   completed without values when the outcome is there. */
+typedef struct fs_obj {
+  request *pending;
+  loop_state *loop;
+  ssize_t result; /* bytes, a descriptor, a count of entries, or -errno */
+  uv_fs_type type;
+  int flags;      /* open's flags */
+  int64_t offset; /* where a read or write started, -1 for "at the end" */
+  char *buf;      /* what a read read */
+  char *names;    /* scandir: per entry a type byte and the name with its NUL */
+  uv_stat_t stat;
+  uint8_t done;  /* the outcome is here */
+  uint8_t taken; /* l_fs_result handed it to Lua (an opened descriptor to a File) */
+} fs_obj;
 
-enum { RUV_FUTURE = 1, RUV_FILE, RUV_PATH2, RUV_COUNT = RUV_PATH2 };
+enum { RUV_FUTURE = 1, RUV_FILE, RUV_PATH, RUV_PATH2, RUV_COUNT = RUV_PATH2 };
 
 typedef struct fs_file {
   uv_file fd;  /* -1 once closed */
@@ -50,9 +56,9 @@ static void close_done_cb(uv_fs_t *req) {
 }
 
 /* On the thread pool while the loop runs (close may block, on NFS for instance);
-   directly when nothing is running, as at lua_close. */
+   directly when nothing is running, as at lua_close, or with no loop (its state is gone). */
 static void fd_close_quietly(loop_state *loop, uv_file fd) {
-  if (loop_is_running(loop) && !loop->closed) {
+  if (loop && loop_is_running(loop) && !loop->closed) {
     uv_fs_t *req = malloc(sizeof *req);
     if (req && uv_fs_close(loop->uv, req, fd, close_done_cb) == 0) return;
     free(req);
@@ -62,75 +68,118 @@ static void fd_close_quietly(loop_state *loop, uv_file fd) {
 
 /* ---- requests ------------------------------------------------------------------- */
 
-static void req_dispose(fs_req *r) {
-  if (r->req.fs_type == UV_FS_OPEN && r->req.result >= 0 && !r->taken)
-    fd_close_quietly(r->loop, (uv_file)r->req.result);
-  uv_fs_req_cleanup(&r->req);
-  free(r->buf);
-  free(r);
+/* scandir's entries, packed for the Lua object: the request's list is freed with it. */
+static char *names_pack(uv_fs_t *req) {
+  size_t len = 0, cap = 256;
+  char *names = malloc(cap);
+  uv_dirent_t ent;
+  while (names && uv_fs_scandir_next(req, &ent) != UV_EOF) {
+    size_t n = strlen(ent.name) + 2;
+    if (cap - len < n) {
+      while (cap - len < n) cap *= 2;
+      char *more = realloc(names, cap);
+      if (more == NULL) free(names);
+      names = more;
+      if (names == NULL) break;
+    }
+    names[len] = (char)ent.type;
+    memcpy(names + len + 1, ent.name, n - 1);
+    len += n;
+  }
+  return names;
 }
 
 static void req_cb(uv_fs_t *req) {
   fs_req *r = container_of(req, fs_req, req);
-  r->done = 1;
-  if (r->orphan) {
-    req_dispose(r);
-    return;
+  fs_obj *o;
+  request_fate fate = request_end(&r->base, (void **)&o);
+  if (fate == REQUEST_TAKEN) {
+    o->result = req->result;
+    o->done = 1;
+    if (req->result >= 0) {
+      if (req->fs_type == UV_FS_READ) {
+        o->buf = r->buf;
+        r->buf = NULL;
+      } else if (req->fs_type == UV_FS_STAT || req->fs_type == UV_FS_LSTAT ||
+                 req->fs_type == UV_FS_FSTAT) {
+        o->stat = req->statbuf;
+      } else if (req->fs_type == UV_FS_SCANDIR && (o->names = names_pack(req)) == NULL) {
+        o->result = UV_ENOMEM;
+      }
+    }
+  } else if (req->fs_type == UV_FS_OPEN && req->result >= 0) {
+    /* nobody will make a File of it */
+    fd_close_quietly(fate == REQUEST_CLOSED ? NULL : r->loop, (uv_file)req->result);
   }
-  future *f = r->fut;
-  if (f->state == FUT_PENDING) { /* else it was cancelled: the collector disposes */
-    f->nresults = 0;
-    future_complete(f, FUT_RESULT);
-  }
+  uv_fs_req_cleanup(req);
+  free(r->buf);
+  free(r);
+}
+
+static void req_cancel(request *base) {
+  uv_cancel((uv_req_t *)&container_of(base, fs_req, base)->req);
 }
 
 static int req_gc(lua_State *L) {
-  fs_box *box = lua_touserdata(L, 1);
-  fs_req *r = box->r;
-  box->r = NULL;
-  if (r == NULL) return 0;
-  if (r->done)
-    req_dispose(r);
-  else
-    r->orphan = 1;
+  fs_obj *o = lua_touserdata(L, 1);
+  request_detach(o);
+  if (o->done && !o->taken && o->type == UV_FS_OPEN && o->result >= 0)
+    fd_close_quietly(o->loop, (uv_file)o->result);
+  o->taken = 1;
+  free(o->buf);
+  free(o->names);
+  o->buf = o->names = NULL;
   return 0;
 }
 
-/* Pushes a request object and its Future; fileidx: the File it works on, or 0. */
-static fs_req *req_new(lua_State *L, int fileidx) {
+/* Pushes a request object and its Future; fileidx: the File it works on, pathidx: its
+   path (for errors and the File's name), or 0. */
+static fs_req *req_new(lua_State *L, int fileidx, int pathidx) {
   loop_state *loop = loop_get(L);
-  fs_box *box = lua_newuserdatauv(L, sizeof *box, RUV_COUNT);
-  box->r = NULL;
-  luaL_setmetatable(L, FSREQ_MT);
+  request_push(L, sizeof(fs_obj), RUV_COUNT, FSREQ_MT);
+  fs_obj *o = lua_touserdata(L, -2);
+  o->loop = loop;
+  o->offset = -1;
+  if (fileidx) {
+    lua_pushvalue(L, fileidx);
+    lua_setiuservalue(L, -3, RUV_FILE);
+  }
+  if (pathidx) {
+    lua_pushvalue(L, pathidx);
+    lua_setiuservalue(L, -3, RUV_PATH);
+  }
   fs_req *r = calloc(1, sizeof *r);
   if (r == NULL) luaL_error(L, "asyncio.fs: out of memory");
   r->loop = loop;
-  box->r = r;
-  if (fileidx) {
-    lua_pushvalue(L, fileidx);
-    lua_setiuservalue(L, -2, RUV_FILE);
-  }
-  r->fut = future_new(L, loop);
-  lua_pushvalue(L, -1);
-  lua_setiuservalue(L, -3, RUV_FUTURE);
   return r;
 }
 
+/* The object req_new pushed. */
+static fs_obj *req_obj(lua_State *L) { return lua_touserdata(L, -2); }
+
 /* After a uv_fs_* call: a request that failed before starting is done already. */
 static int req_started(lua_State *L, fs_req *r, int rc) {
-  if (rc < 0) {
-    r->req.result = rc;
-    r->done = 1;
-    future_complete(r->fut, FUT_RESULT);
+  int obj = lua_gettop(L) - 1;
+  fs_obj *o = lua_touserdata(L, obj);
+  o->type = r->req.fs_type;
+  if (rc == 0) {
+    request_start(L, &r->base, obj, req_cancel);
+    return 2;
   }
-  (void)L;
+  o->result = rc;
+  o->done = 1;
+  uv_fs_req_cleanup(&r->req);
+  free(r->buf);
+  free(r);
+  request_refuse(L, obj);
   return 2;
 }
 
-static fs_req *req_check(lua_State *L, int idx) {
-  fs_box *box = luaL_checkudata(L, idx, FSREQ_MT);
-  if (box->r == NULL || !box->r->done) luaL_error(L, "asyncio.fs: request not finished");
-  return box->r;
+static fs_obj *req_check(lua_State *L, int idx) {
+  fs_obj *o = luaL_checkudata(L, idx, FSREQ_MT);
+  if (!o->done) luaL_error(L, "asyncio.fs: request not finished");
+  if (o->taken) luaL_error(L, "asyncio.fs: the request's result was taken");
+  return o;
 }
 
 /* ---- results -------------------------------------------------------------------- */
@@ -155,21 +204,24 @@ static const char *req_syscall(uv_fs_type t) {
 }
 
 /* OSError naming the call, errno and the path(s). */
-static int req_raise(lua_State *L, fs_req *r) {
-  int err = (int)r->req.result;
-  error_push_uv(L, req_syscall(r->req.fs_type), err);
-  if (r->req.path) {
+static int req_raise(lua_State *L, fs_obj *o) {
+  int err = (int)o->result;
+  error_push_uv(L, req_syscall(o->type), err);
+  lua_getiuservalue(L, 1, RUV_PATH);
+  const char *path = lua_tostring(L, -1);
+  lua_pop(L, 1); /* the object's user value keeps it */
+  if (path) {
     lua_getiuservalue(L, 1, RUV_PATH2);
     const char *path2 = lua_tostring(L, -1);
     lua_getfield(L, -2, "message");
     if (path2)
-      lua_pushfstring(L, "%s: '%s' -> '%s'", lua_tostring(L, -1), r->req.path, path2);
+      lua_pushfstring(L, "%s: '%s' -> '%s'", lua_tostring(L, -1), path, path2);
     else
-      lua_pushfstring(L, "%s: '%s'", lua_tostring(L, -1), r->req.path);
+      lua_pushfstring(L, "%s: '%s'", lua_tostring(L, -1), path);
     lua_setfield(L, -4, "message");
     lua_pop(L, 1);
     lua_setfield(L, -2, "filename2");
-    lua_pushstring(L, r->req.path);
+    lua_pushstring(L, path);
     lua_setfield(L, -2, "filename");
   } else if (lua_getiuservalue(L, 1, RUV_FILE) == LUA_TUSERDATA) {
     lua_getiuservalue(L, -1, 1);
@@ -237,39 +289,46 @@ static int file_push_new(lua_State *L, loop_state *loop, uv_file fd, const char 
 
 /* l_fs_result(req): the outcome of a finished request, or its OSError. */
 static int l_fs_result(lua_State *L) {
-  fs_req *r = req_check(L, 1);
-  if (r->req.result < 0) return req_raise(L, r);
-  ssize_t n = r->req.result;
-  switch (r->req.fs_type) {
+  fs_obj *o = req_check(L, 1);
+  if (o->result < 0) return req_raise(L, o);
+  ssize_t n = o->result;
+  switch (o->type) {
     case UV_FS_OPEN:
-      file_push_new(L, r->loop, (uv_file)n, r->req.path, r->flags);
-      r->taken = 1;
+      lua_getiuservalue(L, 1, RUV_PATH);
+      file_push_new(L, o->loop, (uv_file)n, lua_tostring(L, -1), o->flags);
+      o->taken = 1;
       return 1;
     case UV_FS_READ:
     case UV_FS_WRITE:
-      if (r->req.fs_type == UV_FS_READ)
-        lua_pushlstring(L, r->buf, (size_t)n);
-      else
+      if (o->type == UV_FS_READ) {
+        lua_pushlstring(L, o->buf, (size_t)n);
+        free(o->buf);
+        o->buf = NULL;
+        o->taken = 1;
+      } else {
         lua_pushinteger(L, (lua_Integer)n);
-      if (r->offset >= 0) { /* the file's position moves on; not in append mode */
+      }
+      if (o->offset >= 0) { /* the file's position moves on; not in append mode */
         lua_getiuservalue(L, 1, RUV_FILE);
-        ((fs_file *)lua_touserdata(L, -1))->pos = r->offset + n;
+        ((fs_file *)lua_touserdata(L, -1))->pos = o->offset + n;
         lua_pop(L, 1);
       }
       return 1;
     case UV_FS_STAT:
     case UV_FS_LSTAT:
-    case UV_FS_FSTAT: push_stat(L, &r->req.statbuf); return 1;
+    case UV_FS_FSTAT: push_stat(L, &o->stat); return 1;
     case UV_FS_SCANDIR: {
-      uv_dirent_t ent;
-      lua_newtable(L);
-      for (lua_Integer i = 1; uv_fs_scandir_next(&r->req, &ent) != UV_EOF; i++) {
+      lua_createtable(L, (int)n, 0);
+      const char *p = o->names;
+      for (lua_Integer i = 1; i <= n; i++) {
+        size_t len = strlen(p + 1);
         lua_createtable(L, 0, 2);
-        lua_pushstring(L, ent.name);
+        lua_pushlstring(L, p + 1, len);
         lua_setfield(L, -2, "name");
-        lua_pushstring(L, dirent_type(ent.type));
+        lua_pushstring(L, dirent_type((uv_dirent_type_t)(unsigned char)p[0]));
         lua_setfield(L, -2, "type");
         lua_rawseti(L, -2, i);
+        p += len + 2;
       }
       return 1;
     }
@@ -311,8 +370,8 @@ static int l_fs_open(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   int append;
   int flags = mode_flags(L, luaL_optstring(L, 2, "r"), &append) | O_CLOEXEC;
-  fs_req *r = req_new(L, 0);
-  r->flags = flags;
+  fs_req *r = req_new(L, 0, 1);
+  req_obj(L)->flags = flags;
   return req_started(L, r, uv_fs_open(r->loop->uv, &r->req, path, flags, 0666, req_cb));
 }
 
@@ -320,7 +379,7 @@ static int fs_path_op(lua_State *L, uv_fs_type op) {
   const char *path = luaL_checkstring(L, 1);
   int mode = op == UV_FS_MKDIR ? (int)luaL_optinteger(L, 2, 0777) : 0;
   lua_settop(L, 2);
-  fs_req *r = req_new(L, 0);
+  fs_req *r = req_new(L, 0, 1);
   uv_loop_t *uv = r->loop->uv;
   int rc;
   switch (op) {
@@ -378,10 +437,13 @@ static int l_fs_read(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 2);
   luaL_argcheck(L, n >= 0, 2, "negative size");
   size_t len = (size_t)n > FS_READ_MAX ? FS_READ_MAX : (size_t)n;
-  fs_req *r = req_new(L, 1);
+  fs_req *r = req_new(L, 1, 0);
   r->buf = malloc(len ? len : 1);
-  if (r->buf == NULL) return luaL_error(L, "read: out of memory");
-  r->offset = f->pos;
+  if (r->buf == NULL) {
+    free(r);
+    return luaL_error(L, "read: out of memory");
+  }
+  req_obj(L)->offset = f->pos;
   uv_buf_t b = uv_buf_init(r->buf, (unsigned)len);
   return req_started(L, r, uv_fs_read(r->loop->uv, &r->req, f->fd, &b, 1, f->pos, req_cb));
 }
@@ -397,24 +459,28 @@ static int l_fs_write(lua_State *L) {
   data += from - 1;
   len -= (size_t)from - 1;
   if (len > FS_READ_MAX) len = FS_READ_MAX; /* the Lua side writes the rest */
-  fs_req *r = req_new(L, 1);
+  fs_req *r = req_new(L, 1, 0);
   r->buf = malloc(len ? len : 1);
-  if (r->buf == NULL) return luaL_error(L, "write: out of memory");
+  if (r->buf == NULL) {
+    free(r);
+    return luaL_error(L, "write: out of memory");
+  }
   memcpy(r->buf, data, len);
-  r->offset = f->append ? -1 : f->pos;
+  int64_t offset = f->append ? -1 : f->pos;
+  req_obj(L)->offset = offset;
   uv_buf_t b = uv_buf_init(r->buf, (unsigned)len);
-  return req_started(L, r, uv_fs_write(r->loop->uv, &r->req, f->fd, &b, 1, r->offset, req_cb));
+  return req_started(L, r, uv_fs_write(r->loop->uv, &r->req, f->fd, &b, 1, offset, req_cb));
 }
 
 static int l_fs_fstat(lua_State *L) {
   fs_file *f = file_check_open(L, 1);
-  fs_req *r = req_new(L, 1);
+  fs_req *r = req_new(L, 1, 0);
   return req_started(L, r, uv_fs_fstat(r->loop->uv, &r->req, f->fd, req_cb));
 }
 
 static int l_fs_fsync(lua_State *L) {
   fs_file *f = file_check_open(L, 1);
-  fs_req *r = req_new(L, 1);
+  fs_req *r = req_new(L, 1, 0);
   return req_started(L, r, uv_fs_fsync(r->loop->uv, &r->req, f->fd, req_cb));
 }
 
@@ -424,7 +490,7 @@ static int l_fs_close(lua_State *L) {
   if (f->fd < 0) return 0;
   uv_file fd = f->fd;
   f->fd = -1;
-  fs_req *r = req_new(L, 1);
+  fs_req *r = req_new(L, 1, 0);
   return req_started(L, r, uv_fs_close(r->loop->uv, &r->req, fd, req_cb));
 }
 
