@@ -96,12 +96,20 @@ describe("workers under load", function()
       assert.is_false(ok)
       assert.is_true(asyncio.CancelledError:is(err), tostring(err))
     end
+    -- A worker is reaped (its thread joined, its wake-up descriptor closed at the end of
+    -- a loop iteration) when its end is seen in poll, which can come after wait() has
+    -- returned (it reads the ended flag itself): let the loop turn before counting.
+    local function settle()
+      for _ = 1, 3 do await(asyncio.sleep(0.02)) end
+    end
     -- warm up: the allocator's per-thread arenas and Lua's own pools reach their size
     for i = 1, 20 do cycle(i) end
+    settle()
     collectgarbage()
     collectgarbage()
     local fds, rss, lua_kib = open_fds(), resident_kib(), collectgarbage("count")
     for i = 1, WORKERS do cycle(i) end
+    settle()
     collectgarbage()
     collectgarbage()
     assert.are.equal(fds, open_fds(), "descriptors")

@@ -1,5 +1,6 @@
 /* worker.c — asyncio.start_worker: a script on its own thread with its own state and loop,
    the two queues between it and its creator, asyncio.parent, cpu_count. */
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +182,24 @@ typedef struct wakeup {
   void (*cb)(worker *w); /* on the polling loop, once per wake-up */
 } wakeup;
 
+/* A receiver about to block with a recv waiting first watches its queue for a while:
+   a reply often comes within microseconds (a round trip), and seeing it there costs no
+   eventfd write, no wake-up from poll and no read, where sleeping costs a wake-up on
+   each side, each waiting for the scheduler to run the other thread. The watch yields
+   the CPU between looks (after a few pauses): on a machine with more runnable threads
+   than CPUs a pure spin took the CPU the sender needed (round trips 4x slower than
+   blocking, measured), while sched_yield hands it over and costs little when nothing
+   else wants it. It is bounded (SPIN_NS) and adaptive: after a watch that saw nothing,
+   the next `skip` waits block at once, `skip` doubling up to SPIN_BACKOFF_MAX, so a
+   channel whose messages come seldom watches a negligible share of its waits. */
+typedef struct spin {
+  atomic_uint posted;     /* messages pushed to this queue so far */
+  uint8_t spinning;       /* lock: the receiver watches `posted`: senders skip the wake */
+  uint16_t skip, backoff; /* the receiver's thread */
+} spin;
+
+enum { SPIN_NS = 50000, SPIN_PAUSES = 32, SPIN_BACKOFF_MAX = 256 };
+
 /* Shared by the creator's thread and the worker's; fields marked "lock" only under it. */
 struct worker {
   uv_mutex_t lock;
@@ -190,9 +209,10 @@ struct worker {
   copy_msg *args; /* the script's ..., taken by the thread */
   /* lock */
   msgq to_child, to_parent;
-  wakeup *child_wake;     /* on the worker's loop while asyncio.parent can receive */
-  wakeup *parent_wake;    /* on the creator's loop until it is closed */
-  loop_state *child_loop; /* while the worker's state is open: what terminate interrupts */
+  spin child_spin, parent_spin; /* of to_child, to_parent */
+  wakeup *child_wake;           /* on the worker's loop while asyncio.parent can receive */
+  wakeup *parent_wake;          /* on the creator's loop until it is closed */
+  loop_state *child_loop;       /* while the worker's state is open: what terminate interrupts */
   uint8_t loaded, ended, terminated;
   uint8_t parent_gone;    /* no more messages for the worker: its recv returns nil */
   uint8_t parent_dropped; /* nobody reads the worker's messages: its send fails */
@@ -200,8 +220,9 @@ struct worker {
   copy_msg *results, *error;
   char *traceback;
   /* the creator's thread */
-  msgq received;              /* taken from to_parent, not yet returned by recv */
-  waitset receivers, waiters; /* anchored in the Worker object's user values */
+  msgq received;                /* taken from to_parent, not yet returned by recv */
+  waitset receivers, waiters;   /* anchored in the Worker object's user values */
+  uv_prepare_t *parent_prepare; /* spins while a recv waits, until the worker is reaped */
   int has_box;
   uint8_t seen_loaded, reaped;
   struct worker *prev, *next;
@@ -286,6 +307,59 @@ static void wakeup_free_cb(uv_handle_t *h) {
 /* Once nobody can send to it any more (its pointer cleared under the lock). */
 static void wakeup_close(wakeup *k) { uv_close((uv_handle_t *)&k->poll, wakeup_free_cb); }
 
+/* Under the worker's lock, after pushing a message to the queue sp watches: wakes its
+   receiver's loop unless the receiver is spinning and will see it. */
+static void message_posted(spin *sp, wakeup *k) {
+  atomic_fetch_add_explicit(&sp->posted, 1, memory_order_release);
+  if (!sp->spinning) wakeup_send(k);
+}
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+/* From a prepare callback (the loop is about to poll) while a recv waits on queue q of
+   w: returns 1 once a message is there (the caller wakes its receivers, so the loop
+   does not block), 0 to block. */
+static int spin_for_message(worker *w, spin *sp, msgq *q, uv_loop_t *uv) {
+  if (sp->skip > 0) {
+    sp->skip--;
+    return 0;
+  }
+  if (uv_backend_timeout(uv) == 0) return 0; /* something else is due: no block to avoid */
+  uv_mutex_lock(&w->lock);
+  int has = q->head != NULL;
+  unsigned seen = atomic_load_explicit(&sp->posted, memory_order_relaxed);
+  sp->spinning = !has;
+  uv_mutex_unlock(&w->lock);
+  if (has) return 1;
+  uint64_t start = uv_hrtime();
+  for (int i = 0; atomic_load_explicit(&sp->posted, memory_order_acquire) == seen; i++) {
+    if (i < SPIN_PAUSES) {
+      cpu_relax();
+    } else {
+      sched_yield();
+      if (uv_hrtime() - start > SPIN_NS) break;
+    }
+  }
+  uv_mutex_lock(&w->lock);
+  sp->spinning = 0;
+  has = q->head != NULL;
+  uv_mutex_unlock(&w->lock);
+  if (has) {
+    sp->backoff = 0;
+  } else {
+    sp->backoff =
+        sp->backoff ? (sp->backoff * 2 > SPIN_BACKOFF_MAX ? SPIN_BACKOFF_MAX : sp->backoff * 2) : 1;
+    sp->skip = sp->backoff;
+  }
+  return has;
+}
+
 /* ---- the worker's thread -------------------------------------------------------------- */
 
 /* Signals meant for the process are handled by the main thread (Ctrl-C, SIGTERM), never
@@ -329,10 +403,13 @@ static void child_woken(worker *w) {
    recv stops counting at the next iteration). */
 static void child_prepare_cb(uv_prepare_t *p) {
   worker *w = p->data;
-  if (w->has_channel && waitset_pending(&w->child_receivers))
+  if (w->has_channel && waitset_pending(&w->child_receivers)) {
     uv_ref((uv_handle_t *)&w->child_wake->poll);
-  else
+    if (spin_for_message(w, &w->child_spin, &w->to_child, p->loop))
+      waitset_wake(&w->child_receivers);
+  } else {
     uv_unref((uv_handle_t *)&w->child_wake->poll);
+  }
 }
 
 typedef struct channel_box {
@@ -529,6 +606,8 @@ static void worker_reap(worker *w) {
   w->parent_wake = NULL;
   uv_mutex_unlock(&w->lock);
   if (k) wakeup_close(k);
+  if (w->parent_prepare) uv_close((uv_handle_t *)w->parent_prepare, handle_free_cb);
+  w->parent_prepare = NULL;
   list_unlink(w);
   worker_release(w); /* the list's reference */
 }
@@ -544,6 +623,17 @@ static void parent_woken(worker *w) {
   }
   w->seen_loaded = (uint8_t)loaded;
   if (ended) worker_reap(w);
+}
+
+/* The creator's loop is about to poll: while a recv waits, spin for the worker's next
+   message; stopped when none waits (recv_arm starts it again). */
+static void parent_prepare_cb(uv_prepare_t *p) {
+  worker *w = p->data;
+  if (!w->has_box || !waitset_pending(&w->receivers)) {
+    uv_prepare_stop(p);
+    return;
+  }
+  if (spin_for_message(w, &w->parent_spin, &w->to_parent, p->loop)) waitset_wake(&w->receivers);
 }
 
 /* Asks the worker to stop: its tasks are cancelled, Lua running there is interrupted. */
@@ -618,12 +708,21 @@ static int l_core_worker_start(lua_State *L) {
   w->args = args;
   w->refs = 3;
   int rc = UV_EMFILE;
-  w->parent_wake = wakeup_new(loop->uv, w, parent_woken);
-  if (w->parent_wake) {
+  w->parent_prepare = malloc(sizeof *w->parent_prepare);
+  w->parent_wake = w->parent_prepare ? wakeup_new(loop->uv, w, parent_woken) : NULL;
+  if (w->parent_wake == NULL) {
+    free(w->parent_prepare);
+    w->parent_prepare = NULL;
+  } else {
+    uv_prepare_init(loop->uv, w->parent_prepare);
+    w->parent_prepare->data = w;
+    uv_unref((uv_handle_t *)w->parent_prepare);
     rc = uv_thread_create(&w->thread, worker_thread, w);
     if (rc != 0) {
       wakeup_close(w->parent_wake);
       w->parent_wake = NULL;
+      uv_close((uv_handle_t *)w->parent_prepare, handle_free_cb);
+      w->parent_prepare = NULL;
     }
   }
   if (rc != 0) {
@@ -693,7 +792,7 @@ static int l_worker_send(lua_State *L) {
   int ended = w->ended, terminated = w->terminated, failed = 0;
   if (!ended && !terminated) {
     failed = msgq_push(&w->to_child, m, len);
-    wakeup_send(w->child_wake);
+    if (!failed) message_posted(&w->child_spin, w->child_wake);
   }
   uv_mutex_unlock(&w->lock);
   if (failed) return luaL_error(L, "send: out of memory");
@@ -722,6 +821,7 @@ static int recv_attempt(lua_State *L, int base) {
 static void recv_arm(lua_State *L, int base) {
   worker *w = ((worker_box *)lua_touserdata(L, base))->w;
   waitset_add_one(L, &w->receivers, base, WUV_RECEIVERS);
+  if (w->parent_prepare) uv_prepare_start(w->parent_prepare, parent_prepare_cb);
 }
 
 static const op_spec recv_op = {"Worker.recv", recv_attempt, recv_arm};
@@ -811,7 +911,7 @@ static int l_channel_send(lua_State *L) {
   int gone = w->parent_dropped, failed = 0;
   if (!gone) {
     failed = msgq_push(&w->to_parent, m, len);
-    parent_notify(w);
+    if (!failed) message_posted(&w->parent_spin, w->parent_wake);
   }
   uv_mutex_unlock(&w->lock);
   if (failed) return luaL_error(L, "send: out of memory");
