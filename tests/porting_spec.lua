@@ -63,6 +63,79 @@ describe("11. task-local context and JSON, for servers", function()
     assert.are.equal("<ContextVar name='v'>", tostring(v))
   end)
 
+  -- Python runs each callback in a copy of the context current when it was scheduled
+  -- (Handle's context=None: copy_context()): a request id logged from a timer or a done
+  -- callback is the request's, whatever the top level or other requests set.
+  it("call_soon, call_later and call_at callbacks see the scheduling task's values", function()
+    local request_id = asyncio.ContextVar("request_id", "-")
+    local loop = asyncio.get_running_loop()
+    local token = request_id:set("top")
+    local seen, all = {}, asyncio.Event()
+    local function log(what)
+      seen[#seen + 1] = what .. "=" .. request_id:get()
+      if #seen == 6 then all:set() end
+    end
+    local async function handler(id)
+      request_id:set(id)
+      loop:call_soon(log, "soon")
+      loop:call_later(0.01, log, "later")
+      loop:call_at(loop:time() + 0.005, log, "at")
+      request_id:set(id .. "-changed") -- after scheduling: the callbacks keep their copy
+    end
+    await asyncio.gather(handler("a"), handler("b"))
+    await asyncio.wait_for(all:wait(), 5 * support.SLOWDOWN)
+    table.sort(seen)
+    assert.are.same({ "at=a", "at=b", "later=a", "later=b", "soon=a", "soon=b" }, seen)
+    assert.are.equal("top", request_id:get())
+    request_id:reset(token)
+  end)
+
+  it("a done callback sees the values of the code that added it", function()
+    local user = asyncio.ContextVar("user", "nobody")
+    local fut = asyncio.Future()
+    local got = asyncio.Future()
+    await asyncio.create_task(function()
+      user:set("alice")
+      fut:add_done_callback(function(f) got:set_result(user:get(), f:result()) end)
+    end)
+    user:set("bob")
+    fut:set_result(42)
+    assert.are.same({ "alice", 42 }, { await got })
+  end)
+
+  it("a callback's set stays in its copy; tasks it creates inherit that copy", function()
+    local v = asyncio.ContextVar("v", "unset")
+    local loop = asyncio.get_running_loop()
+    local token = v:set("scheduler")
+    local results = asyncio.Future()
+    loop:call_soon(function()
+      v:set("callback")
+      local t = asyncio.create_task(function() return v:get() end)
+      t:add_done_callback(function() results:set_result(t:result(), v:get()) end)
+    end)
+    loop:call_soon(function() v:set(v:get() .. "+second") end) -- its own copy as well
+    local inner, in_done = await results
+    assert.are.equal("callback", inner)    -- the task made in the callback
+    assert.are.equal("callback", in_done)  -- a done callback added there: that copy
+    await asyncio.sleep(0)
+    assert.are.equal("scheduler", v:get()) -- neither callback changed the scheduler's
+    v:reset(token)
+  end)
+
+  it("a signal handler runs in the context current when it was added", function()
+    local v = asyncio.ContextVar("v", "unset")
+    local got = asyncio.Future()
+    local token = v:set("added")
+    asyncio.add_signal_handler("SIGUSR1", function() if not got:done() then got:set_result(v:get()) end end)
+    v:set("later")
+    assert.is_true(os.execute("kill -USR1 $PPID")) -- the shell's parent: this alua
+    local ok, value = pcall(function() return await asyncio.wait_for(got, 5 * support.SLOWDOWN) end)
+    asyncio.remove_signal_handler("SIGUSR1")
+    v:reset(token)
+    assert.is_true(ok, tostring(value))
+    assert.are.equal("added", value)
+  end)
+
   it("require 'cjson' works (Debian's lua-cjson)", function()
     local cjson = require "cjson"
     assert.are.same({ id = 7, tags = { "a", "b" } }, cjson.decode(cjson.encode({ id = 7, tags = { "a", "b" } })))

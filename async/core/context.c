@@ -3,8 +3,10 @@
    of them sets a variable (stdlib/asyncio/contextvars.lua copies it then). The contexts
    live in a registry table keyed by the task's address (an entry removed by task_gc),
    so a task made while no variable was ever set costs one test and no memory; the
-   context outside every task (a script's top level, plain callbacks) is the entry
-   under this file's key. */
+   context outside every task (a script's top level) is the entry under this file's
+   key. A callback handle (call_soon, call_later, call_at, a done callback, a signal
+   handler) captures the context current when it was scheduled and runs in its own copy
+   of it, in place of the top-level context for the time of the call (Python's Handle). */
 #include "core.h"
 
 static char contexts_key; /* registry: {[task address or &top_context_key] = context} */
@@ -59,6 +61,43 @@ void context_inherit(lua_State *L, loop_state *loop, task *t) {
   t->has_context = 1;
 }
 
+/* handle_new: pushes the context a callback scheduled now runs in (the running code's)
+   and returns 1, or returns 0 when there is none. */
+int context_capture(lua_State *L, loop_state *loop) {
+  task *owner = context_owner(L, loop);
+  if (!(owner ? owner->has_context : loop->top_has_context)) return 0;
+  context_push(L, owner);
+  return 1;
+}
+
+/* handle_run: the context on top (popped; nil: none) replaces the top-level context while
+   a callback runs. Pushes the top-level context, which context_leave takes back, and
+   returns whether it had one. */
+int context_enter(lua_State *L, loop_state *loop) {
+  int outer = loop->top_has_context;
+  loop->top_has_context = !lua_isnil(L, -1);
+  push_contexts(L);                     /* ctx contexts */
+  lua_rawgetp(L, -1, &top_context_key); /* ctx contexts outer */
+  lua_rotate(L, -3, 1);                 /* outer ctx contexts */
+  lua_insert(L, -2);                    /* outer contexts ctx */
+  lua_rawsetp(L, -2, &top_context_key);
+  lua_pop(L, 1);
+  return outer;
+}
+
+/* After the callback, with what context_enter pushed on top: puts the top-level context
+   back and pushes the callback's context as it left it (nil: none), which a handle that
+   runs again (a signal handler) keeps, as Python's Handle keeps its context. */
+void context_leave(lua_State *L, loop_state *loop, int outer) {
+  loop->top_has_context = outer;
+  push_contexts(L);                     /* outer contexts */
+  lua_rawgetp(L, -1, &top_context_key); /* outer contexts inner */
+  lua_pushvalue(L, -3);
+  lua_rawsetp(L, -3, &top_context_key);
+  lua_replace(L, -3); /* inner contexts */
+  lua_pop(L, 1);
+}
+
 void context_forget(lua_State *L, task *t) {
   lua_pushnil(L);
   context_store(L, t);
@@ -79,6 +118,7 @@ static int l_core_context_set(lua_State *L) {
   task *owner = context_owner(L, loop);
   lua_settop(L, 1);
   context_store(L, owner);
+  loop->any_context = 1;
   if (owner == NULL)
     loop->top_has_context = 1;
   else

@@ -155,7 +155,10 @@ void task_open(lua_State *L);
 /* ---- task-local context (context.c) -------------------------------------- */
 
 void context_inherit(lua_State *L, loop_state *loop, task *t); /* t on top */
-void context_forget(lua_State *L, task *t); /* task_gc of a task with a context */
+void context_forget(lua_State *L, task *t);          /* task_gc of a task with a context */
+int context_capture(lua_State *L, loop_state *loop); /* handle_new: pushes it */
+int context_enter(lua_State *L, loop_state *loop);   /* handle_run: a callback's */
+void context_leave(lua_State *L, loop_state *loop, int outer); /* context around its call */
 void context_open(lua_State *L);
 
 /* ---- gather ------------------------------------------------------------- */
@@ -179,6 +182,7 @@ struct handle {
   int ref;        /* registry ref anchoring the handle while scheduled */
   int nargs;
   uint8_t cancelled;
+  uint8_t has_context; /* user value nargs + 2 holds the context it runs in (context.c) */
 };
 
 int handle_new(lua_State *L, loop_state *loop, int fidx, int nargs); /* pushes it */
@@ -229,6 +233,7 @@ struct loop_state {
   void *hold_data;
   future *running_until;  /* what loop_run_until runs the loop for: Ctrl-C cancels it */
   int top_has_context;    /* a ContextVar was set outside every task (context.c) */
+  int any_context;        /* one was set anywhere: callback handles capture contexts */
   uint64_t slow_ns;       /* debug mode: a step longer than this is reported */
   uint8_t debug;          /* debug mode (debug.c) */
   uv_timer_t *lost_timer; /* lost.c: a collection soon after an unobserved task failure */

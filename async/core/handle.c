@@ -3,11 +3,14 @@
 
 #include "core.h"
 
-/* User values: 1 = the function, 2.. = its arguments. */
+/* User values: 1 = the function, 2.. = its arguments, then, when the code that scheduled
+   it had one, the ContextVar context it runs in (as Python's Handle copies it): a handle
+   made where no variable was ever set carries nothing more. */
 
 int handle_new(lua_State *L, loop_state *loop, int fidx, int nargs) {
   fidx = lua_absindex(L, fidx);
-  handle *h = lua_newuserdatauv(L, sizeof *h, 1 + nargs);
+  int has_context = loop->any_context && context_capture(L, loop); /* pushes it */
+  handle *h = lua_newuserdatauv(L, sizeof *h, 1 + nargs + has_context);
   h->run.kind = RUN_HANDLE;
   h->wait.prev = h->wait.next = NULL;
   h->wait.wake = NULL;
@@ -19,10 +22,15 @@ int handle_new(lua_State *L, loop_state *loop, int fidx, int nargs) {
   h->ref = LUA_NOREF;
   h->nargs = nargs;
   h->cancelled = 0;
+  h->has_context = (uint8_t)has_context;
   type_setmetatable(L, &type_handle);
   for (int i = 0; i <= nargs; i++) {
     lua_pushvalue(L, fidx + i);
     lua_setiuservalue(L, -2, i + 1);
+  }
+  if (has_context) {
+    lua_insert(L, -2); /* the handle above its context */
+    lua_setiuservalue(L, -2, nargs + 2);
   }
   lua_replace(L, fidx);
   lua_pop(L, nargs);
@@ -69,9 +77,17 @@ void handle_run(lua_State *L, handle *h) {
     lua_settop(L, top);
     return;
   }
+  /* its own copy of the context it was scheduled in, if it or the top level has one */
+  loop_state *loop = h->loop;
+  int swap = h->has_context || loop->top_has_context, outer = 0;
+  if (swap) {
+    lua_getiuservalue(L, top + 1, h->nargs + 2);
+    outer = context_enter(L, loop);
+  }
+  int base = top + 1 + swap; /* the handle, and the top-level context while swapped */
   lua_pushcfunction(L, callback_msgh);
   for (int i = 1; i <= h->nargs + 1; i++) lua_getiuservalue(L, top + 1, i);
-  if (lua_pcall(L, h->nargs, 0, top + 2) != LUA_OK) {
+  if (lua_pcall(L, h->nargs, 0, base + 1) != LUA_OK) {
     if (lua_istable(L, -1)) {
       lua_getfield(L, -1, "error");
       lua_getfield(L, -2, "traceback");
@@ -79,6 +95,16 @@ void handle_run(lua_State *L, handle *h) {
     } else {
       loop_report(L, "Exception in callback:", -1, NULL);
     }
+  }
+  if (swap) {
+    lua_settop(L, base);
+    context_leave(L, loop, outer);
+    /* a handle that runs again (a signal handler) keeps what it set, as in Python; one
+       scheduled without a context has no slot and starts each run from none */
+    if (h->has_context)
+      lua_setiuservalue(L, top + 1, h->nargs + 2);
+    else
+      lua_pop(L, 1);
   }
   lua_settop(L, top);
 }
