@@ -81,8 +81,6 @@ end
 
 local function response_begun(conn) conn.got = true end
 
-local function conn_next(conn) return next_event(conn, response_begun) end
-
 -- ---- Client ----------------------------------------------------------------------------
 
 local Client = {}
@@ -184,12 +182,16 @@ Response.__name = "http.Response"
 
 function Response:__tostring() return "<http.Response " .. self.status .. " " .. self.url .. ">" end
 
--- The next piece of the body (decoded), or nil at its end.
-local function body_next(res)
+local body_in_time
+
+-- The next piece of the body (decoded), or nil at its end; within the request's deadline
+-- (timeout) if it has one.
+local function body_next(res, in_scope)
+  if res._deadline ~= nil and not in_scope then return body_in_time(res) end
   while true do
     if res._done then return nil end
     local conn = res._conn
-    local ev, data, reason = conn_next(conn)
+    local ev, data, reason = next_event(conn, response_begun)
     if ev == "body" then
       local f = res._inflater
       if f then
@@ -221,14 +223,12 @@ local function body_next(res)
   end
 end
 
--- The body's pieces within the request's deadline (timeout).
-local function next_in_time(res)
-  if res._deadline == nil then return body_next(res) end
+function body_in_time(res)
   local scope <close> = M.timeout_at(res._deadline)
-  return body_next(res)
+  return body_next(res, true)
 end
 
-H.body_methods(Response, "http.Response", next_in_time)
+H.body_methods(Response, "http.Response", body_next)
 
 -- close(): drops what is left of the body (and the connection with it).
 function Response:close()
@@ -322,10 +322,10 @@ local function receive_head(conn, method)
     conn.head_only = head_only
   end
   while true do
-    local ev, status, reason, version, headers = conn_next(conn)
+    local ev, status, reason, version, headers = next_event(conn, response_begun)
     if ev == "head" then
       if status >= 200 or status == 101 then return status, reason, version, headers end
-      ev = conn_next(conn) -- the interim response's end
+      ev = next_event(conn, response_begun) -- the interim response's end
       if ev ~= "done" then return nil, ev, status end
     elseif ev == "error" then
       malformed(reason, status)
@@ -344,11 +344,11 @@ local EXPECT_WAIT = 1
 -- the body) or a final status (do not); other 1xx are skipped.
 local function continue_or_final(conn)
   while true do
-    local ev, status, reason, version, headers = conn_next(conn)
+    local ev, status, reason, version, headers = next_event(conn, response_begun)
     if ev ~= "head" or status == 100 or status >= 200 or status == 101 then
       return ev, status, reason, version, headers
     end
-    ev = conn_next(conn) -- the interim response's end
+    ev = next_event(conn, response_begun) -- the interim response's end
     if ev ~= "done" then return ev end
   end
 end
@@ -378,7 +378,7 @@ local function send_receive(conn, method, u, lines, given, body, decompress, exp
     return status, reason, version, headers
   elseif ev == "head" then
     local name, why
-    ev, name, why = conn_next(conn) -- the 100's end
+    ev, name, why = next_event(conn, response_begun) -- the 100's end
     if ev == "error" then malformed(why, name) end
     if ev ~= "done" then return nil, ev end
   elseif ev == "error" then
@@ -419,7 +419,7 @@ local function exchange(client, url, method, o, body, decompress, fresh, deadlin
   end
   -- a body-less response is complete at once: its connection goes back to the pool
   if method == "HEAD" or status == 204 or status == 304 or headers["content-length"] == "0" then
-    local ev, alive = conn_next(conn)
+    local ev, alive = next_event(conn, response_begun)
     res._done = true
     release(client, conn, ev == "done" and alive)
   end
