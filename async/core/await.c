@@ -367,8 +367,8 @@ void await_deliver_cancel(lua_State *L, task *t) {
     future_remove_waiter(t->awaiting, &t->wait);
     t->awaiting = NULL;
   }
-  int ref = t->cancel_msg_ref;
-  t->cancel_msg_ref = LUA_NOREF;
+  int ref = t->base.msg_ref;
+  t->base.msg_ref = LUA_NOREF;
   task_push_cancelled_error(L, ref);
   luaL_unref(L, LUA_REGISTRYINDEX, ref);
   lua_error(L);
@@ -424,7 +424,7 @@ int await_suspend(lua_State *L, task *t, future *f, lua_KFunction k) {
   if (t->must_cancel) { /* cancelled while running: cancel what it now awaits, with the
                            message cancel(msg) gave */
     int done;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->cancel_msg_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->base.msg_ref);
     if (f->kind == KIND_TASK) {
       done = task_cancel(L, (task *)f, lua_isnil(L, -1) ? 0 : lua_gettop(L));
       lua_pop(L, 1);
@@ -434,8 +434,8 @@ int await_suspend(lua_State *L, task *t, future *f, lua_KFunction k) {
     }
     if (done) {
       t->must_cancel = 0;
-      luaL_unref(L, LUA_REGISTRYINDEX, t->cancel_msg_ref);
-      t->cancel_msg_ref = LUA_NOREF;
+      luaL_unref(L, LUA_REGISTRYINDEX, t->base.msg_ref);
+      t->base.msg_ref = LUA_NOREF;
     }
   }
   lua_pushlightuserdata(L, &await_tag);

@@ -45,16 +45,18 @@ typedef struct runnable {
 
 /* ---- timer heap --------------------------------------------------------- */
 
-#define TIMER_NOT_QUEUED UINT32_MAX
+#define TIMER_NOT_QUEUED ((1u << 30) - 1)
 enum timer_kind { TIMER_FUTURE, TIMER_HANDLE, TIMER_TASK };
 
 /* A node of the loop's single timer heap, embedded in sleeping futures, call_later
-   handles and tasks (a task in asyncio.sleep): one uv_timer serves every deadline. */
+   handles and tasks (a task in asyncio.sleep): one uv_timer serves every deadline.
+   16 bytes, in every future, task and handle: the insertion order wraps (compared as a
+   difference), the heap position and the kind share a word. */
 typedef struct timer_node {
-  uint64_t when;  /* deadline on the uv_hrtime clock, ns */
-  uint64_t seq;   /* insertion order, so equal deadlines fire FIFO */
-  uint32_t index; /* position in the heap, TIMER_NOT_QUEUED when absent */
-  uint8_t kind;
+  uint64_t when;       /* deadline on the uv_hrtime clock, ns */
+  uint32_t seq;        /* insertion order, so equal deadlines fire FIFO */
+  uint32_t index : 30; /* position in the heap, TIMER_NOT_QUEUED when absent */
+  uint32_t kind : 2;   /* enum timer_kind */
 } timer_node;
 
 void timer_schedule(loop_state *loop, timer_node *node, uint64_t when);
@@ -78,10 +80,15 @@ enum future_kind { KIND_FUTURE, KIND_TASK, KIND_GATHER };
 /* User values of a future's userdata. */
 enum {
   FUV_VALUE = 1, /* the result (one), a table of results (several), or the error */
-  FUV_TRACEBACK, /* traceback string kept with an error */
-  FUV_NAME,      /* name, or nil for the default */
+  FUV_EXTRA,     /* the name and an error's traceback: future_get_extra/future_set_extra */
   FUV_COUNT
 };
+/* What FUV_EXTRA holds: few futures have a name or a failure's traceback, so both share
+   one user value (16 bytes less per future and task than one each): nil, the name alone
+   (a string), or once a traceback is kept a table {traceback, name}. */
+enum { FEXTRA_TRACEBACK = 1, FEXTRA_NAME = 2 };
+int future_get_extra(lua_State *L, int idx, int which);  /* pushes it (or nil), its type */
+void future_set_extra(lua_State *L, int idx, int which); /* pops the value into it */
 
 struct future {
   uint8_t kind;      /* enum future_kind */
@@ -120,22 +127,25 @@ struct task {
   future *awaiting;            /* the future it is suspended on; NULL while yielding once */
   task *prev_live, *next_live; /* the loop's list of pending tasks */
   int ref;                     /* registry ref anchoring the task while pending */
-  int cancel_msg_ref;          /* message for a cancellation not yet delivered */
-  int num_cancels;             /* cancel() requests not undone by uncancel() */
-  int nargs;                   /* arguments of the body, kept after it until the first step */
-  uint8_t started;
-  uint8_t scheduled;      /* in the ready queue */
-  uint8_t must_cancel;    /* deliver CancelledError at the next resume */
-  uint8_t deliver_cancel; /* the resumed await raises CancelledError */
-  uint8_t is_main;
-  uint8_t has_context; /* context.c keeps a ContextVar context for it */
-  runnable run;        /* entry in the ready queue (one byte: packs with the flags) */
-  uint64_t id;
+  runnable run;                /* entry in the ready queue (one byte) */
+  uint8_t started : 1;
+  uint8_t scheduled : 1;      /* in the ready queue */
+  uint8_t must_cancel : 1;    /* deliver CancelledError at the next resume */
+  uint8_t deliver_cancel : 1; /* the resumed await raises CancelledError */
+  uint8_t is_main : 1;
+  uint8_t has_context : 1; /* context.c keeps a ContextVar context for it */
+  uint8_t body_coro : 1;   /* the body is a claimed coroutine object (TASK_BODY_CORO) */
+  uint16_t num_cancels;    /* cancel() requests not undone by uncancel() (saturates) */
+  uint64_t id : 48;        /* its default name is Task-<id> */
+  uint64_t nargs : 16;     /* arguments of the body, kept after it until the first step */
+  /* base.msg_ref holds, while the task is pending, the message of a cancellation not yet
+     delivered (128 bytes in all: with 2 user values and Lua's header, a 208-byte block) */
 };
-/* User values of a task: the future's, then the body and its arguments until the first
-   step moves them into the thread, which then takes the body's slot (a task never needs
-   both: one user value, 16 bytes, less per task). */
-enum { TUV_BODY = FUV_COUNT, TUV_COUNT };
+/* User values of a task: the future's, then the body's arguments. The body, then the
+   thread the first step moves it into, take the result's slot: a task holds a body
+   before it starts, a thread while it runs and a result once done, never two at once
+   (16 bytes less per task than a slot each). */
+enum { TUV_BODY = FUV_VALUE, TUV_ARGS = FUV_COUNT };
 #define TUV_THREAD TUV_BODY
 
 task *task_check(lua_State *L, int idx);

@@ -97,7 +97,7 @@ static void report_slow(loop_state *loop, const char *who, lua_State *co, uint64
 }
 
 static void push_task_name(lua_State *L, int idx, task *t) {
-  if (lua_getiuservalue(L, idx, FUV_NAME) != LUA_TSTRING) {
+  if (future_get_extra(L, idx, FEXTRA_NAME) != LUA_TSTRING) {
     lua_pop(L, 1);
     lua_pushfstring(L, "Task-%I", (lua_Integer)t->id);
   }

@@ -25,6 +25,42 @@ future *future_new(lua_State *L, loop_state *loop) {
   return f;
 }
 
+int future_get_extra(lua_State *L, int idx, int which) {
+  int type = lua_getiuservalue(L, idx, FUV_EXTRA);
+  if (type == LUA_TTABLE) {
+    type = lua_rawgeti(L, -1, which);
+    lua_remove(L, -2);
+    return type;
+  }
+  if (type == LUA_TSTRING && which == FEXTRA_NAME) return type;
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  return LUA_TNIL;
+}
+
+void future_set_extra(lua_State *L, int idx, int which) {
+  idx = lua_absindex(L, idx);
+  int type = lua_getiuservalue(L, idx, FUV_EXTRA);
+  if (type != LUA_TTABLE) {
+    if (which == FEXTRA_NAME) { /* the name alone: the user value itself */
+      lua_pop(L, 1);
+      lua_setiuservalue(L, idx, FUV_EXTRA);
+      return;
+    }
+    lua_createtable(L, 2, 0);
+    if (type == LUA_TSTRING) { /* the name already set */
+      lua_pushvalue(L, -2);
+      lua_rawseti(L, -2, FEXTRA_NAME);
+    }
+    lua_replace(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, idx, FUV_EXTRA);
+  }
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, which);
+  lua_pop(L, 1);
+}
+
 /* A Future or a Task (whose metatable inherits the Future type). */
 future *future_test(lua_State *L, int idx) { return type_test(L, idx, &type_future); }
 
@@ -156,7 +192,7 @@ int future_push_outcome(lua_State *L, future *f, int fidx) {
     case FUT_ERROR:
       f->retrieved = 1;
       lua_getiuservalue(L, fidx, FUV_VALUE);
-      lua_getiuservalue(L, fidx, FUV_TRACEBACK);
+      future_get_extra(L, fidx, FEXTRA_TRACEBACK);
       error_relay_set(L, -2, -1);
       lua_pop(L, 1);
       return lua_error(L);
@@ -221,7 +257,7 @@ static int l_future_set_exception(lua_State *L) {
   lua_setiuservalue(L, 1, FUV_VALUE);
   if (!lua_istable(L, 2)) {
     luaL_traceback(L, L, NULL, 1);
-    lua_setiuservalue(L, 1, FUV_TRACEBACK);
+    future_set_extra(L, 1, FEXTRA_TRACEBACK);
   }
   future_complete(f, FUT_ERROR);
   return 0;
@@ -281,7 +317,7 @@ static int l_future_remove_done_callback(lua_State *L) {
 
 static int l_future_get_name(lua_State *L) {
   future_check(L, 1);
-  if (lua_getiuservalue(L, 1, FUV_NAME) == LUA_TNIL) lua_pushliteral(L, "Future");
+  if (future_get_extra(L, 1, FEXTRA_NAME) == LUA_TNIL) lua_pushliteral(L, "Future");
   return 1;
 }
 
@@ -289,7 +325,7 @@ static int l_future_set_name(lua_State *L) {
   future_check(L, 1);
   luaL_checkany(L, 2);
   luaL_tolstring(L, 2, NULL);
-  lua_setiuservalue(L, 1, FUV_NAME);
+  future_set_extra(L, 1, FEXTRA_NAME);
   return 0;
 }
 
@@ -335,7 +371,7 @@ void future_report_unretrieved(lua_State *L, int idx, const char *what) {
   if (f->state != FUT_ERROR || f->retrieved) return;
   idx = lua_absindex(L, idx);
   lua_getiuservalue(L, idx, FUV_VALUE);
-  lua_getiuservalue(L, idx, FUV_TRACEBACK);
+  future_get_extra(L, idx, FEXTRA_TRACEBACK);
   const char *tb = lua_tostring(L, -1);
   if (tb == NULL && lua_istable(L, -2)) {
     lua_getfield(L, -2, "traceback");

@@ -40,7 +40,7 @@ void gather_push_description(lua_State *L, future *f) {
     lua_pushstring(L, shown++ ? ", " : "; pending: ");
     if (c->kind == KIND_TASK && ((task *)c)->ref != LUA_NOREF) {
       lua_rawgeti(L, LUA_REGISTRYINDEX, ((task *)c)->ref);
-      if (lua_getiuservalue(L, -1, FUV_NAME) == LUA_TSTRING)
+      if (future_get_extra(L, -1, FEXTRA_NAME) == LUA_TSTRING)
         lua_pushfstring(L, "Task '%s'", lua_tostring(L, -1));
       else
         lua_pushfstring(L, "Task 'Task-%I'", (lua_Integer)((task *)c)->id);
@@ -100,7 +100,7 @@ static void gather_push_child_value(lua_State *L, future *child, int cidx) {
       }
       break;
     case FUT_ERROR:
-      lua_getiuservalue(L, cidx, FUV_TRACEBACK);
+      future_get_extra(L, cidx, FEXTRA_TRACEBACK);
       lua_getiuservalue(L, cidx, FUV_VALUE);
       error_wrap_failure(L, -2);
       lua_remove(L, -2);
@@ -125,8 +125,10 @@ void gather_run(lua_State *L, runnable *r) {
       task_push_cancelled_error(L, child->msg_ref);
       g->base.retrieved = 1; /* a cancellation is no error to report */
     } else {
-      lua_getiuservalue(L, -1, FUV_TRACEBACK);
-      lua_setiuservalue(L, gidx, FUV_TRACEBACK);
+      if (future_get_extra(L, -1, FEXTRA_TRACEBACK) != LUA_TNIL)
+        future_set_extra(L, gidx, FEXTRA_TRACEBACK);
+      else
+        lua_pop(L, 1);
       lua_getiuservalue(L, -1, FUV_VALUE);
     }
     lua_setiuservalue(L, gidx, FUV_VALUE);

@@ -109,10 +109,12 @@ static int l_core_transfer(lua_State *L) {
     lua_pushboolean(L, 0);
     return 1;
   }
-  for (int i = FUV_VALUE; i <= FUV_TRACEBACK; i++) {
-    lua_getiuservalue(L, 2, i);
-    lua_setiuservalue(L, 1, i);
-  }
+  lua_getiuservalue(L, 2, FUV_VALUE);
+  lua_setiuservalue(L, 1, FUV_VALUE);
+  if (future_get_extra(L, 2, FEXTRA_TRACEBACK) != LUA_TNIL)
+    future_set_extra(L, 1, FEXTRA_TRACEBACK);
+  else
+    lua_pop(L, 1);
   if (src->state == FUT_ERROR) src->retrieved = 1;
   if (src->state == FUT_CANCELLED && src->msg_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, src->msg_ref);

@@ -27,7 +27,7 @@ static int task_msgh(lua_State *L) {
   if (t && t->ref != LUA_NOREF && !is_cancelled_error(L, t->base.loop, 1)) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
     error_traceback(L, L, 1, 1);
-    lua_setiuservalue(L, -2, FUV_TRACEBACK);
+    future_set_extra(L, -2, FEXTRA_TRACEBACK);
     lua_pop(L, 1);
   }
   lua_settop(L, 1);
@@ -93,8 +93,9 @@ static void live_unlink(loop_state *loop, task *t) {
 int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_idx) {
   fidx = lua_absindex(L, fidx);
   if (name_idx) name_idx = lua_absindex(L, name_idx);
+  if (nargs > 0xffff - 2) luaL_error(L, "create_task: too many arguments for a task (%d)", nargs);
   int nbody = nargs == TASK_BODY_CORO ? 1 : nargs + 1;
-  task *t = lua_newuserdatauv(L, sizeof *t, TUV_BODY - 1 + nbody);
+  task *t = lua_newuserdatauv(L, sizeof *t, TUV_ARGS - 2 + nbody);
   future_init(&t->base, loop, KIND_TASK);
   t->base.timer.kind = TIMER_TASK;
   t->run.kind = RUN_TASK;
@@ -104,9 +105,9 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
   t->awaiting = NULL;
   t->prev_live = t->next_live = NULL;
   t->ref = LUA_NOREF;
-  t->cancel_msg_ref = LUA_NOREF;
   t->num_cancels = 0;
-  t->nargs = nargs;
+  t->body_coro = nargs == TASK_BODY_CORO;
+  t->nargs = t->body_coro ? 0 : (unsigned)nargs;
   t->started = t->scheduled = t->must_cancel = t->deliver_cancel = t->is_main = 0;
   t->has_context = 0;
   t->id = ++loop->task_ids;
@@ -115,11 +116,13 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
   if (creator ? creator->has_context : loop->top_has_context) context_inherit(L, loop, t);
   if (name_idx && !lua_isnil(L, name_idx)) {
     luaL_tolstring(L, name_idx, NULL);
-    lua_setiuservalue(L, -2, FUV_NAME);
+    future_set_extra(L, -2, FEXTRA_NAME);
   }
-  for (int i = 0; i < nbody; i++) {
+  lua_pushvalue(L, fidx);
+  lua_setiuservalue(L, -2, TUV_BODY);
+  for (int i = 1; i < nbody; i++) {
     lua_pushvalue(L, fidx + i);
-    lua_setiuservalue(L, -2, TUV_BODY + i);
+    lua_setiuservalue(L, -2, TUV_ARGS - 1 + i);
   }
   lua_pushvalue(L, -1);
   t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -139,25 +142,28 @@ static int task_start_thread(lua_State *L, loop_state *loop, task *t) {
   t->co = co;
   task_set_thread_owner(co, t);
   lua_pushcfunction(co, task_main);
-  if (t->nargs == TASK_BODY_CORO) { /* the body is a coroutine object: its fn and args */
+  int nargs = t->nargs;
+  if (t->body_coro) { /* the body is a coroutine object: its fn and args */
     lua_getiuservalue(L, top + 1, TUV_BODY);
-    t->nargs = coro_unpack(L, -1);
-    luaL_checkstack(co, t->nargs + 3, "too many arguments for a task");
-    lua_xmove(L, co, t->nargs + 1);
+    nargs = coro_unpack(L, -1);
+    luaL_checkstack(co, nargs + 3, "too many arguments for a task");
+    lua_xmove(L, co, nargs + 1);
   } else {
-    luaL_checkstack(co, t->nargs + 3, "too many arguments for a task");
-    for (int i = 0; i <= t->nargs; i++) {
-      lua_getiuservalue(L, top + 1, TUV_BODY + i);
+    luaL_checkstack(co, nargs + 3, "too many arguments for a task");
+    lua_getiuservalue(L, top + 1, TUV_BODY); /* the thread takes this slot below */
+    lua_xmove(L, co, 1);
+    for (int i = 1; i <= nargs; i++) {
+      lua_getiuservalue(L, top + 1, TUV_ARGS - 1 + i);
       lua_xmove(L, co, 1);
-      if (i == 0) continue; /* the thread takes this slot below */
       lua_pushnil(L);
-      lua_setiuservalue(L, top + 1, TUV_BODY + i);
+      lua_setiuservalue(L, top + 1, TUV_ARGS - 1 + i);
     }
   }
   lua_pushvalue(L, top + 2);
   lua_setiuservalue(L, top + 1, TUV_THREAD);
   lua_settop(L, top);
-  return t->nargs + 1;
+  t->nargs = 0;
+  return nargs + 1;
 }
 
 /* ---- finishing -------------------------------------------------------------------- */
@@ -182,8 +188,17 @@ static void task_complete(lua_State *L, loop_state *loop, task *t, int state) {
   t->ref = LUA_NOREF;
 }
 
-/* Keeps the message of the CancelledError a task ended with. */
+/* Frees the message of a cancellation not delivered (the task ended otherwise). */
+static void task_drop_cancel_message(lua_State *L, task *t) {
+  luaL_unref(L, LUA_REGISTRYINDEX, t->base.msg_ref);
+  t->base.msg_ref = LUA_NOREF;
+}
+
+/* Keeps the message of the CancelledError a task ended with (in place of a cancellation's
+   message not delivered). */
 static void task_keep_cancel_message(lua_State *L, task *t, int msgidx) {
+  luaL_unref(L, LUA_REGISTRYINDEX, t->base.msg_ref);
+  t->base.msg_ref = LUA_NOREF;
   if (lua_isnil(L, msgidx)) return;
   lua_pushvalue(L, msgidx);
   t->base.msg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -196,26 +211,27 @@ static void task_finish(lua_State *L, loop_state *loop, task *t, int status) {
   int top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
   int tidx = top + 1, state;
-  if (status == LUA_OK && lua_toboolean(co, 1)) {
-    int n = lua_gettop(co) - 1;
-    luaL_checkstack(L, n + 2, "too many results");
-    lua_xmove(co, L, n);
+  int ok = status == LUA_OK && lua_toboolean(co, 1);
+  int n = ok ? lua_gettop(co) - 1 : 1;
+  luaL_checkstack(L, n + 2, "too many results");
+  lua_xmove(co, L, n);
+  /* the thread's slot is the result's: give the thread back first */
+  task_release_thread(L, loop, t, tidx, status == LUA_OK);
+  if (ok) {
     future_store_results(L, tidx, tidx + 1, n);
     state = FUT_RESULT;
+    task_drop_cancel_message(L, t);
+  } else if (is_cancelled_error(L, loop, -1)) {
+    lua_getfield(L, -1, "message");
+    task_keep_cancel_message(L, t, lua_gettop(L));
+    state = FUT_CANCELLED;
   } else {
-    lua_xmove(co, L, 1);
-    if (is_cancelled_error(L, loop, -1)) {
-      lua_getfield(L, -1, "message");
-      task_keep_cancel_message(L, t, lua_gettop(L));
-      state = FUT_CANCELLED;
-    } else {
-      lua_pushvalue(L, -1);
-      lua_setiuservalue(L, tidx, FUV_VALUE);
-      state = FUT_ERROR;
-      if (t->base.first == NULL) lost_watch(loop); /* nobody waits: maybe nobody ever will */
-    }
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, tidx, FUV_VALUE);
+    state = FUT_ERROR;
+    task_drop_cancel_message(L, t);
+    if (t->base.first == NULL) lost_watch(loop); /* nobody waits: maybe nobody ever will */
   }
-  task_release_thread(L, loop, t, tidx, status == LUA_OK);
   task_complete(L, loop, t, state);
   lua_settop(L, top);
 }
@@ -239,13 +255,13 @@ static void task_fail_bad_yield(lua_State *L, loop_state *loop, task *t, int nre
 static void task_cancel_unstarted(lua_State *L, loop_state *loop, task *t) {
   int top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
-  for (int i = 0; i <= (t->nargs == TASK_BODY_CORO ? 0 : t->nargs); i++) {
+  lua_pushnil(L);
+  lua_setiuservalue(L, top + 1, TUV_BODY);
+  for (int i = 1; i <= (int)t->nargs; i++) {
     lua_pushnil(L);
-    lua_setiuservalue(L, top + 1, TUV_BODY + i);
+    lua_setiuservalue(L, top + 1, TUV_ARGS - 1 + i);
   }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->cancel_msg_ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, t->cancel_msg_ref);
-  t->cancel_msg_ref = LUA_NOREF;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->base.msg_ref); /* task_keep_cancel_message frees it */
   t->deliver_cancel = 0;
   task_keep_cancel_message(L, t, top + 2);
   task_complete(L, loop, t, FUT_CANCELLED);
@@ -332,11 +348,10 @@ int task_push_cancelled_error(lua_State *L, int msg_ref) {
 }
 
 static void task_set_cancel_message(lua_State *L, task *t, int msg_idx) {
-  luaL_unref(L, LUA_REGISTRYINDEX, t->cancel_msg_ref);
-  t->cancel_msg_ref = LUA_NOREF;
+  task_drop_cancel_message(L, t);
   if (msg_idx && !lua_isnoneornil(L, msg_idx)) {
     lua_pushvalue(L, msg_idx);
-    t->cancel_msg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    t->base.msg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
 }
 
@@ -347,7 +362,7 @@ int task_cancel(lua_State *L, task *t, int msg_idx) {
   loop_state *loop = t->base.loop;
   task *cur = t;
   for (;;) {
-    cur->num_cancels++;
+    if (cur->num_cancels < UINT16_MAX) cur->num_cancels++;
     if (task_in_sleep(loop, cur)) { /* wake it: the sleep raises CancelledError */
       timer_remove(loop, &cur->base.timer);
       cur->must_cancel = 1;
@@ -399,16 +414,14 @@ static int l_task_uncancel(lua_State *L) {
 
 static int l_task_get_name(lua_State *L) {
   task *t = task_check(L, 1);
-  if (lua_getiuservalue(L, 1, FUV_NAME) == LUA_TNIL)
+  if (future_get_extra(L, 1, FEXTRA_NAME) == LUA_TNIL)
     lua_pushfstring(L, "Task-%I", (lua_Integer)t->id);
   return 1;
 }
 
 static int task_gc(lua_State *L) {
   task *t = lua_touserdata(L, 1);
-  luaL_unref(L, LUA_REGISTRYINDEX, t->cancel_msg_ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, t->base.msg_ref);
-  t->cancel_msg_ref = t->base.msg_ref = LUA_NOREF;
+  task_drop_cancel_message(L, t);
   if (t->base.state == FUT_PENDING) { /* only at lua_close */
     live_unlink(t->base.loop, t);
     timer_remove(t->base.loop, &t->base.timer);

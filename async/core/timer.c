@@ -10,7 +10,7 @@
 static void timer_cb(uv_timer_t *t);
 
 static int node_before(const timer_node *a, const timer_node *b) {
-  return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+  return a->when < b->when || (a->when == b->when && (int32_t)(a->seq - b->seq) < 0);
 }
 
 static void heap_place(loop_state *loop, timer_node *n, size_t i) {
@@ -60,6 +60,7 @@ static void timer_arm(loop_state *loop) {
 }
 
 void timer_schedule(loop_state *loop, timer_node *node, uint64_t when) {
+  if (loop->heap_count == TIMER_NOT_QUEUED) abort(); /* a billion timers: no index left */
   if (loop->heap_count == loop->heap_cap) {
     size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
     timer_node **heap = realloc(loop->heap, cap * sizeof *heap);
@@ -68,7 +69,7 @@ void timer_schedule(loop_state *loop, timer_node *node, uint64_t when) {
     loop->heap_cap = cap;
   }
   node->when = when;
-  node->seq = loop->timer_seq++;
+  node->seq = (uint32_t)loop->timer_seq++;
   heap_place(loop, node, loop->heap_count++);
   heap_sift_up(loop, node->index);
   if (node->index == 0) timer_arm(loop);
