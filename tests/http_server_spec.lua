@@ -255,6 +255,71 @@ describe("http.serve", function()
     assert.matches("HTTP/1.1 200 OK.-fine$", out)
   end))
 
+  it("runs each handler in a task; a ContextVar it sets does not reach the next request", in_task(function()
+    local var = asyncio.ContextVar("request_id", "none")
+    local seen = {}
+    local _, port = serve(function(req)
+      local task = asyncio.current_task()
+      seen[#seen + 1] = { before = var:get(), task = task ~= nil and tostring(task):find("^<Task") ~= nil }
+      var:set(req.path)
+      await(asyncio.sleep(0))
+      return 200, nil, var:get()
+    end)
+    local list = parse_responses(exchange(port, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+      .. "GET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    assert.are.equal(3, #list)
+    assert.are.equal("/a", list[1].body)
+    assert.are.equal("/c", list[3].body)
+    for i = 1, 3 do assert.are.same({ before = "none", task = true }, seen[i]) end
+  end))
+
+  it("answers 500 to a response it cannot send (a bad header or body), and keeps the connection", in_task(function()
+    local out, status = support.run_alua([[
+      local http = require "asyncio.http"
+      local server = await http.serve(function(req)
+        if req.path == "/name" then return 200, { ["bad name"] = "x" }, "no" end
+        if req.path == "/value" then return 200, { ["x-split"] = "a\r\nx-injected: 1" }, "no" end
+        if req.path == "/body" then return 200, nil, true end
+        return 200, { ["x-list"] = { "1", 2 } }, "fine"
+      end, "127.0.0.1", 0)
+      local _, port = server:sockname()
+      local r, w = await asyncio.open_connection("127.0.0.1", port)
+      w:write("GET /name HTTP/1.1\r\nHost: x\r\n\r\nGET /value HTTP/1.1\r\nHost: x\r\n\r\n"
+        .. "GET /body HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+      io.write(await r:read())
+      server:close()
+    ]])
+    assert.are.equal(0, status, out)
+    local _, n500 = out:gsub("HTTP/1%.1 500 Internal Server Error", "")
+    assert.are.equal(3, n500, out)
+    assert.matches("invalid header name \"bad name\"", out, 1, true)
+    assert.matches("header 'x-split' contains a line break", out, 1, true)
+    assert.matches("a body of type boolean", out, 1, true)
+    assert.is_nil(out:find("x-injected", 1, true))
+    assert.matches("x%-list: 1\r\nx%-list: 2\r\n", out)
+    assert.matches("HTTP/1.1 200 OK.-fine$", out)
+  end))
+
+  it("ends a connection whose task is cancelled while its handler runs, without a 500", in_task(function()
+    local entered = asyncio.Event()
+    local handler_task, cancelled
+    local _, port = serve(function()
+      handler_task = asyncio.current_task()
+      entered:set()
+      local ok, err = pcall(function() await(asyncio.sleep(10)) end)
+      cancelled = not ok and asyncio.CancelledError:is(err)
+      if not ok then error(err, 0) end
+      return 200
+    end)
+    local r, w = await(asyncio.open_connection("127.0.0.1", port))
+    w:write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    await(asyncio.wait_for(entered:wait(), 5))
+    handler_task:cancel()
+    assert.are.equal("", await(asyncio.wait_for(r:read(), 5)))
+    assert.is_true(cancelled)
+    w:close()
+  end))
+
   it("answers a malformed request with 400 and closes", in_task(function()
     local _, port = serve(hello)
     local out = exchange(port, "GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")

@@ -7,10 +7,9 @@
 #include "inflate.h"
 #include "net.h"
 
-#define PARSER_MT "asyncio.HttpParser"
 #define INFLATER_MT "asyncio.Inflater"
 
-static http_parse *parser_check(lua_State *L) { return luaL_checkudata(L, 1, PARSER_MT); }
+static http_parse *parser_check(lua_State *L) { return luaL_checkudata(L, 1, HTTP_PARSER_MT); }
 
 /* net.http_parser(kind, max_head, max_url): kind "request" or "response". The user
    value anchors the string being parsed. */
@@ -21,7 +20,7 @@ static int l_net_http_parser(lua_State *L) {
   luaL_argcheck(L, max_head > 0 && max_url > 0, 2, "limits must be positive");
   http_parse *p = lua_newuserdatauv(L, sizeof *p, 1);
   http_parse_init(p, kind == 0 ? HTTP_REQUEST : HTTP_RESPONSE, (size_t)max_head, (size_t)max_url);
-  luaL_setmetatable(L, PARSER_MT);
+  luaL_setmetatable(L, HTTP_PARSER_MT);
   return 1;
 }
 
@@ -47,7 +46,8 @@ static void push_span(lua_State *L, const http_parse *p, hp_span s) {
   lua_pushlstring(L, p->head + s.off, s.len);
 }
 
-static void push_version(lua_State *L, const llhttp_t *ll) {
+void http_push_version(lua_State *L, const http_parse *p) {
+  const llhttp_t *ll = &p->ll;
   if (ll->http_major == 1 && ll->http_minor == 1)
     lua_pushliteral(L, "1.1");
   else if (ll->http_major == 1 && ll->http_minor == 0)
@@ -56,19 +56,13 @@ static void push_version(lua_State *L, const llhttp_t *ll) {
     lua_pushfstring(L, "%d.%d", ll->http_major, ll->http_minor);
 }
 
-/* The headers as a table: names in lower case, a repeated header's values joined with
-   ", " in the order they came. */
-static void push_headers(lua_State *L, const http_parse *p) {
+/* The headers as a table: names in lower case (as the parser keeps them), a repeated
+   header's values joined with ", " in the order they came. */
+void http_push_headers(lua_State *L, const http_parse *p) {
   lua_createtable(L, 0, (int)p->nheaders);
   for (size_t i = 0; i < p->nheaders; i++) {
     const hp_header *h = &p->headers[i];
-    luaL_Buffer b;
-    char *name = luaL_buffinitsize(L, &b, h->name.len);
-    for (size_t k = 0; k < h->name.len; k++) {
-      unsigned char c = (unsigned char)p->head[h->name.off + k];
-      name[k] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-    }
-    luaL_pushresultsize(&b, h->name.len);
+    push_span(L, p, h->name);
     lua_pushvalue(L, -1);
     if (lua_rawget(L, -3) == LUA_TNIL) {
       lua_pop(L, 1);
@@ -90,7 +84,8 @@ static void push_headers(lua_State *L, const http_parse *p) {
    or nothing: feed more. */
 static int l_net_http_next(lua_State *L) {
   http_parse *p = parser_check(L);
-  switch (http_parse_next(p)) {
+  int ev = http_parse_next(p);
+  switch (ev) {
     case HP_HEAD:
       lua_pushliteral(L, "head");
       if (p->ll.type == HTTP_REQUEST) {
@@ -100,8 +95,8 @@ static int l_net_http_next(lua_State *L) {
         lua_pushinteger(L, p->ll.status_code);
         push_span(L, p, p->reason);
       }
-      push_version(L, &p->ll);
-      push_headers(L, p);
+      http_push_version(L, p);
+      http_push_headers(L, p);
       lua_pushboolean(L, p->head_keep_alive);
       if (p->has_length)
         lua_pushinteger(L, (lua_Integer)p->content_length);
@@ -109,6 +104,12 @@ static int l_net_http_next(lua_State *L) {
         lua_pushnil(L);
       lua_pushboolean(L, p->chunked);
       return 8;
+    default: return http_push_event(L, p, ev);
+  }
+}
+
+int http_push_event(lua_State *L, const http_parse *p, int ev) {
+  switch (ev) {
     case HP_BODY:
       lua_pushliteral(L, "body");
       lua_pushlstring(L, p->body, p->body_len);
@@ -130,18 +131,9 @@ static int l_net_http_next(lua_State *L) {
    message that ran to the end, "error" for one cut short), or nothing. */
 static int l_net_http_finish(lua_State *L) {
   http_parse *p = parser_check(L);
-  switch (http_parse_finish(p)) {
-    case HP_DONE:
-      lua_pushliteral(L, "done");
-      lua_pushboolean(L, 0);
-      return 2;
-    case HP_ERROR:
-      lua_pushliteral(L, "error");
-      lua_pushstring(L, http_parse_error_name(p));
-      lua_pushstring(L, p->error_reason);
-      return 3;
-    default: return 0;
-  }
+  int ev = http_parse_finish(p);
+  if (ev == HP_DONE) p->keep_alive = 0;
+  return http_push_event(L, p, ev);
 }
 
 /* net.http_skip_body(p, on): the next response answers a HEAD request (no body). */
@@ -225,7 +217,7 @@ static const luaL_Reg http_functions[] = {
 
 /* Adds the functions to the net table on top. */
 void http_open(lua_State *L) {
-  luaL_newmetatable(L, PARSER_MT);
+  luaL_newmetatable(L, HTTP_PARSER_MT);
   lua_pushcfunction(L, parser_gc);
   lua_setfield(L, -2, "__gc");
   luaL_newmetatable(L, INFLATER_MT);

@@ -75,7 +75,13 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t n) {
     memset(&p->headers[p->nheaders++], 0, sizeof(hp_header));
     p->in_value = 0;
   }
-  return head_append(p, &p->headers[p->nheaders - 1].name, at, n);
+  hp_span *name = &p->headers[p->nheaders - 1].name;
+  if (head_append(p, name, at, n) != 0) return -1;
+  if (n == 0) return 0;
+  /* names are case-insensitive: kept in lower case, as Lua sees them */
+  for (char *c = p->head + name->off + name->len - n, *end = c + n; c < end; c++)
+    if (*c >= 'A' && *c <= 'Z') *c = (char)(*c + 32);
+  return 0;
 }
 
 static int on_header_value(llhttp_t *ll, const char *at, size_t n) {
@@ -201,6 +207,13 @@ int http_parse_next(http_parse *p) {
       fail(p, err);
     }
   }
+}
+
+size_t http_parse_unfeed(http_parse *p) {
+  size_t used = p->pos;
+  p->in = NULL;
+  p->in_len = p->pos = 0;
+  return used;
 }
 
 int http_parse_finish(http_parse *p) {

@@ -21,7 +21,7 @@ typedef struct hp_span {
 } hp_span;
 
 typedef struct hp_header {
-  hp_span name, value;
+  hp_span name, value; /* the name in lower case */
 } hp_header;
 
 typedef struct http_parse {
@@ -66,6 +66,12 @@ void http_parse_feed(http_parse *p, const char *data, size_t len);
    (the message ended; the next one may follow), HP_ERROR (for good: p->error,
    p->limit, p->error_reason) or HP_MORE (feed more). */
 int http_parse_next(http_parse *p);
+
+/* For a caller parsing straight out of a buffer that may move or grow between calls
+   (a stream's): returns how many of the bytes fed were parsed (to drop from the buffer)
+   and forgets the rest, which the caller feeds again with what follows. Any time after
+   http_parse_next. */
+size_t http_parse_unfeed(http_parse *p);
 
 /* The end of the stream: HP_DONE if it ended a message that runs to the end of the
    stream, HP_MORE if no message was begun, HP_ERROR if one was cut short. */

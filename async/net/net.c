@@ -60,5 +60,6 @@ void net_open(lua_State *L) {
   dns_open(L);
   luasocket_open(L);
   http_open(L);
+  http_server_open(L);
   lua_setfield(L, -2, "net");
 }

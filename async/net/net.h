@@ -117,6 +117,18 @@ struct x509_st;                                     /* OpenSSL's X509 */
 void x509_push(lua_State *L, struct x509_st *cert); /* the object takes its own reference */
 void x509_open(lua_State *L);
 
+/* What streamlib.c's bindings do, for other bindings of this layer (http_server.c):
+   raise a stream's error (an SSLError once TLS failed, else the OSError of err); once
+   the buffer cannot satisfy a read, raise the stream's error or return 1 at its end, 0
+   if more may come; push a future completed by the next read event of the stream at
+   hidx; write (at once, or queued); raise a write or read error, else
+   return whether a writer must wait for the queue to drain. */
+int streamlib_raise(lua_State *L, stream *s, const char *op, int err);
+int streamlib_read_blocked(lua_State *L, stream *s, const char *op);
+void streamlib_wait_read(lua_State *L, int hidx, const char *op);
+int streamlib_write(lua_State *L, stream *s, const char *data, size_t len);
+int streamlib_drain_needed(lua_State *L, stream *s);
+
 /* Each fills the table on top (core.net) with its own functions. */
 void streamlib_open(lua_State *L);
 void listener_open(lua_State *L);
@@ -126,6 +138,16 @@ void udp_open(lua_State *L);
 void dns_open(lua_State *L);
 void luasocket_open(lua_State *L); /* luasocket.c: what asyncio.socket needs besides */
 void http_open(lua_State *L);      /* http.c: the HTTP parser and the inflater */
+/* http.c, for http_server.c: a parsed message's version ("1.1"), its headers as a
+   table (lower-case names, a repeated header's values joined with ", "), and an event
+   other than a head as net.http_next gives it ("body", data | "done", keep | "error",
+   name, reason; returns how many values it pushed, 0 for HP_MORE). */
+#define HTTP_PARSER_MT "asyncio.HttpParser"
+struct http_parse;
+void http_push_version(lua_State *L, const struct http_parse *p);
+void http_push_headers(lua_State *L, const struct http_parse *p);
+int http_push_event(lua_State *L, const struct http_parse *p, int ev);
+void http_server_open(lua_State *L); /* http_server.c: the server's requests and responses */
 
 /* The layer: adds core.net, each file's functions in it, to the core table on top. */
 void net_open(lua_State *L);

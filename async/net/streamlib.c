@@ -12,7 +12,7 @@ static int raise_closed(lua_State *L, const char *op) {
 }
 
 /* The stream's error: an SSLError once TLS failed, else the OSError of a uv code. */
-static int raise_error(lua_State *L, stream *s, const char *op, int err) {
+int streamlib_raise(lua_State *L, stream *s, const char *op, int err) {
   if (s->tls && err == UV_EPROTO) return tls_raise(L, s, op);
   return error_raise_uv(L, op, err);
 }
@@ -49,9 +49,9 @@ static int raise_incomplete(lua_State *L, const char *op, lua_Integer expected) 
    the end of the stream, 0 if more may come (the caller waits). A stream closed by this
    side (writer:close(), abort()) has ended too, as in Python, where close ends a read
    waiting on the same stream with what was buffered, then b"". */
-static int read_blocked(lua_State *L, stream *s, const char *op) {
+int streamlib_read_blocked(lua_State *L, stream *s, const char *op) {
   if (s == NULL) return 1;
-  if (s->rerr) return raise_error(L, s, op, s->rerr);
+  if (s->rerr) return streamlib_raise(L, s, op, s->rerr);
   return s->eof || s->close_wanted;
 }
 
@@ -91,7 +91,7 @@ static int read_line(lua_State *L, stream *s, int strip) {
     stream_consume(s, n);
     return raise_limit(L, "readline", s, n);
   }
-  if (!read_blocked(L, s, "readline")) return -1;
+  if (!streamlib_read_blocked(L, s, "readline")) return -1;
   if (readable(s)) {
     push_line(L, s->rb.buf + s->rb.pos, s->rb.len, strip);
     stream_consume(s, s->rb.len);
@@ -140,7 +140,7 @@ static int read_until(lua_State *L, stream *s, const char *sep, size_t seplen) {
     return 1;
   }
   if (found == READBUF_OVER) return raise_limit(L, "readuntil", s, n);
-  if (!read_blocked(L, s, "readuntil")) return -1;
+  if (!streamlib_read_blocked(L, s, "readuntil")) return -1;
   push_rest(L, s);
   return raise_incomplete(L, "readuntil", -1);
 }
@@ -157,7 +157,7 @@ static int read_exactly(lua_State *L, stream *s, lua_Integer n) {
     stream_consume(s, (size_t)n);
     return 1;
   }
-  if (!read_blocked(L, s, "readexactly")) {
+  if (!streamlib_read_blocked(L, s, "readexactly")) {
     s->want = (size_t)n; /* the buffer may grow to n for this read */
     stream_resume(s);
     return -1;
@@ -180,7 +180,7 @@ static int read_some(lua_State *L, stream *s, lua_Integer n) {
     stream_consume(s, k);
     return 1;
   }
-  if (!read_blocked(L, s, "read")) return -1;
+  if (!streamlib_read_blocked(L, s, "read")) return -1;
   lua_pushliteral(L, "");
   return 1;
 }
@@ -200,7 +200,7 @@ static int l_net_at_eof(lua_State *L) {
 }
 
 /* Pushes a future completed by the next read event of the stream at hidx. */
-static void wait_read(lua_State *L, int hidx, const char *op) {
+void streamlib_wait_read(lua_State *L, int hidx, const char *op) {
   stream *s = *(stream **)lua_touserdata(L, hidx);
   if (s == NULL || s->close_wanted) raise_closed(L, op);
   if (waitset_pending(&s->readers))
@@ -212,21 +212,21 @@ static void wait_read(lua_State *L, int hidx, const char *op) {
 /* net.wait_read(h) -> a future completed by the next read event. */
 static int l_net_wait_read(lua_State *L) {
   stream_check(L, 1);
-  wait_read(L, 1, "read");
+  streamlib_wait_read(L, 1, "read");
   return 1;
 }
 
 /* ---- writing ---------------------------------------------------------------------- */
 
 /* Writes data[len] to s: at once if the socket takes it, else queued. */
-static int write_data(lua_State *L, stream *s, const char *data, size_t len) {
+int streamlib_write(lua_State *L, stream *s, const char *data, size_t len) {
   if (s == NULL || s->close_wanted) return raise_closed(L, "write");
   if (s->eof_wanted)
     return error_raise_uv_msg(L, "write", UV_ESHUTDOWN, "write: called after write_eof");
   if (s->werr) return error_raise_uv(L, "write", s->werr);
   if (len == 0) return 0;
   int err = s->tls ? tls_write(s, data, len) : stream_write_raw(s, data, len);
-  if (err) return raise_error(L, s, "write", err);
+  if (err) return streamlib_raise(L, s, "write", err);
   return 0;
 }
 
@@ -235,20 +235,20 @@ static int l_net_write(lua_State *L) {
   stream *s = stream_check(L, 1);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
-  return write_data(L, s, data, len);
+  return streamlib_write(L, s, data, len);
 }
 
 /* Raises the stream's error; true while above the high-water mark. */
-static int drain_needed(lua_State *L, stream *s) {
+int streamlib_drain_needed(lua_State *L, stream *s) {
   if (s == NULL) return 0;
   if (s->werr) return error_raise_uv(L, "write", s->werr);
-  if (s->rerr) return raise_error(L, s, "read", s->rerr);
+  if (s->rerr) return streamlib_raise(L, s, "read", s->rerr);
   return s->paused && !s->close_wanted;
 }
 
 /* net.drain_needed(h) */
 static int l_net_drain_needed(lua_State *L) {
-  lua_pushboolean(L, drain_needed(L, stream_check(L, 1)));
+  lua_pushboolean(L, streamlib_drain_needed(L, stream_check(L, 1)));
   return 1;
 }
 
@@ -414,10 +414,10 @@ static int readuntil_attempt(lua_State *L, int base) {
 static int readexactly_attempt(lua_State *L, int base) {
   return read_exactly(L, op_stream(L, base), lua_tointeger(L, base + 1));
 }
-static void read_arm(lua_State *L, int base) { wait_read(L, base, "read"); }
+static void read_arm(lua_State *L, int base) { streamlib_wait_read(L, base, "read"); }
 
 static int drain_attempt(lua_State *L, int base) {
-  return drain_needed(L, op_stream(L, base)) ? -1 : 0;
+  return streamlib_drain_needed(L, op_stream(L, base)) ? -1 : 0;
 }
 static void drain_arm(lua_State *L, int base) { wait_drain(L, base); }
 
@@ -506,7 +506,7 @@ static int l_writer_write(lua_State *L) {
   WRITER("write");
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
-  return write_data(L, push_handle(L, "StreamWriter", "writer", "write"), data, len);
+  return streamlib_write(L, push_handle(L, "StreamWriter", "writer", "write"), data, len);
 }
 
 /* writer:drain(): waits while the write buffer is above its high-water mark; raises the

@@ -63,7 +63,7 @@ function asyncio.http.put(url, body, opts) end
 ---@return asyncio.http.Client
 function asyncio.http.Client(opts) end
 
----Serves HTTP: handler(req) runs as a task per request and returns status [, headers [, body]].
+---Serves HTTP: handler(req) runs in its connection's task (requests answered in order) and returns status [, headers [, body]].
 ---@param handler fun(req: asyncio.http.Request): integer, asyncio.http.headers?, (string|table|fun(): string?)?
 ---@param host? string
 ---@param port? integer

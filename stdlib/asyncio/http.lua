@@ -5,38 +5,14 @@
 local core, M = ...
 
 local type, error, tostring, pairs, ipairs = type, error, tostring, pairs, ipairs
-local os_time, os_date, lower, find, format = os.time, os.date, string.lower, string.find, string.format
+local lower, find, format = string.lower, string.find, string.format
 
 local H = {}
 
-H.REASONS = {
-  [100] = "Continue", [101] = "Switching Protocols", [200] = "OK", [201] = "Created",
-  [202] = "Accepted", [203] = "Non-Authoritative Information", [204] = "No Content",
-  [205] = "Reset Content", [206] = "Partial Content", [300] = "Multiple Choices",
-  [301] = "Moved Permanently", [302] = "Found", [303] = "See Other", [304] = "Not Modified",
-  [307] = "Temporary Redirect", [308] = "Permanent Redirect", [400] = "Bad Request",
-  [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
-  [405] = "Method Not Allowed", [406] = "Not Acceptable", [408] = "Request Timeout",
-  [409] = "Conflict", [410] = "Gone", [411] = "Length Required",
-  [412] = "Precondition Failed", [413] = "Content Too Large", [414] = "URI Too Long",
-  [415] = "Unsupported Media Type", [416] = "Range Not Satisfiable",
-  [417] = "Expectation Failed", [418] = "I'm a teapot", [422] = "Unprocessable Content",
-  [426] = "Upgrade Required", [429] = "Too Many Requests",
-  [431] = "Request Header Fields Too Large", [500] = "Internal Server Error",
-  [501] = "Not Implemented", [502] = "Bad Gateway", [503] = "Service Unavailable",
-  [504] = "Gateway Timeout", [505] = "HTTP Version Not Supported",
-}
-
--- The Date header's value, made once a second.
-local date_value, date_second
-function H.date()
-  local now = os_time()
-  if now ~= date_second then
-    date_second = now
-    date_value = os_date("!%a, %d %b %Y %H:%M:%S GMT", now)
-  end
-  return date_value
-end
+-- Reason phrases by status, and the Date header's value (made once a second): from
+-- async/net/http_server.c, which writes the server's responses.
+H.REASONS = core.net.http_reasons()
+H.date = core.net.http_date
 
 -- A header line put together from a caller's name and value: CR, LF or a colon in a
 -- name, or CR/LF in a value, would let one header become another (or end the head).

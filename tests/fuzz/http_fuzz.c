@@ -3,7 +3,10 @@
    -DFUZZ_RESPONSE, http_response_fuzz (a client's response path: HEAD responses without
    body, bodies to the end of the stream, gzip/deflate decoding with async/net/inflate.c).
    The input is a few control bytes, then the bytes a peer sends. They are parsed twice:
-   in one piece, and in random pieces (as reads split them); the two transcripts (each
+   in one piece, in random pieces (as reads split them), and in random pieces gathered in
+   a buffer the parser reads straight out of, as the server does (after each event
+   http_parse_unfeed gives what it took, the rest is fed again with what follows); the
+   transcripts (each
    message's head and body, in order, and how parsing ended) must be identical, so a
    split can never move bytes from one message's body to another's. Events must come in
    order (head, body pieces, end), a body must match its content-length, and every
@@ -146,9 +149,10 @@ static int record(http_parse *p, int ev, run_state *st, transcript *t, uint8_t f
   }
 }
 
-/* Parses data fed in pieces (ends[] are the pieces' ends); the transcript in t. */
+/* Parses data fed in pieces (ends[] are the pieces' ends); the transcript in t.
+   buffered: the pieces are appended to a buffer the parser reads straight out of. */
 static void parse(const uint8_t *data, size_t len, const size_t *ends, size_t nends, uint8_t flags,
-                  size_t max_head, transcript *t) {
+                  size_t max_head, transcript *t, int buffered) {
   http_parse p;
   run_state st;
   memset(&st, 0, sizeof st);
@@ -159,14 +163,28 @@ static void parse(const uint8_t *data, size_t len, const size_t *ends, size_t ne
 #endif
   size_t start = 0;
   int going = 1;
+  transcript buf = {NULL, 0, 0};
+  size_t taken = 0; /* buffered: buf.buf[taken, buf.len) is not parsed yet */
   for (size_t k = 0; k <= nends && going; k++) {
     size_t end = k < nends ? ends[k] : len;
     if (end < start) continue;
-    http_parse_feed(&p, (const char *)data + start, end - start);
+    if (buffered)
+      put(&buf, data + start, end - start);
+    else
+      http_parse_feed(&p, (const char *)data + start, end - start);
     for (;;) {
       /* a response answers HEAD when the message's number has its bit set in flags */
       p.skip_body = (flags & 1) && (st.messages % 2 == 1);
       int ev = http_parse_next(&p);
+      if (buffered) {
+        size_t used = http_parse_unfeed(&p);
+        CHECK(used <= buf.len - taken);
+        taken += used;
+        if (ev == HP_MORE && taken < buf.len) {
+          http_parse_feed(&p, buf.buf + taken, buf.len - taken);
+          continue;
+        }
+      }
       if (ev == HP_MORE) break;
       if (!record(&p, ev, &st, t, flags)) {
         going = 0;
@@ -175,6 +193,7 @@ static void parse(const uint8_t *data, size_t len, const size_t *ends, size_t ne
     }
     start = end;
   }
+  free(buf.buf);
   if (going && (flags & 2)) {
     /* the peer closes: a body read to the end ends, one cut short fails */
     int ev = http_parse_finish(&p);
@@ -208,8 +227,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     ends[nends++] = pos;
   }
   whole.len = split.len = 0;
-  parse(data, size, NULL, 0, flags, max_head, &whole);
-  parse(data, size, ends, nends, flags, max_head, &split);
+  parse(data, size, NULL, 0, flags, max_head, &whole, 0);
+  parse(data, size, ends, nends, flags, max_head, &split, 0);
+  CHECK(whole.len == split.len);
+  CHECK(whole.len == 0 || memcmp(whole.buf, split.buf, whole.len) == 0);
+  split.len = 0;
+  parse(data, size, ends, nends, flags, max_head, &split, 1);
   CHECK(whole.len == split.len);
   CHECK(whole.len == 0 || memcmp(whole.buf, split.buf, whole.len) == 0);
   return 0;

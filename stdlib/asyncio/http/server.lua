@@ -1,19 +1,24 @@
--- http/server.lua — http.serve: one task per connection reads requests with the parser
--- of async/http.c and runs the handler of each in a task of its own, answering in
--- order. One timer per server enforces header_timeout and idle_timeout: connections
--- only note when they started waiting.
+-- http/server.lua — http.serve: one task per connection reads its requests and runs
+-- the handler of each in turn (requests on a connection are answered in order), with
+-- the hot path in C (async/net/http_server.c): requests parsed straight out of the
+-- stream's buffer, a response's head and body written at once. One timer per server
+-- enforces header_timeout and idle_timeout: connections only note when they started
+-- waiting.
 local core, M, H, http = ...
 
 local net = core.net
-local await, create_task, iscoroutine = M.await, M.create_task, M.iscoroutine
+local iscoroutine = M.iscoroutine
 local CancelledError, OSError = M.CancelledError, M.OSError
 local ProtocolError = H.ProtocolError
 local type, error, pairs, xpcall, pcall, tostring, setmetatable = type, error, pairs, xpcall, pcall, tostring, setmetatable
-local concat, find, sub, lower = table.concat, string.find, string.sub, string.lower
+local lower = string.lower
 local tointeger = math.tointeger
 
 local http_parser, net_write, net_close = net.http_parser, net.write, net.close
-local next_event, write = H.next_event, H.write
+local http_request, http_respond = net.http_request, net.http_respond
+local wait_drain = net.wait_drain
+local await = M.await
+local context_get, context_set = core._context_get, core._context_set
 local REASONS, http_date = H.REASONS, H.date
 
 local MAX_URL = 8192
@@ -26,22 +31,22 @@ local NEW, IDLE, HEAD, BUSY, DONE = 1, 2, 3, 4, 5
 -- The status for a request the parser refused, by the parser's error name.
 local REFUSED = { HEADER_TOO_LARGE = 431, URL_TOO_LONG = 414, INVALID_TRANSFER_ENCODING = 501 }
 
-local STATUS_LINES = setmetatable({}, { __index = function(t, status)
-  local line = "HTTP/1.1 " .. status .. " " .. (REASONS[status] or "Unknown") .. "\r\n"
-  t[status] = line
-  return line
-end })
+-- The statuses a handler may return: a look-up tells a valid one (an integer, or a float
+-- with an integer value, from 100 to 999) from anything else without a call.
+local STATUSES = {}
+for status = 100, 999 do STATUSES[status] = true end
 
 -- A response the server makes itself (an error, a timeout), closing the connection.
 local function refuse(c, status, detail)
   local body = (REASONS[status] or "Error") .. (detail and (": " .. detail) or "") .. "\n"
-  pcall(net_write, c.h, STATUS_LINES[status] .. "content-type: text/plain\r\ncontent-length: " .. #body
+  pcall(net_write, c.h, "HTTP/1.1 " .. status .. " " .. (REASONS[status] or "Unknown")
+    .. "\r\ncontent-type: text/plain\r\ncontent-length: " .. #body
     .. "\r\ndate: " .. http_date() .. "\r\nconnection: close\r\n\r\n" .. body)
   c.state = DONE
   net_close(c.h)
 end
 
--- The first bytes of a request: its head now has header_timeout to arrive whole.
+-- The first bytes of a request give its head header_timeout to arrive whole.
 local function head_begun(c)
   if c.state <= IDLE then
     c.state = HEAD
@@ -49,9 +54,16 @@ local function head_begun(c)
   end
 end
 
-local function conn_next(c) return next_event(c, head_begun) end
+-- The connection's next parser event but a head ("body", "done", "error" or "eof"; see
+-- net.http_request, which waits for bytes as needed).
+local function conn_next(c)
+  return http_request(c.p, c.h, c, nil)
+end
 
 -- ---- Request -------------------------------------------------------------------
+-- A Request holds what the handler reads; the state of reading its body is its
+-- connection's (c.req is the request being answered, c.keep, c.done, c.expect,
+-- c.received), as a connection answers one request at a time.
 
 local Request = {}
 Request.__name = "http.Request"
@@ -73,26 +85,26 @@ function request_fields.peer(req)
   return host and { host = host, port = port } or nil
 end
 
--- The next piece of the request's body, or nil at its end.
+-- The next piece of the request's body, or nil at its end (or once it was answered).
 local function body_next(req)
-  if req._done then return nil end
   local c = req._conn
-  if req._expect then
-    req._expect = false
+  if c.done or c.req ~= req then return nil end
+  if c.expect then
+    c.expect = false
     net_write(c.h, "HTTP/1.1 100 Continue\r\n\r\n")
   end
   local ev, data, reason = conn_next(c)
   if ev == "body" then
-    local n = req._received + #data
-    req._received = n
+    local n = c.received + #data
+    c.received = n
     if n > c.server._max_body then
       c.failed = 413
       error(ProtocolError("the request body is larger than max_body_size (" .. c.server._max_body .. " bytes)"), 0)
     end
     return data
   elseif ev == "done" then
-    req._done = true
-    req._keep = req._keep and data -- trailers may say connection: close
+    c.done = true
+    c.keep = c.keep and data -- trailers may say connection: close
     return nil
   end
   c.failed = ev == "error" and (REFUSED[data] or 400) or "eof"
@@ -105,84 +117,10 @@ H.body_methods(Request, "http.Request", body_next)
 
 -- ---- responses ---------------------------------------------------------------------
 
--- Sends what the handler returned; returns whether the connection can carry another
--- request.
-local function respond(c, req, status, headers, body)
-  local h = c.h
-  local parts, n = { STATUS_LINES[status] }, 1
-  local given
-  n, given = H.add_headers("http.serve: the handler's response", parts, n, headers)
-  local btype = type(body)
-  if btype == "table" then
-    body = H.json().encode(body)
-    btype = "string"
-    if not given["content-type"] then
-      n = n + 1
-      parts[n] = "content-type: application/json\r\n"
-    end
-  elseif btype == "number" then
-    body, btype = tostring(body), "string"
-  elseif body ~= nil and btype ~= "string" and btype ~= "function" then
-    error("http.serve: the handler returned a body of type " .. btype
-      .. " (expected a string, a table for JSON, or an iterator function)", 0)
-  end
-  local server = c.server
-  local keep = req._keep and not server._closing and not c.failed
-    and not (server._max_requests and c.count >= server._max_requests)
-  -- a client told to wait for 100 Continue that never came may or may not send its
-  -- body now: only closing the connection is safe
-  if req._expect and not req._done then keep = false end
-  local bodiless = status < 200 or status == 204 or status == 304
-  local streamed = btype == "function" and not bodiless
-  local chunked = false
-  if streamed and not given["content-length"] then
-    if req.version == "1.1" and not given["transfer-encoding"] then
-      chunked = true
-      n = n + 1
-      parts[n] = "transfer-encoding: chunked\r\n"
-    elseif not given["transfer-encoding"] then
-      keep = false -- an HTTP/1.0 client reads such a body to the end of the connection
-    end
-  elseif not bodiless and not given["content-length"] and not streamed then
-    n = n + 1
-    parts[n] = "content-length: " .. (body and #body or 0) .. "\r\n"
-  end
-  if not given.date then
-    n = n + 1
-    parts[n] = "date: " .. http_date() .. "\r\n"
-  end
-  if not keep then
-    n = n + 1
-    parts[n] = "connection: close\r\n"
-  elseif req.version == "1.0" then
-    n = n + 1
-    parts[n] = "connection: keep-alive\r\n"
-  end
-  n = n + 1
-  parts[n] = "\r\n"
-  local head_only = req.method == "HEAD" or bodiless
-  if btype == "string" and not head_only then
-    n = n + 1
-    parts[n] = body
-  end
-  write(h, concat(parts, "", 1, n))
-  if streamed and not head_only then H.write_stream("http.serve", h, body, chunked) end
-  return keep
-end
+local RESPONSE = "http.serve: the handler's response"
 
--- The body of a request's task: the handler's results, or false and the error.
 local function traceback(e)
   return { err = e, tb = type(e) == "table" and e.traceback or debug.traceback(nil, 2) }
-end
-
-local function call_handler(handler, req)
-  local status, headers, body = handler(req)
-  if iscoroutine(status) then status, headers, body = await(status) end
-  return status, headers, body
-end
-
-local function run_handler(handler, req)
-  return xpcall(call_handler, traceback, handler, req)
 end
 
 local function report(req, what, failure)
@@ -190,42 +128,123 @@ local function report(req, what, failure)
     failure.err, failure.tb)
 end
 
--- Answers one request; returns whether to go on with the next one.
-local function answer(c, req)
-  local server = c.server
-  local ok, status, headers, body = await(create_task(run_handler, server._handler, req))
-  if not ok then
-    local failure = status
+local INTERNAL_HEADERS = { ["content-type"] = "text/plain" }
+local INTERNAL_BODY = "Internal Server Error\n"
+
+-- What a response with a body other than a string or nil sends: a table as JSON, a
+-- number as text; nil and the failure for anything else.
+local function body_of(body)
+  local btype = type(body)
+  if btype == "function" then return body end
+  if btype == "table" then
+    local ok, text = pcall(H.json().encode, body)
+    if ok then return text, true end
+    return nil, { err = RESPONSE .. ": the body cannot be sent as JSON (" .. tostring(text) .. ")" }
+  end
+  if btype == "number" then return tostring(body) end
+  return nil, { err = "http.serve: the handler returned a body of type " .. btype
+    .. " (expected a string, a table for JSON, or an iterator function)" }
+end
+
+-- Sends the rest of a response whose head http_respond wrote; returns whether the
+-- connection can carry another request.
+local function respond_rest(c, req, body, keep, mode, drain)
+  local h = c.h
+  if drain then await(wait_drain(h)) end
+  if mode then
+    -- the head is out: a failing iterator can only cut the connection, so the client
+    -- sees the response was incomplete
+    local ok, err = xpcall(H.write_stream, traceback, "http.serve", h, body, mode == "chunked")
+    if not ok then
+      if not OSError:is(err.err) then report(req, "sending the response failed", err) end
+      return false
+    end
+  end
+  return keep
+end
+
+-- Sends a response (the handler's, or the server's 500); returns whether the
+-- connection can carry another request, or nil and the failure for a response that
+-- cannot be sent (nothing of it was written).
+local function respond(c, req, status, headers, body, keep)
+  local json = false
+  if body ~= nil and type(body) ~= "string" then
+    local failure
+    body, failure = body_of(body)
+    if body == nil then return nil, failure end
+    json = failure == true
+  end
+  local mode, drain
+  keep, mode, drain = http_respond(c.h, status, headers, body, req.version, req.method == "HEAD", keep, json)
+  if keep == nil then
+    -- the message of the header that cannot be sent, as the client's requests word it
+    local _, err = pcall(H.add_headers, RESPONSE, {}, 0, headers)
+    return nil, { err = err }
+  end
+  if mode or drain then return respond_rest(c, req, body, keep, mode, drain) end
+  return keep
+end
+
+local EMPTY_CONTEXT = {}
+local answer
+
+-- Answers a request the handler failed on (c.failure: err, tb) or returned no valid
+-- status for: 500, or nothing when the connection must end; returns whether to go on.
+local function answer_failure(c, req, status)
+  local failure = c.failure
+  if failure then
+    c.failure = false
     if c.failed then
       if c.failed ~= "eof" then refuse(c, c.failed, tostring(failure.err.message or failure.err)) end
       return false
     end
-    if CancelledError:is(failure.err) and server._closing then return false end
+    -- the connection's task is cancelled (or the handler was): the connection ends
+    if CancelledError:is(failure.err) then error(failure.err, 0) end
     report(req, "the handler failed", failure)
-    status, headers, body = 500, { ["content-type"] = "text/plain" }, "Internal Server Error\n"
-  elseif tointeger(status) == nil or status < 100 or status > 999 then
+  else
     report(req, "the handler returned no valid status",
       { err = "got " .. tostring(status) .. " (expected an integer from 100 to 999)" })
-    status, headers, body = 500, { ["content-type"] = "text/plain" }, "Internal Server Error\n"
   end
-  local sent, keep = xpcall(respond, traceback, c, req, status, headers, body)
-  if not sent then
-    -- a failure before the head went out still gets its 500; after, the connection
-    -- is cut so the client sees the response was incomplete
-    if not c.failed and OSError:is(keep.err) then return false end
-    report(req, "sending the response failed", keep)
-    return false
-  end
-  if not keep then return false end
-  -- what the handler left of the body is read and dropped, to reach the next request
-  while body_next(req) do end
-  return req._keep
+  return answer(c, req, 500, INTERNAL_HEADERS, INTERNAL_BODY)
 end
 
-local function serve_requests(c)
+-- Sends the response to the request being answered (c.req); returns whether to go on
+-- with the next request.
+function answer(c, req, status, headers, body)
   local server = c.server
+  -- a ContextVar the handler set is undone, as if it had run in a task of its own
+  if context_get() ~= c.context then context_set(c.context or EMPTY_CONTEXT) end
+  if not STATUSES[status] then return answer_failure(c, req, status) end
+  local max = server._max_requests
+  local keep = c.keep and not server._closing and not c.failed and not (max and c.count >= max)
+  -- a client told to wait for 100 Continue that never came may or may not send its
+  -- body now: only closing the connection is safe
+  if c.expect and not c.done then keep = false end
+  local sent, failure = respond(c, req, status, headers, body, keep)
+  if sent == nil then
+    report(req, "the handler's response cannot be sent", failure)
+    sent = respond(c, req, 500, INTERNAL_HEADERS, INTERNAL_BODY, keep)
+  end
+  if not sent then return false end
+  -- what the handler left of the body is read and dropped, to reach the next request
+  if not c.done then
+    while body_next(req) do end
+  end
+  c.req = false
+  if not c.keep or server._closing then return false end
+  c.state = IDLE
+  c.since = server._now
+  return true
+end
+
+-- Reads requests and answers them, until the connection ends. The handler runs here,
+-- in the connection's task, with no pcall of its own: serve_connection's catches what
+-- it raises (c.in_handler tells it was the handler's) and carries on.
+local function serve_requests(c)
+  local server, p, h, handler = c.server, c.p, c.h, c.server._handler
   while true do
-    local ev, method, target, version, headers, keep, length, chunked = conn_next(c)
+    local ev, method, target, path, query, version, headers, keep, length, chunked, done =
+      http_request(p, h, c, head_begun)
     if ev ~= "head" then
       if ev == "error" and c.state ~= DONE then
         -- method, target: the parser's error name and reason
@@ -235,26 +254,24 @@ local function serve_requests(c)
     end
     c.state = BUSY
     c.count = c.count + 1
-    local req = setmetatable({ method = method, target = target, version = version, headers = headers,
-      _conn = c, _keep = keep, _received = 0 }, Request)
-    local q = find(target, "?", 1, true)
-    if q then
-      req.path, req.query = sub(target, 1, q - 1), sub(target, q + 1)
-    else
-      req.path = target
-    end
+    local req = setmetatable({ method = method, target = target, path = path, query = query,
+      version = version, headers = headers, _conn = c }, Request)
+    c.req, c.keep, c.done, c.expect, c.received = req, keep, done, false, 0
     local te = headers["transfer-encoding"]
     if te and not H.only_chunked(te) then return refuse(c, 501, "transfer coding " .. te) end
-    if length and length > server._max_body then return refuse(c, 413) end
-    local expect = headers.expect
-    if expect and (chunked or (length and length > 0)) then
-      if lower(expect) ~= "100-continue" then return refuse(c, 417) end
-      req._expect = version == "1.1"
+    if not done then
+      if length and length > server._max_body then return refuse(c, 413) end
+      local expect = headers.expect
+      if expect and (chunked or (length and length > 0)) then
+        if lower(expect) ~= "100-continue" then return refuse(c, 417) end
+        c.expect = version == "1.1"
+      end
     end
-    if not answer(c, req) then return end
-    if server._closing then return end
-    c.state = IDLE
-    c.since = server._now
+    c.in_handler = true
+    local status, rheaders, body = handler(req)
+    if not STATUSES[status] and iscoroutine(status) then status, rheaders, body = await(status) end
+    c.in_handler = false
+    if not answer(c, req, status, rheaders, body) then return end
   end
 end
 
@@ -262,15 +279,29 @@ end
 local function serve_connection(server, reader)
   local h = reader._h
   local c = { server = server, h = h, p = http_parser("request", server._max_head, MAX_URL),
-    state = NEW, since = server._now, count = 0 }
+    state = NEW, since = server._now, count = 0, context = context_get(),
+    req = false, keep = false, done = false, expect = false, received = 0, failed = false,
+    in_handler = false, failure = false }
   server._conns[c] = true
-  local ok, err = pcall(serve_requests, c)
+  while true do
+    local ok, failure = xpcall(serve_requests, traceback, c)
+    if ok then break end
+    if c.in_handler then -- the handler failed: answer, then go on with the next request
+      c.in_handler = false
+      c.failure = failure
+      ok, failure = xpcall(answer_failure, traceback, c, c.req)
+      if ok and failure then goto continue end
+      if ok then break end
+    end
+    if not OSError:is(failure.err) and not CancelledError:is(failure.err) then
+      core._report("http.serve: a connection failed:", failure.err, failure.tb)
+    end
+    break
+    ::continue::
+  end
   server._conns[c] = nil
   c.state = DONE
   net_close(h)
-  if not ok and not OSError:is(err) and not CancelledError:is(err) then
-    core._report("http.serve: a connection failed:", err)
-  end
 end
 
 -- ---- Server --------------------------------------------------------------------------
@@ -356,7 +387,8 @@ http.serve = M.async(function(handler, host, port, opts)
     _max_head = tointeger(positive("http.serve", opts, "max_header_size", 16384)) or error("http.serve: max_header_size must be an integer", 0),
     _max_body = positive("http.serve", opts, "max_body_size", 16 * 1024 * 1024),
     _header_timeout = header_timeout, _idle_timeout = idle_timeout,
-    _max_requests = opts.max_requests and positive("http.serve", opts, "max_requests"),
+    _max_requests = opts.max_requests and positive("http.serve", opts, "max_requests") or false,
+    _closing = false,
   }, Server)
   server._server = await(M.start_server(function(reader) serve_connection(server, reader) end,
     host, port, { ssl = opts.ssl, reuse_port = opts.reuse_port, backlog = opts.backlog, nodelay = true,

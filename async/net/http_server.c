@@ -1,0 +1,458 @@
+/* http_server.c — the hot path of asyncio.http's server (stdlib/asyncio/http/server.lua)
+   in C: a request parsed straight out of its stream's read buffer (no Lua string per
+   read) into a Request table, and a response's head built, with the body, into one
+   buffer and written at once. What is rare (bodies read in pieces, streamed or JSON
+   bodies, errors) stays in Lua. */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "http_parse.h"
+#include "net.h"
+
+/* The reason phrases of the status codes a server commonly sends. */
+static const struct {
+  int status;
+  const char *reason;
+} REASONS[] = {
+    {100, "Continue"},
+    {101, "Switching Protocols"},
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {203, "Non-Authoritative Information"},
+    {204, "No Content"},
+    {205, "Reset Content"},
+    {206, "Partial Content"},
+    {300, "Multiple Choices"},
+    {301, "Moved Permanently"},
+    {302, "Found"},
+    {303, "See Other"},
+    {304, "Not Modified"},
+    {307, "Temporary Redirect"},
+    {308, "Permanent Redirect"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {406, "Not Acceptable"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {410, "Gone"},
+    {411, "Length Required"},
+    {412, "Precondition Failed"},
+    {413, "Content Too Large"},
+    {414, "URI Too Long"},
+    {415, "Unsupported Media Type"},
+    {416, "Range Not Satisfiable"},
+    {417, "Expectation Failed"},
+    {418, "I'm a teapot"},
+    {422, "Unprocessable Content"},
+    {426, "Upgrade Required"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+    {505, "HTTP Version Not Supported"},
+};
+#define NREASONS (sizeof REASONS / sizeof REASONS[0])
+
+static const char *reason_of(lua_Integer status) {
+  if (status == 200) return "OK";
+  for (size_t i = 0; i < NREASONS; i++)
+    if (REASONS[i].status == status) return REASONS[i].reason;
+  return "Unknown";
+}
+
+/* The functions below share three upvalues: the parser's and the stream's metatables
+   (a type test by identity is the cheapest there is) and http_respond's buffer. */
+enum { UP_PARSER_MT = 1, UP_STREAM_MT, UP_BUFFER };
+
+/* The userdata at idx if its metatable is the one at upvalue `up`, else NULL. */
+static void *test_type(lua_State *L, int idx, int up) {
+  void *u = lua_touserdata(L, idx);
+  if (u == NULL || !lua_getmetatable(L, idx)) return NULL;
+  int same = lua_rawequal(L, -1, lua_upvalueindex(up));
+  lua_pop(L, 1);
+  return same ? u : NULL;
+}
+
+static http_parse *check_parser(lua_State *L, int idx) {
+  http_parse *p = test_type(L, idx, UP_PARSER_MT);
+  if (p == NULL) luaL_typeerror(L, idx, "HTTP parser");
+  return p;
+}
+
+/* A stream (NULL once it was closed and freed). */
+static stream *check_stream(lua_State *L, int idx) {
+  stream **box = test_type(L, idx, UP_STREAM_MT);
+  if (box == NULL) luaL_typeerror(L, idx, "stream");
+  return *box;
+}
+
+/* ---- requests ------------------------------------------------------------------------ */
+
+/* Drops from the stream's buffer what the parser took of it. */
+static void take_parsed(http_parse *p, stream *s) {
+  size_t used = http_parse_unfeed(p);
+  if (used && s) stream_consume(s, used);
+}
+
+/* Pushes what a Request is made of, of the head just parsed: method, target, path,
+   query (nil without "?"), version, headers, keep (the head's keep-alive), length (the
+   content-length, or false), chunked, done (the request has no body: its end was taken
+   from the parser at once, and keep is final). */
+static int push_request(lua_State *L, http_parse *p) {
+  lua_pushstring(L, llhttp_method_name((llhttp_method_t)p->ll.method));
+  const char *url = p->head + p->url.off;
+  lua_pushlstring(L, url, p->url.len);
+  const char *q = p->url.len ? memchr(url, '?', p->url.len) : NULL;
+  if (q) {
+    lua_pushlstring(L, url, (size_t)(q - url));
+    lua_pushlstring(L, q + 1, p->url.len - (size_t)(q - url) - 1);
+  } else {
+    lua_pushvalue(L, -1);
+    lua_pushnil(L);
+  }
+  http_push_version(L, p);
+  http_push_headers(L, p);
+  int done = p->ready_done && p->body_len == 0 && http_parse_next(p) == HP_DONE;
+  lua_pushboolean(L, done ? p->keep_alive : p->head_keep_alive);
+  if (p->has_length)
+    lua_pushinteger(L, (lua_Integer)p->content_length);
+  else
+    lua_pushboolean(L, 0);
+  lua_pushboolean(L, p->chunked);
+  lua_pushboolean(L, done);
+  return 10;
+}
+
+static int request_attempt(lua_State *L, task *t);
+
+static int request_resume_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  task *t = task_of(L);
+  await_deliver_cancel(L, t);
+  future_push_outcome(L, lua_touserdata(L, 5), 5); /* raises if it was cancelled */
+  lua_settop(L, 4);
+  return request_attempt(L, t);
+}
+
+/* Parses what the stream's buffer holds until an event comes; else suspends task t
+   until the next read event (request_resume_k tries again). The arguments of
+   net.http_request at 1..4. */
+static int request_attempt(lua_State *L, task *t) {
+  http_parse *p = lua_touserdata(L, 1);
+  int fed = 0;
+  for (;;) {
+    stream *s = *(stream **)lua_touserdata(L, 2); /* NULL once closed and freed */
+    int ev = http_parse_next(p);
+    if (ev == HP_HEAD) {
+      lua_pushliteral(L, "head");
+      int n = push_request(L, p);
+      take_parsed(p, s);
+      return n + 1;
+    }
+    take_parsed(p, s);
+    if (ev != HP_MORE) return http_push_event(L, p, ev);
+    if (s && s->rb.len > 0) {
+      http_parse_feed(p, s->rb.buf + s->rb.pos, s->rb.len);
+      fed = 1;
+      continue;
+    }
+    if (streamlib_read_blocked(L, s, "read")) {
+      ev = http_parse_finish(p);
+      if (ev == HP_MORE) {
+        lua_pushliteral(L, "eof");
+        return 1;
+      }
+      if (ev == HP_DONE) p->keep_alive = 0;
+      return http_push_event(L, p, ev);
+    }
+    if (fed && !lua_isnil(L, 4)) { /* on_bytes(conn): bytes came, no event yet */
+      lua_pushvalue(L, 4);
+      lua_pushvalue(L, 3);
+      lua_call(L, 1, 0);
+      fed = 0;
+    }
+    streamlib_wait_read(L, 2, "read");
+    future *f = lua_touserdata(L, 5);
+    if (f->state != FUT_PENDING) { /* completed at once: TLS decrypted what it held */
+      lua_settop(L, 4);
+      continue;
+    }
+    return await_suspend(L, t, f, request_resume_k);
+  }
+}
+
+/* net.http_request(p, h, conn, on_bytes), inside a task: the next
+   event of request parser p, parsed straight out of the read buffer of stream h,
+   suspending the task until bytes come as needed:
+     "head", method, target, path, query, version, headers, keep, length, chunked, done
+                           (see push_request)
+     "body", data | "done", keep | "error", name, reason    as net.http_next
+     "eof"                 the stream ended between requests
+   on_bytes(conn) (nil: none) is called when bytes came that made no event yet (a head
+   begun). Raises the stream's read error, and CancelledError when the task is
+   cancelled while it waits. */
+static int l_net_http_request(lua_State *L) {
+  http_parse *p = check_parser(L, 1);
+  check_stream(L, 2);
+  luaL_argcheck(L, p->ll.type == HTTP_REQUEST, 1, "a request parser expected");
+  lua_settop(L, 4);
+  task *t = task_of(L);
+  if (t == NULL) return luaL_error(L, "http_request: not inside a task");
+  return request_attempt(L, t);
+}
+
+/* ---- responses ----------------------------------------------------------------------- */
+
+/* The Date header's value, made once a second (per thread: workers serve too). */
+static const char *http_date(void) {
+  static _Thread_local time_t second = -1;
+  static _Thread_local char text[40];
+  static const char days[] = "SunMonTueWedThuFriSat";
+  static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+  time_t now = time(NULL);
+  if (now != second) {
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    snprintf(text, sizeof text, "%.3s, %02d %.3s %04d %02d:%02d:%02d GMT", days + 3 * tm.tm_wday,
+             tm.tm_mday, months + 3 * tm.tm_mon, tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+             tm.tm_sec);
+    second = now;
+  }
+  return text;
+}
+
+/* Where a response is put together: the userdata upvalue UP_BUFFER of net.http_respond,
+   kept and grown (replaced by a larger one) as needed, so building allocates nothing. */
+typedef struct outbuf {
+  lua_State *L;
+  char *data;
+  size_t len, cap;
+} outbuf;
+
+static void out_init(lua_State *L, outbuf *o) {
+  o->L = L;
+  o->data = lua_touserdata(L, lua_upvalueindex(UP_BUFFER));
+  o->cap = lua_rawlen(L, lua_upvalueindex(UP_BUFFER));
+  o->len = 0;
+}
+
+static void out_grow(outbuf *o, size_t n) {
+  size_t cap = o->cap * 2;
+  while (cap < o->len + n) cap *= 2;
+  char *data = lua_newuserdatauv(o->L, cap, 0);
+  memcpy(data, o->data, o->len);
+  lua_replace(o->L, lua_upvalueindex(UP_BUFFER));
+  o->data = data;
+  o->cap = cap;
+}
+
+static inline void out_add(outbuf *o, const char *s, size_t n) {
+  if (o->len + n > o->cap) out_grow(o, n);
+  memcpy(o->data + o->len, s, n);
+  o->len += n;
+}
+
+#define out_lit(o, s) out_add((o), (s), sizeof(s) - 1)
+
+static void out_str(outbuf *o, const char *s) { out_add(o, s, strlen(s)); }
+
+static void out_int(outbuf *o, lua_Integer v) {
+  char digits[24], *end = digits + sizeof digits, *d = end;
+  lua_Unsigned u = v < 0 ? 0 - (lua_Unsigned)v : (lua_Unsigned)v;
+  do {
+    *--d = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0) *--d = '-';
+  out_add(o, d, (size_t)(end - d));
+}
+
+/* The headers a response gets unless the handler gave them. */
+enum { GIVEN_TYPE = 1, GIVEN_LENGTH = 2, GIVEN_TE = 4, GIVEN_DATE = 8 };
+
+static int given_bit(const char *name, size_t len) {
+  switch (len) {
+    case 4: return strncasecmp(name, "date", 4) == 0 ? GIVEN_DATE : 0;
+    case 12: return strncasecmp(name, "content-type", 12) == 0 ? GIVEN_TYPE : 0;
+    case 14: return strncasecmp(name, "content-length", 14) == 0 ? GIVEN_LENGTH : 0;
+    case 17: return strncasecmp(name, "transfer-encoding", 17) == 0 ? GIVEN_TE : 0;
+    default: return 0;
+  }
+}
+
+static int valid_name(const char *s, size_t n) {
+  if (n == 0) return 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 32 || c == 127 || c == ' ' || c == ':') return 0;
+  }
+  return 1;
+}
+
+/* One header line from the name and the value on top of the stack (left there); 0 when
+   the value is no string or number or holds a line break. */
+static int add_line(outbuf *o, const char *name, size_t nlen) {
+  lua_State *L = o->L;
+  int t = lua_type(L, -1);
+  if (t != LUA_TSTRING && t != LUA_TNUMBER) return 0;
+  size_t vlen;
+  const char *value = lua_tolstring(L, -1, &vlen); /* a number: its copy on the stack */
+  if (memchr(value, '\r', vlen) || memchr(value, '\n', vlen)) return 0;
+  out_add(o, name, nlen);
+  out_lit(o, ": ");
+  out_add(o, value, vlen);
+  out_lit(o, "\r\n");
+  return 1;
+}
+
+/* The lines of the handler's headers table at idx (a list value gives one line each);
+   returns the GIVEN_* bits of the names, or -1 for a header that cannot be sent. */
+static int add_headers(outbuf *o, int idx) {
+  lua_State *L = o->L;
+  int given = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) != LUA_TSTRING) return -1;
+    size_t nlen;
+    const char *name = lua_tolstring(L, -2, &nlen);
+    if (!valid_name(name, nlen)) return -1;
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      for (lua_Integer i = 1; lua_geti(L, -1, i) != LUA_TNIL; i++) {
+        if (!add_line(o, name, nlen)) return -1;
+        lua_pop(L, 1);
+      }
+      lua_pop(L, 1);
+    } else if (!add_line(o, name, nlen)) {
+      return -1;
+    }
+    given |= given_bit(name, nlen);
+    lua_pop(L, 1);
+  }
+  return given;
+}
+
+/* A body this long at most is copied behind the head, both written at once. */
+enum { COPY_BODY_MAX = 64 * 1024 };
+
+/* net.http_respond(h, status, headers, body, version, head, keep, json)
+     -> keep, stream, drain | nil (the headers cannot be sent; nothing written)
+   Writes the response's head, and a string body, in one write to stream h: the status
+   line, the handler's headers, then as needed content-type: application/json (json),
+   content-length or transfer-encoding: chunked, date, connection (close when the
+   connection ends after this response; keep-alive to an HTTP/1.0 client). body: nil, a
+   string, or a function (an iterator the caller streams). head: the request was a HEAD
+   (no body). keep: the connection may carry another request. Returns whether it still
+   may (a body streamed to an HTTP/1.0 client without content-length ends it), how the
+   caller streams an iterator body ("chunked", "raw", or nil: not at all), and whether
+   the writer must await net.wait_drain(h). */
+static int l_net_http_respond(lua_State *L) {
+  stream *s = check_stream(L, 1);
+  lua_Integer status = luaL_checkinteger(L, 2);
+  int btype = lua_type(L, 4);
+  size_t vlen;
+  const char *version = luaL_checklstring(L, 5, &vlen);
+  int head = lua_toboolean(L, 6), keep = lua_toboolean(L, 7), json = lua_toboolean(L, 8);
+  int v11 = vlen == 3 && memcmp(version, "1.1", 3) == 0;
+  int v10 = vlen == 3 && memcmp(version, "1.0", 3) == 0;
+  lua_settop(L, 8);
+
+  outbuf o;
+  out_init(L, &o);
+  out_lit(&o, "HTTP/1.1 ");
+  out_int(&o, status);
+  out_lit(&o, " ");
+  out_str(&o, reason_of(status));
+  out_lit(&o, "\r\n");
+  int given = 0;
+  if (lua_type(L, 3) == LUA_TTABLE) {
+    given = add_headers(&o, 3);
+    if (given < 0) {
+      lua_pushnil(L);
+      return 1;
+    }
+  }
+  if (json && !(given & GIVEN_TYPE)) out_lit(&o, "content-type: application/json\r\n");
+  int bodiless = status < 200 || status == 204 || status == 304;
+  int streamed = btype == LUA_TFUNCTION && !bodiless, chunked = 0;
+  size_t blen = 0;
+  const char *body = btype == LUA_TSTRING ? lua_tolstring(L, 4, &blen) : NULL;
+  if (streamed && !(given & GIVEN_LENGTH)) {
+    if (v11 && !(given & GIVEN_TE)) {
+      chunked = 1;
+      out_lit(&o, "transfer-encoding: chunked\r\n");
+    } else if (!(given & GIVEN_TE)) {
+      keep = 0; /* an HTTP/1.0 client reads such a body to the end of the connection */
+    }
+  } else if (!bodiless && !streamed && !(given & GIVEN_LENGTH)) {
+    out_lit(&o, "content-length: ");
+    out_int(&o, (lua_Integer)blen);
+    out_lit(&o, "\r\n");
+  }
+  if (!(given & GIVEN_DATE)) {
+    out_lit(&o, "date: ");
+    out_str(&o, http_date());
+    out_lit(&o, "\r\n");
+  }
+  if (!keep)
+    out_lit(&o, "connection: close\r\n");
+  else if (v10)
+    out_lit(&o, "connection: keep-alive\r\n");
+  out_lit(&o, "\r\n");
+  int head_only = head || bodiless;
+  if (body && !head_only && blen <= COPY_BODY_MAX) {
+    out_add(&o, body, blen);
+    body = NULL;
+  }
+  streamlib_write(L, s, o.data, o.len);
+  if (body && !head_only) streamlib_write(L, s, body, blen);
+  lua_pushboolean(L, keep);
+  if (streamed && !head_only)
+    lua_pushstring(L, chunked ? "chunked" : "raw");
+  else
+    lua_pushnil(L);
+  lua_pushboolean(L, streamlib_drain_needed(L, s));
+  return 3;
+}
+
+/* net.http_reasons() -> {[status] = reason phrase} */
+static int l_net_http_reasons(lua_State *L) {
+  lua_createtable(L, 0, (int)NREASONS);
+  for (size_t i = 0; i < NREASONS; i++) {
+    lua_pushstring(L, REASONS[i].reason);
+    lua_rawseti(L, -2, REASONS[i].status);
+  }
+  return 1;
+}
+
+/* net.http_date() -> the Date header's value now */
+static int l_net_http_date(lua_State *L) {
+  lua_pushstring(L, http_date());
+  return 1;
+}
+
+static const luaL_Reg http_server_functions[] = {
+    {"http_request", l_net_http_request},
+    {"http_respond", l_net_http_respond},
+    {"http_reasons", l_net_http_reasons},
+    {"http_date", l_net_http_date},
+    {NULL, NULL},
+};
+
+/* Adds the functions to the net table on top (after http.c's and streamlib.c's, whose
+   metatables they take). */
+void http_server_open(lua_State *L) {
+  luaL_getmetatable(L, HTTP_PARSER_MT);
+  luaL_getmetatable(L, STREAM_MT);
+  lua_newuserdatauv(L, 4096, 0);
+  luaL_setfuncs(L, http_server_functions, 3);
+}
