@@ -98,9 +98,18 @@ describe("workers under load", function()
     end
     -- A worker is reaped (its thread joined, its wake-up descriptor closed at the end of
     -- a loop iteration) when its end is seen in poll, which can come after wait() has
-    -- returned (it reads the ended flag itself): let the loop turn before counting.
+    -- returned (it reads the ended flag itself): let the loop turn until the count of
+    -- descriptors holds still for a few turns (on a loaded machine a thread may take
+    -- longer than three turns to end), within a bound.
     local function settle()
-      for _ = 1, 3 do await(asyncio.sleep(0.02)) end
+      local deadline = asyncio.get_running_loop():time() + 10 * support.SLOWDOWN
+      local last, still = open_fds(), 0
+      while still < 3 and asyncio.get_running_loop():time() < deadline do
+        await(asyncio.sleep(0.02))
+        local now = open_fds()
+        still = now == last and still + 1 or 0
+        last = now
+      end
     end
     -- warm up: the allocator's per-thread arenas and Lua's own pools reach their size
     for i = 1, 20 do cycle(i) end
