@@ -514,8 +514,10 @@ static void push_name(lua_State *L, const X509_NAME *name) {
   BIO_free(b);
 }
 
-/* net.tls_info(h) -> {version=, cipher=, bits=, peer_subject=, peer_issuer=, verified=,
-   server_name=}, or nothing for a plain stream or before the handshake completes. */
+/* net.tls_info(h) -> {version=, cipher=, bits=, alg_bits=, description= (OpenSSL's
+   line on the cipher), peer_subject=, peer_issuer=, verified=, verify_error= (the
+   certificate check's failure, also when it was not enforced), server_name=}, or nothing
+   for a plain stream or before the handshake completes. */
 static int l_net_tls_info(lua_State *L) {
   stream *s = stream_check(L, 1);
   if (s == NULL || s->tls == NULL || !s->tls->done) return 0;
@@ -525,8 +527,22 @@ static int l_net_tls_info(lua_State *L) {
   lua_setfield(L, -2, "version");
   lua_pushstring(L, SSL_get_cipher_name(ssl));
   lua_setfield(L, -2, "cipher");
-  lua_pushinteger(L, SSL_get_cipher_bits(ssl, NULL));
+  int alg_bits = 0;
+  lua_pushinteger(L, SSL_get_cipher_bits(ssl, &alg_bits));
   lua_setfield(L, -2, "bits");
+  lua_pushinteger(L, alg_bits);
+  lua_setfield(L, -2, "alg_bits");
+  char description[256];
+  const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl);
+  if (cipher && SSL_CIPHER_description(cipher, description, sizeof description)) {
+    lua_pushstring(L, description);
+    lua_setfield(L, -2, "description");
+  }
+  long result = SSL_get_verify_result(ssl);
+  if (result != X509_V_OK) { /* what the check found, even when it was not enforced */
+    lua_pushstring(L, X509_verify_cert_error_string(result));
+    lua_setfield(L, -2, "verify_error");
+  }
   X509 *peer = SSL_get0_peer_certificate(ssl);
   if (peer) {
     push_name(L, X509_get_subject_name(peer));

@@ -58,10 +58,15 @@ local early = assert(ssl.wrap(assert(socket.connect("127.0.0.1", port)), { mode 
 say("before the handshake", early:getpeercertificate())
 say("chain before the handshake", early:getpeerchain())
 say("alpn before the handshake", early:getalpn())
+say("info before the handshake", early:info())
+say("verification before the handshake", early:getpeerverification())
 early:close()
 
 local conn = assert(client { verify = "peer", cafile = dir .. "/ca.pem", alpn = { "http/1.1", "h2" } })
 say("alpn of the client's list, the server's choice", conn:getalpn())
+say("info", conn:info())
+say("info fields", conn:info("protocol"), conn:info("bits"), conn:info("export"), conn:info("nope"))
+say("verification", conn:getpeerverification())
 local cert = conn:getpeercertificate()
 say("tostring", (tostring(cert):match("^X509 certificate: ")))
 say("pem is the server's file", cert:pem() == read("server.pem"))
@@ -111,6 +116,9 @@ local function alpn_of(list)
   return got, line
 end
 say("alpn one name", alpn_of("http/1.1"))
+local unchecked = assert(client { verify = "none" })
+say("verification not asked for (the chain ends in the test CA)", unchecked:getpeerverification())
+unchecked:close()
 say("alpn none in common", alpn_of { "spdy/1" })
 say("alpn not asked", alpn_of(nil))
 for _, bad in ipairs { {}, { "" }, { ("x"):rep(256) }, { 1 }, 42 } do

@@ -168,25 +168,36 @@ function conn:close()
   return true
 end
 
--- info([field]): {protocol=, cipher=, bits=, ...} of the connection
+-- info([field]): {protocol=, cipher=, bits=, algbits=, key=, authentication=,
+-- encryption=, mac=, export=} of the connection, as lua-sec reads them from OpenSSL's
+-- description of the cipher; nil, "closed" before the handshake
 function conn:info(field)
   check(self, "info")
   local h = self.sock:_stream()
   local i = h and self.done and net.tls_info(h)
-  if not i then return nil end
-  local t = { protocol = i.version, cipher = i.cipher, bits = i.bits, algbits = i.bits }
+  if not i then return nil, "closed" end
+  local t = { bits = i.bits + 0.0, algbits = i.alg_bits + 0.0 }
+  local d = i.description
+  if d then
+    t.cipher, t.protocol, t.key, t.authentication, t.encryption, t.mac =
+      d:match("^(%S+)%s+(%S+)%s+Kx=(%S+)%s+Au=(%S+)%s+Enc=(%S+)%s+Mac=(%S+)")
+    t.export = d:match("%sexport%s*$") ~= nil
+  end
+  t.protocol = i.version
   if field then return t[field] end
   return t
 end
 
--- getpeerverification() -> true when the peer's certificate was verified; else false
--- and the reason
+-- getpeerverification() -> true when the peer's certificate passed the check; else
+-- false and what the check found (OpenSSL checks even when verify is "none"), or
+-- "closed" before the handshake
 function conn:getpeerverification()
   check(self, "getpeerverification")
   local h = self.sock:_stream()
   local i = h and self.done and net.tls_info(h)
-  if i and i.verified then return true end
-  return false, { { "certificate not verified" } }
+  if not i then return false, "closed" end
+  if not i.verify_error then return true end
+  return false, i.verify_error
 end
 
 function conn:want()
