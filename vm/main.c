@@ -35,7 +35,8 @@ static void usage_print(FILE *out) {
           "  -v            show version information\n"
           "  -E            ignore environment variables\n"
           "  -W            turn warnings on\n"
-          "  --help        show this help and exit\n"
+          "  --help, -h    show this help and exit (-h: on stderr with status 1, as\n"
+          "                lua answers it; Lua's own test suite checks that)\n"
           "  --no-keywords do not translate async/await keyword syntax\n"
           "  --translate   print the plain-Lua translation of 'script' (or stdin)\n"
           "  --debug       debug mode: slow steps, where objects were made, unclosed\n"
@@ -48,6 +49,9 @@ static void usage_print(FILE *out) {
 static void usage(const char *badoption) {
   if (badoption[1] == 'e' || badoption[1] == 'l')
     fprintf(stderr, "%s: '%s' needs argument\n", progname, badoption);
+  else if (strcmp(badoption, "-h") == 0) /* lua's words, which its test suite requires */
+    fprintf(stderr, "%s: unrecognized option '-h' (as for lua; --help: on stdout, status 0)\n",
+            progname);
   else
     fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badoption);
   usage_print(stderr);
@@ -76,7 +80,7 @@ static int options_parse(int argc, char **argv, options *o) {
       o->interactive = o->version = 1;
     } else if (strcmp(a, "-v") == 0) {
       o->version = 1;
-    } else if (strcmp(a, "--help") == 0) { /* -h stays lua's unrecognized option (and usage) */
+    } else if (strcmp(a, "--help") == 0) { /* -h stays lua's unrecognized option: usage() */
       o->help = 1;
       return i;
     } else if (a[1] == 'e' || a[1] == 'l') {

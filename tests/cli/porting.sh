@@ -16,6 +16,9 @@ fi
 # option '-h'", status 1, and the same usage, on stderr
 expect "-h fails as in lua, and still shows the usage" 1 "" -- "$ALUA" -h
 stderr_has "-h: unrecognized option, as lua says" "unrecognized option '-h'"
+stderr_has "-h: the first line says that --help is the way to ask" "^[^ ]*alua: unrecognized option '-h' .*--help"
+grep -q -- '^  --help, -h ' "$TMP/help" && echo "ok - the usage lists -h beside --help" ||
+  echo "not ok - the usage lists -h beside --help: $(grep -- --help "$TMP/help")"
 tail -n +2 "$TMP/stderr" | cmp -s - "$TMP/help" && echo "ok - -h: the usage --help prints" ||
   echo "not ok - -h: the usage --help prints: $(head -2 "$TMP/stderr")"
 expect "an unknown option still fails" 1 "" -- "$ALUA" --frobnicate
