@@ -563,7 +563,6 @@ static const luaL_Reg await_functions[] = {
     {"sleep_await", l_core_sleep_await},
     {"ensure_future", l_core_ensure_future},
     {"create_task", l_core_create_task},
-    {"gather", gather_lua},
     {"run_until_complete", l_core_run_until_complete},
     {NULL, NULL},
 };
@@ -577,6 +576,16 @@ static const luaL_Reg plain_functions[] = {
     {"make_await_call", l_core_make_await_call},
     {NULL, NULL},
 };
+
+/* Adds fns to the table on top (core, after await_open) as closures over await's
+   upvalues, which await_to_future reads: gather.c's gather turns its arguments into
+   futures so. */
+void await_setfuncs(lua_State *L, const luaL_Reg *fns) {
+  lua_getfield(L, -1, "await_step");
+  for (int i = 1; i <= UP_COUNT; i++) lua_getupvalue(L, -i, i);
+  lua_remove(L, -(UP_COUNT + 1));
+  luaL_setfuncs(L, fns, UP_COUNT);
+}
 
 /* Adds async, await's C half and the task makers to the table on top; the Future, Task
    and coroutine metatables must exist. */

@@ -174,7 +174,7 @@ void context_open(lua_State *L);
 /* ---- gather ------------------------------------------------------------- */
 
 struct gather;
-int gather_lua(lua_State *L);
+void gather_open(lua_State *L);                          /* after await_open */
 void gather_run(lua_State *L, runnable *r);              /* the finisher, from the ready queue */
 int gather_cancel(lua_State *L, future *f, int msg_ref); /* future_cancel of a gather */
 void gather_push_description(lua_State *L, future *f);   /* for print_tasks */
@@ -342,6 +342,7 @@ int coro_take(lua_State *L, int idx, const char *fname); /* pushes fn and args; 
 void coro_claim(lua_State *L, int idx, const char *fname);
 int coro_unpack(lua_State *L, int idx);
 void await_open(lua_State *L);
+void await_setfuncs(lua_State *L, const luaL_Reg *fns); /* closures over await's upvalues */
 /* site.c: where the Lua code calling into asyncio is ("file:line"), cached per call site */
 uint32_t site_id(lua_State *L, int sites_idx); /* 0: none */
 int site_push_text(lua_State *L, uint32_t id);

@@ -230,9 +230,9 @@ static int gather_unpack_list(lua_State *L) {
   return (int)len;
 }
 
-/* gather(aw, ... [, opts]) or gather(list [, opts]): needs await.c's upvalues to turn the
-   arguments into futures. */
-int gather_lua(lua_State *L) {
+/* core.gather(aw, ... [, opts]) or core.gather(list [, opts]): needs await.c's upvalues
+   to turn the arguments into futures (gather_open). */
+static int l_core_gather(lua_State *L) {
   loop_state *loop = loop_get(L);
   int n = lua_gettop(L);
   int return_exceptions = 0;
@@ -290,3 +290,11 @@ int gather_lua(lua_State *L) {
   }
   return 1;
 }
+
+static const luaL_Reg gather_functions[] = {
+    {"gather", l_core_gather},
+    {NULL, NULL},
+};
+
+/* Adds gather to the table on top (core), after await_open. */
+void gather_open(lua_State *L) { await_setfuncs(L, gather_functions); }

@@ -165,6 +165,7 @@ void module_open(lua_State *L) {
   op_open(L);
   coro_open(L);
   await_open(L);
+  gather_open(L);
   error_open(L);
   debug_open(L);
   argcheck_open(L);

@@ -92,13 +92,12 @@ fi
 # In each luaL_Reg table of async/, {"name", fn} has fn = l_..._name (l_net_read_line is
 # core.net.read_line; a leading "_" of the Lua name is dropped). The deliberate exceptions:
 #   metamethods ("__gc", ...)  keep TYPE_gc / TYPE_tostring
-#   gather_lua                 registered by await.c with await's upvalues, exported by gather.c
 awk '/luaL_Reg/ { inreg = 1 } inreg && /^};/ { inreg = 0 }
      inreg {
        while (match($0, /\{"[A-Za-z0-9_]+", *[A-Za-z0-9_]+\}/)) {
          pair = substr($0, RSTART + 2, RLENGTH - 3); $0 = substr($0, RSTART + RLENGTH)
          split(pair, p, /", */); name = p[1]; fn = p[2]; sub(/^_+/, "", name)
-         if (p[1] ~ /^__/ || fn == "gather_lua") continue
+         if (p[1] ~ /^__/) continue
          if (fn !~ /^l_/ || (fn != "l_" name && substr(fn, length(fn) - length(name)) != "_" name))
            print FILENAME ": {\"" p[1] "\", " fn "}"
        }
