@@ -101,6 +101,45 @@ describe("start_worker", function()
   end)
 end)
 
+describe("a worker's asyncio", function()
+  it("loads a part of the stdlib only when one of its names is first used", function()
+    local w = within(5, asyncio.start_worker(script [[
+      local before = rawget(asyncio, "Lock") == nil and rawget(asyncio, "Queue") == nil
+      local lock = asyncio.Lock()
+      return before, rawget(asyncio, "Lock") ~= nil, rawget(asyncio, "Queue") == nil, lock:locked()
+    ]]))
+    assert.are.same({ true, true, true, false }, { within(5, w:wait()) })
+  end)
+
+  it("finds every public name from a fresh state, and pairs sees them all", function()
+    local names = {}
+    for k in pairs(asyncio) do
+      if type(k) == "string" then names[#names + 1] = k end
+    end
+    table.sort(names)
+    assert.is_true(#names > 60, "pairs(asyncio) saw " .. #names .. " names")
+    local fresh = script [[
+      local name = ...
+      if name then return asyncio[name] ~= nil end
+      local seen = {}
+      for k in pairs(asyncio) do
+        if type(k) == "string" and k ~= "parent" then seen[#seen + 1] = k end
+      end
+      table.sort(seen)
+      return seen
+    ]]
+    -- one fresh state per name: its part (and the parts it imports) loads for it alone
+    local missing = {}
+    for _, name in ipairs(names) do
+      local w = within(5, asyncio.start_worker(fresh, name))
+      if not within(5, w:wait()) then missing[#missing + 1] = name end
+    end
+    assert.are.same({}, missing, "names a fresh state does not find")
+    local w = within(5, asyncio.start_worker(fresh))
+    assert.are.same(names, within(5, w:wait()))
+  end)
+end)
+
 describe("the copy between states", function()
   local echo
   before_each(function()

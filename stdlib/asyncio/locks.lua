@@ -1,6 +1,6 @@
 -- locks.lua — Lock, Event, Condition, Semaphore, BoundedSemaphore and Barrier: waiters
 -- are Futures in FIFO order; a waiter cancelled after its wake-up passes it on.
-local core, asyncio = ...
+local core, asyncio, imports = ...
 local M = {} -- what this part exports (asyncio.lua adds it to the module)
 local arg_error = core._arg_error -- bad arguments, reported at the user's line
 
@@ -65,8 +65,8 @@ end
 
 -- waiter Future -> the Lock, Event, Queue... it waits on, or what it is in words
 -- ("process 123 to exit"): how print_tasks (debug.lua) names what a task waits for.
--- Set only when a task really waits.
-local waiting_on = setmetatable({}, { __mode = "k" })
+-- Set only when a task really waits. Made by asyncio.lua (debug loads before this part).
+local waiting_on = imports.waiting_on
 
 -- Awaits a fresh waiter Future queued on `waiters` of `owner`, then takes it off the
 -- queue whatever happened. Returns pcall's ok, err and the waiter.
@@ -503,4 +503,4 @@ core._checked_methods(Event, Event, "Event", "event")
 core._checked_methods(Condition, Condition, "Condition", "cond")
 core._checked_methods(Barrier, Barrier, "Barrier", "barrier")
 
-return M, { fifo = fifo, waiting_on = waiting_on }
+return M, { fifo = fifo }
