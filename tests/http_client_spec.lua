@@ -515,6 +515,48 @@ describe("http client", function()
     end
   end))
 
+  it("frees the connection of a response that came whole with its head at once", in_task(function()
+    -- /whole: head and body in one write; /split: the body 50 ms after the head
+    local conns = 0
+    local port = raw_server(function(r, w)
+      conns = conns + 1
+      while true do
+        local ok, head = pcall(function() return await(r:readuntil("\r\n\r\n")) end)
+        if not ok then break end
+        local path = head:match("^%u+ (%S+)")
+        if path == "/split" then
+          w:write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+          await(w:drain())
+          await(asyncio.sleep(0.05))
+          w:write("split")
+        else
+          w:write("HTTP/1.1 200 OK\r\nContent-Length: " .. #path .. "\r\n\r\n" .. path)
+        end
+        await(w:drain())
+      end
+    end)
+    local base = "http://127.0.0.1:" .. port
+    local c = client { max_per_host = 1 }
+    local first = await(c:get(base .. "/whole", { timeout = 5 }))
+    -- with one connection per host, a second request proceeds only if the first's went
+    -- back to the pool although its body was not read yet
+    local second = await(c:get(base .. "/second", { timeout = 5 }))
+    assert.are.equal("/whole", await(first:read()))
+    first:close()
+    -- closing a response whose body came whole must not drop its connection: it went back
+    -- to the pool already and serves the next request
+    local dropped = await(c:get(base .. "/dropped", { timeout = 5 }))
+    dropped:close()
+    assert.are.equal("", await(dropped:read()))
+    local third = await(c:get(base .. "/split", { timeout = 5 }))
+    assert.are.equal("split", await(third:read()))
+    assert.are.equal("/second", await(second:read()))
+    local pieces = {}
+    for piece in (await(c:get(base .. "/chunks", { timeout = 5 }))):chunks() do pieces[#pieces + 1] = piece end
+    assert.are.same({ "/chunks" }, pieces)
+    assert.are.equal(1, conns)
+  end))
+
   it("checks its arguments", in_task(function()
     local err = raises(function() await(http.get("ftp://x/")) end)
     assert.matches("unsupported URL", tostring(err))

@@ -2,7 +2,8 @@
    in C: a request parsed straight out of its stream's read buffer (no Lua string per
    read) into a Request table, and a response's head built, with the body, into one
    buffer and written at once. What is rare (bodies read in pieces, streamed or JSON
-   bodies, errors) stays in Lua. */
+   bodies, errors) stays in Lua. The client (http/client.lua) reads its responses the
+   same way (net.http_response). */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -103,6 +104,17 @@ static void take_parsed(http_parse *p, stream *s) {
   if (used && s) stream_consume(s, used);
 }
 
+/* Pushes keep (the head's keep-alive, final once the message is done), length (the
+   content-length, or false) and chunked. */
+static void push_framing(lua_State *L, const http_parse *p, int done) {
+  lua_pushboolean(L, done ? p->keep_alive : p->head_keep_alive);
+  if (p->has_length)
+    lua_pushinteger(L, (lua_Integer)p->content_length);
+  else
+    lua_pushboolean(L, 0);
+  lua_pushboolean(L, p->chunked);
+}
+
 /* Pushes what a Request is made of, of the head just parsed: method, target, path,
    query (nil without "?"), version, headers, keep (the head's keep-alive), length (the
    content-length, or false), chunked, done (the request has no body: its end was taken
@@ -122,32 +134,54 @@ static int push_request(lua_State *L, http_parse *p) {
   http_push_version(L, p);
   http_push_headers(L, p);
   int done = p->ready_done && p->body_len == 0 && http_parse_next(p) == HP_DONE;
-  lua_pushboolean(L, done ? p->keep_alive : p->head_keep_alive);
-  if (p->has_length)
-    lua_pushinteger(L, (lua_Integer)p->content_length);
-  else
-    lua_pushboolean(L, 0);
-  lua_pushboolean(L, p->chunked);
+  push_framing(L, p, done);
   lua_pushboolean(L, done);
   return 10;
 }
 
-static int request_attempt(lua_State *L, task *t);
+/* Pushes what a Response is made of, of the head just parsed: status, reason, version,
+   headers, keep, length, chunked (as push_request), then body and done: when the whole
+   message was parsed already (a small response read at once), its body ("" for none)
+   and true, both taken from the parser, and keep is final; else nil, false. */
+static int push_response(lua_State *L, http_parse *p) {
+  lua_pushinteger(L, p->ll.status_code);
+  lua_pushlstring(L, p->head + p->reason.off, p->reason.len);
+  http_push_version(L, p);
+  http_push_headers(L, p);
+  int done = p->ready_done;
+  if (done && p->body_len > 0) {
+    http_parse_next(p); /* HP_BODY: p->body holds all of it */
+    lua_pushlstring(L, p->body, p->body_len);
+  } else {
+    lua_pushnil(L);
+  }
+  if (done) done = http_parse_next(p) == HP_DONE;
+  push_framing(L, p, done);
+  lua_rotate(L, -4, -1); /* the body after chunked */
+  if (done && lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "");
+  }
+  lua_pushboolean(L, done);
+  return 9;
+}
 
-static int request_resume_k(lua_State *L, int status, lua_KContext ctx) {
+static int message_attempt(lua_State *L, task *t);
+
+static int message_resume_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
   task *t = task_of(L);
   await_deliver_cancel(L, t);
   future_push_outcome(L, lua_touserdata(L, 5), 5); /* raises if it was cancelled */
   lua_settop(L, 4);
-  return request_attempt(L, t);
+  return message_attempt(L, t);
 }
 
 /* Parses what the stream's buffer holds until an event comes; else suspends task t
-   until the next read event (request_resume_k tries again). The arguments of
-   net.http_request at 1..4. */
-static int request_attempt(lua_State *L, task *t) {
+   until the next read event (message_resume_k tries again). The arguments of
+   net.http_request (or net.http_response) at 1..4. */
+static int message_attempt(lua_State *L, task *t) {
   http_parse *p = lua_touserdata(L, 1);
   int fed = 0;
   for (;;) {
@@ -155,7 +189,7 @@ static int request_attempt(lua_State *L, task *t) {
     int ev = http_parse_next(p);
     if (ev == HP_HEAD) {
       lua_pushliteral(L, "head");
-      int n = push_request(L, p);
+      int n = p->ll.type == HTTP_REQUEST ? push_request(L, p) : push_response(L, p);
       take_parsed(p, s);
       return n + 1;
     }
@@ -187,8 +221,21 @@ static int request_attempt(lua_State *L, task *t) {
       lua_settop(L, 4);
       continue;
     }
-    return await_suspend(L, t, f, request_resume_k);
+    return await_suspend(L, t, f, message_resume_k);
   }
+}
+
+/* The arguments of net.http_request or net.http_response checked (a parser of `type`),
+   then the first attempt. */
+static int message_start(lua_State *L, llhttp_type_t type, const char *expected,
+                         const char *fname) {
+  http_parse *p = check_parser(L, 1);
+  check_stream(L, 2);
+  luaL_argcheck(L, p->ll.type == type, 1, expected);
+  lua_settop(L, 4);
+  task *t = task_of(L);
+  if (t == NULL) return luaL_error(L, "%s: not inside a task", fname);
+  return message_attempt(L, t);
 }
 
 /* net.http_request(p, h, conn, on_bytes), inside a task: the next
@@ -202,13 +249,15 @@ static int request_attempt(lua_State *L, task *t) {
    begun). Raises the stream's read error, and CancelledError when the task is
    cancelled while it waits. */
 static int l_net_http_request(lua_State *L) {
-  http_parse *p = check_parser(L, 1);
-  check_stream(L, 2);
-  luaL_argcheck(L, p->ll.type == HTTP_REQUEST, 1, "a request parser expected");
-  lua_settop(L, 4);
-  task *t = task_of(L);
-  if (t == NULL) return luaL_error(L, "http_request: not inside a task");
-  return request_attempt(L, t);
+  return message_start(L, HTTP_REQUEST, "a request parser expected", "http_request");
+}
+
+/* net.http_response(p, h, conn, on_bytes), inside a task: net.http_request for the
+   client, with response parser p; its head event is
+     "head", status, reason, version, headers, keep, length, chunked, body, done
+   (see push_response: a response read whole comes with its body and end). */
+static int l_net_http_response(lua_State *L) {
+  return message_start(L, HTTP_RESPONSE, "a response parser expected", "http_response");
 }
 
 /* ---- responses ----------------------------------------------------------------------- */
@@ -441,11 +490,9 @@ static int l_net_http_date(lua_State *L) {
 }
 
 static const luaL_Reg http_server_functions[] = {
-    {"http_request", l_net_http_request},
-    {"http_respond", l_net_http_respond},
-    {"http_reasons", l_net_http_reasons},
-    {"http_date", l_net_http_date},
-    {NULL, NULL},
+    {"http_request", l_net_http_request}, {"http_response", l_net_http_response},
+    {"http_respond", l_net_http_respond}, {"http_reasons", l_net_http_reasons},
+    {"http_date", l_net_http_date},       {NULL, NULL},
 };
 
 /* Adds the functions to the net table on top (after http.c's and streamlib.c's, whose

@@ -15,7 +15,8 @@ local tointeger = math.tointeger
 
 local http_parser, http_skip_body, http_idle = net.http_parser, net.http_skip_body, net.http_idle
 local net_close, at_eof = net.close, net.at_eof
-local next_event, write = H.next_event, H.write
+local write = H.write
+local http_response = net.http_response
 
 local MAX_HEAD = 64 * 1024 -- a response head larger than this is a ProtocolError
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true, TRACE = true }
@@ -182,38 +183,60 @@ Response.__name = "http.Response"
 
 function Response:__tostring() return "<http.Response " .. self.status .. " " .. self.url .. ">" end
 
-local body_in_time
+local body_in_time, body_next_in_task
+local current_task = M.current_task
 
 -- The next piece of the body (decoded), or nil at its end; within the request's deadline
 -- (timeout) if it has one.
+-- A piece of a compressed body, decompressed.
+local function inflated(res, f, data)
+  local out, err, too_large = net.inflate(f, data)
+  if not out then
+    res:close()
+    if too_large then
+      error(ProtocolError(format("the response body decompresses to more than %.0f bytes "
+        .. "(max_decompressed_size; %s %s)", res._max_decompressed, res.headers["content-encoding"], res.url)), 0)
+    end
+    error(ProtocolError("the response body could not be decompressed (" .. tostring(err) .. ")"), 0)
+  end
+  return out
+end
+
+-- The body's end: a compressed one must have ended too.
+local function body_end(res)
+  res._done = true
+  if res._inflater and not net.inflate_ended(res._inflater) then
+    error(ProtocolError("the compressed response body is cut short"), 0)
+  end
+  return nil
+end
+
 local function body_next(res, in_scope)
+  if res._done then return nil end
+  local body = res._body
+  if body ~= nil then -- the whole body came with the head: one piece, then the end
+    res._body = nil
+    local f = res._inflater
+    if body == false then return body_end(res) end
+    if f then body = inflated(res, f, body) end
+    if body == "" then return body_end(res) end
+    res._body = false
+    return body
+  end
   if res._deadline ~= nil and not in_scope then return body_in_time(res) end
+  -- chunks() at the top level of a script: net.http_response waits only inside a task
+  if current_task() == nil then return await(body_next_in_task(res, true)) end
   while true do
     if res._done then return nil end
     local conn = res._conn
-    local ev, data, reason = next_event(conn, response_begun)
+    local ev, data, reason = http_response(conn.p, conn.h, conn, response_begun)
     if ev == "body" then
       local f = res._inflater
-      if f then
-        local out, err, too_large = net.inflate(f, data)
-        if not out then
-          res:close()
-          if too_large then
-            error(ProtocolError(format("the response body decompresses to more than %.0f bytes "
-              .. "(max_decompressed_size; %s %s)", res._max_decompressed, res.headers["content-encoding"], res.url)), 0)
-          end
-          error(ProtocolError("the response body could not be decompressed (" .. tostring(err) .. ")"), 0)
-        end
-        data = out
-      end
+      if f then data = inflated(res, f, data) end
       if data ~= "" then return data end
     elseif ev == "done" then
-      res._done = true
       release(res._client, conn, data)
-      if res._inflater and not net.inflate_ended(res._inflater) then
-        error(ProtocolError("the compressed response body is cut short"), 0)
-      end
-      return nil
+      return body_end(res)
     else
       res._done = true
       release(res._client, conn, false)
@@ -223,6 +246,8 @@ local function body_next(res, in_scope)
   end
 end
 
+body_next_in_task = M.async(body_next, "http.Response.chunks")
+
 function body_in_time(res)
   local scope <close> = M.timeout_at(res._deadline)
   return body_next(res, true)
@@ -230,11 +255,13 @@ end
 
 H.body_methods(Response, "http.Response", body_next)
 
--- close(): drops what is left of the body (and the connection with it).
+-- close(): drops what is left of the body (and the connection with it, unless the whole
+-- body came with the head: that connection went back to the pool already).
 function Response:close()
   if not self._done then
     self._done = true
-    release(self._client, self._conn, false)
+    self._body = nil
+    if self._conn then release(self._client, self._conn, false) end
   end
 end
 Response.__close = Response.close
@@ -322,11 +349,13 @@ local function receive_head(conn, method)
     conn.head_only = head_only
   end
   while true do
-    local ev, status, reason, version, headers = next_event(conn, response_begun)
+    local ev, status, reason, version, headers, keep, _, _, body, done = http_response(conn.p, conn.h, conn, response_begun)
     if ev == "head" then
-      if status >= 200 or status == 101 then return status, reason, version, headers end
-      ev = next_event(conn, response_begun) -- the interim response's end
-      if ev ~= "done" then return nil, ev, status end
+      if status >= 200 or status == 101 then return status, reason, version, headers, keep, body, done end
+      if not done then
+        ev = http_response(conn.p, conn.h, conn, response_begun) -- the interim response's end
+        if ev ~= "done" then return nil, ev, status end
+      end
     elseif ev == "error" then
       malformed(reason, status)
     else
@@ -344,12 +373,14 @@ local EXPECT_WAIT = 1
 -- the body) or a final status (do not); other 1xx are skipped.
 local function continue_or_final(conn)
   while true do
-    local ev, status, reason, version, headers = next_event(conn, response_begun)
+    local ev, status, reason, version, headers, keep, _, _, body, done = http_response(conn.p, conn.h, conn, response_begun)
     if ev ~= "head" or status == 100 or status >= 200 or status == 101 then
-      return ev, status, reason, version, headers
+      return ev, status, reason, version, headers, keep, body, done
     end
-    ev = next_event(conn, response_begun) -- the interim response's end
-    if ev ~= "done" then return ev end
+    if not done then
+      ev = http_response(conn.p, conn.h, conn, response_begun) -- the interim response's end
+      if ev ~= "done" then return ev end
+    end
   end
 end
 
@@ -365,7 +396,7 @@ local function send_receive(conn, method, u, lines, given, body, decompress, exp
     return receive_head(conn, method)
   end
   send(conn, method, u, lines, given, body, decompress, true)
-  local ok, ev, status, reason, version, headers = pcall(continue_in_time, conn)
+  local ok, ev, status, reason, version, headers, keep, got_body, done = pcall(continue_in_time, conn)
   local scope = conn.expect_scope
   conn.expect_scope = nil
   if not ok then
@@ -375,12 +406,14 @@ local function send_receive(conn, method, u, lines, given, body, decompress, exp
     -- a final answer (417, 413, 401...) before the body: the body is not sent, and the
     -- connection is not used again (the server may still expect the body on it)
     conn.body_unsent = true
-    return status, reason, version, headers
-  elseif ev == "head" then
+    return status, reason, version, headers, keep, got_body, done
+  elseif ev == "head" and not done then
     local name, why
-    ev, name, why = next_event(conn, response_begun) -- the 100's end
+    ev, name, why = http_response(conn.p, conn.h, conn, response_begun) -- the 100's end
     if ev == "error" then malformed(why, name) end
     if ev ~= "done" then return nil, ev end
+  elseif ev == "head" then
+    -- the 100 came whole
   elseif ev == "error" then
     malformed(reason, status)
   else
@@ -396,8 +429,8 @@ end
 local function exchange(client, url, method, o, body, decompress, fresh, deadline)
   local u = url_parts("http.request", url)
   local conn, reused = acquire(client, u[6], u[1], u[2], u[3], o, fresh)
-  local ok, status, reason, version, headers = pcall(send_receive, conn, method, u, o.lines, o.given, body, decompress,
-    o.expect)
+  local ok, status, reason, version, headers, keep, got_body, done = pcall(send_receive, conn, method, u, o.lines,
+    o.given, body, decompress, o.expect)
   if not ok or status == nil then
     release(client, conn, false)
     local err = status
@@ -417,11 +450,16 @@ local function exchange(client, url, method, o, body, decompress, fresh, deadlin
       res._inflater, res._max_decompressed = net.inflater(coding, decompress), decompress
     end
   end
-  -- a body-less response is complete at once: its connection goes back to the pool
-  if method == "HEAD" or status == 204 or status == 304 or headers["content-length"] == "0" then
-    local ev, alive = next_event(conn, response_begun)
-    res._done = true
-    release(client, conn, ev == "done" and alive)
+  if done then
+    -- the whole response came with its head (small, or body-less): its connection goes
+    -- back to the pool at once, the body waits in the Response
+    res._conn = false
+    release(client, conn, keep)
+    if got_body == "" then
+      res._done = true
+    else
+      res._body = got_body
+    end
   end
   return res
 end
