@@ -26,23 +26,22 @@ lib.now = now
 -- false on timeout (fut is then cancelled). A delay of 0 still lets the loop poll once,
 -- so that a LuaSocket poll loop with settimeout(0) sees I/O that has arrived.
 -- Cancelling the calling task raises CancelledError as anywhere else.
+-- (The timer cancels fut with a message of its own, which tells its cancellation from the
+-- task's: no closure per wait.)
+local TIMED_OUT = "asyncio.socket: the wait timed out"
+local function expire(fut) fut:cancel(TIMED_OUT) end
+
 function lib.wait(fut, delay)
   if fut:done() then return true end
   if delay == nil then
     await(fut)
     return true
   end
-  local timed_out = false
-  local timer = loop:call_later(delay > 0 and delay or 0, function()
-    if not fut:done() then
-      timed_out = true
-      fut:cancel()
-    end
-  end)
+  local timer = loop:call_later(delay > 0 and delay or 0, expire, fut)
   local ok, err = pcall(await, fut)
   timer:cancel()
   if ok then return true end
-  if timed_out and CancelledError:is(err) then return false end
+  if CancelledError:is(err) and err.message == TIMED_OUT then return false end
   error(err, 0)
 end
 

@@ -82,8 +82,10 @@ local function take_all(self)
 end
 
 local function strip_cr(s)
-  if find(s, "\r", 1, true) then return (gsub(s, "\r", "")) end
-  return s
+  local cr = find(s, "\r", 1, true)
+  if not cr then return s end
+  if cr == #s then return sub(s, 1, -2) end -- the usual "\r\n" end: the only "\r" is the last byte
+  return (gsub(s, "\r", ""))
 end
 
 -- "*l": a line without its "\n", every "\r" dropped (LuaSocket's recvline)
@@ -197,12 +199,16 @@ function tcp:send(data, i, j)
   check(self, "send")
   data = lib.check_string("send", data, 1)
   local size = #data
-  i = tointeger(floor(tonumber(i) or 1))
-  j = tointeger(floor(tonumber(j) or -1))
-  if i < 0 then i = size + i + 1 end
-  if j < 0 then j = size + j + 1 end
-  if i < 1 then i = 1 end
-  if j > size then j = size end
+  if i == nil and j == nil then -- the whole string, as most callers send
+    i, j = 1, size
+  else
+    i = tointeger(floor(tonumber(i) or 1))
+    j = tointeger(floor(tonumber(j) or -1))
+    if i < 0 then i = size + i + 1 end
+    if j < 0 then j = size + j + 1 end
+    if i < 1 then i = 1 end
+    if j > size then j = size end
+  end
   self.tm:markstart()
   local h = self.h
   if h == nil or self.wclosed then return nil, "closed", i - 1.0 end
