@@ -382,7 +382,11 @@ describe("4. a bad argument is reported at the user's line; '.' for ':' says so"
       return r
     end)
     assert.is_false(ok)
-    assert.are.equal(("tests/porting_spec.lua:%d: wait_for: timeout must be a number of seconds or nil, got 1"):format(line), err)
+    -- the value shown as what it is: a string "1", not a 1 that looks like a number
+    assert.are.equal(('tests/porting_spec.lua:%d: wait_for: timeout must be a number of seconds or nil, got string "1"'):format(line), err)
+    assert.matches('timeout: delay must be a number of seconds or nil, got string "0.5"$', raises(asyncio.timeout, "0.5"))
+    assert.matches("timeout: delay must be a number of seconds or nil, got NaN$", raises(asyncio.timeout, 0 / 0))
+    assert.matches("timeout_at: when must be a number of seconds or nil, got table$", raises(asyncio.timeout_at, {}))
   end)
 
   it("await r.readline() says how to call it, for streams and every other class", function()

@@ -383,7 +383,7 @@ describe("timeout", function()
   end))
 
   it("bad input: a delay that is not a number", function()
-    assert.matches("timeout: delay must be a number of seconds or nil, got x", tostring(raises(timeout, "x")))
+    assert.matches("timeout: delay must be a number of seconds or nil, got string \"x\"", tostring(raises(timeout, "x")))
     assert.matches("timeout_at: when must be a number", tostring(raises(timeout_at, {})))
   end)
 end)

@@ -188,6 +188,23 @@ static int l_core_check_options(lua_State *L) {
   return 1;
 }
 
+/* core._describe(v) -> what a bad argument was, for "got ...": a string quoted after its
+   type (a "1" must not read as the number 1), a number as itself, else the type. */
+static int l_core_describe(lua_State *L) {
+  luaL_checkany(L, 1);
+  if (lua_type(L, 1) == LUA_TSTRING) {
+    size_t len;
+    const char *str = lua_tolstring(L, 1, &len);
+    lua_pushfstring(L, "string \"%s%s\"", len > 40 ? lua_pushlstring(L, str, 40) : str,
+                    len > 40 ? "..." : "");
+  } else if (lua_type(L, 1) == LUA_TNUMBER) {
+    luaL_tolstring(L, 1, NULL);
+  } else {
+    lua_pushstring(L, luaL_typename(L, 1));
+  }
+  return 1;
+}
+
 /* core._arg_error(message): raises it at the user's line */
 static int l_core_arg_error(lua_State *L) {
   return argcheck_error(L, "%s", luaL_checkstring(L, 1));
@@ -282,6 +299,7 @@ static int l_core_checked_methods(lua_State *L) {
 static const luaL_Reg argcheck_functions[] = {
     {"_check_options", l_core_check_options},
     {"_arg_error", l_core_arg_error},
+    {"_describe", l_core_describe},
     {"_self_error", l_core_self_error},
     {"_checked_methods", l_core_checked_methods},
     {NULL, NULL},

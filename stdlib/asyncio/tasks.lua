@@ -31,7 +31,8 @@ end
 
 local function check_timeout(fname, timeout)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout) then
-    arg_error(fname .. ": timeout must be a number of seconds or nil, got " .. tostring(timeout))
+    arg_error(fname .. ": timeout must be a number of seconds or nil, got "
+      .. (type(timeout) == "number" and "NaN" or core._describe(timeout)))
   end
 end
 

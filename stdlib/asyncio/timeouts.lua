@@ -24,7 +24,8 @@ end
 
 local function check_when(fname, when, what)
   if when ~= nil and (type(when) ~= "number" or when ~= when) then
-    arg_error(fname .. ": " .. what .. " must be a number of seconds or nil, got " .. tostring(when))
+    arg_error(fname .. ": " .. what .. " must be a number of seconds or nil, got "
+      .. (type(when) == "number" and "NaN" or core._describe(when)))
   end
 end
 
