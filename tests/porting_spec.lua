@@ -173,12 +173,61 @@ describe("1. gather with a list and options; options are checked", function()
     assert.matches("options go in a second table",
       raises(asyncio.gather, { asyncio.sleep(0), return_exceptions = true }))
     -- every options table is checked, as create_subprocess_exec's always was
-    assert.matches("porting_spec.lua:%d+: open_connection: unknown option 'timout' %(known options: family, ",
+    assert.matches("porting_spec.lua:%d+: open_connection: unknown option 'timout' %(did you mean 'timeout'%?%)",
       raises(function() local r, w = await asyncio.open_connection("127.0.0.1", 1, { timout = 1 }) return r, w end))
+    assert.matches("porting_spec.lua:%d+: open_unix_connection: unknown option 'timout' %(did you mean 'timeout'%?%)",
+      raises(function() local r, w = await asyncio.open_unix_connection("/nonexistent", { timout = 1 }) return r, w end))
     assert.matches("porting_spec.lua:%d+: start_server: unknown option 'backlg' %(did you mean 'backlog'%?%)",
       raises(function() local s = await asyncio.start_server(print, "127.0.0.1", 0, { backlg = 10 }) return s end))
     assert.matches("porting_spec.lua:%d+: wait: option 'timeout' must be a number, got string",
       raises(function() local d = await asyncio.wait({ asyncio.sleep(0) }, { timeout = "1" }) return d end))
+  end)
+end)
+
+describe("1b. what the user who wrote {timout = 1} wanted: a bound on connecting", function()
+  it("open_connection's timeout bounds the whole connection, the TLS handshake included", function()
+    -- a server that accepts and never answers: the TLS handshake waits for it
+    local server <close> = await asyncio.start_server(function(r, w)
+      local _ = await r:read()
+      w:close()
+    end, "127.0.0.1", 0)
+    local host, port = server:sockname()
+    local loop = asyncio.get_running_loop()
+    local t0 = loop:time()
+    local err = raises(function()
+      local r, w = await asyncio.open_connection(host, port, { ssl = { verify = false }, timeout = 0.2 })
+      return r, w
+    end)
+    local elapsed = loop:time() - t0
+    assert.is_true(asyncio.TimeoutError:is(err), tostring(err))
+    assert.are.equal(("open_connection: no connection to %s port %d within 0.2 s"):format(host, port), err.message)
+    assert.is_true(elapsed >= 0.19 and elapsed < 5 * support.SLOWDOWN, "took " .. elapsed .. " s")
+    -- a connection made in time is not affected, nor is anything after it
+    local r, w = await asyncio.open_connection(host, port, { timeout = 5 * support.SLOWDOWN })
+    await asyncio.sleep(0.05)
+    w:write("still open")
+    await w:drain()
+    assert.is_false(w:is_closing())
+    w:close()
+    assert.matches("open_connection: option 'timeout' must be a number",
+      raises(function() local a, b = await asyncio.open_connection(host, port, { timeout = "1" }) return a, b end))
+    assert.is_truthy(r)
+  end)
+
+  it("open_unix_connection takes the same timeout", function()
+    local path = os.tmpname()
+    os.remove(path)
+    local server <close> = await asyncio.start_unix_server(function(r, w)
+      local _ = await r:read()
+      w:close()
+    end, path)
+    local err = raises(function()
+      local r, w = await asyncio.open_unix_connection(path,
+        { ssl = { verify = false }, timeout = 0.1 })
+      return r, w
+    end)
+    assert.is_true(asyncio.TimeoutError:is(err), tostring(err))
+    assert.are.equal(("open_unix_connection: no connection to %s within 0.1 s"):format(path), err.message)
   end)
 end)
 

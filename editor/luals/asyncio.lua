@@ -516,6 +516,9 @@ function Queue:shutdown(immediate) end
 ---@field ssl? boolean|asyncio.SSLOptions
 ---@field ssl_handshake_timeout? number
 
+---@class asyncio.ConnectOptions: asyncio.StreamOptions
+---@field timeout? number seconds for the whole connection (TLS handshake included): TimeoutError
+
 ---@class asyncio.ServerOptions: asyncio.StreamOptions
 ---@field backlog? integer
 ---@field reuse_port? boolean
@@ -524,7 +527,7 @@ function Queue:shutdown(immediate) end
 ---Awaited: `reader, writer`.
 ---@param host string
 ---@param port integer|string
----@param opts? asyncio.StreamOptions
+---@param opts? asyncio.ConnectOptions
 ---@return asyncio.Coroutine
 function asyncio.open_connection(host, port, opts) end
 
@@ -538,7 +541,7 @@ function asyncio.start_server(cb, host, port, opts) end
 
 ---Awaited: `reader, writer`.
 ---@param path string
----@param opts? asyncio.StreamOptions
+---@param opts? asyncio.ConnectOptions
 ---@return asyncio.Coroutine
 function asyncio.open_unix_connection(path, opts) end
 
