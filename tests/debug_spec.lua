@@ -232,6 +232,36 @@ describe("task:get_stack and task:print_stack", function()
     pcall(await, t)
     assert.are.same({}, t:get_stack())
   end)
+
+  -- API.md section 9: the user's frames, alua's own folded into one line unless debug
+  -- mode is on, as print_tasks and error tracebacks show them
+  it("print_stack folds alua's own frames into '(asyncio internals)', as print_tasks does", function()
+    local lock = asyncio.Lock()
+    local held = await lock:acquire()
+    local t = asyncio.create_task(function() local l <close> = await lock:acquire() end)
+    await asyncio.sleep(0)
+    local function stack_text()
+      local out = assert(io.tmpfile())
+      t:print_stack(nil, out)
+      out:seek("set")
+      local text = out:read("a")
+      out:close()
+      return text
+    end
+    local text = stack_text()
+    assert.is_nil(text:find("stdlib/", 1, true), text)
+    assert.is_nil(text:find("[C]", 1, true), text)
+    assert.is_truthy(text:find("\n  %(asyncio internals%)\n") or text:find("\n  %(asyncio internals%)$"), text)
+    assert.is_truthy(text:find("debug_spec.lua:%d+: in "), text)
+    local loop = asyncio.get_running_loop()
+    loop:set_debug(true)
+    local full = stack_text()
+    loop:set_debug(false)
+    assert.is_truthy(full:find("stdlib/asyncio/locks.lua:", 1, true), full)
+    assert.is_true(#t:get_stack() > 1) -- the frames themselves stay whole
+    held:release()
+    await t
+  end)
 end)
 
 describe("the loop's debug settings", function()

@@ -62,13 +62,13 @@ local function waits_on(info)
   return "nothing known"
 end
 
--- "\tsrc:line: in name" lines, newest first as a Lua traceback; runs of frames in alua's
--- own stdlib and C functions folded into one line unless debug mode is on.
-local function stack_lines(t, out, indent)
-  local frames = task_stack(t)
+-- Adds "src:line: in name" lines for frames[from] to frames[to] (step 1 or -1) to out;
+-- runs of frames in alua's own stdlib and C functions are folded into one line unless
+-- debug mode is on (API.md section 9).
+local function frame_lines(frames, from, to, step, out, indent)
   local all = core.get_debug()
   local folded = false
-  for i = #frames, 1, -1 do
+  for i = from, to, step do
     local f = frames[i]
     if f.internal and not all then
       if not folded then out[#out + 1] = indent .. "(asyncio internals)" end
@@ -79,6 +79,12 @@ local function stack_lines(t, out, indent)
         f.name or "?")
     end
   end
+end
+
+-- A task's await stack, newest first as a Lua traceback; returns how many frames.
+local function stack_lines(t, out, indent)
+  local frames = task_stack(t)
+  frame_lines(frames, #frames, 1, -1, out, indent)
   return #frames
 end
 
@@ -152,9 +158,8 @@ end
 function task_methods:print_stack(limit, file)
   file = file or io.stderr
   local out = { format("Stack for %s (most recent call last):", task_label(self)) }
-  for _, f in ipairs(task_stack(self, limit)) do
-    out[#out + 1] = format("  %s:%s in %s", f.source, f.line and f.line .. ":" or "", f.name or "?")
-  end
+  local frames = task_stack(self, limit)
+  frame_lines(frames, 1, #frames, 1, out, "  ")
   if #out == 1 then out[2] = "  (no frames: " .. task_info(self).state .. ")" end
   file:write(concat(out, "\n"), "\n")
 end
