@@ -437,6 +437,48 @@ describe("file requests and the end of the program", function()
     assert.are.equal(0, status)
   end)
 
+  it("a close cancelled while queued, its request collected, still closes the file", function()
+    local a, b = os.tmpname(), os.tmpname()
+    os.remove(a)
+    os.remove(b)
+    assert(os.execute(("mkfifo '%s' '%s'"):format(a, b)))
+    local out, status = support.run_alua_checked(([[
+      local fs = asyncio.fs
+      local a, b = %q, %q
+      local function release(fifo) os.execute(("(: > '%%s') &"):format(fifo)) end
+      local function is_open(path) -- by this process
+        local pid = io.open("/proc/self/stat"):read("n")
+        local ls = io.popen("ls -l /proc/" .. pid .. "/fd")
+        local listing = ls:read("a")
+        ls:close()
+        return listing:find(path, 1, true) ~= nil
+      end
+      local opening = asyncio.create_task(fs.open(a))
+      release(a)
+      local f = await(opening)
+      local held = asyncio.create_task(fs.open(b)) -- the pool's one thread, until b opens
+      await(asyncio.sleep(0.05))
+      local closing = asyncio.create_task(f:close())
+      await(asyncio.sleep(0.05))
+      closing:cancel()
+      print(pcall(await, closing))
+      closing = nil
+      collectgarbage()
+      collectgarbage()
+      release(b)
+      await(await(held):close())
+      for _ = 1, 100 do
+        if not is_open(a) then break end
+        await(asyncio.sleep(0.05))
+      end
+      print("still open:", is_open(a))
+    ]]):format(a, b), "UV_THREADPOOL_SIZE=1")
+    os.remove(a)
+    os.remove(b)
+    assert.matches("^false\t.*CancelledError.*\nstill open:\tfalse\n$", out)
+    assert.are.equal(0, status)
+  end)
+
   it("the state closes with a call queued and an open running: no leak, the file closed", function()
     local out, status = run([[
       local stat = asyncio.create_task(asyncio.fs.stat("/"))

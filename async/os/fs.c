@@ -21,6 +21,7 @@ typedef struct fs_req {
   uv_fs_t req;
   loop_state *loop; /* not touched once the state is closed (REQUEST_CLOSED) */
   char *buf;        /* read buffer, or a copy of the data being written */
+  uv_file closing;  /* what a close closes: done here if the close was cancelled */
 } fs_req;
 
 /* The Lua object of a call: its outcome, read by l_fs_result. User value RUV_FUTURE is
@@ -111,6 +112,8 @@ static void req_cb(uv_fs_t *req) {
     /* nobody will make a File of it */
     fd_close_quietly(fate == REQUEST_CLOSED ? NULL : r->loop, (uv_file)req->result);
   }
+  if (req->fs_type == UV_FS_CLOSE && req->result == UV_ECANCELED) /* the File let go of it */
+    fd_close_quietly(fate == REQUEST_CLOSED ? NULL : r->loop, r->closing);
   uv_fs_req_cleanup(req);
   free(r->buf);
   free(r);
@@ -491,6 +494,7 @@ static int l_fs_close(lua_State *L) {
   uv_file fd = f->fd;
   f->fd = -1;
   fs_req *r = req_new(L, 1, 0);
+  r->closing = fd;
   return req_started(L, r, uv_fs_close(r->loop->uv, &r->req, fd, req_cb));
 }
 
