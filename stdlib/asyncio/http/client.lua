@@ -145,7 +145,9 @@ local function acquire(client, key, scheme, host, port, opts, fresh)
         if w[1] then table.remove(w, 1):set_result() end
         error(reader, 0)
       end
-      return { h = reader._h, p = http_parser("response", MAX_HEAD, MAX_HEAD), pool = pool, key = key }, false
+      -- every field a request reads is present (an absent one costs a metatable look-up)
+      return { h = reader._h, p = http_parser("response", MAX_HEAD, MAX_HEAD), pool = pool, key = key,
+        got = false, released = false, body_unsent = false, head_only = false, since = 0, expect_scope = false }, false
     end
     local f = Future()
     pool.waiters[#pool.waiters + 1] = f
@@ -166,9 +168,9 @@ local function release(client, conn, reusable)
   if conn.released then return end
   conn.released = true
   if not reusable or client._closed or conn.body_unsent then return discard(pool, conn) end
-  conn.released = nil
+  conn.released = false
   conn.since = now()
-  conn.got = nil
+  conn.got = false
   http_idle(conn.h, true)
   pool.idle[#pool.idle + 1] = conn
   local w = pool.waiters
@@ -214,16 +216,16 @@ end
 local function body_next(res, in_scope)
   if res._done then return nil end
   local body = res._body
-  if body ~= nil then -- the whole body came with the head: one piece, then the end
-    res._body = nil
+  if body then -- the whole body came with the head: one piece (a string), then the end (true)
+    res._body = false
+    if body == true then return body_end(res) end
     local f = res._inflater
-    if body == false then return body_end(res) end
     if f then body = inflated(res, f, body) end
     if body == "" then return body_end(res) end
-    res._body = false
+    res._body = true
     return body
   end
-  if res._deadline ~= nil and not in_scope then return body_in_time(res) end
+  if res._deadline and not in_scope then return body_in_time(res) end
   -- chunks() at the top level of a script: net.http_response waits only inside a task
   if current_task() == nil then return await(body_next_in_task(res, true)) end
   while true do
@@ -260,7 +262,7 @@ H.body_methods(Response, "http.Response", body_next)
 function Response:close()
   if not self._done then
     self._done = true
-    self._body = nil
+    self._body = false
     if self._conn then release(self._client, self._conn, false) end
   end
 end
@@ -398,7 +400,7 @@ local function send_receive(conn, method, u, lines, given, body, decompress, exp
   send(conn, method, u, lines, given, body, decompress, true)
   local ok, ev, status, reason, version, headers, keep, got_body, done = pcall(continue_in_time, conn)
   local scope = conn.expect_scope
-  conn.expect_scope = nil
+  conn.expect_scope = false
   if not ok then
     -- no answer within EXPECT_WAIT: the body goes anyway
     if not (TimeoutError:is(ev) and scope:expired()) then error(ev, 0) end
@@ -442,7 +444,8 @@ local function exchange(client, url, method, o, body, decompress, fresh, deadlin
     error(err, 0)
   end
   local res = setmetatable({ status = status, reason = reason, version = version, headers = headers,
-    url = url, _conn = conn, _client = client, _deadline = deadline, _done = false }, Response)
+    url = url, _conn = conn, _client = client, _deadline = deadline, _done = false, _body = false,
+    _inflater = false }, Response)
   local coding = headers["content-encoding"]
   if decompress and coding and method ~= "HEAD" then
     coding = lower(coding)
@@ -474,7 +477,7 @@ local METHOD_OK = { GET = true, HEAD = true, POST = true, PUT = true, DELETE = t
 local methods_ok = 7
 
 -- What a request without headers, ssl or connect_timeout options passes to exchange.
-local PLAIN = { lines = "", given = NO_HEADERS }
+local PLAIN = { lines = "", given = NO_HEADERS, expect = false }
 local NO_OPTIONS = {}
 
 -- A copy of headers without the names (lower case) in drop.
@@ -489,7 +492,7 @@ end
 -- What exchange needs of a request's options and headers: {ssl =, connect_timeout =,
 -- lines =, given =, expect =} (expect: the body waits for 100 Continue).
 local function exchange_options(opts, headers, body)
-  local o = { ssl = opts.ssl, connect_timeout = opts.connect_timeout }
+  local o = { ssl = opts.ssl, connect_timeout = opts.connect_timeout, expect = false }
   o.lines, o.given = render_headers(headers)
   if o.given.expect and body ~= nil and body ~= "" then
     for k, v in pairs(headers) do
@@ -512,12 +515,22 @@ local function request(client, method, url, opts)
       METHOD_OK[method], methods_ok = true, methods_ok + 1
     end
   end
-  opts = opts == nil and NO_OPTIONS or H.check_options("http.request", opts, OPTIONS)
-  client = opts.client or client
+  -- (fields absent from a table cost a metatable look-up each: a request without
+  -- options reads none of them)
+  local body, headers, timeout, decompress, redirects
+  if opts == nil then
+    opts = NO_OPTIONS
+    timeout, decompress, redirects = client._timeout, client._max_decompressed, 5
+  else
+    opts = H.check_options("http.request", opts, OPTIONS)
+    client = opts.client or client
+    body, headers = opts.body, opts.headers
+    timeout = opts.timeout or client._timeout
+    decompress = opts.decompress ~= false and (opts.max_decompressed_size or client._max_decompressed)
+    redirects = opts.redirects or 5
+  end
   if client._closed then error("http.request: the client is closed", 0) end
-  local body = opts.body
-  local headers = opts.headers
-  if opts.json ~= nil then
+  if opts ~= NO_OPTIONS and opts.json ~= nil then
     if body ~= nil then error("http.request: give body or json, not both", 0) end
     body = H.json().encode(opts.json)
     local has_type = false
@@ -531,16 +544,13 @@ local function request(client, method, url, opts)
   if body ~= nil and type(body) ~= "string" and type(body) ~= "function" then
     error("http.request: body must be a string or an iterator function, got " .. type(body), 0)
   end
-  local timeout = opts.timeout or client._timeout
   local deadline = timeout and now() + timeout
   local scope <close> = deadline and M.timeout_at(deadline)
-  local decompress = opts.decompress ~= false and (opts.max_decompressed_size or client._max_decompressed)
   if decompress and not (decompress > 0) then
     error("http.request: max_decompressed_size must be positive, got " .. tostring(decompress), 0)
   end
-  local redirects = opts.redirects or 5
   local o = PLAIN
-  if headers ~= nil or opts.ssl ~= nil or opts.connect_timeout ~= nil then
+  if opts ~= NO_OPTIONS and (headers ~= nil or opts.ssl ~= nil or opts.connect_timeout ~= nil) then
     o = exchange_options(opts, headers, body)
   end
   while true do
@@ -634,9 +644,9 @@ function http.Client(opts)
   if max ~= nil and not (max > 0) then
     error("http.Client: max_decompressed_size must be positive, got " .. tostring(max), 0)
   end
-  return setmetatable({ _pools = {}, _max_per_host = opts.max_per_host or 100,
-    _idle_timeout = opts.idle_timeout or 60, _timeout = opts.timeout,
-    _connect_timeout = opts.connect_timeout, _ssl = opts.ssl,
+  return setmetatable({ _pools = {}, _max_per_host = opts.max_per_host or 100, _closed = false,
+    _idle_timeout = opts.idle_timeout or 60, _timeout = opts.timeout or false,
+    _connect_timeout = opts.connect_timeout or false, _ssl = opts.ssl or false,
     _max_decompressed = opts.max_decompressed_size or MAX_DECOMPRESSED }, Client)
 end
 
