@@ -168,7 +168,9 @@ static int task_start_thread(lua_State *L, loop_state *loop, task *t) {
 
 /* ---- finishing -------------------------------------------------------------------- */
 
-static void task_release_thread(lua_State *L, loop_state *loop, task *t, int tidx, int reusable) {
+/* Gives a finished task's thread back to the pool (or lets a dead one go); the task's
+   slot that anchored it (TUV_THREAD) is the outcome's, which task_finish sets next. */
+static void task_release_thread(lua_State *L, loop_state *loop, task *t, int reusable) {
   lua_State *co = t->co;
   if (co == NULL) return;
   t->co = NULL;
@@ -176,8 +178,6 @@ static void task_release_thread(lua_State *L, loop_state *loop, task *t, int tid
     loop_pool_give(L, loop, co);
   else
     task_set_thread_owner(co, NULL);
-  lua_pushnil(L);
-  lua_setiuservalue(L, tidx, TUV_THREAD);
 }
 
 static void task_complete(lua_State *L, loop_state *loop, task *t, int state) {
@@ -216,12 +216,14 @@ static void task_finish(lua_State *L, loop_state *loop, task *t, int status) {
   luaL_checkstack(L, n + 2, "too many results");
   lua_xmove(co, L, n);
   /* the thread's slot is the result's: give the thread back first */
-  task_release_thread(L, loop, t, tidx, status == LUA_OK);
+  task_release_thread(L, loop, t, status == LUA_OK);
   if (ok) {
     future_store_results(L, tidx, tidx + 1, n);
     state = FUT_RESULT;
     task_drop_cancel_message(L, t);
   } else if (is_cancelled_error(L, loop, -1)) {
+    lua_pushnil(L);
+    lua_setiuservalue(L, tidx, TUV_THREAD); /* no outcome value: let the thread go */
     lua_getfield(L, -1, "message");
     task_keep_cancel_message(L, t, lua_gettop(L));
     state = FUT_CANCELLED;
