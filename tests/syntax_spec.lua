@@ -285,6 +285,16 @@ describe("await f(args): an async function called without a coroutine object", f
     assert.matches("^slept\ttrue\tnil\n", out)
   end)
 
+  it("await asyncio.sleep reaches sleep's C body without await_call, in a task or not", function()
+    -- the one function whatever the context (await_call's answer depends on it): the body
+    -- then calls it itself, so a sleeping task's thread keeps one CallInfo less
+    -- (bench/sleeper_memory.lua)
+    local outside = await(await, asyncio.sleep)
+    assert.are.equal("function", type(outside))
+    assert.are.equal(outside, await(await, asyncio.sleep))
+    assert.are.equal(outside, run("return await(await, asyncio.sleep)"))
+  end)
+
   it("await asyncio.sleep in a plain callback of the running loop is the not-inside-a-task error", support.in_task(function()
     local done = asyncio.Future()
     asyncio.get_running_loop():call_soon(assert(load([[
