@@ -137,6 +137,22 @@ describe("http.serve", function()
     assert.matches("^127%.0%.0%.1:%d+$", seen.peername)
   end))
 
+  it("keeps a request's headers readable after it was answered, whatever came next", in_task(function()
+    local first
+    local _, port = serve(function(req)
+      if req.path == "/first" then
+        first = req
+        return 200, nil, "kept"
+      end
+      -- the first request's headers, read only now, after the parser moved on
+      return 200, nil, first.headers["x-id"] .. "," .. tostring(first.headers.host) .. ";" .. req.headers["x-id"]
+    end)
+    local list = parse_responses(exchange(port, "GET /first HTTP/1.1\r\nHost: one\r\nX-Id: 1\r\n\r\n"
+      .. "GET /second HTTP/1.1\r\nHost: two\r\nX-ID: 2\r\nConnection: close\r\n\r\n"))
+    assert.are.equal(2, #list)
+    assert.are.equal("1,one;2", list[2].body)
+  end))
+
   it("answers pipelined requests in order, each with its own body, over random splits", in_task(function()
     local _, port = serve(function(req)
       local body = await(req:read())

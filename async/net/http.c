@@ -58,22 +58,26 @@ void http_push_version(lua_State *L, const http_parse *p) {
 
 /* The headers as a table: names in lower case (as the parser keeps them), a repeated
    header's values joined with ", " in the order they came. */
-void http_push_headers(lua_State *L, const http_parse *p) {
-  lua_createtable(L, 0, (int)p->nheaders);
-  for (size_t i = 0; i < p->nheaders; i++) {
-    const hp_header *h = &p->headers[i];
-    push_span(L, p, h->name);
+void http_push_header_table(lua_State *L, const char *head, const hp_header *headers, size_t n) {
+  lua_createtable(L, 0, (int)n);
+  for (size_t i = 0; i < n; i++) {
+    const hp_header *h = &headers[i];
+    lua_pushlstring(L, head + h->name.off, h->name.len);
     lua_pushvalue(L, -1);
     if (lua_rawget(L, -3) == LUA_TNIL) {
       lua_pop(L, 1);
-      push_span(L, p, h->value);
+      lua_pushlstring(L, head + h->value.off, h->value.len);
     } else {
       lua_pushliteral(L, ", ");
-      push_span(L, p, h->value);
+      lua_pushlstring(L, head + h->value.off, h->value.len);
       lua_concat(L, 3);
     }
     lua_rawset(L, -3);
   }
+}
+
+void http_push_headers(lua_State *L, const http_parse *p) {
+  http_push_header_table(L, p->head, p->headers, p->nheaders);
 }
 
 /* net.http_next(p): the next event, as

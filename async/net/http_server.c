@@ -70,9 +70,10 @@ static const char *reason_of(lua_Integer status) {
   return "Unknown";
 }
 
-/* The functions below share three upvalues: the parser's and the stream's metatables
-   (a type test by identity is the cheapest there is) and http_respond's buffer. */
-enum { UP_PARSER_MT = 1, UP_STREAM_MT, UP_BUFFER };
+/* The functions below share five upvalues: the metatables of a parser, a stream, a
+   server's connection and a head's copy (a type test by identity is the cheapest there
+   is), and http_respond's buffer. */
+enum { UP_PARSER_MT = 1, UP_STREAM_MT, UP_CONN_MT, UP_COPY_MT, UP_BUFFER };
 
 /* The userdata at idx if its metatable is the one at upvalue `up`, else NULL. */
 static void *test_type(lua_State *L, int idx, int up) {
@@ -96,6 +97,42 @@ static stream *check_stream(lua_State *L, int idx) {
   return *box;
 }
 
+/* A server's connection: its request parser (first: a pointer to it is one to its parser)
+   and its stream (user value 1 anchors the stream's userdata, so the box stays valid;
+   *box is NULL once the stream is freed). */
+typedef struct hconn {
+  http_parse p;
+  stream **box;
+} hconn;
+
+static hconn *check_conn(lua_State *L, int idx) {
+  hconn *c = test_type(L, idx, UP_CONN_MT);
+  if (c == NULL) luaL_typeerror(L, idx, "HTTP connection");
+  return c;
+}
+
+/* net.http_conn(h, max_head, max_url): a server's connection on stream h, its requests'
+   heads limited to max_head bytes, their targets to max_url. */
+static int l_net_http_conn(lua_State *L) {
+  stream **box = test_type(L, 1, UP_STREAM_MT);
+  if (box == NULL) luaL_typeerror(L, 1, "stream");
+  lua_Integer max_head = luaL_checkinteger(L, 2), max_url = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, max_head > 0 && max_url > 0, 2, "limits must be positive");
+  hconn *c = lua_newuserdatauv(L, sizeof *c, 1);
+  http_parse_init(&c->p, HTTP_REQUEST, (size_t)max_head, (size_t)max_url);
+  c->box = box;
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  lua_pushvalue(L, lua_upvalueindex(UP_CONN_MT));
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+static int conn_gc(lua_State *L) {
+  http_parse_free(&((hconn *)lua_touserdata(L, 1))->p);
+  return 0;
+}
+
 /* ---- requests ------------------------------------------------------------------------ */
 
 /* Drops from the stream's buffer what the parser took of it. */
@@ -115,10 +152,53 @@ static void push_framing(lua_State *L, const http_parse *p, int done) {
   lua_pushboolean(L, p->chunked);
 }
 
+/* A copy of a request's header spans and head bytes, from which net.http_headers makes
+   the headers table when a handler first reads it: most never do, and a table with a
+   string per name and value costs more than this one allocation. */
+typedef struct head_copy {
+  size_t n;
+  hp_header headers[]; /* then the head's bytes */
+} head_copy;
+
+static void push_head_copy(lua_State *L, const http_parse *p) {
+  size_t spans = p->nheaders * sizeof(hp_header);
+  head_copy *c = lua_newuserdatauv(L, sizeof *c + spans + p->head_len, 0);
+  c->n = p->nheaders;
+  if (spans) memcpy(c->headers, p->headers, spans);
+  if (p->head_len) memcpy((char *)c->headers + spans, p->head, p->head_len);
+  lua_pushvalue(L, lua_upvalueindex(UP_COPY_MT));
+  lua_setmetatable(L, -2);
+}
+
+/* net.http_headers(copy) -> the headers table of a head's copy */
+static int l_net_http_headers(lua_State *L) {
+  head_copy *c = test_type(L, 1, UP_COPY_MT);
+  if (c == NULL) return luaL_typeerror(L, 1, "head copy");
+  http_push_header_table(L, (const char *)(c->headers + c->n), c->headers, c->n);
+  return 1;
+}
+
+/* Pushes the value of header `name` (names are kept in lower case), repeated ones joined
+   with ", ", or nil. */
+static void push_header(lua_State *L, const http_parse *p, const char *name, size_t len) {
+  int found = 0;
+  for (size_t i = 0; i < p->nheaders; i++) {
+    const hp_header *h = &p->headers[i];
+    if (h->name.len != len || memcmp(p->head + h->name.off, name, len) != 0) continue;
+    if (found++) lua_pushliteral(L, ", ");
+    lua_pushlstring(L, p->head + h->value.off, h->value.len);
+  }
+  if (found == 0)
+    lua_pushnil(L);
+  else if (found > 1)
+    lua_concat(L, 2 * found - 1);
+}
+
 /* Pushes what a Request is made of, of the head just parsed: method, target, path,
-   query (nil without "?"), version, headers, keep (the head's keep-alive), length (the
-   content-length, or false), chunked, done (the request has no body: its end was taken
-   from the parser at once, and keep is final). */
+   query (nil without "?"), version, the head's copy, keep (the head's keep-alive),
+   length (the content-length, or false), chunked, done (the request has no body: its
+   end was taken from the parser at once, and keep is final), and the values of the
+   headers the server reads itself, transfer-encoding and expect (or nil). */
 static int push_request(lua_State *L, http_parse *p) {
   lua_pushstring(L, llhttp_method_name((llhttp_method_t)p->ll.method));
   const char *url = p->head + p->url.off;
@@ -132,11 +212,13 @@ static int push_request(lua_State *L, http_parse *p) {
     lua_pushnil(L);
   }
   http_push_version(L, p);
-  http_push_headers(L, p);
+  push_head_copy(L, p);
   int done = p->ready_done && p->body_len == 0 && http_parse_next(p) == HP_DONE;
   push_framing(L, p, done);
   lua_pushboolean(L, done);
-  return 10;
+  push_header(L, p, "transfer-encoding", 17);
+  push_header(L, p, "expect", 6);
+  return 12;
 }
 
 /* Pushes what a Response is made of, of the head just parsed: status, reason, version,
@@ -179,13 +261,14 @@ static int message_resume_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 /* Parses what the stream's buffer holds until an event comes; else suspends task t
-   until the next read event (message_resume_k tries again). The arguments of
-   net.http_request (or net.http_response) at 1..4. */
+   until the next read event (message_resume_k tries again). At 1..4: the parser (or a
+   connection, which starts with one), the state for on_bytes, on_bytes and the stream's
+   userdata. */
 static int message_attempt(lua_State *L, task *t) {
   http_parse *p = lua_touserdata(L, 1);
   int fed = 0;
   for (;;) {
-    stream *s = *(stream **)lua_touserdata(L, 2); /* NULL once closed and freed */
+    stream *s = *(stream **)lua_touserdata(L, 4); /* NULL once closed and freed */
     int ev = http_parse_next(p);
     if (ev == HP_HEAD) {
       lua_pushliteral(L, "head");
@@ -209,13 +292,13 @@ static int message_attempt(lua_State *L, task *t) {
       if (ev == HP_DONE) p->keep_alive = 0;
       return http_push_event(L, p, ev);
     }
-    if (fed && !lua_isnil(L, 4)) { /* on_bytes(conn): bytes came, no event yet */
-      lua_pushvalue(L, 4);
+    if (fed && !lua_isnil(L, 3)) { /* on_bytes(state): bytes came, no event yet */
       lua_pushvalue(L, 3);
+      lua_pushvalue(L, 2);
       lua_call(L, 1, 0);
       fed = 0;
     }
-    streamlib_wait_read(L, 2, "read");
+    streamlib_wait_read(L, 4, "read");
     future *f = lua_touserdata(L, 5);
     if (f->state != FUT_PENDING) { /* completed at once: TLS decrypted what it held */
       lua_settop(L, 4);
@@ -225,39 +308,42 @@ static int message_attempt(lua_State *L, task *t) {
   }
 }
 
-/* The arguments of net.http_request or net.http_response checked (a parser of `type`),
-   then the first attempt. */
-static int message_start(lua_State *L, llhttp_type_t type, const char *expected,
-                         const char *fname) {
-  http_parse *p = check_parser(L, 1);
-  check_stream(L, 2);
-  luaL_argcheck(L, p->ll.type == type, 1, expected);
-  lua_settop(L, 4);
+/* The first attempt, inside a task, once the arguments are at 1..4 as message_attempt
+   takes them. */
+static int message_start(lua_State *L, const char *fname) {
   task *t = task_of(L);
   if (t == NULL) return luaL_error(L, "%s: not inside a task", fname);
   return message_attempt(L, t);
 }
 
-/* net.http_request(p, h, conn, on_bytes), inside a task: the next
-   event of request parser p, parsed straight out of the read buffer of stream h,
-   suspending the task until bytes come as needed:
-     "head", method, target, path, query, version, headers, keep, length, chunked, done
-                           (see push_request)
+/* net.http_request(conn, state, on_bytes), inside a task: the next event of a server's
+   connection, parsed straight out of its stream's read buffer, suspending the task until
+   bytes come as needed:
+     "head", method, target, path, query, version, head copy, keep, length, chunked,
+             done, transfer-encoding, expect     (see push_request)
      "body", data | "done", keep | "error", name, reason    as net.http_next
      "eof"                 the stream ended between requests
-   on_bytes(conn) (nil: none) is called when bytes came that made no event yet (a head
+   on_bytes(state) (nil: none) is called when bytes came that made no event yet (a head
    begun). Raises the stream's read error, and CancelledError when the task is
    cancelled while it waits. */
 static int l_net_http_request(lua_State *L) {
-  return message_start(L, HTTP_REQUEST, "a request parser expected", "http_request");
+  check_conn(L, 1);
+  lua_settop(L, 3);
+  lua_getiuservalue(L, 1, 1);
+  return message_start(L, "http_request");
 }
 
 /* net.http_response(p, h, conn, on_bytes), inside a task: net.http_request for the
-   client, with response parser p; its head event is
+   client, with response parser p on stream h; its head event is
      "head", status, reason, version, headers, keep, length, chunked, body, done
    (see push_response: a response read whole comes with its body and end). */
 static int l_net_http_response(lua_State *L) {
-  return message_start(L, HTTP_RESPONSE, "a response parser expected", "http_response");
+  http_parse *p = check_parser(L, 1);
+  check_stream(L, 2);
+  luaL_argcheck(L, p->ll.type == HTTP_RESPONSE, 1, "a response parser expected");
+  lua_settop(L, 4);
+  lua_rotate(L, 2, -1); /* the stream last, as message_attempt takes it */
+  return message_start(L, "http_response");
 }
 
 /* ---- responses ----------------------------------------------------------------------- */
@@ -393,9 +479,11 @@ static int add_headers(outbuf *o, int idx) {
 /* A body this long at most is copied behind the head, both written at once. */
 enum { COPY_BODY_MAX = 64 * 1024 };
 
-/* net.http_respond(h, status, headers, body, version, head, keep, json)
-     -> keep, stream, drain | nil (the headers cannot be sent; nothing written)
-   Writes the response's head, and a string body, in one write to stream h: the status
+/* net.http_respond(conn, status, headers, body, version, head, keep, json)
+     -> keep, stream, drain, context
+      | nil, "body" (a body other than nil, a string or a function: nothing written)
+      | nil, "headers" (a header that cannot be sent: nothing written)
+   Writes the response's head, and a string body, in one write to conn's stream: the status
    line, the handler's headers, then as needed content-type: application/json (json),
    content-length or transfer-encoding: chunked, date, connection (close when the
    connection ends after this response; keep-alive to an HTTP/1.0 client). body: nil, a
@@ -403,11 +491,17 @@ enum { COPY_BODY_MAX = 64 * 1024 };
    (no body). keep: the connection may carry another request. Returns whether it still
    may (a body streamed to an HTTP/1.0 client without content-length ends it), how the
    caller streams an iterator body ("chunked", "raw", or nil: not at all), and whether
-   the writer must await net.wait_drain(h). */
+   the writer must await net.wait_drain(h), and whether the running task has a
+   ContextVar context (one a handler may have set). */
 static int l_net_http_respond(lua_State *L) {
-  stream *s = check_stream(L, 1);
+  stream *s = *check_conn(L, 1)->box;
   lua_Integer status = luaL_checkinteger(L, 2);
   int btype = lua_type(L, 4);
+  if (btype != LUA_TNIL && btype != LUA_TSTRING && btype != LUA_TFUNCTION) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "body");
+    return 2;
+  }
   size_t vlen;
   const char *version = luaL_checklstring(L, 5, &vlen);
   int head = lua_toboolean(L, 6), keep = lua_toboolean(L, 7), json = lua_toboolean(L, 8);
@@ -427,7 +521,8 @@ static int l_net_http_respond(lua_State *L) {
     given = add_headers(&o, 3);
     if (given < 0) {
       lua_pushnil(L);
-      return 1;
+      lua_pushliteral(L, "headers");
+      return 2;
     }
   }
   if (json && !(given & GIVEN_TYPE)) out_lit(&o, "content-type: application/json\r\n");
@@ -470,7 +565,9 @@ static int l_net_http_respond(lua_State *L) {
   else
     lua_pushnil(L);
   lua_pushboolean(L, streamlib_drain_needed(L, s));
-  return 3;
+  task *t = task_of(L);
+  lua_pushboolean(L, t != NULL && t->has_context);
+  return 4;
 }
 
 /* net.http_reasons() -> {[status] = reason phrase} */
@@ -490,6 +587,7 @@ static int l_net_http_date(lua_State *L) {
 }
 
 static const luaL_Reg http_server_functions[] = {
+    {"http_conn", l_net_http_conn},       {"http_headers", l_net_http_headers},
     {"http_request", l_net_http_request}, {"http_response", l_net_http_response},
     {"http_respond", l_net_http_respond}, {"http_reasons", l_net_http_reasons},
     {"http_date", l_net_http_date},       {NULL, NULL},
@@ -500,6 +598,14 @@ static const luaL_Reg http_server_functions[] = {
 void http_server_open(lua_State *L) {
   luaL_getmetatable(L, HTTP_PARSER_MT);
   luaL_getmetatable(L, STREAM_MT);
-  lua_newuserdatauv(L, 4096, 0);
-  luaL_setfuncs(L, http_server_functions, 3);
+  lua_createtable(L, 0, 2); /* a server connection's */
+  lua_pushcfunction(L, conn_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushliteral(L, "asyncio.HttpConnection");
+  lua_setfield(L, -2, "__name");
+  lua_createtable(L, 0, 1); /* a head copy's */
+  lua_pushliteral(L, "asyncio.HttpHead");
+  lua_setfield(L, -2, "__name");
+  lua_newuserdatauv(L, 4096, 0); /* http_respond's buffer */
+  luaL_setfuncs(L, http_server_functions, 5);
 }

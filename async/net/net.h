@@ -144,8 +144,12 @@ void http_open(lua_State *L);      /* http.c: the HTTP parser and the inflater *
    name, reason; returns how many values it pushed, 0 for HP_MORE). */
 #define HTTP_PARSER_MT "asyncio.HttpParser"
 struct http_parse;
+struct hp_header;
 void http_push_version(lua_State *L, const struct http_parse *p);
 void http_push_headers(lua_State *L, const struct http_parse *p);
+/* the same of n headers whose spans are in head (a copy of a parsed message's) */
+void http_push_header_table(lua_State *L, const char *head, const struct hp_header *headers,
+                            size_t n);
 int http_push_event(lua_State *L, const struct http_parse *p, int ev);
 void http_server_open(lua_State *L); /* http_server.c: the server's requests and responses */
 

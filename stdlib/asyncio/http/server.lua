@@ -14,8 +14,8 @@ local type, error, pairs, xpcall, pcall, tostring, setmetatable = type, error, p
 local lower = string.lower
 local tointeger = math.tointeger
 
-local http_parser, net_write, net_close = net.http_parser, net.write, net.close
-local http_request, http_respond = net.http_request, net.http_respond
+local http_conn, net_write, net_close = net.http_conn, net.write, net.close
+local http_request, http_respond, http_headers = net.http_request, net.http_respond, net.http_headers
 local wait_drain = net.wait_drain
 local await = M.await
 local context_get, context_set = core._context_get, core._context_set
@@ -57,7 +57,7 @@ end
 -- The connection's next parser event but a head ("body", "done", "error" or "eof"; see
 -- net.http_request, which waits for bytes as needed).
 local function conn_next(c)
-  return http_request(c.p, c.h, c, nil)
+  return http_request(c.conn, c, nil)
 end
 
 -- ---- Request -------------------------------------------------------------------
@@ -80,6 +80,12 @@ end
 function Request:__tostring() return "<http.Request " .. self.method .. " " .. self.target .. ">" end
 
 function Request:peername() return net.peername(self._conn.h) end
+-- made when first read: most handlers never read them
+function request_fields.headers(req)
+  local headers = http_headers(req._head)
+  rawset(req, "headers", headers)
+  return headers
+end
 function request_fields.peer(req)
   local host, port = net.peername(req._conn.h)
   return host and { host = host, port = port } or nil
@@ -131,11 +137,10 @@ end
 local INTERNAL_HEADERS = { ["content-type"] = "text/plain" }
 local INTERNAL_BODY = "Internal Server Error\n"
 
--- What a response with a body other than a string or nil sends: a table as JSON, a
--- number as text; nil and the failure for anything else.
+-- What a response with a body other than a string, a function or nil sends: a table
+-- as JSON, a number as text; nil and the failure for anything else.
 local function body_of(body)
   local btype = type(body)
-  if btype == "function" then return body end
   if btype == "table" then
     local ok, text = pcall(H.json().encode, body)
     if ok then return text, true end
@@ -165,24 +170,25 @@ end
 
 -- Sends a response (the handler's, or the server's 500); returns whether the
 -- connection can carry another request, or nil and the failure for a response that
--- cannot be sent (nothing of it was written).
+-- cannot be sent (nothing of it was written); then whether the task has a ContextVar
+-- context.
 local function respond(c, req, status, headers, body, keep)
-  local json = false
-  if body ~= nil and type(body) ~= "string" then
-    local failure
-    body, failure = body_of(body)
-    if body == nil then return nil, failure end
-    json = failure == true
+  local keep2, mode, drain, context = http_respond(c.conn, status, headers, body, req.version,
+    req.method == "HEAD", keep, false)
+  if keep2 == nil and mode == "body" then
+    local json
+    body, json = body_of(body)
+    if body == nil then return nil, json, true end
+    keep2, mode, drain, context = http_respond(c.conn, status, headers, body, req.version,
+      req.method == "HEAD", keep, json)
   end
-  local mode, drain
-  keep, mode, drain = http_respond(c.h, status, headers, body, req.version, req.method == "HEAD", keep, json)
-  if keep == nil then
+  if keep2 == nil then
     -- the message of the header that cannot be sent, as the client's requests word it
     local _, err = pcall(H.add_headers, RESPONSE, {}, 0, headers)
-    return nil, { err = err }
+    return nil, { err = err }, true
   end
-  if mode or drain then return respond_rest(c, req, body, keep, mode, drain) end
-  return keep
+  if mode or drain then keep2 = respond_rest(c, req, body, keep2, mode, drain) end
+  return keep2, nil, context
 end
 
 local EMPTY_CONTEXT = {}
@@ -212,19 +218,19 @@ end
 -- with the next request.
 function answer(c, req, status, headers, body)
   local server = c.server
-  -- a ContextVar the handler set is undone, as if it had run in a task of its own
-  if context_get() ~= c.context then context_set(c.context or EMPTY_CONTEXT) end
   if not STATUSES[status] then return answer_failure(c, req, status) end
   local max = server._max_requests
   local keep = c.keep and not server._closing and not c.failed and not (max and c.count >= max)
   -- a client told to wait for 100 Continue that never came may or may not send its
   -- body now: only closing the connection is safe
   if c.expect and not c.done then keep = false end
-  local sent, failure = respond(c, req, status, headers, body, keep)
+  local sent, failure, context = respond(c, req, status, headers, body, keep)
   if sent == nil then
     report(req, "the handler's response cannot be sent", failure)
     sent = respond(c, req, 500, INTERNAL_HEADERS, INTERNAL_BODY, keep)
   end
+  -- a ContextVar the handler set is undone, as if it had run in a task of its own
+  if (context or c.context) and context_get() ~= c.context then context_set(c.context or EMPTY_CONTEXT) end
   if not sent then return false end
   -- what the handler left of the body is read and dropped, to reach the next request
   if not c.done then
@@ -241,10 +247,10 @@ end
 -- in the connection's task, with no pcall of its own: serve_connection's catches what
 -- it raises (c.in_handler tells it was the handler's) and carries on.
 local function serve_requests(c)
-  local server, p, h, handler = c.server, c.p, c.h, c.server._handler
+  local server, conn, handler = c.server, c.conn, c.server._handler
   while true do
-    local ev, method, target, path, query, version, headers, keep, length, chunked, done =
-      http_request(p, h, c, head_begun)
+    local ev, method, target, path, query, version, head, keep, length, chunked, done, te, expect =
+      http_request(conn, c, head_begun)
     if ev ~= "head" then
       if ev == "error" and c.state ~= DONE then
         -- method, target: the parser's error name and reason
@@ -255,13 +261,11 @@ local function serve_requests(c)
     c.state = BUSY
     c.count = c.count + 1
     local req = setmetatable({ method = method, target = target, path = path, query = query,
-      version = version, headers = headers, _conn = c }, Request)
+      version = version, _head = head, _conn = c }, Request)
     c.req, c.keep, c.done, c.expect, c.received = req, keep, done, false, 0
-    local te = headers["transfer-encoding"]
     if te and not H.only_chunked(te) then return refuse(c, 501, "transfer coding " .. te) end
     if not done then
       if length and length > server._max_body then return refuse(c, 413) end
-      local expect = headers.expect
       if expect and (chunked or (length and length > 0)) then
         if lower(expect) ~= "100-continue" then return refuse(c, 417) end
         c.expect = version == "1.1"
@@ -278,7 +282,7 @@ end
 -- A connection's task.
 local function serve_connection(server, reader)
   local h = reader._h
-  local c = { server = server, h = h, p = http_parser("request", server._max_head, MAX_URL),
+  local c = { server = server, h = h, conn = http_conn(h, server._max_head, MAX_URL),
     state = NEW, since = server._now, count = 0, context = context_get(),
     req = false, keep = false, done = false, expect = false, received = 0, failed = false,
     in_handler = false, failure = false }
