@@ -77,7 +77,12 @@ copy_msg *worker_encode_error(lua_State *L, int idx) {
 /* Messages are appended to blocks of many, so a stream of small messages costs one
    allocation per block rather than one per message, and the receiver takes a whole chain
    of blocks at once: the sender then starts a new block, never touching one the
-   receiver reads. Each message is its length (a size_t) and its encoding. */
+   receiver reads. Each message is its length (a size_t) and its encoding. In a round
+   trip each block holds one message: the receiver keeps the block it has read out as
+   its queue's `spare` and hands it back under the lock at its next take, and the sender
+   fills that one rather than allocating: a 16 KiB malloc in one thread and its free in
+   the other per message (each taking that arena's lock) cost ~950 instructions a round
+   trip (callgrind: 61.3 M -> 58.4 M for 3,000 round trips). */
 typedef struct msg_block {
   struct msg_block *next;
   size_t used, read, cap;
@@ -86,6 +91,7 @@ typedef struct msg_block {
 
 typedef struct msgq {
   msg_block *head, *tail;
+  msg_block *spare; /* a read-out block of BLOCK_SIZE: the receiver's, then the sender's */
 } msgq;
 
 enum { BLOCK_SIZE = 16384 - sizeof(msg_block) };
@@ -96,8 +102,13 @@ static int msgq_push(msgq *q, const char *data, size_t len) {
   msg_block *b = q->tail;
   if (b == NULL || b->cap - b->used < need) {
     size_t cap = need > BLOCK_SIZE ? need : BLOCK_SIZE;
-    b = malloc(sizeof *b + cap);
-    if (b == NULL) return -1;
+    if (cap == BLOCK_SIZE && q->spare) {
+      b = q->spare;
+      q->spare = NULL;
+    } else {
+      b = malloc(sizeof *b + cap);
+      if (b == NULL) return -1;
+    }
     b->next = NULL;
     b->used = b->read = 0;
     b->cap = cap;
@@ -128,7 +139,10 @@ static void msgq_advance(msgq *q, size_t len) {
   if (b->read == b->used) {
     q->head = b->next;
     if (q->head == NULL) q->tail = NULL;
-    free(b);
+    if (q->spare == NULL && b->cap == BLOCK_SIZE)
+      q->spare = b;
+    else
+      free(b);
   }
 }
 
@@ -139,10 +153,17 @@ static void msgq_free(msgq *q) {
     free(b);
   }
   q->tail = NULL;
+  free(q->spare);
+  q->spare = NULL;
 }
 
-/* Moves everything from `from` (shared, under its lock) to the end of `to` (one thread's). */
+/* Moves everything from `from` (shared, under its lock) to the end of `to` (one thread's),
+   and hands the receiver's spare block to the sender. */
 static void msgq_take_all(msgq *to, msgq *from) {
+  if (to->spare && from->spare == NULL) {
+    from->spare = to->spare;
+    to->spare = NULL;
+  }
   if (from->head == NULL) return;
   if (to->tail)
     to->tail->next = from->head;
