@@ -27,8 +27,10 @@ static int async_call(lua_State *L) {
   lua_setmetatable(L, -2);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_setiuservalue(L, -2, 1);
-  lua_pushvalue(L, lua_upvalueindex(2));
-  lua_setiuservalue(L, -2, 2);
+  if (!lua_isnil(L, lua_upvalueindex(2))) { /* the name: a new user value is nil already */
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_setiuservalue(L, -2, 2);
+  }
   for (int i = 1; i <= n; i++) {
     lua_pushvalue(L, i);
     lua_setiuservalue(L, -2, i + 2);
