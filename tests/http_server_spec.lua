@@ -153,6 +153,17 @@ describe("http.serve", function()
     assert.are.equal("1,one;2", list[2].body)
   end))
 
+  it("writes the status line of a known status with its reason, of another as Unknown", in_task(function()
+    local _, port = serve(function(req) return tonumber(req.path:sub(2)), nil, "x" end)
+    local out = exchange(port, "GET /404 HTTP/1.1\r\nHost: x\r\n\r\nGET /299 HTTP/1.1\r\nHost: x\r\n\r\n"
+      .. "GET /200.0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    local list = parse_responses(out)
+    assert.are.equal(3, #list, out)
+    assert.matches("^HTTP/1%.1 404 Not Found\r\n", list[1].head)
+    assert.matches("^HTTP/1%.1 299 Unknown\r\n", list[2].head)
+    assert.matches("^HTTP/1%.1 200 OK\r\n", list[3].head)
+  end))
+
   it("answers pipelined requests in order, each with its own body, over random splits", in_task(function()
     local _, port = serve(function(req)
       local body = await(req:read())

@@ -12,62 +12,66 @@
 #include "http_parse.h"
 #include "net.h"
 
-/* The reason phrases of the status codes a server commonly sends. */
+/* The reason phrases of the status codes a server commonly sends, and their status lines. */
+#define STATUS_LINE(code, reason) "HTTP/1.1 " #code " " reason "\r\n"
+#define STATUS(code, reason) \
+  { code, reason, STATUS_LINE(code, reason), sizeof STATUS_LINE(code, reason) - 1 }
 static const struct {
   int status;
-  const char *reason;
+  const char *reason, *line;
+  size_t line_len;
 } REASONS[] = {
-    {100, "Continue"},
-    {101, "Switching Protocols"},
-    {200, "OK"},
-    {201, "Created"},
-    {202, "Accepted"},
-    {203, "Non-Authoritative Information"},
-    {204, "No Content"},
-    {205, "Reset Content"},
-    {206, "Partial Content"},
-    {300, "Multiple Choices"},
-    {301, "Moved Permanently"},
-    {302, "Found"},
-    {303, "See Other"},
-    {304, "Not Modified"},
-    {307, "Temporary Redirect"},
-    {308, "Permanent Redirect"},
-    {400, "Bad Request"},
-    {401, "Unauthorized"},
-    {403, "Forbidden"},
-    {404, "Not Found"},
-    {405, "Method Not Allowed"},
-    {406, "Not Acceptable"},
-    {408, "Request Timeout"},
-    {409, "Conflict"},
-    {410, "Gone"},
-    {411, "Length Required"},
-    {412, "Precondition Failed"},
-    {413, "Content Too Large"},
-    {414, "URI Too Long"},
-    {415, "Unsupported Media Type"},
-    {416, "Range Not Satisfiable"},
-    {417, "Expectation Failed"},
-    {418, "I'm a teapot"},
-    {422, "Unprocessable Content"},
-    {426, "Upgrade Required"},
-    {429, "Too Many Requests"},
-    {431, "Request Header Fields Too Large"},
-    {500, "Internal Server Error"},
-    {501, "Not Implemented"},
-    {502, "Bad Gateway"},
-    {503, "Service Unavailable"},
-    {504, "Gateway Timeout"},
-    {505, "HTTP Version Not Supported"},
+    STATUS(100, "Continue"),
+    STATUS(101, "Switching Protocols"),
+    STATUS(200, "OK"),
+    STATUS(201, "Created"),
+    STATUS(202, "Accepted"),
+    STATUS(203, "Non-Authoritative Information"),
+    STATUS(204, "No Content"),
+    STATUS(205, "Reset Content"),
+    STATUS(206, "Partial Content"),
+    STATUS(300, "Multiple Choices"),
+    STATUS(301, "Moved Permanently"),
+    STATUS(302, "Found"),
+    STATUS(303, "See Other"),
+    STATUS(304, "Not Modified"),
+    STATUS(307, "Temporary Redirect"),
+    STATUS(308, "Permanent Redirect"),
+    STATUS(400, "Bad Request"),
+    STATUS(401, "Unauthorized"),
+    STATUS(403, "Forbidden"),
+    STATUS(404, "Not Found"),
+    STATUS(405, "Method Not Allowed"),
+    STATUS(406, "Not Acceptable"),
+    STATUS(408, "Request Timeout"),
+    STATUS(409, "Conflict"),
+    STATUS(410, "Gone"),
+    STATUS(411, "Length Required"),
+    STATUS(412, "Precondition Failed"),
+    STATUS(413, "Content Too Large"),
+    STATUS(414, "URI Too Long"),
+    STATUS(415, "Unsupported Media Type"),
+    STATUS(416, "Range Not Satisfiable"),
+    STATUS(417, "Expectation Failed"),
+    STATUS(418, "I'm a teapot"),
+    STATUS(422, "Unprocessable Content"),
+    STATUS(426, "Upgrade Required"),
+    STATUS(429, "Too Many Requests"),
+    STATUS(431, "Request Header Fields Too Large"),
+    STATUS(500, "Internal Server Error"),
+    STATUS(501, "Not Implemented"),
+    STATUS(502, "Bad Gateway"),
+    STATUS(503, "Service Unavailable"),
+    STATUS(504, "Gateway Timeout"),
+    STATUS(505, "HTTP Version Not Supported"),
 };
 #define NREASONS (sizeof REASONS / sizeof REASONS[0])
 
-static const char *reason_of(lua_Integer status) {
-  if (status == 200) return "OK";
+/* The entry of a status, or -1. */
+static int reason_index(lua_Integer status) {
   for (size_t i = 0; i < NREASONS; i++)
-    if (REASONS[i].status == status) return REASONS[i].reason;
-  return "Unknown";
+    if (REASONS[i].status == status) return (int)i;
+  return -1;
 }
 
 /* The functions below share five upvalues: the metatables of a parser, a stream, a
@@ -511,11 +515,14 @@ static int l_net_http_respond(lua_State *L) {
 
   outbuf o;
   out_init(L, &o);
-  out_lit(&o, "HTTP/1.1 ");
-  out_int(&o, status);
-  out_lit(&o, " ");
-  out_str(&o, reason_of(status));
-  out_lit(&o, "\r\n");
+  int r = reason_index(status);
+  if (r >= 0) {
+    out_add(&o, REASONS[r].line, REASONS[r].line_len);
+  } else {
+    out_lit(&o, "HTTP/1.1 ");
+    out_int(&o, status);
+    out_lit(&o, " Unknown\r\n");
+  }
   int given = 0;
   if (lua_type(L, 3) == LUA_TTABLE) {
     given = add_headers(&o, 3);

@@ -214,33 +214,45 @@ local function answer_failure(c, req, status)
   return answer(c, req, 500, INTERNAL_HEADERS, INTERNAL_BODY)
 end
 
+-- What follows a response sent (sent: whether the connection can carry another
+-- request): a ContextVar the handler set is undone (context: the task has a context), as
+-- if it had run in a task of its own; what the handler left of the body is read and
+-- dropped, to reach the next request. Returns whether to go on.
+local function answered(c, req, sent, context)
+  if (context or c.context) and context_get() ~= c.context then context_set(c.context or EMPTY_CONTEXT) end
+  if not sent then return false end
+  if not c.done then
+    while body_next(req) do end
+  end
+  c.req = false
+  local server = c.server
+  if not c.keep or server._closing then return false end
+  c.state = IDLE
+  c.since = server._now
+  return true
+end
+
+-- Whether the connection may carry another request after this one.
+local function keeps(c)
+  local server = c.server
+  local max = server._max_requests
+  -- a client told to wait for 100 Continue that never came may or may not send its
+  -- body now: only closing the connection is safe
+  return c.keep and not server._closing and not c.failed and not (max and c.count >= max)
+    and not (c.expect and not c.done)
+end
+
 -- Sends the response to the request being answered (c.req); returns whether to go on
 -- with the next request.
 function answer(c, req, status, headers, body)
-  local server = c.server
   if not STATUSES[status] then return answer_failure(c, req, status) end
-  local max = server._max_requests
-  local keep = c.keep and not server._closing and not c.failed and not (max and c.count >= max)
-  -- a client told to wait for 100 Continue that never came may or may not send its
-  -- body now: only closing the connection is safe
-  if c.expect and not c.done then keep = false end
+  local keep = keeps(c)
   local sent, failure, context = respond(c, req, status, headers, body, keep)
   if sent == nil then
     report(req, "the handler's response cannot be sent", failure)
     sent = respond(c, req, 500, INTERNAL_HEADERS, INTERNAL_BODY, keep)
   end
-  -- a ContextVar the handler set is undone, as if it had run in a task of its own
-  if (context or c.context) and context_get() ~= c.context then context_set(c.context or EMPTY_CONTEXT) end
-  if not sent then return false end
-  -- what the handler left of the body is read and dropped, to reach the next request
-  if not c.done then
-    while body_next(req) do end
-  end
-  c.req = false
-  if not c.keep or server._closing then return false end
-  c.state = IDLE
-  c.since = server._now
-  return true
+  return answered(c, req, sent, context)
 end
 
 -- Reads requests and answers them, until the connection ends. The handler runs here,
@@ -248,6 +260,7 @@ end
 -- it raises (c.in_handler tells it was the handler's) and carries on.
 local function serve_requests(c)
   local server, conn, handler = c.server, c.conn, c.server._handler
+  local max = server._max_requests
   while true do
     local ev, method, target, path, query, version, head, keep, length, chunked, done, te, expect =
       http_request(conn, c, head_begun)
@@ -258,13 +271,14 @@ local function serve_requests(c)
       end
       return
     end
-    c.state = BUSY
-    c.count = c.count + 1
+    local count = c.count + 1
+    c.state, c.count = BUSY, count
     local req = setmetatable({ method = method, target = target, path = path, query = query,
       version = version, _head = head, _conn = c }, Request)
-    c.req, c.keep, c.done, c.expect, c.received = req, keep, done, false, 0
+    c.req, c.keep, c.done = req, keep, done
     if te and not H.only_chunked(te) then return refuse(c, 501, "transfer coding " .. te) end
     if not done then
+      c.expect, c.received = false, 0
       if length and length > server._max_body then return refuse(c, 413) end
       if expect and (chunked or (length and length > 0)) then
         if lower(expect) ~= "100-continue" then return refuse(c, 417) end
@@ -275,7 +289,25 @@ local function serve_requests(c)
     local status, rheaders, body = handler(req)
     if not STATUSES[status] and iscoroutine(status) then status, rheaders, body = await(status) end
     c.in_handler = false
-    if not answer(c, req, status, rheaders, body) then return end
+    if done and STATUSES[status] then
+      -- the common case (a request without body, a valid status) without answer's steps
+      local sent, mode, drain, context = http_respond(conn, status, rheaders, body, version,
+        method == "HEAD", keep and not server._closing and not c.failed and not (max and count >= max), false)
+      if sent == nil then -- nothing written: a body to convert, or a response refused
+        if not answer(c, req, status, rheaders, body) then return end
+      elseif mode or drain or context or c.context then
+        if mode or drain then sent = respond_rest(c, req, body, sent, mode, drain) end
+        if not answered(c, req, sent, context) then return end
+      elseif not sent or server._closing then
+        return
+      else
+        c.req = false
+        c.state = IDLE
+        c.since = server._now
+      end
+    elseif not answer(c, req, status, rheaders, body) then
+      return
+    end
   end
 end
 
