@@ -785,6 +785,27 @@ describe("cancellation", function()
     close_server(server)
   end))
 
+  -- As in Node, and as Python's asyncio.run ends with a server never started: only a
+  -- server that accepts keeps the loop (and so the program after its main chunk) alive.
+  it("a server that never started serving does not keep a program running", in_task(function()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write('local s = await asyncio.start_server(function() end, "127.0.0.1", 0, { start_serving = false })\n',
+      'print(s:is_serving())\n')
+    f:close()
+    local p = await(asyncio.create_subprocess_exec(os.getenv("ALUA_BIN") or "build/bin/alua", path,
+      { stdout = asyncio.PIPE }))
+    local ok, out = pcall(function() return await(asyncio.wait_for(p:communicate(), 10 * support.SLOWDOWN)) end)
+    if not ok then
+      p:kill()
+      await(p:wait())
+    end
+    os.remove(path)
+    assert.is_true(ok, "the program did not end: " .. tostring(out))
+    assert.are.equal("false\n", out)
+    assert.are.equal(0, p.returncode)
+  end))
+
   it("cancelling open_connection while it connects closes its socket", in_task(function()
     -- a listener that does not accept yet, its queue full: further SYNs are dropped
     local server, port = server_with(function(_, w) w:close() end, { backlog = 1, start_serving = false })

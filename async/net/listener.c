@@ -249,6 +249,7 @@ static int l_net_listener_serve(lua_State *L) {
   listener *l = listener_check(L, 1);
   if (l == NULL || l->closing || l->serving) return 0;
   l->serving = 1;
+  uv_ref((uv_handle_t *)&l->u.stream);
   waitset_wake(&l->acceptors);
   return 0;
 }
@@ -270,6 +271,12 @@ static int l_net_listener_options(lua_State *L) {
   l->nodelay = lua_isnoneornil(L, 3) ? 1 : (uint8_t)lua_toboolean(L, 3);
   l->keepalive = (unsigned)luaL_optinteger(L, 4, 0);
   l->serving = lua_isnoneornil(L, 5) ? 1 : (uint8_t)lua_toboolean(L, 5);
+  /* a server that does not accept yet keeps nobody waiting: the program may end (as in
+     Node, and as Python's asyncio.run ends with a server never started) */
+  if (l->serving)
+    uv_ref((uv_handle_t *)&l->u.stream);
+  else
+    uv_unref((uv_handle_t *)&l->u.stream);
   return 0;
 }
 
