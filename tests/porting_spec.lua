@@ -438,6 +438,42 @@ describe("4. a bad argument is reported at the user's line; '.' for ':' says so"
     assert.matches("timeout_at: when must be a number of seconds or nil, got table$", raises(asyncio.timeout_at, {}))
   end)
 
+  it("await asyncio.sleep('x'), to_thread(42), start_worker(42): the user's line, in a task or not", function()
+    -- at a script's top level, where await_call runs them through a closure of the stdlib,
+    -- and in a task
+    local out = support.run_alua([[
+local function try(fn) local ok, err = pcall(fn) print(err) end
+try(function() local r = await asyncio.sleep("x") return r end)
+try(function() local r = await asyncio.sleep(0 / 0) return r end)
+try(function() local r = await asyncio.to_thread(42) return r end)
+try(function() local r = await asyncio.start_worker(42) return r end)
+try(function() local r = await asyncio.to_thread(function(x) return x end, { f = print }) return r end)
+await asyncio.create_task(function()
+  try(function() local r = await asyncio.sleep("x") return r end)
+  try(function() local r = await asyncio.to_thread(42) return r end)
+  try(function() local r = await asyncio.start_worker(42) return r end)
+end)
+]])
+    local lines = {}
+    for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    local want = {
+      { 2, 'sleep: delay must be a number of seconds, got string "x"' },
+      { 3, "sleep: delay is NaN" },
+      { 4, 'to_thread: expected a function or "module:function", got number' },
+      { 5, "start_worker: expected the path of a script, got number" },
+      { 6, "to_thread: arg[1].f is a function" },
+      { 8, 'sleep: delay must be a number of seconds, got string "x"' },
+      { 9, 'to_thread: expected a function or "module:function", got number' },
+      { 10, "start_worker: expected the path of a script, got number" },
+    }
+    for i, w in ipairs(want) do
+      local line = lines[i] or "(nothing)"
+      assert.are.equal(":" .. w[1] .. ":", line:match(":%d+:"), line)
+      assert.is_nil(line:find("stdlib/", 1, true), line)
+      assert.is_truthy(line:find(w[2], 1, true), line)
+    end
+  end)
+
   it("await r.readline() says how to call it, for streams and every other class", function()
     local server <close> = await asyncio.start_server(function(_, w) w:close() end, "127.0.0.1", 0)
     local r, w = await asyncio.open_connection(server:sockname())

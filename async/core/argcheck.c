@@ -188,20 +188,28 @@ static int l_core_check_options(lua_State *L) {
   return 1;
 }
 
-/* core._describe(v) -> what a bad argument was, for "got ...": a string quoted after its
+/* Pushes (and returns) what the value at idx is, for "got ...": a string quoted after its
    type (a "1" must not read as the number 1), a number as itself, else the type. */
+const char *argcheck_describe(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    size_t len;
+    const char *str = lua_tolstring(L, idx, &len);
+    lua_pushlstring(L, str, len > 40 ? 40 : len);
+    lua_pushfstring(L, "string \"%s%s\"", lua_tostring(L, -1), len > 40 ? "..." : "");
+    lua_remove(L, -2);
+  } else if (lua_type(L, idx) == LUA_TNUMBER) {
+    luaL_tolstring(L, idx, NULL);
+  } else {
+    lua_pushstring(L, luaL_typename(L, idx));
+  }
+  return lua_tostring(L, -1);
+}
+
+/* core._describe(v) -> argcheck_describe's words for v */
 static int l_core_describe(lua_State *L) {
   luaL_checkany(L, 1);
-  if (lua_type(L, 1) == LUA_TSTRING) {
-    size_t len;
-    const char *str = lua_tolstring(L, 1, &len);
-    lua_pushfstring(L, "string \"%s%s\"", len > 40 ? lua_pushlstring(L, str, 40) : str,
-                    len > 40 ? "..." : "");
-  } else if (lua_type(L, 1) == LUA_TNUMBER) {
-    luaL_tolstring(L, 1, NULL);
-  } else {
-    lua_pushstring(L, luaL_typename(L, 1));
-  }
+  argcheck_describe(L, 1);
   return 1;
 }
 

@@ -454,6 +454,7 @@ void error_wrap_failure(lua_State *L, int tbidx); /* the user error on top -> is
 /* Raises "file:line: message" at the user's line that called into asyncio (the first
    frame outside the stdlib; for a top-level await's main task, the await's line). */
 int argcheck_error(lua_State *L, const char *fmt, ...);
+const char *argcheck_describe(lua_State *L, int idx); /* pushes it: string "1", 1.5, table */
 /* pairs: {"name", "type|type", ..., NULL}; idx nil or absent: nothing to check */
 void argcheck_options(lua_State *L, int idx, const char *fname, const char *const *pairs);
 int await_async_parts(lua_State *L, int idx); /* an async function's body and name */

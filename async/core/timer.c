@@ -140,10 +140,11 @@ void timer_close(loop_state *loop) {
 
 /* Checks a delay argument in seconds and converts it; math.huge means forever. */
 uint64_t timer_delay_to_ns(lua_State *L, int arg, const char *fname) {
-  if (lua_type(L, arg) != LUA_TNUMBER)
-    luaL_error(L, "%s: delay must be a number of seconds, got %s", fname, luaL_typename(L, arg));
+  if (lua_type(L, arg) != LUA_TNUMBER) /* at the user's line, as every bad argument */
+    argcheck_error(L, "%s: delay must be a number of seconds, got %s", fname,
+                   argcheck_describe(L, arg));
   lua_Number d = lua_tonumber(L, arg);
-  if (d != d) luaL_error(L, "%s: delay is NaN", fname);
+  if (d != d) argcheck_error(L, "%s: delay is NaN", fname);
   if (d <= 0) return 0;
   if (d >= 1.8e10 || isinf(d)) return UINT64_MAX / 2; /* centuries: "forever" */
   return (uint64_t)(d * 1e9);

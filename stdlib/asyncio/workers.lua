@@ -15,10 +15,13 @@ M.cpu_count = core.cpu_count
 -- that cannot be loaded raises here); the thread starts at the call, as create_task does.
 function M.start_worker(path, ...)
   if type(path) ~= "string" then
-    error("start_worker: expected the path of a script, got " .. type(path), 2)
+    core._arg_error("start_worker: expected the path of a script, got " .. type(path))
   end
   local ok, w = pcall(worker_start, path, ...)
-  if not ok then error(w, 2) end
+  if not ok then
+    if type(w) == "string" then core._arg_error(w) end -- at the user's line
+    error(w, 0)
+  end
   return worker_started(w)
 end
 
@@ -48,7 +51,10 @@ end)
 -- pool of up to cpu_count() threads. The call is queued at once, as create_task would.
 function M.to_thread(fn, ...)
   local ok, job = pcall(submit, fn, ...)
-  if not ok then error(job, 2) end
+  if not ok then -- a bad fn or an argument that cannot be copied: at the user's line
+    if type(job) == "string" then core._arg_error(job) end
+    error(job, 0)
+  end
   return run(job)
 end
 
