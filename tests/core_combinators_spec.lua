@@ -44,8 +44,10 @@ end
 describe("gather", function()
   it("returns one value per awaitable in argument order, whatever the completion order (test_gather)", function()
     local log = {}
-    local r = pack(await(gather(after(0.03, "slow", log), after(0.01, "fast", log),
-      async(function() return "coro", "ignored" end)(), sleep(0.02, "sleep"))))
+    -- (10 ms apart, 120 under valgrind, which on a busy machine starts tasks far apart)
+    local gap = 0.01 * support.SLOWDOWN
+    local r = pack(await(gather(after(3 * gap, "slow", log), after(gap, "fast", log),
+      async(function() return "coro", "ignored" end)(), sleep(2 * gap, "sleep"))))
     assert.are.same({ n = 4, "slow", "fast", "coro", "sleep" }, r)
     assert.are.same({ "fast", "slow" }, log)
   end)
@@ -92,9 +94,16 @@ describe("gather", function()
   it("a failing task's error reaches the awaiter unchanged while siblings finish", function()
     local log = {}
     local e = { "boom" }
-    local slow = after(0.02, "slow", log)
+    -- the sibling waits on a Future, not a 20 ms sleep: under valgrind on a busy machine
+    -- the sleep ran out before the gather had passed the error on, and slow was done
+    local go = Future()
+    local slow = create_task(function()
+      await(go)
+      log[#log + 1] = "slow"
+    end)
     assert.are.equal(e, raises(await, gather(failing(0, e), slow)))
     assert.is_false(slow:done())
+    go:set_result(true)
     await(slow)
     assert.are.same({ "slow" }, log)
   end)
@@ -292,13 +301,16 @@ describe("wait", function()
   end)
 
   it("timeout returns what is done; the pending are not cancelled (test_wait_with_timeout)", function()
-    local a, b = after(0.01, "a"), after(0.2, "b")
+    -- returned at the timeout: not before it, and well before b would have ended (the
+    -- bound was 0.15 s for a 0.05 s timeout, which a machine at load 12 overran)
+    local S = support.SLOWDOWN
+    local a, b = after(0.01 * S, "a"), after(0.6 * S, "b")
     local t0 = loop():time()
-    local done, pending = await(wait({ b, a }, { timeout = 0.05 }))
+    local done, pending = await(wait({ b, a }, { timeout = 0.1 * S }))
     local elapsed = loop():time() - t0
     assert.are.same({ a }, done)
     assert.are.same({ b }, pending)
-    assert.is_true(elapsed >= 0.049 and elapsed < 0.15, "waited " .. elapsed)
+    assert.is_true(elapsed >= 0.099 * S and elapsed < 0.6 * S, "waited " .. elapsed)
     assert.is_false(b:cancelled())
     assert.are.equal("b", await(b))
   end)
@@ -315,12 +327,16 @@ describe("wait", function()
   end)
 
   it("cancelling the waiting task leaves the awaitables running", function()
-    local a = after(0.05, "a")
+    -- a waits on a Future, not a 50 ms sleep: on a machine at load 12 the sleep ran out
+    -- before the cancellation arrived, and wait returned
+    local go = Future()
+    local a = create_task(function() await(go) return "a" end)
     local t = create_task(function() return await(wait({ a })) end)
     run_briefly()
     t:cancel()
     assert.is_true(CancelledError:is(raises(await, t)))
     assert.is_false(a:cancelled())
+    go:set_result(true)
     assert.are.equal("a", await(a))
   end)
 
@@ -362,7 +378,9 @@ describe("wait_for", function()
     assert.is_true(fut:done())
     assert.is_true(fut:cancelled())
     assert.is_false(running)
-    assert.is_true(elapsed >= 0.049 and elapsed < 0.5, "took " .. elapsed)
+    -- at the timeout, far from the 10 s the task would take (0.5 s was a timed bound that
+    -- a busy machine under valgrind could overrun)
+    assert.is_true(elapsed >= 0.049 and elapsed < 1 * support.SLOWDOWN, "took " .. elapsed)
   end)
 
   it("waits for the cancelled awaitable to finish before raising (test_wait_for_waits_for_task_cancellation)", function()
@@ -423,7 +441,8 @@ describe("wait_for", function()
       assert.is_true(TimeoutError:is(raises(await, wait_for(fut, timeout))))
       assert.is_true(fut:cancelled())
       assert.is_false(running)
-      assert.is_true(loop():time() - t0 < 0.1)
+      -- (not the task's 10 s; 0.1 s was a speed bound a busy machine could overrun)
+      assert.is_true(loop():time() - t0 < 1 * support.SLOWDOWN)
     end
   end)
 
@@ -466,9 +485,11 @@ end)
 describe("as_completed", function()
   it("yields awaitables in completion order (test_as_completed)", function()
     local values = {}
-    -- 50 ms apart: the tasks' sleeps start at their first step, which a loaded machine
-    -- (or valgrind) can delay past a 10 ms gap while the sleep Future's has started
-    for f in asyncio.as_completed({ after(0.15, "c"), after(0.05, "a"), sleep(0.1, "b") }) do
+    -- 50 ms apart (600 ms under valgrind): the tasks' sleeps start at their first step,
+    -- which a loaded machine can delay past a 10 ms gap while the sleep Future's has
+    -- started, and valgrind on a busy machine past 50 ms
+    local gap = 0.05 * support.SLOWDOWN
+    for f in asyncio.as_completed({ after(3 * gap, "c"), after(gap, "a"), sleep(2 * gap, "b") }) do
       values[#values + 1] = await(f)
     end
     assert.are.same({ "a", "b", "c" }, values)
@@ -476,7 +497,8 @@ describe("as_completed", function()
 
   it("raises each awaitable's error when its turn comes", function()
     local got = {}
-    for f in asyncio.as_completed({ failing(0.02, "late error"), after(0.01, "ok") }) do
+    local gap = 0.05 * support.SLOWDOWN -- (10 ms was too close under valgrind)
+    for f in asyncio.as_completed({ failing(2 * gap, "late error"), after(gap, "ok") }) do
       local ok, v = pcall(await, f)
       got[#got + 1] = { ok, v }
     end
@@ -486,7 +508,8 @@ describe("as_completed", function()
   it("with a timeout, raises TimeoutError for the ones not done (test_as_completed_with_timeout)", function()
     local slow = after(10, "b")
     local values = {}
-    for f in asyncio.as_completed({ after(0.01, "a"), slow }, { timeout = 0.05 }) do
+    -- (a has 0.2 s to finish, 2.4 under valgrind: 40 ms was too little on a busy machine)
+    for f in asyncio.as_completed({ after(0.01, "a"), slow }, { timeout = 0.2 * support.SLOWDOWN }) do
       local ok, v = pcall(await, f)
       values[#values + 1] = ok and { 1, v } or { 2, TimeoutError:is(v) }
     end
