@@ -4,10 +4,27 @@
 cd "$(dirname "$0")/../.."
 . tests/cli/lib.sh
 
-# interrupt NAME SCRIPT_FILE: runs it and sends one SIGINT after 0.5 s (timeout puts a
-# handler, not "ignore", on SIGINT: alua starts with the default action)
+# wait_for LINE FILE: waits until FILE has the line LINE, at most 30 s (an ASan build on a
+# loaded machine can take seconds to start); false if it never came
+wait_for() {
+  for _ in $(seq 300); do grep -qx -- "$1" "$2" && return 0; sleep 0.1; done
+  return 1
+}
+
+# interrupt SCRIPT_FILE: runs it and sends one SIGINT once it has written "ready" on stderr,
+# at the point the check is about (a fixed delay raced a slow start: the signal came before
+# alua had its handler, or before the script was where the check wants it). timeout puts a
+# handler, not "ignore", on SIGINT: alua starts with the default action; --foreground: it
+# passes our one SIGINT on once (otherwise also to its group: twice). -k 30: the grace
+# timeout gives after passing a signal on, longer than any cleanup here takes under load.
 interrupt() {
-  timeout --foreground --preserve-status -k 10 -s INT 0.5 "$ALUA" "$1" >"$TMP/stdout" 2>"$TMP/stderr"
+  : >"$TMP/stdout"
+  : >"$TMP/stderr" # before the job starts: its own redirections come when it runs
+  timeout --foreground -k 30 60 "$ALUA" "$1" >"$TMP/stdout" 2>"$TMP/stderr" &
+  local runner=$!
+  wait_for ready "$TMP/stderr"
+  kill -INT "$runner"
+  wait "$runner"
   echo $? >"$TMP/status"
 }
 
@@ -33,6 +50,7 @@ local main = async(function()
     local guard <close> = setmetatable({}, { __close = function() print("close ran") end })
     print("sleeping")
     io.stdout:flush()
+    io.stderr:write("ready\n")
     await(asyncio.sleep(100))
   end)
   print("pcall caught " .. tostring(err))
@@ -54,6 +72,7 @@ cat >"$TMP/run.lua" <<'LUA'
 asyncio.run(function()
   local worker = asyncio.create_task(function()
     local c <close> = setmetatable({}, { __close = function() print("worker cleanup") end })
+    io.stderr:write("ready\n") -- the main task awaits this worker already
     await(asyncio.sleep(100))
   end)
   local c <close> = setmetatable({}, { __close = function()
@@ -72,6 +91,7 @@ check "asyncio.run: the main task and the tasks it started clean up" \
 cat >"$TMP/others.lua" <<'LUA'
 asyncio.create_task(function()
   local c <close> = setmetatable({}, { __close = function() print("background cleanup") end })
+  io.stderr:write("ready\n") -- the main chunk awaits its sleep already
   await(asyncio.sleep(100))
 end)
 await(asyncio.sleep(100))
@@ -82,6 +102,7 @@ check "top-level await of a sleep: interrupted, other tasks cancelled" "backgrou
 cat >"$TMP/after.lua" <<'LUA'
 asyncio.create_task(function()
   local c <close> = setmetatable({}, { __close = function() print("server cleanup") end })
+  io.stderr:write("ready\n") -- tasks run once the main chunk is done
   await(asyncio.sleep(100))
 end)
 print("main chunk done")
@@ -92,15 +113,17 @@ check "after the main chunk: running tasks are cancelled and clean up" \
 
 cat >"$TMP/plain.lua" <<'LUA'
 local c <close> = setmetatable({}, { __close = function() print("plain cleanup") end })
+io.stderr:write("ready\n")
 while true do end
 LUA
 interrupt "$TMP/plain.lua"
 check "plain Lua code outside the loop is interrupted too" "plain cleanup"
 
-# a second Ctrl-C while the cleanup is still running exits at once
+# a second Ctrl-C while the cleanup is still running exits at once. The pid comes from the
+# main task, so that the first SIGINT finds it running; stdout is emptied before the job
+# starts (its own redirection comes when it runs: the previous check's output, read as a
+# pid, once sent both signals nowhere).
 cat >"$TMP/slow.lua" <<'LUA'
-print(io.popen("echo $PPID"):read("l")) -- the shell's parent: this alua
-io.stdout:flush()
 asyncio.run(function()
   local c <close> = setmetatable({}, { __close = function()
     print("slow cleanup")
@@ -109,26 +132,31 @@ asyncio.run(function()
     while os.clock() - t < 20 do end
     print("cleanup finished")
   end })
+  print(io.popen("echo $PPID"):read("l")) -- the shell's parent: this alua
+  io.stdout:flush()
   await(asyncio.sleep(100))
 end)
 LUA
-start=$(date +%s)
-timeout -k 5 30 "$ALUA" "$TMP/slow.lua" >"$TMP/stdout" 2>"$TMP/stderr" &
+: >"$TMP/stdout"
+: >"$TMP/stderr"
+timeout -k 5 120 "$ALUA" "$TMP/slow.lua" >"$TMP/stdout" 2>"$TMP/stderr" &
 runner=$!
-for _ in $(seq 50); do [ -s "$TMP/stdout" ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ -s "$TMP/stdout" ] && break; sleep 0.1; done
 pid=$(head -1 "$TMP/stdout")
 kill -INT "$pid"
-for _ in $(seq 50); do grep -q "slow cleanup" "$TMP/stdout" && break; sleep 0.1; done
+wait_for "slow cleanup" "$TMP/stdout"
+start=$(date +%s)
 kill -INT "$pid"
 wait "$runner"
 status=$?
+# the cleanup runs 20 s of CPU time, so at least as long on the clock if not cut short
 elapsed=$(($(date +%s) - start))
-if [ "$status" = 130 ] && [ "$elapsed" -lt 15 ] && ! grep -q "cleanup finished" "$TMP/stdout" &&
-  grep -q KeyboardInterrupt "$TMP/stderr"; then
+if [ "$status" = 130 ] && [ "$elapsed" -lt 15 ] && grep -q "slow cleanup" "$TMP/stdout" &&
+  ! grep -q "cleanup finished" "$TMP/stdout" && grep -q KeyboardInterrupt "$TMP/stderr"; then
   echo "ok - a second Ctrl-C exits at once"
 else
   echo "not ok - a second Ctrl-C exits at once"
-  echo "  status $status, ${elapsed}s; stdout: $(cat "$TMP/stdout"); stderr: $(head -3 "$TMP/stderr")"
+  echo "  status $status, ${elapsed}s after the second; stdout: $(cat "$TMP/stdout"); stderr: $(head -3 "$TMP/stderr")"
 fi
 
 expect "without Ctrl-C the exit status is unchanged" 0 "fine" -- \
@@ -136,17 +164,19 @@ expect "without Ctrl-C the exit status is unchanged" 0 "fine" -- \
 
 # ---- as the stock lua command: plain Lua code gets a catchable error -----------------------
 # interrupt_when_ready NAME WANT_STDOUT [ignored]: runs $TMP/ready.lua (which prints a first
-# line once it is busy) in the background under a 20 s limit, sends one SIGINT once that line
-# is out, and checks that it exits 0 with WANT_STDOUT. With "ignored" alua starts with SIGINT
-# ignored, as a background job started by sh does (lua.c installs its handler anyway).
+# line once it is busy) in the background under a 60 s limit, sends one SIGINT once that line
+# is out (waiting at most 30 s), and checks that it exits 0 with WANT_STDOUT. With "ignored"
+# alua starts with SIGINT ignored, as a background job started by sh does (lua.c installs its
+# handler anyway).
 interrupt_when_ready() {
   local name=$1 want=$2 ignore=() status out
   [ "${3:-}" = ignored ] && ignore=(sh -c 'trap "" INT; exec "$@"' sh)
   : >"$TMP/stdout"
+  : >"$TMP/stderr"
   # --foreground: timeout passes our one SIGINT on once (otherwise also to its group: twice)
-  timeout --foreground -k 5 20 "${ignore[@]}" "$ALUA" "$TMP/ready.lua" >"$TMP/stdout" 2>"$TMP/stderr" &
+  timeout --foreground -k 30 60 "${ignore[@]}" "$ALUA" "$TMP/ready.lua" >"$TMP/stdout" 2>"$TMP/stderr" &
   local runner=$!
-  for _ in $(seq 100); do [ -s "$TMP/stdout" ] && break; sleep 0.1; done
+  for _ in $(seq 300); do [ -s "$TMP/stdout" ] && break; sleep 0.1; done
   kill -INT "$runner"
   wait "$runner"
   status=$?
