@@ -296,7 +296,9 @@ static int interrupt_cancel(lua_State *L) {
 
 static void interrupt_async_cb(uv_async_t *a) {
   loop_state *loop = a->data;
-  if (interrupt_delivered || interrupt_L == NULL) return;
+  /* interrupt_count 0: the interrupt was handled already (the hook raised it in busy code
+     and the REPL reset the count) and this wake-up came late; it is no new Ctrl-C */
+  if (interrupt_delivered || interrupt_L == NULL || interrupt_count == 0) return;
   lua_sethook(interrupt_L, NULL, 0, 0);
   if (interrupt_at_prompt) { /* the REPL is waiting for a line: Ctrl-C clears it */
     interrupt_count = 0;
