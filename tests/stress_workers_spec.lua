@@ -91,6 +91,8 @@ describe("workers under load", function()
     -- returned (it reads the ended flag itself): let the loop turn until the count of
     -- descriptors holds still for a few turns (on a loaded machine a thread may take
     -- longer than three turns to end), within a bound.
+    -- (Collect first: a Worker the collector frees closes its descriptor at the next
+    -- loop iteration, which settle() then waits for.)
     local function settle()
       local deadline = asyncio.get_running_loop():time() + 10 * support.SLOWDOWN
       local last, still = open_fds(), 0
@@ -103,14 +105,14 @@ describe("workers under load", function()
     end
     -- warm up: the allocator's per-thread arenas and Lua's own pools reach their size
     for i = 1, 20 do cycle(i) end
+    collectgarbage()
+    collectgarbage()
     settle()
-    collectgarbage()
-    collectgarbage()
     local fds, rss, lua_kib = open_fds(), resident_kib(), collectgarbage("count")
     for i = 1, WORKERS do cycle(i) end
+    collectgarbage()
+    collectgarbage()
     settle()
-    collectgarbage()
-    collectgarbage()
     assert.are.equal(fds, open_fds(), "descriptors")
     assert.is_true(collectgarbage("count") < lua_kib + 256,
       ("Lua memory %.0f KiB -> %.0f KiB"):format(lua_kib, collectgarbage("count")))
