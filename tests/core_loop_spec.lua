@@ -294,6 +294,15 @@ describe("asyncio.run", function()
     assert.are.equal("ab", asyncio.run(async(function(a, b) return a .. b end), "a", "b"))
   end)
 
+  -- Python: "a coroutine was expected, got 42"; the message names run, not a helper
+  it("a main that is not awaitable is an error naming run, at the caller's line", function()
+    local line = debug.getinfo(1, "l").currentline + 1
+    local ok, err = pcall(function() asyncio.run(42) end)
+    assert.is_false(ok)
+    assert.are.equal(("tests/core_loop_spec.lua:%d: asyncio.run: expected a coroutine object, "):format(line),
+      err:sub(1, #("tests/core_loop_spec.lua:%d: asyncio.run: expected a coroutine object, "):format(line)))
+  end)
+
   it("raises the main task's error unchanged", function()
     local e = { "mine" }
     local ok, err = pcall(asyncio.run, function() await(sleep(0)); error(e) end)

@@ -203,7 +203,12 @@ function M.run(main, ...)
   elseif asyncio.iscoroutine(main) then
     task = asyncio.create_task(main)
   else
-    task = ensure_future(main)
+    local ok, fut = pcall(ensure_future, main)
+    if not ok then -- ensure_future's words ("expected a coroutine object, ...") for run
+      if type(fut) == "string" then arg_error((fut:gsub("^.-ensure_future: ", "asyncio.run: ", 1))) end
+      error(fut, 0)
+    end
+    task = fut
   end
   local res = pack(pcall(core.run_until_complete, task))
   M._shutdown()
