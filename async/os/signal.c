@@ -251,10 +251,16 @@ static void interrupt_exit_now(void) {
   _exit(130);
 }
 
+/* Raises the interrupt in plain Lua code on the main thread. While the loop runs it stays
+   set and does nothing: the async, in the loop's next poll, cancels what the loop runs for
+   and removes it. Removing it here instead lost the interrupt when the loop stopped before
+   that poll, or had nothing left to cancel (the task a top-level await waits for finished
+   busy code, which only the async's turn ends): the main chunk went on as if no Ctrl-C. */
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
+  if (interrupt_loop != NULL && loop_is_running(interrupt_loop)) return;
   lua_sethook(L, NULL, 0, 0);
-  if (interrupt_loop == NULL || loop_is_running(interrupt_loop)) return; /* the async does it */
+  if (interrupt_loop == NULL) return;
   interrupt_delivered = 1;
   error_push(L, "CancelledError", "KeyboardInterrupt");
   lua_error(L);
@@ -299,6 +305,10 @@ static void interrupt_async_cb(uv_async_t *a) {
   /* interrupt_count 0: the interrupt was handled already (the hook raised it in busy code
      and the REPL reset the count) and this wake-up came late; it is no new Ctrl-C */
   if (interrupt_delivered || interrupt_L == NULL || interrupt_count == 0) return;
+  future *f = loop->running_until;
+  /* what a top-level await waits for is done already: too late to cancel it, and the loop
+     stops after this turn; the hook, still set, interrupts the main chunk when it goes on */
+  if (f && f->state != FUT_PENDING) return;
   lua_sethook(interrupt_L, NULL, 0, 0);
   if (interrupt_at_prompt) { /* the REPL is waiting for a line: Ctrl-C clears it */
     interrupt_count = 0;

@@ -119,6 +119,24 @@ LUA
 interrupt "$TMP/plain.lua"
 check "plain Lua code outside the loop is interrupted too" "plain cleanup"
 
+# the SIGINT comes while a task awaited at the top level runs busy code: the loop sees it
+# only once that task is done, too late to cancel it; the main chunk gets it then (it went
+# on as if there had been no Ctrl-C)
+cat >"$TMP/late.lua" <<'LUA'
+local c <close> = setmetatable({}, { __close = function() print("main chunk cleanup") end })
+local busy = async(function()
+  io.stderr:write("ready\n")
+  local t = os.clock()
+  while os.clock() - t < 1 do end
+  print("busy done")
+end)
+await(busy())
+while true do end
+LUA
+interrupt "$TMP/late.lua"
+check "a top-level await whose task ends before the loop sees the SIGINT: the main chunk is interrupted" \
+  $'busy done\nmain chunk cleanup'
+
 # a second Ctrl-C while the cleanup is still running exits at once. The pid comes from the
 # main task, so that the first SIGINT finds it running; stdout is emptied before the job
 # starts (its own redirection comes when it runs: the previous check's output, read as a
