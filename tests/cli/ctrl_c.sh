@@ -11,19 +11,25 @@ wait_for() {
   return 1
 }
 
+# interrupt_alua RUNNER: one SIGINT to the alua the timeout RUNNER runs. Not to timeout,
+# which passes it on only once it has noted its child's pid: on a loaded machine the child
+# can run up to "ready" before that, and timeout then exits 130 at once, alua left running.
+interrupt_alua() {
+  kill -INT $(cat "/proc/$1/task/$1/children")
+}
+
 # interrupt SCRIPT_FILE: runs it and sends one SIGINT once it has written "ready" on stderr,
 # at the point the check is about (a fixed delay raced a slow start: the signal came before
 # alua had its handler, or before the script was where the check wants it). timeout puts a
-# handler, not "ignore", on SIGINT: alua starts with the default action; --foreground: it
-# passes our one SIGINT on once (otherwise also to its group: twice). -k 30: the grace
-# timeout gives after passing a signal on, longer than any cleanup here takes under load.
+# handler, not "ignore", on SIGINT: alua starts with the default action. The signal goes to
+# alua itself (interrupt_alua), not through timeout.
 interrupt() {
   : >"$TMP/stdout"
   : >"$TMP/stderr" # before the job starts: its own redirections come when it runs
-  timeout --foreground -k 30 60 "$ALUA" "$1" >"$TMP/stdout" 2>"$TMP/stderr" &
+  timeout -k 5 60 "$ALUA" "$1" >"$TMP/stdout" 2>"$TMP/stderr" &
   local runner=$!
   wait_for ready "$TMP/stderr"
-  kill -INT "$runner"
+  interrupt_alua "$runner"
   wait "$runner"
   echo $? >"$TMP/status"
 }
@@ -191,11 +197,10 @@ interrupt_when_ready() {
   [ "${3:-}" = ignored ] && ignore=(sh -c 'trap "" INT; exec "$@"' sh)
   : >"$TMP/stdout"
   : >"$TMP/stderr"
-  # --foreground: timeout passes our one SIGINT on once (otherwise also to its group: twice)
-  timeout --foreground -k 30 60 "${ignore[@]}" "$ALUA" "$TMP/ready.lua" >"$TMP/stdout" 2>"$TMP/stderr" &
+  timeout -k 5 60 "${ignore[@]}" "$ALUA" "$TMP/ready.lua" >"$TMP/stdout" 2>"$TMP/stderr" &
   local runner=$!
   for _ in $(seq 300); do [ -s "$TMP/stdout" ] && break; sleep 0.1; done
-  kill -INT "$runner"
+  interrupt_alua "$runner"
   wait "$runner"
   status=$?
   out=$(cat "$TMP/stdout")
