@@ -314,19 +314,21 @@ local function send(conn, method, u, lines, given, body, decompress, hold)
   end
   local head
   if given == NO_HEADERS then
-    local heads = u.heads
+    -- per URL and method: the head's start, and the whole head of a request without
+    -- framing (two tables: no key built per request)
+    local heads, wholes = u.heads, u.wholes
     if heads == nil then
-      heads = {}
-      u.heads = heads
+      heads, wholes = {}, {}
+      u.heads, u.wholes = heads, wholes
     end
     local key = decompress and method or method .. "/identity"
     local start = heads[key]
     if start == nil then
       start = head_start(method, u, lines, given, decompress)
       heads[key] = start
-      heads[key .. "/whole"] = start .. "\r\n"
+      wholes[key] = start .. "\r\n"
     end
-    head = framing == nil and heads[key .. "/whole"] or start .. framing .. "\r\n"
+    head = framing == nil and wholes[key] or start .. framing .. "\r\n"
   else
     head = head_start(method, u, lines, given, decompress) .. (framing or "") .. "\r\n"
   end
