@@ -4,7 +4,12 @@
    checked. After WARMUP seconds the counters start; after SECONDS more it prints
      req_per_s=... mb_per_s=... p50_us=... p99_us=...
    (MB = 10^6 bytes of messages echoed; latency from the send to the last byte back).
-   usage: loadgen HOST PORT CONNS SIZE SECONDS [WARMUP] */
+   Given the server's pid it also prints cpu_us_per_req: the server's CPU time (user +
+   system, all its threads, from /proc/PID/stat) over the same measured window, divided
+   by the requests echoed in it.
+   usage: loadgen HOST PORT CONNS SIZE SECONDS [WARMUP [SERVER_PID]] */
+#include <unistd.h>
+
 #include "common.h"
 
 typedef struct conn {
@@ -28,6 +33,25 @@ static uint32_t *lat; /* latencies in ns while measuring */
 static size_t nlat, cap_lat;
 static uv_timer_t phase;
 static double warmup, seconds;
+static long server_pid; /* 0: not given */
+static double server_cpu_start;
+
+/* utime + stime of a process in seconds (every thread), or -1. */
+static double cpu_seconds(long pid) {
+  char path[64], text[1024];
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[n] = 0;
+  char *p = strrchr(text, ')'); /* the command name may hold spaces */
+  unsigned long utime, stime;
+  if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
+                   &stime) != 2)
+    return -1;
+  return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
 
 static void fail(const char *what, int err) {
   fprintf(stderr, "loadgen: %s: %s\n", what, uv_strerror(err));
@@ -113,14 +137,19 @@ static void stop_cb(uv_timer_t *t) {
   t_end = uv_hrtime();
   double secs = (t_end - t_start) / 1e9;
   qsort(lat, nlat, sizeof *lat, cmp_u32);
-  printf("req_per_s=%.0f mb_per_s=%.1f p50_us=%.1f p99_us=%.1f\n", requests / secs,
+  printf("req_per_s=%.0f mb_per_s=%.1f p50_us=%.1f p99_us=%.1f", requests / secs,
          requests * (double)size / secs / 1e6, pct(0.50), pct(0.99));
+  double cpu = server_pid ? cpu_seconds(server_pid) : -1;
+  if (cpu >= 0 && server_cpu_start >= 0 && requests > 0)
+    printf(" cpu_us_per_req=%.2f", (cpu - server_cpu_start) * 1e6 / (double)requests);
+  printf("\n");
   fflush(stdout);
   exit(0);
 }
 
 static void start_cb(uv_timer_t *t) {
   measuring = 1;
+  if (server_pid) server_cpu_start = cpu_seconds(server_pid);
   t_start = uv_hrtime();
   uv_timer_start(t, stop_cb, (uint64_t)(seconds * 1000), 0);
 }
@@ -141,7 +170,7 @@ static void connect_cb(uv_connect_t *req, int status) {
 
 int main(int argc, char **argv) {
   if (argc < 6) {
-    fprintf(stderr, "usage: loadgen HOST PORT CONNS SIZE SECONDS [WARMUP]\n");
+    fprintf(stderr, "usage: loadgen HOST PORT CONNS SIZE SECONDS [WARMUP [SERVER_PID]]\n");
     return 2;
   }
   const char *host = argv[1];
@@ -150,6 +179,11 @@ int main(int argc, char **argv) {
   size = (size_t)atol(argv[4]);
   seconds = atof(argv[5]);
   warmup = argc > 6 ? atof(argv[6]) : 0.5;
+  server_pid = argc > 7 ? atol(argv[7]) : 0;
+  if (server_pid && cpu_seconds(server_pid) < 0) {
+    fprintf(stderr, "loadgen: cannot read /proc/%ld/stat\n", server_pid);
+    return 2;
+  }
   if (nconns <= 0 || size == 0 || seconds <= 0) return 2;
   msg = malloc(size);
   for (size_t i = 0; i < size; i++) msg[i] = (char)('a' + (i * 7 + i / 251) % 26);
