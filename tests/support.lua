@@ -61,6 +61,20 @@ function M.tick(n)
   for _ = 1, n or 1 do await(asyncio.sleep(0)) end
 end
 
+-- The first line of a sanitizer's report in a child's output (ThreadSanitizer,
+-- AddressSanitizer, LeakSanitizer, UBSan), or nil: a child alua of a `make tsan` or
+-- `make check` run reports there, and its exit status alone may not show it.
+local SANITIZER_REPORTS = {
+  "WARNING: ThreadSanitizer:[^\n]*", "ERROR: %a*Sanitizer:[^\n]*", "[^\n]*: runtime error:[^\n]*",
+}
+function M.sanitizer_report(text)
+  for _, pattern in ipairs(SANITIZER_REPORTS) do
+    local line = text:match(pattern)
+    if line then return line end
+  end
+  return nil
+end
+
 -- Runs code in a fresh alua; returns its stdout and stderr together, and its exit status.
 function M.run_alua(code)
   local bin = os.getenv("ALUA_BIN") or "build/bin/alua"
