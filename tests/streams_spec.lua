@@ -533,6 +533,33 @@ describe("big transfers, many clients, flow control", function()
     close_server(server)
   end))
 
+  it("a reader that does not read buffers twice its limit, then the socket stops being read (as Python's StreamReader)",
+    in_task(function()
+      local payload = string.rep("0123456789", 20000)
+      local sent = asyncio.Event()
+      local server, port = server_with(function(_, w)
+        w:write(payload)
+        await(w:drain())
+        sent:set()
+        w:close()
+      end)
+      local r, w = await(open_connection("127.0.0.1", port, { limit = 1000 }))
+      await(asyncio.wait_for(sent:wait(), 10 * support.SLOWDOWN))
+      await(sleep(0.02)) -- a loop iteration that reads what the kernel holds
+      -- everything is in this side's kernel buffer; the stream took 2 x limit of it
+      local first = await(r:read(1000000))
+      assert.are.equal(2000, #first)
+      local got = { first }
+      while #table.concat(got) < #payload do
+        local data = await(r:read(1000000))
+        assert.is_true(#data > 0 and #data <= 2000, "read " .. #data .. " bytes at once")
+        got[#got + 1] = data
+      end
+      assert.is_true(table.concat(got) == payload)
+      w:close()
+      close_server(server)
+    end))
+
   it("16 MiB written at once, read with readexactly", in_task(function()
     local server, port = echo_server()
     local payload = string.rep("abcdefgh", 2 * 1024 * 1024)

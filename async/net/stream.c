@@ -15,7 +15,16 @@ static void stream_close_cb(uv_handle_t *h);
 static void stream_shutdown_obj(owned *o);
 static void stream_write_cb(uv_write_t *req, int status);
 
-static size_t read_target(const stream *s) { return s->want > s->limit ? s->want : s->limit; }
+/* How much the buffer may hold before the socket stops being read: twice the limit, as
+   Python's StreamReader pauses its transport above 2 x limit (or a larger readexactly's
+   n). A message of `limit` bytes then fits with room to spare: libuv's read comes back
+   short of the room and reading goes on, where a buffer bounded at the limit was full
+   after each such message and reading stopped and restarted (two epoll_ctl calls, one
+   failing with EEXIST) once per message of the 64 KiB echo. */
+static size_t read_target(const stream *s) {
+  size_t held = s->limit > BUF_MAX ? 2 * BUF_MAX : 2 * s->limit;
+  return s->want > held ? s->want : held;
+}
 
 /* A stream struct with its handle initialised, not yet tied to a Lua object. NULL if
    memory or libuv refuses. */
@@ -127,7 +136,7 @@ void stream_resume(stream *s) {
 }
 
 void stream_consume(stream *s, size_t n) {
-  readbuf_consume(&s->rb, n, s->limit);
+  readbuf_consume(&s->rb, n, read_target(s));
   stream_resume(s);
 }
 
