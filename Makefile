@@ -71,9 +71,17 @@ $(BUILD)/bin $(BUILD)/lib $(BUILD)/lua:
 $(LIBALUA): $(ASYNC_OBJ) $(VM_OBJ) | $(BUILD)/lib
 	rm -f $@ && ar rcs $@ $^
 
-# the command adds the REPL (readline) to the library
+# The command adds the REPL (readline) to the library, and links Lua statically, as
+# Debian's /usr/bin/lua5.4 does: its calls into Lua are direct rather than through
+# liblua5.4.so's PLT and position-independent code (spawn: -8 to -17% CPU per task,
+# bench/RESULTS.md, issue 22 session 5). The whole archive, exported by -Wl,-E, so that C
+# modules (cjson, LuaSocket) find every Lua function in the command. Embedders' libalua.so
+# stays on the shared liblua5.4.
+LUA_STATIC := $(shell pkg-config --variable=libdir lua5.4 2>/dev/null)/liblua5.4.a
 $(ALUA): $(BUILD)/obj/vm/main.o $(BUILD)/obj/vm/repl.o $(LIBALUA) | $(BUILD)/bin
-	$(CC) $(LDFLAGS) -Wl,-E -o $@ $(BUILD)/obj/vm/main.o $(BUILD)/obj/vm/repl.o $(LIBALUA) $(LIBS) -lreadline
+	$(CC) $(LDFLAGS) -Wl,-E -o $@ $(BUILD)/obj/vm/main.o $(BUILD)/obj/vm/repl.o $(LIBALUA) \
+	  -Wl,--whole-archive $(LUA_STATIC) -Wl,--no-whole-archive \
+	  $(filter-out -llua5.4,$(LIBS)) -lreadline -ldl
 
 $(SHLIB): $(ASYNC_OBJ) $(VM_OBJ) | $(BUILD)/lib
 	$(CC) $(LDFLAGS) -shared -Wl,-soname,libalua.so.$(SOVERSION) -o $@ $^ $(LIBS)

@@ -29,9 +29,9 @@ bench-smoke: all bench-progs
 	@ALUA=$(ALUA) BENCH_BIN=$(BUILD)/bench bench/run --smoke
 
 # alua linked against the static liblua5.4.a, whose symbol table names Lua's internal
-# functions (the shared library is stripped): for bench/profile. Same objects as the alua
-# command (vm/ files outside the library, e.g. main.c and the REPL), Lua linked statically.
-LUA_STATIC  := $(shell pkg-config --variable=libdir lua5.4 2>/dev/null)/liblua5.4.a
+# functions (the shared library is stripped): for bench/profile. The same objects and the
+# same static Lua as the alua command (which links it too since session 5), so that the
+# profiles stay valid when the command is built differently (make check's sanitizers).
 VM_CMD_OBJ  := $(patsubst vm/%.c,$(BUILD)/obj/vm/%.o,$(filter-out $(VM_SRC),$(wildcard vm/*.c)))
 .PHONY: bench-prof-bin bench-profile
 bench-prof-bin: $(BUILD)/bench/alua-prof
