@@ -225,8 +225,43 @@ time.sleep(10)
     server:close()
   end))
 
+  it("protect and newtry let the task wait inside them, and pass a cancellation through", support.in_task(function()
+    local server, client, peer = connected_pair()
+    local finalized = {}
+    local get = socket.protect(function(finalize_waits)
+      local try = socket.newtry(function()
+        if finalize_waits then socket.sleep(0.01) end -- a finalizer that waits
+        finalized[#finalized + 1] = finalize_waits and "waited" or "plain"
+      end)
+      local line = try(peer:receive()) -- waits for the client's line
+      try(line ~= "fail", "told to fail")
+      return line, "second"
+    end)
+    local t = asyncio.create_task(get)
+    support.tick(3)
+    client:send("hello\n")
+    assert.are.same({ "hello", "second" }, { await(t) })
+    client:send("fail\n")
+    assert.are.same({ nil, "told to fail" }, { get(true) })
+    assert.are.same({ "waited" }, finalized)
+    -- a cancellation is no try failure: it goes through protect, and no finalizer runs
+    local blocked = asyncio.create_task(get)
+    support.tick(3)
+    blocked:cancel()
+    local ok, err = pcall(await, blocked)
+    assert.is_false(ok)
+    assert.is_true(asyncio.CancelledError:is(err))
+    assert.are.same({ "waited" }, finalized)
+    assert.are.same({ "a", "b" }, { socket.skip(1, "x", "a", "b") })
+    assert.are.equal(0, select("#", socket.skip(3, "x")))
+    client:close()
+    peer:close()
+    server:close()
+  end))
+
   it("bad arguments raise errors that name the call", function()
     local t = socket.tcp()
+    assert.matches("bad argument #1 to 'protect' %(function expected", support.raises(socket.protect, 42))
     assert.matches("bad argument #1 to 'receive' %(invalid receive pattern%)", support.raises(t.receive, t, "*z"))
     assert.matches("bad argument #2 to 'connect' %(number expected", support.raises(t.connect, t, "127.0.0.1"))
     assert.matches("'setoption' %(unsupported option `nope'%)", support.raises(t.setoption, t, "nope", 1))

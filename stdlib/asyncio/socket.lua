@@ -363,34 +363,11 @@ end
 
 -- ---- error helpers: protect, newtry, try, skip --------------------------------------------
 
--- newtry's errors are boxed so that protect returns them and lets other errors through.
-local Boxed = {}
-
-function socket.newtry(finalizer)
-  return function(...)
-    if not ... then
-      if finalizer then finalizer() end
-      error(setmetatable({ (select(2, ...)) }, Boxed), 0)
-    end
-    return ...
-  end
-end
-
+-- newtry's errors are boxed so that protect returns them and lets other errors through;
+-- all three are C (async/net/luasocket.c), as LuaSocket's own: socket.http calls them a
+-- dozen times a request.
+socket.newtry, socket.protect, socket.skip = net.newtry, net.protect, net.skip
 socket.try = socket.newtry()
-
-local function unboxed(ok, ...)
-  if ok then return ... end
-  local err = ...
-  if getmetatable(err) == Boxed then return nil, err[1] end
-  error(err, 0)
-end
-
-function socket.protect(f)
-  if type(f) ~= "function" then error("bad argument #1 to 'protect' (function expected)", 2) end
-  return function(...) return unboxed(pcall(f, ...)) end
-end
-
-function socket.skip(d, ...) return select(d + 1, ...) end
 
 -- choose(table): a function dispatching on its first argument (socket.lua's helper)
 function socket.choose(t)
