@@ -35,6 +35,7 @@ local c = scenario("lines")
 for i = 1, 5 do say("lines " .. i, c:receive()) end
 say("lines after close", c:receive("*l"))
 say("count after close", c:receive(3))
+say("count after close, prefix", c:receive(3, "pp"))
 say("all after close", c:receive("*a"))
 c:close()
 say("receive on a closed socket", c:receive())

@@ -15,6 +15,7 @@ local concat = table.concat
 
 local read_some, wait_read, net_write = net.read_some, net.wait_read, net.write
 local drain_needed, wait_drain = net.drain_needed, net.wait_drain
+local parse_ip = net.parse_ip
 
 local tcp = {} -- the methods
 local TCP = { __index = tcp }
@@ -105,6 +106,11 @@ end
 -- a count: n bytes (gathered piece by piece: a large count never copies what it has)
 local function receive_count(self, prefix, n)
   local have = #self.buf - self.pos + 1
+  if have == 0 then -- nothing buffered (a reply's first read): what comes may hold it all
+    local err = fill(self)
+    if err then return nil, err, prefix end
+    have = #self.buf - self.pos + 1
+  end
   if have >= n then
     local data = sub(self.buf, self.pos, self.pos + n - 1)
     self.pos = self.pos + n
@@ -155,7 +161,7 @@ function tcp:receive(pattern, prefix)
   else
     prefix = lib.check_string("receive", prefix, 2)
   end
-  self.tm:markstart()
+  self.tm.start = false -- Timeout:markstart(), inlined on these hot paths
   if pattern == nil or pattern == "*l" then return receive_line(self, prefix) end -- the common case first
   local n = tonumber(pattern)
   if n then
@@ -209,7 +215,7 @@ function tcp:send(data, i, j)
     if i < 1 then i = 1 end
     if j > size then j = size end
   end
-  self.tm:markstart()
+  self.tm.start = false -- Timeout:markstart(), inlined on these hot paths
   local h = self.h
   if h == nil or self.wclosed then return nil, "closed", i - 1.0 end
   if i > j then return i - 1.0, nil, nil end
@@ -233,19 +239,28 @@ local function keepalive(self)
   return self.options.keepalive and 60 or nil
 end
 
--- Waits for the connection attempt self.pending; 1, or nil and the error.
+-- Waits for the connection attempt self.pending (its stream); 1, or nil and the error.
 local function finish_connect(self)
   local p = self.pending
-  local done = wait(wait_read(p.h), self.tm:left())
+  local done = wait(wait_read(p), self.tm:left())
   if not done then return nil, "timeout" end
   self.pending = nil
-  local ok, err = pcall(net.connect_finish, p.h)
+  local ok, err = pcall(net.connect_finish, p)
   if ok then
-    self.h, self.state = p.h, "client"
+    self.h, self.state = p, "client"
     return 1.0
   end
-  net.close(p.h)
+  net.close(p)
   return nil, message(err)
+end
+
+-- Starts connecting to one address and waits for it: 1, or nil and the error.
+local function connect_to(self, address, port)
+  local ok, h = pcall(net.tcp_connect, address, port, self.options["tcp-nodelay"], keepalive(self),
+    self.local_ip, self.local_port)
+  if not ok then return nil, message(h) end
+  self.pending = h
+  return finish_connect(self)
 end
 
 -- connect(host, port): each address of host in turn (of the socket's family, if it has
@@ -256,7 +271,7 @@ function tcp:connect(host, port)
   check(self, "connect")
   host = lib.check_string("connect", host, 1)
   port = lib.check_port("connect", port, 2)
-  self.tm:markstart()
+  self.tm.start = false -- Timeout:markstart(), inlined on these hot paths
   if self.pending then return finish_connect(self) end
   if self.closed then return nil, "closed" end
   if self.state == "client" then return nil, "already connected" end
@@ -268,19 +283,16 @@ function tcp:connect(host, port)
     if not ok or lhost == nil then return nil, "closed" end
     self.local_ip, self.local_port = lhost, lport
   end
+  local family = parse_ip(host)
+  if family and (self.family == nil or self.family == family) then -- an address: no lookup, no list
+    return connect_to(self, host, port)
+  end
   local list, err = lib.resolve(host, port, self.family, "stream")
   if not list then return nil, err end
   for _, ai in ipairs(list) do
-    local ok, h = pcall(net.tcp_connect, ai.address, port, self.options["tcp-nodelay"], keepalive(self),
-      self.local_ip, self.local_port)
-    if ok then
-      self.pending = { h = h }
-      local res
-      res, err = finish_connect(self)
-      if res or err == "timeout" then return res, err end
-    else
-      err = message(h)
-    end
+    local res
+    res, err = connect_to(self, ai.address, port)
+    if res or err == "timeout" then return res, err end
   end
   return nil, err
 end
@@ -319,7 +331,7 @@ end
 function tcp:accept()
   check(self, "accept", "server")
   local l = self.l
-  self.tm:markstart()
+  self.tm.start = false -- Timeout:markstart(), inlined on these hot paths
   while true do
     if l == nil then return nil, "closed" end
     local status, h, err = "ok", nil, nil
@@ -411,7 +423,7 @@ end
 function tcp:close()
   check(self, "close")
   if self.h then net.close(self.h) end
-  if self.pending then net.close(self.pending.h) end
+  if self.pending then net.close(self.pending) end
   if self.l then net.listener_close(self.l) end
   self.h, self.l, self.pending, self.closed = nil, nil, nil, true
   self.buf, self.pos = "", 1
@@ -480,7 +492,7 @@ function tcp:_writable()
 end
 
 function tcp:_write_waiter()
-  if self.pending then return wait_read(self.pending.h) end
+  if self.pending then return wait_read(self.pending) end
   if self.h then
     local ok, f = pcall(wait_drain, self.h)
     if ok then return f end
