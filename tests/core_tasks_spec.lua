@@ -72,6 +72,47 @@ describe("create_task", function()
   end)
 end)
 
+describe("anchoring", function()
+  -- a pending task nobody references lives in a registry slot of the loop's (anchor.c);
+  -- a done task gives it back, and the next tasks take the same slots again
+  it("a pending task nobody references survives collections; its slot is reused once it is done", function()
+    local reg = debug.getregistry()
+    local done = 0
+    local function batch()
+      for _ = 1, 200 do
+        create_task(function() await(sleep(0)); done = done + 1 end)
+      end
+      collectgarbage(); collectgarbage()
+      for _ = 1, 5 do await(sleep(0)) end
+    end
+    batch()
+    assert.are.equal(200, done)
+    local len = #reg
+    batch()
+    assert.are.equal(400, done)
+    assert.are.equal(len, #reg, "the second batch took new registry slots")
+  end)
+
+  it("slots given back do not disturb luaL_ref's own references", function()
+    -- cancel messages use luaL_ref on the same registry, between tasks that come and go
+    for round = 1, 3 do
+      local tasks = {}
+      for i = 1, 50 do
+        tasks[i] = create_task(function() await(sleep(10)) end)
+      end
+      await(sleep(0))
+      for i = 1, 50, 2 do tasks[i]:cancel("stop " .. round .. "." .. i) end
+      for i = 2, 50, 2 do tasks[i]:cancel() end
+      for i = 1, 50 do
+        local ok, err = pcall(await, tasks[i])
+        assert.is_false(ok)
+        assert.is_true(CancelledError:is(err))
+        if i % 2 == 1 then assert.are.equal("stop " .. round .. "." .. i, err.message) end
+      end
+    end
+  end)
+end)
+
 describe("task names", function()
   it("default to Task-N, can be given and changed (test_task_set_name)", function()
     local a = create_task(function() end)

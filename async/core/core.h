@@ -232,6 +232,12 @@ struct loop_state {
      slot i + 1, possibly a thread taken since (see loop_pool_take) */
   int pool_ref;
   int pool_count;
+  /* registry slots anchor.c handed out and took back (free, holding false) */
+  int *anchor_free;
+  int anchor_free_n, anchor_free_cap;
+  /* the Task metatable: its registry slot (creation) and address (type tests) */
+  int task_mt_ref;
+  const void *task_mt;
   lua_State *pool[LOOP_POOL_MAX];
   lua_State *pool_anchor[LOOP_POOL_MAX];
   const void *cancelled_mt; /* CancelledError instances' metatable, for fast tests */
@@ -273,6 +279,9 @@ int lost_init(loop_state *loop);
 void lost_close(loop_state *loop);
 void lost_watch(loop_state *loop); /* a task failed with nothing waiting on it */
 lua_State *loop_pool_take(lua_State *L, loop_state *loop);
+int anchor_take(lua_State *L, loop_state *loop); /* pops a value into a slot: its ref */
+void anchor_drop(lua_State *L, loop_state *loop, int ref);
+void anchor_close(loop_state *loop);
 void loop_pool_give(lua_State *L, loop_state *loop, lua_State *co);
 void loop_report(lua_State *L, const char *what, int erridx, const char *traceback);
 int loop_switch(lua_State *L, uv_loop_t *uv);

@@ -48,12 +48,12 @@ handle *handle_check(lua_State *L, int idx) { return type_check(L, idx, &type_ha
 /* A scheduled handle must run even if the caller drops it: anchor it until it runs. */
 void handle_anchor(lua_State *L, handle *h, int idx) {
   lua_pushvalue(L, idx);
-  h->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  h->ref = anchor_take(L, h->loop);
   h->wait.wake = handle_wake;
 }
 
 void handle_release(lua_State *L, handle *h) {
-  luaL_unref(L, LUA_REGISTRYINDEX, h->ref);
+  anchor_drop(L, h->loop, h->ref);
   h->ref = LUA_NOREF;
 }
 

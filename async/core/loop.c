@@ -271,6 +271,7 @@ void loop_close(lua_State *L, loop_state *loop) {
   /* on a host's loop we never run it: our closed handles are freed by its next iteration */
   free(loop->ready);
   free(loop->heap);
+  anchor_close(loop);
 }
 
 static int loop_gc(lua_State *L) {

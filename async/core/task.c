@@ -111,7 +111,8 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
   t->started = t->scheduled = t->must_cancel = t->deliver_cancel = t->is_main = 0;
   t->has_context = 0;
   t->id = ++loop->task_ids;
-  type_setmetatable(L, &type_task);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->task_mt_ref);
+  lua_setmetatable(L, -2);
   task *creator = task_of(L) ? task_of(L) : loop->current;
   if (creator ? creator->has_context : loop->top_has_context) context_inherit(L, loop, t);
   if (name_idx && !lua_isnil(L, name_idx)) {
@@ -125,7 +126,7 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
     lua_setiuservalue(L, -2, TUV_ARGS - 1 + i);
   }
   lua_pushvalue(L, -1);
-  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  t->ref = anchor_take(L, loop);
   live_link(loop, t);
   task_schedule(loop, t);
   debug_record(L, -1);
@@ -184,7 +185,7 @@ static void task_complete(lua_State *L, loop_state *loop, task *t, int state) {
   live_unlink(loop, t);
   timer_remove(loop, &t->base.timer); /* left armed by a sleep an error cut short */
   future_complete(&t->base, state);
-  luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+  anchor_drop(L, loop, t->ref);
   t->ref = LUA_NOREF;
 }
 
@@ -490,6 +491,13 @@ void task_open(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pushliteral(L, "Task");
   lua_setfield(L, -2, "__name");
-  lua_pop(L, 1);
+  /* task_create pushes the metatable from an array slot of the registry, not by a hash
+     look-up of its key; gather tests a child's by address */
+  loop_state *loop = loop_get(L);
+  loop->task_mt = lua_topointer(L, -1);
+  if (loop->task_mt_ref == 0)
+    loop->task_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  else
+    lua_rawseti(L, LUA_REGISTRYINDEX, loop->task_mt_ref);
   luaL_setfuncs(L, task_functions, 0);
 }
