@@ -3,45 +3,15 @@ local core = ...
 
 local M = {}
 
--- await(x): a coroutine object runs inline: coro_begin hands back its function and
--- arguments and the call below is a tail call, so chains of async calls use Lua stack,
--- not C stack (recursion as deep as plain Lua's). Everything else goes straight to the
--- C half, which returns results at once or suspends the task. await(await, f) is the
--- keyword transform's `await f(args)` (below).
-local await_step, coro_begin, CORO_MT = core.await_step, core.coro_begin, core._coro_mt
-local await_yield_once = core.await_yield_once
-local YIELD_ONCE = core.sleep(0) -- the one object sleep(0) returns: skip the metatable test
--- debug.getmetatable skips getmetatable's look-up of a __metatable field (a third of the
--- cost of an await of a Future); none of these metatables has one, so both agree
-local getmetatable = debug and debug.getmetatable or getmetatable
-
-local function call(fn, ...)
-  return fn(...)
-end
-
--- await(await, f): what the keyword transform makes of `await f(args)` (f a name or a
--- dotted chain), as `await(await, f)(args)`: await given itself (never an awaitable)
--- hands f to await_call (async/core/await.c), which returns what to call with the
--- arguments: inside a task an async function's body itself, run without making the
--- coroutine object f(args); else this closure.
--- `await asyncio.sleep(d)`, the commonest, skips await_call: sleep_await is called by the
--- awaiting body itself (one C frame fewer below a sleeping task: a CallInfo less per
--- sleeper) and does the top-level await itself outside a task.
+-- await is C (core.make_await, async/core/await.c): a coroutine object runs inline,
+-- anything else returns its results at once or suspends the task, and await(await, f),
+-- the keyword transform's `await f(args)`, returns what to call with the arguments (an
+-- async function's body itself inside a task). For any other callee f that is this
+-- closure, which awaits what f returns.
 local await
-local await_call = core.make_await_call(function(f)
+await = core.make_await(function(f)
   return function(...) return await(f(...)) end
 end)
-local SLEEP, sleep_await = core.sleep, core.sleep_await
-
-function await(x, f)
-  if x == YIELD_ONCE then return await_yield_once() end
-  if x == await then
-    if f == SLEEP then return sleep_await end
-    return await_call(f)
-  end
-  if getmetatable(x) == CORO_MT then return call(coro_begin(x)) end
-  return await_step(x)
-end
 M.await = await
 
 M.async = core.async

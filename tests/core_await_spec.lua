@@ -523,20 +523,83 @@ describe("deep recursion", function()
     assert.is_true(asyncio.CancelledError:is(raises(await, t)))
     assert.are.equal(10001, closed)
   end)
-end)
 
-describe("await's error messages", function()
-  it("name the user's line, not the stdlib's, for a bad operand", function()
-    local line = debug.getinfo(1, "l").currentline + 1
-    local err = raises(function() local r = await(42); return r end)
-    assert.truthy(err:find("core_await_spec.lua:" .. line .. ": await: expected a coroutine object", 1, true), err)
+  it("10000 deep through pcall at every level (each level a C call)", function()
+    -- await is C: each inline await nests a C call, and so does pcall; Lua allows 200
+    local prec
+    prec = async(function(n)
+      if n == 0 then
+        await(sleep(0))
+        return 0
+      end
+      local ok, v = pcall(await, prec(n - 1))
+      assert(ok, v)
+      return v + 1
+    end)
+    assert.are.equal(10000, await(create_task(prec(10000))))
   end)
 
-  it("name the user's line when a coroutine object is awaited twice", function()
-    local c = async(function() end)()
-    await(c)
-    local line = debug.getinfo(1, "l").currentline + 1
-    local err = raises(function() local r = await(c); return r end)
-    assert.truthy(err:find("core_await_spec.lua:" .. line .. ": await: coroutine", 1, true), err)
+  it("10000 deep inside a coroutine.wrap generator running in a task", function()
+    local gen = coroutine.wrap(function()
+      coroutine.yield(await(rec(10000)))
+      coroutine.yield("after")
+    end)
+    assert.are.equal(10000, gen())
+    assert.are.equal("after", gen())
+  end)
+
+  it("a deep chain that never suspends lets no other task run meanwhile", support.in_task(function()
+    local flat
+    flat = async(function(n)
+      if n == 0 then return 0 end
+      return await(flat(n - 1)) + 1
+    end)
+    local other_ran = false
+    local other = create_task(function() other_ran = true end)
+    assert.are.equal(10000, await(flat(10000)))
+    assert.is_false(other_ran, "awaiting a coroutine object went through the loop")
+    await(other)
+    assert.is_true(other_ran)
+  end))
+end)
+
+describe("what a task suspended in await keeps", function()
+  -- await is one C function called by the awaiting code: a suspended task's thread holds
+  -- its body and that C frame, no Lua frame of the stdlib in between (each frame a Lua
+  -- thread has made costs 64 bytes for as long as the thread lives)
+  local function frames_of(body)
+    local t = create_task(body)
+    await(sleep(0))
+    local frames = t:get_stack()
+    t:cancel()
+    pcall(await, t)
+    return frames
+  end
+
+  -- a chunk of its own, where `await f(args)` is the keyword form (this file passes
+  -- await around as a value, which turns the transform's shortcut off)
+  local function keyword_body(src, ...)
+    return assert(load("local asyncio, inner = ...; return function() " .. src .. " end"))(...)
+  end
+
+  it("await(future), await(sleep(d)), await sleep(d) and await of a Task: the body only", function()
+    local here = debug.getinfo(1, "S").short_src
+    local bodies = {
+      function() await(Future()) end,
+      function() await(sleep(60)) end,
+      function() await(create_task(function() await(sleep(60)) end)) end,
+    }
+    for i, body in ipairs(bodies) do
+      local frames = frames_of(body)
+      assert.are.equal(1, #frames, "case " .. i .. ": " .. #frames .. " frames")
+      assert.are.equal(here, frames[1].source)
+    end
+    assert.are.equal(1, #frames_of(keyword_body("await asyncio.sleep(60)", asyncio)))
+  end)
+
+  it("an async function awaited: its body and the caller's", function()
+    local async function inner() await(Future()) end
+    assert.are.equal(2, #frames_of(keyword_body("await inner()", asyncio, inner)))
+    assert.are.equal(3, #frames_of(function() await(inner()) end)) -- and await's C frame
   end)
 end)

@@ -4,7 +4,7 @@
 
 char await_tag; /* yielded by await: the task waits for the scheduler */
 
-/* Upvalues shared by l_core_await_step, sleep, l_core_ensure_future and l_core_create_task. */
+/* Upvalues shared by asyncio.await, sleep, l_core_ensure_future and l_core_create_task. */
 enum {
   UP_FUTURE_MT = 1,
   UP_TASK_MT,
@@ -12,7 +12,11 @@ enum {
   UP_OP_MT,
   UP_YIELD_ONCE,
   UP_SITES, /* site.c's table: where coroutine objects are made */
-  UP_COUNT = UP_SITES
+  UP_COUNT = UP_SITES,
+  /* asyncio.await only: */
+  UP_SLEEP_AWAIT, /* sleep_await over the upvalues above */
+  UP_CALLING,     /* the factory of `await f(args)`'s closure for an f other than these */
+  UP_AWAIT_COUNT = UP_CALLING
 };
 
 /* The closure `async(fn)` returns. Upvalues: fn, name, the coroutine metatable, the
@@ -84,40 +88,6 @@ void await_async_push(lua_State *L) {
   lua_pushcclosure(L, async_call, 4);
 }
 
-static int sleep_await(lua_State *L);
-
-/* core.await_call(f), which await(await, f) tail-calls: what the keyword transform's
-   `await f(args)` then calls with the arguments (await(await, f)(args)). Inside a task,
-   for an async function its body, which thus runs inline as awaiting the coroutine
-   object f(args) would run it, without making that object; for asyncio.sleep a body
-   that sleeps. Else (another callable, or top-level await) `function(...) return
-   await(f(...)) end`, from the factory in upvalue 1. */
-static int await_call(lua_State *L) {
-  lua_CFunction fn = lua_tocfunction(L, 1);
-  if ((fn == async_call || fn == l_core_sleep) && task_of(L) != NULL) {
-    if (fn == l_core_sleep)
-      lua_pushcfunction(L, sleep_await);
-    else
-      lua_getupvalue(L, 1, 1);
-    return 1;
-  }
-  if (!lua_isfunction(L, 1) && luaL_getmetafield(L, 1, "__call") == LUA_TNIL)
-    return argcheck_error(L, "attempt to call a %s value", luaL_typename(L, 1));
-  lua_settop(L, 1);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_call(L, 1, 1);
-  return 1;
-}
-
-/* core.make_await_call(factory) -> await_call with its factory. */
-static int l_core_make_await_call(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  lua_settop(L, 1);
-  lua_pushcclosure(L, await_call, 1);
-  return 1;
-}
-
 /* asyncio.iscoroutinefunction(f), asyncio.iscoroutine(x) */
 static int l_core_iscoroutinefunction(lua_State *L) {
   lua_pushboolean(L, is_async_function(L, 1));
@@ -161,14 +131,14 @@ static future *task_from_coro(lua_State *L, loop_state *loop, int idx, int name_
   return lua_touserdata(L, idx);
 }
 
-static int l_core_await_step(lua_State *L);
+static int l_core_await(lua_State *L);
 
 /* Replaces the awaitable at idx (a Future, an operation, anything with __await) by a new
-   Task whose body awaits it. Must run in a function with l_core_await_step's upvalues. */
+   Task whose body awaits it. Must run in a function with await's upvalues. */
 static future *task_awaiting(lua_State *L, loop_state *loop, int idx, int name_idx) {
   idx = lua_absindex(L, idx);
   for (int i = 1; i <= UP_COUNT; i++) lua_pushvalue(L, lua_upvalueindex(i));
-  lua_pushcclosure(L, l_core_await_step, UP_COUNT);
+  lua_pushcclosure(L, l_core_await, UP_COUNT);
   lua_pushvalue(L, idx);
   task_create(L, loop, -2, 1, name_idx);
   lua_replace(L, idx);
@@ -332,32 +302,25 @@ static int sleep_task_body(lua_State *L) {
 }
 
 static int yield_once(lua_State *L, task *t);
+static int await_top_level(lua_State *L, loop_state *loop);
 
-/* `await asyncio.sleep(delay, ...)` in keyword syntax, inside a task (await_call runs this
-   as sleep's body): [delay in seconds, results...]; sleep(0) yields once, as the object
-   sleep(0) returns does. */
+/* `await asyncio.sleep(delay, ...)` in keyword syntax: what asyncio.await returns for
+   await(await, asyncio.sleep), called by the awaiting code itself with [delay in seconds,
+   results...]. Inside a task it sleeps (sleep(0) yields once, as the object sleep(0)
+   returns does); outside, it is the top-level await of sleep(...)'s coroutine object. */
 static int sleep_await(lua_State *L) {
+  task *t = task_of(L);
+  if (t == NULL) {
+    l_core_sleep(L);
+    lua_replace(L, 1);
+    lua_settop(L, 1);
+    return await_top_level(L, loop_get(L));
+  }
   int isint;
   if (lua_gettop(L) == 1 && lua_type(L, 1) == LUA_TNUMBER && lua_tointegerx(L, 1, &isint) == 0 &&
       isint)
-    return yield_once(L, task_of(L));
+    return yield_once(L, t);
   return sleep_task_body(L);
-}
-
-static int await_top_level(lua_State *L, loop_state *loop);
-
-/* core.sleep_await, what await's Lua half returns for `await asyncio.sleep(...)` in
-   keyword syntax (await(await, asyncio.sleep)(...)) instead of asking await_call: the
-   awaiting body calls it itself, so a sleeping task's deepest call is this C frame, one
-   below the body, and its thread keeps one CallInfo (80 bytes with malloc's header)
-   fewer than when await_call ran a level deeper. Outside a task it is the top-level await
-   of sleep(...)'s coroutine object, as await_call's other path gives. */
-static int l_core_sleep_await(lua_State *L) {
-  if (task_of(L) != NULL) return sleep_await(L);
-  l_core_sleep(L);
-  lua_replace(L, 1);
-  lua_settop(L, 1);
-  return await_top_level(L, loop_get(L));
 }
 
 /* ---- await ------------------------------------------------------------------------ */
@@ -399,16 +362,6 @@ static int yield_once(lua_State *L, task *t) {
   task_schedule(t->base.loop, t);
   lua_pushlightuserdata(L, &await_tag);
   return lua_yieldk(L, 1, 0, await_yield_once_k);
-}
-
-/* await's Lua half calls this for sleep(0)'s object: no type tests. Outside a task it
-   is top-level await, as l_core_await_step does. */
-static int l_core_await_yield_once(lua_State *L) {
-  task *t = task_of(L);
-  if (t != NULL) return yield_once(L, t);
-  lua_settop(L, 0);
-  lua_pushvalue(L, lua_upvalueindex(UP_YIELD_ONCE));
-  return await_top_level(L, loop_get(L));
 }
 
 static void check_can_suspend(lua_State *L) {
@@ -461,35 +414,96 @@ static int await_top_level(lua_State *L, loop_state *loop) {
   return future_push_outcome(L, f, 1);
 }
 
-static int l_core_run_until_complete(lua_State *L);
+/* ---- a coroutine object, run inline ------------------------------------------------ */
 
-static int await_call_k(lua_State *L, int status, lua_KContext ctx) {
+char await_restack_tag; /* yielded by an inline await deep in the C stack: resume at once */
+
+/* How much C stack a thread's inline awaits may use between two resumes before one
+   yields to unwind it. Each inline await is a C call (lua_callk, and Lua's fresh
+   luaV_execute below it), and Lua allows LUAI_MAXCCALLS (200) nested C calls: with
+   ~0.5-1 KiB per level (more under ASan) this stops a chain of awaits well before that,
+   leaving the rest for the user's own pcalls, metamethods and iterators. */
+#define AWAIT_INLINE_C_STACK (24 * 1024)
+
+/* The coroutine object's function returned: its results are await's. */
+static int await_inline_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
   return lua_gettop(L) - 1;
 }
 
-/* await(x) for a coroutine object x: returns the function to call and its arguments,
-   and await's Lua half makes that call a tail call, so nested awaits of async functions
-   use no C stack and no thread. Outside a task, returns l_core_run_until_complete and x. */
-static int l_core_coro_begin(lua_State *L) {
-  lua_settop(L, 1);
-  if (task_of(L) == NULL) {
-    for (int i = 1; i <= UP_COUNT; i++) lua_pushvalue(L, lua_upvalueindex(i));
-    lua_pushcclosure(L, l_core_run_until_complete, UP_COUNT);
-    lua_insert(L, 1);
-    return 2;
-  }
-  return coro_take(L, 1, "await") + 1;
+/* Runs the function and arguments above index 1 (coro_take's) and returns its results. */
+static int await_inline_call(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  lua_callk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, await_inline_k);
+  return await_inline_k(L, LUA_OK, 0);
 }
 
-/* The C half of await(x) for everything but coroutine objects. Inside a task: returns
-   x's results at once if it is done, else suspends the task until it is. */
-static int l_core_await_step(lua_State *L) {
-  lua_settop(L, 1);
+/* await(x) for a coroutine object x inside task t: its function runs here, in the
+   awaiting task, as a call from this C function (with a continuation, so that it can
+   suspend). A chain of such awaits nests C calls, which Lua bounds: once this resume of
+   the thread has used AWAIT_INLINE_C_STACK, the thread yields await_restack_tag, which
+   its resumer (task_step, or coroutine.resume/wrap) answers by resuming it at once:
+   Lua then continues from the continuations, on an empty C stack. Nothing else runs in
+   between, so async recursion is as deep as Lua's stack allows, as awaiting a coroutine
+   object in Python runs it without the loop. A sleep's object sleeps from here. */
+static int await_coro(lua_State *L, task *t) {
+  if (coro_is_sleep(L, 1)) {
+    coro_take(L, 1, "await"); /* [x, sleep_body, delay ns, results...] */
+    lua_rotate(L, 1, -2);
+    lua_pop(L, 2);
+    return sleep_body(L);
+  }
+  coro_take(L, 1, "await");
+  uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+  uintptr_t base = t->base.loop->resume_frame;
+  if (base > here && base - here > AWAIT_INLINE_C_STACK && lua_isyieldable(L)) {
+    lua_pushlightuserdata(L, &await_restack_tag);
+    return lua_yieldk(L, 1, 0, await_inline_call);
+  }
+  return await_inline_call(L, LUA_OK, 0);
+}
+
+/* ---- asyncio.await ----------------------------------------------------------------- */
+
+/* await(await, f): the keyword transform's `await f(args)` (f a name or a dotted chain),
+   as `await(await, f)(args)`; await given itself (never an awaitable) returns what to
+   call with the arguments. Inside a task, for an async function its body, which thus
+   runs inline as awaiting the coroutine object f(args) would run it, without making that
+   object; for asyncio.sleep a C function that sleeps, called by the awaiting body
+   itself: a sleeping task's deepest call is one below its body. Else (another callable,
+   or top-level await) `function(...) return await(f(...)) end`, from the factory in
+   upvalue UP_CALLING. */
+static int await_keyword(lua_State *L, task *t) {
+  lua_CFunction fn = lua_tocfunction(L, 2);
+  if (fn == async_call && t != NULL) {
+    lua_getupvalue(L, 2, 1);
+    return 1;
+  }
+  if (fn == l_core_sleep) {
+    lua_pushvalue(L, lua_upvalueindex(UP_SLEEP_AWAIT));
+    return 1;
+  }
+  if (!lua_isfunction(L, 2) && luaL_getmetafield(L, 2, "__call") == LUA_TNIL)
+    return argcheck_error(L, "attempt to call a %s value", luaL_typename(L, 2));
+  lua_settop(L, 2);
+  lua_pushvalue(L, lua_upvalueindex(UP_CALLING));
+  lua_insert(L, 2);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+/* asyncio.await(x): inside a task, x's results at once if it is done (a coroutine object
+   runs inline), else the task suspends until it is; outside, top-level await. The whole
+   dispatch is C, called by the awaiting code itself: a task suspended in await (or in
+   sleep_await) keeps one C frame below its body. The most frequent kinds first. */
+static int l_core_await(lua_State *L) {
   task *t = task_of(L);
+  if (lua_tocfunction(L, 1) == l_core_await) return await_keyword(L, t);
+  lua_settop(L, 1);
   for (int depth = 0; depth < 8; depth++) {
-    if (lua_getmetatable(L, 1)) { /* the most frequent kinds first */
+    if (lua_getmetatable(L, 1)) {
       if (lua_rawequal(L, -1, lua_upvalueindex(UP_FUTURE_MT)) ||
           lua_rawequal(L, -1, lua_upvalueindex(UP_TASK_MT))) {
         lua_pop(L, 1);
@@ -500,19 +514,15 @@ static int l_core_await_step(lua_State *L) {
         if (f == &t->base) return argcheck_error(L, "await: a task cannot await itself");
         return await_suspend(L, t, f, await_future_k);
       }
+      if (lua_rawequal(L, -1, lua_upvalueindex(UP_CORO_MT))) {
+        lua_pop(L, 1);
+        if (t == NULL) break; /* top level: runs as the main task */
+        return await_coro(L, t);
+      }
       if (lua_rawequal(L, -1, lua_upvalueindex(UP_OP_MT))) {
         lua_pop(L, 1);
         if (t == NULL) break; /* top level: runs as the main task */
         return op_await(L, t);
-      }
-      if (lua_rawequal(L, -1, lua_upvalueindex(UP_CORO_MT))) {
-        /* reached through __await (await's Lua half sends coroutine objects to
-           l_core_coro_begin): run it inline here, on the C stack */
-        lua_pop(L, 1);
-        if (t == NULL) break; /* top level: runs as the main task */
-        int nargs = coro_take(L, 1, "await");
-        lua_callk(L, nargs, LUA_MULTRET, 0, await_call_k);
-        return await_call_k(L, LUA_OK, 0);
       }
       lua_pop(L, 1);
       if (luaL_getmetafield(L, 1, "__await") != LUA_TNIL) {
@@ -530,6 +540,18 @@ static int l_core_await_step(lua_State *L) {
     return not_awaitable_error(L, 1, "await", "a coroutine object, Task or Future");
   }
   return await_top_level(L, loop_get(L));
+}
+
+/* core.make_await(factory) -> asyncio.await, with the factory of await(await, f)'s
+   closure for callables other than async functions and sleep. */
+static int l_core_make_await(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  for (int i = 1; i <= UP_COUNT; i++) lua_pushvalue(L, lua_upvalueindex(i));
+  for (int i = 1; i <= UP_COUNT; i++) lua_pushvalue(L, lua_upvalueindex(i));
+  lua_pushcclosure(L, sleep_await, UP_COUNT);
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, l_core_await, UP_AWAIT_COUNT);
+  return 1;
 }
 
 /* asyncio.run_until_complete(aw): top-level await as a function, for asyncio.run. */
@@ -558,11 +580,8 @@ static int l_core_run_loop(lua_State *L) {
 }
 
 static const luaL_Reg await_functions[] = {
-    {"await_step", l_core_await_step},
-    {"await_yield_once", l_core_await_yield_once},
-    {"coro_begin", l_core_coro_begin},
+    {"make_await", l_core_make_await},
     {"sleep", l_core_sleep},
-    {"sleep_await", l_core_sleep_await},
     {"ensure_future", l_core_ensure_future},
     {"create_task", l_core_create_task},
     {"run_until_complete", l_core_run_until_complete},
@@ -575,7 +594,6 @@ static const luaL_Reg plain_functions[] = {
     {"iscoroutine", l_core_iscoroutine},
     {"_loop_is_running", l_core_loop_is_running},
     {"_run_loop", l_core_run_loop},
-    {"make_await_call", l_core_make_await_call},
     {NULL, NULL},
 };
 
@@ -583,13 +601,13 @@ static const luaL_Reg plain_functions[] = {
    upvalues, which await_to_future reads: gather.c's gather turns its arguments into
    futures so. */
 void await_setfuncs(lua_State *L, const luaL_Reg *fns) {
-  lua_getfield(L, -1, "await_step");
+  lua_getfield(L, -1, "make_await");
   for (int i = 1; i <= UP_COUNT; i++) lua_getupvalue(L, -i, i);
   lua_remove(L, -(UP_COUNT + 1));
   luaL_setfuncs(L, fns, UP_COUNT);
 }
 
-/* Adds async, await's C half and the task makers to the table on top; the Future, Task
+/* Adds async, await's maker and the task makers to the table on top; the Future, Task
    and coroutine metatables must exist. */
 void await_open(lua_State *L) {
   luaL_getmetatable(L, FUTURE_MT);
@@ -600,6 +618,4 @@ void await_open(lua_State *L) {
   site_table_push(L);
   luaL_setfuncs(L, await_functions, UP_COUNT);
   luaL_setfuncs(L, plain_functions, 0);
-  luaL_getmetatable(L, CORO_MT);
-  lua_setfield(L, -2, "_coro_mt");
 }

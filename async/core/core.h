@@ -223,7 +223,10 @@ struct loop_state {
   size_t heap_count, heap_cap;
   uint64_t timer_seq;
   /* tasks */
-  task *current;    /* the task being resumed, or NULL */
+  task *current; /* the task being resumed, or NULL */
+  /* the C frame that resumed the running Lua thread (task_step, coroutine.resume):
+     how much C stack its inline awaits have used (await.c) */
+  uintptr_t resume_frame;
   task *live_first; /* pending tasks, for all_tasks() and shutdown */
   size_t live_count;
   uint64_t task_ids;
@@ -335,6 +338,12 @@ void loop_interrupt(loop_state *loop, const char *message);
 /* ---- await, async and coroutine objects -------------------------------- */
 
 extern char await_tag; /* address yielded by await: "suspended for the scheduler" */
+/* Yielded by an inline await deep in the C stack: its resumer (task_step, coroutine.resume
+   and wrap) resumes it again at once, on an empty C stack (await.c). */
+extern char await_restack_tag;
+static inline int await_is_restack(lua_State *co, int status, int nres) {
+  return status == LUA_YIELD && nres == 1 && lua_touserdata(co, -1) == &await_restack_tag;
+}
 /* What calling an async function returns (coro.c): its function and arguments, not yet
    run. User values: 1 = the function, 2 = the async function's name (or nil), 3.. = args. */
 typedef struct coro {
