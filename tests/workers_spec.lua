@@ -436,6 +436,53 @@ describe("terminate", function()
     assert.matches("KeyboardInterrupt\n$", err)
     assert.is_nil(support.sanitizer_report(err), err)
   end)
+
+  -- The kernel gives a signal sent to the process to any thread that does not block it,
+  -- and alua's Ctrl-C handler hooks the main lua_State, which only the main thread may do.
+  it("Ctrl-C reaches the main thread only, while a worker, to_thread and libuv's pool are busy", function()
+    local path = script [[
+      asyncio.parent:send("up")
+      while true do end
+    ]]
+    local fifo = dir .. "/held_pool.fifo"
+    assert(os.execute("mkfifo '" .. fifo .. "'"))
+    -- UV_THREADPOOL_SIZE=1: libuv's one thread is held in the open of a FIFO nobody writes
+    -- to yet, to_thread's thread and the worker's spin
+    local p = await(asyncio.create_subprocess_exec("env", "UV_THREADPOOL_SIZE=1",
+      os.getenv("ALUA_BIN") or "build/bin/alua", "-e",
+      ([[local w = await asyncio.start_worker(%q)
+         assert(await w:recv() == "up")
+         local held = asyncio.create_task(asyncio.fs.open(%q))
+         local job = asyncio.to_thread(function() while true do end end)
+         await asyncio.sleep(0)
+         print("started") io.stdout:flush()
+         await job]]):format(path, fifo),
+      { stdout = asyncio.PIPE, stderr = asyncio.PIPE }))
+    assert.are.equal("started\n", within(10, p.stdout:readline()))
+
+    local tasks = ("/proc/%d/task/"):format(p.pid)
+    local threads, takers = 0, {}
+    for _, entry in ipairs(within(10, asyncio.fs.scandir(tasks))) do
+      local status = read_file(tasks .. entry.name .. "/status") or ""
+      local blocked = tonumber(status:match("SigBlk:%s*(%x+)") or "0", 16)
+      threads = threads + 1
+      if tonumber(entry.name) ~= p.pid and blocked & (1 << (2 - 1)) == 0 then -- SIGINT is 2
+        takers[#takers + 1] = entry.name .. " " .. (status:match("Name:%s*([^\n]*)") or "?")
+      end
+    end
+    assert.is_true(threads >= 4, "main, the worker, to_thread's and libuv's threads: " .. threads)
+    assert.are.same({}, takers, "threads other than the main one that take SIGINT")
+
+    p:send_signal("SIGINT")
+    local release = await(asyncio.create_subprocess_exec("sh", "-c", ': > "$1"', "sh", fifo))
+    local released = pcall(within, 10, release:wait())
+    if not released then release:kill() end
+    local _, err = within(10, p:communicate())
+    assert.is_true(released, "the FIFO was never opened for reading")
+    assert.are.equal(130, p.returncode, err)
+    assert.matches("KeyboardInterrupt\n$", err)
+    assert.is_nil(support.sanitizer_report(err), err)
+  end)
 end)
 
 describe("to_thread", function()

@@ -4,6 +4,7 @@
 #ifndef ALUA_ASYNC_CORE_H
 #define ALUA_ASYNC_CORE_H
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -455,6 +456,18 @@ void request_refuse(lua_State *L, int objidx);
 request_fate request_end(request *r, void **obj); /* in the completion, first */
 void request_detach(void *obj); /* the object's __gc: a pending request goes on alone, cancelled */
 void request_cancel(void *obj); /* its awaiter was cancelled: cancels a pending request */
+
+/* ---- the process's signals go to the main thread (sigmask.c) ------------------ */
+
+/* Blocks the signals sent to the process (SIGINT, SIGTERM, SIGCHLD...) in the calling
+   thread; *saved gets the mask to put back with sigmask_restore. */
+void sigmask_block_process(sigset_t *saved);
+void sigmask_restore(const sigset_t *saved);
+/* uv_thread_create, the new thread starting with the process's signals blocked. */
+int sigmask_thread_create(uv_thread_t *tid, void (*entry)(void *), void *arg);
+/* Before a request on libuv's thread pool: the first call makes that pool (libuv makes
+   it at its first request) with the process's signals blocked; later calls return. */
+void sigmask_start_uv_pool(void);
 
 /* ---- the module (module.c) ------------------------------------------------ */
 

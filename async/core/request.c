@@ -14,6 +14,7 @@ static void request_cancel_owned(owned *o) {
 }
 
 future *request_push(lua_State *L, size_t size, int nuv, const char *mt) {
+  sigmask_start_uv_pool(); /* the request that follows may be libuv's first */
   request **obj = lua_newuserdatauv(L, size, nuv);
   memset(obj, 0, size);
   luaL_setmetatable(L, mt);

@@ -50,7 +50,6 @@ lua_State *worker_newstate(void);
 int worker_loadfile(lua_State *L, const char *path);
 int worker_msgh(lua_State *L); /* {error, traceback} for a failure that crosses threads */
 copy_msg *worker_encode_error(lua_State *L, int idx);
-void worker_block_signals(void);
 void worker_open(lua_State *L);
 void thread_pool_open(lua_State *L);
 

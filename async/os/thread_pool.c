@@ -160,8 +160,7 @@ static int job_run(lua_State *L) {
 
 static void pool_thread_main(void *arg) {
   pool_thread *pt = arg;
-  thread_pool *p = pt->pool;
-  worker_block_signals();
+  thread_pool *p = pt->pool; /* the process's signals are blocked here (sigmask.c) */
   lua_State *L = worker_newstate();
   if (L) {
     loop_state *loop = loop_get(L);
@@ -441,7 +440,7 @@ static int l_core_to_thread_submit(lua_State *L) {
     pt = calloc(1, sizeof *pt);
     if (pt) {
       pt->pool = p;
-      if (uv_thread_create(&pt->tid, pool_thread_main, pt) == 0) {
+      if (sigmask_thread_create(&pt->tid, pool_thread_main, pt) == 0) {
         pt->next = p->threads;
         p->threads = pt;
         p->nthreads++;

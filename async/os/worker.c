@@ -373,16 +373,6 @@ static int spin_for_message(worker *w, spin *sp, msgq *q, uv_loop_t *uv) {
 
 /* ---- the worker's thread -------------------------------------------------------------- */
 
-/* Signals meant for the process are handled by the main thread (Ctrl-C, SIGTERM), never
-   in the middle of a worker's Lua. */
-void worker_block_signals(void) {
-  sigset_t set;
-  sigemptyset(&set);
-  int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD, SIGWINCH, SIGALRM};
-  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaddset(&set, sigs[i]);
-  pthread_sigmask(SIG_BLOCK, &set, NULL);
-}
-
 static void parent_notify(worker *w) { wakeup_send(w->parent_wake); }
 
 /* Cancels every task of the worker's loop, as Ctrl-C does in alua, and stops the loop. */
@@ -563,8 +553,7 @@ static int worker_run(lua_State *L) {
 }
 
 static void worker_thread(void *arg) {
-  worker *w = arg;
-  worker_block_signals();
+  worker *w = arg; /* the process's signals are blocked here (sigmask_thread_create) */
   lua_State *L = worker_newstate();
   if (L == NULL) {
     uv_mutex_lock(&w->lock);
@@ -728,7 +717,7 @@ static int l_core_worker_start(lua_State *L) {
     uv_prepare_init(loop->uv, w->parent_prepare);
     w->parent_prepare->data = w;
     uv_unref((uv_handle_t *)w->parent_prepare);
-    rc = uv_thread_create(&w->thread, worker_thread, w);
+    rc = sigmask_thread_create(&w->thread, worker_thread, w);
     if (rc != 0) {
       wakeup_close(w->parent_wake);
       w->parent_wake = NULL;
