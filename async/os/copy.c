@@ -1,6 +1,5 @@
 /* copy.c — values copied between Lua states (workers, to_thread): a flat encoding that
    any thread can hold, decoded in the receiving state. */
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,7 +70,7 @@ static void put(encoder *e, const void *p, size_t n) {
     size_t cap = s->cap ? s->cap : 256;
     while (cap - s->len < n) cap *= 2;
     char *d = realloc(s->data, cap);
-    if (d == NULL) luaL_error(e->L, "%s: out of memory", e->fname);
+    if (d == NULL) argcheck_error(e->L, "%s: out of memory", e->fname);
     s->data = d;
     s->cap = cap;
   }
@@ -141,18 +140,6 @@ static void push_path(encoder *e) {
   luaL_pushresult(&b);
 }
 
-/* Raises "fname: message" at the line of the call (the user's call of send). */
-static int encode_error(encoder *e, const char *fmt, ...) {
-  lua_State *L = e->L;
-  luaL_where(L, 1);
-  va_list ap;
-  va_start(ap, fmt);
-  lua_pushvfstring(L, fmt, ap);
-  va_end(ap);
-  lua_concat(L, 2);
-  return lua_error(L);
-}
-
 static void encode_value(encoder *e, int idx);
 
 static void encode_table(encoder *e, int idx) {
@@ -172,8 +159,8 @@ static void encode_table(encoder *e, int idx) {
   lua_pop(L, 1);
   if (e->depth >= COPY_MAX_DEPTH) {
     push_path(e);
-    encode_error(e, "%s: %s is nested more than %d tables deep", e->fname, lua_tostring(L, -1),
-                 COPY_MAX_DEPTH);
+    argcheck_error(L, "%s: %s is nested more than %d tables deep", e->fname, lua_tostring(L, -1),
+                   COPY_MAX_DEPTH);
   }
   luaL_checkstack(L, 6, "copying a value");
   lua_pushvalue(L, idx);
@@ -199,8 +186,8 @@ static void encode_table(encoder *e, int idx) {
         kt == LUA_TLIGHTUSERDATA) {
       e->depth--;
       push_path(e);
-      encode_error(e, "%s: a key of %s is a %s", e->fname, lua_tostring(L, -1),
-                   luaL_typename(L, top - 1));
+      argcheck_error(L, "%s: a key of %s is a %s", e->fname, lua_tostring(L, -1),
+                     luaL_typename(L, top - 1));
     }
     encode_value(e, top - 1);
     encode_value(e, top);
@@ -237,10 +224,10 @@ static void encode_value(encoder *e, int idx) {
     case LUA_TTABLE: encode_table(e, idx); break;
     default:
       push_path(e);
-      encode_error(e,
-                   "%s: %s is a %s (only nil, booleans, numbers, strings and tables of them "
-                   "can be copied to another thread)",
-                   e->fname, lua_tostring(L, -1), luaL_typename(L, idx));
+      argcheck_error(L,
+                     "%s: %s is a %s (only nil, booleans, numbers, strings and tables of them "
+                     "can be copied to another thread)",
+                     e->fname, lua_tostring(L, -1), luaL_typename(L, idx));
   }
 }
 
@@ -280,7 +267,7 @@ copy_msg *copy_encode(lua_State *L, int first, int n, const char *fname, const c
   size_t len;
   const char *data = copy_encode_scratch(L, first, n, fname, root, indexed, &len);
   copy_msg *m = malloc(sizeof *m + len);
-  if (m == NULL) luaL_error(L, "%s: out of memory", fname);
+  if (m == NULL) argcheck_error(L, "%s: out of memory", fname);
   m->next = NULL;
   m->len = len;
   memcpy(m->data, data, len);

@@ -289,13 +289,13 @@ static thread_pool *pool_get(lua_State *L) {
   if (p == NULL || a == NULL || uv_mutex_init(&p->lock) != 0) {
     free(p);
     free(a);
-    luaL_error(L, "to_thread: out of memory");
+    argcheck_error(L, "to_thread: out of memory");
   }
   if (uv_cond_init(&p->cond) != 0 || uv_async_init(loop_get(L)->uv, a, pool_wake_cb) != 0) {
     uv_mutex_destroy(&p->lock);
     free(p);
     free(a);
-    luaL_error(L, "to_thread: cannot create the pool's wake-up handle");
+    argcheck_error(L, "to_thread: cannot create the pool's wake-up handle");
   }
   a->data = p;
   uv_unref((uv_handle_t *)a);
@@ -334,7 +334,8 @@ static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
 /* Pushes fn's bytecode (made once per function), after checking it can run elsewhere. */
 static void push_bytecode(lua_State *L, int fn) {
   if (lua_iscfunction(L, fn))
-    luaL_error(L, "to_thread: fn is a C function (give a Lua function, or \"module:function\")");
+    argcheck_error(L,
+                   "to_thread: fn is a C function (give a Lua function, or \"module:function\")");
   const char *up = lua_getupvalue(L, fn, 1);
   if (up) {
     int is_env = strcmp(up, "_ENV") == 0;
@@ -342,7 +343,7 @@ static void push_bytecode(lua_State *L, int fn) {
     const char *second = lua_getupvalue(L, fn, 2);
     if (second) lua_pop(L, 1);
     if (!is_env || second)
-      luaL_error(
+      argcheck_error(
           L,
           "to_thread: fn uses '%s', a local variable of an enclosing function; it runs in "
           "another thread, where only its arguments and globals exist (pass '%s' as an argument)",
@@ -370,7 +371,7 @@ static void push_bytecode(lua_State *L, int fn) {
   lua_pop(L, 1);
   if (failed) {
     free(b.data);
-    luaL_error(L, "to_thread: out of memory");
+    argcheck_error(L, "to_thread: out of memory");
   }
   lua_pushlstring(L, b.data, b.len);
   free(b.data);
@@ -395,15 +396,15 @@ static int l_core_to_thread_submit(lua_State *L) {
     code = lua_tolstring(L, 1, &len);
     const char *colon = memchr(code, ':', len);
     if (colon == NULL || colon == code || colon == code + len - 1)
-      return luaL_error(L, "to_thread: expected \"module:function\", got \"%s\"", code);
+      return argcheck_error(L, "to_thread: expected \"module:function\", got \"%s\"", code);
     by_name = 1;
   } else if (lua_type(L, 1) == LUA_TFUNCTION) {
     push_bytecode(L, 1);
     code = lua_tolstring(L, -1, &len);
     lua_replace(L, 1);
   } else {
-    return luaL_error(L, "to_thread: expected a function or \"module:function\", got %s",
-                      luaL_typename(L, 1));
+    return argcheck_error(L, "to_thread: expected a function or \"module:function\", got %s",
+                          luaL_typename(L, 1));
   }
   copy_msg *args = copy_encode(L, 2, nargs < 0 ? 0 : nargs, "to_thread", "arg", 1);
   thread_pool *p = pool_get(L);
@@ -416,7 +417,7 @@ static int l_core_to_thread_submit(lua_State *L) {
     free(j);
     free(copy);
     free(args);
-    return luaL_error(L, "to_thread: out of memory");
+    return argcheck_error(L, "to_thread: out of memory");
   }
   memcpy(copy, code, len);
   copy[len] = '\0';
@@ -460,7 +461,7 @@ static int l_core_to_thread_submit(lua_State *L) {
     p->nqueued = 0;
     uv_mutex_unlock(&p->lock);
     j->refs = 1;
-    return luaL_error(L, "to_thread: cannot start a thread");
+    return argcheck_error(L, "to_thread: cannot start a thread");
   }
   if (p->outstanding++ == 0) uv_ref((uv_handle_t *)p->wake);
   return 1;

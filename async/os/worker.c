@@ -445,7 +445,7 @@ static void channel_open(lua_State *L, worker *w, loop_state *loop) {
   wakeup *k = p ? wakeup_new(loop->uv, w, child_woken) : NULL;
   if (k == NULL) {
     free(p);
-    luaL_error(L, "start_worker: cannot create the worker's wake-up handle");
+    argcheck_error(L, "start_worker: cannot create the worker's wake-up handle");
   }
   uv_unref((uv_handle_t *)&k->poll);
   uv_prepare_init(loop->uv, p);
@@ -702,7 +702,7 @@ static int l_core_worker_start(lua_State *L) {
     free(w);
     free(p);
     free(args);
-    return luaL_error(L, "start_worker: out of memory");
+    return argcheck_error(L, "start_worker: out of memory");
   }
   w->path = p;
   w->args = args;

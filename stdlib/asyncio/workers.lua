@@ -17,12 +17,7 @@ function M.start_worker(path, ...)
   if type(path) ~= "string" then
     core._arg_error("start_worker: expected the path of a script, got " .. type(path))
   end
-  local ok, w = pcall(worker_start, path, ...)
-  if not ok then
-    if type(w) == "string" then core._arg_error(w) end -- at the user's line
-    error(w, 0)
-  end
-  return worker_started(w)
+  return worker_started(worker_start(path, ...)) -- its errors name the user's line (argcheck)
 end
 
 -- <close> on a Worker terminates it and waits until it has stopped.
@@ -50,12 +45,7 @@ end)
 -- await asyncio.to_thread(fn or "module:function", ...) -> fn's results, computed on a
 -- pool of up to cpu_count() threads. The call is queued at once, as create_task would.
 function M.to_thread(fn, ...)
-  local ok, job = pcall(submit, fn, ...)
-  if not ok then -- a bad fn or an argument that cannot be copied: at the user's line
-    if type(job) == "string" then core._arg_error(job) end
-    error(job, 0)
-  end
-  return run(job)
+  return run(submit(fn, ...)) -- a bad fn or argument: an error at the user's line (argcheck)
 end
 
 return M
