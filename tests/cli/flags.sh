@@ -33,6 +33,11 @@ expect "LUA_INIT=@file runs the file" 0 $'init file\nmain' -- env LUA_INIT="@$TM
 expect "-E ignores LUA_INIT" 0 "main" -- env LUA_INIT="print('init')" "$ALUA" -E -e "print('main')"
 expect "-E ignores LUA_PATH" 0 "false" -- env LUA_PATH="$TMP/mods/?.lua" "$ALUA" -E -e "print((pcall(require, 'mymod')))"
 
+# the collector: generational, as lua's, with a pause of 300% after a major collection
+# that freed little (a growing heap: many tasks made at once)
+expect "the collector is generational, its pause 300" 0 $'300\tgenerational' -- \
+  "$ALUA" -e "print(collectgarbage('setpause', 300), collectgarbage('incremental'))"
+
 expect "-W turns warnings on" 0 "" -- "$ALUA" -W -e "warn('careful')"
 stderr_has "-W: the warning reaches stderr" "Lua warning: careful"
 expect "warnings are off by default" 0 "" -- "$ALUA" -e "warn('careful')"
