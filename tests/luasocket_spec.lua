@@ -225,6 +225,30 @@ time.sleep(10)
     server:close()
   end))
 
+  it("lines and counts longer than the stream's buffer, arriving in pieces, come whole and in order", support.in_task(function()
+    local server, client, peer = connected_pair()
+    local long = ("0123456789abcde\r"):rep(12 * 1024) -- 192 KiB with a "\r" every 16 bytes
+    local writer = asyncio.create_task(function()
+      for i = 1, #long, 5000 do -- in pieces, with the loop turning between them
+        client:send(long:sub(i, i + 4999))
+        socket.sleep(0)
+      end
+      client:send("\nshort\r\n")
+      client:send(long .. "tail")
+      client:close()
+    end)
+    local line = peer:receive()
+    assert.are.equal(#long - 12 * 1024, #line)
+    assert.is_true(line == long:gsub("\r", ""), "the line differs")
+    assert.are.equal("short", peer:receive())
+    local count = peer:receive(#long)
+    assert.is_true(count == long, "the count differs")
+    assert.are.same({ nil, "closed", "tail" }, { peer:receive() })
+    await(writer)
+    peer:close()
+    server:close()
+  end))
+
   it("protect and newtry let the task wait inside them, and pass a cancellation through", support.in_task(function()
     local server, client, peer = connected_pair()
     local finalized = {}

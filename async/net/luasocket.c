@@ -121,6 +121,67 @@ static int gni_gc(lua_State *L) {
   return 0;
 }
 
+/* ---- receive's fast path ------------------------------------------------------------
+
+   net.socket_take(h [, n]) -> what LuaSocket's receive returns when the stream's buffer
+   already holds it, taken out of that buffer, and the bytes it used: with n nil a line
+   ("*l": without its "\n", every "\r" dropped), else n bytes. nil, "wait" when it is not
+   there yet and more may come; nil, "other" when it cannot be there (the end of the
+   stream, an error, a count or a line beyond the buffer's bound): the Lua path, which
+   keeps its own buffer, makes the partial result then. socket/tcp.lua uses it only while
+   its own buffer is empty, so the bytes stay in order. */
+static int l_net_socket_take(lua_State *L) {
+  stream *s = stream_check(L, 1);
+  int is_line = lua_isnoneornil(L, 2);
+  lua_Integer n = is_line ? 0 : luaL_checkinteger(L, 2);
+  int more = s != NULL && s->rerr == 0 && !s->eof && !s->close_wanted;
+  if (s == NULL || (!is_line && (n < 0 || (size_t)n > s->limit))) more = 0;
+  size_t len = s ? s->rb.len : 0;
+  const char *p = s ? s->rb.buf + s->rb.pos : NULL;
+  size_t used = 0;
+  int found = 0;
+  if (is_line) {
+    const char *nl = len ? memchr(p, '\n', len) : NULL;
+    if (nl) {
+      used = (size_t)(nl - p) + 1;
+      found = 1;
+    } else if (len >= s->limit) {
+      more = 0; /* a line longer than the buffer's bound */
+    }
+  } else if (len >= (size_t)n && len > 0) { /* receive(0) too waits for data, as LuaSocket's */
+    used = (size_t)n;
+    found = 1;
+  }
+  if (!found) {
+    lua_pushnil(L);
+    if (more)
+      lua_pushliteral(L, "wait");
+    else
+      lua_pushliteral(L, "other");
+    return 2;
+  }
+  if (!is_line) {
+    lua_pushlstring(L, p, used);
+  } else {
+    size_t line = used - 1;
+    const char *cr = memchr(p, '\r', line);
+    if (cr == NULL) {
+      lua_pushlstring(L, p, line);
+    } else if (cr == p + line - 1) { /* the usual "\r\n": the only "\r" is the last byte */
+      lua_pushlstring(L, p, line - 1);
+    } else {
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (size_t i = 0; i < line; i++)
+        if (p[i] != '\r') luaL_addchar(&b, p[i]);
+      luaL_pushresult(&b);
+    }
+  }
+  if (used) stream_consume(s, used);
+  lua_pushinteger(L, (lua_Integer)used);
+  return 2;
+}
+
 /* ---- newtry, protect, skip (LuaSocket's except.c) ----------------------------------
 
    A try function's failure is raised boxed, {message} with a metatable of its own, so
@@ -215,6 +276,7 @@ static const luaL_Reg luasocket_functions[] = {
     {"getnameinfo", l_net_getnameinfo},
     {"getnameinfo_result", l_net_getnameinfo_result},
     {"getnameinfo_cancel", l_net_getnameinfo_cancel},
+    {"socket_take", l_net_socket_take},
     {"newtry", l_net_newtry},
     {"protect", l_net_protect},
     {"skip", l_net_skip},

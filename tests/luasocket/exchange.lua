@@ -77,6 +77,7 @@ c:close()
 
 -- "*a" with nothing before the close
 c = scenario("nothing")
+say("count 0 of nothing", c:receive(0)) -- "" at once: no read, whatever the peer does
 say("all of nothing", c:receive("*a"))
 c:close()
 

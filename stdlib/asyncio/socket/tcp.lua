@@ -1,8 +1,9 @@
 -- socket/tcp.lua — asyncio.socket's TCP objects (LuaSocket's tcp{master}, tcp{client},
 -- tcp{server}) on alua's streams and listeners (async/stream.c, async/tcp.c).
--- Received data is kept here, in Lua, between calls: LuaSocket's patterns ("*l" drops
--- every "\r", a count, "*a") and its partial results need the bytes a call could not
--- finish with, and the C buffer hands out what it holds in one piece.
+-- A line or a count that the stream's C buffer holds whole is taken from it in C
+-- (take_fast). Otherwise received data is kept here, in Lua, between calls: LuaSocket's
+-- patterns ("*l" drops every "\r", a count, "*a") and its partial results need the bytes
+-- a call could not finish with, and the C buffer hands out what it holds in one piece.
 local core, _, lib = ...
 
 local net = core.net
@@ -15,7 +16,7 @@ local concat = table.concat
 
 local read_some, wait_read, net_write = net.read_some, net.wait_read, net.write
 local drain_needed, wait_drain = net.drain_needed, net.wait_drain
-local parse_ip = net.parse_ip
+local parse_ip, socket_take = net.parse_ip, net.socket_take
 
 local tcp = {} -- the methods
 local TCP = { __index = tcp }
@@ -153,6 +154,30 @@ local function receive_all(self, prefix)
   end
 end
 
+-- The fast path, while this object's own buffer is empty: the stream's C buffer serves a
+-- line or a count (net.socket_take) and the call waits in place for more. Anything else
+-- (the end, an error, the timeout, a line or count beyond the C buffer's bound) returns
+-- nil, and the general path below goes on from there: it moves what the C buffer holds
+-- into the Lua one and makes the partial result, as before.
+local function take_fast(self, prefix, n)
+  local h = self.h
+  if h == nil or self.rclosed or self.pos <= #self.buf then return nil end
+  while true do
+    local data, used = socket_take(h, n)
+    if data then
+      self.received = self.received + used
+      return prefix .. data
+    end
+    if used ~= "wait" then return nil end
+    local ok, done = pcall(wait_readable, h, self.tm)
+    if not ok then
+      message(done) -- raises again what is no socket error (a cancellation)
+      return nil
+    end
+    if not done then return nil end
+  end
+end
+
 -- receive([pattern [, prefix]]): "*l" (default), "*a", a byte count; also "l" and "a"
 function tcp:receive(pattern, prefix)
   check(self, "receive")
@@ -162,12 +187,18 @@ function tcp:receive(pattern, prefix)
     prefix = lib.check_string("receive", prefix, 2)
   end
   self.tm.start = false -- Timeout:markstart(), inlined on these hot paths
-  if pattern == nil or pattern == "*l" then return receive_line(self, prefix) end -- the common case first
+  if pattern == nil or pattern == "*l" then -- the common case first
+    local line = take_fast(self, prefix, nil)
+    if line then return line, nil, nil end
+    return receive_line(self, prefix)
+  end
   local n = tonumber(pattern)
   if n then
     if n < 0 then error("bad argument #1 to 'receive' (invalid receive pattern)", 2) end
     n = floor(n)
     if #prefix > 0 and n <= #prefix then return prefix, nil, nil end
+    local data = take_fast(self, prefix, n - #prefix)
+    if data then return data, nil, nil end
     return receive_count(self, prefix, n - #prefix)
   end
   pattern = pattern == nil and "*l" or pattern
