@@ -295,6 +295,25 @@ print("done")
     assert.matches("RuntimeWarning: coroutine 'save' was never awaited %(created at [^)]*:4%)", out)
   end)
 
+  it("to_thread and wait_for never awaited: reported at the user's line, not the stdlib's", function()
+    local out, status = support.run_alua([[
+local function work() return 1 end
+local async function job() end
+local function forget()
+  asyncio.to_thread(work)           -- forgot the await
+  asyncio.wait_for(job(), 1)        -- here too
+end
+forget()
+collectgarbage()
+collectgarbage()
+print("done")
+]])
+    assert.are.equal(0, status)
+    assert.matches("RuntimeWarning: coroutine 'to_thread' was never awaited %(created at [^)]*:4%)", out)
+    assert.matches("RuntimeWarning: coroutine 'wait_for' was never awaited %(created at [^)]*:5%)", out)
+    assert.is_nil(out:find("stdlib/", 1, true), out)
+  end)
+
   it("forgetting async: the error says what was given and why, at the user's line", function()
     local function fetch(id) return id * 10 end          -- the user forgot `async`
     local line = debug.getinfo(1, "l").currentline + 1

@@ -20,7 +20,8 @@
 typedef struct site_table {
   const void *pc[SITE_SLOTS];
   uint16_t gen[SITE_SLOTS];
-  unsigned next; /* without the probe: the next slot to reuse */
+  uint8_t stdlib[SITE_SLOTS]; /* the pc is in alua's stdlib: the site is a caller's */
+  unsigned next;              /* without the probe: the next slot to reuse */
 } site_table;
 
 static char site_table_key;
@@ -43,42 +44,83 @@ static unsigned slot_of(const void *pc) {
   return (unsigned)((p >> 2) ^ (p >> 12)) & (SITE_SLOTS - 1);
 }
 
-/* Fills slot `slot` with the text of the innermost Lua frame; returns the id, or 0. */
-static uint32_t site_fill(lua_State *L, site_table *st, int sites_idx, unsigned slot,
-                          const void *pc) {
-  lua_Debug ar;
-  for (int level = 1; level <= 3 && lua_getstack(L, level, &ar); level++) {
-    lua_getinfo(L, "Sl", &ar);
-    if (ar.currentline <= 0) continue;
-    if (level > 1) pc = NULL; /* not the direct caller: not worth a cache entry */
-    st->pc[slot] = pc;
-    st->gen[slot]++;
-    lua_getiuservalue(L, sites_idx, 1); /* {[slot] = text} */
-    lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
-    lua_rawseti(L, -2, (lua_Integer)slot + 1);
-    lua_pop(L, 1);
-    return ((uint32_t)st->gen[slot] << 16 | (slot + 1));
-  }
-  return 0;
+#define STDLIB_SOURCE "@stdlib/"
+#define SITE_MAX_DEPTH 16 /* frames looked at for the first one outside the stdlib */
+
+static int in_stdlib(const lua_Debug *ar) {
+  return strncmp(ar->source, STDLIB_SOURCE, sizeof STDLIB_SOURCE - 1) == 0;
 }
 
-/* The id of the site calling into asyncio (0: no Lua caller). sites_idx: the table. */
+static uint32_t slot_id(const site_table *st, unsigned slot) {
+  return ((uint32_t)st->gen[slot] << 16 | (slot + 1));
+}
+
+/* Fills slot `slot` with the text of frame ar, cached under pc (NULL: not cached). */
+static uint32_t site_store(lua_State *L, site_table *st, int sites_idx, unsigned slot,
+                           const void *pc, const lua_Debug *ar) {
+  st->pc[slot] = pc;
+  st->stdlib[slot] = 0;
+  st->gen[slot]++;
+  lua_getiuservalue(L, sites_idx, 1); /* {[slot] = text} */
+  lua_pushfstring(L, "%s:%d", ar->short_src, ar->currentline);
+  lua_rawseti(L, -2, (lua_Integer)slot + 1);
+  lua_pop(L, 1);
+  return slot_id(st, slot);
+}
+
+/* Looks the site up without the cache, into a slot taken in turn: the first Lua frame
+   outside alua's stdlib (the innermost Lua frame if there is none). 0: no Lua frame. */
+static uint32_t site_lookup(lua_State *L, site_table *st, int sites_idx) {
+  lua_Debug ar, first;
+  int found = 0;
+  for (int level = 1; level <= SITE_MAX_DEPTH && lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "Sl", &ar);
+    if (ar.currentline <= 0) continue; /* C */
+    if (!found || !in_stdlib(&ar)) first = ar;
+    found = 1;
+    if (!in_stdlib(&ar)) break;
+  }
+  if (!found) return 0;
+  return site_store(L, st, sites_idx, st->next++ & (SITE_SLOTS - 1), NULL, &first);
+}
+
+/* The slow path of site_id: walks up from the direct caller, caching each pc met; a
+   caller in alua's stdlib (asyncio.to_thread and wait_for make their coroutine objects
+   there, as a user's call of them) is cached as such, and the site is then its own
+   caller's, found the same way. Kept out of site_id (noinline), whose cached case it
+   would otherwise slow by saving registers it needs. */
+__attribute__((noinline)) static uint32_t site_walk(lua_State *L, site_table *st, int sites_idx) {
+  lua_Debug ar;
+  for (int level = 1; level <= SITE_MAX_DEPTH && lua_getstack(L, level, &ar); level++) {
+    const void *pc = caller_pc(&ar);
+    if (pc == NULL) break; /* a C frame: looked up, not cached */
+    unsigned slot = slot_of(pc);
+    if (st->pc[slot] == pc) {
+      if (!st->stdlib[slot]) return slot_id(st, slot);
+      continue;
+    }
+    lua_getinfo(L, "Sl", &ar);
+    if (!in_stdlib(&ar)) return site_store(L, st, sites_idx, slot, pc, &ar);
+    st->pc[slot] = pc; /* a stdlib frame: the site is further up */
+    st->stdlib[slot] = 1;
+    st->gen[slot]++;
+  }
+  return site_lookup(L, st, sites_idx);
+}
+
+/* The id of the site calling into asyncio, the user's line, never one of alua's stdlib
+   (0: no Lua caller). sites_idx: the table. */
 uint32_t site_id(lua_State *L, int sites_idx) {
   site_table *st = lua_touserdata(L, sites_idx);
+  if (pc_layout_ok != 1) return site_lookup(L, st, sites_idx);
   lua_Debug ar;
-  if (pc_layout_ok != 1) {
-    unsigned slot = st->next++ & (SITE_SLOTS - 1);
-    return site_fill(L, st, sites_idx, slot, NULL);
-  }
   if (!lua_getstack(L, 1, &ar)) return 0;
   const void *pc = caller_pc(&ar);
-  if (pc == NULL) { /* called from C: looked up, not cached */
-    unsigned slot = st->next++ & (SITE_SLOTS - 1);
-    return site_fill(L, st, sites_idx, slot, NULL);
+  if (pc != NULL) { /* the common case: a user's line, cached */
+    unsigned slot = slot_of(pc);
+    if (st->pc[slot] == pc && !st->stdlib[slot]) return slot_id(st, slot);
   }
-  unsigned slot = slot_of(pc);
-  if (st->pc[slot] == pc) return ((uint32_t)st->gen[slot] << 16 | (slot + 1));
-  return site_fill(L, st, sites_idx, slot, pc);
+  return site_walk(L, st, sites_idx);
 }
 
 /* Pushes the text of site `id`, or returns 0 if it is unknown or was replaced since. */

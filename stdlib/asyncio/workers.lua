@@ -40,7 +40,7 @@ end
 
 local run = async(function(job)
   return finish(job, pcall(await, job_wait(job)))
-end)
+end, "to_thread")
 
 -- await asyncio.to_thread(fn or "module:function", ...) -> fn's results, computed on a
 -- pool of up to cpu_count() threads. The call is queued at once, as create_task would.
