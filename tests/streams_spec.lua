@@ -54,6 +54,21 @@ local function server_with(fn, opts)
   return server, port
 end
 
+-- A server that writes `payload` once the returned Event is set, then (with
+-- `read_to_end`) reads until the client's end, and closes: returns the Event, the server
+-- and its port.
+local function gated_server(payload, read_to_end)
+  local go = asyncio.Event()
+  local server, port = server_with(function(r, w)
+    await(go:wait())
+    w:write(payload)
+    await(w:drain())
+    if read_to_end then await(r:read()) end
+    w:close()
+  end)
+  return go, server, port
+end
+
 local function close_server(server)
   server:close()
   await(asyncio.wait_for(server:wait_closed(), 5))
@@ -327,6 +342,36 @@ describe("StreamReader", function()
     w:close()
     close_server(server)
   end))
+end)
+
+describe("one reader at a time", function()
+  it("a second task's read, readline, readexactly, readuntil or lines is refused by name, at its line; the first still reads",
+    in_task(function()
+      local go, server, port = gated_server("first line\nrest")
+      local r, w = await(open_connection("127.0.0.1", port))
+      local first = create_task(function() return await(r:readline()) end)
+      support.tick(2) -- the first task now waits for a line
+      local calls = {
+        read = function() return await(r:read(5)) end,
+        ["read()"] = function() return await(r:read()) end,
+        readline = function() return await(r:readline()) end,
+        readexactly = function() return await(r:readexactly(3)) end,
+        readuntil = function() return await(r:readuntil("x")) end,
+        lines = function() for _ in r:lines() do end end,
+      }
+      for name, call in pairs(calls) do
+        local err = raises(call)
+        assert.is_string(err, name)
+        assert.matches("^[^:]*streams_spec.lua:%d+: " .. name:match("%a+")
+          .. ": another task is already waiting to read from this stream", err)
+      end
+      assert.is_false(first:done())
+      go:set()
+      assert.are.equal("first line\n", await(asyncio.wait_for(first, 5)))
+      assert.are.equal("rest", await(asyncio.wait_for(r:read(), 5)))
+      w:close()
+      close_server(server)
+    end))
 end)
 
 describe("what read, readline, readuntil, readexactly and drain return", function()
@@ -769,13 +814,7 @@ describe("cancellation", function()
   end))
 
   it("after a cancelled readexactly, a readline is woken by a short line", in_task(function()
-    local go = asyncio.Event()
-    local server, port = server_with(function(r, w)
-      await(go:wait())
-      w:write("short\n")
-      await(r:read())
-      w:close()
-    end)
+    local go, server, port = gated_server("short\n", true)
     local r, w = await(open_connection("127.0.0.1", port))
     local t = create_task(function() return await(r:readexactly(100000)) end)
     await(sleep(0.02))

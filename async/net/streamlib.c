@@ -199,20 +199,26 @@ static int l_net_at_eof(lua_State *L) {
   return 1;
 }
 
-/* Pushes a future completed by the next read event of the stream at hidx. */
+/* Pushes a future completed by the next read event of the stream at hidx. One reader
+   waits at a time, as in Python (whose streams raise RuntimeError): a second is a misuse,
+   raised as such at the user's line and naming the call (op), the first left waiting. */
 void streamlib_wait_read(lua_State *L, int hidx, const char *op) {
   stream *s = *(stream **)lua_touserdata(L, hidx);
   if (s == NULL || s->close_wanted) raise_closed(L, op);
   if (waitset_pending(&s->readers))
-    luaL_error(L, "%s: another task is already waiting to read from this stream", op);
+    argcheck_error(L,
+                   "%s: another task is already waiting to read from this stream (one reader "
+                   "at a time)",
+                   op);
   waitset_add_one(L, &s->readers, hidx, SUV_READERS);
   stream_resume(s); /* TLS: may decrypt what OpenSSL holds, completing the future at once */
 }
 
-/* net.wait_read(h) -> a future completed by the next read event. */
+/* net.wait_read(h [, call]) -> a future completed by the next read event; call names the
+   reader's method for errors ("read" by default). */
 static int l_net_wait_read(lua_State *L) {
   stream_check(L, 1);
-  streamlib_wait_read(L, 1, "read");
+  streamlib_wait_read(L, 1, luaL_optstring(L, 2, "read"));
   return 1;
 }
 
@@ -415,6 +421,9 @@ static int readexactly_attempt(lua_State *L, int base) {
   return read_exactly(L, op_stream(L, base), lua_tointeger(L, base + 1));
 }
 static void read_arm(lua_State *L, int base) { streamlib_wait_read(L, base, "read"); }
+static void readline_arm(lua_State *L, int base) { streamlib_wait_read(L, base, "readline"); }
+static void readuntil_arm(lua_State *L, int base) { streamlib_wait_read(L, base, "readuntil"); }
+static void readexactly_arm(lua_State *L, int base) { streamlib_wait_read(L, base, "readexactly"); }
 
 static int drain_attempt(lua_State *L, int base) {
   return streamlib_drain_needed(L, op_stream(L, base)) ? -1 : 0;
@@ -422,9 +431,10 @@ static int drain_attempt(lua_State *L, int base) {
 static void drain_arm(lua_State *L, int base) { wait_drain(L, base); }
 
 static const op_spec read_op = {"StreamReader.read", read_attempt, read_arm};
-static const op_spec readline_op = {"StreamReader.readline", readline_attempt, read_arm};
-static const op_spec readuntil_op = {"StreamReader.readuntil", readuntil_attempt, read_arm};
-static const op_spec readexactly_op = {"StreamReader.readexactly", readexactly_attempt, read_arm};
+static const op_spec readline_op = {"StreamReader.readline", readline_attempt, readline_arm};
+static const op_spec readuntil_op = {"StreamReader.readuntil", readuntil_attempt, readuntil_arm};
+static const op_spec readexactly_op = {"StreamReader.readexactly", readexactly_attempt,
+                                       readexactly_arm};
 static const op_spec drain_op = {"StreamWriter.drain", drain_attempt, drain_arm};
 
 /* Upvalues of the reader and writer methods (net.stream_methods). */

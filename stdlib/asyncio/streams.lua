@@ -79,7 +79,7 @@ local read_to_eof = async(function(h)
       k = k + 1
       parts[k] = data
     else -- "wait"
-      await(wait_read(h))
+      await(wait_read(h, "read"))
     end
   end
   return concat(parts, "", 1, k)
@@ -102,7 +102,7 @@ function Reader:lines()
       local status, line = read_line(h, true)
       if status == "ok" then return line end
       if status == "eof" then return nil end
-      await(wait_read(h))
+      await(wait_read(h, "lines"))
     end
   end
 end
