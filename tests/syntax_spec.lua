@@ -243,6 +243,23 @@ describe("await f(args): an async function called without a coroutine object", f
     assert.matches("fast:1: boom", err)
   end)
 
+  -- `return await f()` stays a Lua tail call: the returning function's frame goes, so
+  -- async recursion through it runs in constant stack as plain Lua's tail calls do (and
+  -- an error in the awaited call names the line that called the returning function).
+  -- A form that kept the frame (`return id(await f())`; parentheses would keep one
+  -- result only) overflows Lua's stack here, at some 200,000 levels.
+  it("return await f() stays a proper tail call: 300,000 levels in constant stack", function()
+    assert.are.equal("return await(await, down)(n - 1)", tr("return await down(n - 1)"))
+    local bottom, n = run([[
+      local async function down(n)
+        if n == 0 then return "bottom", n end
+        return await down(n - 1)
+      end
+      return await down(300000)
+    ]])
+    assert.are.same({ "bottom", 0 }, { bottom, n })
+  end)
+
   it("a body run this way is cancelled where it waits, its <close> variables run", support.in_task(function()
     local closed, asleep = 0, asyncio.Event()
     local t = asyncio.create_task(assert(load([[
