@@ -68,11 +68,12 @@ uint64_t timer_delay_to_ns(lua_State *L, int arg, const char *fname);
 
 /* ---- futures ------------------------------------------------------------ */
 
-/* Something waiting for a future: a suspended task or a done callback. Woken
-   (without calling into Lua) when the future completes. */
+/* Something waiting for a future: a suspended task, a done callback or a gather's child
+   entry. Woken (without calling into Lua) when the future f completes: f is handed to
+   wake, so a waiter need not keep it (8 bytes less per child of a gather). */
 struct waiter {
   waiter *prev, *next;
-  void (*wake)(loop_state *loop, waiter *w);
+  void (*wake)(loop_state *loop, waiter *w, future *f);
 };
 
 enum future_state { FUT_PENDING, FUT_RESULT, FUT_ERROR, FUT_CANCELLED };

@@ -111,7 +111,7 @@ static void future_wake_all(loop_state *loop, future *f) {
   while (w) {
     waiter *next = w->next;
     w->prev = w->next = NULL;
-    w->wake(loop, w);
+    w->wake(loop, w, f);
     w = next;
   }
 }
@@ -288,7 +288,7 @@ static int l_future_add_done_callback(lua_State *L) {
   return 0;
 }
 
-extern void handle_wake(loop_state *loop, waiter *w);
+extern void handle_wake(loop_state *loop, waiter *w, future *f);
 
 static int l_future_remove_done_callback(lua_State *L) {
   future *f = future_check(L, 1);

@@ -5,10 +5,11 @@
 
 /* One waiter per argument: a child's completion only counts, in C. When the outcome is
    known (all done, or a failure without return_exceptions) a finisher is queued on the
-   ready queue; it builds the results in Lua and completes the outer future. */
+   ready queue; it builds the results in Lua and completes the outer future. The child
+   itself is in the gather's list (GUV_CHILDREN), and future_complete hands it to the
+   waiter: 32 bytes per child. */
 typedef struct gather_child {
   waiter wait;
-  future *child;
   struct gather *g;
 } gather_child;
 
@@ -30,8 +31,12 @@ void gather_push_description(lua_State *L, future *f) {
   gather *g = (gather *)f;
   int top = lua_gettop(L), shown = 0;
   lua_pushfstring(L, "gather (%d of %d done", g->finished, g->n);
-  for (int i = 0; i < g->n; i++) {
-    future *c = g->children[i].child;
+  gather_push_children(L, f); /* nil once every child is done */
+  int list = lua_gettop(L);
+  for (int i = 0; i < g->n && lua_istable(L, list); i++) {
+    lua_rawgeti(L, list, i + 1);
+    future *c = lua_touserdata(L, -1);
+    lua_pop(L, 1); /* the list anchors it */
     if (!c || c->state != FUT_PENDING) continue;
     if (shown == 3) {
       lua_pushliteral(L, ", ...");
@@ -51,6 +56,7 @@ void gather_push_description(lua_State *L, future *f) {
     }
   }
   lua_pushliteral(L, ")");
+  lua_remove(L, list);
   lua_concat(L, lua_gettop(L) - top);
 }
 
@@ -72,14 +78,14 @@ static void gather_schedule(gather *g) {
   loop_push_ready(g->base.loop, &g->run);
 }
 
-static void gather_child_done(loop_state *loop, waiter *w) {
+static void gather_child_done(loop_state *loop, waiter *w, future *child) {
   (void)loop;
   gather_child *c = container_of(w, gather_child, wait);
   gather *g = c->g;
   g->finished++;
-  if (c->child->state == FUT_ERROR) c->child->retrieved = 1; /* gather reports it */
+  if (child->state == FUT_ERROR) child->retrieved = 1; /* gather reports it */
   if (g->base.state == FUT_PENDING && g->failed < 0 && !g->return_exceptions &&
-      c->child->state != FUT_RESULT)
+      child->state != FUT_RESULT)
     g->failed = (int)(c - g->children);
   if (g->failed >= 0 || g->finished == g->n) gather_schedule(g);
 }
@@ -119,8 +125,8 @@ void gather_run(lua_State *L, runnable *r) {
   lua_getiuservalue(L, gidx, GUV_CHILDREN);
   int list = top + 2;
   if (g->base.state == FUT_PENDING && g->failed >= 0) {
-    future *child = g->children[g->failed].child;
     lua_rawgeti(L, list, g->failed + 1);
+    future *child = lua_touserdata(L, -1);
     if (child->state == FUT_CANCELLED) {
       task_push_cancelled_error(L, child->msg_ref);
       g->base.retrieved = 1; /* a cancellation is no error to report */
@@ -143,7 +149,7 @@ void gather_run(lua_State *L, runnable *r) {
     lua_createtable(L, g->n, 0);
     for (int i = 0; i < g->n; i++) {
       lua_rawgeti(L, list, i + 1);
-      gather_push_child_value(L, g->children[i].child, lua_gettop(L));
+      gather_push_child_value(L, lua_touserdata(L, -1), lua_gettop(L));
       lua_rawseti(L, -3, i + 1);
       lua_pop(L, 1);
     }
@@ -167,8 +173,12 @@ int gather_cancel(lua_State *L, future *f, int msg_ref) {
   gather *g = (gather *)f;
   int any = 0;
   if (g->failed < 0 && g->finished < g->n) { /* else the outcome is already decided */
+    gather_push_children(L, f);              /* anchored while a child is pending */
+    int list = lua_gettop(L);
     for (int i = 0; i < g->n; i++) {
-      future *child = g->children[i].child;
+      lua_rawgeti(L, list, i + 1);
+      future *child = lua_touserdata(L, -1);
+      lua_pop(L, 1); /* the list anchors it */
       if (child->state != FUT_PENDING) continue;
       lua_rawgeti(L, LUA_REGISTRYINDEX, msg_ref); /* nil for LUA_NOREF */
       if (child->kind == KIND_TASK) {
@@ -180,6 +190,7 @@ int gather_cancel(lua_State *L, future *f, int msg_ref) {
             lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF) : luaL_ref(L, LUA_REGISTRYINDEX));
       }
     }
+    lua_pop(L, 1);
   }
   if (!any) {
     luaL_unref(L, LUA_REGISTRYINDEX, msg_ref);
@@ -289,14 +300,14 @@ static int l_core_gather(lua_State *L) {
   g->ref = anchor_take(L, loop);
   for (int i = 0; i < n; i++) {
     gather_child *c = &g->children[i];
+    future *child = lua_touserdata(L, i + 1);
     c->g = g;
-    c->child = lua_touserdata(L, i + 1);
     c->wait.prev = c->wait.next = NULL;
     c->wait.wake = gather_child_done;
-    if (c->child->state == FUT_PENDING)
-      future_add_waiter(c->child, &c->wait);
+    if (child->state == FUT_PENDING)
+      future_add_waiter(child, &c->wait);
     else
-      gather_child_done(loop, &c->wait);
+      gather_child_done(loop, &c->wait, child);
   }
   return 1;
 }

@@ -37,7 +37,8 @@ int handle_new(lua_State *L, loop_state *loop, int fidx, int nargs) {
   return 1;
 }
 
-void handle_wake(loop_state *loop, waiter *w) {
+void handle_wake(loop_state *loop, waiter *w, future *f) {
+  (void)f;
   handle *h = container_of(w, handle, wait);
   h->target = NULL;
   loop_push_ready(loop, &h->run);

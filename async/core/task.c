@@ -53,7 +53,8 @@ static int task_main(lua_State *L) {
 
 /* ---- creation --------------------------------------------------------------------- */
 
-static void task_wake(loop_state *loop, waiter *w) {
+static void task_wake(loop_state *loop, waiter *w, future *f) {
+  (void)f;
   task *t = container_of(w, task, wait);
   t->awaiting = NULL;
   task_schedule(loop, t);
