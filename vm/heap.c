@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/core.h"
 #include "vm.h"
 
 /* The heap grows in steps of at least this much (glibc's default is 128 KiB): a huge
@@ -40,8 +41,9 @@ static void heap_advise(uintptr_t top) {
    A sleeping task's thread is four or five blocks of fixed sizes: the lua_State, its
    first stack (45 slots of 16 bytes, BASIC_STACK_SIZE + EXTRA_STACK in Debian's
    liblua5.4) and its CallInfos (64 bytes each). glibc adds 16 bytes to each of these (an
-   8-byte header, rounded up to 16): 80 bytes per sleeping task of workload C. Blocks of
-   exactly those sizes come from slabs instead: carved in address order from 256 KiB
+   8-byte header, rounded up to 16): 80 bytes per sleeping task of workload C, and 8 to
+   its Task (a userdata of 200 bytes). Blocks of exactly those sizes come from slabs
+   instead: carved in address order from 256 KiB
    chunks of the heap, no header, freed to a list per size. Lua tells the allocator the
    size of every block it frees or resizes (osize), which is how a block is known to be a
    slab's; a glibc block of such a size (made before this allocator was installed) freed
@@ -51,7 +53,7 @@ static void heap_advise(uintptr_t top) {
    valgrind sees them (its checks then cover the slabs' own code, and callgrind counts
    what a normal run does). */
 #define SLAB_CHUNK (256 << 10)
-#define SLAB_CLASSES 3
+#define SLAB_CLASSES 4
 
 typedef struct slab {
   size_t size;      /* block size (the lua_State's is learnt from Lua) */
@@ -59,13 +61,14 @@ typedef struct slab {
   char *next, *end; /* the rest of the chunk being carved */
 } slab;
 
-static slab slabs[SLAB_CLASSES]; /* CallInfo, first stack, lua_State */
+static slab slabs[SLAB_CLASSES]; /* CallInfo, first stack, lua_State, Task */
 static int slabs_on;
 
 static inline slab *slab_of(size_t size) {
   if (size == slabs[0].size) return &slabs[0];
   if (size == slabs[1].size) return &slabs[1];
   if (size == slabs[2].size) return &slabs[2];
+  if (size == slabs[3].size) return &slabs[3];
   return NULL;
 }
 
@@ -139,6 +142,14 @@ static void *heap_learn_thread(void *ud, void *ptr, size_t osize, size_t nsize) 
   return heap_alloc(ud, ptr, osize, nsize);
 }
 
+/* Learns the size of a Task's block (core.h's struct task after Lua's header for a
+   userdata with a task's user values) from the empty userdata vm_heap_install makes with
+   those user values: Lua asks for it with osize = LUA_TUSERDATA. */
+static void *heap_learn_task(void *ud, void *ptr, size_t osize, size_t nsize) {
+  if (ptr == NULL && osize == LUA_TUSERDATA) slabs[3].size = nsize + sizeof(task);
+  return heap_alloc(ud, ptr, osize, nsize);
+}
+
 /* AddressSanitizer watches every block: the slabs would hide theirs (make check). */
 static int running_checked(void) {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -159,8 +170,12 @@ void vm_heap_install(lua_State *L) {
   slabs[0].size = 64;            /* sizeof(CallInfo) in Lua 5.4 on 64 bits */
   slabs[1].size = (40 + 5) * 16; /* BASIC_STACK_SIZE + EXTRA_STACK slots */
   slabs[2].size = SIZE_MAX;      /* the lua_State's, learnt next */
+  slabs[3].size = SIZE_MAX;      /* a Task's, learnt next */
   lua_setallocf(L, heap_learn_thread, NULL);
   lua_newthread(L);
+  lua_pop(L, 1);
+  lua_setallocf(L, heap_learn_task, NULL);
+  lua_newuserdatauv(L, 0, TUV_ARGS - 1);
   lua_pop(L, 1);
   lua_setallocf(L, heap_alloc, NULL);
 }
