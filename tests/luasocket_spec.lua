@@ -249,7 +249,7 @@ time.sleep(10)
     server:close()
   end))
 
-  it("each call's timeout counts from that call, under the one timer a socket keeps", support.in_task(function()
+  it("each call's timeout counts from that call, whatever the calls before it waited", support.in_task(function()
     local server, client, peer = connected_pair()
     peer:settimeout(0.3)
     local writer = asyncio.create_task(function()
@@ -257,20 +257,20 @@ time.sleep(10)
       client:send("first\n")
     end)
     local t0 = socket.gettime()
-    assert.are.equal("first", peer:receive()) -- the timer armed here is due at t0 + 0.3
+    assert.are.equal("first", peer:receive()) -- its bound was t0 + 0.3
     local t1 = socket.gettime()
     assert.are.same({ nil, "timeout", "" }, { peer:receive() }) -- must wait until t1 + 0.3
     local t2 = socket.gettime()
     assert.is_true(t2 - t1 >= 0.29, ("timed out %.3f s after the call began"):format(t2 - t1))
     assert.is_true(t1 - t0 >= 0.19)
     await(writer)
-    peer:settimeout(5) -- a wait that arms a timer due in 5 s and ends at once
+    peer:settimeout(5) -- a wait bounded at 5 s that ends after 0.05 s
     writer = asyncio.create_task(function()
       socket.sleep(0.05)
       client:send("second\n")
     end)
     assert.are.equal("second", peer:receive())
-    peer:settimeout(0.05) -- shorter than that timer's: it is armed again, earlier
+    peer:settimeout(0.05) -- then a shorter bound: the call ends at it, not at the last one's
     local t3 = socket.gettime()
     assert.are.same({ nil, "timeout", "" }, { peer:receive() })
     local t4 = socket.gettime()

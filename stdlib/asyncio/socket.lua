@@ -45,59 +45,6 @@ function lib.wait(fut, delay)
   error(err, 0)
 end
 
--- The same for a wait of a socket's own, with one timer per socket instead of one per
--- wait: the timer an earlier wait armed is kept while it fires no later than this wait's
--- deadline (the timeout is usually the same), and when it fires it either ends the wait
--- under way, if its deadline has come, or arms itself again for what is left of it. It
--- ends the wait by completing the future waited on (a stream's or listener's wait future,
--- which nothing else completes then) and noting the timeout in obj.timed_out: no error
--- to catch, so the wait needs no pcall. socket.http's socket waits twice (connect, then
--- the reply) under one call_later. `delay` and `at` are what Timeout:left() returns;
--- obj.timer is the handle, obj.timer_at its deadline, obj.waiting and obj.wait_until the
--- wait under way. lib.stop_timer(obj) at close.
-local function socket_timer(obj)
-  obj.timer = nil
-  local fut = obj.waiting
-  if fut == nil or fut:done() then return end
-  local left = obj.wait_until - now()
-  if left > 0 then
-    obj.timer, obj.timer_at = loop:call_later(left, socket_timer, obj), obj.wait_until
-  else
-    obj.timed_out = true
-    fut:set_result()
-  end
-end
-
-function lib.wait_on(obj, fut, delay, at)
-  if fut:done() then return true end
-  if delay == nil then
-    await(fut)
-    return true
-  end
-  local deadline = at + delay
-  obj.waiting, obj.wait_until = fut, deadline
-  local timer = obj.timer
-  if timer == nil or obj.timer_at > deadline then -- none yet, or one that would fire too late
-    if timer then timer:cancel() end
-    obj.timer, obj.timer_at = loop:call_later(delay, socket_timer, obj), deadline
-  end
-  await(fut) -- a cancellation of the task goes on up from here
-  obj.waiting = nil
-  if obj.timed_out then
-    obj.timed_out = nil
-    return false
-  end
-  return true
-end
-
-function lib.stop_timer(obj)
-  local timer = obj.timer
-  if timer then
-    timer:cancel()
-    obj.timer, obj.waiting = nil, nil
-  end
-end
-
 -- Timeouts as LuaSocket's settimeout: `block` bounds each wait, `total` the whole call
 -- (both in seconds, negative: none). A call marks its start; left() is the next wait's bound.
 local Timeout = {}
@@ -128,19 +75,18 @@ function Timeout:markstart() self.start = false end
 
 -- As LuaSocket's timeout_getretry, which bounds every wait of a call: the block timeout
 -- too counts from the start of the call (so it bounds the call, however the data trickles).
--- Also returns the time it read, from which the bound counts.
 function Timeout:left()
   local block, total = self.block, self.total
   if block < 0 and total < 0 then return nil end
-  local start, elapsed, t = self.start, 0, now()
+  local start, elapsed = self.start, 0
   if start then
-    elapsed = t - start
+    elapsed = now() - start
   else
-    self.start = t
+    self.start = now()
   end
-  if block < 0 then return max(total - elapsed, 0), t end
-  if total < 0 then return max(block - elapsed, 0), t end
-  return min(block, max(total - elapsed, 0)), t
+  if block < 0 then return max(total - elapsed, 0) end
+  if total < 0 then return max(block - elapsed, 0) end
+  return min(block, max(total - elapsed, 0))
 end
 
 function Timeout:get() return self.block + 0.0, self.total + 0.0 end

@@ -7,7 +7,7 @@
 local core, _, lib = ...
 
 local net = core.net
-local socket, wait_on, message = lib.socket, lib.wait_on, lib.message
+local socket, wait, message = lib.socket, lib.wait, lib.message
 local type, error, pcall, setmetatable, getmetatable = type, error, pcall, setmetatable, getmetatable
 local tostring, tonumber, ipairs = tostring, tonumber, ipairs
 local tointeger, floor = math.tointeger, math.floor
@@ -48,8 +48,8 @@ end
 -- Waits (within the call's timeout) for the stream to have data, or for the drain of its
 -- write buffer: true, or false on timeout; raises what the wait raises (module-level
 -- functions, so that a wait makes no closure).
-local function wait_readable(self, h) return wait_on(self, wait_read(h), self.tm:left()) end
-local function wait_drained(self, h) return wait_on(self, wait_drain(h), self.tm:left()) end
+local function wait_readable(h, tm) return wait(wait_read(h), tm:left()) end
+local function wait_drained(h, tm) return wait(wait_drain(h), tm:left()) end
 
 -- Appends the next data of the stream to the buffer: nil, or "closed", "timeout" or a
 -- message when there is none.
@@ -70,7 +70,7 @@ local function fill(self)
       self.pos = 1
       return nil
     end
-    local wok, done = pcall(wait_readable, self, h)
+    local wok, done = pcall(wait_readable, h, self.tm)
     if not wok then return message(done) end
     if not done then return "timeout" end
   end
@@ -169,7 +169,7 @@ local function take_fast(self, prefix, n)
       return prefix .. data
     end
     if used ~= "wait" then return nil end
-    local ok, done = pcall(wait_readable, self, h)
+    local ok, done = pcall(wait_readable, h, self.tm)
     if not ok then
       message(done) -- raises again what is no socket error (a cancellation)
       return nil
@@ -257,7 +257,7 @@ function tcp:send(data, i, j)
   ok, needed = pcall(drain_needed, h)
   if not ok then return nil, message(needed), i - 1.0 end
   if needed then
-    local wok, done = pcall(wait_drained, self, h)
+    local wok, done = pcall(wait_drained, h, self.tm)
     if not wok then return nil, message(done), j + 0.0 end
     if not done then return nil, "timeout", j + 0.0 end
   end
@@ -273,7 +273,7 @@ end
 -- Waits for the connection attempt self.pending (its stream); 1, or nil and the error.
 local function finish_connect(self)
   local p = self.pending
-  local done = wait_on(self, wait_read(p), self.tm:left())
+  local done = wait(wait_read(p), self.tm:left())
   if not done then return nil, "timeout" end
   self.pending = nil
   local ok, err = pcall(net.connect_finish, p)
@@ -383,7 +383,7 @@ function tcp:accept()
       return nil, message(err)
     end
     local f = net.wait_accept(l)
-    if f and not wait_on(self, f, self.tm:left()) then return nil, "timeout" end
+    if f and not wait(f, self.tm:left()) then return nil, "timeout" end
   end
 end
 
@@ -456,7 +456,6 @@ function tcp:close()
   if self.h then net.close(self.h) end
   if self.pending then net.close(self.pending) end
   if self.l then net.listener_close(self.l) end
-  lib.stop_timer(self)
   self.h, self.l, self.pending, self.closed = nil, nil, nil, true
   self.buf, self.pos = "", 1
   return 1.0
