@@ -69,12 +69,25 @@ uint64_t timer_delay_to_ns(lua_State *L, int arg, const char *fname);
 /* ---- futures ------------------------------------------------------------ */
 
 /* Something waiting for a future: a suspended task, a done callback or a gather's child
-   entry. Woken (without calling into Lua) when the future f completes: f is handed to
-   wake, so a waiter need not keep it (8 bytes less per child of a gather). */
+   entry, linked in the future's list. Woken (without calling into Lua) when the future
+   completes: future.c calls the wake function of its kind, handing it the future (so a
+   gather's child entry need not keep it). 16 bytes, in every task, handle and child of a
+   gather: the kind is in the low bits of the link to the previous waiter. */
+enum waiter_kind { WAITER_TASK, WAITER_HANDLE, WAITER_GATHER };
 struct waiter {
-  waiter *prev, *next;
-  void (*wake)(loop_state *loop, waiter *w, future *f);
+  uintptr_t prev_kind; /* the previous waiter (8-aligned) | enum waiter_kind */
+  waiter *next;
 };
+static inline void waiter_init(waiter *w, enum waiter_kind kind) {
+  w->prev_kind = (uintptr_t)kind;
+  w->next = NULL;
+}
+static inline enum waiter_kind waiter_kind_of(const waiter *w) {
+  return (enum waiter_kind)(w->prev_kind & 3);
+}
+void task_wake(loop_state *loop, waiter *w, future *f);
+void handle_wake(loop_state *loop, waiter *w, future *f);
+void gather_child_done(loop_state *loop, waiter *w, future *f);
 
 enum future_state { FUT_PENDING, FUT_RESULT, FUT_ERROR, FUT_CANCELLED };
 enum future_kind { KIND_FUTURE, KIND_TASK, KIND_GATHER };
@@ -141,7 +154,7 @@ struct task {
   uint64_t id : 48;        /* its default name is Task-<id> */
   uint64_t nargs : 16;     /* arguments of the body, kept after it until the first step */
   /* base.msg_ref holds, while the task is pending, the message of a cancellation not yet
-     delivered (128 bytes in all: with 2 user values and Lua's header, a 208-byte block) */
+     delivered (120 bytes in all: with 2 user values and Lua's header, a 192-byte block) */
 };
 /* User values of a task: the future's, then the body's arguments. The body, then the
    thread the first step moves it into, take the result's slot: a task holds a body

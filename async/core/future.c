@@ -77,9 +77,17 @@ static future *future_check_plain(lua_State *L, int idx) {
 
 /* ---- waiters -------------------------------------------------------------- */
 
+static inline waiter *waiter_prev(const waiter *w) {
+  return (waiter *)(w->prev_kind & ~(uintptr_t)3);
+}
+
+static inline void waiter_set_prev(waiter *w, waiter *prev) {
+  w->prev_kind = (uintptr_t)prev | (w->prev_kind & 3);
+}
+
 void future_add_waiter(future *f, waiter *w) {
   w->next = NULL;
-  w->prev = f->last;
+  waiter_set_prev(w, f->last);
   if (f->last)
     f->last->next = w;
   else
@@ -88,15 +96,17 @@ void future_add_waiter(future *f, waiter *w) {
 }
 
 void future_remove_waiter(future *f, waiter *w) {
-  if (w->prev)
-    w->prev->next = w->next;
+  waiter *prev = waiter_prev(w);
+  if (prev)
+    prev->next = w->next;
   else
     f->first = w->next;
   if (w->next)
-    w->next->prev = w->prev;
+    waiter_set_prev(w->next, prev);
   else
-    f->last = w->prev;
-  w->prev = w->next = NULL;
+    f->last = prev;
+  waiter_set_prev(w, NULL);
+  w->next = NULL;
 }
 
 /* Queues every waiter, in the order they started waiting. Never calls into Lua: this
@@ -110,8 +120,13 @@ static void future_wake_all(loop_state *loop, future *f) {
   f->first = f->last = NULL;
   while (w) {
     waiter *next = w->next;
-    w->prev = w->next = NULL;
-    w->wake(loop, w, f);
+    waiter_set_prev(w, NULL);
+    w->next = NULL;
+    switch (waiter_kind_of(w)) {
+      case WAITER_TASK: task_wake(loop, w, f); break;
+      case WAITER_HANDLE: handle_wake(loop, w, f); break;
+      case WAITER_GATHER: gather_child_done(loop, w, f); break;
+    }
     w = next;
   }
 }
@@ -288,8 +303,6 @@ static int l_future_add_done_callback(lua_State *L) {
   return 0;
 }
 
-extern void handle_wake(loop_state *loop, waiter *w, future *f);
-
 static int l_future_remove_done_callback(lua_State *L) {
   future *f = future_check(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
@@ -297,7 +310,7 @@ static int l_future_remove_done_callback(lua_State *L) {
   waiter *w = f->first;
   while (w) {
     waiter *next = w->next;
-    if (w->wake == handle_wake) {
+    if (waiter_kind_of(w) == WAITER_HANDLE) {
       handle *h = container_of(w, handle, wait);
       lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref);
       lua_getiuservalue(L, -1, 1);

@@ -7,7 +7,7 @@
    known (all done, or a failure without return_exceptions) a finisher is queued on the
    ready queue; it builds the results in Lua and completes the outer future. The child
    itself is in the gather's list (GUV_CHILDREN), and future_complete hands it to the
-   waiter: 32 bytes per child. */
+   waiter: 24 bytes per child. */
 typedef struct gather_child {
   waiter wait;
   struct gather *g;
@@ -78,7 +78,7 @@ static void gather_schedule(gather *g) {
   loop_push_ready(g->base.loop, &g->run);
 }
 
-static void gather_child_done(loop_state *loop, waiter *w, future *child) {
+void gather_child_done(loop_state *loop, waiter *w, future *child) {
   (void)loop;
   gather_child *c = container_of(w, gather_child, wait);
   gather *g = c->g;
@@ -302,8 +302,7 @@ static int l_core_gather(lua_State *L) {
     gather_child *c = &g->children[i];
     future *child = lua_touserdata(L, i + 1);
     c->g = g;
-    c->wait.prev = c->wait.next = NULL;
-    c->wait.wake = gather_child_done;
+    waiter_init(&c->wait, WAITER_GATHER);
     if (child->state == FUT_PENDING)
       future_add_waiter(child, &c->wait);
     else

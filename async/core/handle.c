@@ -12,8 +12,7 @@ int handle_new(lua_State *L, loop_state *loop, int fidx, int nargs) {
   int has_context = loop->any_context && context_capture(L, loop); /* pushes it */
   handle *h = lua_newuserdatauv(L, sizeof *h, 1 + nargs + has_context);
   h->run.kind = RUN_HANDLE;
-  h->wait.prev = h->wait.next = NULL;
-  h->wait.wake = NULL;
+  waiter_init(&h->wait, WAITER_HANDLE);
   h->timer.index = TIMER_NOT_QUEUED;
   h->timer.kind = TIMER_HANDLE;
   h->timer.when = 0;
@@ -50,7 +49,6 @@ handle *handle_check(lua_State *L, int idx) { return type_check(L, idx, &type_ha
 void handle_anchor(lua_State *L, handle *h, int idx) {
   lua_pushvalue(L, idx);
   h->ref = anchor_take(L, h->loop);
-  h->wait.wake = handle_wake;
 }
 
 void handle_release(lua_State *L, handle *h) {

@@ -53,7 +53,7 @@ static int task_main(lua_State *L) {
 
 /* ---- creation --------------------------------------------------------------------- */
 
-static void task_wake(loop_state *loop, waiter *w, future *f) {
+void task_wake(loop_state *loop, waiter *w, future *f) {
   (void)f;
   task *t = container_of(w, task, wait);
   t->awaiting = NULL;
@@ -100,8 +100,7 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
   future_init(&t->base, loop, KIND_TASK);
   t->base.timer.kind = TIMER_TASK;
   t->run.kind = RUN_TASK;
-  t->wait.prev = t->wait.next = NULL;
-  t->wait.wake = task_wake;
+  waiter_init(&t->wait, WAITER_TASK);
   t->co = NULL;
   t->awaiting = NULL;
   t->prev_live = t->next_live = NULL;
