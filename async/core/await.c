@@ -542,6 +542,8 @@ static int l_core_await(lua_State *L) {
   return await_top_level(L, loop_get(L));
 }
 
+int await_is_await(lua_CFunction f) { return f == l_core_await; }
+
 /* core.make_await(factory) -> asyncio.await, with the factory of await(await, f)'s
    closure for callables other than async functions and sleep. */
 static int l_core_make_await(lua_State *L) {

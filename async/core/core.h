@@ -375,6 +375,7 @@ int coro_take(lua_State *L, int idx, const char *fname); /* pushes fn and args; 
 void coro_claim(lua_State *L, int idx, const char *fname);
 int coro_unpack(lua_State *L, int idx);
 void await_open(lua_State *L);
+int await_is_await(lua_CFunction f);                    /* is f asyncio.await's C function? */
 void await_setfuncs(lua_State *L, const luaL_Reg *fns); /* closures over await's upvalues */
 /* site.c: where the Lua code calling into asyncio is ("file:line"), cached per call site */
 uint32_t site_id(lua_State *L, int sites_idx); /* 0: none */

@@ -122,6 +122,16 @@ static int frame_is_stdlib(const lua_Debug *ar) {
   return strncmp(ar->source, STDLIB_SOURCE, sizeof STDLIB_SOURCE - 1) == 0;
 }
 
+/* await is C (await.c), but as much alua's as the stdlib: the frame of a coroutine object
+   awaited in place, between two of the user's, folds as the stdlib's would. */
+static int frame_is_await(lua_State *co, lua_Debug *ar) {
+  if (*ar->what != 'C' || !lua_checkstack(co, 1)) return 0;
+  lua_getinfo(co, "f", ar);
+  int yes = await_is_await(lua_tocfunction(co, -1));
+  lua_pop(co, 1);
+  return yes;
+}
+
 /* Adds the frames of levels [from, to) of co, or the fold line if they hold stdlib ones. */
 static void add_run(luaL_Buffer *b, lua_State *co, int from, int to, int has_stdlib) {
   if (from < 0) return;
@@ -162,7 +172,7 @@ void error_push_stack(lua_State *L, lua_State *co, int level) {
       continue;
     }
     lua_getinfo(co, "Slnt", &ar);
-    int stdlib = frame_is_stdlib(&ar);
+    int stdlib = frame_is_stdlib(&ar) || (fold && frame_is_await(co, &ar));
     if (fold && (stdlib || *ar.what == 'C')) {
       if (run_from < 0) run_from = level, run_stdlib = 0;
       run_stdlib |= stdlib;
