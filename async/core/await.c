@@ -353,8 +353,6 @@ static int await_yield_once_k(lua_State *L, int status, lua_KContext ctx) {
   return 0;
 }
 
-static void check_can_suspend(lua_State *L);
-
 /* Suspends task t until the next loop iteration: await of sleep(0). */
 static int yield_once(lua_State *L, task *t) {
   check_can_suspend(L);
@@ -420,8 +418,8 @@ char await_restack_tag; /* yielded by an inline await deep in the C stack: resum
 
 /* How much C stack a thread's inline awaits may use between two resumes before one
    yields to unwind it. Each inline await is a C call (lua_callk, and Lua's fresh
-   luaV_execute below it), and Lua allows LUAI_MAXCCALLS (200) nested C calls: with
-   ~0.5-1 KiB per level (more under ASan) this stops a chain of awaits well before that,
+   luaV_execute below it), and Lua allows LUAI_MAXCCALLS (200) nested C calls: at ~350
+   bytes a level (measured; more under ASan) this unwinds a chain of awaits every ~70,
    leaving the rest for the user's own pcalls, metamethods and iterators. */
 #define AWAIT_INLINE_C_STACK (24 * 1024)
 
