@@ -106,6 +106,53 @@ describe("async functions and coroutine objects", function()
     assert.not_matches("'wrapped'", out)
   end)
 
+  -- a coroutine object is registered for finalization only if it outlives a collection
+  -- untaken (coro.c): each path of that scheme reports exactly the forgotten ones
+  it("a coroutine object kept over collections, then dropped untaken, is reported once collected", function()
+    local out, status = run_alua([[
+      local kept = async(function() end, "kept")()
+      local taken_late = async(function() end, "taken late")()
+      collectgarbage(); collectgarbage()
+      collectgarbage(); collectgarbage()
+      print("still held")
+      kept = nil
+      await(taken_late)
+      collectgarbage(); collectgarbage()
+      print("dropped")
+    ]])
+    assert.are.equal(0, status)
+    assert.matches("^still held\nRuntimeWarning: coroutine 'kept' was never awaited %(created at [^)]*:1%)\ndropped\n", out)
+    assert.not_matches("taken late", out)
+  end)
+
+  it("many coroutine objects made, collected, then wrapped: only the one left over is reported", function()
+    local out, status = run_alua([[
+      local list = {}
+      for i = 1, 5000 do list[i] = async(function() end, i == 5000 and "left" or "wrapped")() end
+      collectgarbage(); collectgarbage()
+      for i = 1, 4999 do asyncio.create_task(list[i]) end
+      await(asyncio.sleep(0))
+      list = nil
+      collectgarbage(); collectgarbage()
+      print("end")
+    ]])
+    assert.are.equal(0, status)
+    assert.matches("^RuntimeWarning: coroutine 'left' was never awaited [^\n]*\nend\n$", out)
+  end)
+
+  it("a coroutine object still held untaken at exit is reported at exit, whether or not a collection saw it", function()
+    local out, status = run_alua([[
+      local old = async(function() end, "old")()
+      collectgarbage(); collectgarbage()
+      local new = async(function() end, "new")()
+      print("end")
+    ]])
+    assert.are.equal(0, status)
+    assert.matches("^end\n", out)
+    assert.matches("coroutine 'old' was never awaited", out)
+    assert.matches("coroutine 'new' was never awaited", out)
+  end)
+
   it("async(fn, name) names the coroutine; the default name says where fn is", function()
     local c = async(function() end, "main")()
     assert.matches("<coroutine 'main'>", tostring(c))

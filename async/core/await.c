@@ -27,8 +27,9 @@ static int async_call(lua_State *L) {
   c->nargs = n;
   c->taken = 0;
   c->sleep = 0;
-  lua_pushvalue(L, lua_upvalueindex(3));
-  lua_setmetatable(L, -2);
+  c->reported = 0;
+  c->nursery_slot = 0;
+  coro_set_metatable(L, lua_upvalueindex(3));
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_setiuservalue(L, -2, 1);
   if (!lua_isnil(L, lua_upvalueindex(2))) { /* the name: a new user value is nil already */
@@ -260,8 +261,9 @@ static int l_core_sleep(lua_State *L) {
   c->nargs = n + 1;
   c->taken = 0;
   c->sleep = 1;
-  lua_pushvalue(L, lua_upvalueindex(UP_CORO_MT));
-  lua_setmetatable(L, -2);
+  c->reported = 0;
+  c->nursery_slot = 0;
+  coro_set_metatable(L, lua_upvalueindex(UP_CORO_MT));
   lua_pushcfunction(L, sleep_body);
   lua_setiuservalue(L, -2, 1); /* user value 2, the name, stays nil: c->sleep names it */
   lua_pushinteger(L, (lua_Integer)delay);

@@ -253,6 +253,9 @@ struct loop_state {
   /* registry slots anchor.c handed out and took back (free, holding false) */
   int *anchor_free;
   int anchor_free_n, anchor_free_cap;
+  /* coro.c: the nursery of new coroutine objects not yet registered for finalization
+     (registry slot, 0 when that scheme is off) and how many it holds */
+  int coro_nursery_ref, coro_nursery_n;
   /* the Task metatable: its registry slot (creation) and address (type tests) */
   int task_mt_ref;
   const void *task_mt;
@@ -363,12 +366,15 @@ static inline int await_is_restack(lua_State *co, int status, int nres) {
    run. User values: 1 = the function, 2 = the async function's name (or nil), 3.. = args. */
 typedef struct coro {
   int nargs;
-  uint8_t taken; /* awaited or wrapped in a task */
-  uint8_t sleep; /* made by asyncio.sleep: user value 3 is the delay */
-  uint32_t site; /* where it was made: site.c's id, 0 if unknown */
+  uint8_t taken;         /* awaited or wrapped in a task */
+  uint8_t sleep;         /* made by asyncio.sleep: user value 3 is the delay */
+  uint8_t reported;      /* "never awaited" said already */
+  uint32_t nursery_slot; /* its index in coro.c's nursery, 0 when not there */
+  uint32_t site;         /* where it was made: site.c's id, 0 if unknown */
 } coro;
 
-void coro_open(lua_State *L); /* the metatable, before await_open */
+void coro_open(lua_State *L);                     /* the metatable, before await_open */
+void coro_set_metatable(lua_State *L, int mtidx); /* a new coroutine object's (on top) */
 int coro_test(lua_State *L, int idx);
 int coro_is_sleep(lua_State *L, int idx);
 int coro_take(lua_State *L, int idx, const char *fname); /* pushes fn and args; returns nargs */

@@ -26,6 +26,8 @@ static void coro_push_name(lua_State *L, int idx) {
     lua_pushliteral(L, "?");
 }
 
+static void coro_leave_nursery(lua_State *L, coro *c);
+
 /* Marks the coroutine object at idx as run: a coroutine runs once. */
 void coro_claim(lua_State *L, int idx, const char *fname) {
   coro *c = lua_touserdata(L, idx);
@@ -37,6 +39,7 @@ void coro_claim(lua_State *L, int idx, const char *fname) {
                    fname, lua_tostring(L, -1));
   }
   c->taken = 1;
+  coro_leave_nursery(L, c);
 }
 
 /* Pushes the function and arguments of the coroutine object at idx; returns how many
@@ -66,16 +69,211 @@ static void coro_push_site(lua_State *L, int idx) {
   lua_pushliteral(L, "");
 }
 
-static int coro_gc(lua_State *L) {
-  coro *c = lua_touserdata(L, 1);
-  if (c->taken) return 0;
-  coro_push_name(L, 1);
-  coro_push_site(L, 1);
+/* Reports the coroutine object at idx if it was never awaited nor wrapped (once). */
+static void coro_report(lua_State *L, int idx) {
+  coro *c = lua_touserdata(L, idx);
+  if (c->taken || c->reported) return;
+  c->reported = 1;
+  idx = lua_absindex(L, idx);
+  coro_push_name(L, idx);
+  coro_push_site(L, idx);
   fprintf(stderr, "RuntimeWarning: coroutine '%s' was never awaited%s\n", lua_tostring(L, -2),
           lua_tostring(L, -1));
   fflush(stderr);
-  debug_report_creation(L, 1, "It");
+  debug_report_creation(L, idx, "It");
+  lua_pop(L, 2);
+}
+
+/* The finalizer of a coroutine object made finalizable at once (when the lazy scheme
+   below is off). */
+static int coro_gc(lua_State *L) {
+  coro_report(L, 1);
   return 0;
+}
+
+/* ---- finalizers only for coroutine objects that outlive a collection untaken ----------
+
+   Nearly every coroutine object is awaited or wrapped in a task right after it is made
+   (create_task(work(i))), yet a finalizer on each (the "never awaited" report) cost far
+   more than its call: Lua keeps finalizable objects on a list of their own, which every
+   major collection walks, one cache miss per object (spawn: a third of its CPU time,
+   bench/RESULTS.md issue 22 session 5). So a new coroutine object is made with its
+   metatable but not registered for finalization (Lua registers an object when it gets
+   a metatable whose __gc its cache does not mark absent: the bit is set just before),
+   and goes into the nursery, a list anchoring it. At the end of every collection a
+   sentinel's finalizer (a fresh garbage userdata each time) empties the nursery: an
+   object still untaken then gets a watcher, a small finalizable userdata reachable only
+   through the object (an ephemeron table), whose finalizer reports the object if it was
+   never taken; the rest is left to the collector. Registering the object itself later
+   would cost a walk of Lua's list of objects up to it. An object made untaken and dropped
+   is therefore reported one collection later than with a finalizer of its own. At
+   lua_close every finalizer runs, newest first; the closer, older than every sentinel and
+   watcher, runs after them and reports what is still in the nursery or watched, untaken. */
+
+/* Lua 5.4's Table begins with CommonHeader (next, tt, marked), then `flags`, whose bit
+   1 << TM_GC says "no __gc" to luaC_checkfinalizer. Checked at start-up. */
+enum { TABLE_FLAGS_OFFSET = sizeof(void *) + 2, TM_GC_BIT = 1u << 2, TM_FAST_MASK = 0x3f };
+
+static int table_flags_probe(lua_State *L) {
+  lua_createtable(L, 0, 0);
+  const unsigned char *flags = (const unsigned char *)lua_topointer(L, -1) + TABLE_FLAGS_OFFSET;
+  int fresh = (*flags & TM_FAST_MASK) == TM_FAST_MASK; /* a new table: every fast tm absent */
+  lua_pushboolean(L, 1);
+  lua_setfield(L, -2, "__gc");
+  int written = (*flags & TM_FAST_MASK) == 0; /* a write clears the cache */
+  lua_pop(L, 1);
+  return fresh && written;
+}
+
+typedef struct coro_sentinel {
+  loop_state *loop;
+} coro_sentinel;
+
+static char sentinel_key, watcher_key, closer_key, watch_key;
+
+/* Gives the coroutine object on top the metatable at mtidx, without registering it for
+   finalization when the lazy scheme is on: the object goes into the nursery instead. */
+void coro_set_metatable(lua_State *L, int mtidx) {
+  loop_state *loop = loop_get(L);
+  if (loop->coro_nursery_ref == 0) { /* off: finalizable now */
+    lua_pushvalue(L, mtidx);
+    lua_setmetatable(L, -2);
+    return;
+  }
+  lua_pushvalue(L, mtidx);
+  *((unsigned char *)lua_topointer(L, -1) + TABLE_FLAGS_OFFSET) |= TM_GC_BIT;
+  lua_setmetatable(L, -2);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->coro_nursery_ref);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, ++loop->coro_nursery_n);
+  lua_pop(L, 1);
+  ((coro *)lua_touserdata(L, -1))->nursery_slot = (uint32_t)loop->coro_nursery_n;
+}
+
+/* A coroutine object taken leaves the nursery at once: what it holds (its function and
+   arguments: a process, a stream) is then no longer reachable through it, as before
+   this scheme, and a collection can close it. */
+static void coro_leave_nursery(lua_State *L, coro *c) {
+  if (c->nursery_slot == 0) return;
+  loop_state *loop = loop_get(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->coro_nursery_ref);
+  if (c->nursery_slot == (uint32_t)loop->coro_nursery_n) { /* the last one, as usual: */
+    lua_pushnil(L);                                        /* the nursery stays small */
+    loop->coro_nursery_n--;
+  } else {
+    lua_pushboolean(L, 0); /* not nil: the list stays a dense array */
+  }
+  lua_rawseti(L, -2, (lua_Integer)c->nursery_slot);
+  lua_pop(L, 1);
+  c->nursery_slot = 0;
+}
+
+/* The watcher's finalizer: its object became garbage (or the state closes). */
+static int coro_watcher_gc(lua_State *L) {
+  if (lua_getiuservalue(L, 1, 1) == LUA_TUSERDATA) coro_report(L, -1);
+  return 0;
+}
+
+/* Watches the untaken coroutine object on top (watch table below it). */
+static void coro_watch(lua_State *L) {
+  lua_newuserdatauv(L, 0, 1);
+  lua_pushvalue(L, -2);
+  lua_setiuservalue(L, -2, 1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &watcher_key);
+  lua_setmetatable(L, -2);
+  lua_rawset(L, -3); /* watch[object] = watcher */
+}
+
+static void coro_sentinel_new(lua_State *L, loop_state *loop) {
+  coro_sentinel *s = lua_newuserdatauv(L, sizeof *s, 0);
+  s->loop = loop;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &sentinel_key);
+  lua_setmetatable(L, -2);
+  lua_pop(L, 1); /* garbage at once: its finalizer runs after the next collection */
+}
+
+/* Empties the nursery: the untaken get a watcher (with `watch` false: at lua_close, the
+   closer reports them itself). Leaves a new, empty nursery. */
+static void coro_nursery_empty(lua_State *L, loop_state *loop, int watch) {
+  int n = loop->coro_nursery_n;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->coro_nursery_ref);
+  lua_createtable(L, 0, 0);
+  lua_rawseti(L, LUA_REGISTRYINDEX, loop->coro_nursery_ref);
+  loop->coro_nursery_n = 0;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &watch_key);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, -2, i);
+    coro *c = lua_touserdata(L, -1);
+    if (c) c->nursery_slot = 0;
+    if (c && !c->taken && !c->reported) {
+      if (watch) {
+        coro_watch(L);
+        continue;
+      }
+      coro_report(L, -1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+}
+
+static int coro_sentinel_gc(lua_State *L) {
+  coro_sentinel *s = lua_touserdata(L, 1);
+  loop_state *loop = s->loop;
+  if (loop == NULL || loop->coro_nursery_ref == 0) return 0;
+  coro_nursery_empty(L, loop, 1);
+  coro_sentinel_new(L, loop);
+  return 0;
+}
+
+/* At lua_close, after every sentinel and watcher: reports what is left untaken. */
+static int coro_closer_gc(lua_State *L) {
+  coro_sentinel *s = lua_touserdata(L, 1);
+  loop_state *loop = s->loop;
+  if (loop == NULL || loop->coro_nursery_ref == 0) return 0;
+  coro_nursery_empty(L, loop, 0);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &watch_key);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lua_pop(L, 1);
+    coro_report(L, -1);
+  }
+  lua_pop(L, 1);
+  loop->coro_nursery_ref = 0;
+  return 0;
+}
+
+/* Replaces the value on top by a table {[name] = value}. */
+static void wrap_in_table(lua_State *L, const char *name) {
+  lua_createtable(L, 0, 1);
+  lua_insert(L, -2);
+  lua_setfield(L, -2, name);
+}
+
+static void coro_lazy_open(lua_State *L) {
+  loop_state *loop = loop_get(L);
+  if (loop->coro_nursery_ref != 0 || !table_flags_probe(L)) return;
+  lua_pushcfunction(L, coro_sentinel_gc);
+  wrap_in_table(L, "__gc");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &sentinel_key);
+  lua_pushcfunction(L, coro_watcher_gc);
+  wrap_in_table(L, "__gc");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &watcher_key);
+  lua_createtable(L, 0, 0); /* watch: object -> watcher, an ephemeron table */
+  lua_pushliteral(L, "k");
+  wrap_in_table(L, "__mode");
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &watch_key);
+  coro_sentinel *closer = lua_newuserdatauv(L, sizeof *closer, 0);
+  closer->loop = loop;
+  lua_pushcfunction(L, coro_closer_gc);
+  wrap_in_table(L, "__gc");
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &closer_key); /* anchored: finalized only at lua_close */
+  lua_createtable(L, 0, 0);
+  loop->coro_nursery_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  loop->coro_nursery_n = 0;
+  coro_sentinel_new(L, loop);
 }
 
 static int coro_tostring(lua_State *L) {
@@ -96,4 +294,5 @@ void coro_open(lua_State *L) {
   lua_pushliteral(L, "coroutine");
   lua_setfield(L, -2, "__name");
   lua_pop(L, 1);
+  coro_lazy_open(L);
 }
