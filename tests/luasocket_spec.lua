@@ -327,6 +327,14 @@ time.sleep(10)
     assert.matches("'setoption' %(unsupported option `nope'%)", support.raises(t.setoption, t, "nope", 1))
     assert.matches("tcp{server} expected, got tcp{master}", support.raises(t.accept, t))
     t:close()
+    -- skip's count must not reach below its own arguments: a negative one returned slots
+    -- of the caller's stack (the function itself, then memory past the stack: a crash)
+    for _, d in ipairs({ -1, -3, -100000, math.mininteger }) do
+      assert.matches("bad argument #1 to 'skip' %(.*negative", support.raises(socket.skip, d, "a"))
+    end
+    assert.matches("bad argument #1 to 'skip' %(number expected, got no value", support.raises(socket.skip))
+    assert.are.same({ "x", "a" }, { socket.skip(0, "x", "a") })
+    assert.are.equal(0, select("#", socket.skip(math.maxinteger, "x")))
   end)
 end)
 

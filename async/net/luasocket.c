@@ -258,15 +258,19 @@ static int l_net_protect(lua_State *L) {
   return 1;
 }
 
-/* net.skip(d, ...) -> the values after the first d */
+/* net.skip(d, ...) -> the values after the first d. A negative d is refused: returning
+   more values than were passed hands out the caller's stack slots below them (LuaSocket's
+   own skip does; the Lua select this replaced raised "index out of range"). */
 static int l_net_skip(lua_State *L) {
   int isnum;
   lua_Integer amount = lua_tointegerx(L, 1, &isnum);
   if (!isnum)
     return luaL_error(L, "bad argument #1 to 'skip' (number expected, got %s)",
                       luaL_typename(L, 1));
-  lua_Integer n = lua_gettop(L) - amount - 1;
-  return n >= 0 ? (int)n : 0;
+  if (amount < 0)
+    return luaL_error(L, "bad argument #1 to 'skip' (count must not be negative, got %I)", amount);
+  lua_Integer rest = lua_gettop(L) - 1;
+  return amount < rest ? (int)(rest - amount) : 0;
 }
 
 static const luaL_Reg luasocket_functions[] = {
