@@ -163,6 +163,39 @@ describe("asyncio.socket in tasks", function()
     server:close()
   end))
 
+  it("a receive waiting in one task gives nil, \"closed\" when another task or a callback closes the socket", support.in_task(function()
+    -- the closer runs while the reader is queued, so the stream is gone (its close callback
+    -- ran) before the reader looks at it again: the line's fast path read a freed stream's
+    -- NULL and crashed (SIGSEGV) where the Lua path had answered "closed"
+    local loop = asyncio.get_running_loop()
+    for _, pattern in ipairs({ "*l", 5, "*a" }) do
+      for _, closer in ipairs({ "task", "call_soon" }) do
+        for _, timeout in ipairs({ false, 5 }) do
+          local server, client, peer = connected_pair()
+          if timeout then peer:settimeout(timeout * support.SLOWDOWN) end
+          client:send("par") -- a partial line and count: the buffer holds them, not enough
+          local reader = asyncio.create_task(function() return peer:receive(pattern) end)
+          support.tick(3)
+          if closer == "task" then
+            asyncio.create_task(function() peer:close() end)
+          else
+            loop:call_soon(function() peer:close() end)
+          end
+          local got = { await(asyncio.wait_for(reader, 5 * support.SLOWDOWN)) }
+          local case = ("%s, closed by a %s, timeout %s"):format(pattern, closer, tostring(timeout))
+          if pattern == "*a" then
+            assert.are.same({ "par" }, got, case)
+          else -- the partial result: what the call had taken before the close dropped the rest
+            assert.are.same({ nil, "closed" }, { got[1], got[2] }, case)
+            assert.are.equal(got[3], ("par"):sub(1, #got[3]), case)
+          end
+          client:close()
+          server:close()
+        end
+      end
+    end
+  end))
+
   it("settimeout(0) polls: receive gives nil, \"timeout\" until data is there", support.in_task(function()
     local server, client, peer = connected_pair()
     peer:settimeout(0)

@@ -134,10 +134,16 @@ static int l_net_socket_take(lua_State *L) {
   stream *s = stream_check(L, 1);
   int is_line = lua_isnoneornil(L, 2);
   lua_Integer n = is_line ? 0 : luaL_checkinteger(L, 2);
-  int more = s != NULL && s->rerr == 0 && !s->eof && !s->close_wanted;
-  if (s == NULL || (!is_line && (n < 0 || (size_t)n > s->limit))) more = 0;
-  size_t len = s ? s->rb.len : 0;
-  const char *p = s ? s->rb.buf + s->rb.pos : NULL;
+  if (s == NULL) { /* closed and freed (by another task, while this one waited): the Lua
+                      path answers "closed" */
+    lua_pushnil(L);
+    lua_pushliteral(L, "other");
+    return 2;
+  }
+  int more = s->rerr == 0 && !s->eof && !s->close_wanted;
+  if (!is_line && (n < 0 || (size_t)n > s->limit)) more = 0;
+  size_t len = s->rb.len;
+  const char *p = s->rb.buf + s->rb.pos;
   size_t used = 0;
   int found = 0;
   if (is_line) {
