@@ -524,6 +524,8 @@ int error_raise_uv_msg(lua_State *L, const char *syscall, int uverr, const char 
 void error_relay_set(lua_State *L, int erridx, int tbidx);
 void error_traceback(lua_State *L, lua_State *co, int erridx, int level);
 void error_push_stack(lua_State *L, lua_State *co, int level); /* "stack traceback:..." */
+/* The same bounded to the innermost 21 frames, in constant time however deep the stack */
+void error_push_stack_top(lua_State *L, lua_State *co, int level);
 const char *error_instance_type(lua_State *L, int idx);
 void error_set_instance_class(lua_State *L, int idx, const char *type);
 

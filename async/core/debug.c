@@ -173,7 +173,7 @@ void debug_record_creation(lua_State *L, int idx) {
   }
   int tab = lua_gettop(L);
   lua_pushvalue(L, idx);
-  error_push_stack(L, L, 1);
+  error_push_stack_top(L, L, 1); /* as Python's origin tracking depth: deep chains stay linear */
   if (t && t->ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
     lua_rawget(L, tab);

@@ -146,21 +146,29 @@ static void add_run(luaL_Buffer *b, lua_State *co, int from, int to, int has_std
   }
 }
 
-/* Pushes "stack traceback:" and the frames of co from `level` on (co may be L). */
-void error_push_stack(lua_State *L, lua_State *co, int level) {
+/* Pushes "stack traceback:" and the frames of co from `level` on (co may be L); with
+   `top_only`, only the innermost TRACEBACK_TOP + TRACEBACK_BOTTOM frames, then "...":
+   finding the outermost frames walks the whole stack (O(depth log depth)). */
+static void push_stack(lua_State *L, lua_State *co, int level, int top_only) {
   lua_Debug ar;
   int skip_at = -1; /* frames shown before the "skipping" line, or -1: all */
   int last = 0;
   int fold = !debug_states;
   int run_from = -1, run_stdlib = 0; /* a run of internal frames not added yet */
   if (lua_getstack(co, level + TRACEBACK_TOP + TRACEBACK_BOTTOM + 1, &ar)) { /* more than both */
-    last = last_level(co);
-    skip_at = TRACEBACK_TOP;
+    last = top_only ? -1 : last_level(co);
+    skip_at = top_only ? TRACEBACK_TOP + TRACEBACK_BOTTOM : TRACEBACK_TOP;
   }
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   add_literal(&b, "stack traceback:");
   for (int shown = 0; lua_getstack(co, level, &ar); shown++, level++) {
+    if (shown == skip_at && last < 0) {
+      add_run(&b, co, run_from, level, run_stdlib);
+      run_from = -1;
+      add_literal(&b, "\n\t...");
+      break;
+    }
     if (shown == skip_at) {
       add_run(&b, co, run_from, level, run_stdlib);
       run_from = -1;
@@ -185,6 +193,10 @@ void error_push_stack(lua_State *L, lua_State *co, int level) {
   add_run(&b, co, run_from, level, run_stdlib);
   luaL_pushresult(&b);
 }
+
+void error_push_stack(lua_State *L, lua_State *co, int level) { push_stack(L, co, level, 0); }
+
+void error_push_stack_top(lua_State *L, lua_State *co, int level) { push_stack(L, co, level, 1); }
 
 /* Does the traceback text show a frame of the user's code (not only folded internals
    and C functions)? */
