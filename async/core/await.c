@@ -425,6 +425,21 @@ char await_restack_tag; /* yielded by an inline await deep in the C stack: resum
    leaving the rest for the user's own pcalls, metamethods and iterators. */
 #define AWAIT_INLINE_C_STACK (24 * 1024)
 
+int await_resume(loop_state *loop, lua_State *co, lua_State *from, int narg, int *nres) {
+  uintptr_t outer = 0;
+  if (loop) {
+    outer = loop->resume_frame;
+    loop->resume_frame = (uintptr_t)__builtin_frame_address(0);
+  }
+  int status = lua_resume(co, from, narg, nres);
+  while (status == LUA_YIELD && *nres == 1 && lua_touserdata(co, -1) == &await_restack_tag) {
+    lua_pop(co, 1);
+    status = lua_resume(co, from, 0, nres);
+  }
+  if (loop) loop->resume_frame = outer;
+  return status;
+}
+
 /* The coroutine object's function returned: its results are await's. */
 static int await_inline_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;

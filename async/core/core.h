@@ -356,12 +356,10 @@ void loop_interrupt(loop_state *loop, const char *message);
 /* ---- await, async and coroutine objects -------------------------------- */
 
 extern char await_tag; /* address yielded by await: "suspended for the scheduler" */
-/* Yielded by an inline await deep in the C stack: its resumer (task_step, coroutine.resume
-   and wrap) resumes it again at once, on an empty C stack (await.c). */
-extern char await_restack_tag;
-static inline int await_is_restack(lua_State *co, int status, int nres) {
-  return status == LUA_YIELD && nres == 1 && lua_touserdata(co, -1) == &await_restack_tag;
-}
+/* lua_resume for the resumers of code that may await (task_step, coroutine.resume and
+   wrap inside a task; loop NULL outside one): the C stack inline awaits use is counted
+   from here, and a thread that yields to unwind it is resumed again at once (await.c). */
+int await_resume(loop_state *loop, lua_State *co, lua_State *from, int narg, int *nres);
 /* What calling an async function returns (coro.c): its function and arguments, not yet
    run. User values: 1 = the function, 2 = the async function's name (or nil), 3.. = args. */
 typedef struct coro {

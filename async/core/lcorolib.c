@@ -33,22 +33,9 @@ static int co_resume_passing(lua_State *L, lua_State *co, int narg, int *nres, l
                              lua_KFunction k) {
   task *t = task_of(L);
   task_set_thread_owner(co, t);
-  lua_State *published = NULL;
-  uintptr_t outer_frame = 0;
-  if (t) {
-    published = loop_enter(t->base.loop, co);
-    outer_frame = t->base.loop->resume_frame;
-    t->base.loop->resume_frame = (uintptr_t)__builtin_frame_address(0);
-  }
-  int status = lua_resume(co, L, narg, nres);
-  while (await_is_restack(co, status, *nres)) {
-    lua_pop(co, 1);
-    status = lua_resume(co, L, 0, nres);
-  }
-  if (t) {
-    t->base.loop->resume_frame = outer_frame;
-    loop_leave(t->base.loop, published);
-  }
+  lua_State *published = t ? loop_enter(t->base.loop, co) : NULL;
+  int status = await_resume(t ? t->base.loop : NULL, co, L, narg, nres);
+  if (t) loop_leave(t->base.loop, published);
   if (status == LUA_YIELD && *nres == 1 && lua_touserdata(co, -1) == &await_tag) {
     lua_pop(co, 1);
     co_mark_awaiting(co);

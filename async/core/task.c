@@ -293,12 +293,7 @@ void task_step(lua_State *L, loop_state *loop, task *t) {
   if (loop->debug) debug_hook_thread(t->co);
   int nres = 0;
   lua_State *published = loop_enter(loop, t->co);
-  loop->resume_frame = (uintptr_t)__builtin_frame_address(0);
-  int status = lua_resume(t->co, L, narg, &nres);
-  while (await_is_restack(t->co, status, nres)) {
-    lua_pop(t->co, 1);
-    status = lua_resume(t->co, L, 0, &nres);
-  }
+  int status = await_resume(loop, t->co, L, narg, &nres);
   loop_leave(loop, published);
   loop->current = outer;
   if (status == LUA_YIELD) {
