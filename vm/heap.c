@@ -53,7 +53,8 @@ static void heap_advise(uintptr_t top) {
    valgrind sees them (its checks then cover the slabs' own code, and callgrind counts
    what a normal run does). */
 #define SLAB_CHUNK (256 << 10)
-#define SLAB_CLASSES 4
+#define SLAB_CLASSES 7
+#define SLAB_MAX_SIZE 1024 /* the largest size a class may have (the first stack: 720) */
 
 typedef struct slab {
   size_t size;      /* block size (the lua_State's is learnt from Lua) */
@@ -61,15 +62,27 @@ typedef struct slab {
   char *next, *end; /* the rest of the chunk being carved */
 } slab;
 
-static slab slabs[SLAB_CLASSES]; /* CallInfo, first stack, lua_State, Task */
+/* CallInfo, first stack, lua_State, Task, and coroutine objects of 0, 1 and 2
+   arguments: made for nearly every task (create_task(work(i))) and garbage soon after,
+   they were the one glibc block of task creation (~300 instructions to malloc, ~100 to
+   free), and a free list reuses the block freed last, still in the cache. */
+static slab slabs[SLAB_CLASSES];
+static uint8_t slab_index[SLAB_MAX_SIZE / 8 + 1]; /* size / 8 -> its class + 1, or 0 */
 static int slabs_on;
 
 static inline slab *slab_of(size_t size) {
-  if (size == slabs[0].size) return &slabs[0];
-  if (size == slabs[1].size) return &slabs[1];
-  if (size == slabs[2].size) return &slabs[2];
-  if (size == slabs[3].size) return &slabs[3];
-  return NULL;
+  if (size > SLAB_MAX_SIZE || (size & 7)) return NULL;
+  int i = slab_index[size >> 3];
+  return i ? &slabs[i - 1] : NULL;
+}
+
+/* Fills slab_index from the classes' sizes (two classes of one size share the first). */
+static void slab_index_build(void) {
+  memset(slab_index, 0, sizeof slab_index);
+  for (int i = SLAB_CLASSES - 1; i >= 0; i--) {
+    size_t size = slabs[i].size;
+    if (size <= SLAB_MAX_SIZE && (size & 7) == 0) slab_index[size >> 3] = (uint8_t)(i + 1);
+  }
 }
 
 static void *slab_alloc(slab *s) {
@@ -135,19 +148,24 @@ static void *heap_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   return p;
 }
 
-/* Learns the size of a lua_State (with its extra space) from the thread vm_heap_install
-   makes: Lua asks for it with osize = LUA_TTHREAD. */
-static void *heap_learn_thread(void *ud, void *ptr, size_t osize, size_t nsize) {
-  if (ptr == NULL && osize == LUA_TTHREAD) slabs[2].size = nsize;
+/* Learns the size of a new object's block from Lua's allocation of it: Lua asks for
+   it with osize = the object's type (LUA_TTHREAD for a lua_State with its extra space,
+   LUA_TUSERDATA for a userdata: Lua's header and its user values). */
+static int learn_type;
+static size_t learnt;
+
+static void *heap_learn(void *ud, void *ptr, size_t osize, size_t nsize) {
+  if (ptr == NULL && osize == (size_t)learn_type && learnt == 0) learnt = nsize;
   return heap_alloc(ud, ptr, osize, nsize);
 }
 
-/* Learns the size of a Task's block (core.h's struct task after Lua's header for a
-   userdata with a task's user values) from the empty userdata vm_heap_install makes with
-   those user values: Lua asks for it with osize = LUA_TUSERDATA. */
-static void *heap_learn_task(void *ud, void *ptr, size_t osize, size_t nsize) {
-  if (ptr == NULL && osize == LUA_TUSERDATA) slabs[3].size = nsize + sizeof(task);
-  return heap_alloc(ud, ptr, osize, nsize);
+/* The size of the block of a userdata of `size` bytes with nuv user values. */
+static size_t learn_userdata(lua_State *L, int nuv) {
+  learn_type = LUA_TUSERDATA;
+  learnt = 0;
+  lua_newuserdatauv(L, 0, nuv);
+  lua_pop(L, 1);
+  return learnt;
 }
 
 /* AddressSanitizer watches every block: the slabs would hide theirs (make check). */
@@ -167,15 +185,18 @@ void vm_heap_install(lua_State *L) {
   advised_top = (uintptr_t)sbrk(0);
   heap_advise(advised_top);
   slabs_on = !running_checked();
-  slabs[0].size = 64;            /* sizeof(CallInfo) in Lua 5.4 on 64 bits */
-  slabs[1].size = (40 + 5) * 16; /* BASIC_STACK_SIZE + EXTRA_STACK slots */
-  slabs[2].size = SIZE_MAX;      /* the lua_State's, learnt next */
-  slabs[3].size = SIZE_MAX;      /* a Task's, learnt next */
-  lua_setallocf(L, heap_learn_thread, NULL);
+  for (int i = 0; i < SLAB_CLASSES; i++) slabs[i].size = SIZE_MAX; /* none until learnt */
+  lua_setallocf(L, heap_learn, NULL);
+  learn_type = LUA_TTHREAD;
+  learnt = 0;
   lua_newthread(L);
   lua_pop(L, 1);
-  lua_setallocf(L, heap_learn_task, NULL);
-  lua_newuserdatauv(L, 0, TUV_ARGS - 1);
-  lua_pop(L, 1);
+  slabs[0].size = 64;            /* sizeof(CallInfo) in Lua 5.4 on 64 bits */
+  slabs[1].size = (40 + 5) * 16; /* BASIC_STACK_SIZE + EXTRA_STACK slots */
+  slabs[2].size = learnt;        /* the lua_State */
+  slabs[3].size = learn_userdata(L, TUV_ARGS - 1) + sizeof(task);
+  for (int nargs = 0; nargs <= 2; nargs++) /* await.c's async_call: fn, name, arguments */
+    slabs[4 + nargs].size = learn_userdata(L, nargs + 2) + sizeof(coro);
+  slab_index_build();
   lua_setallocf(L, heap_alloc, NULL);
 }
