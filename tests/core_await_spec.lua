@@ -595,6 +595,76 @@ describe("deep recursion", function()
     assert.are.equal("after", gen())
   end)
 
+  -- `return await(f(n - 1))`, the call form (stock Lua's only one), is a proper tail call
+  -- as `return await f()` is (syntax_spec): the returning function's frame goes. Were it
+  -- kept (with await's C frame), Lua's stack would overflow near 200,000 levels.
+  describe("return await(f(n - 1)) is a proper tail call", function()
+    local down
+    down = async(function(n, every)
+      if n == 0 then return "bottom", n end
+      if every and n % every == 0 then await(sleep(0)) end
+      return await(down(n - 1, every))
+    end)
+
+    it("300,000 levels in a task", function()
+      assert.are.same({ "bottom", 0, n = 2 }, pack(await(create_task(down(300000)))))
+    end)
+
+    it("300,000 levels, suspending every 1,000", function()
+      assert.are.same({ "bottom", 0, n = 2 }, pack(await(create_task(down(300000, 1000)))))
+    end)
+
+    it("300,000 levels inside a coroutine.wrap generator in a task", support.in_task(function()
+      local gen = coroutine.wrap(function() coroutine.yield(await(down(300000, 1000))) end)
+      assert.are.equal("bottom", gen())
+    end))
+
+    it("300,000 levels inside a table.sort comparator (nothing can yield there)", support.in_task(function()
+      local got
+      table.sort({ 2, 1 }, function(a, b)
+        got = got or await(down(300000))
+        return a < b
+      end)
+      assert.are.equal("bottom", got)
+    end))
+
+    it("an error 300,000 levels down reaches the top; <close> variables above it run", function()
+      local e, closed = {}, 0
+      local fail
+      fail = async(function(n)
+        if n == 0 then await(sleep(0)); error(e) end
+        if n == 150000 then
+          local _ <close> = setmetatable({}, { __close = function() closed = closed + 1 end })
+          local v = await(fail(n - 1)) -- not a tail call: a to-be-closed variable is open
+          return v
+        end
+        return await(fail(n - 1))
+      end)
+      assert.are.equal(e, raises(await, create_task(fail(300000))))
+      assert.are.equal(1, closed)
+    end)
+
+    it("results pass through every level, nils and all", function()
+      local many
+      many = async(function(n)
+        if n == 0 then return nil, 2, nil end
+        return await(many(n - 1))
+      end)
+      assert.are.same({ nil, 2, nil, n = 3 }, pack(await(create_task(many(1000)))))
+      assert.are.same({ nil, 2, nil, n = 3 }, pack(await(many(1000))))
+    end)
+
+    it("a non-tail await below the tail ones keeps its own results", function()
+      local count
+      count = async(function(n)
+        if n == 0 then return 0 end
+        if n % 2 == 0 then return await(count(n - 1)) + 1 end
+        return await(count(n - 1))
+      end)
+      assert.are.equal(500, await(create_task(count(1000))))
+    end)
+  end)
+
   it("a deep chain that never suspends lets no other task run meanwhile", support.in_task(function()
     local flat
     flat = async(function(n)

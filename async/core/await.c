@@ -440,18 +440,126 @@ int await_resume(loop_state *loop, lua_State *co, lua_State *from, int narg, int
   return status;
 }
 
-/* The coroutine object's function returned: its results are await's. */
+/* ---- a tail await, handed down to the inline await that runs its caller ------------ */
+
+/* `return await(f(n - 1))`, the call form: await is C, and Lua keeps the frame of a Lua
+   function that tail-calls a C function until that returns, so a chain of such awaits,
+   each running the next coroutine object inline, would keep two frames a level (Lua's
+   stack overflows near 200,000 levels, where `return await f()` runs in constant stack).
+   So an await of a coroutine object made by a Lua function in a tail call, when that
+   function is itself a body an inline await is running, does not run the object: it
+   returns the object's function, its arguments and await_tail_tag, which the Lua
+   function returns as they are (a tail call's results are the caller's) to the inline
+   await below, and that one calls the function in its place: a trampoline, with the
+   frames of a proper tail call. Whether the caller tail-called await is in its current
+   instruction, which the API does not show: it is read from Lua 5.4's CallInfo (which
+   lua_Debug's i_ci points at), whose layout and OP_TAILCALL's number a probe checks
+   once per process (tail_probe); where it disagrees the chain nests as before. */
+static char await_tail_tag;    /* returned in place of a tail await's results */
+static char await_inline_mark; /* slot 2 of an inline await running a body */
+
+/* The head of Lua 5.4's CallInfo (lstate.h), the same in every 5.4 release. */
+typedef struct lua54_callinfo {
+  void *func, *top;
+  struct lua54_callinfo *previous, *next;
+  union {
+    struct {
+      const uint32_t *savedpc; /* the instruction after the one running */
+      volatile sig_atomic_t trap;
+      int nextraargs;
+    } l;
+    struct {
+      lua_KFunction k;
+      ptrdiff_t old_errfunc;
+      lua_KContext ctx;
+    } c;
+  } u;
+  int u2;
+  short nresults;
+  unsigned short callstatus;
+} lua54_callinfo;
+
+enum { LUA54_CIST_C = 1 << 1, LUA54_OPCODE_MASK = 0x7f };
+
+static atomic_int tail_opcode; /* OP_TAILCALL's number; 0: not probed yet, -1: off */
+
+/* The probe's C function: the opcode its Lua caller is running, or -1 if the frames do
+   not look as expected. */
+static int tail_probe_opcode(lua_State *L) {
+  lua_Debug self, caller;
+  int op = -1;
+  if (lua_getstack(L, 0, &self) && lua_getstack(L, 1, &caller)) {
+    const lua54_callinfo *c0 = (const void *)self.i_ci, *c1 = (const void *)caller.i_ci;
+    if (c0->previous == c1 && c1->next == c0 && (c0->callstatus & LUA54_CIST_C) &&
+        !(c1->callstatus & LUA54_CIST_C) && c1->u.l.savedpc != NULL)
+      op = (int)(c1->u.l.savedpc[-1] & LUA54_OPCODE_MASK);
+  }
+  lua_pushinteger(L, op);
+  return 1;
+}
+
+/* Finds OP_TAILCALL's number: a tail call of a C function from a plain and from a vararg
+   Lua function must show the same opcode, and a plain call another one. */
+static void tail_probe(lua_State *L) {
+  static const char probe[] =
+      "local p = ...\n"
+      "local function tail(x) return p(x) end\n"
+      "local function vtail(...) return p(...) end\n"
+      "local function call(x) local r = p(x) return r end\n"
+      "return tail(1), vtail(2), call(3)";
+  int op = -1, top = lua_gettop(L);
+  if (lua_version(L) == 504 &&
+      luaL_loadbuffer(L, probe, sizeof probe - 1, "=tail_probe") == LUA_OK) {
+    lua_pushcfunction(L, tail_probe_opcode);
+    if (lua_pcall(L, 1, 3, 0) == LUA_OK) {
+      lua_Integer tail = lua_tointeger(L, -3), vtail = lua_tointeger(L, -2);
+      lua_Integer call = lua_tointeger(L, -1);
+      if (tail > 0 && tail == vtail && call >= 0 && call != tail) op = (int)tail;
+    }
+  }
+  lua_settop(L, top);
+  atomic_store(&tail_opcode, op);
+}
+
+/* Whether this await (of a coroutine object) was tail-called by a Lua function that an
+   inline await (its await_inline_mark in slot 2) is running: that await can run the
+   object in this one's place. */
+static int await_is_inline_tail(lua_State *L) {
+  int op = atomic_load_explicit(&tail_opcode, memory_order_relaxed);
+  lua_Debug ar;
+  if (op <= 0 || !lua_getstack(L, 1, &ar)) return 0;
+  const lua54_callinfo *caller = (const void *)ar.i_ci;
+  if ((caller->callstatus & LUA54_CIST_C) ||
+      (int)(caller->u.l.savedpc[-1] & LUA54_OPCODE_MASK) != op)
+    return 0;
+  const lua54_callinfo *below = caller->previous;
+  if (below == NULL || !(below->callstatus & LUA54_CIST_C)) return 0;
+  ar.i_ci = (void *)below;
+  if (lua_getlocal(L, &ar, 2) == NULL) return 0;
+  int marked = lua_touserdata(L, -1) == &await_inline_mark;
+  lua_pop(L, 1);
+  return marked;
+}
+
+/* The coroutine object's function returned: its results are await's; or a tail await
+   in it handed over the next object's function and arguments, followed by
+   await_tail_tag: they run here. Stack: [x, await_inline_mark, results...]. */
 static int await_inline_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
-  return lua_gettop(L) - 1;
+  while (lua_touserdata(L, -1) == &await_tail_tag && lua_gettop(L) > 3) {
+    lua_pop(L, 1);
+    lua_callk(L, lua_gettop(L) - 3, LUA_MULTRET, 0, await_inline_k);
+  }
+  return lua_gettop(L) - 2;
 }
 
-/* Runs the function and arguments above index 1 (coro_take's) and returns its results. */
+/* Runs the function and arguments above index 2 ([x, await_inline_mark, fn, args...])
+   and returns its results. */
 static int await_inline_call(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
-  lua_callk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, await_inline_k);
+  lua_callk(L, lua_gettop(L) - 3, LUA_MULTRET, 0, await_inline_k);
   return await_inline_k(L, LUA_OK, 0);
 }
 
@@ -462,7 +570,8 @@ static int await_inline_call(lua_State *L, int status, lua_KContext ctx) {
    its resumer (task_step, or coroutine.resume/wrap) answers by resuming it at once:
    Lua then continues from the continuations, on an empty C stack. Nothing else runs in
    between, so async recursion is as deep as Lua's stack allows, as awaiting a coroutine
-   object in Python runs it without the loop. A sleep's object sleeps from here. */
+   object in Python runs it without the loop. A tail await hands its object down
+   (above). A sleep's object sleeps from here. */
 static int await_coro(lua_State *L, task *t) {
   if (coro_is_sleep(L, 1)) {
     coro_take(L, 1, "await"); /* [x, sleep_body, delay ns, results...] */
@@ -470,7 +579,13 @@ static int await_coro(lua_State *L, task *t) {
     lua_pop(L, 2);
     return sleep_body(L);
   }
-  coro_take(L, 1, "await");
+  if (await_is_inline_tail(L)) {
+    coro_take(L, 1, "await");
+    lua_pushlightuserdata(L, &await_tail_tag);
+    return lua_gettop(L) - 1; /* [fn, args..., await_tail_tag] */
+  }
+  lua_pushlightuserdata(L, &await_inline_mark);
+  coro_take(L, 1, "await"); /* [x, await_inline_mark, fn, args...] */
   uintptr_t here = (uintptr_t)__builtin_frame_address(0);
   uintptr_t base = t->base.loop->resume_frame;
   if (base > here && base - here > AWAIT_INLINE_C_STACK && lua_isyieldable(L)) {
@@ -627,6 +742,7 @@ void await_setfuncs(lua_State *L, const luaL_Reg *fns) {
 /* Adds async, await's maker and the task makers to the table on top; the Future, Task
    and coroutine metatables must exist. */
 void await_open(lua_State *L) {
+  if (atomic_load(&tail_opcode) == 0) tail_probe(L); /* once per process */
   luaL_getmetatable(L, FUTURE_MT);
   luaL_getmetatable(L, TASK_MT);
   luaL_getmetatable(L, CORO_MT);

@@ -21,3 +21,19 @@ expect "stock lua5.4 runs asyncio from asyncio.so" 0 $'2\t4\n42\n3' -- \
   env LD_PRELOAD="$PRELOAD" LUA_CPATH="$MODULE_DIR/?.so" lua5.4 "$TMP/stock.lua"
 expect "the module carries its Lua parts (no stdlib files needed)" 0 "function" -- \
   env -C "$TMP" LD_PRELOAD="$PRELOAD" LUA_CPATH="$(realpath "$MODULE_DIR")/?.so" LUA_PATH="" lua5.4 -e 'print(type(require("asyncio").gather))'
+
+# the call form is stock Lua's only await: `return await(f(n - 1))` stays a proper tail
+# call there too (await.c's trampoline; Lua's stack overflowed near 200,000 levels)
+cat > "$TMP/tail.lua" <<'LUA'
+local asyncio = require "asyncio"
+local async, await = asyncio.async, asyncio.await
+local down
+down = async(function(n)
+  if n == 0 then return "bottom" end
+  if n % 1000 == 0 then await(asyncio.sleep(0)) end
+  return await(down(n - 1))
+end)
+print(asyncio.run(down, 300000))
+LUA
+expect "stock lua5.4: return await(f(n - 1)) 300,000 levels deep" 0 "bottom" -- \
+  env LD_PRELOAD="$PRELOAD" LUA_CPATH="$MODULE_DIR/?.so" lua5.4 "$TMP/tail.lua"
