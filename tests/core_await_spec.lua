@@ -140,6 +140,22 @@ describe("async functions and coroutine objects", function()
     assert.matches("^RuntimeWarning: coroutine 'left' was never awaited [^\n]*\nend\n$", out)
   end)
 
+  -- the object made last waits in a slot of its own, the others in the nursery's list:
+  -- taken, either lets go of its arguments at once
+  it("a taken coroutine object keeps nothing alive, whether it was the last made or an older one", function()
+    local weak = setmetatable({}, { __mode = "k" })
+    local body = async(function(x) return x end)
+    local a, b = {}, {}
+    weak[a], weak[b] = "a", "b"
+    local ca = body(a)
+    local cb = body(b) -- moves ca from the slot into the nursery's list
+    assert.are.equal(b, await(cb))
+    assert.are.equal(a, await(asyncio.create_task(ca)))
+    a, b, ca, cb = nil, nil, nil, nil
+    collectgarbage(); collectgarbage()
+    assert.is_nil(next(weak))
+  end)
+
   it("a coroutine object still held untaken at exit is reported at exit, whether or not a collection saw it", function()
     local out, status = run_alua([[
       local old = async(function() end, "old")()

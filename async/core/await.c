@@ -29,7 +29,7 @@ static int async_call(lua_State *L) {
   c->sleep = 0;
   c->reported = 0;
   c->nursery_slot = 0;
-  coro_set_metatable(L, lua_upvalueindex(3));
+  coro_set_metatable(L, lua_upvalueindex(3), c);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_setiuservalue(L, -2, 1);
   if (!lua_isnil(L, lua_upvalueindex(2))) { /* the name: a new user value is nil already */
@@ -217,6 +217,15 @@ static int l_core_create_task(lua_State *L) {
     task_create(L, loop, 1, lua_gettop(L) - 1, 0);
     return 1;
   }
+  int top = lua_gettop(L);
+  if (top <= 2 && lua_getmetatable(L, 1)) { /* create_task(work(i)), the usual call */
+    int is_coro = lua_topointer(L, -1) == loop->coro_mt;
+    lua_pop(L, 1);
+    if (is_coro) {
+      coro_claim(L, 1, "create_task");
+      return task_create(L, loop, 1, TASK_BODY_CORO, top == 2 ? 2 : 0);
+    }
+  }
   lua_settop(L, 2);
   int is_coro = lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(UP_CORO_MT));
   lua_settop(L, 2);
@@ -263,7 +272,7 @@ static int l_core_sleep(lua_State *L) {
   c->sleep = 1;
   c->reported = 0;
   c->nursery_slot = 0;
-  coro_set_metatable(L, lua_upvalueindex(UP_CORO_MT));
+  coro_set_metatable(L, lua_upvalueindex(UP_CORO_MT), c);
   lua_pushcfunction(L, sleep_body);
   lua_setiuservalue(L, -2, 1); /* user value 2, the name, stays nil: c->sleep names it */
   lua_pushinteger(L, (lua_Integer)delay);

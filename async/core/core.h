@@ -254,8 +254,11 @@ struct loop_state {
   int *anchor_free;
   int anchor_free_n, anchor_free_cap;
   /* coro.c: the nursery of new coroutine objects not yet registered for finalization
-     (registry slot, 0 when that scheme is off) and how many it holds */
-  int coro_nursery_ref, coro_nursery_n;
+     (registry slot, 0 when that scheme is off) and how many it holds; the one made last,
+     untaken, waits in a registry slot of its own before it (coro_last: NULL if none) */
+  int coro_nursery_ref, coro_nursery_n, coro_last_ref;
+  struct coro *coro_last;
+  const void *coro_mt; /* the coroutine objects' metatable, for fast tests */
   /* the Task metatable: its registry slot (creation) and address (type tests) */
   int task_mt_ref;
   const void *task_mt;
@@ -371,8 +374,8 @@ typedef struct coro {
   uint32_t site;         /* where it was made: site.c's id, 0 if unknown */
 } coro;
 
-void coro_open(lua_State *L);                     /* the metatable, before await_open */
-void coro_set_metatable(lua_State *L, int mtidx); /* a new coroutine object's (on top) */
+void coro_open(lua_State *L); /* the metatable, before await_open */
+void coro_set_metatable(lua_State *L, int mtidx, struct coro *c); /* a new one's (on top) */
 int coro_test(lua_State *L, int idx);
 int coro_is_sleep(lua_State *L, int idx);
 int coro_take(lua_State *L, int idx, const char *fname); /* pushes fn and args; returns nargs */

@@ -131,9 +131,25 @@ typedef struct coro_sentinel {
 
 static char sentinel_key, watcher_key, closer_key, watch_key;
 
-/* Gives the coroutine object on top the metatable at mtidx, without registering it for
-   finalization when the lazy scheme is on: the object goes into the nursery instead. */
-void coro_set_metatable(lua_State *L, int mtidx) {
+/* The object made last and not yet taken is not in the nursery's list but in a registry
+   slot of its own (loop->coro_last_ref, nursery_slot NURSERY_LAST): nearly every object
+   is taken before the next is made (create_task(work(i))), and the slot is one write
+   to fill and one to empty, where the list is a look-up of the table, a write and a pop
+   each way. The next object made moves an untaken one into the list. */
+#define NURSERY_LAST UINT32_MAX
+
+static void coro_last_to_nursery(lua_State *L, loop_state *loop) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->coro_nursery_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->coro_last_ref);
+  lua_rawseti(L, -2, ++loop->coro_nursery_n);
+  lua_pop(L, 1);
+  loop->coro_last->nursery_slot = (uint32_t)loop->coro_nursery_n;
+  loop->coro_last = NULL; /* its slot is the caller's to overwrite or empty */
+}
+
+/* Gives the coroutine object c, on top, the metatable at mtidx, without registering it
+   for finalization when the lazy scheme is on: the object goes into the nursery instead. */
+void coro_set_metatable(lua_State *L, int mtidx, coro *c) {
   loop_state *loop = loop_get(L);
   if (loop->coro_nursery_ref == 0) { /* off: finalizable now */
     lua_pushvalue(L, mtidx);
@@ -143,11 +159,11 @@ void coro_set_metatable(lua_State *L, int mtidx) {
   lua_pushvalue(L, mtidx);
   *((unsigned char *)lua_topointer(L, -1) + TABLE_FLAGS_OFFSET) |= TM_GC_BIT;
   lua_setmetatable(L, -2);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->coro_nursery_ref);
-  lua_pushvalue(L, -2);
-  lua_rawseti(L, -2, ++loop->coro_nursery_n);
-  lua_pop(L, 1);
-  ((coro *)lua_touserdata(L, -1))->nursery_slot = (uint32_t)loop->coro_nursery_n;
+  if (loop->coro_last) coro_last_to_nursery(L, loop);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, LUA_REGISTRYINDEX, loop->coro_last_ref);
+  loop->coro_last = c;
+  c->nursery_slot = NURSERY_LAST;
 }
 
 /* A coroutine object taken leaves the nursery at once: what it holds (its function and
@@ -156,8 +172,15 @@ void coro_set_metatable(lua_State *L, int mtidx) {
 static void coro_leave_nursery(lua_State *L, coro *c) {
   if (c->nursery_slot == 0) return;
   loop_state *loop = loop_get(L);
+  if (c->nursery_slot == NURSERY_LAST) { /* the usual case */
+    lua_pushboolean(L, 0);               /* never nil: luaL_ref must not take the registry slot */
+    lua_rawseti(L, LUA_REGISTRYINDEX, loop->coro_last_ref);
+    loop->coro_last = NULL;
+    c->nursery_slot = 0;
+    return;
+  }
   lua_rawgeti(L, LUA_REGISTRYINDEX, loop->coro_nursery_ref);
-  if (c->nursery_slot == (uint32_t)loop->coro_nursery_n) { /* the last one, as usual: */
+  if (c->nursery_slot == (uint32_t)loop->coro_nursery_n) { /* the last one: */
     lua_pushnil(L);                                        /* the nursery stays small */
     loop->coro_nursery_n--;
   } else {
@@ -195,6 +218,11 @@ static void coro_sentinel_new(lua_State *L, loop_state *loop) {
 /* Empties the nursery: the untaken get a watcher (with `watch` false: at lua_close, the
    closer reports them itself). Leaves a new, empty nursery. */
 static void coro_nursery_empty(lua_State *L, loop_state *loop, int watch) {
+  if (loop->coro_last) { /* into the list with the others */
+    coro_last_to_nursery(L, loop);
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, LUA_REGISTRYINDEX, loop->coro_last_ref);
+  }
   int n = loop->coro_nursery_n;
   lua_rawgeti(L, LUA_REGISTRYINDEX, loop->coro_nursery_ref);
   lua_createtable(L, 0, 0);
@@ -270,6 +298,9 @@ static void coro_lazy_open(lua_State *L) {
   wrap_in_table(L, "__gc");
   lua_setmetatable(L, -2);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &closer_key); /* anchored: finalized only at lua_close */
+  lua_pushboolean(L, 0);
+  loop->coro_last_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  loop->coro_last = NULL;
   lua_createtable(L, 0, 0);
   loop->coro_nursery_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   loop->coro_nursery_n = 0;
@@ -293,6 +324,7 @@ void coro_open(lua_State *L) {
   lua_setfield(L, -2, "__tostring");
   lua_pushliteral(L, "coroutine");
   lua_setfield(L, -2, "__name");
+  loop_get(L)->coro_mt = lua_topointer(L, -1);
   lua_pop(L, 1);
   coro_lazy_open(L);
 }

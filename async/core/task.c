@@ -113,7 +113,8 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
   t->id = ++loop->task_ids;
   lua_rawgeti(L, LUA_REGISTRYINDEX, loop->task_mt_ref);
   lua_setmetatable(L, -2);
-  task *creator = task_of(L) ? task_of(L) : loop->current;
+  task *creator = task_of(L);
+  if (creator == NULL) creator = loop->current;
   if (creator ? creator->has_context : loop->top_has_context) context_inherit(L, loop, t);
   if (name_idx && !lua_isnil(L, name_idx)) {
     luaL_tolstring(L, name_idx, NULL);
