@@ -21,6 +21,16 @@ local function task_error(fn)
   return raises(await, create_task(fn))
 end
 
+-- calls fn once from a table.sort comparator, where nothing can yield; returns its result
+local function in_comparator(fn)
+  local got
+  table.sort({ 2, 1 }, function(a, b)
+    got = got or fn()
+    return a < b
+  end)
+  return got
+end
+
 describe("async functions and coroutine objects", function()
   it("calling an async function returns a coroutine object that has not started", function()
     local ran = false
@@ -471,6 +481,86 @@ describe("await", function()
     end))
     assert.are.same({ 1, 2, 3 }, sorted)
   end)
+
+  -- Awaiting coroutine objects nests a C call a level, and where nothing can yield the
+  -- restack yield that unwinds a deep chain cannot be used: Lua's C-call limit (200)
+  -- stopped such chains near 200 levels. They run as deep as in a task's body.
+  describe("a chain of 20,000 awaits where nothing can yield", function()
+    local count
+    count = async(function(n, bottom)
+      if n == 0 then return bottom and bottom() or 0 end
+      local v = await(count(n - 1, bottom)) -- not a tail call: each level nests
+      return v + 1
+    end)
+
+    it("in a table.sort comparator, a string.gsub callback, __tostring and require", support.in_task(function()
+      assert.are.equal(20000, in_comparator(function() return await(count(20000)) end))
+      assert.are.equal("20000", (string.gsub("x", "x", function() return tostring(await(count(20000))) end)))
+      local obj = setmetatable({}, { __tostring = function() return "n=" .. await(count(20000)) end })
+      assert.are.equal("n=20000", tostring(obj))
+      package.preload["deep_await_module"] = function() return await(count(20000)) end
+      assert.are.equal(20000, require("deep_await_module"))
+      package.loaded["deep_await_module"], package.preload["deep_await_module"] = nil, nil
+    end))
+
+    it("an await that must suspend at the bottom is still the clear error, caught there", support.in_task(function()
+      local err = in_comparator(function()
+        return select(2, pcall(await, count(20000, function()
+          local ok, e = pcall(await, sleep(0))
+          assert(not ok)
+          error(e, 0)
+        end)))
+      end)
+      assert.matches("await: cannot suspend here", tostring(err))
+      err = select(2, pcall(table.sort, { 2, 1 }, function()
+        await(count(20000, function() await(asyncio.Future()) end))
+      end))
+      assert.matches("await: cannot suspend here", tostring(err))
+    end))
+
+    it("through a generator resumed deep inside, suspending is the clear error", support.in_task(function()
+      local err = select(2, pcall(table.sort, { 2, 1 }, function()
+        await(count(20000, function()
+          local g = coroutine.wrap(function() coroutine.yield(await(sleep(0, 1))) end)
+          return g()
+        end))
+      end))
+      assert.matches("cannot suspend here", tostring(err))
+    end))
+
+    it("coroutine.yield deep inside is Lua's error for a yield across a C call", support.in_task(function()
+      local err = select(2, pcall(table.sort, { 2, 1 }, function()
+        await(count(20000, function() coroutine.yield(1) end))
+      end))
+      assert.matches("attempt to yield across a C%-call boundary", tostring(err))
+    end))
+
+    it("an error at the bottom reaches the callback's caller; <close> variables ran", support.in_task(function()
+      local e, closed = {}, 0
+      local deep
+      deep = async(function(n)
+        local _ <close> = setmetatable({}, { __close = function() closed = closed + 1 end })
+        if n == 0 then error(e) end
+        local v = await(deep(n - 1))
+        return v
+      end)
+      local ok, err = pcall(table.sort, { 2, 1 }, function() await(deep(20000)) end)
+      assert.is_false(ok)
+      assert.are.equal(e, err)
+      assert.are.equal(20001, closed)
+    end))
+
+    it("the task still sees itself and its context vars down there", support.in_task(function()
+      local var = asyncio.ContextVar("deep")
+      var:set("mine")
+      local me = asyncio.current_task()
+      assert.are.equal(20001, in_comparator(function()
+        return await(count(20000, function()
+          return asyncio.current_task() == me and var:get() == "mine" and 1 or -1
+        end))
+      end))
+    end))
+  end)
 end)
 
 describe("top-level await", function()
@@ -636,12 +726,7 @@ describe("deep recursion", function()
     end))
 
     it("300,000 levels inside a table.sort comparator (nothing can yield there)", support.in_task(function()
-      local got
-      table.sort({ 2, 1 }, function(a, b)
-        got = got or await(down(300000))
-        return a < b
-      end)
-      assert.are.equal("bottom", got)
+      assert.are.equal("bottom", in_comparator(function() return await(down(300000)) end))
     end))
 
     it("an error 300,000 levels down reaches the top; <close> variables above it run", function()

@@ -374,7 +374,7 @@ static int yield_once(lua_State *L, task *t) {
 }
 
 static void check_can_suspend(lua_State *L) {
-  if (!lua_isyieldable(L))
+  if (!lua_isyieldable(L) || (owner_flags(L) & OWNER_NO_SUSPEND))
     argcheck_error(L,
                    "await: cannot suspend here: a C function stands between this await and "
                    "its task (table.sort or string.gsub callbacks, require, load readers, "
@@ -572,6 +572,49 @@ static int await_inline_call(lua_State *L, int status, lua_KContext ctx) {
   return await_inline_k(L, LUA_OK, 0);
 }
 
+/* A chain of inline awaits deep in the C stack where nothing can yield (a table.sort
+   comparator, a string.gsub callback, __tostring, require): the restack yield cannot
+   unwind it, and Lua's limit of 200 nested C calls would stop it. The function (stack:
+   [x, await_inline_mark, fn, args...]) runs on a new Lua thread instead, resumed from
+   here through await_resume: there the chain restacks as in a task's body. The thread
+   runs for task t, marked OWNER_NO_SUSPEND: an await that would suspend raises the
+   "cannot suspend here" error where it stands, and coroutine.yield Lua's error for a
+   yield across a C call, as they would in the callback itself. */
+static int await_inline_unyieldable(lua_State *L, task *t) {
+  loop_state *loop = t->base.loop;
+  int n = lua_gettop(L) - 2;
+  lua_State *co = lua_newthread(L);
+  lua_insert(L, 3); /* [x, mark, co, fn, args...]: the stack anchors the thread */
+  lua_xmove(L, co, n);
+  task_set_thread_owner(co, t);
+  owner_set_flags(co, OWNER_NO_SUSPEND);
+  if (loop->debug) debug_hook_thread(co);
+  int nres = 0;
+  lua_State *published = loop_enter(loop, co);
+  int status = await_resume(loop, co, L, n - 1, &nres);
+  loop_leave(loop, published);
+  if (status == LUA_OK) {
+    luaL_checkstack(L, nres, "too many results");
+    lua_xmove(co, L, nres);
+    return nres;
+  }
+  if (status == LUA_YIELD) { /* a C library's own lua_yield: the callback cannot yield */
+    lua_pop(co, nres);
+    lua_pushliteral(co, "attempt to yield across a C-call boundary");
+    lua_pushvalue(co, -1);
+  }
+  /* an error: close the thread's to-be-closed variables with it, then raise what the
+     closing ended with, as coroutine.wrap does (the error is on co's stack twice) */
+  lua_xmove(co, L, 1);
+#if LUA_VERSION_RELEASE_NUM >= 50406
+  lua_closethread(co, L);
+#else
+  lua_resetthread(co);
+#endif
+  lua_xmove(co, L, 1);
+  return lua_error(L);
+}
+
 /* await(x) for a coroutine object x inside task t: its function runs here, in the
    awaiting task, as a call from this C function (with a continuation, so that it can
    suspend). A chain of such awaits nests C calls, which Lua bounds: once this resume of
@@ -597,7 +640,8 @@ static int await_coro(lua_State *L, task *t) {
   coro_take(L, 1, "await"); /* [x, await_inline_mark, fn, args...] */
   uintptr_t here = (uintptr_t)__builtin_frame_address(0);
   uintptr_t base = t->base.loop->resume_frame;
-  if (base > here && base - here > AWAIT_INLINE_C_STACK && lua_isyieldable(L)) {
+  if (base > here && base - here > AWAIT_INLINE_C_STACK) {
+    if (!lua_isyieldable(L)) return await_inline_unyieldable(L, t);
     lua_pushlightuserdata(L, &await_restack_tag);
     return lua_yieldk(L, 1, 0, await_inline_call);
   }

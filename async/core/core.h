@@ -164,8 +164,21 @@ enum { TUV_BODY = FUV_VALUE, TUV_ARGS = FUV_COUNT };
 #define TUV_THREAD TUV_BODY
 
 task *task_check(lua_State *L, int idx);
+/* A thread's owner slot (its extra space): the task it runs for, and flags in the low
+   bits (a task is 8-byte aligned). task_set_thread_owner clears them. */
+enum {
+  OWNER_AWAITING = 1,   /* a user coroutine suspended in an await it passed up (lcorolib.c) */
+  OWNER_NO_SUSPEND = 2, /* runs for its task where nothing can yield: no await may suspend */
+  OWNER_FLAGS = 7
+};
 task *task_of(lua_State *L);
 void task_set_thread_owner(lua_State *co, task *t);
+static inline uintptr_t owner_flags(lua_State *L) {
+  return *(uintptr_t *)lua_getextraspace(L) & OWNER_FLAGS;
+}
+static inline void owner_set_flags(lua_State *L, uintptr_t flags) {
+  *(uintptr_t *)lua_getextraspace(L) |= flags;
+}
 #define TASK_BODY_CORO (-1) /* task_create's nargs: fidx holds a claimed coroutine object */
 int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_idx);
 void task_step(lua_State *L, loop_state *loop, task *t);

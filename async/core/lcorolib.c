@@ -6,9 +6,9 @@
    the task is resumed, resume the inner coroutine where it stopped. */
 
 /* A coroutine suspended in an await it passed through belongs to the scheduler until
-   its task resumes it: marked by the low bit of its owner slot (see task_of). */
-static void co_mark_awaiting(lua_State *co) { *(uintptr_t *)lua_getextraspace(co) |= 1; }
-static int co_is_awaiting(lua_State *co) { return *(uintptr_t *)lua_getextraspace(co) & 1; }
+   its task resumes it: marked in its owner slot (see task_of). */
+static void co_mark_awaiting(lua_State *co) { owner_set_flags(co, OWNER_AWAITING); }
+static int co_is_awaiting(lua_State *co) { return owner_flags(co) & OWNER_AWAITING; }
 
 /* Why co cannot be resumed, or NULL: the messages of the stock lua_resume. */
 static const char *co_not_resumable(lua_State *L, lua_State *co) {
@@ -33,6 +33,7 @@ static int co_resume_passing(lua_State *L, lua_State *co, int narg, int *nres, l
                              lua_KFunction k) {
   task *t = task_of(L);
   task_set_thread_owner(co, t);
+  owner_set_flags(co, owner_flags(L) & OWNER_NO_SUSPEND); /* nor can it suspend */
   lua_State *published = t ? loop_enter(t->base.loop, co) : NULL;
   int status = await_resume(t ? t->base.loop : NULL, co, L, narg, nres);
   if (t) loop_leave(t->base.loop, published);
@@ -172,6 +173,8 @@ static int co_yield (lua_State *L) {
     return luaL_error(L,
                       "coroutine.yield: cannot yield from a task's own body; use await "
                       "(coroutine.yield works inside coroutines the task creates)");
+  if (owner_flags(L) & OWNER_NO_SUSPEND) /* await.c's thread for a callback that cannot */
+    return luaL_error(L, "attempt to yield across a C-call boundary");
   return lua_yield(L, lua_gettop(L));
 }
 

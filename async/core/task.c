@@ -3,9 +3,10 @@
 
 #include "core.h"
 
-/* The low bit of the slot marks a user coroutine suspended in an await it passed
-   through (coro.c); the rest is the task the thread runs for. */
-task *task_of(lua_State *L) { return (task *)(*(uintptr_t *)lua_getextraspace(L) & ~(uintptr_t)1); }
+/* The slot's low bits are flags (OWNER_*); the rest is the task the thread runs for. */
+task *task_of(lua_State *L) {
+  return (task *)(*(uintptr_t *)lua_getextraspace(L) & ~(uintptr_t)OWNER_FLAGS);
+}
 
 /* Marks a thread as running on behalf of a task (NULL: none): O(1) lookup in await. */
 void task_set_thread_owner(lua_State *co, task *t) { *(task **)lua_getextraspace(co) = t; }
