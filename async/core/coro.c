@@ -47,7 +47,8 @@ void coro_claim(lua_State *L, int idx, const char *fname) {
 int coro_unpack(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
   coro *c = lua_touserdata(L, idx);
-  luaL_checkstack(L, c->nargs + 2, "too many arguments");
+  /* a few fit in the LUA_MINSTACK slots every C function has */
+  if (c->nargs > 8) luaL_checkstack(L, c->nargs + 2, "too many arguments");
   lua_getiuservalue(L, idx, 1);
   for (int i = 0; i < c->nargs; i++) lua_getiuservalue(L, idx, 3 + i);
   return c->nargs;

@@ -44,10 +44,9 @@ static int task_main_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 /* A Lua-level pcall inside the thread, not lua_resume's own error exit, so that __close
-   handlers that await (timeouts, task groups, cleanup) can run while errors unwind. */
+   handlers that await (timeouts, task groups, cleanup) can run while errors unwind.
+   task_start_thread hands it [task_msgh, body, args...]. */
 static int task_main(lua_State *L) {
-  lua_pushcfunction(L, task_msgh);
-  lua_insert(L, 1);
   int status = lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 1, 0, task_main_k);
   return task_main_k(L, status, 0);
 }
@@ -135,38 +134,41 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
   return 1;
 }
 
-/* First step: gives the task a thread holding [task_main, body, args...]; returns the
-   number of values to resume it with. The body's slots are cleared so the task does
-   not keep them alive; the first one then anchors the thread. */
+/* Below this many values, the pushes of a task's first step and end need no
+   lua_checkstack: a C function (the drain) and a thread not running (a new or pooled
+   one) each have LUA_MINSTACK (20) free slots, a few of which the step itself uses. */
+#define TASK_FEW_VALUES 8
+
+/* First step: gives the task a thread holding [task_main, task_msgh, body, args...];
+   returns the number of values to resume it with. The body's slots are cleared so the
+   task does not keep them alive; the first one then anchors the thread. */
 static int task_start_thread(lua_State *L, loop_state *loop, task *t) {
   int top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  lua_getiuservalue(L, top + 1, TUV_BODY); /* top + 2: the thread takes its slot */
   lua_State *co = loop_pool_take(L, loop);
+  lua_setiuservalue(L, top + 1, TUV_THREAD);
   t->co = co;
   task_set_thread_owner(co, t);
-  lua_pushcfunction(co, task_main);
   int nargs = t->nargs;
   if (t->body_coro) { /* the body is a coroutine object: its fn and args */
-    lua_getiuservalue(L, top + 1, TUV_BODY);
-    nargs = coro_unpack(L, -1);
-    luaL_checkstack(co, nargs + 3, "too many arguments for a task");
-    lua_xmove(L, co, nargs + 1);
+    nargs = coro_unpack(L, top + 2);
   } else {
-    luaL_checkstack(co, nargs + 3, "too many arguments for a task");
-    lua_getiuservalue(L, top + 1, TUV_BODY); /* the thread takes this slot below */
-    lua_xmove(L, co, 1);
+    if (nargs > TASK_FEW_VALUES) luaL_checkstack(L, nargs + 1, "too many arguments for a task");
+    lua_pushvalue(L, top + 2);
     for (int i = 1; i <= nargs; i++) {
       lua_getiuservalue(L, top + 1, TUV_ARGS - 1 + i);
-      lua_xmove(L, co, 1);
       lua_pushnil(L);
       lua_setiuservalue(L, top + 1, TUV_ARGS - 1 + i);
     }
   }
-  lua_pushvalue(L, top + 2);
-  lua_setiuservalue(L, top + 1, TUV_THREAD);
+  if (nargs > TASK_FEW_VALUES) luaL_checkstack(co, nargs + 3, "too many arguments for a task");
+  lua_pushcfunction(co, task_main);
+  lua_pushcfunction(co, task_msgh);
+  lua_xmove(L, co, nargs + 1);
   lua_settop(L, top);
   t->nargs = 0;
-  return nargs + 1;
+  return nargs + 2;
 }
 
 /* ---- finishing -------------------------------------------------------------------- */
@@ -216,11 +218,16 @@ static void task_finish(lua_State *L, loop_state *loop, task *t, int status) {
   int tidx = top + 1, state;
   int ok = status == LUA_OK && lua_toboolean(co, 1);
   int n = ok ? lua_gettop(co) - 1 : 1;
-  luaL_checkstack(L, n + 2, "too many results");
+  if (n > TASK_FEW_VALUES) luaL_checkstack(L, n + 2, "too many results");
   lua_xmove(co, L, n);
   /* the thread's slot is the result's: give the thread back first */
   task_release_thread(L, loop, t, status == LUA_OK);
-  if (ok) {
+  if (ok && n == 1) { /* the usual case: the value takes the slot at once */
+    lua_setiuservalue(L, tidx, FUV_VALUE);
+    t->base.nresults = 1;
+    state = FUT_RESULT;
+    task_drop_cancel_message(L, t);
+  } else if (ok) {
     future_store_results(L, tidx, tidx + 1, n);
     state = FUT_RESULT;
     task_drop_cancel_message(L, t);
