@@ -92,3 +92,71 @@ describe("coroutine.wrap when the coroutine fails", function()
     assert.are.equal(t, raises(co))
   end)
 end)
+
+-- A task's own Lua thread belongs to the loop, and so does a coroutine suspended in an
+-- await it passed up to its task: resuming or closing one from elsewhere would run the
+-- task's code out of turn or kill it under the scheduler, so both are refused.
+describe("a task's own thread", function()
+  it("coroutine.resume of another task's suspended thread is a clear error; the task goes on", in_task(function()
+    local thread
+    local t = asyncio.create_task(function()
+      thread = coroutine.running()
+      local v = await(sleep(0.05, "slept"))
+      return v, asyncio.current_task() ~= nil
+    end)
+    await(sleep(0))
+    assert.are.equal("suspended", coroutine.status(thread))
+    local err = raises(coroutine.resume, thread)
+    assert.matches("coroutine.resume: cannot resume a task's own thread", tostring(err))
+    assert.is_false(t:done())
+    assert.are.same({ "slept", true }, { await(t) })
+  end))
+
+  it("coroutine.close of a task's suspended thread is a clear error; the task goes on", in_task(function()
+    local thread
+    local f = asyncio.Future()
+    local t = asyncio.create_task(function()
+      thread = coroutine.running()
+      return await(f)
+    end)
+    await(sleep(0))
+    local err = raises(coroutine.close, thread)
+    assert.matches("coroutine.close: cannot close a task's own thread", tostring(err))
+    f:set_result("result")
+    assert.are.equal("result", await(t))
+  end))
+
+  it("coroutine.close of a coroutine suspended in an await is a clear error", in_task(function()
+    local gen = coroutine.create(function() coroutine.yield(await(sleep(0.02, "v"))) end)
+    local t = asyncio.create_task(function() return coroutine.resume(gen) end)
+    await(sleep(0))
+    local err = raises(coroutine.close, gen)
+    assert.matches("coroutine.close: cannot close a coroutine suspended in an await", tostring(err))
+    assert.are.same({ true, "v" }, { await(t) })
+    assert.is_true(coroutine.close(gen)) -- suspended in its own yield now: closes
+  end))
+
+  it("once the task is done its thread is a dead coroutine, also when the pool is full", in_task(function()
+    -- more tasks end at once than the loop keeps threads for (1,024): the threads it
+    -- does not keep must not go on naming their (collected) tasks
+    local threads, tasks = {}, {}
+    for i = 1, 1100 do
+      tasks[i] = asyncio.create_task(function() threads[i] = coroutine.running(); await(sleep(0)) end)
+    end
+    await(asyncio.gather(table.unpack(tasks)))
+    tasks = nil
+    collectgarbage()
+    collectgarbage()
+    for i = 1, #threads, 37 do
+      assert.are.same({ false, "cannot resume dead coroutine" }, { coroutine.resume(threads[i]) })
+      assert.is_true(coroutine.close(threads[i]))
+    end
+    assert.is_true(coroutine.close(threads[1100]))
+  end))
+
+  it("a coroutine the task made is still the task's to resume and close", in_task(function()
+    local gen = coroutine.create(function() coroutine.yield(1); return 2 end)
+    assert.are.same({ true, 1 }, { coroutine.resume(gen) })
+    assert.is_true(coroutine.close(gen))
+  end))
+end)

@@ -167,8 +167,9 @@ task *task_check(lua_State *L, int idx);
 /* A thread's owner slot (its extra space): the task it runs for, and flags in the low
    bits (a task is 8-byte aligned). task_set_thread_owner clears them. */
 enum {
-  OWNER_AWAITING = 1,   /* a user coroutine suspended in an await it passed up (lcorolib.c) */
-  OWNER_NO_SUSPEND = 2, /* runs for its task where nothing can yield: no await may suspend */
+  OWNER_AWAITING = 1,    /* a user coroutine suspended in an await it passed up (lcorolib.c) */
+  OWNER_NO_SUSPEND = 2,  /* runs for its task where nothing can yield: no await may suspend */
+  OWNER_TASK_THREAD = 4, /* the task's own thread, which only the loop resumes */
   OWNER_FLAGS = 7
 };
 task *task_of(lua_State *L);

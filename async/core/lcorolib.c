@@ -87,6 +87,10 @@ static int resume_k(lua_State *L, int status, lua_KContext ctx) {
 static int co_resume(lua_State *L) {
   lua_State *co = lua_tothread(L, 1);
   luaL_argexpected(L, co, 1, "coroutine");
+  if (co != L && (owner_flags(co) & OWNER_TASK_THREAD))
+    return luaL_error(L,
+                      "coroutine.resume: cannot resume a task's own thread: the event loop "
+                      "resumes it (await the task instead)");
   int narg = lua_gettop(L) - 1;
   const char *why = co_not_resumable(L, co);
   if (why) { /* like the stock coroutine.resume: a result, not an error */
@@ -165,6 +169,29 @@ static int co_wrap(lua_State *L) {
   return 1;
 }
 
+/* ---- coroutine.close ---------------------------------------------------------------- */
+
+/* The stock coroutine.close (upvalue 1), except on a thread the loop resumes: a task's own
+   (suspended in an await, it would be killed under the scheduler) or a coroutine
+   suspended in an await it passed up to its task. */
+static int co_close(lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  if (co != NULL && co != L) {
+    if (owner_flags(co) & OWNER_TASK_THREAD)
+      return luaL_error(L,
+                        "coroutine.close: cannot close a task's own thread (cancel the "
+                        "task instead)");
+    if (owner_flags(co) & OWNER_AWAITING)
+      return luaL_error(L,
+                        "coroutine.close: cannot close a coroutine suspended in an await: "
+                        "its task resumes it (cancel the task instead)");
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
 /* ---- coroutine.yield ---------------------------------------------------------------- */
 
 static int co_yield (lua_State *L) {
@@ -178,7 +205,7 @@ static int co_yield (lua_State *L) {
   return lua_yield(L, lua_gettop(L));
 }
 
-/* Replaces resume, wrap and yield in the global coroutine table. */
+/* Replaces resume, wrap, yield and close in the global coroutine table. */
 void lcorolib_patch(lua_State *L) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   task_set_thread_owner(lua_tothread(L, -1), NULL); /* new threads copy the main one's slot */
@@ -194,5 +221,8 @@ void lcorolib_patch(lua_State *L) {
   lua_setfield(L, -2, "wrap");
   lua_pushcfunction(L, co_yield );
   lua_setfield(L, -2, "yield");
+  lua_getfield(L, -1, "close");
+  lua_pushcclosure(L, co_close, 1);
+  lua_setfield(L, -2, "close");
   lua_pop(L, 1);
 }

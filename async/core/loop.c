@@ -209,9 +209,10 @@ lua_State *loop_pool_take(lua_State *L, loop_state *loop) {
 
 /* Keeps a finished task's thread for reuse; `co` must have returned normally. */
 void loop_pool_give(lua_State *L, loop_state *loop, lua_State *co) {
-  if (loop->pool_count >= LOOP_POOL_MAX || lua_status(co) != LUA_OK) return;
-  lua_settop(co, 0);
+  if (lua_status(co) != LUA_OK) return;
+  lua_settop(co, 0); /* kept or not, a dead coroutine to whoever still holds it */
   task_set_thread_owner(co, NULL);
+  if (loop->pool_count >= LOOP_POOL_MAX) return;
   int slot = loop->pool_count++;
   loop->pool[slot] = co;
   if (loop->pool_anchor[slot] == co) return;

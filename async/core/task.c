@@ -150,6 +150,7 @@ static int task_start_thread(lua_State *L, loop_state *loop, task *t) {
   lua_setiuservalue(L, top + 1, TUV_THREAD);
   t->co = co;
   task_set_thread_owner(co, t);
+  owner_set_flags(co, OWNER_TASK_THREAD);
   int nargs = t->nargs;
   if (t->body_coro) { /* the body is a coroutine object: its fn and args */
     nargs = coro_unpack(L, top + 2);
@@ -179,10 +180,8 @@ static void task_release_thread(lua_State *L, loop_state *loop, task *t, int reu
   lua_State *co = t->co;
   if (co == NULL) return;
   t->co = NULL;
-  if (reusable)
-    loop_pool_give(L, loop, co);
-  else
-    task_set_thread_owner(co, NULL);
+  task_set_thread_owner(co, NULL); /* also a thread the pool does not keep: t may go */
+  if (reusable) loop_pool_give(L, loop, co);
 }
 
 static void task_complete(lua_State *L, loop_state *loop, task *t, int state) {
