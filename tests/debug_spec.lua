@@ -184,6 +184,19 @@ describe("asyncio.print_tasks", function()
     pcall(await, gatherer)
   end)
 
+  it("shows a task not started whose body is a C function", function()
+    -- (its body's place is shown only for a Lua function; a C one failed the report:
+    -- "attempt to index a Task value")
+    local c = asyncio.create_task(select, "#", "a C function")
+    local s = asyncio.create_task(asyncio.sleep, 0)
+    local lua = asyncio.create_task(async(function() end)())
+    local tasks = parse(dump())
+    assert.are.equal("not started", tasks[c:get_name()].state)
+    assert.are.equal("not started", tasks[s:get_name()].state)
+    assert.are.equal("not started", tasks[lua:get_name()].state)
+    await(asyncio.gather(c, s, lua))
+  end)
+
   it("writes to io.stderr by default and says how many tasks", function()
     local t = asyncio.create_task(asyncio.sleep(1))
     local saved = io.stderr

@@ -322,12 +322,11 @@ static int l_core_task_info(lua_State *L) {
   }
   if (!t->started) {
     lua_Debug ar;
-    if (lua_getiuservalue(L, 1, TUV_BODY) == LUA_TFUNCTION && lua_getinfo(L, ">S", &ar) &&
-        *ar.what != 'C') {
+    if (lua_getiuservalue(L, 1, TUV_BODY) != LUA_TFUNCTION) {
+      lua_pop(L, 1);
+    } else if (lua_getinfo(L, ">S", &ar) && *ar.what != 'C') { /* ">": pops the body */
       lua_pushfstring(L, "%s:%d", ar.short_src, ar.linedefined);
       lua_setfield(L, -2, "body");
-    } else {
-      lua_pop(L, 1);
     }
   }
   return 1;
