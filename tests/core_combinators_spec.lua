@@ -57,6 +57,22 @@ describe("gather", function()
     assert.are.same({ n = 3, nil, 2, nil }, r)
   end)
 
+  it("once done keeps its results, not its children", function()
+    -- the list of children becomes the list of results: a done gather held on to does
+    -- not keep the tasks it gathered alive
+    local weak = setmetatable({}, { __mode = "k" })
+    local a, b = asyncio.create_task(function() return "a" end), asyncio.Future()
+    weak[a], weak[b] = true, true
+    b:set_result(nil)
+    local g = gather(a, b)
+    assert.are.same({ n = 2, "a", nil }, pack(await(g)))
+    a, b = nil, nil
+    collectgarbage(); collectgarbage()
+    assert.is_nil(next(weak), "the done gather kept a child alive")
+    assert.are.same({ n = 2, "a", nil }, pack(await(g)))
+    assert.are.same({ n = 2, "a", nil }, pack(g:result()))
+  end)
+
   it("of nothing returns nothing at once (test_constructor_empty_sequence)", function()
     local g = gather()
     assert.is_true(g:done())

@@ -146,13 +146,18 @@ void gather_run(lua_State *L, runnable *r) {
     g->base.retrieved = 1;
     future_complete(&g->base, FUT_ERROR);
   } else if (g->base.state == FUT_PENDING && g->finished == g->n) {
-    lua_createtable(L, g->n, 0);
+    /* every child is done: the list of children becomes the list of results, each
+       child's value in its place (no second list of n at the end: with all children's
+       garbage still uncollected, that was C's peak) */
     for (int i = 0; i < g->n; i++) {
       lua_rawgeti(L, list, i + 1);
       gather_push_child_value(L, lua_touserdata(L, -1), lua_gettop(L));
-      lua_rawseti(L, -3, i + 1);
+      lua_rawseti(L, list, i + 1);
       lua_pop(L, 1);
     }
+    lua_pushnil(L);
+    lua_setiuservalue(L, gidx, GUV_CHILDREN);
+    lua_pushvalue(L, list);
     if (g->n == 1) lua_rawgeti(L, -1, 1);
     lua_setiuservalue(L, gidx, FUV_VALUE);
     g->base.nresults = g->n;
