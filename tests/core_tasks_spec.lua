@@ -65,6 +65,28 @@ describe("create_task", function()
     assert.are.equal(0, select("#", await(create_task(asyncio.sleep(0)))))
   end)
 
+  it("a task takes the coroutine object's function and arguments, not the object", function()
+    -- the object is garbage once wrapped: collected before the task even starts, while
+    -- the task still runs its body with its arguments
+    local weak = setmetatable({}, { __mode = "k" })
+    local arg = {}
+    local got
+    local c = async(function(a, b) got = { a == arg, b } end)(arg, "b")
+    weak[c] = true
+    local t = create_task(c)
+    c = nil
+    collectgarbage(); collectgarbage()
+    assert.is_nil(next(weak), "the task kept its coroutine object alive")
+    assert.is_false(t:done())
+    await(t)
+    assert.are.same({ true, "b" }, got)
+    -- and lets the arguments go once the body has them
+    weak[arg] = true
+    arg = nil
+    collectgarbage(); collectgarbage()
+    assert.is_nil(next(weak), "the finished task kept its body's argument alive")
+  end)
+
   it("a coroutine object can be wrapped once", function()
     local c = async(function() end)()
     await(create_task(c))

@@ -149,7 +149,6 @@ struct task {
   uint8_t deliver_cancel : 1; /* the resumed await raises CancelledError */
   uint8_t is_main : 1;
   uint8_t has_context : 1; /* context.c keeps a ContextVar context for it */
-  uint8_t body_coro : 1;   /* the body is a claimed coroutine object (TASK_BODY_CORO) */
   uint16_t num_cancels;    /* cancel() requests not undone by uncancel() (saturates) */
   uint64_t id : 48;        /* its default name is Task-<id> */
   uint64_t nargs : 16;     /* arguments of the body, kept after it until the first step */
@@ -180,7 +179,9 @@ static inline uintptr_t owner_flags(lua_State *L) {
 static inline void owner_set_flags(lua_State *L, uintptr_t flags) {
   *(uintptr_t *)lua_getextraspace(L) |= flags;
 }
-#define TASK_BODY_CORO (-1) /* task_create's nargs: fidx holds a claimed coroutine object */
+/* task_create's nargs: fidx holds a claimed coroutine object, whose function and
+   arguments the task takes */
+#define TASK_BODY_CORO (-1)
 int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_idx);
 void task_step(lua_State *L, loop_state *loop, task *t);
 void task_schedule(loop_state *loop, task *t);
@@ -395,6 +396,8 @@ int coro_is_sleep(lua_State *L, int idx);
 int coro_take(lua_State *L, int idx, const char *fname); /* pushes fn and args; returns nargs */
 void coro_claim(lua_State *L, int idx, const char *fname);
 int coro_unpack(lua_State *L, int idx);
+int coro_nargs(lua_State *L, int idx);
+void coro_copy_into(lua_State *L, int idx, int fn_slot, int first_arg_slot);
 void await_open(lua_State *L);
 int await_is_await(lua_CFunction f);                    /* is f asyncio.await's C function? */
 void await_setfuncs(lua_State *L, const luaL_Reg *fns); /* closures over await's upvalues */

@@ -54,6 +54,20 @@ int coro_unpack(lua_State *L, int idx) {
   return c->nargs;
 }
 
+int coro_nargs(lua_State *L, int idx) { return ((coro *)lua_touserdata(L, idx))->nargs; }
+
+/* Copies the function and arguments of the coroutine object at idx into user values of
+   the userdata on top: the function into fn_slot, the arguments from first_arg_slot on. */
+void coro_copy_into(lua_State *L, int idx, int fn_slot, int first_arg_slot) {
+  coro *c = lua_touserdata(L, idx);
+  lua_getiuservalue(L, idx, 1);
+  lua_setiuservalue(L, -2, fn_slot);
+  for (int i = 0; i < c->nargs; i++) {
+    lua_getiuservalue(L, idx, 3 + i);
+    lua_setiuservalue(L, -2, first_arg_slot + i);
+  }
+}
+
 int coro_take(lua_State *L, int idx, const char *fname) {
   coro_claim(L, idx, fname);
   return coro_unpack(L, idx);

@@ -95,7 +95,9 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
   fidx = lua_absindex(L, fidx);
   if (name_idx) name_idx = lua_absindex(L, name_idx);
   if (nargs > 0xffff - 2) luaL_error(L, "create_task: too many arguments for a task (%d)", nargs);
-  int nbody = nargs == TASK_BODY_CORO ? 1 : nargs + 1;
+  int body_coro = nargs == TASK_BODY_CORO;
+  if (body_coro) nargs = coro_nargs(L, fidx);
+  int nbody = nargs + 1;
   task *t = lua_newuserdatauv(L, sizeof *t, TUV_ARGS - 2 + nbody);
   future_init(&t->base, loop, KIND_TASK);
   t->base.timer.kind = TIMER_TASK;
@@ -106,8 +108,7 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
   t->prev_live = t->next_live = NULL;
   t->ref = LUA_NOREF;
   t->num_cancels = 0;
-  t->body_coro = nargs == TASK_BODY_CORO;
-  t->nargs = t->body_coro ? 0 : (unsigned)nargs;
+  t->nargs = (unsigned)nargs;
   t->started = t->scheduled = t->must_cancel = t->deliver_cancel = t->is_main = 0;
   t->has_context = 0;
   t->id = ++loop->task_ids;
@@ -120,11 +121,15 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
     luaL_tolstring(L, name_idx, NULL);
     future_set_extra(L, -2, FEXTRA_NAME);
   }
-  lua_pushvalue(L, fidx);
-  lua_setiuservalue(L, -2, TUV_BODY);
-  for (int i = 1; i < nbody; i++) {
-    lua_pushvalue(L, fidx + i);
-    lua_setiuservalue(L, -2, TUV_ARGS - 1 + i);
+  if (body_coro) { /* its function and arguments: the object itself is garbage now */
+    coro_copy_into(L, fidx, TUV_BODY, TUV_ARGS);
+  } else {
+    lua_pushvalue(L, fidx);
+    lua_setiuservalue(L, -2, TUV_BODY);
+    for (int i = 1; i < nbody; i++) {
+      lua_pushvalue(L, fidx + i);
+      lua_setiuservalue(L, -2, TUV_ARGS - 1 + i);
+    }
   }
   lua_pushvalue(L, -1);
   t->ref = anchor_take(L, loop);
@@ -152,16 +157,12 @@ static int task_start_thread(lua_State *L, loop_state *loop, task *t) {
   task_set_thread_owner(co, t);
   owner_set_flags(co, OWNER_TASK_THREAD);
   int nargs = t->nargs;
-  if (t->body_coro) { /* the body is a coroutine object: its fn and args */
-    nargs = coro_unpack(L, top + 2);
-  } else {
-    if (nargs > TASK_FEW_VALUES) luaL_checkstack(L, nargs + 1, "too many arguments for a task");
-    lua_pushvalue(L, top + 2);
-    for (int i = 1; i <= nargs; i++) {
-      lua_getiuservalue(L, top + 1, TUV_ARGS - 1 + i);
-      lua_pushnil(L);
-      lua_setiuservalue(L, top + 1, TUV_ARGS - 1 + i);
-    }
+  if (nargs > TASK_FEW_VALUES) luaL_checkstack(L, nargs + 1, "too many arguments for a task");
+  lua_pushvalue(L, top + 2);
+  for (int i = 1; i <= nargs; i++) {
+    lua_getiuservalue(L, top + 1, TUV_ARGS - 1 + i);
+    lua_pushnil(L);
+    lua_setiuservalue(L, top + 1, TUV_ARGS - 1 + i);
   }
   if (nargs > TASK_FEW_VALUES) luaL_checkstack(co, nargs + 3, "too many arguments for a task");
   lua_pushcfunction(co, task_main);
