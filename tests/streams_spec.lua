@@ -661,6 +661,99 @@ describe("big transfers, many clients, flow control", function()
       assert.is_true(tonumber(grown) < 8 * 1024, ("RSS grew by %s KiB"):format(grown))
     end)
 
+  -- A read that takes the whole buffer (16 KiB or more) gets the buffer's memory itself
+  -- as its string (streamlib.c): the strings must hold what was sent, stay intact once
+  -- the stream is gone, and the next reads must find the bytes that came after them.
+  it("large reads taking the whole buffer (read, readexactly, read to the end) return what was sent",
+    in_task(function()
+      local function message(i, size) -- distinct bytes at every position
+        local words = {}
+        for k = 1, size // 4 do words[k] = string.pack("<I4", i * 1000003 + k) end
+        return (table.concat(words) .. string.rep("z", size % 4)):sub(1, size)
+      end
+      local sizes = { 16383, 16384, 16385, 65535, 65536, 65537, 100000, 200000, 30000, 64 }
+      local server, port = echo_server()
+      local r, w = await(open_connection("127.0.0.1", port))
+      local kept = {}
+      for i, size in ipairs(sizes) do
+        local msg = message(i, size)
+        w:write(msg)
+        await(w:drain())
+        local got
+        if i % 2 == 0 then
+          got = await(r:readexactly(size))
+        else -- read(n) returns what has come so far: gather up to size
+          local parts = {}
+          local n = 0
+          while n < size do
+            parts[#parts + 1] = await(r:read(size - n))
+            n = n + #parts[#parts]
+          end
+          got = table.concat(parts)
+          kept[#kept + 1] = parts[1]
+        end
+        assert.are.equal(size, #got)
+        assert.is_true(got == msg, "message " .. i .. " differs")
+        kept[#kept + 1] = got
+      end
+      w:close()
+      close_server(server)
+      -- read to the end, from a server that sends 300,000 bytes and closes
+      local payload = message(99, 300000)
+      local go, server2, port2 = gated_server(payload)
+      local r2, w2 = await(open_connection("127.0.0.1", port2))
+      go:set()
+      local all = await(r2:read())
+      assert.is_true(all == payload)
+      assert.are.equal("", await(r2:read(100000)))
+      w2:close()
+      close_server(server2)
+      r, w, r2, w2 = nil, nil, nil, nil
+      collectgarbage()
+      collectgarbage()
+      -- the strings outlive their streams (valgrind and ASan see any access to freed memory)
+      local k = 1
+      for i, size in ipairs(sizes) do
+        if i % 2 == 1 then
+          local first = kept[k]
+          assert.is_true(first == message(i, size):sub(1, #first), "first read of message " .. i)
+          k = k + 1
+        end
+        assert.is_true(kept[k] == message(i, size), "message " .. i .. " after collection")
+        k = k + 1
+      end
+      assert.is_true(all == payload)
+    end))
+
+  it("a program that ends with 64 KiB unread in a stream's buffer exits cleanly", function()
+    local out, status = support.run_alua_checked([[
+      local asyncio = require "asyncio"
+      local main = async(function()
+        local got = asyncio.Event()
+        local server = await(asyncio.start_server(function(r, w)
+          local first = await(r:read(65536)) -- becomes the string; the rest stays buffered
+          assert(#first > 0)
+          got:set()
+          await(asyncio.sleep(3600))
+        end, "127.0.0.1", 0))
+        local _, port = server:sockname()
+        local _, w = await(asyncio.open_connection("127.0.0.1", port))
+        w:write(string.rep("a", 65536))
+        await(w:drain())
+        await(asyncio.wait_for(got:wait(), 10))
+        w:write(string.rep("b", 65536))
+        await(w:drain())
+        await(asyncio.sleep(0.05))
+        print("ending")
+        os.exit(0, true) -- lua_close with the server's connection holding its buffer
+      end)
+      asyncio.run(main())
+    ]])
+    assert.are.equal(0, status, out)
+    assert.is_nil(support.sanitizer_report(out), out)
+    assert.is_truthy(out:match("ending"), out)
+  end)
+
   it("16 MiB written at once, read with readexactly", in_task(function()
     local server, port = echo_server()
     local payload = string.rep("abcdefgh", 2 * 1024 * 1024)

@@ -23,6 +23,7 @@ listener *listener_new(lua_State *L, int kind) {
   if (l == NULL) luaL_error(L, "asyncio: out of memory");
   l->kind = (uint8_t)kind;
   l->limit = READ_CHUNK;
+  l->alloc = lua_getallocf(L, &l->alloc_ud);
   l->nodelay = 1;
   l->serving = 1;
   l->u.handle.data = l;
@@ -56,7 +57,7 @@ void listener_conn_gone(listener *l) {
 }
 
 static int listener_accept_one(listener *l) {
-  stream *s = stream_alloc(l->u.handle.loop, l->kind, l->obj.list);
+  stream *s = stream_alloc(l->u.handle.loop, l->kind, l->obj.list, l->alloc, l->alloc_ud);
   if (s == NULL) return UV_ENOMEM;
   int err = uv_accept(&l->u.stream, &s->u.stream);
   if (err) {

@@ -44,6 +44,7 @@ typedef struct stream {
   readbuf rb;                  /* what was read, not yet taken (readbuf.c) */
   size_t limit;                /* line limit and bound of the read buffer */
   size_t want;                 /* a readexactly waiting for this many bytes, or 0 */
+  size_t handed_off;           /* the size of the last read that became a string, or 0 */
   char *wfly, *wq;             /* the buffer being written; the one queued behind it */
   size_t wfly_len, wfly_cap, wq_len, wq_cap;
   size_t high_water, low_water;
@@ -52,8 +53,9 @@ typedef struct stream {
   uint8_t kind, open, reading, eof, paused, eof_wanted, shutting, close_wanted, closing;
 } stream;
 
-extern char stream_type;                                         /* the key of STREAM_MT (type.c) */
-stream *stream_alloc(uv_loop_t *uv, int kind, owner_list *list); /* no userdata yet */
+extern char stream_type; /* the key of STREAM_MT (type.c) */
+/* No userdata yet; its read buffers come from `alloc` (its Lua state's allocator). */
+stream *stream_alloc(uv_loop_t *uv, int kind, owner_list *list, lua_Alloc alloc, void *ud);
 stream *stream_new(lua_State *L, int kind);  /* pushes the userdata; handle initialised */
 void stream_wrap(lua_State *L, stream *s);   /* pushes a userdata for s (an accepted one) */
 stream *stream_check(lua_State *L, int idx); /* NULL once the stream is closed and freed */
@@ -82,6 +84,8 @@ struct listener {
   stream *pending_first, *pending_last;
   int npending, nconns, accept_err;
   size_t limit;
+  lua_Alloc alloc; /* its state's allocator, for its connections' read buffers */
+  void *alloc_ud;
   unsigned keepalive; /* seconds, 0: off */
   char *unlink_path;  /* a Unix socket's path, removed at close */
   waitset acceptors, closers;
@@ -131,6 +135,7 @@ int streamlib_drain_needed(lua_State *L, stream *s);
 
 /* Each fills the table on top (core.net) with its own functions. */
 void streamlib_open(lua_State *L);
+size_t streamlib_string_front(void); /* 0 until learnt: read buffers are then plain malloc */
 void listener_open(lua_State *L);
 void tcp_open(lua_State *L);
 void pipe_open(lua_State *L);

@@ -5,6 +5,23 @@
 
 #include "readbuf.h"
 
+/* Resizes buf (NULL: a new block) from cap to ncap bytes (0: frees it). */
+static char *resize(const readbuf *b, char *buf, size_t cap, size_t ncap) {
+  if (b->alloc == NULL) {
+    if (ncap > 0) return realloc(buf, ncap);
+    free(buf);
+    return NULL;
+  }
+  char *block = buf ? buf - b->front : NULL;
+  if (block == NULL && ncap == 0) return NULL;
+  char *p = b->alloc(b->ud, block, block ? b->front + cap : 0, ncap ? b->front + ncap : 0);
+  return p ? p + b->front : NULL;
+}
+
+char *readbuf_block_new(const readbuf *b, size_t cap) { return resize(b, NULL, 0, cap); }
+
+void readbuf_block_free(const readbuf *b, char *buf, size_t cap) { resize(b, buf, cap, 0); }
+
 size_t readbuf_space(readbuf *b, size_t target, char **space) {
   size_t min_read = target < MIN_READ ? target : MIN_READ;
   if (b->len == 0) b->pos = 0;
@@ -15,7 +32,7 @@ size_t readbuf_space(readbuf *b, size_t target, char **space) {
   if (b->cap - b->len < min_read && b->cap < target) {
     size_t cap = b->cap * 2 > b->len + READ_CHUNK ? b->cap * 2 : b->len + READ_CHUNK;
     if (cap > target) cap = target;
-    char *p = realloc(b->buf, cap);
+    char *p = resize(b, b->buf, b->cap, cap);
     if (p) {
       b->buf = p;
       b->cap = cap;
@@ -33,7 +50,7 @@ void readbuf_consume(readbuf *b, size_t n, size_t limit) {
   if (b->len == 0) {
     b->pos = 0;
     if (b->cap > limit && b->cap > READ_CHUNK) { /* grown for a large exact read */
-      free(b->buf);
+      resize(b, b->buf, b->cap, 0);
       b->buf = NULL;
       b->cap = 0;
     }
@@ -73,7 +90,7 @@ int readbuf_until(const readbuf *b, const char *sep, size_t seplen, size_t limit
 }
 
 void readbuf_free(readbuf *b) {
-  free(b->buf);
+  resize(b, b->buf, b->cap, 0);
   b->buf = NULL;
   b->pos = b->len = b->cap = 0;
 }

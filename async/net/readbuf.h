@@ -8,10 +8,23 @@
 
 enum { READ_CHUNK = 64 * 1024, MIN_READ = 16 * 1024 };
 
+/* Where a buffer's memory comes from: an allocator with lua_Alloc's contract (a stream's
+   is its Lua state's, so that a buffer can become a Lua string without a copy,
+   streamlib.c), each block starting `front` bytes before buf. alloc NULL: malloc, front 0. */
+typedef void *(*readbuf_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
+
 typedef struct readbuf {
   char *buf; /* the data is buf[pos, pos + len) */
   size_t pos, len, cap;
+  readbuf_alloc_fn alloc;
+  void *ud;
+  size_t front;
 } readbuf;
+
+/* A block of front + cap bytes from b's allocator, returned as its buf part (NULL if
+   memory is short), and the freeing of one. */
+char *readbuf_block_new(const readbuf *b, size_t cap);
+void readbuf_block_free(const readbuf *b, char *buf, size_t cap);
 
 /* Outcomes of a search in the buffer. */
 enum { READBUF_MORE, READBUF_FOUND, READBUF_OVER };

@@ -35,15 +35,30 @@ enum { POOL_BUF = 2 * READ_CHUNK };
 static _Thread_local struct {
   char **free; /* a stack: the last given back is taken first */
   size_t n, cap;
-  size_t streams; /* streams alive on this thread */
+  size_t streams;         /* streams alive on this thread */
+  readbuf_alloc_fn alloc; /* the allocator of the buffers it holds */
+  void *ud;
 } pool;
 
-static void pool_trim(void) {
-  while (pool.n > pool.streams) {
+/* The pool's buffers as a readbuf's, to free them. */
+static readbuf pool_owner(void) {
+  readbuf b = {
+      .alloc = pool.alloc, .ud = pool.ud, .front = pool.alloc ? streamlib_string_front() : 0};
+  return b;
+}
+
+/* Frees the pool's buffers down to `keep`. */
+static void pool_drop(size_t keep) {
+  readbuf owner = pool_owner();
+  while (pool.n > keep) {
     char *p = pool.free[--pool.n];
     ASAN_UNPOISON_MEMORY_REGION(p, POOL_BUF);
-    free(p);
+    readbuf_block_free(&owner, p, POOL_BUF);
   }
+}
+
+static void pool_trim(void) {
+  pool_drop(pool.streams);
   if (pool.streams == 0) {
     free(pool.free);
     pool.free = NULL;
@@ -61,10 +76,21 @@ static int pool_grow(void) {
   return 1;
 }
 
+/* Is the pool for buffers of b's allocator? It takes the first allocator it meets, and
+   another once it is empty (states on one thread with different allocators). */
+static int pool_serves(const readbuf *b) {
+  if (pool.n == 0) {
+    pool.alloc = b->alloc;
+    pool.ud = b->ud;
+  }
+  return pool.alloc == b->alloc && pool.ud == b->ud;
+}
+
 /* Gives an emptied buffer back (or frees it). */
 static void pool_put(readbuf *b) {
   if (b->buf == NULL) return;
-  if (b->cap == POOL_BUF && pool.n < pool.streams && (pool.n < pool.cap || pool_grow())) {
+  if (b->cap == POOL_BUF && pool.n < pool.streams && pool_serves(b) &&
+      (pool.n < pool.cap || pool_grow())) {
     ASAN_POISON_MEMORY_REGION(b->buf, POOL_BUF);
     pool.free[pool.n++] = b->buf;
     b->buf = NULL;
@@ -78,7 +104,7 @@ static void pool_put(readbuf *b) {
    of the pool's (or a new one of that size). */
 static void pool_take(readbuf *b, size_t target) {
   if (b->buf != NULL || target < POOL_BUF) return;
-  char *p = pool.n > 0 ? pool.free[--pool.n] : malloc(POOL_BUF);
+  char *p = pool.n > 0 && pool_serves(b) ? pool.free[--pool.n] : readbuf_block_new(b, POOL_BUF);
   if (p == NULL) return; /* readbuf_space tries again, smaller */
   ASAN_UNPOISON_MEMORY_REGION(p, POOL_BUF);
   b->buf = p;
@@ -103,7 +129,7 @@ static size_t read_target(const stream *s) {
 
 /* A stream struct with its handle initialised, not yet tied to a Lua object. NULL if
    memory or libuv refuses. */
-stream *stream_alloc(uv_loop_t *uv, int kind, owner_list *list) {
+stream *stream_alloc(uv_loop_t *uv, int kind, owner_list *list, lua_Alloc alloc, void *ud) {
   stream *s = calloc(1, sizeof *s);
   if (s == NULL) return NULL;
   int err = kind == STREAM_TCP ? uv_tcp_init(uv, &s->u.tcp) : uv_pipe_init(uv, &s->u.pipe, 0);
@@ -114,6 +140,11 @@ stream *stream_alloc(uv_loop_t *uv, int kind, owner_list *list) {
   s->kind = (uint8_t)kind;
   s->u.handle.data = s;
   s->limit = READ_CHUNK;
+  s->rb.front = streamlib_string_front();
+  if (s->rb.front > 0) { /* else plain malloc: no buffer can become a string */
+    s->rb.alloc = alloc;
+    s->rb.ud = ud;
+  }
   pool.streams++;
   s->high_water = HIGH_WATER;
   s->low_water = LOW_WATER;
@@ -132,7 +163,9 @@ static stream **stream_box_new(lua_State *L) {
 stream *stream_new(lua_State *L, int kind) {
   owner_list *list = owner_list_get(L);
   stream **box = stream_box_new(L);
-  stream *s = stream_alloc(loop_get(L)->uv, kind, list);
+  void *ud;
+  lua_Alloc alloc = lua_getallocf(L, &ud);
+  stream *s = stream_alloc(loop_get(L)->uv, kind, list, alloc, ud);
   if (s == NULL) luaL_error(L, "asyncio: cannot create a socket handle");
   *box = s;
   s->box = box;
@@ -154,8 +187,24 @@ stream *stream_check(lua_State *L, int idx) {
 
 /* Makes room at the end of the read buffer (compacting it, growing it towards the read
    target) and returns it: what the socket, or TLS decryption, may fill next. */
+/* A stream without a buffer whose last read became a string (streamlib.c) reads next
+   into a block of that size plus one byte: the next message is likely as long, and with
+   a byte to spare the read comes back short, which tells libuv the socket is drained (no
+   second read). The strings of those reads free blocks of just that size, which malloc
+   then hands back, still in the cache: reads then cost the kernel less than into a
+   larger block (D64K: 1.3 us per request, paired rounds, bench/RESULTS.md). */
+static void take_last_size(stream *s, size_t target) {
+  if (s->rb.buf != NULL || s->handed_off < MIN_READ || s->handed_off >= target) return;
+  char *p = readbuf_block_new(&s->rb, s->handed_off + 1);
+  if (p == NULL) return;
+  s->rb.buf = p;
+  s->rb.cap = s->handed_off + 1;
+  s->rb.pos = s->rb.len = 0;
+}
+
 size_t stream_read_space(stream *s, char **space) {
   size_t target = read_target(s);
+  take_last_size(s, target);
   pool_take(&s->rb, target);
   return readbuf_space(&s->rb, target, space);
 }
@@ -413,8 +462,13 @@ const char *stream_wait_name(owned *o, const future *f) {
                                           : NULL;
 }
 
+/* lua_close: the buffers go now, while the state's allocator surely exists (a host's
+   loop may call the close callback after lua_close). */
 static void stream_shutdown_obj(owned *o) {
-  stream_close(container_of(o, stream, obj), STREAM_CLOSE_NOW);
+  stream *s = container_of(o, stream, obj);
+  stream_close(s, STREAM_CLOSE_NOW);
+  if (s->rb.alloc && pool.alloc == s->rb.alloc && pool.ud == s->rb.ud) pool_drop(0);
+  readbuf_free(&s->rb);
 }
 
 /* ---- connecting ------------------------------------------------------------------- */

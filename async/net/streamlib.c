@@ -43,6 +43,120 @@ static int raise_incomplete(lua_State *L, const char *op, lua_Integer expected) 
   return lua_error(L);
 }
 
+/* ---- a read buffer becoming the string itself -------------------------------------
+
+   `read` returns a Lua string, and Lua 5.4's API makes one only by copying from memory
+   the caller supplies (lua_pushlstring: an allocation, then a memcpy into it). Python's
+   recv fills the bytes object it returns, no copy; for a 64 KiB message the copy was
+   the largest user-space cost of alua's echo (bench/RESULTS.md, issue 22). So a stream's
+   read buffer is a block of its Lua state's allocator with room in front for a string's
+   header, and a read that takes the whole buffer hands the block itself to Lua:
+   lua_pushlstring's allocation of the string is answered with that block (an allocator
+   installed for that one call), and its memcpy then has the same source and destination,
+   which glibc's memcpy returns from at once (GCC and Clang rely on memcpy(p, p, n) being
+   harmless for struct self-assignment; ASan and valgrind accept it). The header's size
+   is learnt at start-up from Lua itself, not from its headers; if what is learnt looks
+   wrong, buffers are plain malloc and every read copies, as before. */
+
+/* Below this a read copies: cheap, and the buffer stays for the next read. */
+enum { HANDOFF_MIN = 16 * 1024 };
+
+static _Atomic size_t string_front; /* a long string's contents after its block's start */
+
+size_t streamlib_string_front(void) { return string_front; }
+
+/* The first long string's block and size while the probe is installed. */
+typedef struct probe {
+  lua_Alloc f;
+  void *ud;
+  void *block;
+  size_t size;
+} probe;
+
+static void *probe_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  probe *p = ud;
+  void *r = p->f(p->ud, ptr, osize, nsize);
+  if (ptr == NULL && osize == LUA_TSTRING && p->block == NULL) { /* osize: the new object's type */
+    p->block = r;
+    p->size = nsize;
+  }
+  return r;
+}
+
+/* Learns string_front from a 100-byte string's allocation: its contents must lie inside
+   its block, with the size Lua asks for being front + 100 + 1 (its terminating 0). */
+static void learn_string_front(lua_State *L) {
+  probe p = {.block = NULL};
+  p.f = lua_getallocf(L, &p.ud);
+  char text[100];
+  memset(text, 'x', sizeof text);
+  lua_setallocf(L, probe_alloc, &p);
+  lua_pushlstring(L, text, sizeof text);
+  lua_setallocf(L, p.f, p.ud);
+  const char *contents = lua_tostring(L, -1);
+  size_t front = p.block ? (size_t)(contents - (const char *)p.block) : 0;
+  if (p.block && contents > (const char *)p.block && front < 256 &&
+      p.size == front + sizeof text + 1)
+    string_front = front;
+  lua_pop(L, 1);
+}
+
+/* The one allocation lua_pushlstring makes for the string, answered with a block. */
+typedef struct handoff {
+  lua_State *L;
+  lua_Alloc f;
+  void *ud;
+  char *block; /* NULL once given */
+  size_t size;
+} handoff;
+
+static void *handoff_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  handoff *h = ud;
+  if (ptr == NULL && nsize == h->size && h->block) {
+    void *block = h->block;
+    h->block = NULL;
+    lua_setallocf(h->L, h->f, h->ud); /* before anything else runs, a collection included */
+    return block;
+  }
+  return h->f(h->ud, ptr, osize, nsize);
+}
+
+/* Pushes the first n bytes of the buffer and drops them from it: the buffer's own block
+   when they are all it holds, at its start, and many enough to be worth a new buffer for
+   the next read; else a copy. */
+static void push_taken(lua_State *L, stream *s, size_t n) {
+  readbuf *b = &s->rb;
+  handoff h = {.L = L};
+  if (n < HANDOFF_MIN || n != b->len || b->pos != 0 || b->alloc == NULL ||
+      (h.f = lua_getallocf(L, &h.ud)) != b->alloc || h.ud != b->ud) {
+    s->handed_off = 0; /* the next buffer: the pool's */
+    lua_pushlstring(L, b->buf + b->pos, n);
+    stream_consume(s, n);
+    return;
+  }
+  /* the stream lets go of the buffer first: Lua code that runs in the collection
+     lua_pushlstring may make (a finalizer) finds it empty, not the same data again */
+  h.size = b->front + n + 1;
+  /* down to the string's size (an allocator does not fail to shrink: Lua's contract) */
+  h.block = b->alloc(b->ud, b->buf - b->front, b->front + b->cap, h.size);
+  if (h.block == NULL) {
+    lua_pushlstring(L, b->buf, n);
+    stream_consume(s, n);
+    return;
+  }
+  char *data = h.block + b->front;
+  s->handed_off = n;
+  b->buf = NULL;
+  b->pos = b->len = b->cap = 0;
+  lua_setallocf(L, handoff_alloc, &h);
+  lua_pushlstring(L, data, n);
+  if (h.block) { /* not taken after all: copied; the block is freed */
+    lua_setallocf(L, h.f, h.ud);
+    readbuf_block_free(b, data, n + 1);
+  }
+  stream_resume(s);
+}
+
 /* ---- reading ---------------------------------------------------------------------- */
 
 /* Once the buffer cannot satisfy a request: raises the stream's error, or returns 1 at
@@ -63,8 +177,7 @@ static void push_rest(lua_State *L, stream *s) {
     lua_pushliteral(L, "");
     return;
   }
-  lua_pushlstring(L, s->rb.buf + s->rb.pos, s->rb.len);
-  stream_consume(s, s->rb.len);
+  push_taken(L, s, s->rb.len);
 }
 
 /* Pushes n bytes of the buffer, without the end of line if strip. */
@@ -153,8 +266,7 @@ static int read_exactly(lua_State *L, stream *s, lua_Integer n) {
   }
   if (readable(s) && s->rb.len >= (size_t)n) {
     s->want = 0;
-    lua_pushlstring(L, s->rb.buf + s->rb.pos, (size_t)n);
-    stream_consume(s, (size_t)n);
+    push_taken(L, s, (size_t)n);
     return 1;
   }
   if (!streamlib_read_blocked(L, s, "readexactly")) {
@@ -175,9 +287,7 @@ static int read_some(lua_State *L, stream *s, lua_Integer n) {
   }
   if (s) s->want = 0;
   if (readable(s)) {
-    size_t k = n < 0 || (size_t)n > s->rb.len ? s->rb.len : (size_t)n;
-    lua_pushlstring(L, s->rb.buf + s->rb.pos, k);
-    stream_consume(s, k);
+    push_taken(L, s, n < 0 || (size_t)n > s->rb.len ? s->rb.len : (size_t)n);
     return 1;
   }
   if (!streamlib_read_blocked(L, s, "read")) return -1;
@@ -613,6 +723,7 @@ static void new_metatable(lua_State *L, const char *name, lua_CFunction gc,
 
 /* Adds the stream primitives streams.lua builds on to the table on top (core.net). */
 void streamlib_open(lua_State *L) {
+  if (string_front == 0) learn_string_front(L);
   new_metatable(L, STREAM_MT, stream_gc, stream_tostring);
   luaL_getmetatable(L, STREAM_MT);
   type_register(L, -1, &stream_type);

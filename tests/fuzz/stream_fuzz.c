@@ -123,8 +123,28 @@ static void read_until(script *s) {
   }
 }
 
+/* A stream's buffers come from its Lua state's allocator, each block with room in front
+   (streamlib.c makes a whole buffer a Lua string): this one keeps each block's size in
+   that room and checks that every resize and free names it, as Lua's allocators may
+   rely on. */
+enum { FRONT = 24 };
+static void *sized_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  (void)ud;
+  if (ptr) CHECK(*(size_t *)ptr == osize);
+  if (nsize == 0) {
+    free(ptr);
+    return NULL;
+  }
+  CHECK(nsize > FRONT);
+  size_t *p = realloc(ptr, nsize);
+  if (p) *p = nsize;
+  return p;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   script s = {data, data + size, data, size, 0};
+  b.alloc = size % 2 ? sized_alloc : NULL; /* half the inputs: malloc's buffers */
+  b.front = b.alloc ? FRONT : 0;
   limit = 1 + word(&s) % 2048;
   want = 0;
   delivered = 0;
