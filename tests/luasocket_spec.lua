@@ -128,6 +128,80 @@ local function connected_pair()
   return server, client, assert(server:accept())
 end
 
+-- A LuaSocket socket keeps a program running only while a call waits on it, as a blocking
+-- call would: an open socket nobody waits on lets the script end, as under lua5.4.
+describe("what keeps the program running", function()
+  local LIMIT = tostring(20 * support.SLOWDOWN)
+
+  -- a file holding src, for a child alua to run
+  local function script(src)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write(src)
+    f:close()
+    return path
+  end
+
+  it("sockets left open do not, as under lua5.4 with LuaSocket", support.in_task(function()
+    local out, err, status = run("timeout", LIMIT, "lua5.4", "tests/luasocket/left_open.lua")
+    assert.are.equal(0, status, "lua5.4 with LuaSocket: " .. err)
+    local aout, aerr, astatus = run("timeout", LIMIT, ALUA, "-e", 'require("asyncio.socket").install()',
+      "tests/luasocket/left_open.lua")
+    assert.are.equal(0, astatus, "alua kept running (124: killed by timeout): " .. aerr)
+    assert.are.same(lines(out), lines(aout))
+  end))
+
+  it("a server left open in asyncio.run does not, collected or not", support.in_task(function()
+    local path = script([[
+      local socket = require "asyncio.socket"
+      kept = nil
+      asyncio.run(function()
+        kept = assert(socket.bind("127.0.0.1", 0))
+        local dropped = assert(socket.bind("127.0.0.1", 0))
+        local _, port = kept:getsockname()
+        local c = assert(socket.connect("127.0.0.1", port))
+        assert(kept:accept())
+      end)
+      print("run returned")
+    ]])
+    local out, err, status = run("timeout", LIMIT, ALUA, path)
+    os.remove(path)
+    assert.are.equal(0, status, "kept running (124: killed by timeout): " .. err)
+    assert.are.equal("run returned\n", out)
+  end))
+
+  it("a task waiting in accept() or receive() with no timeout does, until they return", support.in_task(function()
+    local path = script([[
+      local socket = require "asyncio.socket"
+      local server = assert(socket.bind("127.0.0.1", 0))
+      asyncio.create_task(function()
+        local c = assert(server:accept())
+        print("accepted")
+        io.stdout:flush()
+        print("received", (c:receive("*l")))
+        c:close()
+        server:close()
+      end)
+      print("port " .. select(2, server:getsockname()))
+      io.stdout:flush()
+    ]])
+    local p = await(asyncio.create_subprocess_exec("timeout", LIMIT, ALUA, path,
+      { stdout = asyncio.PIPE, stderr = asyncio.STDOUT }))
+    local port = tonumber(await(asyncio.wait_for(p.stdout:readline(), 10 * support.SLOWDOWN)):match("^port (%d+)"))
+    assert.is_number(port)
+    await(asyncio.sleep(0.2)) -- the script's main chunk is over: only the waiting task is left
+    local c = assert(socket.connect("127.0.0.1", port))
+    assert.are.equal("accepted\n", await(asyncio.wait_for(p.stdout:readline(), 10 * support.SLOWDOWN)))
+    await(asyncio.sleep(0.2))
+    assert(c:send("hello\n"))
+    local rest = await(asyncio.wait_for(p.stdout:read(), 10 * support.SLOWDOWN))
+    c:close()
+    assert.are.equal(0, await(p:wait()))
+    os.remove(path)
+    assert.are.equal("received\thello\n", rest)
+  end))
+end)
+
 describe("asyncio.socket in tasks", function()
   it("a receive waiting in one task does not hold up others", support.in_task(function()
     local server, client, peer = connected_pair()

@@ -286,6 +286,7 @@ struct loop_state {
   int held; /* loop_run_until is waiting: hooked handles are referenced */
   void (*hold_hook)(loop_state *loop); /* applies `held` to them */
   void *hold_data;
+  unsigned keep_alive;    /* waits no referenced handle stands for (loop_keep_alive) */
   future *running_until;  /* what loop_run_until runs the loop for: Ctrl-C cancels it */
   int top_has_context;    /* a ContextVar was set outside every task (context.c) */
   int any_context;        /* one was set anywhere: callback handles capture contexts */
@@ -362,6 +363,9 @@ static inline lua_State *loop_enter(loop_state *loop, lua_State *co) {
   if (loop->interrupt_lock == NULL) return NULL;
   return atomic_exchange(&loop->running, co);
 }
+/* delta more (or fewer) waits that must keep the loop running though no referenced
+   handle stands for them (a LuaSocket call: its sockets alone do not keep it running). */
+void loop_keep_alive(loop_state *loop, int delta);
 void loop_leave_slow(loop_state *loop, lua_State *prev);
 static inline void loop_leave(loop_state *loop, lua_State *prev) {
   if (loop->interrupt_lock != NULL) loop_leave_slow(loop, prev);

@@ -143,6 +143,16 @@ int loop_run_until(lua_State *L, loop_state *loop, future *f) {
   return stuck ? -1 : 0;
 }
 
+/* The check handle, always active, is referenced while such waits are counted. */
+void loop_keep_alive(loop_state *loop, int delta) {
+  unsigned was = loop->keep_alive;
+  loop->keep_alive = (unsigned)((int)was + delta);
+  if (was == 0 && loop->keep_alive > 0)
+    uv_ref((uv_handle_t *)loop->check);
+  else if (was > 0 && loop->keep_alive == 0)
+    uv_unref((uv_handle_t *)loop->check);
+}
+
 int loop_run(lua_State *L, loop_state *loop, uv_run_mode mode) {
   lua_State *saved = loop->L;
   int alive;

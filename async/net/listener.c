@@ -78,6 +78,9 @@ static int listener_accept_one(listener *l) {
   l->pending_last = s;
   l->npending++;
   s->open = 1;
+  /* a listener that does not keep the program running (a LuaSocket server nobody waits
+     on) lets its queued connections not keep it running either, as the backlog would */
+  if (!uv_has_ref(&l->u.handle)) uv_unref(&s->u.handle);
   stream_resume(s);
   return 0;
 }

@@ -279,6 +279,32 @@ static int l_net_skip(lua_State *L) {
   return amount < rest ? (int)(rest - amount) : 0;
 }
 
+/* ---- what keeps the program running ----------------------------------------------- */
+
+/* net.socket_idle(h): a LuaSocket object's stream or listener does not keep the program
+   running by itself (a listener is referenced while it accepts, a stream while it
+   reads: always, here): LuaSocket's sockets block only while a call waits on one, which
+   net.socket_wait counts instead. So a script that leaves one open ends, as with LuaSocket. */
+static int l_net_socket_idle(lua_State *L) {
+  uv_handle_t *h = NULL;
+  if (luaL_testudata(L, 1, LISTENER_MT)) {
+    listener *l = *(listener **)lua_touserdata(L, 1);
+    if (l != NULL && !l->closing) h = &l->u.handle;
+  } else {
+    stream *s = stream_check(L, 1);
+    if (s != NULL) h = &s->u.handle;
+  }
+  if (h != NULL && !uv_is_closing(h)) uv_unref(h);
+  return 0;
+}
+
+/* net.socket_wait(delta): a LuaSocket call starts (1) or stops (-1) waiting: while one
+   waits the loop keeps running, as the blocking call it stands for would. */
+static int l_net_socket_wait(lua_State *L) {
+  loop_keep_alive(loop_get(L), (int)luaL_checkinteger(L, 1));
+  return 0;
+}
+
 static const luaL_Reg luasocket_functions[] = {
     {"wallclock", l_net_wallclock},
     {"gethostname", l_net_gethostname},
@@ -290,6 +316,8 @@ static const luaL_Reg luasocket_functions[] = {
     {"newtry", l_net_newtry},
     {"protect", l_net_protect},
     {"skip", l_net_skip},
+    {"socket_idle", l_net_socket_idle},
+    {"socket_wait", l_net_socket_wait},
     {NULL, NULL},
 };
 

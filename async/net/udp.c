@@ -364,8 +364,17 @@ static int udp_tostring(lua_State *L) {
   return 1;
 }
 
+/* net.udp_idle(u): the socket does not keep the program running by itself (a LuaSocket
+   UDP object's: see luasocket.c's net.socket_idle). */
+static int l_net_udp_idle(lua_State *L) {
+  udp_sock *u = udp_check(L);
+  if (u != NULL && !u->closing) uv_unref((uv_handle_t *)&u->h);
+  return 0;
+}
+
 static const luaL_Reg udp_functions[] = {
     {"udp_open", l_net_udp_open},
+    {"udp_idle", l_net_udp_idle},
     {"udp_send", l_net_udp_send},
     {"udp_recv", l_net_udp_recv},
     {"udp_wait", l_net_udp_wait},

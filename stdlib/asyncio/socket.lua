@@ -28,18 +28,26 @@ lib.now = now
 -- Cancelling the calling task raises CancelledError as anywhere else.
 -- (The timer cancels fut with a message of its own, which tells its cancellation from the
 -- task's: no closure per wait.)
+-- The sockets do not keep the program running (net.socket_idle, at their creation): a
+-- call that waits does, as the blocking call it stands for would, through the timer of
+-- its timeout or, without one, net.socket_wait's count; so a script that leaves a socket
+-- open ends, as with LuaSocket.
 local TIMED_OUT = "asyncio.socket: the wait timed out"
 local function expire(fut) fut:cancel(TIMED_OUT) end
+local socket_wait = net.socket_wait
 
 function lib.wait(fut, delay)
   if fut:done() then return true end
+  local timer, ok, err
   if delay == nil then
-    await(fut)
-    return true
+    socket_wait(1)
+    ok, err = pcall(await, fut)
+    socket_wait(-1)
+  else
+    timer = loop:call_later(delay > 0 and delay or 0, expire, fut)
+    ok, err = pcall(await, fut)
+    timer:cancel()
   end
-  local timer = loop:call_later(delay > 0 and delay or 0, expire, fut)
-  local ok, err = pcall(await, fut)
-  timer:cancel()
   if ok then return true end
   if CancelledError:is(err) and err.message == TIMED_OUT then return false end
   error(err, 0)

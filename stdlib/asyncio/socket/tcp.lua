@@ -290,6 +290,7 @@ local function connect_to(self, address, port)
   local ok, h = pcall(net.tcp_connect, address, port, self.options["tcp-nodelay"], keepalive(self),
     self.local_ip, self.local_port)
   if not ok then return nil, message(h) end
+  net.socket_idle(h)
   self.pending = h
   return finish_connect(self)
 end
@@ -343,6 +344,7 @@ function tcp:bind(host, port)
       self.options.reuseport, ai.family == "inet6" and self.options["ipv6-v6only"] ~= false)
     if ok then
       net.listener_options(l, nil, self.options["tcp-nodelay"], keepalive(self), true)
+      net.socket_idle(l)
       self.l, self.family = l, self.family or ai.family
       return 1.0
     end
@@ -375,6 +377,7 @@ function tcp:accept()
     end
     if status == "ok" then
       local c = new(self.family, "client")
+      net.socket_idle(h)
       c.h = h
       return c
     elseif status == "closed" then

@@ -47,6 +47,7 @@ local function open(self, lhost, lport, rhost, rport)
   end
   local ok, u = pcall(net.udp_open, lhost, lport, rhost, rport, self.options.reuseport, self.options.broadcast)
   if not ok then return nil, message(u) end
+  net.udp_idle(u)
   self.u = u
   self.peer = rhost and { rhost, rport } or nil
   return 1.0
