@@ -1,4 +1,6 @@
 /* signal.c — signal names, add/remove_signal_handler on uv_signal, and Ctrl-C for alua. */
+#include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,6 +245,7 @@ static void (*interrupt_at_prompt)(void);         /* the REPL's, while its promp
 static lua_State *interrupt_L;
 static loop_state *interrupt_loop;
 static uv_async_t *interrupt_async;
+static pthread_t interrupt_thread; /* the thread that runs interrupt_L and its loop */
 
 static void interrupt_exit_now(void) {
   static const char msg[] = "KeyboardInterrupt\n";
@@ -266,8 +269,18 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar) {
   lua_error(L);
 }
 
+/* The kernel gives a signal sent to the process to any thread that does not block it:
+   alua's threads do (core/sigmask.c), but a host's or a C module's may not. Hooking
+   interrupt_L from there would race with the thread running it, so a SIGINT taken on
+   another thread is sent on to the loop's (pthread_kill is async-signal-safe), where
+   this handler runs again and does the work. */
 static void interrupt_signal(int signum) {
-  (void)signum;
+  if (interrupt_L != NULL && !pthread_equal(pthread_self(), interrupt_thread)) {
+    int saved = errno;
+    pthread_kill(interrupt_thread, signum);
+    errno = saved;
+    return;
+  }
   if (interrupt_count++ > 0 || interrupt_L == NULL) interrupt_exit_now();
   lua_sethook(interrupt_L, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
   uv_async_send(interrupt_async);
@@ -359,6 +372,7 @@ void signal_catch_interrupt(lua_State *L) {
   lua_pop(L, 1);
   interrupt_loop = loop;
   interrupt_async = a;
+  interrupt_thread = pthread_self();
   interrupt_restore();
 }
 

@@ -232,3 +232,70 @@ print("caught", asyncio.CancelledError:is(err))
 LUA
 interrupt_when_ready "a top-level await whose cancellation is caught: the script goes on and exits 0" \
   $'waiting\ncaught\ttrue'
+
+# SIGINT taken by a thread alua did not make (a host's, a C module's) that does not block
+# it: the handler sends it on to the loop's thread, where the interrupt is handled as any
+# Ctrl-C. Hooking the main lua_State from the other thread (as it did) raced with the
+# thread running it. The module's function blocks SIGINT on the calling (loop) thread,
+# makes a thread that unblocks it and raises it at itself (the handler runs there before
+# pthread_kill returns), reports whether that left the hook set, then unblocks it.
+cat >"$TMP/sigthread.c" <<'C'
+#include <lauxlib.h>
+#include <lua.h>
+#include <pthread.h>
+#include <signal.h>
+
+static lua_State *main_L;
+
+static void *foreign_thread(void *arg) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+  pthread_kill(pthread_self(), SIGINT);
+  *(int *)arg = lua_gethook(main_L) != NULL;
+  return NULL;
+}
+
+static int raise_in_thread(lua_State *L) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  main_L = lua_tothread(L, -1);
+  sigset_t set, old;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, &old);
+  int hooked = -1;
+  pthread_t t;
+  if (pthread_create(&t, NULL, foreign_thread, &hooked) == 0) pthread_join(t, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  lua_pushboolean(L, hooked == 1);
+  return 1;
+}
+
+int luaopen_sigthread(lua_State *L) {
+  lua_newtable(L);
+  lua_pushcfunction(L, raise_in_thread);
+  lua_setfield(L, -2, "raise_in_thread");
+  return 1;
+}
+C
+cat >"$TMP/foreign.lua" <<'LUA'
+local sigthread = require "sigthread"
+asyncio.run(function()
+  local c <close> = setmetatable({}, { __close = function() print("cleanup ran") end })
+  print("hooked from the other thread: " .. tostring(sigthread.raise_in_thread()))
+  io.stdout:flush()
+  await(asyncio.sleep(100))
+end)
+print("not reached")
+LUA
+if ${CC:-cc} -shared -fPIC -o "$TMP/sigthread.so" "$TMP/sigthread.c" $(pkg-config --cflags lua5.4) \
+     -lpthread 2>"$TMP/cc.err"; then
+  expect "SIGINT a C module's thread takes goes on to the loop's thread: exit 130, cleanup ran" \
+    130 $'hooked from the other thread: false\ncleanup ran' -- \
+    env LUA_CPATH="$TMP/?.so" timeout -k 5 60 "$ALUA" "$TMP/foreign.lua"
+  stderr_has "... and KeyboardInterrupt on stderr" '^KeyboardInterrupt$'
+else
+  echo "not ok - the test module builds"
+  head -5 "$TMP/cc.err"
+fi
