@@ -47,7 +47,9 @@ static void heap_advise(uintptr_t top) {
    chunks of the heap, no header, freed to a list per size. Lua tells the allocator the
    size of every block it frees or resizes (osize), which is how a block is known to be a
    slab's; a glibc block of such a size (made before this allocator was installed) freed
-   here joins the list. Nothing else is kept this way: a size-class allocator for every
+   here joins the list. A class whose chunk runs out first takes a block another class
+   freed, up to twice its size, before malloc gives it a new chunk (the block then stays
+   in the smaller class). Nothing else is kept this way: a size-class allocator for every
    small size was slower (RESULTS.md: its free lists scattered the objects the collector
    walks). Under AddressSanitizer the slabs are off, so that it still sees every block;
    valgrind sees them (its checks then cover the slabs' own code, and callgrind counts
@@ -57,9 +59,11 @@ static void heap_advise(uintptr_t top) {
 #define SLAB_MAX_SIZE 1024 /* the largest size a class may have (the first stack: 720) */
 
 typedef struct slab {
-  size_t size;      /* block size (the lua_State's is learnt from Lua) */
-  void *free;       /* freed blocks, each holding the next */
-  char *next, *end; /* the rest of the chunk being carved */
+  size_t size;                  /* block size (the lua_State's is learnt from Lua) */
+  void *free;                   /* freed blocks, each holding the next */
+  char *next, *end;             /* the rest of the chunk being carved */
+  uint8_t donors[SLAB_CLASSES]; /* classes (+ 1) whose freed blocks may serve this one,
+                                   smallest first, 0-terminated */
 } slab;
 
 /* CallInfo, first stack, lua_State, Task, and coroutine objects of 0, 1 and 2
@@ -76,12 +80,20 @@ static inline slab *slab_of(size_t size) {
   return i ? &slabs[i - 1] : NULL;
 }
 
-/* Fills slab_index from the classes' sizes (two classes of one size share the first). */
+/* Fills slab_index from the classes' sizes (two classes of one size share the first),
+   and each class's donors: the classes of larger blocks up to twice its size. */
 static void slab_index_build(void) {
   memset(slab_index, 0, sizeof slab_index);
   for (int i = SLAB_CLASSES - 1; i >= 0; i--) {
     size_t size = slabs[i].size;
     if (size <= SLAB_MAX_SIZE && (size & 7) == 0) slab_index[size >> 3] = (uint8_t)(i + 1);
+  }
+  for (int i = 0; i < SLAB_CLASSES; i++) {
+    slab *s = &slabs[i];
+    int n = 0;
+    memset(s->donors, 0, sizeof s->donors);
+    for (size_t size = s->size + 8; size <= 2 * s->size && size <= SLAB_MAX_SIZE; size += 8)
+      if (slab_index[size >> 3] && n < SLAB_CLASSES - 1) s->donors[n++] = slab_index[size >> 3];
   }
 }
 
@@ -92,6 +104,16 @@ static void *slab_alloc(slab *s) {
     return p;
   }
   if (s->end - s->next < (ptrdiff_t)s->size) {
+    /* before new memory, a block another class freed, at most twice the size: coroutine
+       objects die young in bursts, and their blocks would otherwise wait for the next
+       burst while the threads made meanwhile take new chunks for their CallInfos */
+    for (const uint8_t *d = s->donors; *d; d++) {
+      slab *o = &slabs[*d - 1];
+      if ((p = o->free) != NULL) {
+        o->free = *(void **)p;
+        return p;
+      }
+    }
     char *chunk = malloc(SLAB_CHUNK); /* never freed: its blocks serve the next threads */
     if (chunk == NULL) return NULL;
     s->next = chunk;
