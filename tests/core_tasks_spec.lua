@@ -50,6 +50,59 @@ describe("create_task", function()
     assert.are.same({ 1, 2, 3, 4, 5 }, log)
   end)
 
+  -- task.c runs tasks that end in their first step one after another on one thread, in
+  -- one resume (task_start_next_here): each must still be itself and end as alone
+  it("tasks starting together run in order, each as the current task, whatever the others do", function()
+    local log, t = {}, {}
+    local function note(name, task)
+      log[#log + 1] = name
+      assert.are.equal(t[task or name], asyncio.current_task())
+    end
+    t.a = create_task(function() note("a") return 1 end)
+    t.b = create_task(function() note("b") error("b failed") end)
+    t.c = create_task(function()
+      note("c")
+      t.late = create_task(function() note("late") end)
+      return 1, 2
+    end)
+    t.d = create_task(function() note("d") t.e:cancel() end)
+    t.e = create_task(function() note("e") end)
+    asyncio.get_running_loop():call_soon(function() log[#log + 1] = "callback" end)
+    t.f = create_task(function()
+      note("f")
+      await(sleep(0))
+      note("f2", "f")
+      return "f"
+    end)
+    t.g = create_task(async(function(x) note("g") return x end)("g"))
+    local r = pack(await(asyncio.gather(t.a, t.b, t.c, t.d, t.e, t.f, t.g, { return_exceptions = true })))
+    await(t.late)
+    assert.are.same({ "a", "b", "c", "d", "callback", "f", "g", "late", "f2" }, log)
+    assert.are.equal(1, r[1])
+    assert.matches("b failed", tostring(r[2]))
+    assert.are.equal(1, r[3])
+    assert.are.same({ 1, 2 }, { t.c:result() })
+    assert.is_nil(r[4])
+    assert.is_true(CancelledError:is(r[5]))
+    assert.are.equal("f", r[6])
+    assert.are.equal("g", r[7])
+  end)
+
+  it("a task created by a task in its first step starts at the next iteration, not in the same run", function()
+    local count, stop = 0, false
+    local function chain()
+      count = count + 1
+      if not stop and count < 1000000 then create_task(chain) end
+    end
+    create_task(chain)
+    await(sleep(0.01)) -- each loop iteration runs one task of the chain, then timers
+    local at_wake = count
+    stop = true
+    await(sleep(0))
+    await(sleep(0))
+    assert.is_true(at_wake > 1 and at_wake < 1000000, "count at wake: " .. at_wake)
+  end)
+
   it("rejects what is neither a coroutine object, a function nor an awaitable", function()
     assert.matches("create_task: expected a coroutine object, a function or an awaitable, got number",
       tostring(raises(create_task, 42)))

@@ -239,12 +239,13 @@ enum { LOOP_POOL_MAX = 1024 }; /* threads kept for reuse, at most */
 struct loop_state {
   uv_loop_t *uv;
   int owns_uv;
-  uv_idle_t *idle;   /* active while tasks are ready: keeps poll from blocking */
-  uv_check_t *check; /* drains the ready queue right after I/O callbacks */
-  uv_timer_t *timer; /* fires the earliest deadline of the heap */
-  lua_State *L;      /* thread that callbacks run on: the one driving uv_run */
-  int driving;       /* depth of uv_run calls made by alua */
-  int in_callback;   /* depth of alua callbacks in progress */
+  uv_idle_t *idle;    /* active while tasks are ready: keeps poll from blocking */
+  uv_check_t *check;  /* drains the ready queue right after I/O callbacks */
+  uv_timer_t *timer;  /* fires the earliest deadline of the heap */
+  lua_State *L;       /* thread that callbacks run on: the one driving uv_run */
+  int driving;        /* depth of uv_run calls made by alua */
+  int in_callback;    /* depth of alua callbacks in progress */
+  size_t *drain_left; /* while a drain runs: how many entries of its batch are left */
   /* ready queue: a ring buffer */
   runnable **ready;
   size_t ready_head, ready_count, ready_cap;
@@ -308,6 +309,7 @@ struct loop_state {
 
 loop_state *loop_get(lua_State *L);
 void loop_push_ready(loop_state *loop, runnable *r);
+task *loop_take_first_step(loop_state *loop); /* task.c's batches of first steps */
 int loop_run_until(lua_State *L, loop_state *loop, future *f);
 int loop_run(lua_State *L, loop_state *loop, uv_run_mode mode);
 int loop_is_running(loop_state *loop);

@@ -56,11 +56,28 @@ static runnable *ready_pop(loop_state *loop) {
   return r;
 }
 
+/* If the next entry of the running drain's batch is a task to start (not started, not
+   cancelled), takes it off the queue for task.c, which starts it on the thread of the
+   task that just ended there (task_main); else NULL. Never in debug mode. */
+task *loop_take_first_step(loop_state *loop) {
+  if (loop->drain_left == NULL || *loop->drain_left == 0 || loop->ready_count == 0 || loop->debug)
+    return NULL;
+  runnable *r = loop->ready[loop->ready_head];
+  if (r->kind != RUN_TASK) return NULL;
+  task *t = container_of(r, task, run);
+  if (t->started || t->must_cancel || t->deliver_cancel || t->base.state != FUT_PENDING)
+    return NULL;
+  ready_pop(loop);
+  (*loop->drain_left)--;
+  return t;
+}
+
 /* Runs what was ready when the batch began; what becomes ready meanwhile waits for the
    next iteration, so a task that yields in a loop cannot starve I/O. */
 static int drain_protected(lua_State *L) {
   loop_state *loop = lua_touserdata(L, 1);
   size_t batch = loop->ready_count;
+  loop->drain_left = &batch; /* drains never nest: uv_run is never re-entered */
   while (batch-- > 0 && loop->ready_count > 0) {
     runnable *r = ready_pop(loop);
     if (loop->debug) {
@@ -73,6 +90,7 @@ static int drain_protected(lua_State *L) {
       default: gather_run(L, r);
     }
   }
+  loop->drain_left = NULL;
   return 0;
 }
 
@@ -83,6 +101,7 @@ static void loop_drain(loop_state *loop) {
   lua_pushcfunction(L, drain_protected);
   lua_pushlightuserdata(L, loop);
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    loop->drain_left = NULL;
     /* only a memory error can get here: task and callback errors are caught inside */
     fprintf(stderr, "alua: internal error in the scheduler: %s\n", lua_tostring(L, -1));
     lua_pop(L, 1);

@@ -43,11 +43,18 @@ static int task_main_k(lua_State *L, int status, lua_KContext ctx) {
   return lua_gettop(L);
 }
 
+static int task_start_next_here(lua_State *L, task *t);
+
 /* A Lua-level pcall inside the thread, not lua_resume's own error exit, so that __close
    handlers that await (timeouts, task groups, cleanup) can run while errors unwind.
-   task_start_thread hands it [task_msgh, body, args...]. */
+   task_start_thread hands it [task_msgh, body, args...]. A body that returns without
+   ever suspending may be followed, in the same resume, by the next tasks to start
+   (task_start_next_here). */
 static int task_main(lua_State *L) {
-  int status = lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 1, 0, task_main_k);
+  int status;
+  do {
+    status = lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 1, 0, task_main_k);
+  } while (status == LUA_OK && task_start_next_here(L, task_of(L)));
   return task_main_k(L, status, 0);
 }
 
@@ -144,9 +151,24 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
    one) each have LUA_MINSTACK (20) free slots, a few of which the step itself uses. */
 #define TASK_FEW_VALUES 8
 
+/* Pushes the function and arguments of task t (at tidx) from its body (at bidx, taken
+   from the task's slot by the caller), clearing the slots of the arguments so that the
+   task no longer keeps them alive. Returns the number of arguments. */
+static int task_push_body(lua_State *L, int tidx, int bidx, task *t) {
+  int nargs = t->nargs;
+  t->nargs = 0;
+  if (nargs > TASK_FEW_VALUES) luaL_checkstack(L, nargs + 1, "too many arguments for a task");
+  lua_pushvalue(L, bidx);
+  for (int i = 1; i <= nargs; i++) {
+    lua_getiuservalue(L, tidx, TUV_ARGS - 1 + i);
+    lua_pushnil(L);
+    lua_setiuservalue(L, tidx, TUV_ARGS - 1 + i);
+  }
+  return nargs;
+}
+
 /* First step: gives the task a thread holding [task_main, task_msgh, body, args...];
-   returns the number of values to resume it with. The body's slots are cleared so the
-   task does not keep them alive; the first one then anchors the thread. */
+   returns the number of values to resume it with. The thread takes the body's slot. */
 static int task_start_thread(lua_State *L, loop_state *loop, task *t) {
   int top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
@@ -156,21 +178,53 @@ static int task_start_thread(lua_State *L, loop_state *loop, task *t) {
   t->co = co;
   task_set_thread_owner(co, t);
   owner_set_flags(co, OWNER_TASK_THREAD);
-  int nargs = t->nargs;
-  if (nargs > TASK_FEW_VALUES) luaL_checkstack(L, nargs + 1, "too many arguments for a task");
-  lua_pushvalue(L, top + 2);
-  for (int i = 1; i <= nargs; i++) {
-    lua_getiuservalue(L, top + 1, TUV_ARGS - 1 + i);
-    lua_pushnil(L);
-    lua_setiuservalue(L, top + 1, TUV_ARGS - 1 + i);
-  }
+  int nargs = task_push_body(L, top + 1, top + 2, t);
   if (nargs > TASK_FEW_VALUES) luaL_checkstack(co, nargs + 3, "too many arguments for a task");
   lua_pushcfunction(co, task_main);
   lua_pushcfunction(co, task_msgh);
   lua_xmove(L, co, nargs + 1);
   lua_settop(L, top);
-  t->nargs = 0;
   return nargs + 2;
+}
+
+static void task_complete(lua_State *L, loop_state *loop, task *t, int state);
+static void task_drop_cancel_message(lua_State *L, task *t);
+
+/* In task_main: the body of t, the task this thread runs, returned at most one value
+   without ever suspending ([task_msgh, results...] on the stack). If the next entry of
+   the running drain's batch is a task to start, ends t here and leaves that task's
+   [task_msgh, body, args...] in t's place, returning 1: one resume then runs a run of
+   tasks that each end in their first step (create_task(work(i)) for many i), where
+   each would take a resume of its own, a thread from the pool and back and its values
+   moved from stack to stack. Else returns 0: t ends as usual (task_finish). */
+static int task_start_next_here(lua_State *L, task *t) {
+  int n = lua_gettop(L) - 1;
+  if (t == NULL || n > 1) return 0;
+  loop_state *loop = t->base.loop;
+  task *next = loop_take_first_step(loop);
+  if (next == NULL) return 0;
+  if (n == 0) lua_pushnil(L);                   /* 2: t's outcome */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);    /* 3 */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, next->ref); /* 4 */
+  lua_getiuservalue(L, 4, TUV_BODY);            /* 5 */
+  lua_pushthread(L);
+  lua_setiuservalue(L, 4, TUV_THREAD); /* this thread is next's now (and anchored) */
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, 3, FUV_VALUE); /* t's outcome takes the thread's slot */
+  t->base.nresults = n;
+  t->co = NULL;
+  task_drop_cancel_message(L, t);
+  task_complete(L, loop, t, FUT_RESULT);
+  next->scheduled = 0;
+  next->started = 1;
+  next->co = L;
+  task_set_thread_owner(L, next);
+  owner_set_flags(L, OWNER_TASK_THREAD);
+  loop->current = next;
+  task_push_body(L, 4, 5, next);
+  lua_rotate(L, 2, -4);
+  lua_pop(L, 4);
+  return 1;
 }
 
 /* ---- finishing -------------------------------------------------------------------- */
@@ -301,10 +355,12 @@ void task_step(lua_State *L, loop_state *loop, task *t) {
   loop->current = t;
   if (loop->debug) debug_hook_thread(t->co);
   int nres = 0;
-  lua_State *published = loop_enter(loop, t->co);
-  int status = await_resume(loop, t->co, L, narg, &nres);
+  lua_State *co = t->co;
+  lua_State *published = loop_enter(loop, co);
+  int status = await_resume(loop, co, L, narg, &nres);
   loop_leave(loop, published);
   loop->current = outer;
+  t = task_of(co); /* a first step may have ended other tasks and run this one last */
   if (status == LUA_YIELD) {
     if (nres == 1 && lua_touserdata(t->co, -1) == &await_tag) {
       lua_pop(t->co, 1);
