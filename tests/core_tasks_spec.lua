@@ -202,6 +202,30 @@ describe("task names", function()
     await(a); await(b)
   end)
 
+  it("a collected task's name and traceback go with it; a task made in its place has its own", function()
+    -- (a task keeps them out of line, by its address: task_gc forgets them)
+    local function batch(n)
+      local ts = {}
+      for i = 1, n do
+        ts[i] = create_task(function() if i % 2 == 0 then error("failed " .. i) end end,
+          "named " .. i .. string.rep("x", 100))
+      end
+      for i = 1, n do pcall(await, ts[i]) end
+    end
+    batch(2000)
+    collectgarbage(); collectgarbage()
+    local before = collectgarbage("count")
+    batch(2000)
+    collectgarbage(); collectgarbage()
+    assert.is_true(collectgarbage("count") - before < 100, "names kept after their tasks: "
+      .. (collectgarbage("count") - before) .. " KiB")
+    for _ = 1, 200 do
+      local t = create_task(function() end)
+      assert.matches("^Task%-%d+$", t:get_name())
+      await(t)
+    end
+  end)
+
   it("default names count up", function()
     local a, b = create_task(function() end), create_task(function() end)
     local na, nb = tonumber(a:get_name():match("%d+")), tonumber(b:get_name():match("%d+"))

@@ -55,7 +55,7 @@ static void heap_advise(uintptr_t top) {
    valgrind sees them (its checks then cover the slabs' own code, and callgrind counts
    what a normal run does). */
 #define SLAB_CHUNK (256 << 10)
-#define SLAB_CLASSES 7
+#define SLAB_CLASSES 8
 #define SLAB_MAX_SIZE 1024 /* the largest size a class may have (the first stack: 720) */
 
 typedef struct slab {
@@ -66,8 +66,8 @@ typedef struct slab {
                                    smallest first, 0-terminated */
 } slab;
 
-/* CallInfo, first stack, lua_State, Task, and coroutine objects of 0, 1 and 2
-   arguments: made for nearly every task (create_task(work(i))) and garbage soon after,
+/* CallInfo, first stack, lua_State, Task (of 0 and 1 arguments), and coroutine objects
+   of 0, 1 and 2 arguments: made for nearly every task (create_task(work(i))) and garbage soon after,
    they were the one glibc block of task creation (~300 instructions to malloc, ~100 to
    free), and a free list reuses the block freed last, still in the cache. */
 static slab slabs[SLAB_CLASSES];
@@ -219,6 +219,7 @@ void vm_heap_install(lua_State *L) {
   slabs[3].size = learn_userdata(L, TUV_ARGS - 1) + sizeof(task);
   for (int nargs = 0; nargs <= 2; nargs++) /* await.c's async_call: fn, name, arguments */
     slabs[4 + nargs].size = learn_userdata(L, nargs + 2) + sizeof(coro);
+  slabs[7].size = learn_userdata(L, TUV_ARGS) + sizeof(task); /* a Task with an argument */
   slab_index_build();
   lua_setallocf(L, heap_alloc, NULL);
 }

@@ -104,6 +104,7 @@ enum {
 enum { FEXTRA_TRACEBACK = 1, FEXTRA_NAME = 2 };
 int future_get_extra(lua_State *L, int idx, int which);  /* pushes it (or nil), its type */
 void future_set_extra(lua_State *L, int idx, int which); /* pops the value into it */
+void future_forget_extra(lua_State *L, future *f);       /* a Task's, when collected */
 
 struct future {
   uint8_t kind;      /* enum future_kind */
@@ -149,17 +150,20 @@ struct task {
   uint8_t deliver_cancel : 1; /* the resumed await raises CancelledError */
   uint8_t is_main : 1;
   uint8_t has_context : 1; /* context.c keeps a ContextVar context for it */
+  uint8_t has_extra : 1;   /* a name or traceback, out of line (future.c) */
   uint16_t num_cancels;    /* cancel() requests not undone by uncancel() (saturates) */
   uint64_t id : 48;        /* its default name is Task-<id> */
   uint64_t nargs : 16;     /* arguments of the body, kept after it until the first step */
   /* base.msg_ref holds, while the task is pending, the message of a cancellation not yet
-     delivered (120 bytes in all: with 2 user values and Lua's header, a 192-byte block) */
+     delivered (120 bytes in all: with 1 user value and Lua's header, a 176-byte block;
+     192 with a body's argument) */
 };
-/* User values of a task: the future's, then the body's arguments. The body, then the
+/* User values of a task: the future's value, then the body's arguments (its name and
+   traceback, a future's FUV_EXTRA, are kept out of line: future.c). The body, then the
    thread the first step moves it into, take the result's slot: a task holds a body
    before it starts, a thread while it runs and a result once done, never two at once
    (16 bytes less per task than a slot each). */
-enum { TUV_BODY = FUV_VALUE, TUV_ARGS = FUV_COUNT };
+enum { TUV_BODY = FUV_VALUE, TUV_ARGS };
 #define TUV_THREAD TUV_BODY
 
 task *task_check(lua_State *L, int idx);

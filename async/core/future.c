@@ -25,8 +25,56 @@ future *future_new(lua_State *L, loop_state *loop) {
   return f;
 }
 
+/* A Task keeps its extra out of line, in a registry table by the task's address (set
+   only when it has one, forgotten by task_gc): few tasks have a name or a traceback, and
+   the user value would cost 16 bytes in every Task, sleeping ones included. */
+static char task_extras_key;
+
+/* Pushes the extra of the future at idx; returns its type. */
+static int extra_push(lua_State *L, int idx) {
+  future *f = lua_touserdata(L, idx);
+  if (f->kind != KIND_TASK) return lua_getiuservalue(L, idx, FUV_EXTRA);
+  if (!((task *)f)->has_extra) {
+    lua_pushnil(L);
+    return LUA_TNIL;
+  }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &task_extras_key);
+  int type = lua_rawgetp(L, -1, f);
+  lua_remove(L, -2);
+  return type;
+}
+
+/* Pops the value on top into the extra of the future at idx (absolute). */
+static void extra_store(lua_State *L, int idx) {
+  future *f = lua_touserdata(L, idx);
+  if (f->kind != KIND_TASK) {
+    lua_setiuservalue(L, idx, FUV_EXTRA);
+    return;
+  }
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &task_extras_key) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &task_extras_key);
+  }
+  lua_insert(L, -2);
+  lua_rawsetp(L, -2, f);
+  lua_pop(L, 1);
+  ((task *)f)->has_extra = 1;
+}
+
+void future_forget_extra(lua_State *L, future *f) {
+  if (f->kind != KIND_TASK || !((task *)f)->has_extra) return;
+  ((task *)f)->has_extra = 0;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &task_extras_key) == LUA_TTABLE) {
+    lua_pushnil(L);
+    lua_rawsetp(L, -2, f);
+  }
+  lua_pop(L, 1);
+}
+
 int future_get_extra(lua_State *L, int idx, int which) {
-  int type = lua_getiuservalue(L, idx, FUV_EXTRA);
+  int type = extra_push(L, idx);
   if (type == LUA_TTABLE) {
     type = lua_rawgeti(L, -1, which);
     lua_remove(L, -2);
@@ -40,11 +88,11 @@ int future_get_extra(lua_State *L, int idx, int which) {
 
 void future_set_extra(lua_State *L, int idx, int which) {
   idx = lua_absindex(L, idx);
-  int type = lua_getiuservalue(L, idx, FUV_EXTRA);
+  int type = extra_push(L, idx);
   if (type != LUA_TTABLE) {
     if (which == FEXTRA_NAME) { /* the name alone: the user value itself */
       lua_pop(L, 1);
-      lua_setiuservalue(L, idx, FUV_EXTRA);
+      extra_store(L, idx);
       return;
     }
     lua_createtable(L, 2, 0);
@@ -54,7 +102,7 @@ void future_set_extra(lua_State *L, int idx, int which) {
     }
     lua_replace(L, -2);
     lua_pushvalue(L, -1);
-    lua_setiuservalue(L, idx, FUV_EXTRA);
+    extra_store(L, idx);
   }
   lua_insert(L, -2);
   lua_rawseti(L, -2, which);

@@ -117,7 +117,7 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
   t->num_cancels = 0;
   t->nargs = (unsigned)nargs;
   t->started = t->scheduled = t->must_cancel = t->deliver_cancel = t->is_main = 0;
-  t->has_context = 0;
+  t->has_context = t->has_extra = 0;
   t->id = ++loop->task_ids;
   lua_rawgeti(L, LUA_REGISTRYINDEX, loop->task_mt_ref);
   lua_setmetatable(L, -2);
@@ -497,6 +497,7 @@ static int task_gc(lua_State *L) {
   if (t->co) task_set_thread_owner(t->co, NULL);
   if (t->has_context) context_forget(L, t);
   future_report_unretrieved(L, 1, "Task exception was never retrieved");
+  future_forget_extra(L, &t->base);
   return 0;
 }
 
