@@ -100,11 +100,46 @@ static void pool_put(readbuf *b) {
   readbuf_free(b);
 }
 
+/* ---- where a buffer may lie ---------------------------------------------------------
+
+   On this project's machines (AMD EPYC) the kernel copies a message between a socket's
+   pages and user memory far more slowly when the user buffer starts 8 to 24 bytes after
+   or before a page boundary: the copy's loads and stores then alias at 4 KiB strides
+   with the socket buffer's page-aligned data. An echo of 64 KiB through a buffer there
+   costs 51 us a round trip instead of 30 (bench/RESULTS.md: every other offset measured
+   costs the same). glibc puts blocks at any 16-byte position, so about one in 40 lands
+   there, and a block reused message after message made whole runs several us per
+   request dearer (Python's bytes objects sit 48 bytes into fresh pages, never there). So
+   a new buffer is never taken there: a block that malloc puts there is held while
+   another is asked for, then freed (it may be handed out again, and passed over again:
+   a few hundred instructions, against ~20 us a message). */
+enum { PAGE_EDGE = 64, EDGE_TRIES = 4 };
+
+static int near_page_edge(const char *p) {
+  size_t off = (uintptr_t)p & 4095;
+  return off != 0 && (off < PAGE_EDGE || off > 4096 - PAGE_EDGE);
+}
+
+/* A new block for b of cap bytes, away from a page's edge if a few tries find one: the
+   blocks found there are held while the next is taken (so that it lies elsewhere), then
+   freed. */
+static char *block_new(readbuf *b, size_t cap) {
+  char *p = readbuf_block_new(b, cap);
+  char *held[EDGE_TRIES];
+  int n = 0;
+  while (p && near_page_edge(p) && n < EDGE_TRIES) {
+    held[n++] = p;
+    p = readbuf_block_new(b, cap);
+  }
+  while (n > 0) readbuf_block_free(b, held[--n], cap);
+  return p;
+}
+
 /* An empty stream without a buffer, reading with the default target or more, takes one
    of the pool's (or a new one of that size). */
 static void pool_take(readbuf *b, size_t target) {
   if (b->buf != NULL || target < POOL_BUF) return;
-  char *p = pool.n > 0 && pool_serves(b) ? pool.free[--pool.n] : readbuf_block_new(b, POOL_BUF);
+  char *p = pool.n > 0 && pool_serves(b) ? pool.free[--pool.n] : block_new(b, POOL_BUF);
   if (p == NULL) return; /* readbuf_space tries again, smaller */
   ASAN_UNPOISON_MEMORY_REGION(p, POOL_BUF);
   b->buf = p;
@@ -195,7 +230,7 @@ stream *stream_check(lua_State *L, int idx) {
    larger block (D64K: 1.3 us per request, paired rounds, bench/RESULTS.md). */
 static void take_last_size(stream *s, size_t target) {
   if (s->rb.buf != NULL || s->handed_off < MIN_READ || s->handed_off >= target) return;
-  char *p = readbuf_block_new(&s->rb, s->handed_off + 1);
+  char *p = block_new(&s->rb, s->handed_off + 1);
   if (p == NULL) return;
   s->rb.buf = p;
   s->rb.cap = s->handed_off + 1;
