@@ -327,9 +327,9 @@ static int sleep_await(lua_State *L) {
     lua_settop(L, 1);
     return await_top_level(L, loop_get(L));
   }
-  int isint;
-  if (lua_gettop(L) == 1 && lua_type(L, 1) == LUA_TNUMBER && lua_tointegerx(L, 1, &isint) == 0 &&
-      isint)
+  /* sleep(0) or sleep(0.0); lua_tonumber, not lua_tointegerx, which tries (and fails)
+     to make an integer of every other delay (~100 instructions a sleep) */
+  if (lua_gettop(L) == 1 && lua_type(L, 1) == LUA_TNUMBER && lua_tonumber(L, 1) == 0)
     return yield_once(L, t);
   return sleep_task_body(L);
 }
