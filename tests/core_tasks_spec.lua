@@ -272,6 +272,24 @@ describe("current_task and all_tasks", function()
     assert.are.same({}, asyncio.all_tasks())
   end)
 
+  it("all_tasks() lists them oldest first, whichever anchor slots they took", function()
+    -- (found through their registry anchors: a new task takes the slot a done one gave
+    -- back, so slot order is not creation order)
+    local gate = Future()
+    local waiting = {}
+    for i = 1, 6 do
+      waiting[i] = create_task(function() await(gate) end)
+      create_task(function() end)
+    end
+    await(sleep(0))
+    for i = 7, 12 do waiting[i] = create_task(function() await(gate) end) end
+    local all = asyncio.all_tasks()
+    assert.are.same(waiting, all)
+    gate:set_result()
+    await(asyncio.gather(table.unpack(waiting)))
+    assert.are.same({}, asyncio.all_tasks())
+  end)
+
   it("all_tasks() includes the task calling it", function()
     local t
     t = create_task(function()

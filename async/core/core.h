@@ -137,13 +137,12 @@ void future_open(lua_State *L);
 /* ---- tasks -------------------------------------------------------------- */
 
 struct task {
-  future base;                 /* a Task is a Future: must stay first */
-  waiter wait;                 /* entry in the waiter list of what it awaits */
-  lua_State *co;               /* its Lua thread (user value TUV_THREAD anchors it) */
-  future *awaiting;            /* the future it is suspended on; NULL while yielding once */
-  task *prev_live, *next_live; /* the loop's list of pending tasks */
-  int ref;                     /* registry ref anchoring the task while pending */
-  runnable run;                /* entry in the ready queue (one byte) */
+  future base;      /* a Task is a Future: must stay first */
+  waiter wait;      /* entry in the waiter list of what it awaits */
+  lua_State *co;    /* its Lua thread (user value TUV_THREAD anchors it) */
+  future *awaiting; /* the future it is suspended on; NULL while yielding once */
+  int ref;          /* registry ref anchoring the task while pending */
+  runnable run;     /* entry in the ready queue (one byte) */
   uint8_t started : 1;
   uint8_t scheduled : 1;      /* in the ready queue */
   uint8_t must_cancel : 1;    /* deliver CancelledError at the next resume */
@@ -155,8 +154,8 @@ struct task {
   uint64_t id : 48;        /* its default name is Task-<id> */
   uint64_t nargs : 16;     /* arguments of the body, kept after it until the first step */
   /* base.msg_ref holds, while the task is pending, the message of a cancellation not yet
-     delivered (120 bytes in all: with 1 user value and Lua's header, a 176-byte block;
-     192 with a body's argument) */
+     delivered (104 bytes in all: with 1 user value and Lua's header, a 160-byte block;
+     176 with a body's argument) */
 };
 /* User values of a task: the future's value, then the body's arguments (its name and
    traceback, a future's FUV_EXTRA, are kept out of line: future.c). The body, then the
@@ -190,6 +189,7 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
 void task_step(lua_State *L, loop_state *loop, task *t);
 void task_schedule(loop_state *loop, task *t);
 int task_cancel(lua_State *L, task *t, int msg_idx);
+void task_cancel_all(lua_State *L, loop_state *loop); /* every pending task, newest first */
 int task_push_cancelled_error(lua_State *L, int msg_ref);
 void task_sleep(task *t, uint64_t delay); /* arms t's own timer: its caller then yields */
 void task_timer_fired(loop_state *loop, task *t);
@@ -262,8 +262,7 @@ struct loop_state {
   /* the C frame that resumed the running Lua thread (task_step, coroutine.resume):
      how much C stack its inline awaits have used (await.c) */
   uintptr_t resume_frame;
-  task *live_first; /* pending tasks, for all_tasks() and shutdown */
-  size_t live_count;
+  size_t live_count; /* pending tasks (task_cancel_all and all_tasks find them) */
   uint64_t task_ids;
   /* pool of finished tasks' threads: a stack in C, each anchored in a registry table
      (pool_ref) at the slot it occupies; pool_anchor[i] is what that table holds at

@@ -1,5 +1,6 @@
 /* task.c — Task: a Lua thread running a body, resumed by the scheduler, and its cancellation. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "core.h"
 
@@ -73,26 +74,6 @@ void task_schedule(loop_state *loop, task *t) {
   loop_push_ready(loop, &t->run);
 }
 
-static void live_link(loop_state *loop, task *t) {
-  t->prev_live = NULL;
-  t->next_live = loop->live_first;
-  if (loop->live_first) loop->live_first->prev_live = t;
-  loop->live_first = t;
-  loop->live_count++;
-}
-
-static void live_unlink(loop_state *loop, task *t) {
-  if (t->prev_live)
-    t->prev_live->next_live = t->next_live;
-  else if (loop->live_first == t)
-    loop->live_first = t->next_live;
-  else
-    return; /* not linked */
-  if (t->next_live) t->next_live->prev_live = t->prev_live;
-  t->prev_live = t->next_live = NULL;
-  loop->live_count--;
-}
-
 /* Creates a Task running fn (at fidx) with the nargs values after it, scheduled for the
    next loop iteration. name_idx: its name, or 0. Pushes the task. The task gets its Lua
    thread only when it first runs: thousands of tasks created at once then share a few
@@ -112,7 +93,6 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
   waiter_init(&t->wait, WAITER_TASK);
   t->co = NULL;
   t->awaiting = NULL;
-  t->prev_live = t->next_live = NULL;
   t->ref = LUA_NOREF;
   t->num_cancels = 0;
   t->nargs = (unsigned)nargs;
@@ -140,7 +120,7 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
   }
   lua_pushvalue(L, -1);
   t->ref = anchor_take(L, loop);
-  live_link(loop, t);
+  loop->live_count++;
   task_schedule(loop, t);
   debug_record(L, -1);
   return 1;
@@ -240,7 +220,7 @@ static void task_release_thread(lua_State *L, loop_state *loop, task *t, int reu
 }
 
 static void task_complete(lua_State *L, loop_state *loop, task *t, int state) {
-  live_unlink(loop, t);
+  loop->live_count--;
   timer_remove(loop, &t->base.timer); /* left armed by a sleep an error cut short */
   future_complete(&t->base, state);
   anchor_drop(L, loop, t->ref);
@@ -491,7 +471,7 @@ static int task_gc(lua_State *L) {
   task *t = lua_touserdata(L, 1);
   task_drop_cancel_message(L, t);
   if (t->base.state == FUT_PENDING) { /* only at lua_close */
-    live_unlink(t->base.loop, t);
+    t->base.loop->live_count--;
     timer_remove(t->base.loop, &t->base.timer);
   }
   if (t->co) task_set_thread_owner(t->co, NULL);
@@ -513,15 +493,58 @@ static int l_core_current_task(lua_State *L) {
   return 1;
 }
 
+/* ---- the pending tasks ------------------------------------------------------------ */
+
+static int by_id(const void *a, const void *b) {
+  uint64_t x = (*(task *const *)a)->id, y = (*(task *const *)b)->id;
+  return x < y ? -1 : x > y;
+}
+
+/* The loop's pending tasks, oldest first, in a malloc'd array (NULL when none). Each is
+   anchored in a registry slot of its own (anchor.c), which is how they are found: a list
+   through every task would cost 16 bytes in each, sleeping ones included. */
+static task **pending_tasks(lua_State *L, loop_state *loop, size_t *count) {
+  size_t n = 0, cap = loop->live_count;
+  task **all = cap ? malloc(cap * sizeof *all) : NULL;
+  if (all == NULL) {
+    *count = 0;
+    return NULL;
+  }
+  lua_pushnil(L);
+  while (lua_next(L, LUA_REGISTRYINDEX)) { /* [key, value] */
+    if (lua_type(L, -1) == LUA_TUSERDATA && lua_getmetatable(L, -1)) {
+      task *t = lua_topointer(L, -1) == loop->task_mt ? lua_touserdata(L, -2) : NULL;
+      if (t && t->base.state == FUT_PENDING && n < cap && lua_isinteger(L, -3) &&
+          lua_tointeger(L, -3) == t->ref)
+        all[n++] = t;
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  qsort(all, n, sizeof *all, by_id);
+  *count = n;
+  return all;
+}
+
+/* Cancels every pending task, newest first (Ctrl-C, a worker told to stop). */
+void task_cancel_all(lua_State *L, loop_state *loop) {
+  size_t n;
+  task **all = pending_tasks(L, loop, &n);
+  while (n > 0) task_cancel(L, all[--n], 0);
+  free(all);
+}
+
 /* asyncio.all_tasks(): the pending tasks, oldest first */
 static int l_core_all_tasks(lua_State *L) {
   loop_state *loop = loop_get(L);
-  lua_createtable(L, (int)loop->live_count, 0);
-  lua_Integer i = (lua_Integer)loop->live_count;
-  for (task *t = loop->live_first; t; t = t->next_live) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
-    lua_rawseti(L, -2, i--);
+  size_t n;
+  task **all = pending_tasks(L, loop, &n);
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, all[i]->ref);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
+  free(all);
   return 1;
 }
 

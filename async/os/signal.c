@@ -308,7 +308,7 @@ static int interrupt_cancel(lua_State *L) {
       future_cancel(L, f, LUA_NOREF);
     return 0;
   }
-  for (task *t = loop->live_first; t; t = t->next_live) task_cancel(L, t, 0);
+  task_cancel_all(L, loop);
   uv_stop(loop->uv);
   return 0;
 }

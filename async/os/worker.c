@@ -378,7 +378,7 @@ static void parent_notify(worker *w) { wakeup_send(w->parent_wake); }
 /* Cancels every task of the worker's loop, as Ctrl-C does in alua, and stops the loop. */
 static int cancel_all_tasks(lua_State *L) {
   loop_state *loop = lua_touserdata(L, 1);
-  for (task *t = loop->live_first; t; t = t->next_live) task_cancel(L, t, 0);
+  task_cancel_all(L, loop);
   uv_stop(loop->uv);
   return 0;
 }
