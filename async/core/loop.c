@@ -29,16 +29,24 @@ int loop_is_running(loop_state *loop) { return loop->driving > 0 || loop->in_cal
 
 static void idle_cb(uv_idle_t *h);
 
-static void ready_grow(loop_state *loop) {
-  size_t cap = loop->ready_cap ? loop->ready_cap * 2 : 256;
+enum { READY_KEEP = 4096 }; /* entries a ring keeps however empty (32 KiB) */
+
+/* Moves the ring into a new buffer of cap entries; returns 0 if malloc fails. */
+static int ready_resize(loop_state *loop, size_t cap) {
   runnable **buf = malloc(cap * sizeof *buf);
-  if (buf == NULL) abort(); /* cannot report through Lua here: we may be inside a uv callback */
+  if (buf == NULL) return 0;
   for (size_t i = 0; i < loop->ready_count; i++)
     buf[i] = loop->ready[(loop->ready_head + i) % loop->ready_cap];
   free(loop->ready);
   loop->ready = buf;
   loop->ready_head = 0;
   loop->ready_cap = cap;
+  return 1;
+}
+
+static void ready_grow(loop_state *loop) {
+  /* cannot report through Lua here: we may be inside a uv callback */
+  if (!ready_resize(loop, loop->ready_cap ? loop->ready_cap * 2 : 256)) abort();
 }
 
 void loop_push_ready(loop_state *loop, runnable *r) {
@@ -49,10 +57,17 @@ void loop_push_ready(loop_state *loop, runnable *r) {
   if (loop->ready_count++ == 0 && !loop->closed) uv_idle_start(loop->idle, idle_cb);
 }
 
+/* Halves a big ring a quarter full: the ring of a burst (100,000 tasks made at once)
+   goes back to malloc while the burst's first steps run, and their threads take its
+   memory instead of new pages (workload C's peak: bench/RESULTS.md). */
+static void ready_shrink(loop_state *loop) {
+  ready_resize(loop, loop->ready_cap / 2); /* on failure the big one stays */
+}
+
 static runnable *ready_pop(loop_state *loop) {
   runnable *r = loop->ready[loop->ready_head];
   if (++loop->ready_head == loop->ready_cap) loop->ready_head = 0;
-  loop->ready_count--;
+  if (--loop->ready_count < loop->ready_cap / 4 && loop->ready_cap > READY_KEEP) ready_shrink(loop);
   return r;
 }
 
