@@ -75,6 +75,7 @@ static const worker_vm alua_worker_vm = {alua_newstate, vm_loadfile};
 void alua_openlibs(lua_State *L) {
   worker_set_vm(&alua_worker_vm);
   loader_install(L);
+  unpack_install(L);
   luaL_requiref(L, "asyncio", luaopen_asyncio, 1);
   lua_getfield(L, -1, "async");
   lua_setglobal(L, "async");

@@ -20,6 +20,9 @@ int vm_cancel_leftovers(lua_State *L);
 /* The alua command's allocator: malloc over a heap backed by huge pages (heap.c). */
 void vm_heap_install(lua_State *L);
 
+/* Replaces table.unpack by one that leaves room for the call its values go to (unpack.c). */
+void unpack_install(lua_State *L);
+
 /* The interactive prompt. */
 int vm_repl(lua_State *L);
 
