@@ -95,8 +95,11 @@ static int drain_protected(lua_State *L) {
   loop->drain_left = &batch; /* drains never nest: uv_run is never re-entered */
   while (batch-- > 0 && loop->ready_count > 0) {
     runnable *r = ready_pop(loop);
-    if (loop->debug) {
+    if (loop->debug) { /* timed as one step: no other task may start inside it, even if
+                          the step turns debug mode off */
+      loop->drain_left = NULL;
       debug_run(L, loop, r);
+      loop->drain_left = &batch;
       continue;
     }
     switch (r->kind) {

@@ -49,6 +49,28 @@ expect "loop:set_debug(true) in a script" 0 $'true\t0.05' -- "$ALUA" "$TMP/callb
 stderr_has "a slow callback is named by its function and reported against the new limit" \
   "^Executing callback function <.*callback.lua:4> took [0-9.]+ s \(loop.slow_callback_duration is 0.05 s\): running at .*callback.lua:6"
 
+# debug mode turned off by a task of a batch of tasks starting together: the tasks after
+# it run with debug mode off, and their time is nobody's slow step (since 199b143 they
+# ran in the same resume as the one that turned it off, which was reported for their time)
+cat > "$TMP/off.lua" <<'LUA'
+local loop = asyncio.get_running_loop()
+loop:set_debug(true)
+await asyncio.sleep(0)
+local function step(i)
+  if i == 1 then loop:set_debug(false) return i end
+  local t0 = os.clock()
+  while os.clock() - t0 < 0.15 do end
+  return i
+end
+local tasks = {}
+for i = 1, 3 do tasks[i] = asyncio.create_task(step, i) end
+await asyncio.gather(table.unpack(tasks))
+print(loop:get_debug())
+LUA
+expect "debug mode turned off by a task among tasks starting together" 0 "false" -- "$ALUA" "$TMP/off.lua"
+[ -s "$TMP/stderr" ] && { echo "not ok - the steps after debug mode went off are not reported"; sed 's/^/  /' "$TMP/stderr"; } ||
+  echo "ok - the steps after debug mode went off are not reported"
+
 # where things were made
 cat > "$TMP/made.lua" <<'LUA'
 local async function job() error("job failed") end
