@@ -70,6 +70,7 @@ enum stream_close_how {
 };
 void stream_close(stream *s, enum stream_close_how how); /* every close starts here */
 void stream_consume(stream *s, size_t n); /* drops n bytes read, reads on if there is room */
+void stream_pool_release(lua_Alloc alloc, void *ud); /* lua_close: its buffers in the pool */
 size_t stream_write_pending(const stream *s);
 void stream_write_progress(stream *s); /* what follows the writes in flight */
 void stream_connect_cb(uv_connect_t *req, int status);

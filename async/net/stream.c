@@ -86,6 +86,14 @@ static int pool_serves(const readbuf *b) {
   return pool.alloc == b->alloc && pool.ud == b->ud;
 }
 
+/* lua_close of a state: if the pool's buffers are its allocator's, they go now (a host
+   may free what its allocator uses once the state is closed), also when none of the
+   state's streams is left to do it (stream_shutdown_obj): streams of other states on the
+   thread keep the pool from emptying when the state's own streams close. */
+void stream_pool_release(lua_Alloc alloc, void *ud) {
+  if (pool.n > 0 && pool.alloc == alloc && pool.ud == ud) pool_drop(0);
+}
+
 /* Gives an emptied buffer back (or frees it). */
 static void pool_put(readbuf *b) {
   if (b->buf == NULL) return;

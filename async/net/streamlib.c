@@ -722,8 +722,24 @@ static void new_metatable(lua_State *L, const char *name, lua_CFunction gc,
 }
 
 /* Adds the stream primitives streams.lua builds on to the table on top (core.net). */
+static char pool_guard_key;
+
+/* At lua_close: the thread's pool of read buffers lets go of this state's (stream.c). */
+static int pool_guard_gc(lua_State *L) {
+  void *ud;
+  lua_Alloc alloc = lua_getallocf(L, &ud);
+  stream_pool_release(alloc, ud);
+  return 0;
+}
+
 void streamlib_open(lua_State *L) {
   if (string_front == 0) learn_string_front(L);
+  lua_newuserdatauv(L, 0, 0);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, pool_guard_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &pool_guard_key); /* finalized at lua_close */
   new_metatable(L, STREAM_MT, stream_gc, stream_tostring);
   luaL_getmetatable(L, STREAM_MT);
   type_register(L, -1, &stream_type);
