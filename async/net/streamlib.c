@@ -83,20 +83,30 @@ static void *probe_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   return r;
 }
 
+enum { PROBE_LEN = 100 };
+
+static int probe_string(lua_State *L) {
+  char text[PROBE_LEN];
+  memset(text, 'x', sizeof text);
+  lua_pushlstring(L, text, sizeof text);
+  return 1;
+}
+
 /* Learns string_front from a 100-byte string's allocation: its contents must lie inside
-   its block, with the size Lua asks for being front + 100 + 1 (its terminating 0). */
+   its block, with the size Lua asks for being front + 100 + 1 (its terminating 0). The
+   string is made under a pcall: a memory error must not leave the probe, and `p` on a
+   stack unwound, as the state's allocator. */
 static void learn_string_front(lua_State *L) {
   probe p = {.block = NULL};
   p.f = lua_getallocf(L, &p.ud);
-  char text[100];
-  memset(text, 'x', sizeof text);
+  lua_pushcfunction(L, probe_string);
   lua_setallocf(L, probe_alloc, &p);
-  lua_pushlstring(L, text, sizeof text);
+  int status = lua_pcall(L, 0, 1, 0);
   lua_setallocf(L, p.f, p.ud);
+  if (status != LUA_OK) lua_error(L);
   const char *contents = lua_tostring(L, -1);
   size_t front = p.block ? (size_t)(contents - (const char *)p.block) : 0;
-  if (p.block && contents > (const char *)p.block && front < 256 &&
-      p.size == front + sizeof text + 1)
+  if (p.block && contents > (const char *)p.block && front < 256 && p.size == front + PROBE_LEN + 1)
     string_front = front;
   lua_pop(L, 1);
 }

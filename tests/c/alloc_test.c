@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <alua.h>
 #include <lauxlib.h>
@@ -83,7 +85,84 @@ static void test_two_states_one_thread(void) {
   if (a.late_calls) printf("  %d late calls\n", a.late_calls);
 }
 
+/* An allocator that fails every allocation from the fail_at-th new block on, while armed;
+   it notes the new blocks of strings of 101 to 165 bytes. */
+typedef struct failing {
+  long n, fail_at, strings[64];
+  int nstrings, armed, failed;
+} failing;
+
+static void *failing_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  failing *f = ud;
+  if (nsize == 0) {
+    free(ptr);
+    return NULL;
+  }
+  if (ptr == NULL && f->armed) {
+    f->n++;
+    if (osize == LUA_TSTRING && nsize > 101 && nsize <= 165 && f->nstrings < 64)
+      f->strings[f->nstrings++] = f->n;
+    if (f->n == f->fail_at) f->failed = 1;
+    if (f->failed) return NULL;
+  }
+  return realloc(ptr, nsize);
+}
+
+static int open_asyncio(lua_State *L) {
+  luaL_requiref(L, "asyncio", luaopen_asyncio, 0);
+  return 0;
+}
+
+/* In a new process (what asyncio learns about Lua's strings it learns once a process):
+   opens asyncio in a state whose allocator fails from the fail_at-th block on. Exits 0 if
+   the state's allocator is its own afterwards, 1 if not; the blocks noted go to fd. */
+static int open_failing(long fail_at, failing *noted) {
+  int fds[2];
+  if (pipe(fds)) return -1;
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    failing f = {.fail_at = fail_at};
+    lua_State *L = lua_newstate(failing_alloc, &f);
+    luaL_openlibs(L);
+    f.armed = 1;
+    lua_pushcfunction(L, open_asyncio);
+    lua_pcall(L, 0, 0, 0);
+    f.failed = 0;
+    void *ud;
+    int own = lua_getallocf(L, &ud) == failing_alloc && ud == &f;
+    if (!own) lua_setallocf(L, failing_alloc, &f);
+    lua_close(L);
+    _exit(write(fds[1], &f, sizeof f) != sizeof f ? 2 : !own);
+  }
+  close(fds[1]);
+  if (read(fds[0], noted, sizeof *noted) != sizeof *noted) memset(noted, 0, sizeof *noted);
+  close(fds[0]);
+  int status;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Memory running out while asyncio learns where a string's bytes start in its block (it
+   watches the allocation of one string through an allocator of its own, fad18e3): the
+   state keeps its own allocator. Every allocation from each string's of that size on
+   fails in turn. */
+static void test_memory_error_while_learning(void) {
+  failing noted;
+  check(open_failing(-1, &noted) == 0 && noted.nstrings > 0,
+        "opening asyncio makes strings of 101 to 165 bytes");
+  int kept = 1;
+  for (int i = 0; i < noted.nstrings; i++) {
+    failing f;
+    int status = open_failing(noted.strings[i], &f);
+    if (status != 0) printf("  failing from block %ld on: status %d\n", noted.strings[i], status);
+    kept &= status == 0;
+  }
+  check(kept, "memory running out while asyncio opens leaves the state's allocator its own");
+}
+
 int main(void) {
+  test_memory_error_while_learning(); /* first: before this process learns anything */
   test_two_states_one_thread();
   return failures != 0;
 }
