@@ -185,10 +185,15 @@ static int co_close(lua_State *L) {
       return luaL_error(L,
                         "coroutine.close: cannot close a coroutine suspended in an await: "
                         "its task resumes it (cancel the task instead)");
+    /* its <close> handlers run on co, for the caller's task as if resumed by it: co
+       still names the task that resumed it last, which may be gone */
+    task_set_thread_owner(co, task_of(L));
+    owner_set_flags(co, owner_flags(L) & OWNER_NO_SUSPEND);
   }
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
   lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  if (co != NULL && co != L) task_set_thread_owner(co, NULL); /* dead now: nobody's */
   return lua_gettop(L);
 }
 
