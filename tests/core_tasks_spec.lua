@@ -88,6 +88,27 @@ describe("create_task", function()
     assert.are.equal("g", r[7])
   end)
 
+  it("tasks starting together each see their own context (ContextVar), whatever the one before set", function()
+    local var = asyncio.ContextVar("batch_var", "default")
+    local seen = {}
+    local function body(i)
+      seen[i] = var:get()
+      var:set("set by " .. i)
+      return i
+    end
+    await(create_task(function() -- a task's context, not the top level's
+      local ts = {}
+      ts[1] = create_task(body, 1)
+      var:set("outer")
+      ts[2] = create_task(body, 2)
+      ts[3] = create_task(body, 3)
+      await(asyncio.gather(ts))
+      assert.are.same({ "default", "outer", "outer" }, seen)
+      assert.are.equal("outer", var:get())
+    end))
+    assert.are.equal("default", var:get())
+  end)
+
   it("a task created by a task in its first step starts at the next iteration, not in the same run", function()
     local count, stop = 0, false
     local function chain()
