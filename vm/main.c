@@ -257,9 +257,17 @@ static int protected_main(lua_State *L) {
      pause before the next one; 300% instead of the default 200% halves the collector's
      passes over a growing heap (spawn: its instructions -31%, CPU per task -10%; timers:
      -62%) for a peak up to 1.5x higher while the live set grows (bench/RESULTS.md, issue
-     22 session 5). A program in a steady state collects as before: minor collections. */
+     22 session 5). A program in a steady state collects as before: minor collections.
+     A minor collection every 80% of growth instead of 20%, and a major one at 300% over
+     the last one's heap instead of 100%: each minor collection walks every live thread,
+     and the young step must stay well under the major threshold ((1+3)/(1+0.8) = 2.2,
+     1.7 with Lua's 20/100), or a large string's overshoot makes every step a major one
+     (50/100: D 64 KiB's collector x5.7 with few connections). Against 20/100: D 64 KiB
+     -31% instructions per request, H -8%, spawn and timers equal or fewer, bytes per
+     sleeper unchanged; a program whose objects turn old and then die peaks 6-9% higher
+     (bench/RESULTS.md, issue 22 session 6, wt-gc). */
   lua_gc(L, LUA_GCINC, 300, 0, 0);
-  lua_gc(L, LUA_GCGEN, 0, 0);
+  lua_gc(L, LUA_GCGEN, 80, 300);
   if (m->opts.version) print_version();
   if (!m->opts.noenv && run_init(L) != LUA_OK) return 0;
   if (run_options(L, argv, script ? script : argc) != LUA_OK) return 0;
