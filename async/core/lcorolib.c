@@ -1,4 +1,4 @@
-/* coro.c — coroutine.resume/wrap/yield that let await pass through user coroutines. */
+/* lcorolib.c — coroutine.resume/wrap/yield that let await pass through user coroutines. */
 #include "core.h"
 
 /* A coroutine a task resumes runs on behalf of that task: when code inside it awaits,
