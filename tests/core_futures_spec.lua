@@ -3,6 +3,7 @@
 
 local support = require "tests.support"
 local Future, sleep, create_task = asyncio.Future, asyncio.sleep, asyncio.create_task
+local gather = asyncio.gather
 local CancelledError, InvalidStateError = asyncio.CancelledError, asyncio.InvalidStateError
 local pack = table.pack
 
@@ -174,6 +175,38 @@ describe("awaiting a Future", function()
     f:set_result("!")
     await(asyncio.gather(table.unpack(ts)))
     assert.are.same({ "1!", "2!", "3!" }, log)
+  end)
+
+  it("waiters of every kind leave from any place among the others, which still wake in order", function()
+    -- tasks, done callbacks and gathers' child entries share one list per future
+    local f, log = Future(), {}
+    local function waiting(name)
+      local t = create_task(function()
+        local v = await(f)
+        log[#log + 1] = name .. ":" .. v
+      end)
+      await(sleep(0))
+      return t
+    end
+    local function note(name) return function() log[#log + 1] = name end end
+    local a, b, d = note("a"), note("b"), note("d")
+    f:add_done_callback(d)
+    local t1 = waiting("t1")
+    local g1 = gather(f)
+    f:add_done_callback(a)
+    local g2 = gather(f, f)
+    f:add_done_callback(b)
+    local t3 = waiting("t3")
+    assert.are.equal(1, f:remove_done_callback(b)) -- between a task and a gather's entry
+    assert.are.equal(1, f:remove_done_callback(a)) -- between two gathers' entries
+    assert.are.equal(1, f:remove_done_callback(d)) -- the first to wait
+    f:add_done_callback(note("c"))
+    local t4 = waiting("t4")
+    f:set_result("v")
+    assert.are.same({ n = 2, "v", "v" }, pack(await(g2)))
+    assert.are.same({ n = 1, "v" }, pack(await(g1)))
+    await(t1); await(t3); await(t4)
+    assert.are.same({ "t1:v", "t3:v", "c", "t4:v" }, log)
   end)
 
   it("ensure_future returns a Future as is, and wraps a coroutine object in a Task", function()

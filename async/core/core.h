@@ -72,7 +72,8 @@ uint64_t timer_delay_to_ns(lua_State *L, int arg, const char *fname);
    entry, linked in the future's list. Woken (without calling into Lua) when the future
    completes: future.c calls the wake function of its kind, handing it the future (so a
    gather's child entry need not keep it). 16 bytes, in every task, handle and child of a
-   gather: the kind is in the low bits of the link to the previous waiter. */
+   gather: the kind is in the low bits of the link to the previous waiter. The list runs
+   newest first, so a future needs no pointer to its last waiter (future.c). */
 enum waiter_kind { WAITER_TASK, WAITER_HANDLE, WAITER_GATHER };
 struct waiter {
   uintptr_t prev_kind; /* the previous waiter (8-aligned) | enum waiter_kind */
@@ -115,7 +116,7 @@ struct future {
   int nresults;      /* FUT_RESULT: 1 means FUV_VALUE is the value itself */
   int msg_ref;       /* FUT_CANCELLED: registry ref of the cancel message, or LUA_NOREF */
   loop_state *loop;
-  waiter *first, *last;
+  waiter *first;    /* the newest waiter (future.c wakes them oldest first) */
   timer_node timer; /* an unstarted sleep keeps its delay (ns) in timer.when */
 };
 
@@ -154,8 +155,8 @@ struct task {
   uint64_t id : 48;        /* its default name is Task-<id> */
   uint64_t nargs : 16;     /* arguments of the body, kept after it until the first step */
   /* base.msg_ref holds, while the task is pending, the message of a cancellation not yet
-     delivered (104 bytes in all: with 1 user value and Lua's header, a 160-byte block;
-     176 with a body's argument) */
+     delivered (96 bytes in all: with 1 user value and Lua's header, a 152-byte block;
+     168 with a body's argument) */
 };
 /* User values of a task: the future's value, then the body's arguments (its name and
    traceback, a future's FUV_EXTRA, are kept out of line: future.c). The body, then the

@@ -12,7 +12,7 @@ void future_init(future *f, loop_state *loop, uint8_t kind) {
   f->nresults = 0;
   f->msg_ref = LUA_NOREF;
   f->loop = loop;
-  f->first = f->last = NULL;
+  f->first = NULL;
   f->timer.index = TIMER_NOT_QUEUED;
   f->timer.kind = TIMER_FUTURE;
 }
@@ -133,26 +133,29 @@ static inline void waiter_set_prev(waiter *w, waiter *prev) {
   w->prev_kind = (uintptr_t)prev | (w->prev_kind & 3);
 }
 
+/* A future's waiters are a list newest first: first is the newest, each waiter's next
+   the one before it, its prev the one after it (NULL for the newest). Adding at the head
+   needs no pointer to the last waiter (8 bytes less in every future and task), and the
+   wake reverses the list to run them in the order they came. A gather's child entry
+   keeps no prev (its link field holds its place in the gather, gather.c): nothing reads
+   it, as such an entry leaves its list only when the future wakes it. */
+static inline int waiter_keeps_prev(const waiter *w) { return waiter_kind_of(w) != WAITER_GATHER; }
+
 void future_add_waiter(future *f, waiter *w) {
-  w->next = NULL;
-  waiter_set_prev(w, f->last);
-  if (f->last)
-    f->last->next = w;
-  else
-    f->first = w;
-  f->last = w;
+  waiter *newest = f->first;
+  w->next = newest;
+  if (newest && waiter_keeps_prev(newest)) waiter_set_prev(newest, w);
+  f->first = w;
 }
 
+/* w: a task's or a done callback's (never a gather's child entry) */
 void future_remove_waiter(future *f, waiter *w) {
-  waiter *prev = waiter_prev(w);
+  waiter *prev = waiter_prev(w), *next = w->next;
   if (prev)
-    prev->next = w->next;
+    prev->next = next;
   else
-    f->first = w->next;
-  if (w->next)
-    waiter_set_prev(w->next, prev);
-  else
-    f->last = prev;
+    f->first = next;
+  if (next && waiter_keeps_prev(next)) waiter_set_prev(next, prev);
   waiter_set_prev(w, NULL);
   w->next = NULL;
 }
@@ -164,18 +167,28 @@ static void future_wake_all(loop_state *loop, future *f) {
      the start of an iteration), with nothing else to run, the loop would still block in
      poll until the next unrelated event, seconds away maybe: stop it after this turn. */
   if (f == loop->running_until) uv_stop(loop->uv);
-  waiter *w = f->first;
-  f->first = f->last = NULL;
-  while (w) {
+  waiter *w = f->first, *oldest = NULL;
+  f->first = NULL;
+  while (w) { /* oldest first: the list is newest first */
     waiter *next = w->next;
-    waiter_set_prev(w, NULL);
+    w->next = oldest;
+    oldest = w;
+    w = next;
+  }
+  for (w = oldest; w; w = oldest) {
+    oldest = w->next;
     w->next = NULL;
     switch (waiter_kind_of(w)) {
-      case WAITER_TASK: task_wake(loop, w, f); break;
-      case WAITER_HANDLE: handle_wake(loop, w, f); break;
+      case WAITER_TASK:
+        waiter_set_prev(w, NULL);
+        task_wake(loop, w, f);
+        break;
+      case WAITER_HANDLE:
+        waiter_set_prev(w, NULL);
+        handle_wake(loop, w, f);
+        break;
       case WAITER_GATHER: gather_child_done(loop, w, f); break;
     }
-    w = next;
   }
 }
 
