@@ -107,6 +107,25 @@ describe("gather", function()
     assert.are.equal(exc, raises(await, g))
   end)
 
+  it("raises the error of the child that failed, wherever it is among many", function()
+    local fs = {}
+    for i = 1, 1000 do fs[i] = Future() end
+    local g = gather(table.unpack(fs))
+    for i = 1, 776 do fs[i]:set_result(i) end
+    fs[777]:set_exception("child 777 failed")
+    for i = 778, 1000 do fs[i]:set_result(i) end
+    local ok, err = pcall(await, g)
+    assert.is_false(ok)
+    assert.are.equal("child 777 failed", err)
+    fs = {}
+    for i = 1, 1000 do fs[i] = Future() end
+    g = gather(table.unpack(fs))
+    for i = 1000, 1, -1 do fs[i]:set_result(i) end -- the last child completes it
+    local r = pack(await(g))
+    assert.are.equal(1000, r.n)
+    assert.are.equal(1, r[1]); assert.are.equal(1000, r[1000])
+  end)
+
   it("a failing task's error reaches the awaiter unchanged while siblings finish", function()
     local log = {}
     local e = { "boom" }

@@ -76,7 +76,8 @@ uint64_t timer_delay_to_ns(lua_State *L, int arg, const char *fname);
    newest first, so a future needs no pointer to its last waiter (future.c). */
 enum waiter_kind { WAITER_TASK, WAITER_HANDLE, WAITER_GATHER };
 struct waiter {
-  uintptr_t prev_kind; /* the previous waiter (8-aligned) | enum waiter_kind */
+  uintptr_t prev_kind; /* the waiter after it, newer (8-aligned) | enum waiter_kind; a
+                          gather's child entry: its offset in the gather's array instead */
   waiter *next;
 };
 static inline void waiter_init(waiter *w, enum waiter_kind kind) {

@@ -7,11 +7,9 @@
    known (all done, or a failure without return_exceptions) a finisher is queued on the
    ready queue; it builds the results in Lua and completes the outer future. The child
    itself is in the gather's list (GUV_CHILDREN), and future_complete hands it to the
-   waiter: 24 bytes per child. */
-typedef struct gather_child {
-  waiter wait;
-  struct gather *g;
-} gather_child;
+   waiter: 16 bytes per child, the waiter alone. Its link to the previous waiter, which
+   a child entry never needs (future.c), holds its offset in the gather's array instead
+   (a multiple of 16, the kind in its low bits), from which the gather is found. */
 
 typedef struct gather {
   future base; /* a Future to Lua: must stay first */
@@ -21,7 +19,7 @@ typedef struct gather {
   int ref;    /* registry ref: anchors the gather until every child is done */
   uint8_t return_exceptions, scheduled;
   uint8_t cancel_requested; /* cancel() reached a child: end with CancelledError */
-  gather_child children[];
+  waiter children[];        /* one per child, in the child's waiter list */
 } gather;
 
 enum { GUV_CHILDREN = FUV_COUNT, GUV_COUNT }; /* user value: the list of child futures */
@@ -78,15 +76,22 @@ static void gather_schedule(gather *g) {
   loop_push_ready(g->base.loop, &g->run);
 }
 
+/* A child entry's offset in the array, in its prev link's place, with the kind. */
+_Static_assert(sizeof(waiter) % 4 == 0, "an offset in the array leaves the kind's bits free");
+static inline void gather_child_init(waiter *w, size_t i) {
+  w->prev_kind = i * sizeof(waiter) | WAITER_GATHER;
+  w->next = NULL;
+}
+
 void gather_child_done(loop_state *loop, waiter *w, future *child) {
   (void)loop;
-  gather_child *c = container_of(w, gather_child, wait);
-  gather *g = c->g;
+  uintptr_t offset = w->prev_kind & ~(uintptr_t)3;
+  gather *g = (gather *)((char *)w - offset - offsetof(gather, children));
   g->finished++;
   if (child->state == FUT_ERROR) child->retrieved = 1; /* gather reports it */
   if (g->base.state == FUT_PENDING && g->failed < 0 && !g->return_exceptions &&
       child->state != FUT_RESULT)
-    g->failed = (int)(c - g->children);
+    g->failed = (int)(offset / sizeof(waiter));
   if (g->failed >= 0 || g->finished == g->n) gather_schedule(g);
 }
 
@@ -279,7 +284,7 @@ static int l_core_gather(lua_State *L) {
   }
   for (int i = 1; i <= n; i++)
     if (!is_task(L, loop, i)) await_to_future(L, loop, i, "gather");
-  gather *g = lua_newuserdatauv(L, sizeof *g + (size_t)n * sizeof(gather_child), GUV_COUNT - 1);
+  gather *g = lua_newuserdatauv(L, sizeof *g + (size_t)n * sizeof(waiter), GUV_COUNT - 1);
   future_init(&g->base, loop, KIND_GATHER);
   g->run.kind = RUN_GATHER;
   g->n = n;
@@ -304,14 +309,13 @@ static int l_core_gather(lua_State *L) {
   lua_pushvalue(L, gidx);
   g->ref = anchor_take(L, loop);
   for (int i = 0; i < n; i++) {
-    gather_child *c = &g->children[i];
+    waiter *c = &g->children[i];
     future *child = lua_touserdata(L, i + 1);
-    c->g = g;
-    waiter_init(&c->wait, WAITER_GATHER);
+    gather_child_init(c, (size_t)i);
     if (child->state == FUT_PENDING)
-      future_add_waiter(child, &c->wait);
+      future_add_waiter(child, c);
     else
-      gather_child_done(loop, &c->wait, child);
+      gather_child_done(loop, c, child);
   }
   return 1;
 }
