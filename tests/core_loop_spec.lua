@@ -66,6 +66,58 @@ describe("asyncio.sleep", function()
     assert.are.same({ "z1", "z2", "a", "b1", "b2", "c" }, log)
   end)
 
+  -- workload C's shape at a smaller scale: thousands of sleepers in the timer heap at
+  -- once, a third of them cancelled from the middle of it, and call_at handles whose
+  -- exact deadlines are known; the heap must give each its own deadline, never earlier
+  it("many sleepers and handles: none wakes before its deadline, handles in deadline order", function()
+    local n, early, woke = 3000, {}, 0
+    local state = 7
+    local function next_ms(max) -- the benchmark's LCG: equal delays happen
+      state = (state * 1103515245 + 12345) & 0x7fffffff
+      return state % (max + 1)
+    end
+    local async function sleeper(d)
+      local t0 = loop():time()
+      await asyncio.sleep(d)
+      local slept = loop():time() - t0
+      if slept < d then early[#early + 1] = string.format("%.6f < %.3f", slept, d) end
+      woke = woke + 1
+    end
+    local ran, handles, base = {}, {}, loop():time()
+    for i = 1, 600 do
+      local at = base + next_ms(40) / 1000
+      handles[i] = loop():call_at(at, function()
+        ran[#ran + 1] = { i = i, at = at, now = loop():time() }
+      end)
+    end
+    local cancelled = {}
+    for i = 2, 600, 4 do -- taken out of the heap's middle before any has run
+      handles[i]:cancel()
+      cancelled[i] = true
+    end
+    local tasks, kept = {}, {}
+    for i = 1, n do tasks[i] = create_task(sleeper(next_ms(40) / 1000)) end
+    await(sleep(0)) -- every sleeper is in the heap now
+    for i = 1, n do
+      -- (a sleep of 0 has ended already: cancel() is false, and it counts as kept)
+      if i % 3 ~= 0 or not tasks[i]:cancel() then kept[#kept + 1] = tasks[i] end
+    end
+    await(asyncio.gather(table.unpack(kept)))
+    await(sleep(0.06))
+    assert.are.same({}, early)
+    assert.are.equal(#kept, woke)
+    assert.are.equal(600 - 150, #ran)
+    for k, r in ipairs(ran) do
+      assert.is_nil(cancelled[r.i])
+      assert.is_true(r.now >= r.at - 1e-6, "handle ran early by " .. (r.at - r.now))
+      local prev = ran[k - 1]
+      if prev then -- by deadline, equal deadlines in the order they were made
+        assert.is_true(prev.at < r.at or (prev.at == r.at and prev.i < r.i),
+          "handle " .. r.i .. " ran after handle " .. prev.i)
+      end
+    end
+  end)
+
   it("a negative delay behaves as 0", function()
     assert.are.equal("x", await(sleep(-5, "x")))
   end)

@@ -60,6 +60,13 @@ typedef struct timer_node {
   uint32_t kind : 2;   /* enum timer_kind */
 } timer_node;
 
+/* An entry of the heap's array: the deadline beside its node, so that ordering the heap
+   reads only the array (timer.c). */
+typedef struct timer_entry {
+  uint64_t when;
+  timer_node *node;
+} timer_entry;
+
 void timer_schedule(loop_state *loop, timer_node *node, uint64_t when);
 void timer_remove(loop_state *loop, timer_node *node);
 int timer_init(loop_state *loop);
@@ -256,7 +263,7 @@ struct loop_state {
   runnable **ready;
   size_t ready_head, ready_count, ready_cap;
   /* timer heap */
-  timer_node **heap;
+  timer_entry *heap;
   size_t heap_count, heap_cap;
   uint64_t timer_seq;
   /* tasks */
