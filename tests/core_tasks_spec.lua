@@ -435,6 +435,114 @@ describe("errors across tasks", function()
   end)
 end)
 
+-- A Task is registered for finalization only if it starts with a name or a context; one
+-- that comes to need its finalizer later (it fails, is named, sets a ContextVar, keeps a
+-- cancel message) gets a watcher then (finalize.c). What the finalizer does must still
+-- happen, when it did.
+describe("what a collected task leaves behind", function()
+  -- the growth of Lua's heap across fn, once what fn made is collected (KB)
+  local function kept_by(fn)
+    collectgarbage()
+    collectgarbage()
+    local before = collectgarbage("count")
+    fn()
+    collectgarbage()
+    collectgarbage()
+    return collectgarbage("count") - before
+  end
+
+  local N = 2000 -- each task below leaves ~1 KB behind if its finalizer does not run
+  local function big(c, i) return string.rep(c, 1000) .. i end
+
+  it("a failed task nobody retrieved is reported by the collection that finds it dead", function()
+    local out, status = run_alua([[
+      local t = asyncio.create_task(function() error("lost in a task") end)
+      await(asyncio.sleep(0))
+      t = nil
+      io.stderr:write("collecting\n")
+      collectgarbage()
+      io.stderr:write("collected\n")
+    ]])
+    assert.are.equal(0, status)
+    assert.matches("collecting\nTask exception was never retrieved\n[^\n]*:1: lost in a task\n.*collected\n", out)
+  end)
+
+  it("a failed task still held at the end is reported when the state closes", function()
+    local out, status = run_alua([[
+      held = asyncio.create_task(function() error("held to the end") end)
+      await(asyncio.sleep(0))
+      io.stderr:write("end of script\n")
+    ]])
+    assert.are.equal(0, status)
+    assert.matches("end of script\nTask exception was never retrieved\n[^\n]*:1: held to the end", out)
+  end)
+
+  it("the traceback of a failure someone retrieved", function()
+    assert.is_true(kept_by(function()
+      local all = {}
+      for i = 1, N do
+        all[i] = create_task(function() error(big("e", i)) end)
+        assert.is_false(pcall(await, all[i]))
+      end
+    end) < N / 8)
+  end)
+
+  it("a name given after creation", function()
+    assert.is_true(kept_by(function()
+      local all = {} -- all alive until the end: no task reuses another's memory meanwhile
+      for i = 1, N do
+        all[i] = create_task(function() end)
+        all[i]:set_name(big("n", i))
+        await(all[i])
+      end
+    end) < N / 8)
+  end)
+
+  it("a name given at creation", function()
+    assert.is_true(kept_by(function()
+      local all = {}
+      for i = 1, N do
+        all[i] = create_task(function() end, big("n", i))
+        await(all[i])
+      end
+    end) < N / 8)
+  end)
+
+  it("a context the task set", function()
+    local var = asyncio.ContextVar("left_behind", "default")
+    assert.is_true(kept_by(function()
+      local all = {}
+      for i = 1, N do
+        all[i] = create_task(function() var:set(big("c", i)) end)
+        await(all[i])
+      end
+    end) < N / 8)
+    assert.are.equal("default", var:get())
+  end)
+
+  it("a cancel message", function()
+    assert.is_true(kept_by(function()
+      local all = {}
+      for i = 1, N do
+        all[i] = create_task(function() await(sleep(10)) end)
+        await(sleep(0))
+        all[i]:cancel(big("m", i))
+        assert.is_true(CancelledError:is(raises(await, all[i])))
+      end
+    end) < N / 8)
+  end)
+
+  it("a pending task's sleep when the state closes (lua_close)", function()
+    local out, status = support.run_alua_checked([[
+      for i = 1, 100 do asyncio.create_task(function() await(asyncio.sleep(100)) end) end
+      named = asyncio.create_task(function() await(asyncio.sleep(100)) end, "named")
+      await(asyncio.sleep(0))
+      os.exit(0, true) -- closes the state with the tasks pending
+    ]])
+    assert.are.equal(0, status, out)
+  end)
+end)
+
 describe("cancellation", function()
   it("cancel(msg) raises CancelledError with the message in the awaiter (test_cancel_with_message_then_future_result)", function()
     local t = create_task(function() await(sleep(10)) end)

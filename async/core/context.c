@@ -121,8 +121,10 @@ static int l_core_context_set(lua_State *L) {
   loop->any_context = 1;
   if (owner == NULL)
     loop->top_has_context = 1;
-  else
+  else {
     owner->has_context = 1;
+    task_need_finalizer(L, owner, 0); /* to forget it (task_finalize) */
+  }
   return 0;
 }
 

@@ -157,11 +157,12 @@ struct task {
   uint8_t must_cancel : 1;    /* deliver CancelledError at the next resume */
   uint8_t deliver_cancel : 1; /* the resumed await raises CancelledError */
   uint8_t is_main : 1;
-  uint8_t has_context : 1; /* context.c keeps a ContextVar context for it */
-  uint8_t has_extra : 1;   /* a name or traceback, out of line (future.c) */
-  uint16_t num_cancels;    /* cancel() requests not undone by uncancel() (saturates) */
-  uint64_t id : 48;        /* its default name is Task-<id> */
-  uint64_t nargs : 16;     /* arguments of the body, kept after it until the first step */
+  uint8_t has_context : 1;   /* context.c keeps a ContextVar context for it */
+  uint8_t has_extra : 1;     /* a name or traceback, out of line (future.c) */
+  uint8_t has_finalizer : 1; /* task_finalize will run for it: registered, or watched */
+  uint16_t num_cancels;      /* cancel() requests not undone by uncancel() (saturates) */
+  uint64_t id : 48;          /* its default name is Task-<id> */
+  uint64_t nargs : 16;       /* arguments of the body, kept after it until the first step */
   /* base.msg_ref holds, while the task is pending, the message of a cancellation not yet
      delivered (96 bytes in all: with 1 user value and Lua's header, a 152-byte block;
      168 with a body's argument) */
@@ -289,6 +290,7 @@ struct loop_state {
   const void *coro_mt; /* the coroutine objects' metatable, for fast tests */
   /* the Task metatable: its registry slot (creation) and address (type tests) */
   int task_mt_ref;
+  int task_lazy_gc; /* Tasks registered for finalization only when needed (finalize.c) */
   const void *task_mt;
   lua_State *pool[LOOP_POOL_MAX];
   lua_State *pool_anchor[LOOP_POOL_MAX];
@@ -416,6 +418,25 @@ void coro_claim(lua_State *L, int idx, const char *fname);
 int coro_unpack(lua_State *L, int idx);
 int coro_nargs(lua_State *L, int idx);
 void coro_copy_into(lua_State *L, int idx, int fn_slot, int first_arg_slot);
+
+/* ---- finalizers only where needed (finalize.c) ----------------------------- */
+/* Lua 5.4's Table begins with CommonHeader (next, tt, marked), then `flags`, whose bit
+   1 << TM_GC says "no __gc" to luaC_checkfinalizer: set, lua_setmetatable with that table
+   registers nothing; clear, Lua looks __gc up. gc_flag_usable checks this layout. */
+enum { GC_FLAGS_OFFSET = sizeof(void *) + 2, GC_FLAG_TM_GC = 1u << 2, GC_FLAGS_TM_FAST = 0x3f };
+int gc_flag_usable(lua_State *L);
+void gc_push_finalizer_mt(lua_State *L, lua_CFunction gc); /* pushes {__gc = gc} */
+void gc_push_ephemeron_table(lua_State *L);                /* pushes a table with weak keys */
+static inline void gc_flag_hide(const void *mt, int hide) {
+  unsigned char *flags = (unsigned char *)mt + GC_FLAGS_OFFSET;
+  *flags = (unsigned char)(hide ? *flags | GC_FLAG_TM_GC : *flags & ~GC_FLAG_TM_GC);
+}
+int task_finalize_open(lua_State *L); /* the watchers and closer; 0: scheme off */
+/* t, at idx (0: pending, found by its anchor), is to get its finalizer's work done when
+   it dies: a watcher, unless it has that already */
+void task_need_finalizer(lua_State *L, task *t, int idx);
+void task_finalize(lua_State *L, int idx); /* what a dead Task's finalizer does (task.c) */
+task **task_pending_list(lua_State *L, loop_state *loop, size_t *count); /* malloc'd */
 void await_open(lua_State *L);
 int await_is_await(lua_CFunction f);                    /* is f asyncio.await's C function? */
 void await_setfuncs(lua_State *L, const luaL_Reg *fns); /* closures over await's upvalues */

@@ -114,7 +114,8 @@ static int coro_gc(lua_State *L) {
    major collection walks, one cache miss per object (spawn: a third of its CPU time,
    bench/RESULTS.md issue 22 session 5). So a new coroutine object is made with its
    metatable but not registered for finalization (Lua registers an object when it gets
-   a metatable whose __gc its cache does not mark absent: the bit is set just before),
+   a metatable whose __gc its cache does not mark absent: the bit is set just before,
+   finalize.c),
    and goes into the nursery, a list anchoring it. At the end of every collection a
    sentinel's finalizer (a fresh garbage userdata each time) empties the nursery: an
    object still untaken then gets a watcher, a small finalizable userdata reachable only
@@ -124,21 +125,6 @@ static int coro_gc(lua_State *L) {
    is therefore reported one collection later than with a finalizer of its own. At
    lua_close every finalizer runs, newest first; the closer, older than every sentinel and
    watcher, runs after them and reports what is still in the nursery or watched, untaken. */
-
-/* Lua 5.4's Table begins with CommonHeader (next, tt, marked), then `flags`, whose bit
-   1 << TM_GC says "no __gc" to luaC_checkfinalizer. Checked at start-up. */
-enum { TABLE_FLAGS_OFFSET = sizeof(void *) + 2, TM_GC_BIT = 1u << 2, TM_FAST_MASK = 0x3f };
-
-static int table_flags_probe(lua_State *L) {
-  lua_createtable(L, 0, 0);
-  const unsigned char *flags = (const unsigned char *)lua_topointer(L, -1) + TABLE_FLAGS_OFFSET;
-  int fresh = (*flags & TM_FAST_MASK) == TM_FAST_MASK; /* a new table: every fast tm absent */
-  lua_pushboolean(L, 1);
-  lua_setfield(L, -2, "__gc");
-  int written = (*flags & TM_FAST_MASK) == 0; /* a write clears the cache */
-  lua_pop(L, 1);
-  return fresh && written;
-}
 
 typedef struct coro_sentinel {
   loop_state *loop;
@@ -172,7 +158,7 @@ void coro_set_metatable(lua_State *L, int mtidx, coro *c) {
     return;
   }
   lua_pushvalue(L, mtidx);
-  *((unsigned char *)lua_topointer(L, -1) + TABLE_FLAGS_OFFSET) |= TM_GC_BIT;
+  gc_flag_hide(lua_topointer(L, -1), 1);
   lua_setmetatable(L, -2);
   if (loop->coro_last) coro_last_to_nursery(L, loop);
   lua_pushvalue(L, -1);
@@ -286,31 +272,18 @@ static int coro_closer_gc(lua_State *L) {
   return 0;
 }
 
-/* Replaces the value on top by a table {[name] = value}. */
-static void wrap_in_table(lua_State *L, const char *name) {
-  lua_createtable(L, 0, 1);
-  lua_insert(L, -2);
-  lua_setfield(L, -2, name);
-}
-
 static void coro_lazy_open(lua_State *L) {
   loop_state *loop = loop_get(L);
-  if (loop->coro_nursery_ref != 0 || !table_flags_probe(L)) return;
-  lua_pushcfunction(L, coro_sentinel_gc);
-  wrap_in_table(L, "__gc");
+  if (loop->coro_nursery_ref != 0 || !gc_flag_usable(L)) return;
+  gc_push_finalizer_mt(L, coro_sentinel_gc);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &sentinel_key);
-  lua_pushcfunction(L, coro_watcher_gc);
-  wrap_in_table(L, "__gc");
+  gc_push_finalizer_mt(L, coro_watcher_gc);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &watcher_key);
-  lua_createtable(L, 0, 0); /* watch: object -> watcher, an ephemeron table */
-  lua_pushliteral(L, "k");
-  wrap_in_table(L, "__mode");
-  lua_setmetatable(L, -2);
+  gc_push_ephemeron_table(L); /* watch: object -> watcher */
   lua_rawsetp(L, LUA_REGISTRYINDEX, &watch_key);
   coro_sentinel *closer = lua_newuserdatauv(L, sizeof *closer, 0);
   closer->loop = loop;
-  lua_pushcfunction(L, coro_closer_gc);
-  wrap_in_table(L, "__gc");
+  gc_push_finalizer_mt(L, coro_closer_gc);
   lua_setmetatable(L, -2);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &closer_key); /* anchored: finalized only at lua_close */
   lua_pushboolean(L, 0);

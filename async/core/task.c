@@ -99,12 +99,19 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
   t->started = t->scheduled = t->must_cancel = t->deliver_cancel = t->is_main = 0;
   t->has_context = t->has_extra = 0;
   t->id = ++loop->task_ids;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->task_mt_ref);
-  lua_setmetatable(L, -2);
   task *creator = task_of(L);
   if (creator == NULL) creator = loop->current;
-  if (creator ? creator->has_context : loop->top_has_context) context_inherit(L, loop, t);
-  if (name_idx && !lua_isnil(L, name_idx)) {
+  int inherits = creator ? creator->has_context : loop->top_has_context;
+  int named = name_idx && !lua_isnil(L, name_idx);
+  /* registered for finalization only if it will need it (finalize.c): a Task made with a
+     context or a name; one that needs it later gets a watcher then */
+  int finalizable = inherits || named || !loop->task_lazy_gc;
+  t->has_finalizer = (unsigned)finalizable;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->task_mt_ref);
+  if (loop->task_lazy_gc) gc_flag_hide(loop->task_mt, !finalizable);
+  lua_setmetatable(L, -2);
+  if (inherits) context_inherit(L, loop, t);
+  if (named) {
     luaL_tolstring(L, name_idx, NULL);
     future_set_extra(L, -2, FEXTRA_NAME);
   }
@@ -239,6 +246,7 @@ static void task_keep_cancel_message(lua_State *L, task *t, int msgidx) {
   luaL_unref(L, LUA_REGISTRYINDEX, t->base.msg_ref);
   t->base.msg_ref = LUA_NOREF;
   if (lua_isnil(L, msgidx)) return;
+  task_need_finalizer(L, t, 0); /* to free the message */
   lua_pushvalue(L, msgidx);
   t->base.msg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
@@ -276,6 +284,7 @@ static void task_finish(lua_State *L, loop_state *loop, task *t, int status) {
     lua_setiuservalue(L, tidx, FUV_VALUE);
     state = FUT_ERROR;
     task_drop_cancel_message(L, t);
+    task_need_finalizer(L, t, tidx);             /* to report the error if nobody retrieves it */
     if (t->base.first == NULL) lost_watch(loop); /* nobody waits: maybe nobody ever will */
   }
   task_complete(L, loop, t, state);
@@ -398,6 +407,7 @@ int task_push_cancelled_error(lua_State *L, int msg_ref) {
 static void task_set_cancel_message(lua_State *L, task *t, int msg_idx) {
   task_drop_cancel_message(L, t);
   if (msg_idx && !lua_isnoneornil(L, msg_idx)) {
+    task_need_finalizer(L, t, 0); /* to free the message */
     lua_pushvalue(L, msg_idx);
     t->base.msg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
@@ -467,8 +477,10 @@ static int l_task_get_name(lua_State *L) {
   return 1;
 }
 
-static int task_gc(lua_State *L) {
-  task *t = lua_touserdata(L, 1);
+/* What a dead Task's finalizer does: the Task's own (a Task registered at creation), its
+   watcher's, or at lua_close the closer's for a pending Task (finalize.c). */
+void task_finalize(lua_State *L, int idx) {
+  task *t = lua_touserdata(L, idx);
   task_drop_cancel_message(L, t);
   if (t->base.state == FUT_PENDING) { /* only at lua_close */
     t->base.loop->live_count--;
@@ -476,8 +488,12 @@ static int task_gc(lua_State *L) {
   }
   if (t->co) task_set_thread_owner(t->co, NULL);
   if (t->has_context) context_forget(L, t);
-  future_report_unretrieved(L, 1, "Task exception was never retrieved");
+  future_report_unretrieved(L, idx, "Task exception was never retrieved");
   future_forget_extra(L, &t->base);
+}
+
+static int task_gc(lua_State *L) {
+  task_finalize(L, 1);
   return 0;
 }
 
@@ -503,7 +519,7 @@ static int by_id(const void *a, const void *b) {
 /* The loop's pending tasks, oldest first, in a malloc'd array (NULL when none). Each is
    anchored in a registry slot of its own (anchor.c), which is how they are found: a list
    through every task would cost 16 bytes in each, sleeping ones included. */
-static task **pending_tasks(lua_State *L, loop_state *loop, size_t *count) {
+task **task_pending_list(lua_State *L, loop_state *loop, size_t *count) {
   size_t n = 0, cap = loop->live_count;
   task **all = cap ? malloc(cap * sizeof *all) : NULL;
   if (all == NULL) {
@@ -529,7 +545,7 @@ static task **pending_tasks(lua_State *L, loop_state *loop, size_t *count) {
 /* Cancels every pending task, newest first (Ctrl-C, a worker told to stop). */
 void task_cancel_all(lua_State *L, loop_state *loop) {
   size_t n;
-  task **all = pending_tasks(L, loop, &n);
+  task **all = task_pending_list(L, loop, &n);
   while (n > 0) task_cancel(L, all[--n], 0);
   free(all);
 }
@@ -538,7 +554,7 @@ void task_cancel_all(lua_State *L, loop_state *loop) {
 static int l_core_all_tasks(lua_State *L) {
   loop_state *loop = loop_get(L);
   size_t n;
-  task **all = pending_tasks(L, loop, &n);
+  task **all = task_pending_list(L, loop, &n);
   lua_createtable(L, (int)n, 0);
   for (size_t i = 0; i < n; i++) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, all[i]->ref);
@@ -589,4 +605,5 @@ void task_open(lua_State *L) {
   else
     lua_rawseti(L, LUA_REGISTRYINDEX, loop->task_mt_ref);
   luaL_setfuncs(L, task_functions, 0);
+  loop->task_lazy_gc = task_finalize_open(L);
 }
