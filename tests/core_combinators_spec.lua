@@ -57,6 +57,33 @@ describe("gather", function()
     assert.are.same({ n = 3, nil, 2, nil }, r)
   end)
 
+  -- gather.c gives children that all returned nothing an empty list of results, and
+  -- future.c pushes that many nils from it
+  it("children that all returned nothing give one nil each, however they ended so", function()
+    local function nothing() end
+    local ts = {}
+    for i = 1, 50 do ts[i] = asyncio.create_task(nothing) end
+    local r = pack(await(gather(table.unpack(ts))))
+    assert.are.equal(50, r.n)
+    assert.are.same({}, { table.unpack(r, 1, r.n) })
+    -- done before the gather was made, a Future set with no value, sleep(0)'s nothing
+    local done, f = asyncio.create_task(nothing), Future()
+    await(done)
+    local g = gather(done, f, sleep(0), asyncio.create_task(nothing))
+    f:set_result()
+    assert.are.equal(4, select("#", await(g)))
+    assert.are.equal(4, select("#", g:result()))
+    assert.is_nil((g:result()))
+    -- one child with a value among them keeps its place
+    local v = pack(await(gather(asyncio.create_task(nothing), after(0, "v"), asyncio.create_task(nothing))))
+    assert.are.same({ n = 3, nil, "v", nil }, v)
+    -- a task returning nils is not a task returning nothing, but awaits the same
+    local two = asyncio.create_task(function() return nil, nil end)
+    assert.are.equal(2, select("#", await(two)))
+    assert.are.same({ n = 2 }, pack(await(gather(two, asyncio.create_task(nothing)))))
+    assert.are.equal(1, select("#", await(gather(asyncio.create_task(nothing)))))
+  end)
+
   it("once done keeps its results, not its children", function()
     -- the list of children becomes the list of results: a done gather held on to does
     -- not keep the tasks it gathered alive

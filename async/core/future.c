@@ -263,6 +263,14 @@ int future_push_outcome(lua_State *L, future *f, int fidx) {
       if (f->nresults == 0) return 0;
       luaL_checkstack(L, f->nresults, "too many results");
       lua_getiuservalue(L, fidx, FUV_VALUE);
+      lua_pushnil(L);
+      if (lua_next(L, -2) == 0) { /* no value in the list: nils (gather.c's list of children
+                                     that all returned nothing), pushed at once */
+        lua_pop(L, 1);
+        lua_settop(L, lua_gettop(L) + f->nresults);
+        return f->nresults;
+      }
+      lua_pop(L, 2);
       for (int i = 1; i <= f->nresults; i++) lua_rawgeti(L, -i, i);
       lua_remove(L, -f->nresults - 1);
       return f->nresults;
