@@ -284,8 +284,9 @@ struct loop_state {
   int anchor_free_n, anchor_free_cap;
   /* coro.c: the nursery of new coroutine objects not yet registered for finalization
      (registry slot, 0 when that scheme is off) and how many it holds; the one made last,
-     untaken, waits in a registry slot of its own before it (coro_last: NULL if none) */
-  int coro_nursery_ref, coro_nursery_n, coro_last_ref;
+     untaken, waits alone on a thread's stack before it (coro_last: NULL if none) */
+  int coro_nursery_ref, coro_nursery_n;
+  lua_State *coro_last_holder;
   struct coro *coro_last;
   const void *coro_mt; /* the coroutine objects' metatable, for fast tests */
   /* the Task metatable: its registry slot (creation) and address (type tests) */
