@@ -138,16 +138,15 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
    one) each have LUA_MINSTACK (20) free slots, a few of which the step itself uses. */
 #define TASK_FEW_VALUES 8
 
-/* Pushes the function and arguments of task t (at tidx) from its body (at bidx, taken
-   from the task's slot by the caller), clearing the slots of the arguments so that the
-   task no longer keeps them alive. Returns the number of arguments. */
-static int task_push_body(lua_State *L, int tidx, int bidx, task *t) {
+/* Pushes the arguments of task t (at tidx), clearing the slots of those the collector
+   sees (a number or a boolean keeps nothing alive) so that the task no longer keeps them
+   alive. Returns how many. */
+static int task_push_args(lua_State *L, int tidx, task *t) {
   int nargs = t->nargs;
   t->nargs = 0;
   if (nargs > TASK_FEW_VALUES) luaL_checkstack(L, nargs + 1, "too many arguments for a task");
-  lua_pushvalue(L, bidx);
   for (int i = 1; i <= nargs; i++) {
-    lua_getiuservalue(L, tidx, TUV_ARGS - 1 + i);
+    if (lua_getiuservalue(L, tidx, TUV_ARGS - 1 + i) <= LUA_TNUMBER) continue;
     lua_pushnil(L);
     lua_setiuservalue(L, tidx, TUV_ARGS - 1 + i);
   }
@@ -165,7 +164,8 @@ static int task_start_thread(lua_State *L, loop_state *loop, task *t) {
   t->co = co;
   task_set_thread_owner(co, t);
   owner_set_flags(co, OWNER_TASK_THREAD);
-  int nargs = task_push_body(L, top + 1, top + 2, t);
+  lua_pushvalue(L, top + 2);
+  int nargs = task_push_args(L, top + 1, t);
   if (nargs > TASK_FEW_VALUES) luaL_checkstack(co, nargs + 3, "too many arguments for a task");
   lua_pushcfunction(co, task_main);
   lua_pushcfunction(co, task_msgh);
@@ -190,14 +190,16 @@ static int task_start_next_here(lua_State *L, task *t) {
   loop_state *loop = t->base.loop;
   task *next = loop_take_first_step(loop);
   if (next == NULL) return 0;
-  if (n == 0) lua_pushnil(L);                   /* 2: t's outcome */
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);    /* 3 */
-  lua_rawgeti(L, LUA_REGISTRYINDEX, next->ref); /* 4 */
-  lua_getiuservalue(L, 4, TUV_BODY);            /* 5 */
+  if (n == 0) lua_pushnil(L); /* 2: t's outcome */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  lua_insert(L, 2);                             /* 2: t, 3: its outcome */
+  lua_setiuservalue(L, 2, FUV_VALUE);           /* t's outcome takes the thread's slot: until next's
+                                         below anchors it, nothing allocates (no collection) */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, next->ref); /* 3 */
+  lua_getiuservalue(L, 3, TUV_BODY);
+  lua_replace(L, 2); /* 2: next's body, in t's place */
   lua_pushthread(L);
-  lua_setiuservalue(L, 4, TUV_THREAD); /* this thread is next's now (and anchored) */
-  lua_pushvalue(L, 2);
-  lua_setiuservalue(L, 3, FUV_VALUE); /* t's outcome takes the thread's slot */
+  lua_setiuservalue(L, 3, TUV_THREAD); /* this thread is next's now (and anchored) */
   t->base.nresults = n;
   t->co = NULL;
   task_drop_cancel_message(L, t);
@@ -208,9 +210,10 @@ static int task_start_next_here(lua_State *L, task *t) {
   task_set_thread_owner(L, next);
   owner_set_flags(L, OWNER_TASK_THREAD);
   loop->current = next;
-  task_push_body(L, 4, 5, next);
-  lua_rotate(L, 2, -4);
-  lua_pop(L, 4);
+  if (task_push_args(L, 3, next) == 1)
+    lua_replace(L, 3); /* the usual case: one argument, in next's place */
+  else
+    lua_remove(L, 3);
   return 1;
 }
 
