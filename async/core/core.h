@@ -417,8 +417,7 @@ int coro_is_sleep(lua_State *L, int idx);
 int coro_take(lua_State *L, int idx, const char *fname); /* pushes fn and args; returns nargs */
 void coro_claim(lua_State *L, int idx, const char *fname);
 int coro_unpack(lua_State *L, int idx);
-int coro_nargs(lua_State *L, int idx);
-void coro_copy_into(lua_State *L, int idx, int fn_slot, int first_arg_slot);
+void coro_copy_into(lua_State *L, int idx, const coro *c, int fn_slot, int first_arg_slot);
 
 /* ---- finalizers only where needed (finalize.c) ----------------------------- */
 /* Lua 5.4's Table begins with CommonHeader (next, tt, marked), then `flags`, whose bit

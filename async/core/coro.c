@@ -54,12 +54,10 @@ int coro_unpack(lua_State *L, int idx) {
   return c->nargs;
 }
 
-int coro_nargs(lua_State *L, int idx) { return ((coro *)lua_touserdata(L, idx))->nargs; }
-
-/* Copies the function and arguments of the coroutine object at idx into user values of
-   the userdata on top: the function into fn_slot, the arguments from first_arg_slot on. */
-void coro_copy_into(lua_State *L, int idx, int fn_slot, int first_arg_slot) {
-  coro *c = lua_touserdata(L, idx);
+/* Copies the function and arguments of the coroutine object c, at idx, into user values
+   of the userdata on top: the function into fn_slot, the arguments from first_arg_slot
+   on. */
+void coro_copy_into(lua_State *L, int idx, const coro *c, int fn_slot, int first_arg_slot) {
   lua_getiuservalue(L, idx, 1);
   lua_setiuservalue(L, -2, fn_slot);
   for (int i = 0; i < c->nargs; i++) {

@@ -83,8 +83,8 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
   fidx = lua_absindex(L, fidx);
   if (name_idx) name_idx = lua_absindex(L, name_idx);
   if (nargs > 0xffff - 2) luaL_error(L, "create_task: too many arguments for a task (%d)", nargs);
-  int body_coro = nargs == TASK_BODY_CORO;
-  if (body_coro) nargs = coro_nargs(L, fidx);
+  const coro *body_coro = nargs == TASK_BODY_CORO ? lua_touserdata(L, fidx) : NULL;
+  if (body_coro) nargs = body_coro->nargs;
   int nbody = nargs + 1;
   task *t = lua_newuserdatauv(L, sizeof *t, TUV_ARGS - 2 + nbody);
   future_init(&t->base, loop, KIND_TASK);
@@ -116,7 +116,7 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
     future_set_extra(L, -2, FEXTRA_NAME);
   }
   if (body_coro) { /* its function and arguments: the object itself is garbage now */
-    coro_copy_into(L, fidx, TUV_BODY, TUV_ARGS);
+    coro_copy_into(L, fidx, body_coro, TUV_BODY, TUV_ARGS);
   } else {
     lua_pushvalue(L, fidx);
     lua_setiuservalue(L, -2, TUV_BODY);
