@@ -1,11 +1,20 @@
-/* heap.c — the alua command's Lua allocator: glibc's malloc, with the heap it grows
-   backed by transparent huge pages. A program that creates 100,000 tasks touches about
-   200 MB of fresh heap, and with 4 KiB pages each first touch is a page fault: ~30,000
-   per 200,000 tasks, a fifth of task creation's time (bench/RESULTS.md). With 2 MiB
-   pages that is one fault per 2 MiB. glibc does the same with
-   GLIBC_TUNABLES=glibc.malloc.hugetlb=1, but only the environment of a starting process
-   can set that. Where THP is "madvise" (Debian's default) this asks for it; under
-   "always" or "never" the advice changes nothing. */
+/* heap.c — the alua command's Lua allocator: glibc's malloc, with the heap it grows faulted
+   in a step at a time. A program that creates 100,000 tasks touches about 150 MB of fresh
+   heap, and with 4 KiB pages each first touch is a page fault: ~36,000 for workload C, a
+   trap and a return each. The heap's growth is populated at once instead
+   (MADV_POPULATE_WRITE: the same pages, allocated and zeroed by one system call per step).
+
+   Why not huge pages (MADV_HUGEPAGE, which this file asked for until session 7): where
+   the machine backs its memory, 2 MiB pages cost fewer faults (C's system time ~0.05 s
+   against ~0.07 s populated). On a virtual machine whose balloon reports free memory to
+   its host (Firecracker's virtio_balloon with free page reporting, as where bench/ runs),
+   every free block of 2 MiB or more is handed back to the host after a few seconds, and a
+   huge page is exactly such a block: touching it again costs the host's faults, ~3 ms a
+   huge page, while 4 KiB pages come first from smaller free blocks, which are never
+   reported. Under bench/run's conditions (other runtimes' runs in between) huge pages made
+   A and C bimodal, C's system time 0.05-0.48 s against 0.06-0.13 populated
+   (bench/RESULTS.md, issue 22, session 7). Where THP is "always", the kernel still gives
+   huge pages; the population then takes them at once. */
 #include <malloc.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,23 +26,28 @@
 #include "core/core.h"
 #include "vm.h"
 
-/* The heap grows in steps of at least this much (glibc's default is 128 KiB): a huge
-   page needs a whole aligned 2 MiB inside the advised range when first touched. Only
-   what is touched counts in RSS. */
-#define HEAP_GROWTH_PAD (8 << 20)
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14; older kernels refuse it (EINVAL): plain faults */
+#endif
+
+/* The heap grows in steps of at least this much (glibc's default is 128 KiB), each
+   populated: what a step holds beyond the program's use is resident, so it stays small
+   (C's bytes per sleeper +6 against unpopulated 8 MiB steps). */
+#define HEAP_GROWTH_PAD (2 << 20)
 /* Blocks below this come from the heap too, not from mmap (glibc's threshold starts at
    128 KiB): a large table (a list of 200,000 tasks, the registry) would otherwise grow in
    mappings of 4 KiB pages, a fault each. */
 #define HEAP_MMAP_THRESHOLD (32 << 20)
 
-static uintptr_t advised_top; /* the heap is advised up to here (the program break) */
+static uintptr_t populated_top; /* the heap is populated up to here (the program break) */
 
-/* brk extends the heap with a new mapping that has not had the advice: give it. */
-static void heap_advise(uintptr_t top) {
+/* brk extended the heap: fault the new part in. Errors change nothing (the pages then
+   fault in as they are touched). */
+static void heap_populate(uintptr_t top) {
   uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-  uintptr_t from = advised_top & ~(page - 1);
-  if (top > from) madvise((void *)from, top - from, MADV_HUGEPAGE);
-  advised_top = top;
+  uintptr_t from = populated_top & ~(page - 1);
+  if (top > from) madvise((void *)from, top - from, MADV_POPULATE_WRITE);
+  populated_top = top;
 }
 
 /* ---- slabs for the blocks every Lua thread is made of ----------------------------
@@ -97,11 +111,11 @@ static void slab_index_build(void) {
   }
 }
 
-/* Every growth of the heap goes through here, so that the new part gets the advice. */
+/* Every growth of the heap goes through here, so that the new part is populated. */
 static void *heap_realloc(void *ptr, size_t nsize) {
   void *p = realloc(ptr, nsize);
   uintptr_t top = (uintptr_t)sbrk(0); /* no system call: glibc's cached break */
-  if (top != advised_top) heap_advise(top);
+  if (top != populated_top) heap_populate(top);
   return p;
 }
 
@@ -123,8 +137,8 @@ static void *slab_alloc(slab *s) {
       }
     }
     /* never freed: its blocks serve the next threads; through heap_realloc, as the
-       heap's growth for it needs the advice too (malloc here left 4 KiB pages: spawn's
-       page faults doubled when coroutine objects took slabs) */
+       heap's growth for it is populated too (spawn's page faults doubled when coroutine
+       objects took slabs from plain malloc's growth, then advised for huge pages) */
     char *chunk = heap_realloc(NULL, SLAB_CHUNK);
     if (chunk == NULL) return NULL;
     s->next = chunk;
@@ -208,8 +222,7 @@ static int running_checked(void) {
 void vm_heap_install(lua_State *L) {
   mallopt(M_TOP_PAD, HEAP_GROWTH_PAD);
   mallopt(M_MMAP_THRESHOLD, HEAP_MMAP_THRESHOLD);
-  advised_top = (uintptr_t)sbrk(0);
-  heap_advise(advised_top);
+  populated_top = (uintptr_t)sbrk(0); /* what glibc has is touched already */
   slabs_on = !running_checked();
   for (int i = 0; i < SLAB_CLASSES; i++) slabs[i].size = SIZE_MAX; /* none until learnt */
   lua_setallocf(L, heap_learn, NULL);

@@ -17,7 +17,7 @@ int vm_run_loop_to_end(lua_State *L);
 /* After the REPL: cancels the tasks still pending and waits for them to finish. */
 int vm_cancel_leftovers(lua_State *L);
 
-/* The alua command's allocator: malloc over a heap backed by huge pages (heap.c). */
+/* The alua command's allocator: malloc over a heap populated as it grows (heap.c). */
 void vm_heap_install(lua_State *L);
 
 /* Replaces table.unpack by one that leaves room for the call its values go to (unpack.c). */
