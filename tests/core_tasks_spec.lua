@@ -135,6 +135,33 @@ describe("create_task", function()
     end
   end)
 
+  it("tasks suspended after thousands of dead coroutine objects keep their frames apart", function()
+    -- the alua command's allocator gives a dead coroutine object's block to two CallInfos
+    -- (vm/heap.c): each task's three frames must stay its own while all of them wait
+    local one = async(function(i) return i end)
+    local two = async(function(i, j) return i + j end)
+    for i = 1, 5000 do local _ = one(i); local _ = two(i, i); local _ = sleep(0.001, i) end
+    collectgarbage()
+    local gate = Future()
+    local function deep(i, d)
+      if d == 0 then
+        local got = await(gate)
+        return i + got
+      end
+      local before = i * 3 + d
+      local r = deep(i, d - 1)
+      assert(before == i * 3 + d, "a frame's local changed while it waited")
+      return r
+    end
+    local ts = {}
+    for i = 1, 5000 do ts[i] = create_task(function() return deep(i, 3) end) end
+    await(sleep(0))
+    gate:set_result(1)
+    local r = pack(await(asyncio.gather(ts)))
+    assert.are.equal(5000, r.n)
+    for i = 1, 5000 do assert.are.equal(i + 1, r[i]) end
+  end)
+
   it("rejects what is neither a coroutine object, a function nor an awaitable", function()
     assert.matches("create_task: expected a coroutine object, a function or an awaitable, got number",
       tostring(raises(create_task, 42)))

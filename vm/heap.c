@@ -69,7 +69,7 @@ static void heap_populate(uintptr_t top) {
    valgrind sees them (its checks then cover the slabs' own code, and callgrind counts
    what a normal run does). */
 #define SLAB_CHUNK (256 << 10)
-#define SLAB_CLASSES 8
+#define SLAB_CLASSES 7
 #define SLAB_MAX_SIZE 1024 /* the largest size a class may have (the first stack: 720) */
 
 typedef struct slab {
@@ -83,7 +83,12 @@ typedef struct slab {
 /* CallInfo, first stack, lua_State, Task (of 0 and 1 arguments), and coroutine objects
    of 0, 1 and 2 arguments: made for nearly every task (create_task(work(i))) and garbage soon after,
    they were the one glibc block of task creation (~300 instructions to malloc, ~100 to
-   free), and a free list reuses the block freed last, still in the cache. */
+   free), and a free list reuses the block freed last, still in the cache. The block of
+   a coroutine object of one or two arguments is two CallInfos (await.c pads it:
+   coro_payload): dead by the ten thousand when the first steps of their tasks begin,
+   each then serves two CallInfos whole, where one of 104 bytes served one and left 40
+   idle (bench/RESULTS.md, issue 22 session 7: the price is 24 bytes more while one is
+   held, 8 for two arguments; of no argument, 40 would be, and they keep their 88). */
 static slab slabs[SLAB_CLASSES];
 static uint8_t slab_index[SLAB_MAX_SIZE / 8 + 1]; /* size / 8 -> its class + 1, or 0 */
 static int slabs_on;
@@ -119,6 +124,8 @@ static void *heap_realloc(void *ptr, size_t nsize) {
   return p;
 }
 
+static void slab_free(slab *s, void *p);
+
 static void *slab_alloc(slab *s) {
   void *p = s->free;
   if (p != NULL) {
@@ -133,6 +140,8 @@ static void *slab_alloc(slab *s) {
       slab *o = &slabs[*d - 1];
       if ((p = o->free) != NULL) {
         o->free = *(void **)p;
+        /* a block of two of this class's (a coroutine object's): the second joins the list */
+        if (o->size >= 2 * s->size) slab_free(s, (char *)p + s->size);
         return p;
       }
     }
@@ -234,9 +243,16 @@ void vm_heap_install(lua_State *L) {
   slabs[1].size = (40 + 5) * 16; /* BASIC_STACK_SIZE + EXTRA_STACK slots */
   slabs[2].size = learnt;        /* the lua_State */
   slabs[3].size = learn_userdata(L, TUV_ARGS - 1) + sizeof(task);
-  for (int nargs = 0; nargs <= 2; nargs++) /* await.c's async_call: fn, name, arguments */
-    slabs[4 + nargs].size = learn_userdata(L, nargs + 2) + sizeof(coro);
-  slabs[7].size = learn_userdata(L, TUV_ARGS) + sizeof(task); /* a Task with an argument */
+  /* coroutine objects (await.c: fn, name, then the arguments or a sleep's delay): of no
+     argument as they are (88 bytes), of one or two padded to two CallInfos */
+  slabs[4].size = learn_userdata(L, 2) + sizeof(coro);
+  slabs[5].size = 2 * slabs[0].size;
+  slabs[6].size = learn_userdata(L, TUV_ARGS) + sizeof(task); /* a Task with an argument */
   slab_index_build();
+  for (int nuv = 3; nuv <= 4; nuv++) {
+    size_t header = learn_userdata(L, nuv);
+    if (slabs_on && header + sizeof(coro) <= slabs[5].size)
+      coro_payload[nuv - 2] = (uint16_t)(slabs[5].size - header);
+  }
   lua_setallocf(L, heap_alloc, NULL);
 }

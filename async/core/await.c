@@ -23,7 +23,7 @@ enum {
    creation-site table (site.c). */
 static int async_call(lua_State *L) {
   int n = lua_gettop(L);
-  coro *c = lua_newuserdatauv(L, sizeof *c, n + 2);
+  coro *c = lua_newuserdatauv(L, coro_size(n + 2), n + 2);
   c->nargs = n;
   c->taken = 0;
   c->sleep = 0;
@@ -266,7 +266,7 @@ static int l_core_sleep(lua_State *L) {
     lua_pushvalue(L, lua_upvalueindex(UP_YIELD_ONCE));
     return 1;
   }
-  coro *c = lua_newuserdatauv(L, sizeof *c, n + 3);
+  coro *c = lua_newuserdatauv(L, coro_size(n + 3), n + 3);
   c->nargs = n + 1;
   c->taken = 0;
   c->sleep = 1;

@@ -410,6 +410,14 @@ typedef struct coro {
   uint32_t site;         /* where it was made: site.c's id, 0 if unknown */
 } coro;
 
+/* The payload of a new coroutine object with nuv (2..4) user values: sizeof(coro), or more
+   on a thread whose allocator keeps their blocks at one size (vm/heap.c: two CallInfos,
+   which a dead coroutine object's block then serves whole). Per OS thread: only the alua
+   command's main state has that allocator (its workers' states are glibc's). */
+extern _Thread_local uint16_t coro_payload[3];
+static inline size_t coro_size(int nuv) {
+  return nuv >= 2 && nuv <= 4 ? coro_payload[nuv - 2] : sizeof(coro);
+}
 void coro_open(lua_State *L); /* the metatable, before await_open */
 void coro_set_metatable(lua_State *L, int mtidx, struct coro *c); /* a new one's (on top) */
 int coro_test(lua_State *L, int idx);

@@ -5,6 +5,8 @@
 
 #include "core.h"
 
+_Thread_local uint16_t coro_payload[3] = {sizeof(coro), sizeof(coro), sizeof(coro)};
+
 int coro_test(lua_State *L, int idx) { return type_test(L, idx, &type_coro) != NULL; }
 
 /* Is the coroutine object at idx one that asyncio.sleep made? */
