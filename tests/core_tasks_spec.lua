@@ -25,6 +25,21 @@ describe("create_task", function()
     assert.is_true(t:done())
   end)
 
+  -- create_task knows the coroutine object made last and untaken by its address (await.c,
+  -- coro.c): the others take the metatable test
+  it("takes the coroutine object made last, an older one untaken, and refuses one taken", function()
+    local work = async(function(i) return i end)
+    local older, last = work(1), work(2)
+    local t_last, t_older = create_task(last), create_task(older)
+    assert.are.equal(2, await(t_last))
+    assert.are.equal(1, await(t_older))
+    local again = work(3)
+    local t = create_task(again, "named")
+    assert.are.equal("named", t:get_name())
+    assert.matches("already awaited", tostring(raises(create_task, again)))
+    assert.are.equal(3, await(t))
+  end)
+
   it("runs any function with arguments: create_task(fn, ...)", function()
     local plain = create_task(function(a, b) return a .. b end, "x", "y")
     local as = create_task(async(function(a) return a * 2 end), 21)

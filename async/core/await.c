@@ -206,6 +206,14 @@ static int sleep_task_body(lua_State *L);
 /* asyncio.create_task(coro [, name]) or asyncio.create_task(fn, ...) */
 static int l_core_create_task(lua_State *L) {
   loop_state *loop = loop_get(L);
+  int top = lua_gettop(L);
+  /* create_task(work(i)), the usual call: the coroutine object made last, untaken (coro.c
+     knows its address), needs no metatable test */
+  if (loop->coro_last != NULL && top <= 2 && lua_type(L, 1) == LUA_TUSERDATA &&
+      lua_touserdata(L, 1) == loop->coro_last) {
+    coro_claim_last(L, loop);
+    return task_create(L, loop, 1, TASK_BODY_CORO, top == 2 ? 2 : 0);
+  }
   if (lua_isfunction(L, 1)) {
     if (is_async_function(L, 1)) { /* run the body itself, not the coroutine it returns */
       if (lua_tocfunction(L, 1) == l_core_sleep)
@@ -217,7 +225,6 @@ static int l_core_create_task(lua_State *L) {
     task_create(L, loop, 1, lua_gettop(L) - 1, 0);
     return 1;
   }
-  int top = lua_gettop(L);
   if (top <= 2 && lua_getmetatable(L, 1)) { /* create_task(work(i)), the usual call */
     int is_coro = lua_topointer(L, -1) == loop->coro_mt;
     lua_pop(L, 1);

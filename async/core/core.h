@@ -424,6 +424,7 @@ int coro_test(lua_State *L, int idx);
 int coro_is_sleep(lua_State *L, int idx);
 int coro_take(lua_State *L, int idx, const char *fname); /* pushes fn and args; returns nargs */
 void coro_claim(lua_State *L, int idx, const char *fname);
+void coro_claim_last(lua_State *L, loop_state *loop); /* the object made last, untaken */
 int coro_unpack(lua_State *L, int idx);
 void coro_copy_into(lua_State *L, int idx, const coro *c, int fn_slot, int first_arg_slot);
 

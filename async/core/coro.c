@@ -29,6 +29,7 @@ static void coro_push_name(lua_State *L, int idx) {
 }
 
 static void coro_leave_nursery(lua_State *L, coro *c);
+static void coro_last_leave(loop_state *loop);
 
 /* Marks the coroutine object at idx as run: a coroutine runs once. */
 void coro_claim(lua_State *L, int idx, const char *fname) {
@@ -42,6 +43,14 @@ void coro_claim(lua_State *L, int idx, const char *fname) {
   }
   c->taken = 1;
   coro_leave_nursery(L, c);
+}
+
+/* coro_claim of the object made last, untaken (loop->coro_last): in the nursery's own
+   slot. */
+void coro_claim_last(lua_State *L, loop_state *loop) {
+  (void)L;
+  loop->coro_last->taken = 1;
+  coro_last_leave(loop);
 }
 
 /* Pushes the function and arguments of the coroutine object at idx; returns how many
@@ -170,6 +179,13 @@ void coro_set_metatable(lua_State *L, int mtidx, coro *c) {
   c->nursery_slot = NURSERY_LAST;
 }
 
+/* The object made last leaves its slot (taken). */
+static void coro_last_leave(loop_state *loop) {
+  loop->coro_last->nursery_slot = 0;
+  loop->coro_last = NULL;
+  lua_settop(loop->coro_last_holder, 0);
+}
+
 /* A coroutine object taken leaves the nursery at once: what it holds (its function and
    arguments: a process, a stream) is then no longer reachable through it, as before
    this scheme, and a collection can close it. */
@@ -177,9 +193,7 @@ static void coro_leave_nursery(lua_State *L, coro *c) {
   if (c->nursery_slot == 0) return;
   loop_state *loop = loop_get(L);
   if (c->nursery_slot == NURSERY_LAST) { /* the usual case */
-    lua_settop(loop->coro_last_holder, 0);
-    loop->coro_last = NULL;
-    c->nursery_slot = 0;
+    coro_last_leave(loop);
     return;
   }
   lua_rawgeti(L, LUA_REGISTRYINDEX, loop->coro_nursery_ref);
