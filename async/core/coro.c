@@ -170,7 +170,7 @@ void coro_set_metatable(lua_State *L, int mtidx, coro *c) {
     return;
   }
   lua_pushvalue(L, mtidx);
-  gc_flag_hide(lua_topointer(L, -1), 1);
+  gc_flag_hide(loop->coro_mt, 1); /* the table at mtidx: coroutine objects have no other */
   lua_setmetatable(L, -2);
   if (loop->coro_last) coro_last_to_nursery(L, loop);
   lua_pushvalue(L, -1);
