@@ -95,6 +95,17 @@ describe("asyncio.print_tasks", function()
     consumer:cancel()
   end)
 
+  it("names a sleep's Future a task awaits with the time left", function()
+    local s = asyncio.ensure_future(asyncio.sleep(5)) -- a sleep Future, started here
+    local napper = asyncio.create_task(function() await(s) end)
+    napper:set_name("napper")
+    local report, tasks = dump_when(waiting("napper"))
+    local left = tonumber((tasks.napper.waits_on or ""):match("^sleep %((%d+%.%d) s left%)$"))
+    assert.is_truthy(left and left > 1 and left <= 5, report)
+    s:cancel()
+    assert.is_false(pcall(await, napper))
+  end)
+
   it("names sleeps with the time left, awaited tasks, events, queues, and who awaits", function()
     local ev, q = asyncio.Event(), asyncio.Queue(1)
     q:put_nowait("x")

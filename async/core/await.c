@@ -102,12 +102,13 @@ static int l_core_iscoroutine(lua_State *L) {
 
 /* ---- making tasks ----------------------------------------------------------------- */
 
+/* A sleep future, made where its sleep is awaited or wrapped: its delay counts from
+   here, as Python's sleep (a coroutine) counts from its first step. */
 static future *sleep_future_new(lua_State *L, loop_state *loop, uint64_t delay, int first, int n) {
   future *f = future_new(L, loop);
   f->sleeping = 1;
-  f->unstarted = 1;
-  f->timer.when = delay; /* until future_start_sleep schedules it */
   future_store_results(L, -1, first, n);
+  timer_schedule(loop, &f->timer, uv_hrtime() + delay);
   return f;
 }
 
@@ -124,7 +125,6 @@ static future *task_from_coro(lua_State *L, loop_state *loop, int idx, int name_
     future *f = sleep_future_new(L, loop, (uint64_t)lua_tointeger(L, top + 2), top + 3, n - 1);
     lua_replace(L, idx);
     lua_settop(L, top);
-    future_start_sleep(f);
     return f;
   }
   task_create(L, loop, idx, TASK_BODY_CORO, name_idx);
@@ -159,7 +159,7 @@ static int not_awaitable_error(lua_State *L, int idx, const char *fname, const c
 }
 
 /* Turns the awaitable at idx into the Future or Task it stands for, in place: a
-   coroutine object becomes a Task, an unstarted sleep starts. */
+   coroutine object becomes a Task (asyncio.sleep's, a sleep future that starts now). */
 future *await_to_future(lua_State *L, loop_state *loop, int idx, const char *fname) {
   idx = lua_absindex(L, idx);
   for (int depth = 0; depth < 8; depth++) {
@@ -169,9 +169,7 @@ future *await_to_future(lua_State *L, loop_state *loop, int idx, const char *fna
       int is_coro = !is_future && lua_rawequal(L, -1, lua_upvalueindex(UP_CORO_MT));
       lua_pop(L, 1);
       if (is_future) {
-        future *f = lua_touserdata(L, idx);
-        future_start_sleep(f);
-        return f;
+        return lua_touserdata(L, idx);
       }
       if (is_coro) return task_from_coro(L, loop, idx, 0, fname);
       if (op_test(L, idx)) return task_awaiting(L, loop, idx, 0);
@@ -184,7 +182,6 @@ future *await_to_future(lua_State *L, loop_state *loop, int idx, const char *fna
     } else if (lua_rawequal(L, idx, lua_upvalueindex(UP_YIELD_ONCE))) {
       future *f = sleep_future_new(L, loop, 0, 0, 0);
       lua_replace(L, idx);
-      future_start_sleep(f);
       return f;
     }
     break;
@@ -698,7 +695,6 @@ static int l_core_await(lua_State *L) {
           lua_rawequal(L, -1, lua_upvalueindex(UP_TASK_MT))) {
         lua_pop(L, 1);
         future *f = lua_touserdata(L, 1);
-        future_start_sleep(f);
         if (t == NULL) break;
         if (f->state != FUT_PENDING) return future_push_outcome(L, f, 1);
         if (f == &t->base) return argcheck_error(L, "await: a task cannot await itself");

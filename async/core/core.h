@@ -51,10 +51,10 @@ enum timer_kind { TIMER_FUTURE, TIMER_HANDLE, TIMER_TASK };
 
 /* A node of the loop's single timer heap, embedded in sleeping futures, call_later
    handles and tasks (a task in asyncio.sleep): one uv_timer serves every deadline.
-   16 bytes, in every future, task and handle: the insertion order wraps (compared as a
+   8 bytes, in every future, task and handle: the deadline is kept only in the heap's
+   array (timer_entry, timer_when), the insertion order wraps (compared as a
    difference), the heap position and the kind share a word. */
 typedef struct timer_node {
-  uint64_t when;       /* deadline on the uv_hrtime clock, ns */
   uint32_t seq;        /* insertion order, so equal deadlines fire FIFO */
   uint32_t index : 30; /* position in the heap, TIMER_NOT_QUEUED when absent */
   uint32_t kind : 2;   /* enum timer_kind */
@@ -68,6 +68,7 @@ typedef struct timer_entry {
 } timer_entry;
 
 void timer_schedule(loop_state *loop, timer_node *node, uint64_t when);
+uint64_t timer_when(loop_state *loop, const timer_node *node); /* its deadline, while queued */
 void timer_remove(loop_state *loop, timer_node *node);
 int timer_init(loop_state *loop);
 void timer_close(loop_state *loop);
@@ -120,12 +121,11 @@ struct future {
   uint8_t state;     /* enum future_state */
   uint8_t retrieved; /* the error was looked at: no "never retrieved" report */
   uint8_t sleeping;  /* a sleep future: resolves from the timer heap */
-  uint8_t unstarted; /* a sleep whose timer starts when first awaited or wrapped */
   int nresults;      /* FUT_RESULT: 1 means FUV_VALUE is the value itself */
   int msg_ref;       /* FUT_CANCELLED: registry ref of the cancel message, or LUA_NOREF */
   loop_state *loop;
   waiter *first;    /* the newest waiter (future.c wakes them oldest first) */
-  timer_node timer; /* an unstarted sleep keeps its delay (ns) in timer.when */
+  timer_node timer; /* a sleep future's, a Task's in asyncio.sleep */
 };
 
 future *future_check(lua_State *L, int idx); /* a Future or a Task */
@@ -137,7 +137,6 @@ void future_remove_waiter(future *f, waiter *w);
 void future_complete(future *f, int state); /* every completion: sets state, wakes waiters */
 void future_rearm(future *f);
 int future_cancel(lua_State *L, future *f, int msg_ref);
-void future_start_sleep(future *f);
 int future_push_outcome(lua_State *L, future *f, int fidx);
 void future_report_unretrieved(lua_State *L, int idx, const char *what);
 void future_store_results(lua_State *L, int fidx, int first, int n);
@@ -164,8 +163,8 @@ struct task {
   uint64_t id : 48;          /* its default name is Task-<id> */
   uint64_t nargs : 16;       /* arguments of the body, kept after it until the first step */
   /* base.msg_ref holds, while the task is pending, the message of a cancellation not yet
-     delivered (96 bytes in all: with 1 user value and Lua's header, a 152-byte block;
-     168 with a body's argument) */
+     delivered (88 bytes in all: with 1 user value and Lua's header, a 144-byte block;
+     160 with a body's argument) */
 };
 /* User values of a task: the future's value, then the body's arguments (its name and
    traceback, a future's FUV_EXTRA, are kept out of line: future.c). The body, then the
@@ -231,6 +230,7 @@ struct handle {
   runnable run;
   waiter wait;      /* as a done callback, entry in the future's waiter list */
   timer_node timer; /* as call_later/call_at, entry in the timer heap */
+  uint64_t when;    /* call_later/call_at: the deadline (ns, uv_hrtime's clock), or 0 */
   loop_state *loop;
   future *target; /* done callback: the future it waits on */
   int ref;        /* registry ref anchoring the handle while scheduled */

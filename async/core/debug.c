@@ -290,7 +290,7 @@ static int l_core_task_info(lua_State *L) {
   lua_setfield(L, -2, "cancelling");
   if (t->base.state != FUT_PENDING) return 1;
   if (task_in_sleep(loop, t)) {
-    uint64_t now = uv_hrtime(), when = t->base.timer.when;
+    uint64_t now = uv_hrtime(), when = timer_when(loop, &t->base.timer);
     lua_pushnumber(L, when > now ? (double)(when - now) / 1e9 : 0.0);
     lua_setfield(L, -2, "sleep_left");
   }
@@ -307,7 +307,7 @@ static int l_core_task_info(lua_State *L) {
       lua_setfield(L, -2, "children");
     }
     if (f->sleeping && f->timer.index != TIMER_NOT_QUEUED) { /* a sleep made a Future */
-      uint64_t now = uv_hrtime(), when = f->timer.when;
+      uint64_t now = uv_hrtime(), when = timer_when(loop, &f->timer);
       char text[48];
       snprintf(text, sizeof text, "sleep (%.1f s left)",
                when > now ? (double)(when - now) / 1e9 : 0.0);

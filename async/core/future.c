@@ -8,7 +8,6 @@ void future_init(future *f, loop_state *loop, uint8_t kind) {
   f->state = FUT_PENDING;
   f->retrieved = 0;
   f->sleeping = 0;
-  f->unstarted = 0;
   f->nresults = 0;
   f->msg_ref = LUA_NOREF;
   f->loop = loop;
@@ -241,14 +240,6 @@ int future_cancel(lua_State *L, future *f, int msg_ref) {
   f->msg_ref = msg_ref;
   future_complete(f, FUT_CANCELLED);
   return 1;
-}
-
-/* Starts the timer of a sleep future made by asyncio.sleep: Python's sleep is a
-   coroutine, so its delay counts from the first await, not from the call. */
-void future_start_sleep(future *f) {
-  if (!f->unstarted) return;
-  f->unstarted = 0;
-  timer_schedule(f->loop, &f->timer, uv_hrtime() + f->timer.when);
 }
 
 /* Pushes the results of the done future at fidx and returns how many, or raises its

@@ -15,7 +15,7 @@ int handle_new(lua_State *L, loop_state *loop, int fidx, int nargs) {
   waiter_init(&h->wait, WAITER_HANDLE);
   h->timer.index = TIMER_NOT_QUEUED;
   h->timer.kind = TIMER_HANDLE;
-  h->timer.when = 0;
+  h->when = 0;
   h->loop = loop;
   h->target = NULL;
   h->ref = LUA_NOREF;
@@ -132,8 +132,8 @@ static int l_handle_cancelled(lua_State *L) {
 
 static int l_handle_when(lua_State *L) {
   handle *h = handle_check(L, 1);
-  if (h->timer.kind != TIMER_HANDLE || h->timer.when == 0) return 0;
-  lua_pushnumber(L, (lua_Number)h->timer.when / 1e9);
+  if (h->when == 0) return 0;
+  lua_pushnumber(L, (lua_Number)h->when / 1e9);
   return 1;
 }
 
@@ -163,6 +163,7 @@ static int schedule_at(lua_State *L, uint64_t when) {
   handle_new(L, loop, 3, lua_gettop(L) - 3);
   handle *h = lua_touserdata(L, -1);
   handle_anchor(L, h, -1);
+  h->when = when;
   timer_schedule(loop, &h->timer, when);
   return 1;
 }

@@ -73,11 +73,16 @@ void timer_schedule(loop_state *loop, timer_node *node, uint64_t when) {
     loop->heap = heap;
     loop->heap_cap = cap;
   }
-  node->when = when;
   node->seq = (uint32_t)loop->timer_seq++;
   heap_place(loop, (timer_entry){when, node}, loop->heap_count++);
   heap_sift_up(loop, node->index);
   if (node->index == 0) timer_arm(loop);
+}
+
+/* The node keeps no deadline of its own (8 bytes less in every Future and Task): its
+   entry in the array has it. */
+uint64_t timer_when(loop_state *loop, const timer_node *node) {
+  return loop->heap[node->index].when;
 }
 
 void timer_remove(loop_state *loop, timer_node *node) {
