@@ -302,6 +302,28 @@ describe("await f(args): an async function called without a coroutine object", f
     assert.matches("^slept\ttrue\tnil\n", out)
   end)
 
+  -- sleep_await arms the sleep itself: each delay as sleep's coroutine object takes it
+  it("await asyncio.sleep of 0.0, of 0 with values, of a negative delay, of NaN and of math.huge", function()
+    local v, n, order = run([[
+      local log = {}
+      asyncio.create_task(function() log[#log + 1] = "other" end)
+      log[#log + 1] = "before"
+      await asyncio.sleep(0.0) -- yields once: the other task runs meanwhile
+      log[#log + 1] = "after"
+      return await asyncio.sleep(0, "v"), await asyncio.sleep(-1, "n"), table.concat(log, " ")
+    ]])
+    assert.are.same({ "v", "n", "before other after" }, { v, n, order })
+    local ok, err = pcall(run, "return await asyncio.sleep(0 / 0)")
+    assert.is_false(ok)
+    assert.matches("sleep: delay is NaN", tostring(err))
+    local forever = asyncio.create_task(assert(load("await asyncio.sleep(math.huge)", "=fast")))
+    await(asyncio.sleep(0.01))
+    assert.is_false(forever:done())
+    forever:cancel()
+    assert.is_false(pcall(await, forever))
+    assert.is_true(forever:cancelled())
+  end)
+
   it("await asyncio.sleep reaches sleep's C body without await_call, in a task or not", function()
     -- the one function whatever the context (await_call's answer depends on it): the body
     -- then calls it itself, so a sleeping task's thread keeps one CallInfo less

@@ -299,14 +299,20 @@ static int sleep_body_k(lua_State *L, int status, lua_KContext ctx) {
   return lua_gettop(L) - 1;
 }
 
+/* Suspends task t, running L, in a sleep of delay ns: [delay, results...] on L's stack,
+   the results what the sleep returns. */
+static int sleep_suspend(lua_State *L, task *t, uint64_t delay) {
+  check_can_suspend(L);
+  task_sleep(t, delay);
+  lua_pushlightuserdata(L, &await_tag);
+  return lua_yieldk(L, 1, 0, sleep_body_k);
+}
+
 /* The body of sleep's coroutine object, inside the awaiting task: [delay ns, results...]. */
 static int sleep_body(lua_State *L) {
   task *t = task_of(L);
   if (t == NULL) return luaL_error(L, "sleep: not inside a task");
-  check_can_suspend(L);
-  task_sleep(t, (uint64_t)lua_tointeger(L, 1));
-  lua_pushlightuserdata(L, &await_tag);
-  return lua_yieldk(L, 1, 0, sleep_body_k);
+  return sleep_suspend(L, t, (uint64_t)lua_tointeger(L, 1));
 }
 
 /* l_core_create_task(asyncio.sleep, delay, ...): [delay in seconds, results...]. */
@@ -331,11 +337,16 @@ static int sleep_await(lua_State *L) {
     lua_settop(L, 1);
     return await_top_level(L, loop_get(L));
   }
-  /* sleep(0) or sleep(0.0); lua_tonumber, not lua_tointegerx, which tries (and fails)
-     to make an integer of every other delay (~100 instructions a sleep) */
-  if (lua_gettop(L) == 1 && lua_type(L, 1) == LUA_TNUMBER && lua_tonumber(L, 1) == 0)
-    return yield_once(L, t);
-  return sleep_task_body(L);
+  /* sleep(0) or sleep(0.0) yields once; lua_tonumber, not lua_tointegerx, which tries
+     (and fails) to make an integer of every other delay (~100 instructions a sleep).
+     Any other number is armed from here, read once (not through sleep_task_body's
+     integer in slot 1 and sleep_body: workload C's first step, ~80 instructions) */
+  if (lua_type(L, 1) == LUA_TNUMBER) {
+    lua_Number d = lua_tonumber(L, 1);
+    if (d == 0 && lua_gettop(L) == 1) return yield_once(L, t);
+    if (d == d) return sleep_suspend(L, t, timer_seconds_to_ns(d));
+  }
+  return sleep_suspend(L, t, timer_delay_to_ns(L, 1, "sleep")); /* raises the error */
 }
 
 /* ---- await ------------------------------------------------------------------------ */

@@ -73,6 +73,7 @@ void timer_remove(loop_state *loop, timer_node *node);
 int timer_init(loop_state *loop);
 void timer_close(loop_state *loop);
 uint64_t timer_delay_to_ns(lua_State *L, int arg, const char *fname);
+uint64_t timer_seconds_to_ns(lua_Number d);
 
 /* ---- futures ------------------------------------------------------------ */
 

@@ -155,6 +155,11 @@ uint64_t timer_delay_to_ns(lua_State *L, int arg, const char *fname) {
                    argcheck_describe(L, arg));
   lua_Number d = lua_tonumber(L, arg);
   if (d != d) argcheck_error(L, "%s: delay is NaN", fname);
+  return timer_seconds_to_ns(d);
+}
+
+/* d seconds (not NaN) in ns: 0 for a delay not positive, "forever" for centuries. */
+uint64_t timer_seconds_to_ns(lua_Number d) {
   if (d <= 0) return 0;
   if (d >= 1.8e10 || isinf(d)) return UINT64_MAX / 2; /* centuries: "forever" */
   return (uint64_t)(d * 1e9);
