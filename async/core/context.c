@@ -123,7 +123,7 @@ static int l_core_context_set(lua_State *L) {
     loop->top_has_context = 1;
   else {
     owner->has_context = 1;
-    task_need_finalizer(L, owner, 0); /* to forget it (task_finalize) */
+    finalize_watch_task(L, owner, 0); /* to forget it (task_finalize) */
   }
   return 0;
 }

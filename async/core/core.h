@@ -432,19 +432,19 @@ void coro_copy_into(lua_State *L, int idx, const coro *c, int fn_slot, int first
 /* ---- finalizers only where needed (finalize.c) ----------------------------- */
 /* Lua 5.4's Table begins with CommonHeader (next, tt, marked), then `flags`, whose bit
    1 << TM_GC says "no __gc" to luaC_checkfinalizer: set, lua_setmetatable with that table
-   registers nothing; clear, Lua looks __gc up. gc_flag_usable checks this layout. */
+   registers nothing; clear, Lua looks __gc up. finalize_flag_usable checks this layout. */
 enum { GC_FLAGS_OFFSET = sizeof(void *) + 2, GC_FLAG_TM_GC = 1u << 2, GC_FLAGS_TM_FAST = 0x3f };
-int gc_flag_usable(lua_State *L);
-void gc_push_finalizer_mt(lua_State *L, lua_CFunction gc); /* pushes {__gc = gc} */
-void gc_push_ephemeron_table(lua_State *L);                /* pushes a table with weak keys */
-static inline void gc_flag_hide(const void *mt, int hide) {
+int finalize_flag_usable(lua_State *L);
+void finalize_push_mt(lua_State *L, lua_CFunction gc); /* pushes {__gc = gc} */
+void finalize_push_ephemeron(lua_State *L);            /* pushes a table with weak keys */
+static inline void finalize_flag_hide(const void *mt, int hide) {
   unsigned char *flags = (unsigned char *)mt + GC_FLAGS_OFFSET;
   *flags = (unsigned char)(hide ? *flags | GC_FLAG_TM_GC : *flags & ~GC_FLAG_TM_GC);
 }
-int task_finalize_open(lua_State *L); /* the watchers and closer; 0: scheme off */
+int finalize_open(lua_State *L); /* the watchers and closer; 0: scheme off */
 /* t, at idx (0: pending, found by its anchor), is to get its finalizer's work done when
    it dies: a watcher, unless it has that already */
-void task_need_finalizer(lua_State *L, task *t, int idx);
+void finalize_watch_task(lua_State *L, task *t, int idx);
 void task_finalize(lua_State *L, int idx); /* what a dead Task's finalizer does (task.c) */
 task **task_pending_list(lua_State *L, loop_state *loop, size_t *count); /* malloc'd */
 void await_open(lua_State *L);

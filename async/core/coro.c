@@ -170,7 +170,7 @@ void coro_set_metatable(lua_State *L, int mtidx, coro *c) {
     return;
   }
   lua_pushvalue(L, mtidx);
-  gc_flag_hide(loop->coro_mt, 1); /* the table at mtidx: coroutine objects have no other */
+  finalize_flag_hide(loop->coro_mt, 1); /* the table at mtidx: coroutine objects have no other */
   lua_setmetatable(L, -2);
   if (loop->coro_last) coro_last_to_nursery(L, loop);
   lua_pushvalue(L, -1);
@@ -286,16 +286,16 @@ static int coro_closer_gc(lua_State *L) {
 
 static void coro_lazy_open(lua_State *L) {
   loop_state *loop = loop_get(L);
-  if (loop->coro_nursery_ref != 0 || !gc_flag_usable(L)) return;
-  gc_push_finalizer_mt(L, coro_sentinel_gc);
+  if (loop->coro_nursery_ref != 0 || !finalize_flag_usable(L)) return;
+  finalize_push_mt(L, coro_sentinel_gc);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &sentinel_key);
-  gc_push_finalizer_mt(L, coro_watcher_gc);
+  finalize_push_mt(L, coro_watcher_gc);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &watcher_key);
-  gc_push_ephemeron_table(L); /* watch: object -> watcher */
+  finalize_push_ephemeron(L); /* watch: object -> watcher */
   lua_rawsetp(L, LUA_REGISTRYINDEX, &watch_key);
   coro_sentinel *closer = lua_newuserdatauv(L, sizeof *closer, 0);
   closer->loop = loop;
-  gc_push_finalizer_mt(L, coro_closer_gc);
+  finalize_push_mt(L, coro_closer_gc);
   lua_setmetatable(L, -2);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &closer_key); /* anchored: finalized only at lua_close */
   loop->coro_last_holder = lua_newthread(L);

@@ -33,15 +33,15 @@ static int table_flags_probe(lua_State *L) {
   return fresh && written;
 }
 
-int gc_flag_usable(lua_State *L) { return table_flags_probe(L); }
+int finalize_flag_usable(lua_State *L) { return table_flags_probe(L); }
 
-void gc_push_finalizer_mt(lua_State *L, lua_CFunction gc) {
+void finalize_push_mt(lua_State *L, lua_CFunction gc) {
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, gc);
   lua_setfield(L, -2, "__gc");
 }
 
-void gc_push_ephemeron_table(lua_State *L) {
+void finalize_push_ephemeron(lua_State *L) {
   lua_createtable(L, 0, 0);
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "k");
@@ -59,7 +59,7 @@ static int task_watcher_gc(lua_State *L) {
   return 0;
 }
 
-void task_need_finalizer(lua_State *L, task *t, int idx) {
+void finalize_watch_task(lua_State *L, task *t, int idx) {
   if (t->has_finalizer) return;
   if (idx)
     lua_pushvalue(L, idx);
@@ -96,19 +96,19 @@ static int task_closer_gc(lua_State *L) {
 }
 
 /* task_open, after the loop exists (the closer must be finalized before the loop). */
-int task_finalize_open(lua_State *L) {
-  if (!gc_flag_usable(L)) return 0;
+int finalize_open(lua_State *L) {
+  if (!finalize_flag_usable(L)) return 0;
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &closer_key) != LUA_TNIL) {
     lua_pop(L, 1);
     return 1; /* opened before in this state */
   }
   lua_pop(L, 1);
-  gc_push_finalizer_mt(L, task_watcher_gc);
+  finalize_push_mt(L, task_watcher_gc);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &watcher_key);
-  gc_push_ephemeron_table(L); /* watch: Task -> watcher */
+  finalize_push_ephemeron(L); /* watch: Task -> watcher */
   lua_rawsetp(L, LUA_REGISTRYINDEX, &watch_key);
   lua_newuserdatauv(L, 0, 0);
-  gc_push_finalizer_mt(L, task_closer_gc);
+  finalize_push_mt(L, task_closer_gc);
   lua_setmetatable(L, -2);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &closer_key); /* anchored: finalized only at lua_close */
   return 1;

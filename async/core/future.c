@@ -60,7 +60,7 @@ static void extra_store(lua_State *L, int idx) {
   lua_rawsetp(L, -2, f);
   lua_pop(L, 1);
   ((task *)f)->has_extra = 1;
-  task_need_finalizer(L, (task *)f, idx); /* to forget it (task_finalize) */
+  finalize_watch_task(L, (task *)f, idx); /* to forget it (task_finalize) */
 }
 
 void future_forget_extra(lua_State *L, future *f) {

@@ -108,7 +108,7 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
   int finalizable = inherits || named || !loop->task_lazy_gc;
   t->has_finalizer = (unsigned)finalizable;
   lua_rawgeti(L, LUA_REGISTRYINDEX, loop->task_mt_ref);
-  if (loop->task_lazy_gc) gc_flag_hide(loop->task_mt, !finalizable);
+  if (loop->task_lazy_gc) finalize_flag_hide(loop->task_mt, !finalizable);
   lua_setmetatable(L, -2);
   if (inherits) context_inherit(L, loop, t);
   if (named) {
@@ -249,7 +249,7 @@ static void task_keep_cancel_message(lua_State *L, task *t, int msgidx) {
   luaL_unref(L, LUA_REGISTRYINDEX, t->base.msg_ref);
   t->base.msg_ref = LUA_NOREF;
   if (lua_isnil(L, msgidx)) return;
-  task_need_finalizer(L, t, 0); /* to free the message */
+  finalize_watch_task(L, t, 0); /* to free the message */
   lua_pushvalue(L, msgidx);
   t->base.msg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
@@ -287,7 +287,7 @@ static void task_finish(lua_State *L, loop_state *loop, task *t, int status) {
     lua_setiuservalue(L, tidx, FUV_VALUE);
     state = FUT_ERROR;
     task_drop_cancel_message(L, t);
-    task_need_finalizer(L, t, tidx);             /* to report the error if nobody retrieves it */
+    finalize_watch_task(L, t, tidx);             /* to report the error if nobody retrieves it */
     if (t->base.first == NULL) lost_watch(loop); /* nobody waits: maybe nobody ever will */
   }
   task_complete(L, loop, t, state);
@@ -410,7 +410,7 @@ int task_push_cancelled_error(lua_State *L, int msg_ref) {
 static void task_set_cancel_message(lua_State *L, task *t, int msg_idx) {
   task_drop_cancel_message(L, t);
   if (msg_idx && !lua_isnoneornil(L, msg_idx)) {
-    task_need_finalizer(L, t, 0); /* to free the message */
+    finalize_watch_task(L, t, 0); /* to free the message */
     lua_pushvalue(L, msg_idx);
     t->base.msg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
@@ -608,5 +608,5 @@ void task_open(lua_State *L) {
   else
     lua_rawseti(L, LUA_REGISTRYINDEX, loop->task_mt_ref);
   luaL_setfuncs(L, task_functions, 0);
-  loop->task_lazy_gc = task_finalize_open(L);
+  loop->task_lazy_gc = finalize_open(L);
 }
