@@ -54,9 +54,10 @@ static void heap_populate(uintptr_t top) {
 
    A sleeping task's thread is four or five blocks of fixed sizes: the lua_State, its
    first stack (45 slots of 16 bytes, BASIC_STACK_SIZE + EXTRA_STACK in Debian's
-   liblua5.4) and its CallInfos (64 bytes each). glibc adds 16 bytes to each of these (an
-   8-byte header, rounded up to 16): 80 bytes per sleeping task of workload C, and 8 to
-   its Task (a userdata of 200 bytes). Blocks of exactly those sizes come from slabs
+   liblua5.4; once the task has suspended, async/core/stack.c's cut one of
+   STACK_CUT_SLOTS + 5) and its CallInfos (64 bytes each). glibc adds 16 bytes to each
+   of these (an 8-byte header, rounded up to 16): 80 bytes per sleeping task of
+   workload C, and 8 to its Task (a userdata of 200 bytes). Blocks of exactly those sizes come from slabs
    instead: carved in address order from 256 KiB
    chunks of the heap, no header, freed to a list per size. Lua tells the allocator the
    size of every block it frees or resizes (osize), which is how a block is known to be a
@@ -69,7 +70,7 @@ static void heap_populate(uintptr_t top) {
    valgrind sees them (its checks then cover the slabs' own code, and callgrind counts
    what a normal run does). */
 #define SLAB_CHUNK (256 << 10)
-#define SLAB_CLASSES 7
+#define SLAB_CLASSES 8
 #define SLAB_MAX_SIZE 1024 /* the largest size a class may have (the first stack: 720) */
 
 typedef struct slab {
@@ -281,6 +282,7 @@ void vm_heap_install(lua_State *L) {
   slabs[4].size = learn_userdata(L, 2) + sizeof(coro);
   slabs[5].size = 2 * slabs[0].size;
   slabs[6].size = learn_userdata(L, TUV_ARGS) + sizeof(task); /* a Task with an argument */
+  slabs[7].size = (STACK_CUT_SLOTS + 5) * 16; /* a suspended task's stack (async/core/stack.c) */
   slab_index_build();
   for (int nuv = 3; nuv <= 4; nuv++) {
     size_t header = learn_userdata(L, nuv);

@@ -482,28 +482,7 @@ int await_resume(loop_state *loop, lua_State *co, lua_State *from, int narg, int
 static char await_tail_tag;    /* returned in place of a tail await's results */
 static char await_inline_mark; /* slot 2 of an inline await running a body */
 
-/* The head of Lua 5.4's CallInfo (lstate.h), the same in every 5.4 release. */
-typedef struct lua54_callinfo {
-  void *func, *top;
-  struct lua54_callinfo *previous, *next;
-  union {
-    struct {
-      const uint32_t *savedpc; /* the instruction after the one running */
-      volatile sig_atomic_t trap;
-      int nextraargs;
-    } l;
-    struct {
-      lua_KFunction k;
-      ptrdiff_t old_errfunc;
-      lua_KContext ctx;
-    } c;
-  } u;
-  int u2;
-  short nresults;
-  unsigned short callstatus;
-} lua54_callinfo;
-
-enum { LUA54_CIST_C = 1 << 1, LUA54_OPCODE_MASK = 0x7f };
+enum { LUA54_OPCODE_MASK = 0x7f };
 
 static atomic_int tail_opcode; /* OP_TAILCALL's number; 0: not probed yet, -1: off */
 

@@ -455,6 +455,34 @@ uint32_t site_id(lua_State *L, int sites_idx); /* 0: none */
 int site_push_text(lua_State *L, uint32_t id);
 void site_table_push(lua_State *L); /* pushes the site table */
 void lcorolib_patch(lua_State *L);
+/* The head of Lua 5.4's CallInfo (lstate.h), the same in every 5.4 release: what
+   lua_Debug's i_ci points at. await.c reads a Lua frame's instruction from it, stack.c
+   the extent of every frame. Each reader checks it against the Lua actually linked. */
+typedef struct lua54_callinfo {
+  void *func, *top; /* slots of the thread's stack */
+  struct lua54_callinfo *previous, *next;
+  union {
+    struct {
+      const uint32_t *savedpc; /* the instruction after the one running */
+      volatile sig_atomic_t trap;
+      int nextraargs;
+    } l;
+    struct {
+      lua_KFunction k;
+      ptrdiff_t old_errfunc;
+      lua_KContext ctx;
+    } c;
+  } u;
+  int u2;
+  short nresults;
+  unsigned short callstatus;
+} lua54_callinfo;
+enum { LUA54_CIST_C = 1 << 1 }; /* callstatus: a C function's frame */
+/* stack.c: a task whose first step ends in an await keeps only the stack it uses, cut
+   to STACK_CUT_SLOTS slots when that is enough (the alua command's allocator keeps
+   blocks of that size in a slab, vm/heap.c), else to what it uses plus a margin */
+enum { STACK_CUT_SLOTS = 34 };
+void stack_fit(lua_State *co);
 /* Suspends task t (running L) until f is done; k runs when it resumes. */
 int await_suspend(lua_State *L, task *t, future *f, lua_KFunction k);
 /* Raises the CancelledError a cancel() left for t to see when it resumes, if any. */

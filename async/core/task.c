@@ -356,6 +356,7 @@ void task_step(lua_State *L, loop_state *loop, task *t) {
   if (status == LUA_YIELD) {
     if (nres == 1 && lua_touserdata(t->co, -1) == &await_tag) {
       lua_pop(t->co, 1);
+      if (narg) stack_fit(t->co); /* a first step: the thread's stack to its use */
       return;
     }
     task_fail_bad_yield(L, loop, t, nres);

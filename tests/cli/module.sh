@@ -37,3 +37,48 @@ print(asyncio.run(down, 300000))
 LUA
 expect "stock lua5.4: return await(f(n - 1)) 300,000 levels deep" 0 "bottom" -- \
   env LD_PRELOAD="$PRELOAD" LUA_CPATH="$MODULE_DIR/?.so" lua5.4 "$TMP/tail.lua"
+
+# async/core/stack.c cuts a task's stack at its first await with Lua's internal
+# luaD_reallocstack, which only the alua command (Lua linked statically) reaches: under
+# stock lua5.4 the module leaves stacks as they are (a suspended task's thread costs what
+# a suspended coroutine's does), and a task that awaits shallow and then goes deep, with
+# upvalues and <close> across the await, runs the same
+cat > "$TMP/stack.lua" <<'LUA'
+local asyncio = require "asyncio"
+local async, await = asyncio.async, asyncio.await
+local N = 500
+local function heap() collectgarbage() collectgarbage() return collectgarbage("count") * 1024 end
+local function deep(n) if n == 0 then return 0 end return deep(n - 1) + 1 end
+print(asyncio.run(function()
+  local gate = asyncio.Future()
+  local body = async(function() await(gate) end)
+  local tasks = {}
+  for i = 1, N do tasks[i] = false end
+  for i = 1, N do tasks[i] = asyncio.create_task(body()) end
+  local before = heap()
+  await(asyncio.sleep(0))
+  local per_task = (heap() - before) / N
+  local cos = {}
+  for i = 1, N do cos[i] = false end
+  before = heap()
+  local function co_body() pcall(coroutine.yield) end
+  for i = 1, N do cos[i] = coroutine.create(co_body); coroutine.resume(cos[i]) end
+  local per_co = (heap() - before) / N
+  gate:set_result(true)
+  await(asyncio.gather(table.unpack(tasks)))
+  local closed, x = false, 1
+  local t = asyncio.create_task(function()
+    local c <close> = setmetatable({}, { __close = function() closed = true end })
+    await(asyncio.sleep(0))
+    x = x + deep(3000)
+    return x
+  end)
+  local verdict = per_task <= per_co - 48 and "cut"
+    or math.abs(per_task - per_co) < 16 and "not cut" or ("%.1f %.1f"):format(per_task, per_co)
+  return verdict, await(t), closed
+end))
+LUA
+expect "stock lua5.4: no stack cut, tasks that await then go deep run the same" 0 $'not cut\t3001\ttrue' -- \
+  env LD_PRELOAD="$PRELOAD" LUA_CPATH="$MODULE_DIR/?.so" lua5.4 "$TMP/stack.lua"
+expect "the alua command cuts the same tasks' stacks" 0 $'cut\t3001\ttrue' -- \
+  "$ALUA" "$TMP/stack.lua"
