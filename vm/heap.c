@@ -1,8 +1,9 @@
 /* heap.c — the alua command's Lua allocator: glibc's malloc, with the heap it grows faulted
    in a step at a time. A program that creates 100,000 tasks touches about 150 MB of fresh
    heap, and with 4 KiB pages each first touch is a page fault: ~36,000 for workload C, a
-   trap and a return each. The heap's growth is populated at once instead
-   (MADV_POPULATE_WRITE: the same pages, allocated and zeroed by one system call per step).
+   trap and a return each. The heap's growth is populated instead (MADV_POPULATE_WRITE:
+   the same pages, allocated and zeroed by one system call a step), by a thread of its own
+   while the program goes on (below).
 
    Why not huge pages (MADV_HUGEPAGE, which this file asked for until session 7): where
    the machine backs its memory, 2 MiB pages cost fewer faults (C's system time ~0.05 s
@@ -16,6 +17,8 @@
    (bench/RESULTS.md, issue 22, session 7). Where THP is "always", the kernel still gives
    huge pages; the population then takes them at once. */
 #include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -39,15 +42,91 @@
    mappings of 4 KiB pages, a fault each. */
 #define HEAP_MMAP_THRESHOLD (32 << 20)
 
-static uintptr_t populated_top; /* the heap is populated up to here (the program break) */
+/* ---- the population, on a thread of its own ----------------------------------------
 
-/* brk extended the heap: fault the new part in. Errors change nothing (the pages then
-   fault in as they are touched). */
-static void heap_populate(uintptr_t top) {
+   Populating costs what the faults it saves would have cost but the traps: the pages are
+   still allocated and zeroed, ~55 ms of the main thread's CPU in workload C's creation and
+   first steps (measured by populating 200 MiB before the program starts: creation's CPU
+   51.8 -> 35.1 ms, the first steps' 100.8 -> 62.9). So a thread of the allocator's
+   ("alua-heap") does it beside the program: told the new break at each growth, it
+   populates the new part while the program goes on into it (C's first steps 124 -> 83 ms
+   with a core free, bench/RESULTS.md). A page the program touches before the thread got
+   to it simply faults in, as without this; the thread never reads or writes the memory (it
+   asks the kernel for the pages), and shares only the two addresses below, under a mutex.
+   It blocks the process's signals (sigmask.c). If it cannot be made, or in a child forked
+   without exec, each growth is populated inline. */
+static struct {
+  pthread_mutex_t lock;
+  pthread_cond_t wake;
+  uintptr_t want; /* the break to populate up to */
+  uintptr_t done; /* populated (or being populated) up to here */
+  int state;      /* 0: no thread yet, 1: running, -1: none (populate inline) */
+} filler = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+
+static uintptr_t seen_top; /* the break at the last growth heap_realloc saw */
+
+static void populate(uintptr_t from, uintptr_t to) {
   uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-  uintptr_t from = populated_top & ~(page - 1);
-  if (top > from) madvise((void *)from, top - from, MADV_POPULATE_WRITE);
-  populated_top = top;
+  from &= ~(page - 1);
+  /* errors change nothing: a range the heap no longer has (a trim meanwhile) is left,
+     and pages not populated fault in when touched */
+  if (to > from) madvise((void *)from, to - from, MADV_POPULATE_WRITE);
+}
+
+static void *filler_main(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&filler.lock);
+  for (;;) {
+    while (filler.want <= filler.done) pthread_cond_wait(&filler.wake, &filler.lock);
+    uintptr_t from = filler.done, to = filler.want;
+    filler.done = to;
+    pthread_mutex_unlock(&filler.lock);
+    populate(from, to);
+    pthread_mutex_lock(&filler.lock);
+  }
+  return NULL;
+}
+
+/* fork: the mutex is held across it, so that a child (which has no filler thread) starts
+   with it free, and populates inline */
+static void filler_before_fork(void) { pthread_mutex_lock(&filler.lock); }
+static void filler_after_fork(void) { pthread_mutex_unlock(&filler.lock); }
+static void filler_in_child(void) {
+  filler.state = -1;
+  pthread_mutex_unlock(&filler.lock);
+}
+
+static int filler_start(void) {
+  pthread_attr_t attr;
+  pthread_t tid;
+  sigset_t saved;
+  if (pthread_attr_init(&attr) != 0) return -1;
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 << 10); /* it calls madvise, nothing deeper */
+  sigmask_block_process(&saved);
+  int rc = pthread_create(&tid, &attr, filler_main, NULL);
+  sigmask_restore(&saved);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) return -1;
+  pthread_setname_np(tid, "alua-heap");
+  pthread_atfork(filler_before_fork, filler_after_fork, filler_in_child);
+  return 1;
+}
+
+/* brk moved the heap's top (main thread): have the new part populated. */
+static void heap_grown(uintptr_t top) {
+  uintptr_t old = seen_top;
+  seen_top = top;
+  if (filler.state == 0) filler.state = filler_start();
+  if (filler.state < 0) {
+    if (top > old) populate(old, top);
+    return;
+  }
+  pthread_mutex_lock(&filler.lock);
+  if (top < filler.done) filler.done = top; /* trimmed: a later growth populates again */
+  filler.want = top;
+  if (top > filler.done) pthread_cond_signal(&filler.wake);
+  pthread_mutex_unlock(&filler.lock);
 }
 
 /* ---- slabs for the blocks every Lua thread is made of ----------------------------
@@ -121,7 +200,7 @@ static void slab_index_build(void) {
 static void *heap_realloc(void *ptr, size_t nsize) {
   void *p = realloc(ptr, nsize);
   uintptr_t top = (uintptr_t)sbrk(0); /* no system call: glibc's cached break */
-  if (top != populated_top) heap_populate(top);
+  if (top != seen_top) heap_grown(top);
   return p;
 }
 
@@ -265,7 +344,8 @@ static int running_checked(void) {
 void vm_heap_install(lua_State *L) {
   mallopt(M_TOP_PAD, HEAP_GROWTH_PAD);
   mallopt(M_MMAP_THRESHOLD, HEAP_MMAP_THRESHOLD);
-  populated_top = (uintptr_t)sbrk(0); /* what glibc has is touched already */
+  seen_top = (uintptr_t)sbrk(0); /* what glibc has is touched already */
+  filler.done = filler.want = seen_top;
   slabs_on = !running_checked();
   for (int i = 0; i < SLAB_CLASSES; i++) slabs[i].size = SIZE_MAX; /* none until learnt */
   lua_setallocf(L, heap_learn, NULL);
