@@ -300,6 +300,25 @@ describe("task names", function()
     end
   end)
 
+  -- create_task makes the Task (registered for finalization: it is named) before the
+  -- name's __tostring runs; the half-made Task, never anchored nor counted as pending,
+  -- once collected must not take another pending task's place in all_tasks()
+  it("a name whose __tostring fails leaves no half-made task behind", function()
+    local bad = setmetatable({}, { __tostring = function() error("no name for you") end })
+    local work = async(function() end)
+    for _ = 1, 3 do
+      assert.matches("no name for you", tostring(raises(create_task, work(), bad)))
+      assert.matches("no name for you", tostring(raises(create_task, work(), bad)))
+    end
+    collectgarbage(); collectgarbage()
+    local gate = Future()
+    local a = create_task(function() await(gate) end)
+    local b = create_task(work())
+    assert.are.same({ a, b }, asyncio.all_tasks())
+    gate:set_result()
+    await(a); await(b)
+  end)
+
   it("default names count up", function()
     local a, b = create_task(function() end), create_task(function() end)
     local na, nb = tonumber(a:get_name():match("%d+")), tonumber(b:get_name():match("%d+"))

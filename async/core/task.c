@@ -486,7 +486,9 @@ static int l_task_get_name(lua_State *L) {
 void task_finalize(lua_State *L, int idx) {
   task *t = lua_touserdata(L, idx);
   task_drop_cancel_message(L, t);
-  if (t->base.state == FUT_PENDING) { /* only at lua_close */
+  /* pending: at lua_close, or a Task half made (its name's __tostring failed): counted
+     and anchored only once it has a ref */
+  if (t->base.state == FUT_PENDING && t->ref != LUA_NOREF) {
     t->base.loop->live_count--;
     timer_remove(t->base.loop, &t->base.timer);
   }
