@@ -52,6 +52,24 @@ describe("async functions and coroutine objects", function()
     assert.are.same({ n = 3, 1, nil, 3 }, await(f(1, nil, 3)))
   end)
 
+  -- a coroutine object keeps its arguments as user values, of which Lua allows fewer than
+  -- 65,535: past that the count wrapped (66,000 arguments arrived as 464, 65,534 lost
+  -- the body itself)
+  it("refuses more arguments than a coroutine object can hold, with a clear error", function()
+    local many = {}
+    for i = 1, 66000 do many[i] = i end
+    local f = async(function(...) return select("#", ...), (select(65532, ...)) end)
+    local n, at = await(f(table.unpack(many, 1, 65532)))
+    assert.are.equal(65532, n)
+    assert.are.equal(65532, at)
+    for _, count in ipairs({ 65533, 65534, 66000 }) do
+      local err = raises(f, table.unpack(many, 1, count))
+      assert.matches("too many arguments %(" .. count .. "; at most 65532%)", tostring(err))
+    end
+    assert.matches("sleep: too many results %(65532; at most 65531%)",
+      tostring(raises(sleep, 1, table.unpack(many, 1, 65532))))
+  end)
+
   it("await returns all the results, nils included", function()
     local f = async(function() return nil, "b", nil end)
     assert.are.same({ n = 3, nil, "b", nil }, pack(await(f())))

@@ -1,5 +1,7 @@
 /* await.c — async functions (the coroutine objects they make are coro.c's), await's C
    half, sleep, l_core_create_task and top-level await. */
+#include <limits.h>
+
 #include "core.h"
 
 char await_tag; /* yielded by await: the task waits for the scheduler */
@@ -19,10 +21,20 @@ enum {
   UP_AWAIT_COUNT = UP_CALLING
 };
 
+/* A coroutine object's user values (its function, name, arguments) must be fewer than
+   Lua's USHRT_MAX: past that the count wrapped, and the arguments or the body itself
+   were lost without a word. */
+enum { CORO_MAX_ARGS = USHRT_MAX - 1 - 2 };
+
+static int coro_too_many(lua_State *L, const char *what, int n, int slots) {
+  return argcheck_error(L, "%s (%d; at most %d)", what, n, USHRT_MAX - 1 - slots);
+}
+
 /* The closure `async(fn)` returns. Upvalues: fn, name, the coroutine metatable, the
    creation-site table (site.c). */
 static int async_call(lua_State *L) {
   int n = lua_gettop(L);
+  if (n > CORO_MAX_ARGS) return coro_too_many(L, "async function: too many arguments", n, 2);
   coro *c = lua_newuserdatauv(L, coro_size(n + 2), n + 2);
   c->nargs = n;
   c->taken = 0;
@@ -270,6 +282,7 @@ static int l_core_sleep(lua_State *L) {
     lua_pushvalue(L, lua_upvalueindex(UP_YIELD_ONCE));
     return 1;
   }
+  if (n > CORO_MAX_ARGS - 1) return coro_too_many(L, "sleep: too many results", n, 3);
   coro *c = lua_newuserdatauv(L, coro_size(n + 3), n + 3);
   c->nargs = n + 1;
   c->taken = 0;
