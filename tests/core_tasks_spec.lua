@@ -538,6 +538,27 @@ describe("what a collected task leaves behind", function()
     assert.matches("end of script\nTask exception was never retrieved\n[^\n]*:1: held to the end", out)
   end)
 
+  it("a failure whose error value's __tostring raises is still reported, each one", function()
+    local out, status = run_alua([[
+      local evil = setmetatable({}, {__tostring = function() error("tostring exploded") end})
+      for i = 1, 30 do asyncio.create_task(function() error(evil) end) end
+      local f = asyncio.Future()
+      f:set_exception(evil)
+      f = nil
+      await(asyncio.sleep(0))
+      collectgarbage()
+      collectgarbage()
+      io.stderr:write("collected\n")
+    ]])
+    assert.are.equal(0, status)
+    local before = out:match("^(.*)collected\n")
+    assert.is_not_nil(before, out)
+    local _, tasks = before:gsub("Task exception was never retrieved\n%(a table error value whose __tostring raised: [^\n]*tostring exploded%)", "")
+    local _, futures = before:gsub("Future exception was never retrieved\n%(a table error value whose __tostring raised: [^\n]*tostring exploded%)", "")
+    assert.are.equal(30, tasks, out)
+    assert.are.equal(1, futures, out)
+  end)
+
   it("the traceback of a failure someone retrieved", function()
     assert.is_true(kept_by(function()
       local all = {}

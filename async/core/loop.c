@@ -275,18 +275,28 @@ void loop_pool_give(lua_State *L, loop_state *loop, lua_State *co) {
 
 /* Prints what went wrong where nobody can catch it (a callback, an unretrieved error):
    never silently lost, never fatal. */
+/* The text of the error value at 1 for a report: what its __tostring returns if that is a
+   string, the value itself if a string or a number, else its type's name. */
+static int report_text(lua_State *L) {
+  if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+  lua_pushstring(L, lua_isstring(L, 1) ? lua_tostring(L, 1) : luaL_typename(L, 1));
+  return 1;
+}
+
 void loop_report(lua_State *L, const char *what, int erridx, const char *traceback) {
   erridx = lua_absindex(L, erridx);
-  const char *msg;
-  if (luaL_callmeta(L, erridx, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-    msg = lua_tostring(L, -1);
-  else {
-    if (lua_gettop(L) > erridx && !lua_isstring(L, -1)) lua_pop(L, 1);
-    msg = lua_isstring(L, erridx) ? lua_tostring(L, erridx) : luaL_typename(L, erridx);
-    lua_pushstring(L, msg);
-    msg = lua_tostring(L, -1);
+  /* protected: a report often runs inside a finalizer, where an error of the value's
+     __tostring would end the finalizer with nothing printed (Lua only warns, and its
+     warnings are off by default): the report then says what went wrong instead */
+  lua_pushcfunction(L, report_text);
+  lua_pushvalue(L, erridx);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    const char *why = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
+    lua_pushfstring(L, "(a %s error value whose __tostring raised: %s)", luaL_typename(L, erridx),
+                    why);
+    lua_replace(L, -2);
   }
-  fprintf(stderr, "%s\n%s\n", what, msg);
+  fprintf(stderr, "%s\n%s\n", what, lua_tostring(L, -1));
   if (traceback && *traceback) fprintf(stderr, "%s\n", traceback);
   fflush(stderr);
   lua_pop(L, 1);
