@@ -92,15 +92,36 @@ lua_State *alua_newstate(void) {
   return L;
 }
 
-static int do_loaded(lua_State *L, int status) {
+typedef struct chunk_source {
+  const char *path, *src; /* a file, or a string */
+  int status;             /* the load's */
+} chunk_source;
+
+static int load_chunk(lua_State *L) {
+  chunk_source *c = lua_touserdata(L, 1);
+  c->status = c->path ? vm_loadfile(L, c->path) : vm_loadstring(L, c->src, strlen(c->src), c->src);
+  return 1;
+}
+
+/* Loads under a pcall: the keyword transform and Lua's parser raise a memory error where
+   they stand, which unprotected (the host's own call) is Lua's panic, an abort. */
+static int do_chunk(lua_State *L, chunk_source *c) {
+  lua_pushcfunction(L, load_chunk);
+  lua_pushlightuserdata(L, c);
+  int status = lua_pcall(L, 1, 1, 0);
   if (status != LUA_OK) return status;
+  if (c->status != LUA_OK) return c->status;
   return vm_pcall(L, 0, LUA_MULTRET);
 }
 
-int alua_dofile(lua_State *L, const char *path) { return do_loaded(L, vm_loadfile(L, path)); }
+int alua_dofile(lua_State *L, const char *path) {
+  chunk_source c = {.path = path};
+  return do_chunk(L, &c);
+}
 
 int alua_dostring(lua_State *L, const char *src) {
-  return do_loaded(L, vm_loadstring(L, src, strlen(src), src));
+  chunk_source c = {.src = src};
+  return do_chunk(L, &c);
 }
 
 uv_loop_t *alua_loop(lua_State *L) { return loop_get(L)->uv; }

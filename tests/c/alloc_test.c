@@ -19,8 +19,8 @@ static void check(int cond, const char *name) {
 }
 
 typedef struct arena {
-  int closed;       /* its state was closed: no call may come any more */
-  int late_calls;   /* calls after that */
+  int closed;     /* its state was closed: no call may come any more */
+  int late_calls; /* calls after that */
   size_t in_use;
 } arena;
 
@@ -33,8 +33,10 @@ static void *arena_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     return NULL;
   }
   void *p = realloc(ptr, nsize);
-  if (p) a->in_use += nsize;
-  else if (ptr) a->in_use += osize;
+  if (p)
+    a->in_use += nsize;
+  else if (ptr)
+    a->in_use += osize;
   return p;
 }
 
@@ -60,25 +62,29 @@ static int run(lua_State *L, const char *src) {
 static void test_two_states_one_thread(void) {
   arena a = {0}, b = {0};
   lua_State *B = arena_state(&b);
-  int status = run(B, "server = await asyncio.start_server(function(r, w) held = {r, w} end, '127.0.0.1', 0)\n"
-                      "reader, writer = await asyncio.open_connection(server:sockname())\n"
-                      "await asyncio.sleep(0.01)\n");
+  int status =
+      run(B,
+          "server = await asyncio.start_server(function(r, w) held = {r, w} end, '127.0.0.1', 0)\n"
+          "reader, writer = await asyncio.open_connection(server:sockname())\n"
+          "await asyncio.sleep(0.01)\n");
   check(status == LUA_OK, "state B: a server and a connection, left open");
   lua_State *A = arena_state(&a);
-  status = run(A, "local got\n"
-                  "local server = await asyncio.start_server(function(r, w)\n"
-                  "  w:write(string.rep('a', 10000)); await w:drain(); w:close()\n"
-                  "end, '127.0.0.1', 0)\n"
-                  "local r, w = await asyncio.open_connection(server:sockname())\n"
-                  "got = await r:read()\n"
-                  "w:close(); server:close(); await server:wait_closed()\n"
-                  "await asyncio.sleep(0.01)\n"
-                  "assert(#got == 10000, #got)\n");
+  status = run(A,
+               "local got\n"
+               "local server = await asyncio.start_server(function(r, w)\n"
+               "  w:write(string.rep('a', 10000)); await w:drain(); w:close()\n"
+               "end, '127.0.0.1', 0)\n"
+               "local r, w = await asyncio.open_connection(server:sockname())\n"
+               "got = await r:read()\n"
+               "w:close(); server:close(); await server:wait_closed()\n"
+               "await asyncio.sleep(0.01)\n"
+               "assert(#got == 10000, #got)\n");
   check(status == LUA_OK, "state A: a read through its own streams, then every stream closed");
   lua_close(A);
   a.closed = 1;
-  status = run(B, "writer:close(); held[2]:close(); server:close(); await server:wait_closed()\n"
-                  "await asyncio.sleep(0.01)\n");
+  status = run(B,
+               "writer:close(); held[2]:close(); server:close(); await server:wait_closed()\n"
+               "await asyncio.sleep(0.01)\n");
   check(status == LUA_OK, "state B closes its streams after A is closed");
   lua_close(B);
   check(a.late_calls == 0, "no call of A's allocator after lua_close(A)");
@@ -161,8 +167,62 @@ static void test_memory_error_while_learning(void) {
   check(kept, "memory running out while asyncio opens leaves the state's allocator its own");
 }
 
+/* ---- memory failing twice in a row: a chunk's load, tasks finishing, futures completing */
+
+/* An allocator that fails two requests for memory in a row (a new block, or a block
+   grown) from the fail_at-th on: Lua retries a failed one once after an emergency
+   collection, so the second failure is the memory error the program sees. It counts
+   the bytes in use, which lua_close must bring back to zero. */
+typedef struct burst {
+  long n, fail_at;
+  size_t in_use;
+  int armed;
+} burst;
+
+static void *burst_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  burst *b = ud;
+  size_t old = ptr ? osize : 0;
+  if (nsize == 0) {
+    free(ptr);
+    b->in_use -= old;
+    return NULL;
+  }
+  if (b->armed && nsize > old) {
+    b->n++;
+    if (b->n == b->fail_at || b->n == b->fail_at + 1) return NULL;
+  }
+  void *p = realloc(ptr, nsize);
+  if (p == NULL) return NULL;
+  b->in_use += nsize - old; /* wraps as unsigned when shrinking: still exact */
+  return p;
+}
+
+/* alua_dostring with memory failing at each allocation of the chunk's load (the keyword
+   transform, Lua's parser): LUA_ERRMEM with Lua's message, never Lua's panic (an abort:
+   the load ran unprotected in the host's own call). */
+static void test_memory_error_while_loading(void) {
+  int right = 1;
+  long k;
+  for (k = 1; k < 10000; k++) {
+    burst b = {.fail_at = k};
+    lua_State *L = lua_newstate(burst_alloc, &b);
+    luaL_openlibs(L);
+    alua_openlibs(L);
+    b.armed = 1;
+    int status = alua_dostring(L, "local f = async function(x) return await x end\nreturn 1");
+    int ok = status == LUA_OK || (status == LUA_ERRMEM && lua_isstring(L, -1) &&
+                                  strstr(lua_tostring(L, -1), "not enough memory"));
+    if (!ok) printf("  failing from %ld: status %d\n", k, status);
+    right &= ok;
+    lua_close(L);
+    if (status == LUA_OK && b.n < k) break; /* past every allocation the load makes */
+  }
+  check(right && k < 10000, "memory running out while alua_dostring loads: LUA_ERRMEM");
+}
+
 int main(void) {
   test_memory_error_while_learning(); /* first: before this process learns anything */
   test_two_states_one_thread();
+  test_memory_error_while_loading();
   return failures != 0;
 }
