@@ -41,6 +41,9 @@ static int async_call(lua_State *L) {
   c->sleep = 0;
   c->reported = 0;
   c->nursery_slot = 0;
+  /* before the metatable: an error after that (no memory for the nursery or a user value)
+     leaves an object whose report reads its site */
+  c->site = site_id(L, lua_upvalueindex(4));
   coro_set_metatable(L, lua_upvalueindex(3), c);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_setiuservalue(L, -2, 1);
@@ -52,7 +55,6 @@ static int async_call(lua_State *L) {
     lua_pushvalue(L, i);
     lua_setiuservalue(L, -2, i + 2);
   }
-  c->site = site_id(L, lua_upvalueindex(4));
   debug_record(L, -1);
   return 1;
 }
@@ -289,6 +291,7 @@ static int l_core_sleep(lua_State *L) {
   c->sleep = 1;
   c->reported = 0;
   c->nursery_slot = 0;
+  c->site = site_id(L, lua_upvalueindex(UP_SITES)); /* before the metatable, as async_call's */
   coro_set_metatable(L, lua_upvalueindex(UP_CORO_MT), c);
   lua_pushcfunction(L, sleep_body);
   lua_setiuservalue(L, -2, 1); /* user value 2, the name, stays nil: c->sleep names it */
@@ -298,7 +301,6 @@ static int l_core_sleep(lua_State *L) {
     lua_pushvalue(L, 2 + i);
     lua_setiuservalue(L, -2, 4 + i);
   }
-  c->site = site_id(L, lua_upvalueindex(UP_SITES));
   debug_record(L, -1);
   return 1;
 }
