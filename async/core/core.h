@@ -197,6 +197,7 @@ static inline void owner_set_flags(lua_State *L, uintptr_t flags) {
 #define TASK_BODY_CORO (-1)
 int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_idx);
 void task_step(lua_State *L, loop_state *loop, task *t);
+void task_settle_failed(lua_State *L, loop_state *loop, task *t); /* loop_drain */
 void task_schedule(loop_state *loop, task *t);
 int task_cancel(lua_State *L, task *t, int msg_idx);
 void task_cancel_all(lua_State *L, loop_state *loop); /* every pending task, newest first */
@@ -220,6 +221,7 @@ void context_open(lua_State *L);
 struct gather;
 void gather_open(lua_State *L);                          /* after await_open */
 void gather_run(lua_State *L, runnable *r);              /* the finisher, from the ready queue */
+void gather_settle_failed(lua_State *L, runnable *r);    /* loop_drain */
 int gather_cancel(lua_State *L, future *f, int msg_ref); /* future_cancel of a gather */
 void gather_push_description(lua_State *L, future *f);   /* for print_tasks */
 void gather_push_children(lua_State *L, future *f);
@@ -261,6 +263,7 @@ struct loop_state {
   int driving;        /* depth of uv_run calls made by alua */
   int in_callback;    /* depth of alua callbacks in progress */
   size_t *drain_left; /* while a drain runs: how many entries of its batch are left */
+  runnable *settling; /* while a drain runs: the entry being run (loop_drain) */
   /* ready queue: a ring buffer */
   runnable **ready;
   size_t ready_head, ready_count, ready_cap;

@@ -186,6 +186,37 @@ void gather_run(lua_State *L, runnable *r) {
   lua_settop(L, top);
 }
 
+/* loop_drain: an error (on top of L, popped) cut gather_run short (no memory for the
+   results' list, the error's traceback, a CancelledError): the gather completes with that
+   error, so that its awaiters wake and raise it, and lets its anchor go once every child
+   is done, as gather_run does. Allocates nothing: memory may be short. */
+void gather_settle_failed(lua_State *L, runnable *r) {
+  gather *g = container_of(r, gather, run);
+  g->scheduled = 0;
+  if (g->ref == LUA_NOREF) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, g->ref);
+  lua_insert(L, -2);
+  int all_done = g->finished == g->n;
+  if (g->base.state == FUT_PENDING && (g->failed >= 0 || all_done)) {
+    lua_setiuservalue(L, -2, FUV_VALUE);
+    g->base.nresults = 0;
+    g->base.retrieved = 0; /* reported if nobody awaits it */
+    future_complete(&g->base, FUT_ERROR);
+  } else {
+    lua_pop(L, 1);
+  }
+  if (all_done) {
+    lua_pushnil(L); /* the list, which may hold some results already */
+    lua_setiuservalue(L, -2, GUV_CHILDREN);
+    anchor_drop(L, g->base.loop, g->ref);
+    g->ref = LUA_NOREF;
+  }
+  lua_pop(L, 1);
+}
+
 /* gather:cancel(msg), as Python's _GatheringFuture.cancel: cancels the children still
    running and succeeds only if one of them accepted. The gather itself stays pending
    until they finish, then raises CancelledError: whoever awaits it resumes after the

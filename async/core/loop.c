@@ -87,19 +87,22 @@ task *loop_take_first_step(loop_state *loop) {
   return t;
 }
 
-/* Runs what was ready when the batch began; what becomes ready meanwhile waits for the
-   next iteration, so a task that yields in a loop cannot starve I/O. */
+/* Runs what was ready when the batch began (*left entries of it are left); what becomes
+   ready meanwhile waits for the next iteration, so a task that yields in a loop cannot
+   starve I/O. */
 static int drain_protected(lua_State *L) {
   loop_state *loop = lua_touserdata(L, 1);
-  size_t batch = loop->ready_count;
-  loop->drain_left = &batch; /* drains never nest: uv_run is never re-entered */
-  while (batch-- > 0 && loop->ready_count > 0) {
+  size_t *left = lua_touserdata(L, 2);
+  loop->drain_left = left; /* drains never nest: uv_run is never re-entered */
+  while (*left > 0 && loop->ready_count > 0) {
+    --*left;
     runnable *r = ready_pop(loop);
+    loop->settling = r;
     if (loop->debug) { /* timed as one step: no other task may start inside it, even if
                           the step turns debug mode off */
       loop->drain_left = NULL;
       debug_run(L, loop, r);
-      loop->drain_left = &batch;
+      loop->drain_left = left;
       continue;
     }
     switch (r->kind) {
@@ -112,18 +115,44 @@ static int drain_protected(lua_State *L) {
   return 0;
 }
 
+/* An error that got out of an entry's run: a memory error (or a stack overflow) in the
+   scheduler's own Lua calls around a task's body or a callback, as a task starts or
+   finishes or a gather builds its results (the bodies' and callbacks' errors are caught
+   inside). Left there, the task or gather would stay pending with its awaiters never
+   woken: it completes with that error instead (top of L, popped), which its awaiters
+   raise. A task or gather that was not cut short in the middle is left as it is. */
+static void drain_settle(lua_State *L, loop_state *loop, runnable *r) {
+  switch (r->kind) {
+    case RUN_TASK: task_settle_failed(L, loop, container_of(r, task, run)); break;
+    case RUN_HANDLE: /* the callback's error, or its report, is what the error cut */
+      fprintf(stderr, "alua: a callback was cut short or its error not reported: %s\n",
+              lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1));
+      lua_pop(L, 1);
+      break;
+    default: gather_settle_failed(L, r);
+  }
+}
+
 static void loop_drain(loop_state *loop) {
   lua_State *L = loop->L;
   if (loop->ready_count == 0) return;
   loop->in_callback++;
-  lua_pushcfunction(L, drain_protected);
-  lua_pushlightuserdata(L, loop);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+  size_t batch = loop->ready_count;
+  for (;;) { /* once, unless an error cuts an entry's run short: then for the rest */
+    loop->settling = NULL;
+    lua_pushcfunction(L, drain_protected);
+    lua_pushlightuserdata(L, loop);
+    lua_pushlightuserdata(L, &batch);
+    if (lua_pcall(L, 2, 0, 0) == LUA_OK) break;
     loop->drain_left = NULL;
-    /* only a memory error can get here: task and callback errors are caught inside */
-    fprintf(stderr, "alua: internal error in the scheduler: %s\n", lua_tostring(L, -1));
-    lua_pop(L, 1);
+    if (loop->settling == NULL) { /* no memory to start the drain itself: nothing was
+                                     taken off the queue, the next iteration runs it */
+      lua_pop(L, 1);
+      break;
+    }
+    drain_settle(L, loop, loop->settling);
   }
+  loop->settling = NULL;
   loop->in_callback--;
   if (loop->ready_count == 0) uv_idle_stop(loop->idle);
 }
@@ -260,15 +289,19 @@ void loop_pool_give(lua_State *L, loop_state *loop, lua_State *co) {
   lua_settop(co, 0); /* kept or not, a dead coroutine to whoever still holds it */
   task_set_thread_owner(co, NULL);
   if (loop->pool_count >= LOOP_POOL_MAX) return;
-  int slot = loop->pool_count++;
+  int slot = loop->pool_count;
+  if (loop->pool_anchor[slot] != co) {
+    /* anchored before it is counted: the table's write may raise a memory error, which
+       must not leave in the pool a thread nothing anchors (collected, then taken) */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, loop->pool_ref);
+    lua_pushthread(co);
+    lua_xmove(co, L, 1);
+    lua_rawseti(L, -2, slot + 1);
+    lua_pop(L, 1);
+    loop->pool_anchor[slot] = co;
+  }
   loop->pool[slot] = co;
-  if (loop->pool_anchor[slot] == co) return;
-  loop->pool_anchor[slot] = co;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->pool_ref);
-  lua_pushthread(co);
-  lua_xmove(co, L, 1);
-  lua_rawseti(L, -2, slot + 1);
-  lua_pop(L, 1);
+  loop->pool_count = slot + 1;
 }
 
 /* ---- reports on stderr ---------------------------------------------------- */

@@ -210,6 +210,7 @@ static int task_start_next_here(lua_State *L, task *t) {
   task_set_thread_owner(L, next);
   owner_set_flags(L, OWNER_TASK_THREAD);
   loop->current = next;
+  loop->settling = &next->run; /* for loop_drain: the task whose end an error may cut short */
   if (task_push_args(L, 3, next) == 1)
     lua_replace(L, 3); /* the usual case: one argument, in next's place */
   else
@@ -292,6 +293,42 @@ static void task_finish(lua_State *L, loop_state *loop, task *t, int status) {
   }
   task_complete(L, loop, t, state);
   lua_settop(L, top);
+}
+
+static int task_watch_protected(lua_State *L) {
+  finalize_watch_task(L, lua_touserdata(L, 1), 0);
+  return 0;
+}
+
+/* loop_drain: an error (on top of L, popped) cut short the run of t while it started or
+   finished, in the scheduler's own calls (its thread taken from the pool, its results
+   stored, its error kept): t completes with that error, so that its awaiters wake and
+   raise it. All of this allocates nothing: memory may be short. A task left whole (not
+   started, done, or suspended in an await or a sleep) is left as it is. */
+void task_settle_failed(lua_State *L, loop_state *loop, task *t) {
+  lua_State *co = t->co;
+  if (t->base.state != FUT_PENDING || t->ref == LUA_NOREF || !t->started || t->awaiting ||
+      (co && lua_status(co) == LUA_YIELD)) {
+    lua_pop(L, 1);
+    return;
+  }
+  if (co) { /* not back to the pool: its stack may hold anything */
+    t->co = NULL;
+    task_set_thread_owner(co, NULL);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  lua_insert(L, -2);
+  lua_setiuservalue(L, -2, FUV_VALUE); /* the thread's slot: it may go */
+  lua_pop(L, 1);
+  t->base.nresults = 0;
+  task_drop_cancel_message(L, t);
+  if (t->base.first == NULL) { /* reported if nobody retrieves it, if memory allows */
+    lua_pushcfunction(L, task_watch_protected);
+    lua_pushlightuserdata(L, t);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
+    lost_watch(loop);
+  }
+  task_complete(L, loop, t, FUT_ERROR);
 }
 
 /* A yield that is not await's: the body called coroutine.yield from C or through a

@@ -1,6 +1,7 @@
 /* alloc_test.c — states of a host's own allocators (lua_newstate with a per-state ud, then
    alua_openlibs): alua calls a state's allocator only while that state is open. A host
    frees what its allocator's ud points to after lua_close (a memory limit per sandbox). */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,9 +221,209 @@ static void test_memory_error_while_loading(void) {
   check(right && k < 10000, "memory running out while alua_dostring loads: LUA_ERRMEM");
 }
 
+/* Each program ends with an error only if that error is a memory error: every task and
+   future it awaits must complete, and a result it gets must be the right one. The
+   programs' sleeps are short and their timeouts shorter: a lost wake-up or timeout shows
+   as a wrong result within a second, never as a hang. */
+#define MEM_CHECK \
+  "local function mem(e) return tostring(e):find('not enough memory', 1, true) end\n"
+
+static const char *const oom_programs[][2] = {
+    {"tasks finishing with 0, 1, 3 and 12 results and with errors, in their first step "
+     "and after a sleep",
+     MEM_CHECK "local function vals(i)\n"
+               "  local m = i % 5\n"
+               "  if m == 0 then return end\n"
+               "  if m == 1 then return i end\n"
+               "  if m == 2 then return i, i + 1, i + 2 end\n"
+               "  if m == 3 then return 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 end\n"
+               "  error('failed ' .. i, 0)\n"
+               "end\n"
+               "local work = async function(i, nap)\n"
+               "  if nap then await asyncio.sleep(0.001) end\n"
+               "  return vals(i)\n"
+               "end\n"
+               "local tasks = {}\n"
+               "for i = 1, 10 do tasks[i] = asyncio.create_task(work(i, i > 5)) end\n"
+               "for i = 1, 10 do\n"
+               "  local r = table.pack(pcall(asyncio.await, tasks[i]))\n"
+               "  if not r[1] and mem(r[2]) then error(r[2], 0) end\n"
+               "  local e = table.pack(pcall(vals, i))\n"
+               "  if not e[1] and mem(e[2]) then error(e[2], 0) end\n"
+               "  assert(r.n == e.n and r[1] == e[1] and r[2] == e[2] and r[r.n] == e[e.n], i)\n"
+               "end\n"},
+    {"gather: results, a failing child, return_exceptions, a child awaited twice",
+     MEM_CHECK "local work = async function(i)\n"
+               "  await asyncio.sleep(0.001 * (i % 3))\n"
+               "  if i == 7 then error('seven', 0) end\n"
+               "  return i, 'x'\n"
+               "end\n"
+               "local a, b, c = await asyncio.gather(work(1), work(2), work(3))\n"
+               "assert(a == 1 and b == 2 and c == 3)\n"
+               "local ok, e = pcall(asyncio.await, asyncio.gather(work(6), work(7), work(8)))\n"
+               "if not ok and mem(e) then error(e, 0) end\n"
+               "assert(not ok and e == 'seven', e)\n"
+               "local t = asyncio.create_task(work(4))\n"
+               "local x, y = await asyncio.gather({work(7), t, t}, {return_exceptions = true})\n"
+               "if mem(x) or mem(y) then error(mem(x) and x or y, 0) end\n"
+               "assert(tostring(x):find('seven') and y == 4, tostring(x))\n"},
+    {"wait_for and timeout scopes, timing out and not",
+     MEM_CHECK "local function timed_out(ok, e)\n"
+               "  if not ok and mem(e) then error(e, 0) end\n"
+               "  assert(not ok and asyncio.TimeoutError:is(e), tostring(e))\n"
+               "end\n"
+               "timed_out(pcall(asyncio.await, asyncio.wait_for(asyncio.sleep(0.5), 0.002)))\n"
+               "assert(await asyncio.wait_for(asyncio.sleep(0.001, 'v'), 1) == 'v')\n"
+               "timed_out(pcall(asyncio.await, asyncio.create_task(async function()\n"
+               "  local scope <close> = asyncio.timeout(0.002)\n"
+               "  await asyncio.sleep(0.5)\n"
+               "end)))\n"
+               "local ok, e = pcall(asyncio.await, asyncio.create_task(async function()\n"
+               "  local scope <close> = asyncio.timeout(1)\n"
+               "  return await asyncio.sleep(0.001, 'w')\n"
+               "end))\n"
+               "if not ok and mem(e) then error(e, 0) end\n"
+               "assert(ok and e == 'w', tostring(e))\n"},
+    {"a Task awaited by several tasks, finishing with results and with an error",
+     MEM_CHECK "for _, fails in ipairs({false, true}) do\n"
+               "  local t = asyncio.create_task(async function()\n"
+               "    await asyncio.sleep(0.002)\n"
+               "    if fails then error('bad', 0) end\n"
+               "    return 'v', 2\n"
+               "  end)\n"
+               "  local got = {}\n"
+               "  local awaiters = {}\n"
+               "  for i = 1, 5 do\n"
+               "    awaiters[i] = asyncio.create_task(async function()\n"
+               "      got[i] = table.pack(pcall(asyncio.await, t))\n"
+               "    end)\n"
+               "  end\n"
+               "  await asyncio.gather(table.unpack(awaiters))\n"
+               "  for i = 1, 5 do\n"
+               "    local r = got[i]\n"
+               "    if not r[1] and mem(r[2]) then error(r[2], 0) end\n"
+               "    if fails then assert(not r[1] and r[2] == 'bad', i)\n"
+               "    else assert(r[1] and r[2] == 'v' and r[3] == 2, i) end\n"
+               "  end\n"
+               "end\n"},
+    {"cancellation: before the first step, while sleeping, of a gather, with messages",
+     MEM_CHECK "local function cancelled(ok, e)\n"
+               "  if not ok and mem(e) then error(e, 0) end\n"
+               "  assert(not ok and asyncio.CancelledError:is(e), tostring(e))\n"
+               "end\n"
+               "local t1 = asyncio.create_task(asyncio.sleep(0.5))\n"
+               "t1:cancel('early')\n"
+               "local t2 = asyncio.create_task(async function() await asyncio.sleep(0.5) end)\n"
+               "local t3 = asyncio.create_task(asyncio.sleep(0.5))\n"
+               "local g = asyncio.gather(t3, asyncio.create_task(asyncio.sleep(0.5)))\n"
+               "await asyncio.sleep(0)\n"
+               "t2:cancel('late')\n"
+               "g:cancel()\n"
+               "cancelled(pcall(asyncio.await, t1))\n"
+               "cancelled(pcall(asyncio.await, t2))\n"
+               "cancelled(pcall(asyncio.await, g))\n"
+               "cancelled(pcall(asyncio.await, t3))\n"},
+};
+
+static burst *alarm_run;   /* the run in progress, for the alarm's message */
+static long callbacks_cut; /* runs whose wrong result followed a callback's memory error */
+static const char *alarm_program;
+
+static void oom_alarm(int sig) {
+  (void)sig;
+  char msg[256];
+  int n = snprintf(msg, sizeof msg, "not ok - a run hung: '%s' failing from allocation %ld\n",
+                   alarm_program, alarm_run ? alarm_run->fail_at : -1L);
+  if (write(1, msg, (size_t)n) < 0) _exit(3);
+  _exit(2);
+}
+
+/* One run of a program in a new state; its allocations from the chunk's start to the end
+   of lua_close counted (the count goes to *count). Returns what went wrong, or NULL. */
+static const char *oom_run(const char *src, long fail_at, long *count, char *why, size_t size) {
+  burst b = {.fail_at = fail_at};
+  alarm_run = &b;
+  lua_State *L = lua_newstate(burst_alloc, &b);
+  luaL_openlibs(L);
+  alua_openlibs(L);
+  fflush(stderr);
+  FILE *err = tmpfile();
+  int saved = dup(2);
+  dup2(fileno(err), 2);
+  alarm(10);
+  b.armed = 1;
+  int status = alua_dostring(L, src);
+  const char *problem = NULL;
+  if (status != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    if (msg == NULL || strstr(msg, "not enough memory") == NULL) {
+      snprintf(why, size, "the program failed with: %.200s", msg ? msg : "(not a string)");
+      problem = why;
+    }
+  }
+  lua_close(L);
+  alarm(0);
+  *count = b.n;
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  char text[512];
+  rewind(err);
+  size_t len = fread(text, 1, sizeof text - 1, err);
+  text[len] = 0;
+  fclose(err);
+  /* a memory error inside a callback is that callback's error, reported as any other
+     (as in Python): what the callback was to do is lost (a timeout's cancel, which the
+     program then misses), but nothing of the scheduler's */
+  if (problem == why && strstr(text, "Exception in callback:\nnot enough memory")) {
+    callbacks_cut++;
+    problem = NULL;
+  }
+  if (problem == NULL && strstr(text, "internal error")) {
+    snprintf(why, size, "stderr says: %.200s", text);
+    problem = why;
+  }
+  if (problem == NULL && b.in_use != 0) {
+    snprintf(why, size, "lua_close left %zu bytes allocated", b.in_use);
+    problem = why;
+  }
+  return problem;
+}
+
+/* Every program, with its allocations failing two in a row from each k on, k over the
+   whole run (the chunk, the loop, lua_close): none crashes or hangs, each ends with its
+   right results or a memory error, nothing stays allocated, and the scheduler never
+   fails inside ("internal error in the scheduler", a task left half finished, its
+   awaiters never woken). ALUA_OOM_STRIDE=n tries every n-th k only (valgrind). */
+static void test_memory_errors_while_finishing(void) {
+  long stride = getenv("ALUA_OOM_STRIDE") ? atol(getenv("ALUA_OOM_STRIDE")) : 1;
+  if (stride < 1) stride = 1;
+  signal(SIGALRM, oom_alarm);
+  for (size_t p = 0; p < sizeof oom_programs / sizeof oom_programs[0]; p++) {
+    const char *name = oom_programs[p][0], *src = oom_programs[p][1];
+    char why[512], first[600] = "";
+    long total, count, bad = 0;
+    alarm_program = name;
+    const char *problem = oom_run(src, -1, &total, why, sizeof why);
+    check(problem == NULL, name);
+    if (problem) printf("  %s\n", problem);
+    for (long k = 1; k <= total + 1; k += stride) {
+      problem = oom_run(src, k, &count, why, sizeof why);
+      if (problem && bad++ == 0) snprintf(first, sizeof first, "failing from %ld: %s", k, problem);
+    }
+    char title[300];
+    snprintf(title, sizeof title, "%s: memory failing from each of %ld allocations", name, total);
+    check(bad == 0, title);
+    if (bad) printf("  %ld runs wrong, the first %s\n", bad, first);
+    if (callbacks_cut) printf("  %ld runs lost a callback to its memory error\n", callbacks_cut);
+    callbacks_cut = 0;
+  }
+}
+
 int main(void) {
   test_memory_error_while_learning(); /* first: before this process learns anything */
   test_two_states_one_thread();
   test_memory_error_while_loading();
+  test_memory_errors_while_finishing();
   return failures != 0;
 }
