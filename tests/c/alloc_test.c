@@ -323,6 +323,30 @@ static const char *const oom_programs[][2] = {
                "cancelled(pcall(asyncio.await, t2))\n"
                "cancelled(pcall(asyncio.await, g))\n"
                "cancelled(pcall(asyncio.await, t3))\n"},
+    {"the combinators built on done callbacks (wait, shield, as_completed) and call_soon",
+     MEM_CHECK "local work = async function(i) await asyncio.sleep(0.001 * i) return i end\n"
+               "local done, pending = await asyncio.wait({work(1), work(2)})\n"
+               "assert(#done == 2 and #pending == 0)\n"
+               "for _, t in ipairs(done) do\n"
+               "  if not t:cancelled() and mem(t:exception()) then error(t:exception(), 0) end\n"
+               "end\n"
+               "assert(await asyncio.shield(asyncio.create_task(work(1))) == 1)\n"
+               "local n = 0\n"
+               "for f in asyncio.as_completed({work(2), work(1)}) do n = n + await f end\n"
+               "assert(n == 3)\n"
+               "local h = asyncio.Future()\n"
+               "asyncio.get_running_loop():call_soon(function() h:set_result(5) end)\n"
+               "assert(await h == 5)\n"},
+    {"left pending at lua_close: a sleeping task, a gather, a Future, a handle, an unretrieved "
+     "error, a coroutine object never awaited (their finalizers and reports at lua_close)",
+     MEM_CHECK "local forever = asyncio.create_task(asyncio.sleep(10))\n"
+               "local failed = asyncio.create_task(async function() error('unretrieved', 0) end)\n"
+               "local g = asyncio.gather(forever, asyncio.Future())\n"
+               "local never = (async function() end)()\n"
+               "asyncio.get_running_loop():call_later(10, print, 'never')\n"
+               "await asyncio.sleep(0.001)\n"
+               "assert(failed:done())\n"
+               "if g:done() then error(g:exception(), 0) end -- a child's memory error\n"},
 };
 
 static burst *alarm_run;   /* the run in progress, for the alarm's message */
