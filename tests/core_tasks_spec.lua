@@ -887,3 +887,73 @@ describe("asyncio.sleep awaited by a task (the task's own timer, no Future)", fu
     assert.is_true(CancelledError:is(raises(await, t2)))
   end)
 end)
+
+-- When a task's body fails, its pcall (task_main) unwinds it and runs its <close>
+-- handlers, which may await (Lua 5.4.3+). Such a handler runs right above the task's
+-- entry frame, where the body ran, so its last `await` looks like the body's own last
+-- await: it must still wait, never be taken for the body's end (a tail await, wt-tail).
+describe("a __close handler run by a failing body's unwinding", function()
+  -- Starts a task whose body fails with a <close> variable whose handler is `handler`; a
+  -- second task sleeping `d` seconds notes its end in `order`, and so does the first.
+  local function race(handler, d, cancel)
+    local order = {}
+    local other = create_task(function()
+      await(sleep(d))
+      order[#order + 1] = "other"
+    end)
+    local t = create_task(function()
+      local c <close> = closer(handler)
+      if cancel then await(sleep(10)) end
+      error("boom")
+    end)
+    t:add_done_callback(function() order[#order + 1] = "failed" end)
+    if cancel then
+      await(sleep(0))
+      t:cancel("stop")
+    end
+    local err = raises(await, t)
+    await(other)
+    return order, err
+  end
+
+  it("waits for a sleep that ends it (keyword and call forms)", function()
+    local order, err = race(function() await asyncio.sleep(0.05) end, 0.01)
+    assert.matches("boom", tostring(err))
+    assert.are.same({ "other", "failed" }, order)
+    order = race(function() await(asyncio.sleep(0.05)) end, 0.01)
+    assert.are.same({ "other", "failed" }, order)
+    order = race(function() return await asyncio.sleep(0.05) end, 0.01)
+    assert.are.same({ "other", "failed" }, order)
+  end)
+
+  it("waits for its last sleep after an earlier one", function()
+    local order = race(function()
+      await asyncio.sleep(0.01)
+      await asyncio.sleep(0.05)
+    end, 0.03)
+    assert.are.same({ "other", "failed" }, order)
+  end)
+
+  it("waits for a sleep that ends it while a CancelledError unwinds the body", function()
+    local order, err = race(function() await asyncio.sleep(0.05) end, 0.01, true)
+    assert.is_true(CancelledError:is(err))
+    assert.are.same({ "other", "failed" }, order)
+  end)
+
+  it("waits for a Future that ends it, and the task ends as the handler's error says", function()
+    local fut = Future()
+    local t = create_task(function()
+      local c <close> = closer(function() await fut end)
+      error("boom")
+    end)
+    for _ = 1, 3 do await(sleep(0)) end
+    assert.is_false(t:done())
+    collectgarbage()
+    -- a task of its own whose body ends in a sleep, while the first still waits
+    local u = create_task(function() await asyncio.sleep(0.01) end)
+    await(sleep(0))
+    fut:set_exception("from the future")
+    assert.matches("from the future", tostring(raises(await, t)))
+    assert.are.equal(0, select("#", await(u)))
+  end)
+end)
