@@ -515,6 +515,27 @@ describe("what a collected task leaves behind", function()
   local N = 2000 -- each task below leaves ~1 KB behind if its finalizer does not run
   local function big(c, i) return string.rep(c, 1000) .. i end
 
+  it("lets go of what the bodies of finished tasks captured, a body ending in a sleep too", function()
+    -- three tasks of one body (one site): nothing of theirs may stay reachable from the loop
+    local alive = setmetatable({}, { __mode = "k" })
+    local tasks = {}
+    for i = 1, 3 do
+      local captured = { i }
+      alive[captured] = true
+      tasks[i] = create_task(function()
+        local c = captured
+        await asyncio.sleep(0.01)
+      end)
+    end
+    await(asyncio.gather(tasks[1], tasks[2], tasks[3]))
+    tasks = nil
+    collectgarbage()
+    collectgarbage()
+    local left = {}
+    for c in pairs(alive) do left[#left + 1] = c[1] end
+    assert.are.same({}, left)
+  end)
+
   it("a failed task nobody retrieved is reported by the collection that finds it dead", function()
     local out, status = run_alua([[
       local t = asyncio.create_task(function() error("lost in a task") end)
