@@ -42,18 +42,35 @@ static int async_call(lua_State *L) {
   c->reported = 0;
   c->nursery_slot = 0;
   /* before the metatable: an error after that (no memory for the nursery or a user value)
-     leaves an object whose report reads its site */
+     leaves an object whose report reads its site; and before the raw stores below, as
+     it may allocate */
   c->site = site_id(L, lua_upvalueindex(4));
-  coro_set_metatable(L, lua_upvalueindex(3), c);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_setiuservalue(L, -2, 1);
-  if (!lua_isnil(L, lua_upvalueindex(2))) { /* the name: a new user value is nil already */
-    lua_pushvalue(L, lua_upvalueindex(2));
-    lua_setiuservalue(L, -2, 2);
-  }
-  for (int i = 1; i <= n; i++) {
-    lua_pushvalue(L, i);
-    lua_setiuservalue(L, -2, i + 2);
+  loop_state *loop = loop_get(L);
+  lua_Debug self;
+  lua54_udata *u;
+  if (loop->coro_nursery_ref != 0 && lua54_usable() && lua_getstack(L, 0, &self) &&
+      lua54_storable(u = lua54_udata_of(c, n + 2))) {
+    /* the usual case, stored raw (lua54.c): its metatable, whose __gc the lazy scheme
+       hides (coro_set_metatable), then the function and name (upvalues 1 and 2) and the
+       arguments, read where the call left them */
+    const lua54_value *up = lua54_upvalues(self.i_ci), *args = lua54_args(self.i_ci);
+    u->metatable = loop->coro_mt;
+    u->uv[0] = up[0];
+    u->uv[1] = up[1];
+    for (int i = 0; i < n; i++) u->uv[2 + i] = args[i];
+    coro_nurse(L, loop, c);
+  } else {
+    coro_set_metatable(L, lua_upvalueindex(3), c);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_setiuservalue(L, -2, 1);
+    if (!lua_isnil(L, lua_upvalueindex(2))) { /* the name: a new user value is nil already */
+      lua_pushvalue(L, lua_upvalueindex(2));
+      lua_setiuservalue(L, -2, 2);
+    }
+    for (int i = 1; i <= n; i++) {
+      lua_pushvalue(L, i);
+      lua_setiuservalue(L, -2, i + 2);
+    }
   }
   debug_record(L, -1);
   return 1;

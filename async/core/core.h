@@ -424,6 +424,8 @@ static inline size_t coro_size(int nuv) {
 }
 void coro_open(lua_State *L); /* the metatable, before await_open */
 void coro_set_metatable(lua_State *L, int mtidx, struct coro *c); /* a new one's (on top) */
+/* the rest of coro_set_metatable, the lazy scheme on: into the nursery */
+void coro_nurse(lua_State *L, loop_state *loop, struct coro *c);
 int coro_test(lua_State *L, int idx);
 int coro_is_sleep(lua_State *L, int idx);
 int coro_take(lua_State *L, int idx, const char *fname); /* pushes fn and args; returns nargs */
@@ -481,6 +483,77 @@ typedef struct lua54_callinfo {
   unsigned short callstatus;
 } lua54_callinfo;
 enum { LUA54_CIST_C = 1 << 1 }; /* callstatus: a C function's frame */
+
+/* lua54.c: raw stores into a userdata or table Lua has just made and reads of a C
+   function's arguments and upvalues, where a probe found Lua 5.4's layouts (below). A
+   store is raw only into an object not black (lua54_storable), with nothing allocated
+   between that test and the store: see lua54.c. */
+typedef struct lua54_value { /* a TValue */
+  const void *value;
+  uint8_t tt;
+} lua54_value;
+typedef struct lua54_udata { /* a full userdata with user values */
+  void *next;
+  uint8_t tt, marked;
+  uint16_t nuvalue;
+  size_t len;
+  const void *metatable;
+  void *gclist;
+  lua54_value uv[]; /* then the block lua_touserdata returns */
+} lua54_udata;
+_Static_assert(sizeof(lua54_value) == 16 && offsetof(lua54_udata, uv) == 40,
+               "Lua 5.4's TValue and Udata on a 64-bit machine");
+/* A value's tag (lobject.h's LUA_V..., with ctb() if collectable), an object's own type
+   byte (its header's tt: no ctb) and the colour bits (lgc.h). */
+enum {
+  LUA54_TT_INTEGER = 0x03,
+  LUA54_TT_LIGHT = 0x02,
+  LUA54_TT_CCLOSURE = 0x66,
+  LUA54_TYPE_TABLE = 0x05,
+  LUA54_TYPE_UDATA = 0x07,
+  LUA54_COLLECTABLE = 0x40, /* in a value's tag */
+  LUA54_WHITE_BITS_0 = 1 << 3,
+  LUA54_WHITE_BITS_1 = 1 << 4,
+  LUA54_WHITE_BITS = LUA54_WHITE_BITS_0 | LUA54_WHITE_BITS_1,
+  LUA54_BLACK_BIT = 1 << 5
+};
+extern atomic_int lua54_raw; /* the probe's verdict: 1 = the layouts are Lua 5.4's */
+void lua54_probe(lua_State *L);
+static inline int lua54_usable(void) {
+  return atomic_load_explicit(&lua54_raw, memory_order_relaxed) == 1;
+}
+/* The header of the userdata whose block (lua_touserdata) is `block`, with nuv user values. */
+static inline lua54_udata *lua54_udata_of(const void *block, int nuv) {
+  return (lua54_udata *)((char *)block - offsetof(lua54_udata, uv) -
+                         (size_t)nuv * sizeof(lua54_value));
+}
+/* Whether the object whose header is at o (a lua54_udata, a table) takes raw stores:
+   not black (lua54.c). Every object's header has its colour where a userdata's has. */
+static inline int lua54_storable(const void *o) {
+  return !(((const lua54_udata *)o)->marked & LUA54_BLACK_BIT);
+}
+/* The full userdata a value holds, or NULL. */
+static inline lua54_udata *lua54_udata_in(const lua54_value *v) {
+  return v->tt == (LUA54_TYPE_UDATA | LUA54_COLLECTABLE) ? (lua54_udata *)v->value : NULL;
+}
+/* The block of userdata u (lua_touserdata's). */
+static inline void *lua54_block(lua54_udata *u) { return &u->uv[u->nuvalue]; }
+/* The arguments of the C function whose frame lua_getstack described as ci (its func
+   slot's successors) and, if it is a C closure, its upvalues. */
+static inline const lua54_value *lua54_args(const void *ci) {
+  return (const lua54_value *)((const lua54_callinfo *)ci)->func + 1;
+}
+static inline const lua54_value *lua54_upvalues(const void *ci) {
+  const char *closure = ((const lua54_value *)((const lua54_callinfo *)ci)->func)->value;
+  return (const lua54_value *)(closure + 4 * sizeof(void *));
+}
+/* The array of the table at t (lua_topointer) if its size is n, as lua_createtable(L, n,
+   0) makes it; else NULL. */
+static inline lua54_value *lua54_array(const void *t, unsigned n) {
+  const unsigned char *h = t;
+  if (h[sizeof(void *)] != LUA54_TYPE_TABLE || *(const unsigned *)(h + 12) != n) return NULL;
+  return *(lua54_value *const *)(h + 16);
+}
 /* stack.c: a task whose first step ends in an await keeps only the stack it uses, cut
    to STACK_CUT_SLOTS slots when that is enough (the alua command's allocator keeps
    blocks of that size in a slab, vm/heap.c), else to what it uses plus a margin */

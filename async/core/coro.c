@@ -172,6 +172,12 @@ void coro_set_metatable(lua_State *L, int mtidx, coro *c) {
   lua_pushvalue(L, mtidx);
   finalize_flag_hide(loop->coro_mt, 1); /* the table at mtidx: coroutine objects have no other */
   lua_setmetatable(L, -2);
+  coro_nurse(L, loop, c);
+}
+
+/* Puts the new coroutine object c, on top, with its metatable (given as
+   coro_set_metatable gives it), in the nursery's slot for the object made last. */
+void coro_nurse(lua_State *L, loop_state *loop, coro *c) {
   if (loop->coro_last) coro_last_to_nursery(L, loop);
   lua_pushvalue(L, -1);
   lua_xmove(L, loop->coro_last_holder, 1);

@@ -163,6 +163,7 @@ void module_open(lua_State *L) {
   toplevel_open(L);
   handle_open(L);
   op_open(L);
+  lua54_probe(L);
   coro_open(L);
   await_open(L);
   gather_open(L);

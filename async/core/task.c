@@ -107,22 +107,33 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
      context or a name; one that needs it later gets a watcher then */
   int finalizable = inherits || named || !loop->task_lazy_gc;
   t->has_finalizer = (unsigned)finalizable;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->task_mt_ref);
-  if (loop->task_lazy_gc) finalize_flag_hide(loop->task_mt, !finalizable);
-  lua_setmetatable(L, -2);
-  if (inherits) context_inherit(L, loop, t);
-  if (named) {
-    luaL_tolstring(L, name_idx, NULL);
-    future_set_extra(L, -2, FEXTRA_NAME);
-  }
-  if (body_coro) { /* its function and arguments: the object itself is garbage now */
-    coro_copy_into(L, fidx, body_coro, TUV_BODY, TUV_ARGS);
+  lua54_udata *u;
+  if (body_coro && !finalizable && lua54_usable() && lua54_storable(u = lua54_udata_of(t, nbody))) {
+    /* the usual case, stored raw (lua54.c): the metatable, which registers nothing for
+       finalization, and the coroutine object's function and arguments (its user values
+       1 and 3...; the object itself is garbage now) */
+    const lua54_udata *from = lua54_udata_of(body_coro, nargs + 2);
+    u->metatable = loop->task_mt;
+    u->uv[TUV_BODY - 1] = from->uv[0];
+    for (int i = 0; i < nargs; i++) u->uv[TUV_ARGS - 1 + i] = from->uv[2 + i];
   } else {
-    lua_pushvalue(L, fidx);
-    lua_setiuservalue(L, -2, TUV_BODY);
-    for (int i = 1; i < nbody; i++) {
-      lua_pushvalue(L, fidx + i);
-      lua_setiuservalue(L, -2, TUV_ARGS - 1 + i);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, loop->task_mt_ref);
+    if (loop->task_lazy_gc) finalize_flag_hide(loop->task_mt, !finalizable);
+    lua_setmetatable(L, -2);
+    if (inherits) context_inherit(L, loop, t);
+    if (named) {
+      luaL_tolstring(L, name_idx, NULL);
+      future_set_extra(L, -2, FEXTRA_NAME);
+    }
+    if (body_coro) { /* its function and arguments: the object itself is garbage now */
+      coro_copy_into(L, fidx, body_coro, TUV_BODY, TUV_ARGS);
+    } else {
+      lua_pushvalue(L, fidx);
+      lua_setiuservalue(L, -2, TUV_BODY);
+      for (int i = 1; i < nbody; i++) {
+        lua_pushvalue(L, fidx + i);
+        lua_setiuservalue(L, -2, TUV_ARGS - 1 + i);
+      }
     }
   }
   lua_pushvalue(L, -1);

@@ -1,0 +1,153 @@
+-- core_create_spec.lua — what creation stores without Lua's API (async/core/lua54.c): a
+-- coroutine object's function, name and arguments, its Task's copy of them and its
+-- metatable, gather's list of children. Each store is raw only into an object the
+-- collector has not blackened, else through the API; here the collector runs during
+-- every allocation (incremental, no pause) or in generational steps, and every value
+-- stored is reachable only through the object stored into. A value the collector lost
+-- would read back wrong here (and as a use after free under ASan and valgrind).
+
+local create_task, gather = asyncio.create_task, asyncio.gather
+
+local N = os.getenv("STRESS") == "quick" and 300 or 3000
+
+-- fresh collectable values, one of each kind, reachable from nothing else
+local function fresh(i)
+  return { i = i }, "s" .. i .. string.rep("x", i % 50), function() return i end
+end
+
+local function check(i, t, s, f)
+  assert.are.equal(i, t.i)
+  assert.are.equal("s" .. i .. string.rep("x", i % 50), s)
+  assert.are.equal(i, f())
+end
+
+local async function named(t, s, f, ...)
+  assert.are.equal(0, select("#", ...))
+  return t.i, s, f()
+end
+
+local unnamed = async(function(t, s, f) return t.i, s, f() end)
+
+local function modes(body)
+  for _, mode in ipairs({ "incremental", "generational" }) do
+    it("with the " .. mode .. " collector", function()
+      if mode == "incremental" then
+        collectgarbage("incremental", 0, 100) -- a new cycle at once, small steps: always at work
+      else
+        collectgarbage("generational", 1, 10) -- a minor collection every few allocations, a major one often
+      end
+      local ok, err = pcall(body)
+      collectgarbage("incremental", 300, 100) -- the alua command's settings (vm/main.c)
+      collectgarbage("generational", 80, 300)
+      assert(ok, err)
+    end)
+  end
+end
+
+describe("creation under the collector", function()
+  describe("coroutine objects keep their function, name and arguments", function()
+    modes(function()
+      local objects = {}
+      for i = 1, N do objects[i] = (i % 2 == 0 and named or unnamed)(fresh(i)) end
+      collectgarbage()
+      collectgarbage()
+      for i = 1, N do
+        local name = tostring(objects[i])
+        if i % 2 == 0 then
+          assert.matches("^<coroutine 'named'", name)
+        else
+          assert.matches("^<coroutine 'function <", name)
+        end
+        local t, s, f = await(objects[i])
+        assert.are.equal(i, t)
+        assert.are.equal("s" .. i .. string.rep("x", i % 50), s)
+        assert.are.equal(i, f)
+      end
+    end)
+  end)
+
+  describe("a Task keeps its coroutine object's function and arguments", function()
+    modes(function()
+      local tasks = {}
+      for i = 1, N do
+        tasks[i] = create_task((i % 2 == 0 and named or unnamed)(fresh(i)))
+        if i % 100 == 0 then collectgarbage() end
+      end
+      collectgarbage()
+      collectgarbage()
+      for i = 1, N do
+        local t, s, f = await(tasks[i])
+        assert.are.equal(i, t)
+        assert.are.equal("s" .. i .. string.rep("x", i % 50), s)
+        assert.are.equal(i, f)
+        assert.are.equal("Task", getmetatable(tasks[i]).__name)
+      end
+    end)
+  end)
+
+  describe("a Task keeps each of 0 to 9 arguments, nils among them", function()
+    modes(function()
+      local async function count(...) return select("#", ...), ... end
+      for n = 0, 9 do
+        local tasks = {}
+        for i = 1, N // 10 do
+          local args = {}
+          for k = 1, n do args[k] = (k % 3 ~= 0) and { k = k, i = i } or nil end
+          tasks[i] = create_task(count(table.unpack(args, 1, n)))
+        end
+        collectgarbage()
+        for i = 1, N // 10 do
+          local got = { await(tasks[i]) }
+          assert.are.equal(n, got[1])
+          for k = 1, n do
+            if k % 3 ~= 0 then
+              assert.are.same({ k = k, i = i }, got[k + 1])
+            else
+              assert.is_nil(got[k + 1])
+            end
+          end
+        end
+      end
+    end)
+  end)
+
+  describe("gather keeps every child it was given", function()
+    modes(function()
+      local async function child(t, s, f)
+        await(asyncio.sleep(0))
+        check(t.i, t, s, f)
+        return t.i
+      end
+      local tasks = {}
+      for i = 1, N do tasks[i] = create_task(child(fresh(i))) end
+      local g = gather(table.unpack(tasks))
+      tasks = nil
+      collectgarbage()
+      collectgarbage()
+      local results = { await(g) }
+      assert.are.equal(N, #results)
+      for i = 1, N do assert.are.equal(i, results[i]) end
+    end)
+  end)
+
+  describe("gather of Tasks, coroutine objects and Futures mixed", function()
+    modes(function()
+      local async function value(x) return x end
+      local args = {}
+      for i = 1, 300 do
+        local kind = i % 3
+        if kind == 0 then
+          args[i] = create_task(value({ i = i }))
+        elseif kind == 1 then
+          args[i] = value({ i = i })
+        else
+          local f = asyncio.Future()
+          f:set_result({ i = i })
+          args[i] = f
+        end
+      end
+      local results = { await(gather(table.unpack(args))) }
+      for i = 1, 300 do assert.are.equal(i, results[i].i) end
+    end)
+  end)
+end)
