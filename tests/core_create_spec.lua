@@ -6,6 +6,7 @@
 -- stored is reachable only through the object stored into. A value the collector lost
 -- would read back wrong here (and as a use after free under ASan and valgrind).
 
+local support = require "tests.support"
 local create_task, gather = asyncio.create_task, asyncio.gather
 
 local N = os.getenv("STRESS") == "quick" and 300 or 3000
@@ -109,6 +110,32 @@ describe("creation under the collector", function()
         end
       end
     end)
+  end)
+
+  it("a coroutine object's site is its caller's line, read from the frame below its own", function()
+    -- site_id_at: the caller's frame found from async_call's own; a C caller (pcall) or
+    -- none (the body of a coroutine) falls back to lua_getstack's walk
+    local out, status = support.run_alua([[
+      local async function lost(x) return x end
+      local a = lost(1)
+      local b = select(2, pcall(lost, 2))
+      local c = coroutine.wrap(lost)(3)
+      local function deep() return lost(4) end
+      local d = deep()
+      for i = 1, 3 do local _ = lost(i) end
+      a, b, c, d = nil
+      collectgarbage(); collectgarbage(); collectgarbage()
+      print("collected")
+    ]])
+    assert.are.equal(0, status)
+    local sites = {}
+    for line in out:gmatch("[^\n]+") do
+      local site = line:match("^RuntimeWarning: coroutine 'lost' was never awaited(.*)$")
+      if site then sites[#sites + 1] = site:match("created at [^)]*:(%d+)%)") or "none" end
+    end
+    table.sort(sites)
+    assert.are.same({ "2", "3", "5", "7", "7", "7", "none" }, sites)
+    assert.matches("collected\n$", out)
   end)
 
   describe("gather keeps every child it was given", function()

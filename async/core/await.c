@@ -41,15 +41,17 @@ static int async_call(lua_State *L) {
   c->sleep = 0;
   c->reported = 0;
   c->nursery_slot = 0;
+  loop_state *loop = loop_get(L);
+  lua_Debug self;
+  int raw = loop->coro_nursery_ref != 0 && lua54_usable() && lua_getstack(L, 0, &self);
   /* before the metatable: an error after that (no memory for the nursery or a user value)
      leaves an object whose report reads its site; and before the raw stores below, as
      it may allocate */
-  c->site = site_id(L, lua_upvalueindex(4));
-  loop_state *loop = loop_get(L);
-  lua_Debug self;
+  c->site = raw ? site_id_at(L, lua_upvalueindex(4),
+                             lua54_block(lua54_udata_in(&lua54_upvalues(self.i_ci)[3])), self.i_ci)
+                : site_id(L, lua_upvalueindex(4));
   lua54_udata *u;
-  if (loop->coro_nursery_ref != 0 && lua54_usable() && lua_getstack(L, 0, &self) &&
-      lua54_storable(u = lua54_udata_of(c, n + 2))) {
+  if (raw && lua54_storable(u = lua54_udata_of(c, n + 2))) {
     /* the usual case, stored raw (lua54.c): its metatable, whose __gc the lazy scheme
        hides (coro_set_metatable), then the function and name (upvalues 1 and 2) and the
        arguments, read where the call left them */

@@ -457,6 +457,7 @@ int await_is_await(lua_CFunction f);                    /* is f asyncio.await's 
 void await_setfuncs(lua_State *L, const luaL_Reg *fns); /* closures over await's upvalues */
 /* site.c: where the Lua code calling into asyncio is ("file:line"), cached per call site */
 uint32_t site_id(lua_State *L, int sites_idx); /* 0: none */
+uint32_t site_id_at(lua_State *L, int sites_idx, void *table, const void *self_ci);
 int site_push_text(lua_State *L, uint32_t id);
 void site_table_push(lua_State *L); /* pushes the site table */
 void lcorolib_patch(lua_State *L);

@@ -32,12 +32,14 @@ static int pc_layout_ok = -1; /* unknown until the probe ran */
 /* The saved pc of the frame ar stands for, or NULL when it is not a Lua function's (a C
    function's CallInfo holds other fields there, maybe never set). The frame's function
    is the value ci->func points to: a TValue, its type tag after the 8-byte Value. */
-static const void *caller_pc(const lua_Debug *ar) {
-  const void *const *ci = (const void *const *)ar->i_ci;
+static const void *frame_pc(const void *frame) {
+  const void *const *ci = frame;
   const unsigned char *func = ci[0];
   if (func[8] != LUA_CLOSURE_TAG) return NULL;
   return ci[4];
 }
+
+static const void *caller_pc(const lua_Debug *ar) { return frame_pc(ar->i_ci); }
 
 static unsigned slot_of(const void *pc) {
   uintptr_t p = (uintptr_t)pc;
@@ -121,6 +123,23 @@ uint32_t site_id(lua_State *L, int sites_idx) {
     if (st->pc[slot] == pc && !st->stdlib[slot]) return slot_id(st, slot);
   }
   return site_walk(L, st, sites_idx);
+}
+
+/* site_id for a C function that holds its own frame (lua_getstack's level 0: self_ci)
+   and the site table (its block, `table`): the caller's frame is the one before, no
+   lua_getstack nor lua_touserdata needed in the cached case. The base frame has no
+   previous one (a body resumed by C: no Lua caller), as lua_getstack's level 1 sees. */
+uint32_t site_id_at(lua_State *L, int sites_idx, void *table, const void *self_ci) {
+  const lua54_callinfo *caller = ((const lua54_callinfo *)self_ci)->previous;
+  if (pc_layout_ok == 1 && caller != NULL && caller->previous != NULL) {
+    const void *pc = frame_pc(caller);
+    const site_table *st = table;
+    if (pc != NULL) {
+      unsigned slot = slot_of(pc);
+      if (st->pc[slot] == pc && !st->stdlib[slot]) return slot_id(st, slot);
+    }
+  }
+  return site_id(L, sites_idx);
 }
 
 /* Pushes the text of site `id`, or returns 0 if it is unknown or was replaced since. */
