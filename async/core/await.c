@@ -457,6 +457,13 @@ int await_suspend(lua_State *L, task *t, future *f, lua_KFunction k) {
 
 /* Outside any task: top-level await runs the loop until `f` (at index 1) is done. */
 static int await_top_level(lua_State *L, loop_state *loop) {
+  /* inside a task's step on a thread that runs for no task: a coroutine resumed by a C
+     library's own lua_resume, which would take the await's yield for one of its own */
+  if (loop->current != NULL)
+    return argcheck_error(L,
+                          "await: cannot suspend here: this coroutine was resumed by a C "
+                          "function (lua_resume), not by coroutine.resume or coroutine.wrap, "
+                          "so its await cannot reach a task");
   if (loop_is_running(loop))
     return argcheck_error(L,
                           "await: not inside a task: this is a plain callback the running loop "

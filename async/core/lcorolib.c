@@ -27,17 +27,30 @@ static const char *co_not_resumable(lua_State *L, lua_State *co) {
   }
 }
 
+/* co runs for L's task, as resumed by L: its owner slot names that task (nor can it
+   suspend where L cannot). */
+static void co_run_for(lua_State *co, lua_State *L) {
+  task_set_thread_owner(co, task_of(L));
+  owner_set_flags(co, owner_flags(L) & OWNER_NO_SUSPEND);
+}
+
 /* Resumes co with narg values already on its stack, passing awaits through. Leaves the
-   results (or the error) on co's stack; returns the status and sets *nres. */
+   results (or the error) on co's stack; returns the status and sets *nres. Once co
+   yields, returns or fails it is nobody's again (but suspended in an await it passed
+   up, which its task resumes): whoever resumes it next says for whom, and a C library's
+   own lua_resume says nothing, so a slot left naming this task would make that code run
+   for a task that is not running, or is finished and freed (current_task() of the wrong
+   task, or nil; an await suspending that task, tests/c/c_resume_test.c). */
 static int co_resume_passing(lua_State *L, lua_State *co, int narg, int *nres, lua_KContext ctx,
                              lua_KFunction k) {
   task *t = task_of(L);
-  task_set_thread_owner(co, t);
-  owner_set_flags(co, owner_flags(L) & OWNER_NO_SUSPEND); /* nor can it suspend */
+  co_run_for(co, L);
   lua_State *published = t ? loop_enter(t->base.loop, co) : NULL;
   int status = await_resume(t ? t->base.loop : NULL, co, L, narg, nres);
   if (t) loop_leave(t->base.loop, published);
-  if (status == LUA_YIELD && *nres == 1 && lua_touserdata(co, -1) == &await_tag) {
+  if (status != LUA_YIELD || *nres != 1 || lua_touserdata(co, -1) != &await_tag)
+    task_set_thread_owner(co, NULL);
+  else {
     lua_pop(co, 1);
     co_mark_awaiting(co);
     if (!lua_isyieldable(L)) {
@@ -125,11 +138,13 @@ static int wrap_results(lua_State *L, lua_State *co, int status, int nres) {
      caller's position, as the stock coroutine.wrap does. The failed resume left the
      error on co's stack twice: one copy is ours, the other is what the handlers see. */
   lua_xmove(co, L, 1);
+  co_run_for(co, L); /* its handlers run for the caller's task, as the body did */
 #if LUA_VERSION_RELEASE_NUM >= 50406
   status = lua_closethread(co, L);
 #else
   status = lua_resetthread(co);
 #endif
+  task_set_thread_owner(co, NULL);
   lua_xmove(co, L, 1); /* the closed thread keeps only its final error: it is now dead */
   if (status != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
     luaL_where(L, 1);
@@ -185,10 +200,8 @@ static int co_close(lua_State *L) {
       return luaL_error(L,
                         "coroutine.close: cannot close a coroutine suspended in an await: "
                         "its task resumes it (cancel the task instead)");
-    /* its <close> handlers run on co, for the caller's task as if resumed by it: co
-       still names the task that resumed it last, which may be gone */
-    task_set_thread_owner(co, task_of(L));
-    owner_set_flags(co, owner_flags(L) & OWNER_NO_SUSPEND);
+    /* its <close> handlers run on co, for the caller's task as if resumed by it */
+    co_run_for(co, L);
   }
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
