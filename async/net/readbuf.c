@@ -5,6 +5,14 @@
 
 #include "readbuf.h"
 
+/* An allocator's block for cap bytes of data: front bytes before them (a long string's
+   header), and one after, the terminating zero the data needs to become a string. With
+   front + cap only, a buffer the socket filled to its capacity grew by that byte as it
+   became a string (streamlib.c's push_taken), a large block resized larger, which the
+   allocator may answer by moving it: the copy the hand-off avoids
+   (tests/c/read_handoff_test.c). */
+size_t readbuf_block_size(const readbuf *b, size_t cap) { return b->front + cap + 1; }
+
 /* Resizes buf (NULL: a new block) from cap to ncap bytes (0: frees it). */
 static char *resize(const readbuf *b, char *buf, size_t cap, size_t ncap) {
   if (b->alloc == NULL) {
@@ -14,7 +22,8 @@ static char *resize(const readbuf *b, char *buf, size_t cap, size_t ncap) {
   }
   char *block = buf ? buf - b->front : NULL;
   if (block == NULL && ncap == 0) return NULL;
-  char *p = b->alloc(b->ud, block, block ? b->front + cap : 0, ncap ? b->front + ncap : 0);
+  char *p = b->alloc(b->ud, block, block ? readbuf_block_size(b, cap) : 0,
+                     ncap ? readbuf_block_size(b, ncap) : 0);
   return p ? p + b->front : NULL;
 }
 

@@ -10,7 +10,8 @@ enum { READ_CHUNK = 64 * 1024, MIN_READ = 16 * 1024 };
 
 /* Where a buffer's memory comes from: an allocator with lua_Alloc's contract (a stream's
    is its Lua state's, so that a buffer can become a Lua string without a copy,
-   streamlib.c), each block starting `front` bytes before buf. alloc NULL: malloc, front 0. */
+   streamlib.c), each block starting `front` bytes before buf and ending a byte after its
+   capacity. alloc NULL: malloc, front 0, the capacity alone. */
 typedef void *(*readbuf_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
 
 typedef struct readbuf {
@@ -21,8 +22,10 @@ typedef struct readbuf {
   size_t front;
 } readbuf;
 
-/* A block of front + cap bytes from b's allocator, returned as its buf part (NULL if
-   memory is short), and the freeing of one. */
+/* A block for cap bytes from b's allocator (of readbuf_block_size bytes: front + cap + 1,
+   room for a string's terminating zero), returned as its buf part (NULL if memory is
+   short), and the freeing of one. */
+size_t readbuf_block_size(const readbuf *b, size_t cap);
 char *readbuf_block_new(const readbuf *b, size_t cap);
 void readbuf_block_free(const readbuf *b, char *buf, size_t cap);
 

@@ -146,9 +146,10 @@ static void push_taken(lua_State *L, stream *s, size_t n) {
   }
   /* the stream lets go of the buffer first: Lua code that runs in the collection
      lua_pushlstring may make (a finalizer) finds it empty, not the same data again */
-  h.size = b->front + n + 1;
-  /* down to the string's size (an allocator does not fail to shrink: Lua's contract) */
-  h.block = b->alloc(b->ud, b->buf - b->front, b->front + b->cap, h.size);
+  h.size = readbuf_block_size(b, n); /* a string's: header, the n bytes, the zero */
+  /* down to the string's size, never up (n <= cap): an allocator does not fail to shrink
+     (Lua's contract) */
+  h.block = b->alloc(b->ud, b->buf - b->front, readbuf_block_size(b, b->cap), h.size);
   if (h.block == NULL) {
     lua_pushlstring(L, b->buf, n);
     stream_consume(s, n);
@@ -162,7 +163,7 @@ static void push_taken(lua_State *L, stream *s, size_t n) {
   lua_pushlstring(L, data, n);
   if (h.block) { /* not taken after all: copied; the block is freed */
     lua_setallocf(L, h.f, h.ud);
-    readbuf_block_free(b, data, n + 1);
+    readbuf_block_free(b, data, n);
   }
   stream_resume(s);
 }
