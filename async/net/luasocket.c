@@ -121,6 +121,20 @@ static int gni_gc(lua_State *L) {
   return 0;
 }
 
+/* Replaces the string on top with a copy without its "\r" bytes (LuaSocket's "*l"). It
+   reads the string itself, not the stream's buffer: the luaL_Buffer may run the collector,
+   and a finalizer the buffer. */
+static void push_without_cr(lua_State *L) {
+  size_t n;
+  const char *p = lua_tolstring(L, -1, &n);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != '\r') luaL_addchar(&b, p[i]);
+  luaL_pushresult(&b);
+  lua_remove(L, -2);
+}
+
 /* ---- receive's fast path ------------------------------------------------------------
 
    net.socket_take(h [, n]) -> what LuaSocket's receive returns when the stream's buffer
@@ -166,24 +180,22 @@ static int l_net_socket_take(lua_State *L) {
       lua_pushliteral(L, "other");
     return 2;
   }
+  /* out of the buffer before anything can run a finalizer that reads it (stream_take);
+     one push copies them, and only then may Lua collect */
+  p = stream_take(s, used);
   if (!is_line) {
     lua_pushlstring(L, p, used);
   } else {
     size_t line = used - 1;
     const char *cr = memchr(p, '\r', line);
-    if (cr == NULL) {
-      lua_pushlstring(L, p, line);
-    } else if (cr == p + line - 1) { /* the usual "\r\n": the only "\r" is the last byte */
+    if (cr != NULL && cr == p + line - 1) { /* the usual "\r\n": the only "\r" is the last byte */
       lua_pushlstring(L, p, line - 1);
     } else {
-      luaL_Buffer b;
-      luaL_buffinit(L, &b);
-      for (size_t i = 0; i < line; i++)
-        if (p[i] != '\r') luaL_addchar(&b, p[i]);
-      luaL_pushresult(&b);
+      lua_pushlstring(L, p, line);
+      if (cr != NULL) push_without_cr(L);
     }
   }
-  if (used) stream_consume(s, used);
+  stream_consume(s, 0);
   lua_pushinteger(L, (lua_Integer)used);
   return 2;
 }

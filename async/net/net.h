@@ -70,6 +70,8 @@ enum stream_close_how {
 };
 void stream_close(stream *s, enum stream_close_how how); /* every close starts here */
 void stream_consume(stream *s, size_t n); /* drops n bytes read, reads on if there is room */
+/* takes the first n bytes out of the buffer before a push; stream_consume(s, 0) after it */
+const char *stream_take(stream *s, size_t n);
 void stream_pool_release(lua_Alloc alloc, void *ud); /* lua_close: its buffers in the pool */
 size_t stream_write_pending(const stream *s);
 void stream_write_progress(stream *s); /* what follows the writes in flight */

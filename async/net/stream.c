@@ -314,6 +314,20 @@ void stream_consume(stream *s, size_t n) {
   stream_resume(s);
 }
 
+/* A read that makes a string of the buffer's first n bytes takes them out of the buffer
+   first: the collection lua_pushlstring runs once it has copied them may call a
+   finalizer that reads this same stream (a LuaSocket object's receive), which must find
+   the bytes after them. Counted as buffered until the read's consume, they were read
+   again there, and that consume then dropped as many bytes that came after (or, past the
+   end, wrapped the buffer's length: a crash in the next search). They stay where they
+   are, unchanged, until stream_consume(s, 0), which may free or pool the block. */
+const char *stream_take(stream *s, size_t n) {
+  const char *p = s->rb.buf + s->rb.pos;
+  s->rb.pos += n;
+  s->rb.len -= n;
+  return p;
+}
+
 /* ---- writing ---------------------------------------------------------------------- */
 
 static void start_shutdown(stream *s);

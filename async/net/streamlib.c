@@ -140,8 +140,8 @@ static void push_taken(lua_State *L, stream *s, size_t n) {
   if (n < HANDOFF_MIN || n != b->len || b->pos != 0 || b->alloc == NULL ||
       (h.f = lua_getallocf(L, &h.ud)) != b->alloc || h.ud != b->ud) {
     s->handed_off = 0; /* the next buffer: the pool's */
-    lua_pushlstring(L, b->buf + b->pos, n);
-    stream_consume(s, n);
+    lua_pushlstring(L, stream_take(s, n), n);
+    stream_consume(s, 0);
     return;
   }
   /* the stream lets go of the buffer first: Lua code that runs in the collection
@@ -151,8 +151,8 @@ static void push_taken(lua_State *L, stream *s, size_t n) {
      (Lua's contract) */
   h.block = b->alloc(b->ud, b->buf - b->front, readbuf_block_size(b, b->cap), h.size);
   if (h.block == NULL) {
-    lua_pushlstring(L, b->buf, n);
-    stream_consume(s, n);
+    lua_pushlstring(L, stream_take(s, n), n);
+    stream_consume(s, 0);
     return;
   }
   char *data = h.block + b->front;
@@ -207,8 +207,8 @@ static int read_line(lua_State *L, stream *s, int strip) {
   size_t n;
   int found = readable(s) ? readbuf_line(&s->rb, s->limit, &n) : READBUF_MORE;
   if (found == READBUF_FOUND) {
-    push_line(L, s->rb.buf + s->rb.pos, n, strip);
-    stream_consume(s, n);
+    push_line(L, stream_take(s, n), n, strip);
+    stream_consume(s, 0);
     return 1;
   }
   if (found == READBUF_OVER) { /* as Python's readline: drop the line, then raise */
@@ -217,8 +217,9 @@ static int read_line(lua_State *L, stream *s, int strip) {
   }
   if (!streamlib_read_blocked(L, s, "readline")) return -1;
   if (readable(s)) {
-    push_line(L, s->rb.buf + s->rb.pos, s->rb.len, strip);
-    stream_consume(s, s->rb.len);
+    size_t len = s->rb.len;
+    push_line(L, stream_take(s, len), len, strip);
+    stream_consume(s, 0);
   } else if (strip) {
     lua_pushboolean(L, 0);
   } else {
@@ -259,8 +260,8 @@ static int read_until(lua_State *L, stream *s, const char *sep, size_t seplen) {
   size_t n;
   int found = readable(s) ? readbuf_until(&s->rb, sep, seplen, s->limit, &n) : READBUF_MORE;
   if (found == READBUF_FOUND) {
-    lua_pushlstring(L, s->rb.buf + s->rb.pos, n);
-    stream_consume(s, n);
+    lua_pushlstring(L, stream_take(s, n), n);
+    stream_consume(s, 0);
     return 1;
   }
   if (found == READBUF_OVER) return raise_limit(L, "readuntil", s, n);
@@ -320,13 +321,22 @@ static int l_net_at_eof(lua_State *L) {
   return 1;
 }
 
+/* Is a reader waiting: a pending read future that someone awaits? One nobody awaits was
+   handed to an await that could not suspend (a read in a finalizer, which found nothing
+   buffered): it holds no reader's place, or every read after it would be refused. */
+static int reader_waiting(const waitset *ws) {
+  for (int i = 0; i < ws->n; i++)
+    if (ws->v[i]->state == FUT_PENDING && ws->v[i]->first != NULL) return 1;
+  return 0;
+}
+
 /* Pushes a future completed by the next read event of the stream at hidx. One reader
    waits at a time, as in Python (whose streams raise RuntimeError): a second is a misuse,
    raised as such at the user's line and naming the call (op), the first left waiting. */
 void streamlib_wait_read(lua_State *L, int hidx, const char *op) {
   stream *s = *(stream **)lua_touserdata(L, hidx);
   if (s == NULL || s->close_wanted) raise_closed(L, op);
-  if (waitset_pending(&s->readers))
+  if (reader_waiting(&s->readers))
     argcheck_error(L,
                    "%s: another task is already waiting to read from this stream (one reader "
                    "at a time)",

@@ -108,14 +108,18 @@ static int l_net_udp_recv(lua_State *L) {
   dgram *d = u->first;
   if (d) {
     luaL_checkstack(L, 3, NULL);
-    lua_pushlstring(L, d->data, d->len);
-    addr_push(L, (struct sockaddr *)&d->from);
+    /* off the queue before the pushes: the collection they may run can call a finalizer
+       that receives on this socket, which took this same datagram and freed it (a double
+       free, then a use of freed memory, once this call went on). A memory error in them
+       leaks it: the datagram is lost either way. */
     u->first = d->next;
     if (u->first == NULL) u->last = NULL;
     u->count--;
     u->bytes -= d->len;
-    free(d);
     udp_recv_resume(u);
+    lua_pushlstring(L, d->data, d->len);
+    addr_push(L, (struct sockaddr *)&d->from);
+    free(d);
     return 3;
   }
   if (u->rerr) {

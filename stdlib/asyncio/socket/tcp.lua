@@ -13,6 +13,7 @@ local tostring, tonumber, ipairs = tostring, tonumber, ipairs
 local tointeger, floor = math.tointeger, math.floor
 local find, sub, gsub, format = string.find, string.sub, string.gsub, string.format
 local concat = table.concat
+local getinfo, getlocal = debug.getinfo, debug.getlocal
 
 local read_some, wait_read, net_write = net.read_some, net.wait_read, net.write
 local drain_needed, wait_drain = net.drain_needed, net.wait_drain
@@ -51,14 +52,23 @@ end
 local function wait_readable(h, tm) return wait(wait_read(h), tm:left()) end
 local function wait_drained(h, tm) return wait(wait_drain(h), tm:left()) end
 
+-- An error of a read or a wait: LuaSocket's word for a socket error, or false and the
+-- error to raise again (a cancellation; an await that cannot suspend, in a finalizer).
+local function failure(err)
+  local ok, word = pcall(message, err)
+  if ok then return word end
+  return false, err
+end
+
 -- Appends the next data of the stream to the buffer: nil, or "closed", "timeout" or a
--- message when there is none.
+-- message when there is none; false and an error to raise (once the caller has put back
+-- what it took from the buffer: a receive cut short loses no data).
 local function fill(self)
   local h = self.h
   if h == nil or self.rclosed then return "closed" end
   while true do
     local ok, status, data = pcall(read_some, h)
-    if not ok then return message(status) end
+    if not ok then return failure(status) end
     if status == "eof" then return "closed" end
     if status == "ok" then
       self.received = self.received + #data
@@ -71,7 +81,8 @@ local function fill(self)
       return nil
     end
     local wok, done = pcall(wait_readable, h, self.tm)
-    if not wok then return message(done) end
+    self.receiving = true -- (another task may have received, and cleared it, meanwhile)
+    if not wok then return failure(done) end
     if not done then return "timeout" end
   end
 end
@@ -81,6 +92,13 @@ local function take_all(self)
   local rest = sub(self.buf, self.pos)
   self.buf, self.pos = "", 1
   return rest
+end
+
+-- Raises err once the data taken, parts[2..k], is back in front of the buffer.
+local function put_back(self, parts, k, err)
+  self.buf = concat(parts, "", 2, k) .. sub(self.buf, self.pos)
+  self.pos = 1
+  error(err, 0)
 end
 
 local function strip_cr(s)
@@ -99,7 +117,8 @@ local function receive_line(self, prefix)
       self.pos = nl + 1
       return prefix .. strip_cr(line), nil, nil
     end
-    local err = fill(self)
+    local err, raise = fill(self)
+    if err == false then error(raise, 0) end
     if err then return nil, err, prefix .. strip_cr(take_all(self)) end
   end
 end
@@ -108,7 +127,8 @@ end
 local function receive_count(self, prefix, n)
   local have = #self.buf - self.pos + 1
   if have == 0 then -- nothing buffered (a reply's first read): what comes may hold it all
-    local err = fill(self)
+    local err, raise = fill(self)
+    if err == false then error(raise, 0) end
     if err then return nil, err, prefix end
     have = #self.buf - self.pos + 1
   end
@@ -119,7 +139,8 @@ local function receive_count(self, prefix, n)
   end
   local parts, k = { prefix, take_all(self) }, 2
   while have < n do
-    local err = fill(self)
+    local err, raise = fill(self)
+    if err == false then put_back(self, parts, k, raise) end
     if err then return nil, err, concat(parts, "", 1, k) end
     local chunk, need = self.buf, n - have
     k = k + 1
@@ -141,7 +162,8 @@ local function receive_all(self, prefix)
   local parts, k = { prefix, take_all(self) }, 2
   local got = #parts[2] > 0
   while true do
-    local err = fill(self)
+    local err, raise = fill(self)
+    if err == false then put_back(self, parts, k, raise) end
     if err == "closed" then
       if got then return concat(parts, "", 1, k), nil, nil end
       return nil, "closed", concat(parts, "", 1, k)
@@ -170,12 +192,38 @@ local function take_fast(self, prefix, n)
     end
     if used ~= "wait" then return nil end
     local ok, done = pcall(wait_readable, h, self.tm)
+    self.receiving = true
     if not ok then
       message(done) -- raises again what is no socket error (a cancellation)
       return nil
     end
     if not done then return nil end
   end
+end
+
+-- A receive that runs (not one waiting for data) keeps self.buf and self.pos in its
+-- locals between Lua's allocations, and an allocation may run a finalizer: one calling
+-- receive on the same object then took the same bytes again, or had its bytes
+-- overwritten by the first receive's (duplicated or lost data). self.receiving says a
+-- receive may be running: set on entry and after each wait, cleared on return (not on an
+-- error: a receive cut short by a cancellation leaves it set, stale). Then a receive on
+-- this object among the callers of this one says whether it is so.
+local function receive_running(self)
+  local level = 3
+  while true do
+    local info = getinfo(level, "f")
+    if info == nil then return false end
+    if info.func == tcp.receive then
+      local _, caller_self = getlocal(level, 1)
+      if caller_self == self then return true end
+    end
+    level = level + 1
+  end
+end
+
+local function received(self, data, err, partial)
+  self.receiving = false
+  return data, err, partial
 end
 
 -- receive([pattern [, prefix]]): "*l" (default), "*a", a byte count; also "l" and "a"
@@ -186,28 +234,39 @@ function tcp:receive(pattern, prefix)
   else
     prefix = lib.check_string("receive", prefix, 2)
   end
+  if self.receiving and receive_running(self) then
+    error(("receive: %s: called inside another receive on it (by a finalizer or a hook that ran " ..
+      "there); a socket's receives run one at a time"):format(tostring(self)), 2)
+  end
+  self.receiving = true
   self.tm.start = false -- Timeout:markstart(), inlined on these hot paths
   if pattern == nil or pattern == "*l" then -- the common case first
     local line = take_fast(self, prefix, nil)
-    if line then return line, nil, nil end
-    return receive_line(self, prefix)
+    if line then
+      self.receiving = false
+      return line, nil, nil
+    end
+    return received(self, receive_line(self, prefix))
   end
   local n = tonumber(pattern)
   if n then
     if n < 0 then error("bad argument #1 to 'receive' (invalid receive pattern)", 2) end
     n = floor(n)
-    if #prefix > 0 and n <= #prefix then return prefix, nil, nil end
+    if #prefix > 0 and n <= #prefix then return received(self, prefix, nil, nil) end
     local data = take_fast(self, prefix, n - #prefix)
-    if data then return data, nil, nil end
-    return receive_count(self, prefix, n - #prefix)
+    if data then
+      self.receiving = false
+      return data, nil, nil
+    end
+    return received(self, receive_count(self, prefix, n - #prefix))
   end
   pattern = pattern == nil and "*l" or pattern
   if type(pattern) ~= "string" then
     error("bad argument #1 to 'receive' (string expected, got " .. type(pattern) .. ")", 2)
   end
   local p = sub(pattern, 1, 1) == "*" and sub(pattern, 2, 2) or pattern
-  if p == "l" then return receive_line(self, prefix) end
-  if p == "a" then return receive_all(self, prefix) end
+  if p == "l" then return received(self, receive_line(self, prefix)) end
+  if p == "a" then return received(self, receive_all(self, prefix)) end
   error("bad argument #1 to 'receive' (invalid receive pattern)", 2)
 end
 
