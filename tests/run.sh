@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run.sh — the whole suite: busted specs under alua, CLI tests, conformance programs and
 # example twins. Prints TAP-like lines and ends with exactly "N passed, N failed".
-#   ALUA=build/bin/alua  VALGRIND=1 (run alua under valgrind memcheck)  ONLY=pattern
+#   ALUA=build/bin/alua  VALGRIND=1 (run alua under valgrind memcheck)  ONLY=pattern (or
+#   several, space-separated: a test runs if its path contains one)
 #   STRESS=quick|full: sizes of the stress specs (default: in between; quick under valgrind)
 set -u
 cd "$(dirname "$0")/.."
@@ -32,7 +33,12 @@ TIMEOUT=(timeout -k 10 "$LIMIT")
 
 pass() { passed=$((passed + 1)); echo "ok - $1"; }
 fail() { failed=$((failed + 1)); failures+=("$1"); echo "not ok - $1"; }
-selected() { [ -z "$ONLY" ] || [[ "$1" == *"$ONLY"* ]]; }
+selected() {
+  [ -z "$ONLY" ] && return 0
+  local pattern
+  for pattern in $ONLY; do [[ "$1" == *"$pattern"* ]] && return 0; done
+  return 1
+}
 
 # 1. busted specs, one process per file so that a crash is one file's failure
 for spec in tests/*_spec.lua; do
