@@ -117,13 +117,30 @@ describe("a task's own thread", function()
     local f = asyncio.Future()
     local t = asyncio.create_task(function()
       thread = coroutine.running()
-      return await(f)
+      local v = await(f) -- kept on its thread: a last `return await(f)` gives it back (below)
+      return v
     end)
     await(sleep(0))
     local err = raises(coroutine.close, thread)
     assert.matches("coroutine.close: cannot close a task's own thread", tostring(err))
     f:set_result("result")
     assert.are.equal("result", await(t))
+  end))
+
+  it("coroutine.close of the thread a task gave back at its last await leaves the task alone", in_task(function()
+    local thread
+    local f = asyncio.Future()
+    local t = asyncio.create_task(function()
+      thread = coroutine.running()
+      return await(f) -- a tail await (async/core/tail.c): the thread goes back to the pool
+    end)
+    await(sleep(0))
+    assert.are.equal("dead", coroutine.status(thread))
+    assert.is_true(coroutine.close(thread))
+    f:set_result("result")
+    assert.are.equal("result", await(t))
+    local u = asyncio.create_task(function() return await(sleep(0.01, "next")) end)
+    assert.are.equal("next", await(u)) -- the closed thread served again
   end))
 
   it("coroutine.close of a coroutine suspended in an await is a clear error", in_task(function()

@@ -334,10 +334,12 @@ static int sleep_body_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 /* Suspends task t, running L, in a sleep of delay ns: [delay, results...] on L's stack,
-   the results what the sleep returns. */
+   the results what the sleep returns. The last thing its body does (tail.c), the sleep
+   returns nothing at once instead, and the task sleeps without its thread. */
 static int sleep_suspend(lua_State *L, task *t, uint64_t delay) {
   check_can_suspend(L);
   task_sleep(t, delay);
+  if (tail_await(L, t, lua_gettop(L) - 1)) return 0;
   lua_pushlightuserdata(L, &await_tag);
   return lua_yieldk(L, 1, 0, sleep_body_k);
 }
@@ -729,6 +731,7 @@ static int l_core_await(lua_State *L) {
         if (t == NULL) break;
         if (f->state != FUT_PENDING) return future_push_outcome(L, f, 1);
         if (f == &t->base) return argcheck_error(L, "await: a task cannot await itself");
+        if (tail_await_future(L, t, 1)) return 0; /* the body's last act (tail.c) */
         return await_suspend(L, t, f, await_future_k);
       }
       if (lua_rawequal(L, -1, lua_upvalueindex(UP_CORO_MT))) {

@@ -161,8 +161,10 @@ struct task {
   uint8_t has_extra : 1;     /* a name or traceback, out of line (future.c) */
   uint8_t has_finalizer : 1; /* task_finalize will run for it: registered, or watched */
   uint16_t num_cancels;      /* cancel() requests not undone by uncancel() (saturates) */
-  uint64_t id : 48;          /* its default name is Task-<id> */
-  uint64_t nargs : 16;       /* arguments of the body, kept after it until the first step */
+  uint64_t id : 47;          /* its default name is Task-<id> */
+  uint64_t tail : 1;         /* in a tail await (tail.c): no thread, its function in TUV_BODY */
+  uint64_t nargs : 16;       /* arguments of the body, kept after it until the first step;
+                                in a tail await, the line of that await */
   /* base.msg_ref holds, while the task is pending, the message of a cancellation not yet
      delivered (88 bytes in all: with 1 user value and Lua's header, a 144-byte block;
      160 with a body's argument) */
@@ -171,7 +173,8 @@ struct task {
    traceback, a future's FUV_EXTRA, are kept out of line: future.c). The body, then the
    thread the first step moves it into, take the result's slot: a task holds a body
    before it starts, a thread while it runs and a result once done, never two at once
-   (16 bytes less per task than a slot each). */
+   (16 bytes less per task than a slot each). A task in a tail await (tail.c) holds the
+   function that awaits there instead of a thread. */
 enum { TUV_BODY = FUV_VALUE, TUV_ARGS };
 #define TUV_THREAD TUV_BODY
 
@@ -300,6 +303,11 @@ struct loop_state {
   lua_State *pool[LOOP_POOL_MAX];
   lua_State *pool_anchor[LOOP_POOL_MAX];
   const void *cancelled_mt; /* CancelledError instances' metatable, for fast tests */
+  /* tail.c: the function of the task whose tail await returns now (registry slot), for
+     task.c to take; a tail await of a future: its record (another slot), to take instead */
+  int tail_ref;
+  int tail_record_ref;
+  int tail_record;
   /* Handles that keep the loop alive only while loop_run_until waits (a top-level await):
      a layer above sets the hook (os/signal.c, for its handlers' uv_signal handles, kept
      in hold_data), so the loop reaches them without knowing what they are. */
@@ -361,6 +369,7 @@ int debug_report_creation(lua_State *L, int idx, const char *what);
 void debug_report_unclosed(lua_State *L, int idx, const char *what);
 void debug_run(lua_State *L, loop_state *loop, runnable *r); /* a ready entry, timed */
 void debug_hook_thread(lua_State *co);
+int debug_hooked(lua_State *co); /* a hook other than a leftover sampler (taken off) */
 /* Pushes what future f is in a user's words ("read on 127.0.0.1:5000") and returns 1,
    or returns 0 when it does not know f. */
 typedef int (*debug_wait_describer)(lua_State *L, future *f);
@@ -560,6 +569,11 @@ static inline lua54_value *lua54_array(const void *t, unsigned n) {
    blocks of that size in a slab, vm/heap.c), else to what it uses plus a margin */
 enum { STACK_CUT_SLOTS = 34 };
 void stack_fit(lua_State *co);
+/* tail.c: an await of a sleep that is the last thing a task's body does returns at once,
+   the task sleeping without its thread (task.c keeps the rest) */
+int tail_await(lua_State *L, task *t, int nres);
+int tail_await_future(lua_State *L, task *t, int fidx);
+void tail_open(lua_State *L, loop_state *loop);
 /* Suspends task t (running L) until f is done; k runs when it resumes. */
 int await_suspend(lua_State *L, task *t, future *f, lua_KFunction k);
 /* Raises the CancelledError a cancel() left for t to see when it resumes, if any. */
@@ -695,7 +709,9 @@ void error_push_uv_msg(lua_State *L, const char *syscall, int uverr, const char 
 int error_raise_uv_msg(lua_State *L, const char *syscall, int uverr, const char *fmt, ...);
 void error_relay_set(lua_State *L, int erridx, int tbidx);
 void error_traceback(lua_State *L, lua_State *co, int erridx, int level);
-void error_push_stack(lua_State *L, lua_State *co, int level); /* "stack traceback:..." */
+void error_relay_append(lua_State *L, int erridx);
+void error_push_tail_stack(lua_State *L, int line, int tailcalled); /* pops the function */
+void error_push_stack(lua_State *L, lua_State *co, int level);      /* "stack traceback:..." */
 /* The same bounded to the innermost 21 frames, in constant time however deep the stack */
 void error_push_stack_top(lua_State *L, lua_State *co, int level);
 const char *error_instance_type(lua_State *L, int idx);

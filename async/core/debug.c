@@ -68,6 +68,17 @@ void debug_hook_thread(lua_State *co) {
   if (h == NULL || h == slow_hook) lua_sethook(co, slow_hook, LUA_MASKCOUNT, SLOW_HOOK_COUNT);
 }
 
+/* Whether co carries a hook: a leftover sampler (debug mode's, on a thread that ran a
+   step while it was on, which would take itself off when it next fires) is taken off and
+   does not count (tail.c). */
+int debug_hooked(lua_State *co) {
+  lua_Hook h = lua_gethook(co);
+  if (h == NULL) return 0;
+  if (h != slow_hook || step.active) return 1;
+  lua_sethook(co, NULL, 0, 0);
+  return 0;
+}
+
 static void debug_unhook_thread(lua_State *co) {
   if (lua_gethook(co) == slow_hook) lua_sethook(co, NULL, 0, 0);
 }
@@ -258,6 +269,17 @@ static void push_awaited(lua_State *L, task *t, future *f) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, ((task *)f)->ref);
     return;
   }
+  if (t->tail) { /* its record keeps it (tail.c), the task at 1 */
+    if (lua_getiuservalue(L, 1, TUV_BODY) == LUA_TTABLE) {
+      lua_rawgeti(L, -1, 2);
+      lua_remove(L, -2);
+    }
+    if (lua_touserdata(L, -1) != f) {
+      lua_pop(L, 1);
+      lua_pushnil(L);
+    }
+    return;
+  }
   lua_State *co = t->co;
   /* (room for the copy first: the yielded frame may be full) */
   if (co && lua_status(co) == LUA_YIELD && lua_checkstack(co, 1))
@@ -332,6 +354,37 @@ static int l_core_task_info(lua_State *L) {
   return 1;
 }
 
+/* The frame of a task in a tail await (tail.c), as its thread showed it: the function
+   that awaits (which the task keeps), at the await's line (kept in t->nargs); called by
+   task_main, it has no name. Table to fill on top, the task at 1. */
+static int tail_frame(lua_State *L, task *t, lua_Integer limit) {
+  lua_Debug ar;
+  if (limit == 0) return 1;
+  if (lua_getiuservalue(L, 1, TUV_BODY) == LUA_TTABLE) { /* a future's record: {function, ...} */
+    lua_rawgeti(L, -1, 1);
+    lua_remove(L, -2);
+  }
+  if (!lua_isfunction(L, -1)) {
+    lua_pop(L, 1);
+    return 1;
+  }
+  if (!lua_getinfo(L, ">S", &ar)) return 1; /* ">": pops the function */
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, ar.short_src);
+  lua_setfield(L, -2, "source");
+  lua_pushinteger(L, (lua_Integer)t->nargs);
+  lua_setfield(L, -2, "line");
+  if (*ar.what == 'm')
+    lua_pushliteral(L, "main chunk");
+  else
+    lua_pushfstring(L, "function <%s:%d>", ar.short_src, ar.linedefined);
+  lua_setfield(L, -2, "name");
+  lua_pushboolean(L, internal_frame(&ar));
+  lua_setfield(L, -2, "internal");
+  lua_rawseti(L, -2, 1);
+  return 1;
+}
+
 /* core.task_stack(task [, limit]) -> the frames of its thread, oldest first, each
    {source =, line =, name =, internal =}; empty for a task not running Lua code. */
 static int l_core_task_stack(lua_State *L) {
@@ -339,6 +392,7 @@ static int l_core_task_stack(lua_State *L) {
   lua_Integer limit = luaL_optinteger(L, 2, -1);
   lua_State *co = t->co;
   lua_newtable(L);
+  if (t->tail && t->base.state == FUT_PENDING) return tail_frame(L, t, limit);
   if (co == NULL || co == L || lua_status(co) != LUA_YIELD) return 1;
   lua_Debug ar;
   int depth = 0;

@@ -198,6 +198,27 @@ void error_push_stack(lua_State *L, lua_State *co, int level) { push_stack(L, co
 
 void error_push_stack_top(lua_State *L, lua_State *co, int level) { push_stack(L, co, level, 1); }
 
+/* Pushes what push_stack wrote for a task's thread at an error its tail await raised
+   (tail.c), whose thread is gone: await's frame (folded), the function at the await's
+   line, task_main's ([C]: in ?). The function is on top (popped). Folded form only: a
+   tail await of a future is not made while a state of this thread is in debug mode. */
+void error_push_tail_stack(lua_State *L, int line, int tailcalled) {
+  lua_Debug ar;
+  lua_getinfo(L, ">S", &ar);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  add_literal(&b, "stack traceback:\n\t(asyncio internals)");
+  if (!frame_is_stdlib(&ar)) { /* else folded with await's and task_main's */
+    ar.currentline = line;
+    ar.istailcall = (char)tailcalled;
+    ar.name = NULL;
+    ar.namewhat = "";
+    add_frame(&b, &ar);
+    add_literal(&b, "\n\t[C]: in ?");
+  }
+  luaL_pushresult(&b);
+}
+
 /* Does the traceback text show a frame of the user's code (not only folded internals
    and C functions)? */
 static int shows_user_frames(const char *tb) {
@@ -361,6 +382,13 @@ void error_relay_set(lua_State *L, int erridx, int tbidx) {
 void error_traceback(lua_State *L, lua_State *co, int erridx, int level) {
   erridx = lua_absindex(L, erridx);
   error_push_stack(L, co, level);
+  error_relay_append(L, erridx);
+}
+
+/* The traceback on top (a stack's, for the error at erridx) gets the traceback of the task
+   the error came from appended, when await relayed it. */
+void error_relay_append(lua_State *L, int erridx) {
+  erridx = lua_absindex(L, erridx);
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &relay_key) == LUA_TTABLE) {
     lua_rawgeti(L, -1, 1);
     int same = lua_rawequal(L, -1, erridx);

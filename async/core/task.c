@@ -96,7 +96,7 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
   t->ref = LUA_NOREF;
   t->num_cancels = 0;
   t->nargs = (unsigned)nargs;
-  t->started = t->scheduled = t->must_cancel = t->deliver_cancel = t->is_main = 0;
+  t->started = t->scheduled = t->must_cancel = t->deliver_cancel = t->is_main = t->tail = 0;
   t->has_context = t->has_extra = 0;
   t->id = ++loop->task_ids;
   task *creator = task_of(L);
@@ -188,20 +188,36 @@ static int task_start_thread(lua_State *L, loop_state *loop, task *t) {
 static void task_complete(lua_State *L, loop_state *loop, task *t, int state);
 static void task_drop_cancel_message(lua_State *L, task *t);
 
+/* Pushes what the task whose tail await (tail.c) just returned keeps: the function that
+   awaited a sleep, or the record of an awaited future, each in a registry slot of the
+   loop's, cleared (it would keep them alive once the task is done). */
+static void task_take_tail_function(lua_State *L, loop_state *loop) {
+  int ref = loop->tail_record ? loop->tail_record_ref : loop->tail_ref;
+  loop->tail_record = 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, LUA_REGISTRYINDEX, ref);
+}
+
 /* In task_main: the body of t, the task this thread runs, returned at most one value
-   without ever suspending ([task_msgh, results...] on the stack). If the next entry of
-   the running drain's batch is a task to start, ends t here and leaves that task's
-   [task_msgh, body, args...] in t's place, returning 1: one resume then runs a run of
-   tasks that each end in their first step (create_task(work(i)) for many i), where
-   each would take a resume of its own, a thread from the pool and back and its values
-   moved from stack to stack. Else returns 0: t ends as usual (task_finish). */
+   without ever suspending ([task_msgh, results...] on the stack), or returned from a tail
+   await (tail.c: no values). If the next entry of the running drain's batch is a task to
+   start, ends t here (or leaves it in its tail await, without a thread) and leaves that
+   task's [task_msgh, body, args...] in t's place, returning 1: one resume then runs a run
+   of tasks that each end (or tail-await) in their first step (create_task(work(i)) for
+   many i), where each would take a resume of its own, a thread from the pool and back and
+   its values moved from stack to stack. Else returns 0: t ends as usual (task_finish), or
+   task_step takes its thread back (task_tail_park). */
 static int task_start_next_here(lua_State *L, task *t) {
   int n = lua_gettop(L) - 1;
   if (t == NULL || n > 1) return 0;
   loop_state *loop = t->base.loop;
   task *next = loop_take_first_step(loop);
   if (next == NULL) return 0;
-  if (n == 0) lua_pushnil(L); /* 2: t's outcome */
+  if (t->tail) /* 2: what t's slot holds from now on (its outcome, or its tail function) */
+    task_take_tail_function(L, loop);
+  else if (n == 0)
+    lua_pushnil(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
   lua_insert(L, 2);                             /* 2: t, 3: its outcome */
   lua_setiuservalue(L, 2, FUV_VALUE);           /* t's outcome takes the thread's slot: until next's
@@ -211,10 +227,12 @@ static int task_start_next_here(lua_State *L, task *t) {
   lua_replace(L, 2); /* 2: next's body, in t's place */
   lua_pushthread(L);
   lua_setiuservalue(L, 3, TUV_THREAD); /* this thread is next's now (and anchored) */
-  t->base.nresults = n;
   t->co = NULL;
-  task_drop_cancel_message(L, t);
-  task_complete(L, loop, t, FUT_RESULT);
+  if (!t->tail) {
+    t->base.nresults = n;
+    task_drop_cancel_message(L, t);
+    task_complete(L, loop, t, FUT_RESULT);
+  }
   next->scheduled = 0;
   next->started = 1;
   next->co = L;
@@ -327,6 +345,7 @@ void task_settle_failed(lua_State *L, loop_state *loop, task *t) {
     t->co = NULL;
     task_set_thread_owner(co, NULL);
   }
+  t->tail = 0; /* cut short as its tail await's thread went back to the pool, or it ended */
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
   lua_insert(L, -2);
   lua_setiuservalue(L, -2, FUV_VALUE); /* the thread's slot: it may go */
@@ -374,6 +393,115 @@ static void task_cancel_unstarted(lua_State *L, loop_state *loop, task *t) {
   lua_settop(L, top);
 }
 
+/* ---- a tail await (tail.c): the task waits without its thread ------------------------ */
+
+/* The body of t returned from its tail await, the last task this resume ran: its thread
+   goes back to the pool, the function that awaited takes the thread's slot. */
+static void task_tail_park(lua_State *L, loop_state *loop, task *t) {
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  lua_pushthread(t->co); /* the thread, anchored here until the pool anchors it */
+  lua_xmove(t->co, L, 1);
+  task_take_tail_function(L, loop);
+  lua_setiuservalue(L, top + 1, TUV_THREAD); /* t is parked: what follows only moves the thread */
+  task_release_thread(L, loop, t, 1);        /* (no memory for the pool's table: it is dropped) */
+  lua_settop(L, top);
+}
+
+/* Ends t (at tidx) cancelled by a CancelledError carrying the message in msg_ref (owned
+   by the caller), as task_finish would for that error out of the body: its text, or "". */
+static void task_tail_cancelled(lua_State *L, loop_state *loop, task *t, int msg_ref) {
+  const char *msg = NULL;
+  if (msg_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, msg_ref);
+    msg = lua_tostring(L, -1);
+  }
+  lua_pushstring(L, msg ? msg : "");
+  task_keep_cancel_message(L, t, lua_gettop(L));
+  task_complete(L, loop, t, FUT_CANCELLED);
+}
+
+/* The future t's tail await waited for (record at rec: {function, future, keep,
+   tail-called}) is done: t (at tidx) ends as the body would have with the await's outcome
+   (await_future_k's): its values for `return await`, none for a bare `await`; its error,
+   with the traceback task_msgh would have taken on the thread (error_push_tail_stack) and
+   the awaited task's relayed; a CancelledError's message. */
+static void task_tail_end_future(lua_State *L, loop_state *loop, task *t, int tidx, int rec,
+                                 int line) {
+  lua_rawgeti(L, rec, 2);
+  int fidx = lua_gettop(L);
+  future *f = lua_touserdata(L, fidx);
+  if (f->state == FUT_RESULT) {
+    lua_rawgeti(L, rec, 3);
+    int keep = lua_toboolean(L, -1), first = lua_gettop(L);
+    int n = keep ? future_push_outcome(L, f, fidx) : 0; /* above the flag, at first + 1.. */
+    first++;
+    future_store_results(L, tidx, first, n);
+    task_drop_cancel_message(L, t);
+    task_complete(L, loop, t, FUT_RESULT);
+    return;
+  }
+  if (f->state == FUT_CANCELLED) {
+    task_tail_cancelled(L, loop, t, f->msg_ref);
+    return;
+  }
+  f->retrieved = 1; /* FUT_ERROR: as future_push_outcome raises it */
+  lua_getiuservalue(L, fidx, FUV_VALUE);
+  int err = lua_gettop(L);
+  future_get_extra(L, fidx, FEXTRA_TRACEBACK);
+  error_relay_set(L, err, -1);
+  lua_pop(L, 1);
+  if (is_cancelled_error(L, loop, err)) {
+    lua_getfield(L, err, "message");
+    task_keep_cancel_message(L, t, lua_gettop(L));
+    task_complete(L, loop, t, FUT_CANCELLED);
+    return;
+  }
+  lua_rawgeti(L, rec, 1);
+  lua_rawgeti(L, rec, 4);
+  int tailcalled = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  error_push_tail_stack(L, line, tailcalled); /* as task_msgh */
+  error_relay_append(L, err);
+  future_set_extra(L, tidx, FEXTRA_TRACEBACK);
+  lua_pushvalue(L, err);
+  lua_setiuservalue(L, tidx, FUV_VALUE);
+  task_drop_cancel_message(L, t);
+  finalize_watch_task(L, t, tidx);             /* to report the error if nobody retrieves it */
+  if (t->base.first == NULL) lost_watch(loop); /* nobody waits: maybe nobody ever will */
+  task_complete(L, loop, t, FUT_ERROR);
+}
+
+/* What t's tail await waited for is over: a sleep, and t ends with no results, as its
+   body would have returned; or a future (task_tail_end_future). A cancellation that came
+   first ends it cancelled with the message the CancelledError raised in the await would
+   have carried out of the body. */
+static void task_tail_end(lua_State *L, loop_state *loop, task *t) {
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  int line = (int)t->nargs;
+  t->tail = 0;
+  t->nargs = 0;
+  int record = lua_getiuservalue(L, top + 1, FUV_VALUE) == LUA_TTABLE;
+  lua_pushnil(L);
+  lua_setiuservalue(L, top + 1, FUV_VALUE); /* no outcome value yet: the function goes */
+  if (t->deliver_cancel) {
+    t->deliver_cancel = 0;
+    if (t->awaiting) {
+      future_remove_waiter(t->awaiting, &t->wait);
+      t->awaiting = NULL;
+    }
+    task_tail_cancelled(L, loop, t, t->base.msg_ref);
+  } else if (record) {
+    task_tail_end_future(L, loop, t, top + 1, top + 2, line);
+  } else {
+    t->base.nresults = 0;
+    task_drop_cancel_message(L, t);
+    task_complete(L, loop, t, FUT_RESULT);
+  }
+  lua_settop(L, top);
+}
+
 /* Resumes a ready task until its next await or its end. */
 void task_step(lua_State *L, loop_state *loop, task *t) {
   t->scheduled = 0;
@@ -381,6 +509,10 @@ void task_step(lua_State *L, loop_state *loop, task *t) {
   if (t->must_cancel) {
     t->must_cancel = 0;
     t->deliver_cancel = 1;
+  }
+  if (t->tail) {
+    task_tail_end(L, loop, t);
+    return;
   }
   int narg = 0;
   if (!t->started) {
@@ -409,6 +541,20 @@ void task_step(lua_State *L, loop_state *loop, task *t) {
     }
     task_fail_bad_yield(L, loop, t, nres);
     return;
+  }
+  if (t->tail) {
+    if (status == LUA_OK && lua_toboolean(t->co, 1)) {
+      task_tail_park(L, loop, t);
+      return;
+    }
+    /* an error after its tail await began (an interrupt's hook): it ends as usual, having
+       awaited nothing */
+    t->tail = 0;
+    loop->tail_record = 0;
+    if (t->awaiting) {
+      future_remove_waiter(t->awaiting, &t->wait);
+      t->awaiting = NULL;
+    }
   }
   task_finish(L, loop, t, status);
 }
@@ -660,4 +806,5 @@ void task_open(lua_State *L) {
     lua_rawseti(L, LUA_REGISTRYINDEX, loop->task_mt_ref);
   luaL_setfuncs(L, task_functions, 0);
   loop->task_lazy_gc = finalize_open(L);
+  tail_open(L, loop);
 }

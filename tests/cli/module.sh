@@ -51,7 +51,9 @@ local function heap() collectgarbage() collectgarbage() return collectgarbage("c
 local function deep(n) if n == 0 then return 0 end return deep(n - 1) + 1 end
 print(asyncio.run(function()
   local gate = asyncio.Future()
-  local body = async(function() await(gate) end)
+  -- (the await's value kept: a body whose last act is the await gives its thread back
+  -- while it waits, async/core/tail.c, and would measure no thread at all)
+  local body = async(function() local v = await(gate) return v end)
   local tasks = {}
   for i = 1, N do tasks[i] = false end
   for i = 1, N do tasks[i] = asyncio.create_task(body()) end
@@ -82,3 +84,24 @@ expect "stock lua5.4: no stack cut, tasks that await then go deep run the same" 
   env LD_PRELOAD="$PRELOAD" LUA_CPATH="$MODULE_DIR/?.so" lua5.4 "$TMP/stack.lua"
 expect "the alua command cuts the same tasks' stacks" 0 $'cut\t3001\ttrue' -- \
   "$ALUA" "$TMP/stack.lua"
+
+# async/core/tail.c reads only Lua 5.4's layouts, no internal function: under stock
+# lua5.4 too, a body whose last act is an await gives its thread to the next task to start
+cat > "$TMP/tail.lua" <<'LUA'
+local asyncio = require "asyncio"
+local async, await = asyncio.async, asyncio.await
+print(asyncio.run(function()
+  local threads, fut = {}, asyncio.Future()
+  local function start(i, last)
+    return asyncio.create_task(function() threads[i] = coroutine.running() return last() end)
+  end
+  local a = start(1, function() await(asyncio.sleep(0.01)) end)
+  local b = start(2, function() return await(fut) end)
+  local c = start(3, function() end)
+  await(asyncio.sleep(0))
+  fut:set_result("v")
+  return threads[1] == threads[2] and threads[2] == threads[3], await(b), select("#", await(a))
+end))
+LUA
+expect "stock lua5.4: a body's last await gives its thread to the next task" 0 $'true\tv\t0' -- \
+  env LD_PRELOAD="$PRELOAD" LUA_CPATH="$MODULE_DIR/?.so" lua5.4 "$TMP/tail.lua"
