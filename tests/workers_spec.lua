@@ -365,6 +365,21 @@ describe("terminate", function()
     assert.matches("send: the worker was terminated", e2)
   end)
 
+  it("ends a main chunk that awaits in a loop at the top level", function()
+    -- its own top-level await is cancelled: Lua the loop runs is no place for the
+    -- interrupt, and a loop of sleeps never ends by itself
+    for _, body in ipairs({ "while true do await asyncio.sleep(0.001) end",
+                            "while true do await asyncio.sleep(0) end",
+                            "await asyncio.sleep(3600)" }) do
+      local w = within(5, asyncio.start_worker(script("asyncio.parent:send('up')\n" .. body)))
+      assert.are.equal("up", within(5, w:recv()))
+      w:terminate()
+      local err = support.raises(function() within(5, w:wait()) end)
+      assert.is_true(CancelledError:is(err), tostring(err))
+      assert.matches("worker terminated", tostring(err))
+    end
+  end)
+
   it("interrupts a task that never yields, inside a coroutine too", function()
     local w = within(5, asyncio.start_worker(script [[
       asyncio.create_task(async(function()

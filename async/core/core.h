@@ -343,6 +343,7 @@ int loop_is_running(loop_state *loop);
 void loop_open(lua_State *L);
 void loop_close(lua_State *L, loop_state *loop);
 void toplevel_deliver_cancel(lua_State *L, loop_state *loop, future *f);
+void toplevel_cancel(lua_State *L, loop_state *loop);
 void toplevel_open(lua_State *L);
 int lost_init(loop_state *loop);
 void lost_close(loop_state *loop);

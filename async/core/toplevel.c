@@ -20,14 +20,18 @@ void toplevel_deliver_cancel(lua_State *L, loop_state *loop, future *f) {
   cancel_awaited(L, f);
 }
 
-/* core._top_level:cancel() */
-static int l_top_level_cancel(lua_State *L) {
-  loop_state *loop = loop_get(L);
+/* Cancels the top level: what its await in progress waits for, or its next await. */
+void toplevel_cancel(lua_State *L, loop_state *loop) {
   loop->top_cancels++;
   if (loop->running_until)
     cancel_awaited(L, loop->running_until);
   else
     loop->top_cancel_pending = 1;
+}
+
+/* core._top_level:cancel() */
+static int l_top_level_cancel(lua_State *L) {
+  toplevel_cancel(L, loop_get(L));
   lua_pushboolean(L, 1);
   return 1;
 }

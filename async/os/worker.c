@@ -375,10 +375,15 @@ static int spin_for_message(worker *w, spin *sp, msgq *q, uv_loop_t *uv) {
 
 static void parent_notify(worker *w) { wakeup_send(w->parent_wake); }
 
-/* Cancels every task of the worker's loop, as Ctrl-C does in alua, and stops the loop. */
+/* Cancels every task of the worker's loop, as Ctrl-C does in alua, and stops the loop.
+   The script's own top-level await is cancelled too (or its next one, if the script runs
+   between two): the interrupt's hook leaves Lua the loop runs alone, and a script awaiting
+   in a loop (`while true do await asyncio.sleep(1) end`) never ended, nor did the join
+   of the program that started it. */
 static int cancel_all_tasks(lua_State *L) {
   loop_state *loop = lua_touserdata(L, 1);
   task_cancel_all(L, loop);
+  toplevel_cancel(L, loop);
   uv_stop(loop->uv);
   return 0;
 }
