@@ -11,15 +11,7 @@ local pack = table.pack
 local function loop() return asyncio.get_running_loop() end
 
 -- every spec awaits or cancels what it creates: fail the one that leaves tasks running
-after_each(function()
-  local left, running = asyncio.all_tasks(), 0
-  for _, t in ipairs(left) do
-    if t:cancelling() == 0 then running = running + 1 end
-    t:cancel()
-  end
-  if #left > 0 then left[#left + 1] = { return_exceptions = true }; await(gather(table.unpack(left))) end
-  assert.are.equal(0, running, "tasks left running by the spec")
-end)
+after_each(support.expect_no_tasks_left)
 
 local raises = support.raises
 

@@ -8,10 +8,7 @@ local pack = table.pack
 local function loop() return asyncio.get_running_loop() end
 
 -- every spec awaits or cancels what it creates: fail the one that leaves tasks running
-after_each(function()
-  local _, running = support.cancel_leftovers()
-  assert.are.equal(0, running, "tasks left running by the spec")
-end)
+after_each(support.expect_no_tasks_left)
 
 local function errmsg(fn, ...)
   local ok, err = pcall(fn, ...)

@@ -10,10 +10,7 @@ local support = require "tests.support"
 local sleep, create_task = asyncio.sleep, asyncio.create_task
 local raises = support.raises
 
-after_each(function()
-  local _, running = support.cancel_leftovers()
-  assert.are.equal(0, running, "tasks left running by the spec")
-end)
+after_each(support.expect_no_tasks_left)
 
 local function closer(fn) return setmetatable({}, { __close = fn or function() end }) end
 

@@ -7,10 +7,7 @@ local CancelledError = asyncio.CancelledError
 local pack = table.pack
 
 -- every spec awaits or cancels what it creates: fail the one that leaves tasks running
-after_each(function()
-  local _, running = support.cancel_leftovers()
-  assert.are.equal(0, running, "tasks left running by the spec")
-end)
+after_each(support.expect_no_tasks_left)
 
 local raises = support.raises
 

@@ -8,10 +8,7 @@ local support = require "tests.support"
 local raises, in_task = support.raises, support.in_task
 local sleep = asyncio.sleep
 
-after_each(function()
-  local _, running = support.cancel_leftovers()
-  assert.are.equal(0, running, "tasks left running by the spec")
-end)
+after_each(support.expect_no_tasks_left)
 
 local function closer(fn) return setmetatable({}, { __close = fn }) end
 

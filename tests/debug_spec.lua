@@ -5,10 +5,7 @@
 
 local support = require "tests.support"
 
-after_each(function()
-  local _, running = support.cancel_leftovers()
-  assert.are.equal(0, running, "tasks left running by the spec")
-end)
+after_each(support.expect_no_tasks_left)
 
 -- print_tasks into a string
 local function dump()

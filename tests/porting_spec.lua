@@ -5,10 +5,7 @@
 local support = require "tests.support"
 local raises = support.raises
 
-after_each(function()
-  local _, running = support.cancel_leftovers()
-  assert.are.equal(0, running, "tasks left running by the spec")
-end)
+after_each(support.expect_no_tasks_left)
 
 describe("11. task-local context and JSON, for servers", function()
   it("a request id set in each handler is what its log lines and its subtasks see", function()

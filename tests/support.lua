@@ -19,6 +19,13 @@ function M.cancel_leftovers()
   return n, running
 end
 
+-- An after_each for specs of tasks: cancels what the spec left behind and fails the spec
+-- if any of it was still running (a task a spec forgot, not one it was cancelling).
+function M.expect_no_tasks_left()
+  local _, running = M.cancel_leftovers()
+  assert.are.equal(0, running, "tasks left running by the spec")
+end
+
 -- Wraps an awaitable-returning opener (open_connection, start_server...) in an async
 -- function that records what it opened in `opened`, so an after_each can close it.
 function M.tracked(opened, fn)
