@@ -340,10 +340,22 @@ describe("a tail await of a Future or a Task", function()
     local function run(keep) -- the program's file name (a temporary one) made the same
       return (support.run_alua(("KEEP = %s\n"):format(keep) .. program):gsub("/tmp/lua_%w+", "FILE"))
     end
+    -- the reports in a fixed order: which dead task the collector finalizes first varies
+    local function sorted_reports(out)
+      local reports, marker = {}, "Task exception was never retrieved"
+      local at = out:find(marker, 1, true)
+      while at do
+        local next_at = out:find(marker, at + 1, true)
+        reports[#reports + 1] = out:sub(at, (next_at or #out + 1) - 1)
+        at = next_at
+      end
+      table.sort(reports)
+      return table.concat(reports)
+    end
     local tail, kept = run(false), run(true)
     assert.is_truthy(tail:find("shared\ttrue", 1, true), tail)
     assert.is_truthy(kept:find("shared\tfalse", 1, true), kept)
-    assert.are.equal(kept:gsub("shared\tfalse", ""), (tail:gsub("shared\ttrue", "")))
+    assert.are.equal(sorted_reports(kept), sorted_reports(tail))
     assert.is_truthy(tail:find("raised in an awaited task", 1, true), tail)
     assert.is_truthy(tail:find("(...tail calls...)", 1, true), tail)
     local _, reports = tail:gsub("Task exception was never retrieved", "")
