@@ -138,6 +138,7 @@ void future_remove_waiter(future *f, waiter *w);
 void future_complete(future *f, int state); /* every completion: sets state, wakes waiters */
 void future_rearm(future *f);
 int future_cancel(lua_State *L, future *f, int msg_ref);
+int future_cancel_any(lua_State *L, future *f);
 int future_push_outcome(lua_State *L, future *f, int fidx);
 void future_report_unretrieved(lua_State *L, int idx, const char *what);
 void future_store_results(lua_State *L, int fidx, int first, int n);
@@ -243,6 +244,8 @@ struct handle {
   int nargs;
   uint8_t cancelled;
   uint8_t has_context; /* user value nargs + 2 holds the context it runs in (context.c) */
+  uint8_t deadline;    /* core._cancel_at's: cancels user value 1 (nil: the top level) */
+  uint8_t fired;       /* a deadline handle that ran */
 };
 
 int handle_new(lua_State *L, loop_state *loop, int fidx, int nargs); /* pushes it */

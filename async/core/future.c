@@ -242,6 +242,14 @@ int future_cancel(lua_State *L, future *f, int msg_ref) {
   return 1;
 }
 
+/* Cancels f without a message as f:cancel() would: a Task's cancel for a Task (what it
+   awaits in its place), else the future's. Allocates nothing (no message to keep). */
+int future_cancel_any(lua_State *L, future *f) {
+  if (f->state != FUT_PENDING) return 0;
+  if (f->kind == KIND_TASK) return task_cancel(L, (task *)f, 0);
+  return future_cancel(L, f, LUA_NOREF);
+}
+
 /* Pushes the results of the done future at fidx and returns how many, or raises its
    error or its cancellation. */
 int future_push_outcome(lua_State *L, future *f, int fidx) {

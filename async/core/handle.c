@@ -7,10 +7,9 @@
    it had one, the ContextVar context it runs in (as Python's Handle copies it): a handle
    made where no variable was ever set carries nothing more. */
 
-int handle_new(lua_State *L, loop_state *loop, int fidx, int nargs) {
-  fidx = lua_absindex(L, fidx);
-  int has_context = loop->any_context && context_capture(L, loop); /* pushes it */
-  handle *h = lua_newuserdatauv(L, sizeof *h, 1 + nargs + has_context);
+/* Pushes a new Handle with nuv user values, not scheduled. */
+static handle *handle_alloc(lua_State *L, loop_state *loop, int nuv) {
+  handle *h = lua_newuserdatauv(L, sizeof *h, nuv);
   h->run.kind = RUN_HANDLE;
   waiter_init(&h->wait, WAITER_HANDLE);
   h->timer.index = TIMER_NOT_QUEUED;
@@ -19,10 +18,18 @@ int handle_new(lua_State *L, loop_state *loop, int fidx, int nargs) {
   h->loop = loop;
   h->target = NULL;
   h->ref = LUA_NOREF;
-  h->nargs = nargs;
-  h->cancelled = 0;
-  h->has_context = (uint8_t)has_context;
+  h->nargs = 0;
+  h->cancelled = h->has_context = h->deadline = h->fired = 0;
   type_setmetatable(L, &type_handle);
+  return h;
+}
+
+int handle_new(lua_State *L, loop_state *loop, int fidx, int nargs) {
+  fidx = lua_absindex(L, fidx);
+  int has_context = loop->any_context && context_capture(L, loop); /* pushes it */
+  handle *h = handle_alloc(L, loop, 1 + nargs + has_context);
+  h->nargs = nargs;
+  h->has_context = (uint8_t)has_context;
   for (int i = 0; i <= nargs; i++) {
     lua_pushvalue(L, fidx + i);
     lua_setiuservalue(L, -2, i + 1);
@@ -66,6 +73,21 @@ static int callback_msgh(lua_State *L) {
   return 1;
 }
 
+/* A deadline handle is due: it cancels its target as target:cancel() would, from C. No
+   Lua function is called and nothing is allocated on the way (the handle's slot was
+   taken when it was scheduled; a cancel without a message keeps none), so a memory
+   error cannot lose a deadline, as it can a Lua callback's whole work when the call
+   itself needs memory (tests/c/alloc_test.c's sweep, a timeout scope's callback). */
+static void handle_fire_deadline(lua_State *L, handle *h, int hidx) {
+  h->fired = 1;
+  lua_getiuservalue(L, hidx, 1);
+  future *f = lua_touserdata(L, -1);
+  if (f)
+    future_cancel_any(L, f);
+  else
+    toplevel_cancel(L, h->loop);
+}
+
 /* Runs a due handle from the ready queue. Its errors are reported, never propagated:
    nothing is there to catch them (as in Python's "Exception in callback"). */
 void handle_run(lua_State *L, handle *h) {
@@ -73,6 +95,11 @@ void handle_run(lua_State *L, handle *h) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref);
   handle_release(L, h);
   if (h->cancelled) {
+    lua_settop(L, top);
+    return;
+  }
+  if (h->deadline) {
+    handle_fire_deadline(L, h, top + 1);
     lua_settop(L, top);
     return;
   }
@@ -188,6 +215,36 @@ static int l_loop_call_at(lua_State *L) {
   return schedule_at(L, ns);
 }
 
+/* core._cancel_at(when, target): a Handle that cancels target (a Task or Future; nil:
+   the top level) at `when` on loop:time()'s clock, or at once (as call_soon) if that has
+   passed; what timeout scopes and wait_for arm. handle:cancel() disarms it. */
+static int l_core_cancel_at(lua_State *L) {
+  lua_Number when = luaL_checknumber(L, 1);
+  if (when != when) return luaL_error(L, "_cancel_at: when is NaN");
+  if (!lua_isnil(L, 2)) future_check(L, 2);
+  lua_settop(L, 2);
+  loop_state *loop = loop_get(L);
+  handle *h = handle_alloc(L, loop, 1);
+  h->deadline = 1;
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, -2, 1);
+  handle_anchor(L, h, -1);
+  uint64_t ns = when <= 0 ? 0 : when >= 1.8e10 ? UINT64_MAX / 2 : (uint64_t)(when * 1e9);
+  if (ns <= uv_hrtime()) {
+    loop_push_ready(loop, &h->run);
+  } else {
+    h->when = ns;
+    timer_schedule(loop, &h->timer, ns);
+  }
+  return 1;
+}
+
+/* core._fired(handle): whether a deadline handle has run (cancelled its target). */
+static int l_core_fired(lua_State *L) {
+  lua_pushboolean(L, handle_check(L, 1)->fired);
+  return 1;
+}
+
 static const luaL_Reg handle_methods[] = {
     {"cancel", l_handle_cancel},
     {"cancelled", l_handle_cancelled},
@@ -202,8 +259,16 @@ static const luaL_Reg loop_scheduling[] = {
     {NULL, NULL},
 };
 
-/* Creates the Handle metatable and adds the scheduling methods to the loop's. */
+static const luaL_Reg core_deadlines[] = {
+    {"_cancel_at", l_core_cancel_at},
+    {"_fired", l_core_fired},
+    {NULL, NULL},
+};
+
+/* Creates the Handle metatable and adds the scheduling methods to the loop's, and the
+   deadline handles' functions to the core table on top. */
 void handle_open(lua_State *L) {
+  luaL_setfuncs(L, core_deadlines, 0);
   luaL_newmetatable(L, HANDLE_MT);
   type_register(L, -1, &type_handle);
   luaL_newlib(L, handle_methods);

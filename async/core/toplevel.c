@@ -5,26 +5,18 @@
    for a failed child); a cancel while no top-level await runs waits for the next one. */
 #include "core.h"
 
-static void cancel_awaited(lua_State *L, future *f) {
-  if (f->state != FUT_PENDING) return;
-  if (f->kind == KIND_TASK)
-    task_cancel(L, (task *)f, 0);
-  else
-    future_cancel(L, f, LUA_NOREF);
-}
-
 /* loop_run_until, before running for f: a cancel that came while nothing was awaited. */
 void toplevel_deliver_cancel(lua_State *L, loop_state *loop, future *f) {
   if (!loop->top_cancel_pending) return;
   loop->top_cancel_pending = 0;
-  cancel_awaited(L, f);
+  future_cancel_any(L, f);
 }
 
 /* Cancels the top level: what its await in progress waits for, or its next await. */
 void toplevel_cancel(lua_State *L, loop_state *loop) {
   loop->top_cancels++;
   if (loop->running_until)
-    cancel_awaited(L, loop->running_until);
+    future_cancel_any(L, loop->running_until);
   else
     loop->top_cancel_pending = 1;
 }

@@ -101,15 +101,13 @@ local wait_for_body = asyncio.async(function(aw, timeout)
   end
   local this = asyncio.current_task()
   local cancelling = this and this:cancelling() or 0 -- only new requests outrank the timeout
-  local timed_out = false
-  local timer = loop():call_later(timeout, function()
-    timed_out = true
-    fut:cancel()
-  end)
+  -- cancelled from C at the deadline (core._cancel_at), never by a Lua callback whose
+  -- own call could fail for memory and lose the timeout
+  local timer = core._cancel_at(loop():time() + timeout, fut)
   local res = pack(pcall(await, fut))
   timer:cancel()
   if res[1] then return unpack(res, 2, res.n) end
-  if timed_out and CancelledError:is(res[2]) and fut:cancelled()
+  if core._fired(timer) and CancelledError:is(res[2]) and fut:cancelled()
       and not (this and this:cancelling() > cancelling) then
     error(TimeoutError(("wait_for: timed out after %g s"):format(timeout)), 0)
   end

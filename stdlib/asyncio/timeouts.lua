@@ -1,6 +1,8 @@
 -- timeouts.lua — timeout scopes: at the deadline the task is cancelled, and leaving the
 -- scope turns that cancellation (told apart from others by the task's cancel count)
 -- into TimeoutError. with_timeout(delay, fn, ...) is the same scope around a function.
+-- The deadline is a handle that cancels the task from C (core._cancel_at), not a Lua
+-- callback: a callback's own call can fail for memory, and the deadline with it.
 local core, asyncio = ...
 local M = {} -- what this part exports (asyncio.lua adds it to the module)
 local arg_error = core._arg_error -- bad arguments, reported at the user's line
@@ -11,15 +13,22 @@ local CancelledError, TimeoutError = asyncio.CancelledError, asyncio.TimeoutErro
 local iscoroutinefunction = asyncio.iscoroutinefunction
 local setmetatable, getmetatable, error, type, tostring = setmetatable, getmetatable, error, type, tostring
 
+local cancel_at, fired = core._cancel_at, core._fired
+local TOP_LEVEL = core._top_level -- the parent outside every task (async/toplevel.c)
+
 -- States: "active" (entered), "expiring" (fired, scope not left yet), "expired",
 -- "finished" (left before the deadline).
 local Timeout = { __name = "Timeout" }
 Timeout.__index = Timeout
 
-local function on_timeout(self)
-  self._handle = nil
-  self._state = "expiring"
-  self._task:cancel()
+-- The state, "active" turning "expiring" once the deadline's handle has fired.
+local function state(self)
+  local handle = self._handle
+  if handle and fired(handle) then
+    self._handle = nil
+    self._state = "expiring"
+  end
+  return self._state
 end
 
 local function check_when(fname, when, what)
@@ -34,15 +43,9 @@ local function schedule(self, when)
   if self._handle then self._handle:cancel() end
   self._handle = nil
   if when == nil then return end
-  local loop = get_running_loop()
-  if when <= loop:time() then
-    self._handle = loop:call_soon(on_timeout, self)
-  else
-    self._handle = loop:call_at(when, on_timeout, self)
-  end
+  local task = self._task
+  self._handle = cancel_at(when, task ~= TOP_LEVEL and task or nil)
 end
-
-local TOP_LEVEL = core._top_level -- the parent outside every task (async/toplevel.c)
 
 local function enter(fname, when)
   local task = current_task() or TOP_LEVEL
@@ -75,7 +78,7 @@ end
 -- reschedule(when): a new absolute deadline, or nil for none; only while active.
 function Timeout:reschedule(when)
   check_self(self, "Timeout:reschedule")
-  if self._state ~= "active" then
+  if state(self) ~= "active" then
     arg_error("Timeout:reschedule: cannot change the deadline of a " .. self._state .. " timeout")
   end
   check_when("Timeout:reschedule", when, "when")
@@ -84,27 +87,29 @@ end
 
 function Timeout:expired()
   check_self(self, "Timeout:expired")
-  return self._state == "expiring" or self._state == "expired"
+  local now = state(self)
+  return now == "expiring" or now == "expired"
 end
 
 function Timeout:__close(err)
+  local now = state(self)
   if self._handle then
     self._handle:cancel()
     self._handle = nil
   end
-  if self._state == "expiring" then
+  if now == "expiring" then
     self._state = "expired"
     -- only a cancellation that is ours (no other cancel request since the scope began)
     if self._task:uncancel() <= self._cancelling and CancelledError:is(err) then
       error(TimeoutError("timeout: the deadline passed", { cause = err }), 0)
     end
-  elseif self._state == "active" then
+  elseif now == "active" then
     self._state = "finished"
   end
 end
 
 function Timeout:__tostring()
-  if self._state == "active" then
+  if state(self) == "active" then
     return ("Timeout [active, when=%s]"):format(tostring(self._when))
   end
   return ("Timeout [%s]"):format(self._state)
