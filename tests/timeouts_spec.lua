@@ -427,3 +427,41 @@ describe("with_timeout", function()
     assert.matches("with_timeout: delay must be a number", tostring(raises(asyncio.with_timeout, "1", print)))
   end)
 end)
+
+-- A script's top level has no pcall of its own: the error reaches alua's message handler,
+-- which runs before the scope's __close. The scope must still see its own cancellation.
+describe("a scope at a script's top level, its error uncaught", function()
+  it("a timeout that fires ends the script with TimeoutError, not CancelledError", function()
+    local out, status = support.run_alua([[
+do
+  local t <close> = asyncio.timeout(0.01)
+  await asyncio.sleep(10)
+end
+print("not reached")
+]])
+    assert.are.equal(1, status)
+    assert.matches("TimeoutError: timeout: the deadline passed", out, 1, true)
+    assert.is_nil(out:find("CancelledError", 1, true), out)
+    assert.is_nil(out:find("not reached", 1, true), out)
+  end)
+
+  it("a TaskGroup whose child fails raises an ExceptionGroup of that one failure", function()
+    local out, status = support.run_alua([[
+local tg <close> = asyncio.TaskGroup()
+tg:create_task(function() await asyncio.sleep(0.01) error("child failed") end)
+await asyncio.sleep(10)
+]])
+    assert.are.equal(1, status)
+    assert.matches("ExceptionGroup: unhandled errors in a TaskGroup (1)", out, 1, true)
+  end)
+
+  it("a <close> handler there gets the error value as raised", function()
+    local out, status = support.run_alua([[
+local x <close> = setmetatable({}, { __close = function(_, e) print("close sees", type(e), e.code) end })
+error({ code = 7 })
+]])
+    assert.are.equal(1, status)
+    assert.matches("close sees\ttable\t7", out, 1, true)
+    assert.matches("(error object is a table value)", out, 1, true)
+  end)
+end)

@@ -24,12 +24,56 @@ int alua_msgh(lua_State *L) {
   return 1;
 }
 
+/* The error vm_pcall's handler saw last, and its "message\nstack traceback:..." text. */
+static char last_error_key, last_text_key;
+
+/* vm_pcall's message handler. A message handler runs before the <close> variables the
+   error leaves are closed, so alua_msgh's string would be the error they see: a timeout
+   or TaskGroup scope at a script's top level (or the REPL's) could not tell its own
+   cancellation in it and let a CancelledError out in place of TimeoutError. This one
+   saves alua_msgh's text (the traceback exists only here) and lets the value go on as
+   raised; vm_pcall puts the text in its place at the end. */
+static int keeping_msgh(lua_State *L) {
+  lua_settop(L, 1);
+  alua_msgh(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &last_text_key);
+  lua_pushvalue(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &last_error_key);
+  return 1;
+}
+
+/* Replaces the error on top by its text: the saved one if the handler saw this value
+   (a <close> handler may have raised another, which went through the handler too), else
+   alua_msgh's words without a traceback (a memory error, which runs no handler). */
+static void error_to_text(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &last_error_key);
+  int seen = lua_rawequal(L, -1, -2);
+  lua_pop(L, 1);
+  if (seen) {
+    lua_pop(L, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &last_text_key);
+  } else if (lua_type(L, -1) != LUA_TSTRING) {
+    int t = lua_type(L, -1);
+    if (t == LUA_TNUMBER) {
+      lua_pushstring(L, lua_tostring(L, -1));
+    } else if (!luaL_callmeta(L, -1, "__tostring") || lua_type(L, -1) != LUA_TSTRING) {
+      lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, -1));
+    }
+    lua_replace(L, -2);
+  }
+  lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &last_error_key);
+  lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &last_text_key);
+}
+
 int vm_pcall(lua_State *L, int nargs, int nresults) {
   int base = lua_gettop(L) - nargs;
-  lua_pushcfunction(L, alua_msgh);
+  lua_pushcfunction(L, keeping_msgh);
   lua_insert(L, base);
   int status = lua_pcall(L, nargs, nresults, base);
   lua_remove(L, base);
+  if (status != LUA_OK) error_to_text(L);
   return status;
 }
 

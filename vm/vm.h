@@ -8,7 +8,7 @@
 int vm_loadfile(lua_State *L, const char *path);
 int vm_loadstring(lua_State *L, const char *src, size_t len, const char *chunkname);
 
-/* Calls the function under it with nargs arguments, with alua_msgh. */
+/* Calls the function under it with nargs arguments; an error leaves alua_msgh's text. */
 int vm_pcall(lua_State *L, int nargs, int nresults);
 
 /* After the main chunk: runs the loop until nothing is left, then cancels leftovers. */

@@ -29,3 +29,9 @@ long=$(printf 'x%.0s' $(seq 6000))
 repl "a line longer than any buffer" "> #'$long'"$'\n6000\n> ' "#'$long'"$'\n'
 expect "an error in print is reported" 0 "" -- bash -c "echo 10 | '$ALUA' -e 'print=nil' -i >/dev/null"
 stderr_has "an error in print: says so" "error calling 'print'"
+# a line's error reaches the REPL's message handler before the scope's __close runs: the
+# scope must still see its own cancellation and turn it into TimeoutError
+repl "a timeout scope that fires at the prompt: TimeoutError, then the next prompt" \
+  $'> do local t <close> = asyncio.timeout(0.01) await asyncio.sleep(10) end\n> ' \
+  $'do local t <close> = asyncio.timeout(0.01) await asyncio.sleep(10) end\n'
+stderr_has "a timeout scope that fires at the prompt: says TimeoutError" "^TimeoutError: timeout: the deadline passed"
