@@ -151,6 +151,35 @@ static void test_errors(void) {
   alua_close(L);
 }
 
+/* alua_translate, the keyword transform alone (API.md section 1: the C API exposes it) */
+static void test_translate(void) {
+  lua_State *L = alua_newstate();
+  const char *src = "local x = await f()\nasync function g()\n  return 1\nend\n";
+  int status = alua_translate(L, src, strlen(src), "=t");
+  const char *out = lua_tostring(L, -1);
+  check(status == LUA_OK && out && strstr(out, "async(function()") && !strstr(out, "await f()"),
+        "alua_translate pushes the plain-Lua translation");
+  int lines = 0;
+  for (const char *p = out; p && *p; p++) lines += *p == '\n';
+  check(lines == 4, "alua_translate keeps the lines");
+  lua_pop(L, 1);
+  const char *bad = "x = 1\nlocal async function 5\n";
+  status = alua_translate(L, bad, strlen(bad), "=t");
+  out = lua_tostring(L, -1);
+  check(status == LUA_ERRSYNTAX && out && strncmp(out, "t:2:", 4) == 0,
+        "alua_translate of a syntax error: LUA_ERRSYNTAX and \"chunkname:line: ...\"");
+  lua_pop(L, 1);
+  check(lua_gettop(L) == 0, "alua_translate pushes one value");
+  /* a chunk's error reaches alua_dostring's message handler before its <close> variables
+     are closed: a timeout scope must still turn its cancellation into TimeoutError */
+  status = alua_dostring(L, "local t <close> = asyncio.timeout(0.01)\nawait(asyncio.sleep(10))");
+  out = lua_tostring(L, -1);
+  check(status == LUA_ERRRUN && out && strstr(out, "TimeoutError") && !strstr(out, "CancelledError"),
+        "alua_dostring: a top-level timeout scope that fires gives TimeoutError");
+  lua_pop(L, 1);
+  alua_close(L);
+}
+
 static void test_openlibs_into_host_state(void) {
   lua_State *L = luaL_newstate();
   luaL_openlibs(L);
@@ -171,5 +200,6 @@ int main(void) {
   test_backend();
   test_errors();
   test_openlibs_into_host_state();
+  test_translate();
   return failures != 0;
 }
