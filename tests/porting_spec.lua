@@ -440,6 +440,20 @@ describe("3. a chat client closing its writer while another task reads", functio
 end)
 
 describe("4. a bad argument is reported at the user's line; '.' for ':' says so", function()
+  -- out's i-th line is the error want[i] = {line, text}: at that line of the script, with
+  -- no line of the stdlib in it. Returns out's lines.
+  local function errors_at_lines(out, want)
+    local lines = {}
+    for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    for i, w in ipairs(want) do
+      local line = lines[i] or "(nothing)"
+      assert.are.equal(":" .. w[1] .. ":", line:match(":%d+:"), line)
+      assert.is_nil(line:find("stdlib/", 1, true), line)
+      assert.is_truthy(line:find(w[2], 1, true), line)
+    end
+    return lines
+  end
+
   it("await asyncio.wait_for(..., '1') names the user's line, not stdlib/asyncio.lua", function()
     local line = debug.getinfo(1, "l").currentline + 2
     local ok, err = pcall(function()
@@ -470,8 +484,6 @@ await asyncio.create_task(function()
   try(function() local r = await asyncio.start_worker(42) return r end)
 end)
 ]])
-    local lines = {}
-    for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
     local want = {
       { 2, 'sleep: delay must be a number of seconds, got string "x"' },
       { 3, "sleep: delay is NaN" },
@@ -482,12 +494,67 @@ end)
       { 9, 'to_thread: expected a function or "module:function", got number' },
       { 10, "start_worker: expected the path of a script, got number" },
     }
-    for i, w in ipairs(want) do
-      local line = lines[i] or "(nothing)"
-      assert.are.equal(":" .. w[1] .. ":", line:match(":%d+:"), line)
-      assert.is_nil(line:find("stdlib/", 1, true), line)
-      assert.is_truthy(line:find(w[2], 1, true), line)
-    end
+    errors_at_lines(out, want)
+  end)
+
+  it("the calls the audit of session 9 found reporting a line of the stdlib, or none", function()
+    local out = support.run_alua([[
+local function try(fn) local ok, err = pcall(fn) print(ok and "(no error)" or err) end
+local t = asyncio.create_task(function() await asyncio.sleep(10) end)
+local u = await asyncio.open_udp { local_addr = { "127.0.0.1", 0 } }
+local p = await asyncio.create_subprocess_exec("sleep", "10")
+local f = await asyncio.fs.open(os.tmpname(), "w")
+await f:close()
+local pq = asyncio.PriorityQueue()
+pq:put_nowait({ 1 })
+try(function() local r = asyncio.run(42) return r end)
+try(function() local r = t:get_stack("x") return r end)
+try(function() local r = t:print_stack(1, 5) return r end)
+try(function() local r = asyncio.print_tasks(5) return r end)
+try(function() local r = asyncio.Queue().qsize() return r end)
+try(function() local r = pq:put_nowait({ 2 }) return r end)
+try(function() local r = await asyncio.open_connection("127.0.0.1", 70000) return r end)
+try(function() local s = await asyncio.start_server(print, "127.0.0.1", -1) return s end)
+try(function() local l = await asyncio.getaddrinfo("localhost", 80, { family = "bogus" }) return l end)
+try(function() local l = await asyncio.getaddrinfo("localhost", 80, { type = "raw" }) return l end)
+try(function() local r = u:sendto("x") return r end)
+try(function() local r = u:sendto("x", "127.0.0.1", "x") return r end)
+try(function() local r = u:sendto("x", "not-an-ip", 9) return r end)
+try(function() local r = p:send_signal("SIGBOGUS") return r end)
+try(function() local d = await f:read(1) return d end)
+try(function() local g = await asyncio.fs.open("/tmp/x", "bogus") return g end)
+t:cancel() u:close() p:kill() await p:wait()
+]])
+    local want = {
+      { 9, "asyncio.run: expected a coroutine object, an awaitable or a function, got number" },
+      { 10, 'Task:get_stack: limit must be an integer or nil, got string "x"' },
+      { 11, "Task:print_stack: file must be a file (io.stderr, io.open's) or nil, got 5" },
+      { 12, "print_tasks: file must be a file (io.stderr, io.open's) or nil, got 5" },
+      { 13, "Queue:qsize: call it as queue:qsize() (with ':', not '.')" },
+      { 14, "PriorityQueue:put: the item cannot be compared with the queued ones (attempt to compare two table values" },
+      { 15, "open_connection: port must be in 0..65535, got 70000" },
+      { 16, "start_server: port must be in 0..65535, got -1" },
+      { 17, "getaddrinfo: unknown family 'bogus'" },
+      { 18, "getaddrinfo: unknown type 'raw'" },
+      { 19, "sendto: no address: give host and port, or open with remote_addr" },
+      { 20, 'sendto: port must be an integer in 1..65535, got string "x"' },
+      { 21, "sendto: 'not-an-ip' is not an IP address" },
+      { 22, "send_signal: unknown signal 'SIGBOGUS'" },
+      { 23, "attempt to use a closed file" },
+      { 24, "fs.open: invalid mode 'bogus'" },
+    }
+    local lines = errors_at_lines(out, want)
+    assert.are.equal(#want, #lines, out)
+  end)
+
+  it("an IP address with a service name for the port is looked up, not taken as port 0", function()
+    -- (an unknown service: no /etc/services needed; before, this tried port 0)
+    local err = raises(function()
+      local r = await asyncio.open_connection("127.0.0.1", "no-such-service-audit")
+      return r
+    end)
+    assert.is_true(asyncio.OSError:is(err), tostring(err))
+    assert.are.equal("EAI_SERVICE", err.errno, tostring(err))
   end)
 
   it("await r.readline() says how to call it, for streams and every other class", function()

@@ -66,15 +66,15 @@ static int l_net_getaddrinfo(lua_State *L) {
   else if (strcmp(family, "inet6") == 0)
     hints.ai_family = AF_INET6;
   else
-    return luaL_error(L, "getaddrinfo: unknown family '%s' (expected \"inet\" or \"inet6\")",
-                      family);
+    return argcheck_error(L, "getaddrinfo: unknown family '%s' (expected \"inet\" or \"inet6\")",
+                          family);
   if (strcmp(socktype, "stream") == 0)
     hints.ai_socktype = SOCK_STREAM;
   else if (strcmp(socktype, "dgram") == 0)
     hints.ai_socktype = SOCK_DGRAM;
   else
-    return luaL_error(L, "getaddrinfo: unknown type '%s' (expected \"stream\" or \"dgram\")",
-                      socktype);
+    return argcheck_error(L, "getaddrinfo: unknown type '%s' (expected \"stream\" or \"dgram\")",
+                          socktype);
   hints.ai_flags = passive ? AI_PASSIVE : 0;
   lua_settop(L, 5);
   request_push(L, sizeof(gai_obj), 1, GAI_MT);

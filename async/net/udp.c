@@ -186,19 +186,19 @@ static int l_net_udp_send(lua_State *L) {
       ip = v6 ? "::1" : "127.0.0.1";
     }
     if (addr_from_ip(ip, (int)port, &ss) != 0)
-      return luaL_error(L, "sendto: '%s' is not an IP address (resolve names with getaddrinfo)",
-                        ip);
+      return argcheck_error(L, "sendto: '%s' is not an IP address (resolve names with getaddrinfo)",
+                            ip);
     if (u->connected) {
       struct sockaddr_storage peer;
       int plen = sizeof peer;
       if (uv_udp_getpeername(&u->h, (struct sockaddr *)&peer, &plen) == 0 && !same_addr(&peer, &ss))
-        return luaL_error(L,
-                          "sendto: the socket is connected to another address (its remote_addr)");
+        return argcheck_error(
+            L, "sendto: the socket is connected to another address (its remote_addr)");
     } else {
       to = (struct sockaddr *)&ss;
     }
   } else if (!u->connected) {
-    return luaL_error(L, "sendto: no address: give host and port, or open with remote_addr");
+    return argcheck_error(L, "sendto: no address: give host and port, or open with remote_addr");
   }
   uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
   int n = uv_udp_try_send(&u->h, &buf, 1, to);

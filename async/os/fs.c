@@ -362,10 +362,11 @@ static int mode_flags(lua_State *L, const char *mode, int *append) {
   if (plus) return flags | O_RDWR;
   return flags | (mode[0] == 'r' ? O_RDONLY : O_WRONLY);
 bad:
-  return luaL_error(L,
-                    "open: invalid mode '%s' (expected \"r\", \"w\", \"a\", \"x\", optionally "
-                    "with \"+\" and \"b\")",
-                    mode);
+  return argcheck_error(
+      L,
+      "fs.open: invalid mode '%s' (expected \"r\", \"w\", \"a\", \"x\", optionally "
+      "with \"+\" and \"b\")",
+      mode);
 }
 
 /* open(path, mode) -> req, future */
@@ -430,7 +431,7 @@ static int file_push_new(lua_State *L, loop_state *loop, uv_file fd, const char 
 
 static fs_file *file_check_open(lua_State *L, int idx) {
   fs_file *f = luaL_checkudata(L, idx, FILE_MT);
-  if (f->fd < 0) luaL_error(L, "attempt to use a closed file");
+  if (f->fd < 0) argcheck_error(L, "attempt to use a closed file");
   return f;
 }
 

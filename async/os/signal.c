@@ -49,20 +49,20 @@ const char *signal_name(int signum) {
 int signal_check(lua_State *L, int idx, const char *fname) {
   if (lua_type(L, idx) == LUA_TNUMBER) {
     lua_Integer n = luaL_checkinteger(L, idx);
-    if (n <= 0 || n >= 65) luaL_error(L, "%s: invalid signal number %d", fname, (int)n);
+    if (n <= 0 || n >= 65) argcheck_error(L, "%s: invalid signal number %d", fname, (int)n);
     return (int)n;
   }
   const char *name = lua_tostring(L, idx);
   if (name == NULL)
-    luaL_error(L, "%s: expected a signal name such as \"SIGINT\", got %s", fname,
-               luaL_typename(L, idx));
+    argcheck_error(L, "%s: expected a signal name such as \"SIGINT\", got %s", fname,
+                   luaL_typename(L, idx));
   for (int i = 0; signal_names[i].name; i++)
     if (strcmp(signal_names[i].name, name) == 0 || strcmp(signal_names[i].name + 3, name) == 0)
       return signal_names[i].num;
-  luaL_error(L,
-             "%s: unknown signal '%s' (expected a name such as \"SIGINT\", \"SIGTERM\", "
-             "\"SIGHUP\", \"SIGUSR1\")",
-             fname, name);
+  argcheck_error(L,
+                 "%s: unknown signal '%s' (expected a name such as \"SIGINT\", \"SIGTERM\", "
+                 "\"SIGHUP\", \"SIGUSR1\")",
+                 fname, name);
   return 0;
 }
 

@@ -99,6 +99,9 @@ end
 
 -- asyncio.print_tasks([file]): every pending task, oldest first, to file (io.stderr).
 function M.print_tasks(file)
+  if file ~= nil and not (type(file) == "userdata" or type(file) == "table") then
+    core._arg_error("print_tasks: file must be a file (io.stderr, io.open's) or nil, got " .. core._describe(file))
+  end
   file = file or io.stderr
   local tasks = asyncio.all_tasks()
   local infos, waiting, holders = {}, {}, {}
@@ -145,17 +148,33 @@ end
 
 -- ---- task:get_stack([limit]), task:print_stack([limit [, file]]) ---------------------
 
-local task_methods = debug.getregistry()["asyncio.Task"].__index
+local task_mt = debug.getregistry()["asyncio.Task"]
+local task_methods = task_mt.__index
+
+-- Bad arguments are named at the user's line (task_stack's own check would name itself
+-- and a line of this file).
+local function check_stack_args(self, method, limit, file)
+  if getmetatable(self) ~= task_mt then core._self_error("Task", "task", method, self) end
+  if limit ~= nil and math.tointeger(limit) == nil then
+    core._arg_error(("Task:%s: limit must be an integer or nil, got %s"):format(method, core._describe(limit)))
+  end
+  if file ~= nil and not (type(file) == "userdata" or type(file) == "table") then
+    core._arg_error(("Task:%s: file must be a file (io.stderr, io.open's) or nil, got %s"):format(method,
+      core._describe(file)))
+  end
+end
 
 -- The frames of the task's await stack, oldest first (as Python's), each
 -- {source =, line =, name =}; empty for a task that is not suspended in Lua code.
 function task_methods:get_stack(limit)
+  check_stack_args(self, "get_stack", limit)
   local frames = task_stack(self, limit)
   for _, f in ipairs(frames) do f.internal = nil end
   return frames
 end
 
 function task_methods:print_stack(limit, file)
+  check_stack_args(self, "print_stack", limit, file)
   file = file or io.stderr
   local out = { format("Stack for %s (most recent call last):", task_label(self)) }
   local frames = task_stack(self, limit)

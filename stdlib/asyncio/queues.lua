@@ -61,18 +61,28 @@ local function heap_less(items, seq, i, j)
   return seq[i] < seq[j]
 end
 
+-- Where item goes in the heap of n - 1 items (compare first, move after: an item that
+-- cannot be compared leaves the heap intact).
+local function heap_position(items, item, n)
+  local pos = n
+  while pos > 1 do
+    local parent = pos // 2
+    if not (item < items[parent]) then break end
+    pos = parent
+  end
+  return pos
+end
+
 local priority_store = {
   init = function(self) self._items, self._seq, self._n, self._next_seq = {}, {}, 0, 0 end,
   size = function(self) return self._n end,
   put = function(self, item)
     local items, seq = self._items, self._seq
     local n = self._n + 1
-    -- compare first, move after: an item that cannot be compared leaves the heap intact
-    local pos = n
-    while pos > 1 do
-      local parent = pos // 2
-      if not (item < items[parent]) then break end
-      pos = parent
+    local ok, pos = pcall(heap_position, items, item, n)
+    if not ok then -- at the user's line, naming the call (a Python tuple ported as a table)
+      arg_error("PriorityQueue:put: the item cannot be compared with the queued ones ("
+        .. tostring(pos):gsub("^[^\n]-:%d+: ", "") .. "; items are compared with <: numbers, strings, or tables with __lt)")
     end
     local s = self._next_seq + 1
     self._next_seq = s
@@ -151,14 +161,17 @@ local function check_queue(self, fname)
 end
 
 function methods:qsize()
+  check_queue(self, "Queue:qsize")
   return self._size(self)
 end
 
 function methods:empty()
+  check_queue(self, "Queue:empty")
   return self._size(self) == 0
 end
 
 function methods:full()
+  check_queue(self, "Queue:full")
   return full(self)
 end
 

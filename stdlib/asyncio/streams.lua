@@ -42,6 +42,9 @@ local function check_opts(fname, opts)
   if opts.limit ~= nil and (tointeger(opts.limit) == nil or opts.limit <= 0) then
     arg_error(fname .. ": limit must be a positive integer, got " .. tostring(opts.limit))
   end
+  if opts.family ~= nil and opts.family ~= "inet" and opts.family ~= "inet6" then
+    arg_error(fname .. ": unknown family '" .. opts.family .. "' (expected \"inet\" or \"inet6\")")
+  end
   return opts
 end
 
@@ -49,6 +52,9 @@ local function check_port(fname, port, optional)
   if port == nil and optional then return nil end
   local p = tointeger(port) or (type(port) == "string" and port ~= "" and port)
   if not p then arg_error(fname .. ": port must be an integer or a service name, got " .. tostring(port)) end
+  if type(p) == "number" and (p < 0 or p > 65535) then
+    arg_error(fname .. ": port must be in 0..65535, got " .. p)
+  end
   return p
 end
 
@@ -185,12 +191,15 @@ M.getaddrinfo = async(function(host, port, opts)
     arg_error("getaddrinfo: host must be a string or nil, got " .. type(host))
   end
   opts = check_opts("getaddrinfo", opts)
+  if opts.type ~= nil and opts.type ~= "stream" and opts.type ~= "dgram" then
+    arg_error("getaddrinfo: unknown type '" .. opts.type .. "' (expected \"stream\" or \"dgram\")")
+  end
   return lookup(host, check_port("getaddrinfo", port, true), opts.family, opts.type, opts.passive)
 end, "getaddrinfo")
 
--- An IP address needs no lookup.
+-- An IP address with a numeric port needs no lookup (a service name does: "http").
 local function resolve(fname, host, port, socktype, passive, family)
-  local fam = host and net.parse_ip(host)
+  local fam = host and (port == nil or tointeger(port)) and net.parse_ip(host)
   if fam and (family == nil or family == fam) then
     return { { family = fam, address = host, port = tointeger(port) or 0 } }
   end
@@ -471,7 +480,23 @@ function UDPSocket:peername() return net.udp_peername(self._u) end
 
 -- sendto(data [, host, port]): host is an IP address (or "localhost"); without it the
 -- remote_addr the socket was opened with.
-function UDPSocket:sendto(data, host, port) net.udp_send(self._u, data, host, port) end
+-- (what udp_send would refuse is named here, at the user's line)
+local function sendto_error(data, host, port)
+  if type(data) ~= "string" then
+    arg_error("sendto: data must be a string, got " .. type(data))
+  elseif type(host) ~= "string" then
+    arg_error("sendto: host must be a string (an IP address) or nil, got " .. type(host))
+  end
+  arg_error("sendto: port must be an integer in 1..65535, got " .. core._describe(port))
+end
+
+function UDPSocket:sendto(data, host, port)
+  if type(data) ~= "string" or (host ~= nil and (type(host) ~= "string" or tointeger(port) == nil
+      or port < 1 or port > 65535)) then
+    sendto_error(data, host, port)
+  end
+  net.udp_send(self._u, data, host, port)
+end
 
 -- recvfrom() -> data, host, port
 UDPSocket.recvfrom = async(function(self)

@@ -202,8 +202,11 @@ function M.run(main, ...)
     task = asyncio.create_task(main)
   else
     local ok, fut = pcall(ensure_future, main)
-    if not ok then -- ensure_future's words ("expected a coroutine object, ...") for run
-      if type(fut) == "string" then arg_error((fut:gsub("^.-ensure_future: ", "asyncio.run: ", 1))) end
+    if not ok then -- ensure_future's words, with the function run takes too
+      if type(fut) == "string" then
+        arg_error((fut:gsub("^.-ensure_future: expected a coroutine object, Task or Future,",
+          "asyncio.run: expected a coroutine object, an awaitable or a function,", 1)))
+      end
       error(fut, 0)
     end
     task = fut
