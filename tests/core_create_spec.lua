@@ -1,6 +1,6 @@
 -- core_create_spec.lua — what creation stores without Lua's API (async/core/lua54.c): a
 -- coroutine object's function, name and arguments, its Task's copy of them and its
--- metatable, gather's list of children. Each store is raw only into an object the
+-- metatable, gather's list of children, a pending Task's anchor in the registry. Each store is raw only into an object the
 -- collector has not blackened, else through the API; here the collector runs during
 -- every allocation (incremental, no pause) or in generational steps, and every value
 -- stored is reachable only through the object stored into. A value the collector lost
@@ -108,6 +108,31 @@ describe("creation under the collector", function()
             end
           end
         end
+      end
+    end)
+  end)
+
+  describe("a pending Task kept only by its anchor runs, slots reused", function()
+    -- anchor.c stores a Task's anchor raw into the registry's array (or through the API
+    -- where the registry is black or the slot past its array); slots given back hold
+    -- false and are taken again in the next round. Nothing but the anchor keeps these
+    -- Tasks (and their arguments) alive: a Task lost would never run.
+    modes(function()
+      local seen = {}
+      local async function record(t, s, f)
+        await(asyncio.sleep(0))
+        check(t.i, t, s, f)
+        seen[t.i] = (seen[t.i] or 0) + 1
+      end
+      for round = 1, 3 do
+        for i = 1, N do
+          create_task(record(fresh(i)))
+          if i % 500 == 0 then collectgarbage() end
+        end
+        collectgarbage()
+        collectgarbage()
+        for _ = 1, 3 do await(asyncio.sleep(0)) end
+        for i = 1, N do assert.are.equal(round, seen[i]) end
       end
     end)
   end)

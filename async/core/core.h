@@ -292,6 +292,8 @@ struct loop_state {
   /* registry slots anchor.c handed out and took back (free, holding false) */
   int *anchor_free;
   int anchor_free_n, anchor_free_cap;
+  int anchor_next;      /* the slot after the last fresh one handed out (0: unknown) */
+  const void *registry; /* the registry table (lua_topointer), for raw stores there */
   /* coro.c: the nursery of new coroutine objects not yet registered for finalization
      (registry slot, 0 when that scheme is off) and how many it holds; the one made last,
      untaken, waits alone on a thread's stack before it (coro_last: NULL if none) */
@@ -353,6 +355,8 @@ void lost_close(loop_state *loop);
 void lost_watch(loop_state *loop); /* a task failed with nothing waiting on it */
 lua_State *loop_pool_take(lua_State *L, loop_state *loop);
 int anchor_take(lua_State *L, loop_state *loop); /* pops a value into a slot: its ref */
+struct lua54_udata;
+int anchor_take_udata(lua_State *L, loop_state *loop, const struct lua54_udata *u);
 void anchor_drop(lua_State *L, loop_state *loop, int ref);
 void anchor_close(loop_state *loop);
 void loop_pool_give(lua_State *L, loop_state *loop, lua_State *co);
@@ -520,6 +524,7 @@ _Static_assert(sizeof(lua54_value) == 16 && offsetof(lua54_udata, uv) == 40,
 /* A value's tag (lobject.h's LUA_V..., with ctb() if collectable), an object's own type
    byte (its header's tt: no ctb) and the colour bits (lgc.h). */
 enum {
+  LUA54_TT_FALSE = 0x01,
   LUA54_TT_INTEGER = 0x03,
   LUA54_TT_LIGHT = 0x02,
   LUA54_TT_CCLOSURE = 0x66,
@@ -560,6 +565,14 @@ static inline const lua54_value *lua54_args(const void *ci) {
 static inline const lua54_value *lua54_upvalues(const void *ci) {
   const char *closure = ((const lua54_value *)((const lua54_callinfo *)ci)->func)->value;
   return (const lua54_value *)(closure + 4 * sizeof(void *));
+}
+/* The slot of key k in the array part of the table at t (lua_topointer) if k is at most
+   the table's limit (its alimit: where Lua's luaH_getint looks first, in the array, for
+   every key up to it); else NULL. */
+static inline lua54_value *lua54_array_slot(const void *t, lua_Integer k) {
+  const unsigned char *h = t;
+  if ((lua_Unsigned)k - 1u >= *(const unsigned *)(h + 12)) return NULL;
+  return *(lua54_value *const *)(h + 16) + (k - 1);
 }
 /* The array of the table at t (lua_topointer) if its size is n, as lua_createtable(L, n,
    0) makes it; else NULL. */

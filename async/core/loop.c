@@ -430,6 +430,7 @@ static loop_state *loop_create(lua_State *L, uv_loop_t *uv) {
     loop->owns_uv = 1;
   }
   loop->uv = uv;
+  loop->registry = lua_topointer(L, LUA_REGISTRYINDEX);
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   loop->L = loop->main_thread = lua_tothread(L, -1);
   lua_pop(L, 1);

@@ -80,6 +80,26 @@ static int lua54_probe_fn(lua_State *L) {
   } else {
     ok = 0;
   }
+  /* a slot found by its key (anchor.c's in the registry): the userdata above and a false
+     stored raw are what lua_rawgeti reads there; no slot past the table's limit */
+  lua_createtable(L, 4, 0);
+  const void *t = lua_topointer(L, -1);
+  lua54_value *slot2 = lua54_array_slot(t, 2), *slot3 = lua54_array_slot(t, 3);
+  if (ok && lua54_storable(t) && slot2 == lua54_array(t, 4) + 1 && slot3 == slot2 + 1 &&
+      lua54_array_slot(t, 5) == NULL && lua54_array_slot(t, 0) == NULL) {
+    slot2->value = u;
+    slot2->tt = LUA54_TYPE_UDATA | LUA54_COLLECTABLE;
+    slot3->value = NULL;
+    slot3->tt = LUA54_TT_FALSE;
+    ok = lua_rawgeti(L, -1, 2) == LUA_TUSERDATA && lua_touserdata(L, -1) == block &&
+         lua_rawgeti(L, -2, 3) == LUA_TBOOLEAN && !lua_toboolean(L, -1) &&
+         ((const unsigned char *)lua_topointer(L, LUA_REGISTRYINDEX))[sizeof(void *)] ==
+             LUA54_TYPE_TABLE;
+    lua_pop(L, 2);
+  } else {
+    ok = 0;
+  }
+  lua_pop(L, 1);
   lua_pushboolean(L, ok);
   return 1;
 }

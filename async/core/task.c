@@ -136,8 +136,7 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
       }
     }
   }
-  lua_pushvalue(L, -1);
-  t->ref = anchor_take(L, loop);
+  t->ref = anchor_take_udata(L, loop, lua54_udata_of(t, nbody));
   loop->live_count++;
   task_schedule(loop, t);
   debug_record(L, -1);
