@@ -26,6 +26,32 @@ describe("table.unpack", function()
     assert.are.equal(200000, (select(200000, table.unpack(t))))
   end)
 
+  it("copies a table's array part, its never-set slots as plain nils", function()
+    -- vm/unpack.c copies the array part into the stack; a slot Lua sized but never set
+    -- holds its "empty" nil, which must arrive as a nil like any other (rawequal, ==)
+    local t = {}
+    t[1], t[2], t[3] = "a", "b", "c" -- the array grows to 4: slot 4 never set
+    local a, b, c, d = table.unpack(t, 1, 4)
+    assert.are.same({ "a", "b", "c" }, { a, b, c })
+    assert.is_true(d == nil)
+    assert.is_true(rawequal(d, nil))
+    assert.are.equal(4, select("#", table.unpack(t, 1, 4)))
+    t[2] = nil -- a slot set to nil
+    local _, nothing = table.unpack(t)
+    assert.is_true(rawequal(nothing, nil))
+    -- keys past the array part (in the hash part) and negative ones
+    local mixed = { 1, 2 }
+    mixed[10], mixed[-1], mixed[0] = 10, -1, 0
+    assert.are.same({ n = 12, -1, 0, 1, 2, nil, nil, nil, nil, nil, nil, nil, 10 },
+      table.pack(table.unpack(mixed, -1, 10)))
+    -- objects come out as themselves
+    local objs = { {}, function() end, coroutine.create(function() end) }
+    local x, y, z = table.unpack(objs)
+    assert.are.equal(objs[1], x)
+    assert.are.equal(objs[2], y)
+    assert.are.equal(objs[3], z)
+  end)
+
   it("leaves room for the call: f(table.unpack(list)) grows the stack once, not twice", function()
     local n = 100000
     local t = {}

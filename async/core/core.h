@@ -569,10 +569,12 @@ static inline const lua54_value *lua54_upvalues(const void *ci) {
 /* The slot of key k in the array part of the table at t (lua_topointer) if k is at most
    the table's limit (its alimit: where Lua's luaH_getint looks first, in the array, for
    every key up to it); else NULL. */
+static inline unsigned lua54_array_limit(const void *t) {
+  return *(const unsigned *)((const unsigned char *)t + 12);
+}
 static inline lua54_value *lua54_array_slot(const void *t, lua_Integer k) {
-  const unsigned char *h = t;
-  if ((lua_Unsigned)k - 1u >= *(const unsigned *)(h + 12)) return NULL;
-  return *(lua54_value *const *)(h + 16) + (k - 1);
+  if ((lua_Unsigned)k - 1u >= lua54_array_limit(t)) return NULL;
+  return *(lua54_value *const *)((const unsigned char *)t + 16) + (k - 1);
 }
 /* The array of the table at t (lua_topointer) if its size is n, as lua_createtable(L, n,
    0) makes it; else NULL. */
