@@ -1,6 +1,7 @@
 -- core_create_spec.lua — what creation stores without Lua's API (async/core/lua54.c): a
 -- coroutine object's function, name and arguments, its Task's copy of them and its
--- metatable, gather's list of children, a pending Task's anchor in the registry. Each store is raw only into an object the
+-- metatable, gather's list of children, a pending Task's anchor in the registry, the
+-- holder of the coroutine object made last. Each store is raw only into an object the
 -- collector has not blackened, else through the API; here the collector runs during
 -- every allocation (incremental, no pause) or in generational steps, and every value
 -- stored is reachable only through the object stored into. A value the collector lost
@@ -135,6 +136,41 @@ describe("creation under the collector", function()
         for i = 1, N do assert.are.equal(round, seen[i]) end
       end
     end)
+  end)
+
+  describe("every coroutine object dropped untaken is reported once", function()
+    -- coro.c keeps the object made last in its holder's one user value, stored raw where
+    -- the holder is not black (else through the API), emptied raw when the object is
+    -- taken or moves to the nursery's list; here the collector runs all along, between
+    -- an object's making and what becomes of it. One the holder lost before a collection
+    -- found it would go unreported; one kept too long, reported twice or never freed.
+    for _, mode in ipairs({ "incremental", "generational" }) do
+      it("with the " .. mode .. " collector", function()
+        local out, status = support.run_alua_checked(([[
+          collectgarbage(%s)
+          local async function lost(x) return x end
+          local async function kept(x) return x end
+          local tasks = {}
+          for i = 1, %d do
+            local c = lost({ i }) -- made last: in the holder
+            c = nil
+            if i %% 7 == 0 then collectgarbage("step", 0) end -- dropped, still held
+            if i %% 3 == 0 then tasks[#tasks + 1] = asyncio.create_task(kept({ i })) end
+          end
+          for k, t in ipairs(tasks) do assert(await(t)[1] == 3 * k) end
+          collectgarbage(); collectgarbage(); collectgarbage()
+          print("done")
+        ]]):format(mode == "incremental" and '"incremental", 0, 100' or '"generational", 1, 10',
+          N // 3))
+        assert.are.equal(0, status, out)
+        local lost, kept = 0, 0
+        for _ in out:gmatch("coroutine 'lost' was never awaited") do lost = lost + 1 end
+        for _ in out:gmatch("coroutine 'kept' was never awaited") do kept = kept + 1 end
+        assert.are.equal(N // 3, lost)
+        assert.are.equal(0, kept)
+        assert.matches("done\n", out)
+      end)
+    end
   end)
 
   it("a coroutine object's site is its caller's line, read from the frame below its own", function()

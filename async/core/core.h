@@ -298,7 +298,7 @@ struct loop_state {
      (registry slot, 0 when that scheme is off) and how many it holds; the one made last,
      untaken, waits alone on a thread's stack before it (coro_last: NULL if none) */
   int coro_nursery_ref, coro_nursery_n;
-  lua_State *coro_last_holder;
+  struct lua54_udata *coro_last_holder; /* its header (lua54.c: read only where usable) */
   struct coro *coro_last;
   const void *coro_mt; /* the coroutine objects' metatable, for fast tests */
   /* the Task metatable: its registry slot (creation) and address (type tests) */

@@ -29,7 +29,7 @@ static void coro_push_name(lua_State *L, int idx) {
 }
 
 static void coro_leave_nursery(lua_State *L, coro *c);
-static void coro_last_leave(loop_state *loop);
+static void coro_last_leave(lua_State *L, loop_state *loop);
 
 /* Marks the coroutine object at idx as run: a coroutine runs once. */
 void coro_claim(lua_State *L, int idx, const char *fname) {
@@ -48,9 +48,8 @@ void coro_claim(lua_State *L, int idx, const char *fname) {
 /* coro_claim of the object made last, untaken (loop->coro_last): in the nursery's own
    slot. */
 void coro_claim_last(lua_State *L, loop_state *loop) {
-  (void)L;
   loop->coro_last->taken = 1;
-  coro_last_leave(loop);
+  coro_last_leave(L, loop);
 }
 
 /* Pushes the function and arguments of the coroutine object at idx; returns how many
@@ -141,23 +140,44 @@ typedef struct coro_sentinel {
 
 static char sentinel_key, watcher_key, closer_key, watch_key, holder_key;
 
-/* The object made last and not yet taken is not in the nursery's list but alone on the
-   stack of a thread of its own (loop->coro_last_holder, nursery_slot NURSERY_LAST):
-   nearly every object is taken before the next is made (create_task(work(i))), and that
-   stack is a move to fill and a settop to empty, where the list is a look-up of the
-   table, a write and a pop each way, and a registry slot a table write each way (~120
-   instructions a task more). A thread needs no write barrier: the collector traverses
-   every thread again at the end of each cycle. The next object made moves an untaken
-   one into the list. */
+/* The object made last and not yet taken is not in the nursery's list but alone in the
+   one user value of a holder of its own (a userdata anchored in the registry: its header
+   is loop->coro_last_holder; nursery_slot NURSERY_LAST): nearly every object is taken
+   before the next is made (create_task(work(i))), and that slot is a store to fill and a
+   store to empty, where the list is a look-up of the table, a write and a pop each way,
+   and a registry slot a table write each way (~120 instructions a task more). Both stores
+   are raw (lua54.c): the object's only where the holder is not black (one store through
+   the API makes it gray until the collector's next atomic phase, so nearly every store
+   is raw), the nil's at any time (a value the collector does not follow needs no
+   barrier). A thread's stack, which needs no barrier at all, held it until session 9: a
+   copy, a move and a settop, ~65 instructions more (bench/RESULTS.md, issue 22, session 9,
+   wt-create). The next object made moves an untaken one into the list. */
 #define NURSERY_LAST UINT32_MAX
+
+static void coro_holder_push(lua_State *L) { lua_rawgetp(L, LUA_REGISTRYINDEX, &holder_key); }
+
+/* Empties the holder (the object leaves it). */
+static void coro_holder_clear(lua_State *L, loop_state *loop) {
+  if (lua54_usable()) {
+    loop->coro_last_holder->uv[0].tt = 0; /* nil */
+    return;
+  }
+  coro_holder_push(L);
+  lua_pushnil(L);
+  lua_setiuservalue(L, -2, 1);
+  lua_pop(L, 1);
+}
 
 static void coro_last_to_nursery(lua_State *L, loop_state *loop) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, loop->coro_nursery_ref);
-  lua_xmove(loop->coro_last_holder, L, 1);
+  coro_holder_push(L);
+  lua_getiuservalue(L, -1, 1);
+  lua_remove(L, -2);
   lua_rawseti(L, -2, ++loop->coro_nursery_n);
   lua_pop(L, 1);
   loop->coro_last->nursery_slot = (uint32_t)loop->coro_nursery_n;
-  loop->coro_last = NULL; /* the holder is empty */
+  loop->coro_last = NULL;
+  coro_holder_clear(L, loop);
 }
 
 /* Gives the coroutine object c, on top, the metatable at mtidx, without registering it
@@ -179,17 +199,27 @@ void coro_set_metatable(lua_State *L, int mtidx, coro *c) {
    coro_set_metatable gives it), in the nursery's slot for the object made last. */
 void coro_nurse(lua_State *L, loop_state *loop, coro *c) {
   if (loop->coro_last) coro_last_to_nursery(L, loop);
-  lua_pushvalue(L, -1);
-  lua_xmove(L, loop->coro_last_holder, 1);
+  lua54_udata *holder = loop->coro_last_holder;
+  if (lua54_usable() && lua54_storable(holder)) {
+    /* its user values: the function, the name, then the arguments (or a sleep's delay
+       and results), nargs of them */
+    holder->uv[0].value = lua54_udata_of(c, c->nargs + 2);
+    holder->uv[0].tt = LUA54_TYPE_UDATA | LUA54_COLLECTABLE;
+  } else {
+    coro_holder_push(L);
+    lua_pushvalue(L, -2);
+    lua_setiuservalue(L, -2, 1);
+    lua_pop(L, 1);
+  }
   loop->coro_last = c;
   c->nursery_slot = NURSERY_LAST;
 }
 
 /* The object made last leaves its slot (taken). */
-static void coro_last_leave(loop_state *loop) {
+static void coro_last_leave(lua_State *L, loop_state *loop) {
   loop->coro_last->nursery_slot = 0;
   loop->coro_last = NULL;
-  lua_settop(loop->coro_last_holder, 0);
+  coro_holder_clear(L, loop);
 }
 
 /* A coroutine object taken leaves the nursery at once: what it holds (its function and
@@ -199,7 +229,7 @@ static void coro_leave_nursery(lua_State *L, coro *c) {
   if (c->nursery_slot == 0) return;
   loop_state *loop = loop_get(L);
   if (c->nursery_slot == NURSERY_LAST) { /* the usual case */
-    coro_last_leave(loop);
+    coro_last_leave(L, loop);
     return;
   }
   lua_rawgeti(L, LUA_REGISTRYINDEX, loop->coro_nursery_ref);
@@ -304,7 +334,7 @@ static void coro_lazy_open(lua_State *L) {
   finalize_push_mt(L, coro_closer_gc);
   lua_setmetatable(L, -2);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &closer_key); /* anchored: finalized only at lua_close */
-  loop->coro_last_holder = lua_newthread(L);
+  loop->coro_last_holder = lua54_udata_of(lua_newuserdatauv(L, 0, 1), 1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &holder_key);
   loop->coro_last = NULL;
   lua_createtable(L, 0, 0);
