@@ -233,16 +233,27 @@ static int l_core_ensure_future(lua_State *L) {
 
 static int sleep_task_body(lua_State *L);
 
+/* Is the first argument of the running C function (there is one) the full userdata whose
+   block is `block`? Read where the call left it (lua54.c) where the probe allows. */
+static int first_arg_is(lua_State *L, const void *block) {
+  lua_Debug self;
+  if (!lua54_usable() || !lua_getstack(L, 0, &self))
+    return lua_type(L, 1) == LUA_TUSERDATA && lua_touserdata(L, 1) == block;
+  lua54_udata *u = lua54_udata_in(lua54_args(self.i_ci));
+  return u != NULL && lua54_block(u) == block;
+}
+
 /* asyncio.create_task(coro [, name]) or asyncio.create_task(fn, ...) */
 static int l_core_create_task(lua_State *L) {
   loop_state *loop = loop_get(L);
   int top = lua_gettop(L);
   /* create_task(work(i)), the usual call: the coroutine object made last, untaken (coro.c
-     knows its address), needs no metatable test */
-  if (loop->coro_last != NULL && top <= 2 && lua_type(L, 1) == LUA_TUSERDATA &&
-      lua_touserdata(L, 1) == loop->coro_last) {
+     knows its address), needs no metatable test; its argument is read where the call
+     left it (lua54.c), and the Task takes the object from here */
+  if (loop->coro_last != NULL && top >= 1 && top <= 2 && first_arg_is(L, loop->coro_last)) {
+    coro *c = loop->coro_last;
     coro_claim_last(L, loop);
-    return task_create(L, loop, 1, TASK_BODY_CORO, top == 2 ? 2 : 0);
+    return task_create_coro(L, loop, 1, c, top == 2 ? 2 : 0);
   }
   if (lua_isfunction(L, 1)) {
     if (is_async_function(L, 1)) { /* run the body itself, not the coroutine it returns */

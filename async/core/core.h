@@ -200,6 +200,9 @@ static inline void owner_set_flags(lua_State *L, uintptr_t flags) {
    arguments the task takes */
 #define TASK_BODY_CORO (-1)
 int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_idx);
+/* task_create(L, loop, fidx, TASK_BODY_CORO, name_idx) of the coroutine object c at fidx */
+struct coro;
+int task_create_coro(lua_State *L, loop_state *loop, int fidx, const struct coro *c, int name_idx);
 void task_step(lua_State *L, loop_state *loop, task *t);
 void task_settle_failed(lua_State *L, loop_state *loop, task *t); /* loop_drain */
 void task_schedule(loop_state *loop, task *t);

@@ -79,11 +79,11 @@ void task_schedule(loop_state *loop, task *t) {
    thread only when it first runs: thousands of tasks created at once then share a few
    pooled threads, and the garbage collector (which rescans every live thread on each
    cycle) does not see a thread per task that has not started. */
-int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_idx) {
+static int task_new(lua_State *L, loop_state *loop, int fidx, int nargs, int name_idx,
+                    const coro *body_coro) {
   fidx = lua_absindex(L, fidx);
   if (name_idx) name_idx = lua_absindex(L, name_idx);
   if (nargs > 0xffff - 2) luaL_error(L, "create_task: too many arguments for a task (%d)", nargs);
-  const coro *body_coro = nargs == TASK_BODY_CORO ? lua_touserdata(L, fidx) : NULL;
   if (body_coro) nargs = body_coro->nargs;
   int nbody = nargs + 1;
   task *t = lua_newuserdatauv(L, sizeof *t, TUV_ARGS - 2 + nbody);
@@ -141,6 +141,15 @@ int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_id
   task_schedule(loop, t);
   debug_record(L, -1);
   return 1;
+}
+
+int task_create(lua_State *L, loop_state *loop, int fidx, int nargs, int name_idx) {
+  return task_new(L, loop, fidx, nargs, name_idx,
+                  nargs == TASK_BODY_CORO ? lua_touserdata(L, fidx) : NULL);
+}
+
+int task_create_coro(lua_State *L, loop_state *loop, int fidx, const coro *c, int name_idx) {
+  return task_new(L, loop, fidx, TASK_BODY_CORO, name_idx, c);
 }
 
 /* Below this many values, the pushes of a task's first step and end need no
