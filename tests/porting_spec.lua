@@ -547,6 +547,21 @@ t:cancel() u:close() p:kill() await p:wait()
     assert.are.equal(#want, #lines, out)
   end)
 
+  it("asyncio.http's options and arguments: the user's line, the nearest known option", function()
+    local http = require "asyncio.http"
+    local line = debug.getinfo(1, "l").currentline + 1
+    local err = raises(function() local r = await http.get("http://127.0.0.1:1/", { timout = 1 }) return r end)
+    assert.are.equal(("tests/porting_spec.lua:%d: http.request: unknown option 'timout' (did you mean 'timeout'?)"):format(line), err)
+    assert.matches("porting_spec.lua:%d+: http.request: option 'headers' must be a table, got string$",
+      raises(function() local r = await http.get("http://127.0.0.1:1/", { headers = "x" }) return r end))
+    assert.matches("porting_spec.lua:%d+: http.request: unsupported URL 'ftp://x/'",
+      raises(function() local r = await http.get("ftp://x/") return r end))
+    assert.matches("porting_spec.lua:%d+: http.Client: unknown option 'max_per_hst' %(did you mean 'max_per_host'%?%)",
+      raises(function() local c = http.Client { max_per_hst = 1 } return c end))
+    assert.matches("porting_spec.lua:%d+: http.serve: unknown option 'max_requsts' %(did you mean 'max_requests'%?%)",
+      raises(function() local s = await http.serve(print, "127.0.0.1", 0, { max_requsts = 1 }) return s end))
+  end)
+
   it("an IP address with a service name for the port is looked up, not taken as port 0", function()
     -- (an unknown service: no /etc/services needed; before, this tried port 0)
     local err = raises(function()
@@ -597,6 +612,27 @@ await fetch()
     assert.matches(":2: in function <[^\n]*:1>", out)             -- the awaited task's own line
     assert.not_matches("stdlib/", out)
     assert.not_matches("in local 'fn'", out)
+  end)
+
+  it("a connection callback's and an HTTP handler's reported errors fold alua's frames too", function()
+    local out = support.run_alua([[
+local s = await asyncio.start_server(function(r, w) local x = nil; return x.field end, "127.0.0.1", 0)
+local r, w = await asyncio.open_connection(s:sockname())
+await r:read()
+s:close()
+local http = require "asyncio.http"
+local srv = await http.serve(function(req) error("handler failed") end, "127.0.0.1", 0)
+local res = await http.get(("http://%s:%d/"):format(srv:sockname()))
+print("status", res.status)
+res:close()
+srv:close()
+]])
+    assert.matches("Unhandled error in a client_connected_cb of start_server:\n[^\n]*:1: attempt to index a nil value", out)
+    assert.matches("stack traceback:\n\t[^\n]*:1: in [^\n]*\n\t%(asyncio internals%)", out)
+    assert.matches("http.serve: the handler failed %(GET /%):\n[^\n]*:6: handler failed", out)
+    assert.matches(":6: in [^\n]*\n\t%(asyncio internals%)", out)
+    assert.matches("status\t500", out)
+    assert.not_matches("stdlib/", out)
   end)
 
   it("await's own C frame between the user's is alua's, folded as its stdlib frames are", function()

@@ -134,12 +134,23 @@ static int l_core_report(lua_State *L) {
   return 0;
 }
 
+/* core._traceback(err, level) -> "stack traceback:..." from `level` frames above this call
+   (2 in a Lua message handler: the function that raised), as the interpreter's reports
+   show it: alua's own frames folded into "(asyncio internals)" unless in debug mode, and
+   the traceback of the task err came from when await relayed it. For the handlers that
+   report errors nobody can catch (a connection's callback, an HTTP handler). */
+static int l_core_traceback(lua_State *L) {
+  luaL_checkany(L, 1);
+  int level = (int)luaL_checkinteger(L, 2);
+  lua_settop(L, 1);
+  error_traceback(L, L, 1, level);
+  return 1;
+}
+
 static const luaL_Reg core_functions[] = {
-    {"load_part", l_core_load_part},
-    {"get_running_loop", l_core_get_running_loop},
-    {"_transfer", l_core_transfer},
-    {"_report", l_core_report},
-    {NULL, NULL},
+    {"load_part", l_core_load_part},  {"get_running_loop", l_core_get_running_loop},
+    {"_transfer", l_core_transfer},   {"_report", l_core_report},
+    {"_traceback", l_core_traceback}, {NULL, NULL},
 };
 
 /* Pushes the core table with the core layer's functions; the loop object is made here

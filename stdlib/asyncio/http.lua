@@ -9,6 +9,10 @@ local lower, find, format = string.lower, string.find, string.format
 
 local H = {}
 
+-- Bad arguments and options are reported at the user's line (argcheck.c).
+local arg_error = core._arg_error
+H.arg_error = arg_error
+
 -- Reason phrases by status, and the Date header's value (made once a second): from
 -- async/net/http_server.c, which writes the server's responses.
 H.REASONS = core.net.http_reasons()
@@ -18,16 +22,16 @@ H.date = core.net.http_date
 -- name, or CR/LF in a value, would let one header become another (or end the head).
 function H.header_line(fname, name, value)
   if type(name) ~= "string" or name == "" or find(name, "[%c :]") then
-    error(fname .. ": invalid header name " .. format("%q", tostring(name)), 0)
+    arg_error(fname .. ": invalid header name " .. format("%q", tostring(name)))
   end
   local tv = type(value)
   if tv == "number" then
     value = tostring(value)
   elseif tv ~= "string" then
-    error(fname .. ": header '" .. name .. "' must be a string or number, got " .. tv, 0)
+    arg_error(fname .. ": header '" .. name .. "' must be a string or number, got " .. tv)
   end
   if find(value, "[\r\n]") then
-    error(fname .. ": header '" .. name .. "' contains a line break", 0)
+    arg_error(fname .. ": header '" .. name .. "' contains a line break")
   end
   return name .. ": " .. value .. "\r\n"
 end
@@ -37,7 +41,7 @@ end
 function H.add_headers(fname, parts, n, headers)
   local given = {}
   if headers == nil then return n, given end
-  if type(headers) ~= "table" then error(fname .. ": headers must be a table, got " .. type(headers), 0) end
+  if type(headers) ~= "table" then arg_error(fname .. ": headers must be a table, got " .. type(headers)) end
   for name, value in pairs(headers) do
     if type(value) == "table" then
       for _, v in ipairs(value) do
@@ -74,18 +78,11 @@ end
 
 H.ProtocolError = M.ProtocolError
 
--- Options tables: an unknown key is an error that names it.
+-- Options tables: an unknown key is an error that names it (and the nearest known one),
+-- a value of the wrong type the option, the type wanted and the type given.
 function H.check_options(fname, opts, known)
   if opts == nil then return {} end
-  if type(opts) ~= "table" then error(fname .. ": options must be a table, got " .. type(opts), 0) end
-  for k, v in pairs(opts) do
-    local want = known[k]
-    if want == nil then error(fname .. ": unknown option '" .. tostring(k) .. "'", 0) end
-    if want ~= "any" and type(v) ~= want and not (want == "number|nil" and v == nil) then
-      error(fname .. ": option " .. k .. " must be a " .. want .. ", got " .. type(v), 0)
-    end
-  end
-  return opts
+  return core._check_options(fname, opts, known)
 end
 
 -- ---- reading and writing a connection ----------------------------------------------

@@ -312,7 +312,7 @@ local function run_handler(cb, reader, writer)
     local res = cb(reader, writer)
     if asyncio.iscoroutine(res) then await(res) end
   end, function(e)
-    tb = type(e) == "table" and e.traceback or debug.traceback(nil, 2)
+    tb = type(e) == "table" and e.traceback or core._traceback(e, 2)
     return e
   end)
   if ok then return end

@@ -9,6 +9,7 @@ local net = core.net
 local await, Future = M.await, M.Future
 local OSError, TimeoutError = M.OSError, M.TimeoutError
 local ProtocolError = H.ProtocolError
+local arg_error = H.arg_error
 local type, error, pcall, tostring, setmetatable, pairs, ipairs = type, error, pcall, tostring, setmetatable, pairs, ipairs
 local concat, format, find, sub, lower, match = table.concat, string.format, string.find, string.sub, string.lower, string.match
 local tointeger = math.tointeger
@@ -27,20 +28,20 @@ local DEFAULT_PORTS = { http = 80, https = 443 }
 
 -- scheme, host, port, target (path and query), the Host header's value
 local function parse_url_uncached(fname, url)
-  if type(url) ~= "string" then error(fname .. ": url must be a string, got " .. type(url), 0) end
+  if type(url) ~= "string" then arg_error(fname .. ": url must be a string, got " .. type(url)) end
   local scheme, rest = match(url, "^(%a[%w+.-]*)://(.*)$")
   scheme = scheme and lower(scheme)
   if not DEFAULT_PORTS[scheme] then
-    error(fname .. ": unsupported URL '" .. url .. "' (expected http:// or https://)", 0)
+    arg_error(fname .. ": unsupported URL '" .. url .. "' (expected http:// or https://)")
   end
   local authority, target = match(rest, "^([^/?#]*)(.*)$")
   target = match(target, "^[^#]*")
   if target == "" or sub(target, 1, 1) == "?" then target = "/" .. target end
-  if find(authority, "@", 1, true) then error(fname .. ": credentials in URLs are not supported ('" .. url .. "')", 0) end
+  if find(authority, "@", 1, true) then arg_error(fname .. ": credentials in URLs are not supported ('" .. url .. "')") end
   local host, port = match(authority, "^%[([%x:.]+)%]:?(%d*)$")
   if not host then host, port = match(authority, "^([^:]+):?(%d*)$") end
-  if not host then error(fname .. ": invalid URL '" .. url .. "'", 0) end
-  if find(target, "[%s%c]") then error(fname .. ": invalid URL '" .. url .. "' (spaces or control characters)", 0) end
+  if not host then arg_error(fname .. ": invalid URL '" .. url .. "'") end
+  if find(target, "[%s%c]") then arg_error(fname .. ": invalid URL '" .. url .. "' (spaces or control characters)") end
   port = tointeger(tonumber(port)) or DEFAULT_PORTS[scheme]
   return scheme, lower(host), port, target, authority
 end
@@ -511,7 +512,7 @@ local NO_EXPECT = { expect = true }
 local function request(client, method, url, opts)
   if not METHOD_OK[method] then
     if type(method) ~= "string" or not match(method, "^[%u%d!#$%%&'*+.^_`|~-]+$") then
-      error("http.request: invalid method " .. format("%q", tostring(method)), 0)
+      arg_error("http.request: invalid method " .. format("%q", tostring(method)))
     end
     if methods_ok < 64 then
       METHOD_OK[method], methods_ok = true, methods_ok + 1
@@ -531,9 +532,9 @@ local function request(client, method, url, opts)
     decompress = opts.decompress ~= false and (opts.max_decompressed_size or client._max_decompressed)
     redirects = opts.redirects or 5
   end
-  if client._closed then error("http.request: the client is closed", 0) end
+  if client._closed then arg_error("http.request: the client is closed") end
   if opts ~= NO_OPTIONS and opts.json ~= nil then
-    if body ~= nil then error("http.request: give body or json, not both", 0) end
+    if body ~= nil then arg_error("http.request: give body or json, not both") end
     body = H.json().encode(opts.json)
     local has_type = false
     for k in pairs(headers or {}) do has_type = has_type or lower(k) == "content-type" end
@@ -544,12 +545,12 @@ local function request(client, method, url, opts)
     end
   end
   if body ~= nil and type(body) ~= "string" and type(body) ~= "function" then
-    error("http.request: body must be a string or an iterator function, got " .. type(body), 0)
+    arg_error("http.request: body must be a string or an iterator function, got " .. type(body))
   end
   local deadline = timeout and now() + timeout
   local scope <close> = deadline and M.timeout_at(deadline)
   if decompress and not (decompress > 0) then
-    error("http.request: max_decompressed_size must be positive, got " .. tostring(decompress), 0)
+    arg_error("http.request: max_decompressed_size must be positive, got " .. tostring(decompress))
   end
   local o = PLAIN
   if opts ~= NO_OPTIONS and (headers ~= nil or opts.ssl ~= nil or opts.connect_timeout ~= nil) then
@@ -644,7 +645,7 @@ function http.Client(opts)
   opts = H.check_options("http.Client", opts, CLIENT_OPTIONS)
   local max = opts.max_decompressed_size
   if max ~= nil and not (max > 0) then
-    error("http.Client: max_decompressed_size must be positive, got " .. tostring(max), 0)
+    arg_error("http.Client: max_decompressed_size must be positive, got " .. tostring(max))
   end
   return setmetatable({ _pools = {}, _max_per_host = opts.max_per_host or 100, _closed = false,
     _idle_timeout = opts.idle_timeout or 60, _timeout = opts.timeout or false,

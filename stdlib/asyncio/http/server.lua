@@ -5,6 +5,7 @@
 -- enforces header_timeout and idle_timeout: connections only note when they started
 -- waiting.
 local core, M, H, http = ...
+local arg_error = H.arg_error
 
 local net = core.net
 local iscoroutine = M.iscoroutine
@@ -126,7 +127,7 @@ H.body_methods(Request, "http.Request", body_next)
 local RESPONSE = "http.serve: the handler's response"
 
 local function traceback(e)
-  return { err = e, tb = type(e) == "table" and e.traceback or debug.traceback(nil, 2) }
+  return { err = e, tb = type(e) == "table" and e.traceback or core._traceback(e, 2) }
 end
 
 local function report(req, what, failure)
@@ -408,19 +409,19 @@ local OPTIONS = {
 local function positive(fname, opts, key, default)
   local v = opts[key]
   if v == nil then return default end
-  if not (v > 0) then error(fname .. ": option " .. key .. " must be positive, got " .. tostring(v), 0) end
+  if not (v > 0) then arg_error(fname .. ": option " .. key .. " must be positive, got " .. tostring(v)) end
   return v
 end
 
 -- serve(handler, host, port, opts) -> Server
 http.serve = M.async(function(handler, host, port, opts)
-  if type(handler) ~= "function" then error("http.serve: the handler must be a function, got " .. type(handler), 2) end
+  if type(handler) ~= "function" then arg_error("http.serve: the handler must be a function, got " .. type(handler)) end
   opts = H.check_options("http.serve", opts, OPTIONS)
   local header_timeout = positive("http.serve", opts, "header_timeout", 10)
   local idle_timeout = positive("http.serve", opts, "idle_timeout", 60)
   local server = setmetatable({
     _handler = handler, _conns = {}, _now = M.get_running_loop():time(),
-    _max_head = tointeger(positive("http.serve", opts, "max_header_size", 16384)) or error("http.serve: max_header_size must be an integer", 0),
+    _max_head = tointeger(positive("http.serve", opts, "max_header_size", 16384)) or arg_error("http.serve: max_header_size must be an integer"),
     _max_body = positive("http.serve", opts, "max_body_size", 16 * 1024 * 1024),
     _header_timeout = header_timeout, _idle_timeout = idle_timeout,
     _max_requests = opts.max_requests and positive("http.serve", opts, "max_requests") or false,
