@@ -131,7 +131,7 @@ function lib.resolve(host, port, family, socktype, passive)
   if host == "*" then host = family == "inet6" and "::" or "0.0.0.0" end
   if type(host) ~= "string" then return nil, "host or service not provided, or not known" end
   local fam = net.parse_ip(host)
-  if fam then
+  if fam and type(port) ~= "string" then -- (a service name, "http", is looked up)
     if family and fam ~= family then return nil, "Address family for hostname not supported" end -- getaddrinfo's EAI_ADDRFAMILY
     return { { family = fam, address = host, port = port } }
   end
@@ -139,6 +139,21 @@ function lib.resolve(host, port, family, socktype, passive)
   if not ok then return nil, lib.message(list) end
   if #list == 0 then return nil, "host or service not provided, or not known" end
   return list
+end
+
+-- A port as LuaSocket's connect, bind, setsockname, setpeername and sendto take it, a
+-- string for getaddrinfo: an integer, or a service name ("http") lib.resolve looks up;
+-- nil and the error (LuaSocket's result for a port getaddrinfo refuses) outside
+-- 0..65535. What is neither a number nor a string raises, as luaL_checkstring does.
+function lib.check_service(fname, port, n)
+  local p = tointeger(tonumber(port))
+  if p == nil and type(port) == "string" then return port end
+  if p == nil then
+    error(("bad argument #%d to '%s' (string expected, got %s)"):format(n, fname,
+      port == nil and "no value" or type(port)), 3)
+  end
+  if p < 0 or p > 65535 then return nil, "service not supported for socket type" end
+  return p
 end
 
 -- Arguments checked as LuaSocket's C functions do (luaL_checkinteger and friends).

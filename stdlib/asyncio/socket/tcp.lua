@@ -361,7 +361,9 @@ end
 function tcp:connect(host, port)
   check(self, "connect")
   host = lib.check_string("connect", host, 1)
-  port = lib.check_port("connect", port, 2)
+  local err
+  port, err = lib.check_service("connect", port, 2)
+  if not port then return nil, err end
   self.tm.start = false -- Timeout:markstart(), inlined on these hot paths
   if self.pending then return finish_connect(self) end
   if self.closed then return nil, "closed" end
@@ -375,14 +377,15 @@ function tcp:connect(host, port)
     self.local_ip, self.local_port = lhost, lport
   end
   local family = parse_ip(host)
-  if family and (self.family == nil or self.family == family) then -- an address: no lookup, no list
-    return connect_to(self, host, port)
+  if family and type(port) == "number" and (self.family == nil or self.family == family) then
+    return connect_to(self, host, port) -- an address and a port: no lookup, no list
   end
-  local list, err = lib.resolve(host, port, self.family, "stream")
+  local list
+  list, err = lib.resolve(host, port, self.family, "stream")
   if not list then return nil, err end
   for _, ai in ipairs(list) do
     local res
-    res, err = connect_to(self, ai.address, port)
+    res, err = connect_to(self, ai.address, ai.port)
     if res or err == "timeout" then return res, err end
   end
   return nil, err
@@ -395,11 +398,13 @@ end
 function tcp:bind(host, port)
   check(self, "bind", "master")
   host = lib.check_string("bind", host, 1)
-  port = lib.check_port("bind", port, 2)
-  local list, err = lib.resolve(host, port, self.family, "stream", true)
+  local list, err
+  port, err = lib.check_service("bind", port, 2)
+  if not port then return nil, err end
+  list, err = lib.resolve(host, port, self.family, "stream", true)
   if not list then return nil, err end
   for _, ai in ipairs(list) do
-    local ok, l = pcall(net.tcp_listen, ai.address, port, self.backlog or BACKLOG,
+    local ok, l = pcall(net.tcp_listen, ai.address, ai.port, self.backlog or BACKLOG,
       self.options.reuseport, ai.family == "inet6" and self.options["ipv6-v6only"] ~= false)
     if ok then
       net.listener_options(l, nil, self.options["tcp-nodelay"], keepalive(self), true)
@@ -614,10 +619,12 @@ function socket.connect(host, port, lhost, lport, family)
   local s = new(family ~= "unspec" and family or nil)
   if lhost ~= nil then
     lhost = lib.check_string("connect", lhost, 3)
-    lport = lport == nil and 0 or lib.check_port("connect", lport, 4)
-    local list, err = lib.resolve(lhost, lport, s.family, "stream", true)
+    local list, err
+    if lport == nil then lport = 0 else lport, err = lib.check_service("connect", lport, 4) end
+    if not lport then return nil, err end
+    list, err = lib.resolve(lhost, lport, s.family, "stream", true)
     if not list then return nil, err end
-    s.family, s.local_ip, s.local_port = list[1].family, list[1].address, lport
+    s.family, s.local_ip, s.local_port = list[1].family, list[1].address, list[1].port
   end
   local ok, err = s:connect(host, port)
   if not ok then

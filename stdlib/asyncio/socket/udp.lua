@@ -67,13 +67,15 @@ end
 function udp:setsockname(host, port)
   if not check(self, "setsockname") then return nil, "closed" end
   host = lib.check_string("setsockname", host, 1)
-  port = lib.check_port("setsockname", port, 2)
-  local list, err = lib.resolve(host, port, self.family, "dgram", true)
+  local list, err
+  port, err = lib.check_service("setsockname", port, 2)
+  if not port then return nil, err end
+  list, err = lib.resolve(host, port, self.family, "dgram", true)
   if not list then return nil, err end
   self.family = self.family or list[1].family
   if self.u then return nil, "already bound" end
   local rhost, rport = self.peer and self.peer[1], self.peer and self.peer[2]
-  return open(self, list[1].address, port, rhost, rport)
+  return open(self, list[1].address, list[1].port, rhost, rport)
 end
 
 -- setpeername(address, port): connects; setpeername("*") disconnects
@@ -85,13 +87,15 @@ function udp:setpeername(host, port)
     local lhost, lport = net.udp_sockname(self.u)
     return open(self, lhost, lport)
   end
-  port = lib.check_port("setpeername", port, 2)
-  local list, err = lib.resolve(host, port, self.family, "dgram")
+  local list, err
+  port, err = lib.check_service("setpeername", port, 2)
+  if not port then return nil, err end
+  list, err = lib.resolve(host, port, self.family, "dgram")
   if not list then return nil, err end
   self.family = self.family or list[1].family
   local lhost, lport
   if self.u then lhost, lport = net.udp_sockname(self.u) end
-  return open(self, lhost, lport, list[1].address, port)
+  return open(self, lhost, lport, list[1].address, list[1].port)
 end
 
 -- sendto(data, address, port) -> bytes sent (the address is resolved if it is a name)
@@ -100,14 +104,16 @@ function udp:sendto(data, host, port)
   if not check(self, "sendto") then return nil, "refused" end
   data = lib.check_string("sendto", data, 1)
   host = lib.check_string("sendto", host, 2)
-  port = lib.check_port("sendto", port, 3)
+  local list, err
+  port, err = lib.check_service("sendto", port, 3)
   if self.peer then error("bad argument #1 to 'sendto' (udp{unconnected} expected, got udp{connected})", 2) end
-  local list, err = lib.resolve(host, port, self.family, "dgram")
+  if not port then return nil, err end
+  list, err = lib.resolve(host, port, self.family, "dgram")
   if not list then return nil, err end
   local u
   u, err = handle(self, list[1].address)
   if not u then return nil, err end
-  local ok, e = pcall(net.udp_send, u, data, list[1].address, port)
+  local ok, e = pcall(net.udp_send, u, data, list[1].address, list[1].port)
   if not ok then return nil, message(e) end
   return #data + 0.0
 end
