@@ -767,7 +767,15 @@ static int started_attempt(lua_State *L, int base) {
   int loaded = w->loaded, outcome = w->outcome;
   uv_mutex_unlock(&w->lock);
   if (!loaded) return -1;
-  if (outcome == OUT_LOAD_ERROR) return worker_raise(L, w, outcome);
+  if (outcome == OUT_LOAD_ERROR) {
+    /* a script that cannot be loaded (missing, unreadable, a syntax error) is a bad
+       argument of this call: Lua's words, named for it, at the user's line */
+    copy_decode(L, w->error);
+    const char *msg = lua_tostring(L, -1);
+    if (msg && strncmp(msg, "start_worker: ", 14) != 0)
+      return argcheck_error(L, "start_worker: %s", msg);
+    return lua_error(L);
+  }
   lua_pushvalue(L, base);
   return 1;
 }
