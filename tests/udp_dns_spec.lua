@@ -47,6 +47,18 @@ describe("open_udp", function()
     assert.are.equal("pong", (recv(a)))
   end))
 
+  it("a port given as a numeric string is taken, as Lua's number coercion takes it", in_task(function()
+    -- sendto's argument check (9a410d8) converted the port to test it but compared the
+    -- string itself: "attempt to compare string with number" at a line of streams.lua
+    local a, b = bound(), bound()
+    local _, bport = b:sockname()
+    a:sendto("by string", "127.0.0.1", tostring(bport))
+    assert.are.equal("by string", (recv(b)))
+    local err = tostring(raises(a.sendto, a, "x", "127.0.0.1", "70000"))
+    assert.matches('sendto: port must be an integer in 1..65535, got string "70000"', err, 1, true)
+    assert.is_nil(err:find("streams.lua", 1, true), err)
+  end))
+
   it("datagrams keep their boundaries and order; empty and 60 KB datagrams", in_task(function()
     local a, b = bound(), bound()
     local _, bport = b:sockname()

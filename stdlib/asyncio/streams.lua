@@ -491,11 +491,14 @@ local function sendto_error(data, host, port)
 end
 
 function UDPSocket:sendto(data, host, port)
-  if type(data) ~= "string" or (host ~= nil and (type(host) ~= "string" or tointeger(port) == nil
-      or port < 1 or port > 65535)) then
+  -- the port as converted (a numeric string is one, as luaL_checkinteger takes it)
+  local p = port
+  if host ~= nil then p = tointeger(port) end
+  if type(data) ~= "string" or (host ~= nil and (type(host) ~= "string" or p == nil
+      or p < 1 or p > 65535)) then
     sendto_error(data, host, port)
   end
-  net.udp_send(self._u, data, host, port)
+  net.udp_send(self._u, data, host, p)
 end
 
 -- recvfrom() -> data, host, port
