@@ -354,6 +354,37 @@ static const struct {
                "asyncio.get_running_loop():call_soon(function() h:set_result(5) end)\n"
                "assert(await h == 5)\n",
      1},
+    {"bodies whose last act is an await (a sleep, a Future, a Task), with 0 to 3 arguments, "
+     "started in one batch (one thread handed from task to task), then gathered",
+     MEM_CHECK "local f = asyncio.Future()\n"
+               "local bodies = {\n"
+               "  async function(a) await asyncio.sleep(0.001) end,\n"
+               "  async function(a, b) await(asyncio.sleep(0.001)) end,\n"
+               "  async function(a, b, c) return await(f) end,\n"
+               "  async function(...) return await asyncio.create_task(asyncio.sleep(0.001, 'T')) end,\n"
+               "  async function() return 'first step' end,\n"
+               "}\n"
+               "local tasks = {}\n"
+               "for i = 1, 15 do\n"
+               "  local k = (i - 1) % 5 + 1\n"
+               "  tasks[i] = asyncio.create_task(bodies[k]({ i }, 'x' .. i, i))\n"
+               "end\n"
+               "local setter = asyncio.create_task(async function()\n"
+               "  await asyncio.sleep(0.002)\n"
+               "  f:set_result('F')\n"
+               "end)\n"
+               "local r = table.pack(pcall(asyncio.await,\n"
+               "  asyncio.wait_for(asyncio.gather(table.unpack(tasks)), 1)))\n"
+               "if not r[1] and mem(r[2]) then error(r[2], 0) end\n"
+               "if not r[1] and setter:done() and mem(setter:exception()) then\n"
+               "  error(setter:exception(), 0) -- f never set: its awaiter timed out\n"
+               "end\n"
+               "assert(r[1], tostring(r[2]))\n"
+               "for i = 1, 15 do\n"
+               "  local want = ({ nil, nil, 'F', 'T', 'first step' })[(i - 1) % 5 + 1]\n"
+               "  assert(r[i + 1] == want, i .. ': ' .. tostring(r[i + 1]))\n"
+               "end\n",
+     0},
     {"left pending at lua_close: a sleeping task, a gather, a Future, a handle, an unretrieved "
      "error, a coroutine object never awaited (their finalizers and reports at lua_close)",
      MEM_CHECK "local forever = asyncio.create_task(asyncio.sleep(10))\n"
