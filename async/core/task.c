@@ -115,7 +115,10 @@ static int task_new(lua_State *L, loop_state *loop, int fidx, int nargs, int nam
     const lua54_udata *from = lua54_udata_of(body_coro, nargs + 2);
     u->metatable = loop->task_mt;
     u->uv[TUV_BODY - 1] = from->uv[0];
-    for (int i = 0; i < nargs; i++) u->uv[TUV_ARGS - 1 + i] = from->uv[2 + i];
+    if (nargs == 1) /* the usual count: a copy, where the loop below is a call of memcpy */
+      u->uv[TUV_ARGS - 1] = from->uv[2];
+    else
+      for (int i = 0; i < nargs; i++) u->uv[TUV_ARGS - 1 + i] = from->uv[2 + i];
   } else {
     lua_rawgeti(L, LUA_REGISTRYINDEX, loop->task_mt_ref);
     if (loop->task_lazy_gc) finalize_flag_hide(loop->task_mt, !finalizable);
