@@ -523,6 +523,15 @@ describe("wait_for", function()
     assert.is_true(TimeoutError:is(e), tostring(e))
   end)
 
+  it("times out with TimeoutError on a gather (its cancel ends it failed with CancelledError)", function()
+    for _, timeout in ipairs { 0.005, 0 } do
+      local g = gather(sleep(10), create_task(function() await(Future()) end))
+      local e = raises(await, wait_for(g, timeout))
+      assert.is_true(TimeoutError:is(e), tostring(e))
+      assert.is_true(g:done())
+    end
+  end)
+
   it("an error of the awaitable passes through unchanged", function()
     local e = {}
     assert.are.equal(e, raises(await, wait_for(failing(0, e), 1)))

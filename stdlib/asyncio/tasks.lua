@@ -88,6 +88,12 @@ local function cancel_and_wait(fut)
   await(done)
 end
 
+-- Whether fut (done) ended by a cancellation: cancelled, or a gather whose cancel ended
+-- it failed with its children's CancelledError (as Python's _GatheringFuture does).
+local function ended_cancelled(fut)
+  return fut:cancelled() or CancelledError:is(fut:exception())
+end
+
 local wait_for_body = asyncio.async(function(aw, timeout)
   -- wrapped here: with timeout <= 0 a coroutine object must not start (wait_for is a
   -- coroutine in Python, so nothing runs before it is awaited)
@@ -96,7 +102,7 @@ local wait_for_body = asyncio.async(function(aw, timeout)
   if fut:done() then return fut:result() end
   if timeout <= 0 then
     cancel_and_wait(fut)
-    if fut:cancelled() then error(TimeoutError("wait_for: timed out"), 0) end
+    if ended_cancelled(fut) then error(TimeoutError("wait_for: timed out"), 0) end
     return fut:result()
   end
   local this = asyncio.current_task()
@@ -107,7 +113,7 @@ local wait_for_body = asyncio.async(function(aw, timeout)
   local res = pack(pcall(await, fut))
   timer:cancel()
   if res[1] then return unpack(res, 2, res.n) end
-  if core._fired(timer) and CancelledError:is(res[2]) and fut:cancelled()
+  if core._fired(timer) and CancelledError:is(res[2]) and fut:done() and ended_cancelled(fut)
       and not (this and this:cancelling() > cancelling) then
     error(TimeoutError(("wait_for: timed out after %g s"):format(timeout)), 0)
   end
