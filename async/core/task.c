@@ -373,7 +373,11 @@ void task_settle_failed(lua_State *L, loop_state *loop, task *t) {
 }
 
 /* A yield that is not await's: the body called coroutine.yield from C or through a
-   path we do not see. The task cannot continue; its __close handlers run unyieldable. */
+   path we do not see (a C function's lua_yield). The task cannot continue; its __close
+   handlers run unyieldable. The message is made on L, inside the drain's protected call
+   (a memory error there settles t: loop_drain), and moved over: made on t's thread, which
+   runs no protected call now, a memory error jumped to the main thread's handler, past
+   the loop and whatever resumes lay between (tests/c/alloc_test.c). */
 static void task_fail_bad_yield(lua_State *L, loop_state *loop, task *t, int nres) {
   lua_pop(t->co, nres);
 #if LUA_VERSION_RELEASE_NUM >= 50406
@@ -382,8 +386,8 @@ static void task_fail_bad_yield(lua_State *L, loop_state *loop, task *t, int nre
   lua_resetthread(t->co);
 #endif
   lua_settop(t->co, 0);
-  lua_pushliteral(t->co,
-                  "task yielded a value that is not an await (coroutine.yield in a task body?)");
+  lua_pushliteral(L, "task yielded a value that is not an await (coroutine.yield in a task body?)");
+  lua_xmove(L, t->co, 1);
   task_finish(L, loop, t, LUA_ERRRUN);
 }
 

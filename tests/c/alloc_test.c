@@ -497,10 +497,77 @@ static void test_memory_errors_while_finishing(void) {
   }
 }
 
+/* c_yield(): what a C library's function does that yields with lua_yield, not await:
+   in a task's body the task fails for it. Memory then fails two allocations in a row
+   from the off-th on (the global off), as the task's thread is closed and it fails. */
+static int c_yield(lua_State *L) {
+  void *ud;
+  lua_getallocf(L, &ud);
+  burst *b = ud;
+  lua_pushliteral(L, "a value of a C library's own");
+  lua_getglobal(L, "off");
+  b->fail_at = b->n + lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return lua_yield(L, 1);
+}
+
+/* A task whose body yields from C fails, even if memory runs out as it does, and the
+   error is that task's: it must not escape the loop (the message was pushed on the task's
+   thread, outside any protected call: a memory error there jumped to the main thread's
+   handler, past the loop driven in a coroutine by asyncio.run and that coroutine's
+   resume, to alua_dostring, status 4). */
+static void test_memory_error_after_a_c_yield(void) {
+  int right = 1;
+  for (int off = 1; off <= 12; off++) {
+    burst b = {.fail_at = -1};
+    lua_State *L = lua_newstate(burst_alloc, &b);
+    luaL_openlibs(L);
+    alua_openlibs(L);
+    lua_pushcfunction(L, c_yield);
+    lua_setglobal(L, "c_yield");
+    lua_pushinteger(L, off);
+    lua_setglobal(L, "off");
+    for (int i = 0; i < 3; i++) { /* what coroutine.resume returns, in globals made here */
+      lua_pushliteral(L, "(not returned)");
+      lua_setglobal(L, (const char *[]){"ok", "awaited", "err"}[i]);
+    }
+    b.armed = 1;
+    int status = alua_dostring(L, "local co = coroutine.create(function()\n"
+                                  "  return asyncio.run(function()\n"
+                                  "    local t = asyncio.create_task(function() c_yield() end)\n"
+                                  "    return pcall(asyncio.await, t)\n"
+                                  "  end)\n"
+                                  "end)\n"
+                                  "ok, awaited, err = coroutine.resume(co)\n"
+                                  "assert(await asyncio.sleep(0, 'slept') == 'slept')\n");
+    b.fail_at = -1;
+    const char *msg = status == LUA_OK ? "" : lua_tostring(L, -1);
+    lua_getglobal(L, "ok");
+    lua_getglobal(L, "awaited");
+    lua_getglobal(L, "err");
+    const char *e = lua_tostring(L, -1), *awaited = lua_tostring(L, -2);
+    int returned = lua_isboolean(L, -3), resumed = lua_toboolean(L, -3);
+    /* the task failed for its yield or for memory, or asyncio.run did for memory */
+    int ok = (status == LUA_OK || strstr(msg, "not enough memory")) && returned &&
+             (resumed ? lua_isboolean(L, -2) && !lua_toboolean(L, -2) && e &&
+                            (strcmp(e, "not enough memory") == 0 ||
+                             strstr(e, "task yielded a value that is not an await"))
+                      : awaited && strstr(awaited, "not enough memory"));
+    if (!ok)
+      printf("  failing from %d after the yield: status %d (%s); coroutine.resume: %s %s %s\n",
+             off, status, msg, returned ? (resumed ? "true" : "false") : "(not returned)",
+             awaited ? awaited : "-", e ? e : "-");
+    right &= ok;
+    lua_close(L);
+  }
+  check(right, "a task's body yielding from C fails that task, memory running out or not");
+}
+
 int main(void) {
   test_memory_error_while_learning(); /* first: before this process learns anything */
   test_two_states_one_thread();
   test_memory_error_while_loading();
   test_memory_errors_while_finishing();
+  test_memory_error_after_a_c_yield();
   return failures != 0;
 }
