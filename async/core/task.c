@@ -563,9 +563,11 @@ void task_step(lua_State *L, loop_state *loop, task *t) {
       return;
     }
     /* an error after its tail await began (an interrupt's hook): it ends as usual, having
-       awaited nothing */
+       awaited nothing; what the await left in the loop's slot goes (it kept the function
+       or the record, with the future, alive until the next tail await) */
     t->tail = 0;
-    loop->tail_record = 0;
+    task_take_tail_function(L, loop);
+    lua_pop(L, 1);
     if (t->awaiting) {
       future_remove_waiter(t->awaiting, &t->wait);
       t->awaiting = NULL;
