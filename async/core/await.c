@@ -340,6 +340,7 @@ static void check_can_suspend(lua_State *L);
 static int sleep_body_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
+  await_check_resumer(L);
   await_deliver_cancel(L, task_of(L));
   return lua_gettop(L) - 1;
 }
@@ -398,6 +399,15 @@ static int sleep_await(lua_State *L) {
 
 /* ---- await ------------------------------------------------------------------------ */
 
+void await_resumed_by_c(lua_State *L) {
+  lua_pushliteral(L,
+                  "await: this coroutine was resumed by a C function (lua_resume) while "
+                  "suspended in an await its task passed up, before what it awaits was "
+                  "done: only that task resumes it (through coroutine.resume or "
+                  "coroutine.wrap)");
+  lua_error(L);
+}
+
 void await_deliver_cancel(lua_State *L, task *t) {
   if (t == NULL || !t->deliver_cancel) return;
   t->deliver_cancel = 0;
@@ -415,6 +425,7 @@ void await_deliver_cancel(lua_State *L, task *t) {
 static int await_future_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
+  await_check_resumer(L);
   await_deliver_cancel(L, task_of(L));
   return future_push_outcome(L, lua_touserdata(L, 1), 1);
 }
@@ -422,6 +433,7 @@ static int await_future_k(lua_State *L, int status, lua_KContext ctx) {
 static int await_yield_once_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
+  await_check_resumer(L);
   await_deliver_cancel(L, task_of(L));
   return 0;
 }

@@ -600,6 +600,13 @@ void tail_open(lua_State *L, loop_state *loop);
 int await_suspend(lua_State *L, task *t, future *f, lua_KFunction k);
 /* Raises the CancelledError a cancel() left for t to see when it resumes, if any. */
 void await_deliver_cancel(lua_State *L, task *t);
+/* First in every continuation of an await's yield: a coroutine suspended in an await its
+   task passed up (lcorolib.c) is resumed by that task, which clears OWNER_AWAITING first;
+   still set, a C library's own lua_resume woke it before what it awaits was done. */
+__attribute__((noreturn)) void await_resumed_by_c(lua_State *L);
+static inline void await_check_resumer(lua_State *L) {
+  if (owner_flags(L) & OWNER_AWAITING) await_resumed_by_c(L);
+}
 
 /* ---- awaitable operations (op.c) ---------------------------------------- */
 

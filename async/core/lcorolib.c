@@ -90,6 +90,7 @@ static int resume_results(lua_State *L, lua_State *co, int status, int nres) {
 static int resume_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
+  await_check_resumer(L);
   lua_settop(L, 1); /* the task was resumed with nothing to pass: await reads its future */
   lua_State *co = lua_tothread(L, 1);
   int nres = 0;
@@ -156,6 +157,7 @@ static int wrap_results(lua_State *L, lua_State *co, int status, int nres) {
 
 static int wrap_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
+  await_check_resumer(L);
   lua_settop(L, (int)ctx);
   lua_State *co = lua_tothread(L, lua_upvalueindex(1));
   int nres = 0;

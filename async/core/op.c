@@ -65,6 +65,7 @@ static int op_attempt(lua_State *L, task *t) {
 static int op_resume_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
+  await_check_resumer(L);
   task *t = task_of(L);
   await_deliver_cancel(L, t);
   future_push_outcome(L, lua_touserdata(L, 2), 2); /* raises if it was cancelled */

@@ -257,6 +257,7 @@ static int message_attempt(lua_State *L, task *t);
 static int message_resume_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
+  await_check_resumer(L);
   task *t = task_of(L);
   await_deliver_cancel(L, t);
   future_push_outcome(L, lua_touserdata(L, 5), 5); /* raises if it was cancelled */

@@ -119,6 +119,27 @@ static const char *await_inside_is_an_error =
     "result = status .. ': ' .. (tostring(err):gsub('^[^:]*:%d+: ', '')) .. ' | ' .. waiting\n"
     "  .. ' | ' .. got\n";
 
+/* The coroutine is suspended in an await its task passed up (through coroutine.resume):
+   the C library's lua_resume wakes it before what it awaits is done. Its await raises a
+   clear error (not the await's outcome read early: a pending Future's InvalidStateError,
+   or a sleep ending before its time); the task that passed the await up finds the
+   coroutine dead when its awaitable is done. %s: what co awaits. */
+#define RESUMED_IN_AN_AWAIT(awaited)                                                  \
+  "local f = asyncio.Future()\n"                                                     \
+  "local co = coroutine.create(function() return 'co got ' .. await(" awaited ") end)\n" \
+  "local a = asyncio.create_task(function() return select(2, coroutine.resume(co)) end)\n" \
+  "await(asyncio.sleep(0))\n" /* a resumed co, which awaits through a */              \
+  "local b = asyncio.create_task(function() return c_resume(co) end)\n"              \
+  "local status, err = await(b)\n"                                                   \
+  "f:set_result('F')\n"                                                              \
+  "local got = await(asyncio.wait_for(a, 5))\n"                                      \
+  "result = status .. ': ' .. tostring(err) .. ' | ' .. tostring(got)\n"
+
+#define RESUMED_IN_AN_AWAIT_ERROR                                                      \
+  "error: await: this coroutine was resumed by a C function (lua_resume) while suspended " \
+  "in an await its task passed up, before what it awaits was done: only that task "     \
+  "resumes it (through coroutine.resume or coroutine.wrap) | cannot resume dead coroutine"
+
 int main(void) {
   expect(
       "a coroutine a finished task resumed, resumed by a C library in another task, runs "
@@ -135,5 +156,10 @@ int main(void) {
       "error: await: cannot suspend here: this coroutine was resumed by a C function "
       "(lua_resume), not by coroutine.resume or coroutine.wrap, so its await cannot reach "
       "a task | a waits | first then f");
+  expect("a C library's lua_resume of a coroutine suspended in an await of a Future its "
+         "task passed up: a clear error",
+         RESUMED_IN_AN_AWAIT("f"), RESUMED_IN_AN_AWAIT_ERROR);
+  expect("the same in an await of a sleep: a clear error, not the sleep ended early",
+         RESUMED_IN_AN_AWAIT("asyncio.sleep(0.05, 'slept')"), RESUMED_IN_AN_AWAIT_ERROR);
   return failures != 0;
 }
