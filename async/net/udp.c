@@ -100,6 +100,14 @@ static void udp_recv_resume(udp_sock *u) {
     u->receiving = 1;
 }
 
+/* Pushes the datagram (light userdata 1): data, host, port. */
+static int dgram_push(lua_State *L) {
+  dgram *d = lua_touserdata(L, 1);
+  lua_pushlstring(L, d->data, d->len);
+  addr_push(L, (struct sockaddr *)&d->from);
+  return 3;
+}
+
 /* net.udp_recv(u) -> data, host, port; nothing: wait. An error (an ICMP report on a
    connected socket) is raised once. */
 static int l_net_udp_recv(lua_State *L) {
@@ -107,19 +115,22 @@ static int l_net_udp_recv(lua_State *L) {
   if (u == NULL || u->closing) return raise_closed(L, "recvfrom");
   dgram *d = u->first;
   if (d) {
-    luaL_checkstack(L, 3, NULL);
+    luaL_checkstack(L, 4, NULL);
     /* off the queue before the pushes: the collection they may run can call a finalizer
        that receives on this socket, which took this same datagram and freed it (a double
-       free, then a use of freed memory, once this call went on). A memory error in them
-       leaks it: the datagram is lost either way. */
+       free, then a use of freed memory, once this call went on). The pushes run in a
+       protected call, so that the datagram is freed whatever they raise (a memory error
+       leaked it), then raised on: the datagram is lost, as the kernel drops one. */
     u->first = d->next;
     if (u->first == NULL) u->last = NULL;
     u->count--;
     u->bytes -= d->len;
     udp_recv_resume(u);
-    lua_pushlstring(L, d->data, d->len);
-    addr_push(L, (struct sockaddr *)&d->from);
+    lua_pushcfunction(L, dgram_push);
+    lua_pushlightuserdata(L, d);
+    int status = lua_pcall(L, 1, 3, 0);
     free(d);
+    if (status != LUA_OK) return lua_error(L);
     return 3;
   }
   if (u->rerr) {
