@@ -826,6 +826,16 @@ describe("a finalizer receiving on a socket during a receive on it", function()
   -- finalizer's receive takes what is there, or raises because a finalizer cannot wait
   -- (or because the main code's receive waits already: one reader at a time), leaving
   -- what it had taken in the buffer.
+  it("TCP: close in the finalizer leaves the closed object's buffer empty; the receive ends closed", function()
+    for _, pattern in ipairs { "5000", "*a", "*l" } do
+      -- before: a count of 5000 refilled the buffer after a close at the 9th collection
+      local out, status = support.run_alua_checked(program("finalizer_close.lua"), "PATTERN='" .. pattern .. "'")
+      assert.are.equal(0, status, out)
+      assert.are.equal("refilled after: none", out:match("^[^\n]*"), "pattern " .. pattern)
+      assert.is_truthy(out:find("results: closed", 1, true), out)
+    end
+  end)
+
   it("TCP: receive in the finalizer is a clear error or takes the next bytes; every line arrives once", function()
     for _, pattern in ipairs { "*l", "20", "1000", "*a" } do
       -- before: "*l" and "*a" no such error, 20 lost 75 lines and doubled 75, 1000 crashed

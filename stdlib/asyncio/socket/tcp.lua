@@ -62,12 +62,15 @@ end
 
 -- Appends the next data of the stream to the buffer: nil, or "closed", "timeout" or a
 -- message when there is none; false and an error to raise (once the caller has put back
--- what it took from the buffer: a receive cut short loses no data).
+-- what it took from the buffer: a receive cut short loses no data). Closed meanwhile (by
+-- a finalizer that ran inside the read, or a task while it waited), "closed": what came
+-- must not refill the buffer close() emptied.
 local function fill(self)
   local h = self.h
   if h == nil or self.rclosed then return "closed" end
   while true do
     local ok, status, data = pcall(read_some, h)
+    if self.h ~= h then return "closed" end
     if not ok then return failure(status) end
     if status == "eof" then return "closed" end
     if status == "ok" then
@@ -94,10 +97,13 @@ local function take_all(self)
   return rest
 end
 
--- Raises err once the data taken, parts[2..k], is back in front of the buffer.
+-- Raises err once the data taken, parts[2..k], is back in front of the buffer (not into
+-- the buffer of an object closed meanwhile).
 local function put_back(self, parts, k, err)
-  self.buf = concat(parts, "", 2, k) .. sub(self.buf, self.pos)
-  self.pos = 1
+  if self.h then
+    local back = concat(parts, "", 2, k) .. sub(self.buf, self.pos)
+    if self.h then self.buf, self.pos = back, 1 end
+  end
   error(err, 0)
 end
 
@@ -277,7 +283,7 @@ function tcp:dirty()
   local h = self.h
   if h == nil or self.rclosed then return false end
   local ok, status, data = pcall(read_some, h)
-  if ok and status == "ok" then
+  if ok and status == "ok" and self.h == h then -- (not closed by a finalizer in the read)
     self.received = self.received + #data
     self.buf, self.pos = data, 1
     return true
@@ -567,8 +573,9 @@ function tcp:_readable()
   if self.h == nil or self.rclosed then return false end
   if self.pos <= #self.buf then return true end
   -- what receive would see first: data, the end of the stream or an error
-  local ok, status, data = pcall(read_some, self.h)
-  if ok and status == "ok" then
+  local h = self.h
+  local ok, status, data = pcall(read_some, h)
+  if ok and status == "ok" and self.h == h then -- (not closed by a finalizer in the read)
     self.received = self.received + #data
     self.buf, self.pos = data, 1
   end
