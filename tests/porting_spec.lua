@@ -523,6 +523,10 @@ try(function() local r = u:sendto("x", "not-an-ip", 9) return r end)
 try(function() local r = p:send_signal("SIGBOGUS") return r end)
 try(function() local d = await f:read(1) return d end)
 try(function() local g = await asyncio.fs.open("/tmp/x", "bogus") return g end)
+try(function() local c = asyncio.Condition() local r = await c:wait() return r end)
+try(function() local s = await asyncio.start_server(print, "127.0.0.1", 0, { ssl = {} }) return s end)
+try(function() local r = await asyncio.open_connection("127.0.0.1", 1, { ssl = true, ssl_handshake_timeout = -1 }) return r end)
+try(function() local r = await asyncio.open_connection("127.0.0.1", 1, { ssl = { on_handshake_error = print } }) return r end)
 t:cancel() u:close() p:kill() await p:wait()
 ]])
     local want = {
@@ -542,6 +546,10 @@ t:cancel() u:close() p:kill() await p:wait()
       { 22, "send_signal: unknown signal 'SIGBOGUS'" },
       { 23, "attempt to use a closed file" },
       { 24, "fs.open: invalid mode 'bogus'" },
+      { 25, "Condition:wait: the lock is not acquired" },
+      { 26, "start_server: a TLS server needs ssl.certfile (and keyfile)" },
+      { 27, "open_connection: ssl_handshake_timeout must be a positive number, got -1" },
+      { 28, "open_connection: on_handshake_error is a server option" },
     }
     local lines = errors_at_lines(out, want)
     assert.are.equal(#want, #lines, out)

@@ -253,7 +253,7 @@ end
 Condition.wait = async(function(self)
   check_self(self, Condition, "Condition:wait")
   local lock = self._lock
-  if not lock._locked then error("Condition:wait: the lock is not acquired", 0) end
+  if not lock._locked then arg_error("Condition:wait: the lock is not acquired") end
   lock:release()
   local ok, err, fut = wait_on(self._waiters, self)
   while true do

@@ -30,7 +30,7 @@ local function handshake_timeout(fname, opts)
   local t = opts.ssl_handshake_timeout
   if t == nil then return HANDSHAKE_TIMEOUT end
   if type(t) ~= "number" or not (t > 0) then
-    error(fname .. ": ssl_handshake_timeout must be a positive number, got " .. tostring(t), 0)
+    core._arg_error(fname .. ": ssl_handshake_timeout must be a positive number, got " .. tostring(t))
   end
   return t
 end
@@ -44,7 +44,7 @@ local client_contexts = setmetatable({}, { __mode = "v" })
 -- The client side of opts.ssl: {ctx=, verify=, server_hostname=, ragged=, timeout=}.
 function tls.client(fname, opts)
   local o = options(fname, opts.ssl)
-  if o.on_handshake_error then error(fname .. ": on_handshake_error is a server option", 0) end
+  if o.on_handshake_error then core._arg_error(fname .. ": on_handshake_error is a server option") end
   local verify = o.verify ~= false
   local key = concat({ tostring(verify), o.cafile or "", o.certfile or "", o.keyfile or "", o.password or "" }, "\0")
   local ctx = client_contexts[key]
@@ -63,11 +63,11 @@ end
 -- a client, whose response may be cut short, is told (the default false).
 function tls.server(fname, opts)
   local o = options(fname, opts.ssl)
-  if o.certfile == nil then error(fname .. ": a TLS server needs ssl.certfile (and keyfile)", 0) end
-  if o.server_hostname then error(fname .. ": server_hostname is a client option", 0) end
+  if o.certfile == nil then core._arg_error(fname .. ": a TLS server needs ssl.certfile (and keyfile)") end
+  if o.server_hostname then core._arg_error(fname .. ": server_hostname is a client option") end
   local verify = o.verify
   if verify == nil then verify = o.cafile ~= nil end
-  if verify and o.cafile == nil then error(fname .. ": verifying clients needs ssl.cafile", 0) end
+  if verify and o.cafile == nil then core._arg_error(fname .. ": verifying clients needs ssl.cafile") end
   return { ctx = net.tls_context(true, verify, o.cafile, o.certfile, o.keyfile, o.password),
     ragged = o.suppress_ragged_eofs ~= false, on_error = o.on_handshake_error,
     timeout = handshake_timeout(fname, opts) }
