@@ -502,7 +502,7 @@ end)
 local function try(fn) local ok, err = pcall(fn) print(ok and "(no error)" or err) end
 local t = asyncio.create_task(function() await asyncio.sleep(10) end)
 local u = await asyncio.open_udp { local_addr = { "127.0.0.1", 0 } }
-local p = await asyncio.create_subprocess_exec("sleep", "10")
+local p = await asyncio.create_subprocess_exec("sleep", "10", { stdin = asyncio.PIPE })
 local f = await asyncio.fs.open(os.tmpname(), "w")
 await f:close()
 local pq = asyncio.PriorityQueue()
@@ -527,6 +527,7 @@ try(function() local c = asyncio.Condition() local r = await c:wait() return r e
 try(function() local s = await asyncio.start_server(print, "127.0.0.1", 0, { ssl = {} }) return s end)
 try(function() local r = await asyncio.open_connection("127.0.0.1", 1, { ssl = true, ssl_handshake_timeout = -1 }) return r end)
 try(function() local r = await asyncio.open_connection("127.0.0.1", 1, { ssl = { on_handshake_error = print } }) return r end)
+try(function() local r = p.stdin:writelines({ "a", {} }) return r end)
 t:cancel() u:close() p:kill() await p:wait()
 ]])
     local want = {
@@ -550,6 +551,7 @@ t:cancel() u:close() p:kill() await p:wait()
       { 26, "start_server: a TLS server needs ssl.certfile (and keyfile)" },
       { 27, "open_connection: ssl_handshake_timeout must be a positive number, got -1" },
       { 28, "open_connection: on_handshake_error is a server option" },
+      { 29, "writelines: expected a list of strings, got a table at index 2" },
     }
     local lines = errors_at_lines(out, want)
     assert.are.equal(#want, #lines, out)

@@ -125,7 +125,17 @@ Writer.write = methods.write
 
 function Writer:writelines(list)
   if type(list) ~= "table" then arg_error("writelines: expected a list of strings, got " .. type(list)) end
-  net_write(self._h, concat(list))
+  local ok, data = pcall(concat, list)
+  if not ok then -- (concat's words would name a line of this file)
+    for i = 1, #list do
+      local t = type(list[i])
+      if t ~= "string" and t ~= "number" then
+        arg_error("writelines: expected a list of strings, got a " .. t .. " at index " .. i)
+      end
+    end
+    error(data, 0)
+  end
+  net_write(self._h, data)
 end
 
 Writer.drain = methods.drain
