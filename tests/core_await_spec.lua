@@ -105,7 +105,7 @@ describe("async functions and coroutine objects", function()
       local ok, err = pcall(function() await(asyncio.wait_for(c, 1)) end)
       print(err)
     ]])
-    assert.matches("^[^\n]*:4: ensure_future: coroutine 'f' was already awaited", out)
+    assert.matches("^[^\n]*:4: wait_for: coroutine 'f' was already awaited", out)
   end)
 
   it("an error in the body reaches the awaiter unchanged", function()

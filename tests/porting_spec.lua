@@ -528,6 +528,11 @@ try(function() local s = await asyncio.start_server(print, "127.0.0.1", 0, { ssl
 try(function() local r = await asyncio.open_connection("127.0.0.1", 1, { ssl = true, ssl_handshake_timeout = -1 }) return r end)
 try(function() local r = await asyncio.open_connection("127.0.0.1", 1, { ssl = { on_handshake_error = print } }) return r end)
 try(function() local r = p.stdin:writelines({ "a", {} }) return r end)
+try(function() local r = await asyncio.wait_for(42, 1) return r end)
+try(function() local r = await asyncio.shield(42) return r end)
+try(function() local r = await asyncio.wait({ 42 }) return r end)
+try(function() for _ in asyncio.as_completed({ 42 }) do end end)
+try(function() local r = asyncio.print_tasks({}) return r end)
 t:cancel() u:close() p:kill() await p:wait()
 ]])
     local want = {
@@ -552,6 +557,11 @@ t:cancel() u:close() p:kill() await p:wait()
       { 27, "open_connection: ssl_handshake_timeout must be a positive number, got -1" },
       { 28, "open_connection: on_handshake_error is a server option" },
       { 29, "writelines: expected a list of strings, got a table at index 2" },
+      { 30, "wait_for: expected a coroutine object, Task or Future, got number" },
+      { 31, "shield: expected a coroutine object, Task or Future, got number" },
+      { 32, "wait: expected a coroutine object, Task or Future, got number" },
+      { 33, "as_completed: expected a coroutine object, Task or Future, got number" },
+      { 34, "print_tasks: file must be a file (io.stderr, io.open's) or nil, got table" },
     }
     local lines = errors_at_lines(out, want)
     assert.are.equal(#want, #lines, out)

@@ -97,11 +97,19 @@ local function created_at(obj)
   end
 end
 
+-- A file argument: nil (io.stderr) or anything with a write method (io's files, or a
+-- table collecting the text); else an error at the user's line.
+local function has_write(file) return type(file.write) == "function" end
+
+local function check_file(fname, file)
+  local t = type(file)
+  if file == nil or ((t == "userdata" or t == "table") and select(2, pcall(has_write, file)) == true) then return end
+  core._arg_error(fname .. ": file must be a file (io.stderr, io.open's) or nil, got " .. core._describe(file))
+end
+
 -- asyncio.print_tasks([file]): every pending task, oldest first, to file (io.stderr).
 function M.print_tasks(file)
-  if file ~= nil and not (type(file) == "userdata" or type(file) == "table") then
-    core._arg_error("print_tasks: file must be a file (io.stderr, io.open's) or nil, got " .. core._describe(file))
-  end
+  check_file("print_tasks", file)
   file = file or io.stderr
   local tasks = asyncio.all_tasks()
   local infos, waiting, holders = {}, {}, {}
@@ -158,10 +166,7 @@ local function check_stack_args(self, method, limit, file)
   if limit ~= nil and math.tointeger(limit) == nil then
     core._arg_error(("Task:%s: limit must be an integer or nil, got %s"):format(method, core._describe(limit)))
   end
-  if file ~= nil and not (type(file) == "userdata" or type(file) == "table") then
-    core._arg_error(("Task:%s: file must be a file (io.stderr, io.open's) or nil, got %s"):format(method,
-      core._describe(file)))
-  end
+  check_file("Task:" .. method, file)
 end
 
 -- The frames of the task's await stack, oldest first (as Python's), each

@@ -17,6 +17,15 @@ local function retrieve(child)
   if not child:cancelled() then child:exception() end
 end
 
+-- ensure_future(aw), a bad aw named for the combinator fname was given it to, not for
+-- ensure_future (at the user's line, as ensure_future's own check)
+local function future_for(fname, aw)
+  local ok, fut = pcall(ensure_future, aw)
+  if ok then return fut end
+  if type(fut) == "string" then arg_error((fut:gsub("^.-ensure_future: ", fname .. ": ", 1))) end
+  error(fut, 0)
+end
+
 -- gather(aw, ..., {return_exceptions = bool}) is in C (async/core/gather.c).
 M.gather = core.gather
 
@@ -39,7 +48,7 @@ end
 local wait_body = asyncio.async(function(list, timeout, return_when)
   -- wrapped here, not when wait() is called: wait is a coroutine, as in Python
   local futs = {}
-  for i, aw in ipairs(list) do futs[i] = ensure_future(aw) end
+  for i, aw in ipairs(list) do futs[i] = future_for("wait", aw) end
   local waiter = Future()
   local pending_count = #futs
   local timer
@@ -97,7 +106,7 @@ end
 local wait_for_body = asyncio.async(function(aw, timeout)
   -- wrapped here: with timeout <= 0 a coroutine object must not start (wait_for is a
   -- coroutine in Python, so nothing runs before it is awaited)
-  local fut = ensure_future(aw)
+  local fut = future_for("wait_for", aw)
   if timeout == nil then return await(fut) end
   if fut:done() then return fut:result() end
   if timeout <= 0 then
@@ -139,7 +148,7 @@ function M.as_completed(list, opts)
   for i = 1, n do slots[i] = Future() end
   local timer
   for i = 1, n do
-    ensure_future(list[i]):add_done_callback(function(child)
+    future_for("as_completed", list[i]):add_done_callback(function(child)
       if filled >= n or slots[filled + 1]:done() then return retrieve(child) end
       filled = filled + 1
       transfer(slots[filled], child)
@@ -164,7 +173,7 @@ end
 
 -- shield(aw): cancelling what awaits the result does not cancel aw itself.
 function M.shield(aw)
-  local inner = ensure_future(aw)
+  local inner = future_for("shield", aw)
   if inner:done() then return inner end
   local outer = Future()
   inner:add_done_callback(function(child)
