@@ -533,6 +533,9 @@ try(function() local r = await asyncio.shield(42) return r end)
 try(function() local r = await asyncio.wait({ 42 }) return r end)
 try(function() for _ in asyncio.as_completed({ 42 }) do end end)
 try(function() local r = asyncio.print_tasks({}) return r end)
+try(function() local c = asyncio.Condition() local l <close> = await c:acquire() local r = await c:wait_for(5) return r end)
+try(function() local r = p.stdin:set_write_buffer_limits("x") return r end)
+try(function() local s = await require("asyncio.http").serve(print, "127.0.0.1", 0) local _ <close> = s local r = s.sockname() return r end)
 t:cancel() u:close() p:kill() await p:wait()
 ]])
     local want = {
@@ -562,6 +565,9 @@ t:cancel() u:close() p:kill() await p:wait()
       { 32, "wait: expected a coroutine object, Task or Future, got number" },
       { 33, "as_completed: expected a coroutine object, Task or Future, got number" },
       { 34, "print_tasks: file must be a file (io.stderr, io.open's) or nil, got table" },
+      { 35, "Condition:wait_for: the predicate must be a function, got number" },
+      { 36, 'set_write_buffer_limits: high must be a number of bytes >= 0 or nil, got string "x"' },
+      { 37, "http.Server:sockname: call it as server:sockname() (with ':', not '.')" },
     }
     local lines = errors_at_lines(out, want)
     assert.are.equal(#want, #lines, out)

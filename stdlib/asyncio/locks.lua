@@ -271,6 +271,9 @@ end, "Condition.wait")
 
 Condition.wait_for = async(function(self, predicate)
   check_self(self, Condition, "Condition:wait_for")
+  if type(predicate) ~= "function" and not (getmetatable(predicate) or {}).__call then
+    arg_error("Condition:wait_for: the predicate must be a function, got " .. type(predicate))
+  end
   local result = predicate()
   while not result do
     await(self:wait())

@@ -170,7 +170,15 @@ function Writer:get_extra_info(name, default)
   return default
 end
 
-function Writer:set_write_buffer_limits(high, low) net.set_write_limits(self._h, high, low) end
+function Writer:set_write_buffer_limits(high, low)
+  for _, v in ipairs({ { "high", high }, { "low", low } }) do
+    if v[2] ~= nil and (type(v[2]) ~= "number" or v[2] < 0) then
+      arg_error("set_write_buffer_limits: " .. v[1] .. " must be a number of bytes >= 0 or nil, got "
+        .. core._describe(v[2]))
+    end
+  end
+  net.set_write_limits(self._h, high, low)
+end
 function Writer:get_write_buffer_size() return net.write_buffer_size(self._h) end
 
 -- The reader and writer of one stream userdata (also used by subprocess pipes).

@@ -440,3 +440,6 @@ http.serve = M.async(function(handler, host, port, opts)
   server._timer = loop:call_later(tick, rearm)
   return server
 end, "http.serve")
+
+-- a method called with '.' says so (none of them is on a request's path)
+core._checked_methods(Server, Server, "http.Server", "server")
