@@ -536,6 +536,9 @@ try(function() local r = asyncio.print_tasks({}) return r end)
 try(function() local c = asyncio.Condition() local l <close> = await c:acquire() local r = await c:wait_for(5) return r end)
 try(function() local r = p.stdin:set_write_buffer_limits("x") return r end)
 try(function() local s = await require("asyncio.http").serve(print, "127.0.0.1", 0) local _ <close> = s local r = s.sockname() return r end)
+try(function() local r = await asyncio.fs.mkdir("/tmp/x", {}) return r end)
+try(function() local r = await asyncio.fs.open("/tmp/x", {}) return r end)
+try(function() local r = await require("asyncio.http").post("http://127.0.0.1:1/", "body", 5) return r end)
 t:cancel() u:close() p:kill() await p:wait()
 ]])
     local want = {
@@ -568,6 +571,9 @@ t:cancel() u:close() p:kill() await p:wait()
       { 35, "Condition:wait_for: the predicate must be a function, got number" },
       { 36, 'set_write_buffer_limits: high must be a number of bytes >= 0 or nil, got string "x"' },
       { 37, "http.Server:sockname: call it as server:sockname() (with ':', not '.')" },
+      { 38, "fs.mkdir: mode must be an integer" },
+      { 39, "fs.open: mode must be a string, got table" },
+      { 40, "http.request: the options must be a table, got number" },
     }
     local lines = errors_at_lines(out, want)
     assert.are.equal(#want, #lines, out)

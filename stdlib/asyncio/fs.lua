@@ -150,6 +150,7 @@ local open = async(function(path, mode) return run(C.open(path, mode)) end, "fs.
 -- fs.open(path, mode): mode as io.open's ("r" default, "w", "a", "x", with "+", "b").
 function fs.open(path, mode)
   check_path("open", path)
+  if mode ~= nil and type(mode) ~= "string" then arg_error("fs.open: mode must be a string, got " .. type(mode)) end
   return open(path, mode)
 end
 
@@ -211,6 +212,13 @@ end
 simple("stat", C.stat)    -- -> {size=, mode=, type=, mtime=, atime=, ctime=, ...}
 simple("lstat", C.lstat)  -- the same, of a link itself (type "link")
 simple("mkdir", C.mkdir)  -- (path [, mode = 0777])
+local mkdir = fs.mkdir
+function fs.mkdir(path, mode)
+  if mode ~= nil and math.tointeger(mode) == nil then
+    arg_error("fs.mkdir: mode must be an integer (tonumber(\"755\", 8): Lua has no octal literals) or nil, got " .. core._describe(mode))
+  end
+  return mkdir(path, mode)
+end
 simple("rmdir", C.rmdir)
 simple("unlink", C.unlink)
 

@@ -604,6 +604,7 @@ local function shortcut(method, with_body)
     local opts = a
     if with_body then
       opts = b or {}
+      if type(opts) ~= "table" then arg_error("http.request: the options must be a table, got " .. type(opts)) end
       if a ~= nil then
         local copy = {}
         for k, v in pairs(opts) do copy[k] = v end
