@@ -295,7 +295,7 @@ describe("timeout", function()
       local _ <close> = cm
       await(sleep(0))
     end)
-    assert.matches("of a expired timeout", tostring(raises(cm.reschedule, cm, nil)))
+    assert.matches("of an expired timeout", tostring(raises(cm.reschedule, cm, nil)))
   end))
 
   it("test_repr_active / test_repr_expired / test_repr_finished / test_repr_disabled", in_task(function()

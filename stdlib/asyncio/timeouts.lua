@@ -79,7 +79,8 @@ end
 function Timeout:reschedule(when)
   check_self(self, "Timeout:reschedule")
   if state(self) ~= "active" then
-    arg_error("Timeout:reschedule: cannot change the deadline of a " .. self._state .. " timeout")
+    local article = self._state:find("^[aeiou]") and "an " or "a "
+    arg_error("Timeout:reschedule: cannot change the deadline of " .. article .. self._state .. " timeout")
   end
   check_when("Timeout:reschedule", when, "when")
   schedule(self, when)
