@@ -603,7 +603,7 @@ void await_deliver_cancel(lua_State *L, task *t);
 /* First in every continuation of an await's yield: a coroutine suspended in an await its
    task passed up (lcorolib.c) is resumed by that task, which clears OWNER_AWAITING first;
    still set, a C library's own lua_resume woke it before what it awaits was done. */
-__attribute__((noreturn)) void await_resumed_by_c(lua_State *L);
+void await_resumed_by_c(lua_State *L); /* raises */
 static inline void await_check_resumer(lua_State *L) {
   if (owner_flags(L) & OWNER_AWAITING) await_resumed_by_c(L);
 }
@@ -639,6 +639,7 @@ typedef struct waitset {
 future *waitset_add(lua_State *L, waitset *ws, int owner, int uv);     /* pushes it */
 future *waitset_add_one(lua_State *L, waitset *ws, int owner, int uv); /* one waiter at a time */
 int waitset_pending(const waitset *ws);
+int waitset_awaited(const waitset *ws); /* pending and someone awaits it */
 void waitset_wake(waitset *ws);
 int waitset_holds(const waitset *ws, const future *f);
 void waitset_free(waitset *ws);
