@@ -71,6 +71,25 @@ describe("open_udp", function()
     for i = 1, 100 do assert.are.equal("n" .. i, (recv(b))) end
   end))
 
+  -- the wait a recvfrom in a finalizer could not make left its future pending in the
+  -- socket's one reader place: every recvfrom after it that had to wait got "another task
+  -- is already waiting on this socket" until a datagram came (as streams did, 1119fbb)
+  it("a recvfrom in a finalizer that cannot wait leaves the socket's recvfrom working", in_task(function()
+    local a, b = bound(), bound()
+    local in_finalizer
+    setmetatable({}, { __gc = function()
+      in_finalizer = select(2, pcall(function() return await(b:recvfrom()) end))
+    end })
+    collectgarbage() -- the finalizer runs inside this C call, where nothing can suspend
+    assert.is_truthy(tostring(in_finalizer):find("cannot suspend here", 1, true), tostring(in_finalizer))
+    local receiving = create_task(function() return await(b:recvfrom()) end)
+    support.tick(3) -- it waits now
+    a:sendto("hello", b:sockname())
+    local ok, data = settle(receiving)
+    assert.is_true(ok, tostring(data))
+    assert.are.equal("hello", data)
+  end))
+
   it("a socket opened with remote_addr sends there by default and knows its peer", in_task(function()
     local b = bound()
     local _, bport = b:sockname()

@@ -83,6 +83,16 @@ int waitset_pending(const waitset *ws) {
   return 0;
 }
 
+/* Is a future of the set awaited: pending, and someone waits on it? A pending one nobody
+   awaits was handed to an await that could not suspend (in a finalizer, where a read that
+   finds nothing has to wait): it holds no waiter's place, or a set of one waiter at a time
+   (a stream's reader, a UDP socket's) would refuse every wait after it. */
+int waitset_awaited(const waitset *ws) {
+  for (int i = 0; i < ws->n; i++)
+    if (ws->v[i]->state == FUT_PENDING && ws->v[i]->first != NULL) return 1;
+  return 0;
+}
+
 /* Completes every pending future of the set. Pure C: runs inside libuv callbacks. */
 void waitset_wake(waitset *ws) {
   int n = ws->n;

@@ -321,22 +321,13 @@ static int l_net_at_eof(lua_State *L) {
   return 1;
 }
 
-/* Is a reader waiting: a pending read future that someone awaits? One nobody awaits was
-   handed to an await that could not suspend (a read in a finalizer, which found nothing
-   buffered): it holds no reader's place, or every read after it would be refused. */
-static int reader_waiting(const waitset *ws) {
-  for (int i = 0; i < ws->n; i++)
-    if (ws->v[i]->state == FUT_PENDING && ws->v[i]->first != NULL) return 1;
-  return 0;
-}
-
 /* Pushes a future completed by the next read event of the stream at hidx. One reader
    waits at a time, as in Python (whose streams raise RuntimeError): a second is a misuse,
    raised as such at the user's line and naming the call (op), the first left waiting. */
 void streamlib_wait_read(lua_State *L, int hidx, const char *op) {
   stream *s = *(stream **)lua_touserdata(L, hidx);
   if (s == NULL || s->close_wanted) raise_closed(L, op);
-  if (reader_waiting(&s->readers))
+  if (waitset_awaited(&s->readers)) /* (not one a read in a finalizer could not await) */
     argcheck_error(L,
                    "%s: another task is already waiting to read from this stream (one reader "
                    "at a time)",

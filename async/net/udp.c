@@ -146,7 +146,9 @@ static int l_net_udp_recv(lua_State *L) {
 static int l_net_udp_wait(lua_State *L) {
   udp_sock *u = udp_check(L);
   if (u == NULL || u->closing) return raise_closed(L, "recvfrom");
-  if (waitset_pending(&u->readers)) /* a misuse: at the user's line, as for a stream */
+  /* a misuse: at the user's line, as for a stream; a future a recvfrom in a finalizer
+     could not await holds no place (waitset_awaited) */
+  if (waitset_awaited(&u->readers))
     return argcheck_error(L, "recvfrom: another task is already waiting on this socket");
   udp_recv_resume(u);
   waitset_add_one(L, &u->readers, 1, UUV_READERS);
