@@ -228,15 +228,14 @@ stream *stream_check(lua_State *L, int idx) {
 
 /* ---- reading ---------------------------------------------------------------------- */
 
-/* Makes room at the end of the read buffer (compacting it, growing it towards the read
-   target) and returns it: what the socket, or TLS decryption, may fill next. */
 /* A stream without a buffer whose last read became a string (streamlib.c) reads next
    into a buffer of that size plus one byte: the next message is likely as long, and with
    a byte to spare the read comes back short, which tells libuv the socket is drained (no
    second read). The strings of those reads free blocks of that size (a byte less than
    such a buffer's block: the same chunk to malloc, which rounds to 16 bytes, 15 times
-   in 16), which malloc then hands back, still in the cache: reads then cost the kernel less than into a
-   larger block (D64K: 1.3 us per request, paired rounds, bench/RESULTS.md). */
+   in 16), which malloc then hands back, still in the cache: reads then cost the kernel
+   less than into a larger block (D64K: 1.3 us per request, paired rounds,
+   bench/RESULTS.md). */
 static void take_last_size(stream *s, size_t target) {
   if (s->rb.buf != NULL || s->handed_off < MIN_READ || s->handed_off >= target) return;
   char *p = block_new(&s->rb, s->handed_off + 1);
@@ -246,6 +245,8 @@ static void take_last_size(stream *s, size_t target) {
   s->rb.pos = s->rb.len = 0;
 }
 
+/* Makes room at the end of the read buffer (compacting it, growing it towards the read
+   target) and returns it: what the socket, or TLS decryption, may fill next. */
 size_t stream_read_space(stream *s, char **space) {
   size_t target = read_target(s);
   take_last_size(s, target);

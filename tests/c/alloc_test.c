@@ -12,12 +12,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-static int failures;
-
-static void check(int cond, const char *name) {
-  printf("%s - %s\n", cond ? "ok" : "not ok", name);
-  failures += !cond;
-}
+#include "tap.h"
 
 typedef struct arena {
   int closed;     /* its state was closed: no call may come any more */
@@ -46,15 +41,6 @@ static lua_State *arena_state(arena *a) {
   luaL_openlibs(L);
   alua_openlibs(L);
   return L;
-}
-
-static int run(lua_State *L, const char *src) {
-  int status = alua_dostring(L, src);
-  if (status != LUA_OK) {
-    printf("  error: %s\n", lua_tostring(L, -1));
-    lua_pop(L, 1);
-  }
-  return status;
 }
 
 /* State B keeps two streams open on the thread while state A reads through its own

@@ -10,12 +10,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-static int failures;
-
-static void check(int cond, const char *name) {
-  printf("%s - %s\n", cond ? "ok" : "not ok", name);
-  failures += !cond;
-}
+#include "tap.h"
 
 /* c_resume(co, ...): what a C library that drives coroutines itself does (a C scheduler, a
    C iterator over a Lua generator): lua_resume, then "yield"/"ok" and the values, or

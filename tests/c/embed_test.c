@@ -7,21 +7,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-static int failures;
-
-static void check(int cond, const char *name) {
-  printf("%s - %s\n", cond ? "ok" : "not ok", name);
-  failures += !cond;
-}
-
-static int run(lua_State *L, const char *src) {
-  int status = alua_dostring(L, src);
-  if (status != LUA_OK) {
-    printf("  error: %s\n", lua_tostring(L, -1));
-    lua_pop(L, 1);
-  }
-  return status;
-}
+#include "tap.h"
 
 static const char *global_string(lua_State *L, const char *name, char *buf, size_t size) {
   lua_getglobal(L, name);

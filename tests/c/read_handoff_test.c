@@ -13,12 +13,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-static int failures;
-
-static void check(int cond, const char *name) {
-  printf("%s - %s\n", cond ? "ok" : "not ok", name);
-  failures += !cond;
-}
+#include "tap.h"
 
 enum { LARGE = 16 * 1024 };
 

@@ -12,12 +12,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-static int failures;
-
-static void check(int cond, const char *name) {
-  printf("%s - %s\n", cond ? "ok" : "not ok", name);
-  failures += !cond;
-}
+#include "tap.h"
 
 static lua_State *armed; /* the thread to interrupt at the next new table */
 

@@ -9,12 +9,7 @@
 #include <alua.h>
 #include <lauxlib.h>
 
-static int failures;
-
-static void check(int cond, const char *name) {
-  printf("%s - %s\n", cond ? "ok" : "not ok", name);
-  failures += !cond;
-}
+#include "tap.h"
 
 static double now(void) {
   struct timespec ts;
