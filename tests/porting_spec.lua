@@ -594,6 +594,15 @@ t:cancel() u:close() p:kill() await p:wait()
       raises(function() local s = await http.serve(print, "127.0.0.1", 0, { max_requsts = 1 }) return s end))
   end)
 
+  it("set_write_buffer_limits takes numeric strings, as Lua's number arguments do", function()
+    local server <close> = await asyncio.start_server(function(_, w) w:close() end, "127.0.0.1", 0)
+    local _, w = await asyncio.open_connection(server:sockname())
+    local _ <close> = w
+    w:set_write_buffer_limits("100", "10")           -- the audit's check refused these at first
+    w:set_write_buffer_limits(100)
+    assert.matches("low must be a number of bytes >= 0 or nil, got %-1", raises(w.set_write_buffer_limits, w, 100, -1))
+  end)
+
   it("an IP address with a service name for the port is looked up, not taken as port 0", function()
     -- (an unknown service: no /etc/services needed; before, this tried port 0)
     local err = raises(function()

@@ -172,7 +172,8 @@ end
 
 function Writer:set_write_buffer_limits(high, low)
   for _, v in ipairs({ { "high", high }, { "low", low } }) do
-    if v[2] ~= nil and (type(v[2]) ~= "number" or v[2] < 0) then
+    local n = tonumber(v[2]) -- (a numeric string, as the C function's luaL_checknumber takes)
+    if v[2] ~= nil and (n == nil or n < 0) then
       arg_error("set_write_buffer_limits: " .. v[1] .. " must be a number of bytes >= 0 or nil, got "
         .. core._describe(v[2]))
     end
