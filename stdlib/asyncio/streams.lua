@@ -501,7 +501,7 @@ function UDPSocket:peername() return net.udp_peername(self._u) end
 -- remote_addr the socket was opened with.
 -- (what udp_send would refuse is named here, at the user's line)
 local function sendto_error(data, host, port)
-  if type(data) ~= "string" then
+  if type(data) ~= "string" and type(data) ~= "number" then
     arg_error("sendto: data must be a string, got " .. type(data))
   elseif type(host) ~= "string" then
     arg_error("sendto: host must be a string (an IP address) or nil, got " .. type(host))
@@ -513,7 +513,8 @@ function UDPSocket:sendto(data, host, port)
   -- the port as converted (a numeric string is one, as luaL_checkinteger takes it)
   local p = port
   if host ~= nil then p = tointeger(port) end
-  if type(data) ~= "string" or (host ~= nil and (type(host) ~= "string" or p == nil
+  -- (data a number is its text, as udp_send's luaL_checklstring takes it)
+  if (type(data) ~= "string" and type(data) ~= "number") or (host ~= nil and (type(host) ~= "string" or p == nil
       or p < 1 or p > 65535)) then
     sendto_error(data, host, port)
   end
