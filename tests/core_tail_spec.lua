@@ -244,6 +244,86 @@ describe("a tail await of a sleep", function()
     assert.are.equal("default", var:get())
   end)
 
+  it("shows the await's line in a long body and after a long gap, none when stripped", function()
+    -- over 128 instructions before the await, then a gap of 300 lines: Lua keeps absolute
+    -- line entries for both, which the line's reading must use (tail.c, lua54_line)
+    local src = { "local asyncio = ...\nreturn function(x)\n" }
+    for _ = 1, 150 do src[#src + 1] = "  x = x * 3 + 1\n" end
+    src[#src + 1] = "  if x == 0 then await asyncio.sleep(1) end\n"
+    local near = 2 + 150 + 1
+    src[#src + 1] = string.rep("\n", 300)
+    src[#src + 1] = "  await asyncio.sleep(10)\nend\n"
+    local far = near + 300 + 1
+    local long = assert(load(table.concat(src), "=long_body"))(asyncio)
+    local short = assert(load("local asyncio = ...\nreturn function() await asyncio.sleep(10) end",
+      "=short_body"))(asyncio)
+    local stripped = assert(load(string.dump(short, true), "=stripped", "b"))
+    for i = 1, debug.getinfo(short, "u").nups do
+      debug.setupvalue(stripped, i, select(2, debug.getupvalue(short, i)))
+    end
+    local tasks, threads = start_all(function() return long(1) end, short,
+      function() return long(2) end, stripped, short)
+    assert.are.equal(threads[1], threads[3])
+    assert.are.same({ far, 2, far }, {
+      tasks[1]:get_stack()[1].line, tasks[2]:get_stack()[1].line, tasks[3]:get_stack()[1].line })
+    -- no line to keep: the stripped body keeps its thread, as before
+    assert.are_not.equal(threads[4], threads[5])
+    for _, t in ipairs(tasks) do t:cancel() end
+    tasks[#tasks + 1] = { return_exceptions = true }
+    await(asyncio.gather(table.unpack(tasks)))
+  end)
+
+  it("hands each task its own body, arguments and thread in a run of first steps", function()
+    -- tasks made old by full collections before they start (generational: black), each
+    -- with a closure of its own (new: white), so that the hand-over's stores take Lua's
+    -- barrier as well as the raw path; arguments of every count, tables among them
+    local weak = setmetatable({}, { __mode = "k" })
+    local seen, tasks, results, line = {}, {}, {}, nil
+    local old = collectgarbage("generational")
+    for i = 1, 40 do
+      local args = {}
+      for j = 1, i % 11 do args[j] = j % 3 == 0 and { i, j } or i * 100 + j end
+      for _, a in ipairs(args) do if type(a) == "table" then weak[a] = true end end
+      local async function body(...)
+        seen[i] = { n = select("#", ...), ... }
+        if i % 2 == 0 then return i end
+        line = debug.getinfo(1, "l").currentline + 1
+        local function last() await asyncio.sleep(0.05 + 0.001 * (i % 5)) end
+        return last() -- a closure made now: what the task keeps while it sleeps
+      end
+      tasks[i] = create_task(body(table.unpack(args)))
+    end
+    collectgarbage()
+    collectgarbage()
+    await(sleep(0))
+    -- young collections: they traverse no old object but those a barrier marked touched
+    collectgarbage("step", 0)
+    collectgarbage("step", 0)
+    for i = 1, 40, 2 do -- each sleeper's function kept through the collections
+      assert.is_false(tasks[i]:done())
+      assert.are.equal(line, tasks[i]:get_stack()[1].line)
+    end
+    collectgarbage()
+    for i = 1, 40 do
+      local n = i % 11
+      assert.are.equal(n, seen[i].n)
+      for j = 1, n do
+        if j % 3 == 0 then
+          assert.are.same({ i, j }, seen[i][j])
+        else
+          assert.are.equal(i * 100 + j, seen[i][j])
+        end
+      end
+    end
+    seen = nil
+    collectgarbage()
+    -- the tasks no longer hold their arguments (their slots cleared at the first step)
+    assert.is_nil(next(weak))
+    for i, t in ipairs(tasks) do results[i] = await(t) or 0 end
+    collectgarbage(old)
+    for i = 1, 40 do assert.are.equal(i % 2 == 0 and i or 0, results[i]) end
+  end)
+
   it("is not made in debug mode, whose samples and reports need the thread", function()
     local loop = asyncio.get_running_loop()
     loop:set_debug(true)

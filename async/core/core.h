@@ -124,6 +124,8 @@ struct future {
   uint8_t sleeping;  /* a sleep future: resolves from the timer heap */
   int nresults;      /* FUT_RESULT: 1 means FUV_VALUE is the value itself */
   int msg_ref;       /* FUT_CANCELLED: registry ref of the cancel message, or LUA_NOREF */
+  uint16_t task_nuv; /* a Task's: its userdata's user values, where task.c's raw hand-over
+                        finds its header (lua54_udata_of); in what was padding */
   loop_state *loop;
   waiter *first;    /* the newest waiter (future.c wakes them oldest first) */
   timer_node timer; /* a sleep future's, a Task's in asyncio.sleep */
@@ -311,9 +313,12 @@ struct loop_state {
   lua_State *pool[LOOP_POOL_MAX];
   lua_State *pool_anchor[LOOP_POOL_MAX];
   const void *cancelled_mt; /* CancelledError instances' metatable, for fast tests */
-  /* tail.c: the function of the task whose tail await returns now (registry slot), for
-     task.c to take; a tail await of a future: its record (another slot), to take instead */
-  int tail_ref;
+  /* tail.c: the function (a Lua closure) of the task whose tail await of a sleep returns
+     now, for task.c to take; a tail await of a future: its record (a registry slot), to
+     take instead. The closure is not anchored here: from the await until task.c takes
+     it, it is on the thread's stack, and after the body's return nothing allocates
+     before task_main takes it (tail.c) */
+  const void *tail_fn;
   int tail_record_ref;
   int tail_record;
   /* Handles that keep the loop alive only while loop_run_until waits (a top-level await):
@@ -504,6 +509,11 @@ typedef struct lua54_callinfo {
   unsigned short callstatus;
 } lua54_callinfo;
 enum { LUA54_CIST_C = 1 << 1 }; /* callstatus: a C function's frame */
+/* A lua_State's top (the first free slot) and ci (the running frame): lstate.h's
+   CommonHeader, status, allowhook and nci, then top, l_G, ci (words 2 and 4); the probe
+   checks both (lua54.c). */
+static inline void *lua54_top(lua_State *L) { return ((void *const *)L)[2]; }
+static inline lua54_callinfo *lua54_ci(lua_State *L) { return ((lua54_callinfo *const *)L)[4]; }
 
 /* lua54.c: raw stores into a userdata or table Lua has just made and reads of a C
    function's arguments and upvalues, where a probe found Lua 5.4's layouts (below). A
@@ -531,6 +541,9 @@ enum {
   LUA54_TT_INTEGER = 0x03,
   LUA54_TT_LIGHT = 0x02,
   LUA54_TT_CCLOSURE = 0x66,
+  LUA54_TT_LCLOSURE = 0x46,
+  LUA54_TT_THREAD = 0x48,
+  LUA54_TT_UDATA = 0x47,
   LUA54_TYPE_TABLE = 0x05,
   LUA54_TYPE_UDATA = 0x07,
   LUA54_COLLECTABLE = 0x40, /* in a value's tag */
@@ -554,6 +567,23 @@ static inline lua54_udata *lua54_udata_of(const void *block, int nuv) {
 static inline int lua54_storable(const void *o) {
   return !(((const lua54_udata *)o)->marked & LUA54_BLACK_BIT);
 }
+/* Whether storing v into the object whose header is at o needs Lua's barrier (lgc.h's
+   luaC_barrierback and luaC_objbarrier: "isblack(o) && iswhite(v)"); where it does not,
+   a raw store is all lua_setiuservalue would do. */
+static inline int lua54_needs_barrier(const void *o, const lua54_value *v) {
+  return (v->tt & LUA54_COLLECTABLE) && !lua54_storable(o) &&
+         (((const lua54_udata *)v->value)->marked & LUA54_WHITE_BITS);
+}
+/* Pushes v onto L's stack as lua_pushvalue would push it (a stack takes any value: Lua
+   traverses threads again in the atomic phase, so no barrier). */
+static inline void lua54_push(lua_State *L, lua54_value v) {
+  lua_pushnil(L);
+  ((lua54_value *)lua54_top(L))[-1] = v;
+}
+/* The current line of the Lua function whose frame is ci (lua_getinfo's "l"), read from
+   its prototype's line information; -1 if it has none (stripped). Its only user, tail.c,
+   first checks it against lua_getinfo on a state of its own (its probe). */
+int lua54_line(const lua54_callinfo *ci);
 /* The full userdata a value holds, or NULL. */
 static inline lua54_udata *lua54_udata_in(const lua54_value *v) {
   return v->tt == (LUA54_TYPE_UDATA | LUA54_COLLECTABLE) ? (lua54_udata *)v->value : NULL;

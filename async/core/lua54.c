@@ -23,9 +23,12 @@
    values, then its block; a table is CommonHeader, flags, lsizenode, alimit, then its
    array; a C closure is CommonHeader, nupvalues, gclist, f, then its upvalues; a
    CallInfo starts with func, the stack slot of its function (core.h's lua54_callinfo),
-   whose arguments follow it. A probe at start-up checks each on the Lua actually linked
-   (lua54_probe); where anything disagrees, lua54_usable() is false and every caller
-   takes the API's path. */
+   whose arguments follow it; a lua_State's words 2 and 4 are its top and its running
+   CallInfo. A probe at start-up checks each on the Lua actually linked (lua54_probe);
+   where anything disagrees, lua54_usable() is false and every caller takes the API's
+   path. A task's first step uses the same layouts (task.c's hand-over from one task to
+   the next, tail.c's reading of a frame) and lua54_line, which reads a Lua function's
+   line information as ldebug.c does (tail.c's probe checks it against lua_getinfo). */
 #include <stdatomic.h>
 #include <string.h>
 
@@ -34,6 +37,47 @@
 atomic_int lua54_raw; /* 0: not probed yet, 1: on, -1: off */
 
 static char probe_key;
+
+/* A Lua closure (lobject.h's LClosure: CommonHeader, nupvalues, gclist, then its
+   prototype) and the head of its prototype (Proto) up to its line information. */
+typedef struct lua54_lclosure {
+  void *next;
+  uint8_t tt, marked, nupvalues;
+  void *gclist;
+  const struct lua54_proto *p;
+} lua54_lclosure;
+typedef struct lua54_proto {
+  void *next;
+  uint8_t tt, marked, numparams, is_vararg, maxstacksize;
+  int sizeupvalues, sizek, sizecode, sizelineinfo, sizep, sizelocvars, sizeabslineinfo;
+  int linedefined, lastlinedefined;
+  void *k;
+  const uint32_t *code;
+  void *p, *upvalues;
+  const signed char *lineinfo; /* each instruction's line less the one before it... */
+  const struct {
+    int pc, line;
+  } * abslineinfo; /* ...or, where that does not fit a byte or every 128, its line here */
+} lua54_proto;
+
+/* ldebug.c's luaG_getfuncline: the last absolute entry at or before the instruction (an
+   estimate first: there is one at least every 128 instructions), then the differences. */
+int lua54_line(const lua54_callinfo *ci) {
+  const lua54_proto *p = ((const lua54_lclosure *)((const lua54_value *)ci->func)->value)->p;
+  if (p->lineinfo == NULL) return -1;
+  int pc = (int)(ci->u.l.savedpc - p->code) - 1, basepc = -1, line = p->linedefined;
+  if (p->sizeabslineinfo > 0 && pc >= p->abslineinfo[0].pc) {
+    int i = pc / 128 - 1;
+    if (i < 0) i = 0;
+    if (i >= p->sizeabslineinfo) i = p->sizeabslineinfo - 1;
+    while (i > 0 && p->abslineinfo[i].pc > pc) i--;
+    while (i + 1 < p->sizeabslineinfo && pc >= p->abslineinfo[i + 1].pc) i++;
+    basepc = p->abslineinfo[i].pc;
+    line = p->abslineinfo[i].line;
+  }
+  while (basepc++ < pc) line += p->lineinfo[basepc];
+  return line;
+}
 
 static int same(const lua54_value *v, const void *value, int tt) {
   return v->value == value && v->tt == tt;
@@ -48,7 +92,9 @@ static int lua54_probe_fn(lua_State *L) {
     const lua54_value *args = lua54_args(ar.i_ci);
     const lua54_value *func = args - 1;
     ok = func->tt == LUA54_TT_CCLOSURE && func->value == lua_topointer(L, lua_upvalueindex(3)) &&
-         same(&args[0], (void *)1, LUA54_TT_INTEGER) && same(&args[1], &probe_key, LUA54_TT_LIGHT);
+         same(&args[0], (void *)1, LUA54_TT_INTEGER) &&
+         same(&args[1], &probe_key, LUA54_TT_LIGHT) && lua54_ci(L) == (const void *)ar.i_ci &&
+         lua54_top(L) == (const void *)(args + lua_gettop(L));
   }
   if (ok) {
     const lua54_value *up = lua54_upvalues(ar.i_ci);

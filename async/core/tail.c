@@ -30,9 +30,10 @@
      to-be-closed variable (a <close> variable must close after the sleep, not before),
      or the OP_RETURN after OP_TAILCALL (Lua compiles no tail call in a <close> scope).
    The instruction is read from Lua 5.4's CallInfo (lua54_callinfo, core.h) and decoded
-   as 5.4 lays it out; opcodes and fields are learnt once per process by a probe on a
-   state of its own, which also finds the lua_State's word holding its list of
-   to-be-closed variables (tbclist). Where the probe disagrees with what it expects, no
+   as 5.4 lays it out, the await's line from the function's prototype (lua54_line);
+   opcodes and fields are learnt once per process by a probe on a state of its own,
+   which also finds the lua_State's word holding its list of to-be-closed variables
+   (tbclist) and checks lua54_line against lua_getinfo. Where the probe disagrees with what it expects, no
    await is a tail await and everything runs as before. Public API and layout reads only:
    asyncio.so under stock lua5.4 gets it too. Why and what it saves: bench/RESULTS.md
    (issue 22, session 8, wt-tail). */
@@ -53,7 +54,7 @@
 
 /* What the probe learnt; usable only once `ok` is set (under uv_once). */
 static struct {
-  int ok;
+  int ok; /* and lua54_line agrees with lua_getinfo */
   int op_call, op_tailcall, op_return, op_return0;
   int tbclist_word; /* the lua_State's tbclist, in words */
 } learnt;
@@ -172,12 +173,54 @@ static int probe_tbclist(lua_State *L) {
   return 0;
 }
 
+/* Called by the probe chunk below: whether lua54_line reads its caller's line (and the
+   prototype's other fields) as lua_getinfo does; a disagreement clears the upvalue's flag. */
+static int probe_line(lua_State *L) {
+  int *agrees = lua_touserdata(L, lua_upvalueindex(1));
+  lua_Debug caller;
+  if (!lua_getstack(L, 1, &caller) || !lua_getinfo(L, "Sl", &caller) ||
+      (caller.what[0] != 'L' && caller.what[0] != 'm') ||
+      ((const lua54_callinfo *)caller.i_ci)->callstatus & LUA54_CIST_C ||
+      lua54_line((const void *)caller.i_ci) != caller.currentline ||
+      caller.currentline != lua_tointeger(L, 1))
+    *agrees = 0;
+  else
+    ++*agrees;
+  return 0;
+}
+
+/* Lines the probe chunk reaches a call at: a main chunk, a function, one long enough (over
+   128 instructions) for absolute entries, and one after a jump of over 127 lines. */
+static int probe_lines(lua_State *L) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b,
+                 "local p = ...\np(2)\nlocal function f(x)\n  p(4) p(4)\n  return x\nend\n"
+                 "f(1)\nlocal function g(a)\n");
+  int line = 9;
+  for (int i = 0; i < 150; i++, line++) luaL_addstring(&b, "  a = a * 3 + 1\n");
+  lua_pushfstring(L, "  p(%d)\n", line++);
+  luaL_addvalue(&b);
+  for (int i = 0; i < 300; i++, line++) luaL_addchar(&b, '\n');
+  lua_pushfstring(L, "  p(%d) return a\nend\ng(1)\n", line);
+  luaL_addvalue(&b);
+  luaL_pushresult(&b);
+  size_t len;
+  const char *chunk = lua_tolstring(L, -1, &len);
+  int agrees = 1;
+  if (luaL_loadbuffer(L, chunk, len, "=tail_probe") != LUA_OK) return 0;
+  lua_pushlightuserdata(L, &agrees);
+  lua_pushcclosure(L, probe_line, 1);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) return 0;
+  return agrees == 1 + 5; /* each call seen, none disagreeing */
+}
+
 static void probe(void) {
   lua_State *L = luaL_newstate();
   if (L == NULL) return;
   luaL_requiref(L, LUA_GNAME, luaopen_base, 1); /* setmetatable */
   lua_pop(L, 1);
-  learnt.ok = lua_version(L) == 504 && probe_opcodes(L) && probe_tbclist(L);
+  learnt.ok = lua_version(L) == 504 && probe_opcodes(L) && probe_tbclist(L) && probe_lines(L);
   lua_close(L);
 }
 
@@ -190,23 +233,24 @@ static int no_tbc_above(lua_State *L, const lua54_callinfo *c) {
 }
 
 /* Whether the await running on L for task t can be a tail await (above): *keep tells
-   `return await x` (the await's results are the body's) from a bare last `await x`. The
-   function that awaits is then pushed, its line in a1->currentline. Each task keeps its
-   own function: a cache of the last site's function and line (skipping lua_getinfo)
-   kept that site's first closure, and its upvalues, alive after its task ended, and gave
-   the other tasks of the site that closure instead of theirs (found by review). */
-static inline __attribute__((always_inline)) int tail_site(lua_State *L, task *t, lua_Debug *a1,
-                                                           int *keep) {
+   `return await x` (the await's results are the body's) from a bare last `await x`.
+   Returns the await's line (0: not a tail await); *c1 is then the frame of the function
+   that awaits. The line is read from the function's prototype (lua54_line: ~30
+   instructions, where lua_getinfo("fl") took ~300 a first step); each task keeps its own
+   function (task.c): a cache of the last site's function and line kept that site's first
+   closure, and its upvalues, alive after its task ended, and gave the other tasks of the
+   site that closure instead of theirs (found by review). */
+static inline __attribute__((always_inline)) int tail_site(lua_State *L, task *t,
+                                                           const lua54_callinfo **c1p, int *keep) {
   loop_state *loop = t->base.loop;
-  if (!learnt.ok || t->co != L || t->must_cancel || loop->debug ||
+  if (!learnt.ok || !lua54_usable() || t->co != L || t->must_cancel || loop->debug ||
       (lua_gethook(L) != NULL && debug_hooked(L)))
     return 0;
-  if (!lua_getstack(L, 1, a1)) return 0;
-  /* the await's own frame is the one after (Lua keeps ci->previous->next == ci) */
-  const lua54_callinfo *c1 = (const void *)a1->i_ci, *c0 = c1->next, *c2 = c1->previous;
-  if (c0 == NULL || c0->previous != c1 || !(c0->callstatus & LUA54_CIST_C) ||
-      (c1->callstatus & LUA54_CIST_C) || c2 == NULL || !(c2->callstatus & LUA54_CIST_C) ||
-      c2->previous == NULL || c2->previous->previous != NULL)
+  /* the await's own frame is the running one; Lua keeps ci->previous->next == ci */
+  const lua54_callinfo *c0 = lua54_ci(L), *c1 = c0->previous, *c2;
+  if (c1 == NULL || (c2 = c1->previous) == NULL || c1->next != c0 ||
+      !(c0->callstatus & LUA54_CIST_C) || (c1->callstatus & LUA54_CIST_C) || c2 == NULL ||
+      !(c2->callstatus & LUA54_CIST_C) || c2->previous == NULL || c2->previous->previous != NULL)
     return 0;
   const uint32_t *pc = c1->u.l.savedpc;
   uint32_t call = pc[-1], next = pc[0];
@@ -230,31 +274,32 @@ static inline __attribute__((always_inline)) int tail_site(lua_State *L, task *t
      review: its last await must hold the failure back) */
   int params1 = *keep ? C_OF(call) : OP_OF(next) == learnt.op_return ? C_OF(next) : 0;
   ptrdiff_t moved = params1 ? (ptrdiff_t)c1->u.l.nextraargs + params1 : 0;
-  if ((const char *)c1->func - SLOT * moved != (const char *)c2->func + SLOT * 2) return 0;
-  if (!lua_checkstack(L, 1) || !lua_getinfo(L, "fl", a1)) return 0;
-  if (a1->currentline < 1 || a1->currentline > 0xffff) {
-    lua_pop(L, 1);
+  if ((const char *)c1->func - SLOT * moved != (const char *)c2->func + SLOT * 2 ||
+      ((const lua54_value *)c1->func)->tt != LUA54_TT_LCLOSURE)
     return 0;
-  }
-  return 1;
+  int line = lua54_line(c1);
+  if (line < 1 || line > 0xffff) return 0;
+  *c1p = c1;
+  return line;
 }
 
 /* In an await of a sleep by task t, running on L, about to suspend (its timer armed),
    with nres values for the sleep to return: if this await can be a tail await, records it
-   (t->tail, the line in t->nargs; the function stays in the loop's slot for task.c to
-   take) and returns 1: the await then returns nothing instead of yielding. The task ends
-   with no values: a sleep of values is a tail await only as a bare last `await`. */
+   (t->tail, the line in t->nargs, the function in loop->tail_fn for task.c to take) and
+   returns 1: the await then returns nothing instead of yielding. The task ends with no
+   values: a sleep of values is a tail await only as a bare last `await`. The function
+   is not anchored by tail_fn (a registry slot cost ~190 instructions a first step, in
+   and out): until the body returns it is in its frame's slot, and from the return, in
+   Lua's return path and task_main, nothing allocates (no hook runs: a hook set from
+   another thread after this check, an interrupt's, fires in the body's frame, and its
+   error leaves tail_fn untaken, task_step) until task.c pushes it. */
 int tail_await(lua_State *L, task *t, int nres) {
-  lua_Debug a1;
-  int keep;
-  if (!tail_site(L, t, &a1, &keep)) return 0;
-  if (keep && nres != 0) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  lua_rawseti(L, LUA_REGISTRYINDEX, t->base.loop->tail_ref);
+  const lua54_callinfo *c1;
+  int keep, line = tail_site(L, t, &c1, &keep);
+  if (line == 0 || (keep && nres != 0)) return 0;
+  t->base.loop->tail_fn = ((const lua54_value *)c1->func)->value;
   t->tail = 1;
-  t->nargs = (unsigned)a1.currentline;
+  t->nargs = (unsigned)line;
   return 1;
 }
 
@@ -267,16 +312,14 @@ int tail_await(lua_State *L, task *t, int nres) {
    tracebacks show every frame. */
 int tail_await_future(lua_State *L, task *t, int fidx) {
   loop_state *loop = t->base.loop;
+  const lua54_callinfo *c1;
   lua_Debug a1;
-  int keep;
+  int keep, line;
   fidx = lua_absindex(L, fidx);
   if (debug_states || !lua_isyieldable(L) || (owner_flags(L) & OWNER_NO_SUSPEND) ||
-      !tail_site(L, t, &a1, &keep))
+      (line = tail_site(L, t, &c1, &keep)) == 0 || !lua_checkstack(L, 2) ||
+      !lua_getstack(L, 1, &a1) || !lua_getinfo(L, "ft", &a1))
     return 0;
-  if (!lua_getinfo(L, "t", &a1)) {
-    lua_pop(L, 1);
-    return 0;
-  }
   lua_createtable(L, 4, 0);
   lua_rotate(L, -2, 1); /* the function, above the record */
   lua_rawseti(L, -2, 1);
@@ -292,16 +335,14 @@ int tail_await_future(lua_State *L, task *t, int fidx) {
   future_add_waiter(f, &t->wait);
   loop->tail_record = 1;
   t->tail = 1;
-  t->nargs = (unsigned)a1.currentline;
+  t->nargs = (unsigned)line;
   return 1;
 }
 
 /* Learns the layout (once per process) and gives the loop its registry slot. */
 void tail_open(lua_State *L, loop_state *loop) {
   uv_once(&probe_once, probe);
-  if (loop->tail_ref == 0) {
-    lua_pushboolean(L, 0);
-    loop->tail_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (loop->tail_record_ref == 0) {
     lua_pushboolean(L, 0);
     loop->tail_record_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }

@@ -88,6 +88,7 @@ static int task_new(lua_State *L, loop_state *loop, int fidx, int nargs, int nam
   int nbody = nargs + 1;
   task *t = lua_newuserdatauv(L, sizeof *t, TUV_ARGS - 2 + nbody);
   future_init(&t->base, loop, KIND_TASK);
+  t->base.task_nuv = (uint16_t)nbody;
   t->base.timer.kind = TIMER_TASK;
   t->run.kind = RUN_TASK;
   waiter_init(&t->wait, WAITER_TASK);
@@ -200,14 +201,64 @@ static void task_complete(lua_State *L, loop_state *loop, task *t, int state);
 static void task_drop_cancel_message(lua_State *L, task *t);
 
 /* Pushes what the task whose tail await (tail.c) just returned keeps: the function that
-   awaited a sleep, or the record of an awaited future, each in a registry slot of the
-   loop's, cleared (it would keep them alive once the task is done). */
+   awaited a sleep (loop->tail_fn, a Lua closure), or the record of an awaited future, in
+   a registry slot of the loop's, cleared (it would keep it alive once the task is done). */
 static void task_take_tail_function(lua_State *L, loop_state *loop) {
-  int ref = loop->tail_record ? loop->tail_record_ref : loop->tail_ref;
+  if (!loop->tail_record) {
+    lua54_push(L, (lua54_value){loop->tail_fn, LUA54_TT_LCLOSURE});
+    loop->tail_fn = NULL;
+    return;
+  }
   loop->tail_record = 0;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->tail_record_ref);
   lua_pushboolean(L, 0);
-  lua_rawseti(L, LUA_REGISTRYINDEX, ref);
+  lua_rawseti(L, LUA_REGISTRYINDEX, loop->tail_record_ref);
+}
+
+/* Stores v into user value i of the userdata whose header is u as lua_setiuservalue
+   would: raw where Lua's barrier would do nothing (lua54.c), else through the API, which
+   runs it (the userdata pushed raw: L has room for two more values). */
+static void task_store_uv(lua_State *L, lua54_udata *u, int i, lua54_value v) {
+  if (!lua54_needs_barrier(u, &v)) {
+    u->uv[i - 1] = v;
+    return;
+  }
+  lua54_push(L, (lua54_value){u, LUA54_TT_UDATA});
+  lua54_push(L, v);
+  lua_setiuservalue(L, -2, i);
+  lua_pop(L, 1);
+}
+
+/* task_start_next_here's hand-over without the registry and the API for each value (~450
+   instructions a first step: bench/RESULTS.md, session 9, wt-first): with L's stack
+   [task_main, task_msgh, t's outcome], t's outcome takes its slot, this thread next's,
+   and the stack becomes [task_main, task_msgh, next's body, its arguments...], the slots
+   of the arguments the collector would follow cleared in next (task_push_args). Both
+   tasks' headers are found from their blocks (lua54_udata_of) and checked against what
+   they must hold; returns 0, having done nothing, if either disagrees or next has many
+   arguments (then the API's path runs). Nothing here allocates: between t's slot
+   losing the thread and next's taking it, no collection can run. */
+static int task_hand_over_raw(lua_State *L, task *t, task *next) {
+  int nargs = (int)next->nargs;
+  lua54_udata *tu = lua54_udata_of(t, t->base.task_nuv);
+  lua54_udata *nu = lua54_udata_of(next, nargs + 1);
+  if (nargs > TASK_FEW_VALUES || lua_gettop(L) != 2 || tu->nuvalue != t->base.task_nuv ||
+      tu->len != sizeof *t || nu->nuvalue != nargs + 1 || nu->len != sizeof *next ||
+      next->base.task_nuv != nargs + 1)
+    return 0;
+  lua54_value *slot = (lua54_value *)lua54_ci(L)->func; /* slot[i]: stack index i */
+  task_store_uv(L, tu, TUV_THREAD, slot[2]);
+  lua54_value body = nu->uv[TUV_BODY - 1];
+  task_store_uv(L, nu, TUV_THREAD, (lua54_value){L, LUA54_TT_THREAD});
+  for (int i = 0; i < nargs; i++) lua_pushnil(L); /* from [task_msgh, t's outcome] */
+  slot[2] = body;
+  for (int i = 0; i < nargs; i++) {
+    lua54_value *arg = &nu->uv[TUV_ARGS - 1 + i];
+    slot[3 + i] = *arg;
+    if ((arg->tt & 0x0f) > LUA_TNUMBER) arg->tt = 0; /* nil: no barrier for that */
+  }
+  next->nargs = 0;
+  return 1;
 }
 
 /* In task_main: the body of t, the task this thread runs, returned at most one value
@@ -229,15 +280,18 @@ static int task_start_next_here(lua_State *L, task *t) {
     task_take_tail_function(L, loop);
   else if (n == 0)
     lua_pushnil(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
-  lua_insert(L, 2);                             /* 2: t, 3: its outcome */
-  lua_setiuservalue(L, 2, FUV_VALUE);           /* t's outcome takes the thread's slot: until next's
-                                         below anchors it, nothing allocates (no collection) */
-  lua_rawgeti(L, LUA_REGISTRYINDEX, next->ref); /* 3 */
-  lua_getiuservalue(L, 3, TUV_BODY);
-  lua_replace(L, 2); /* 2: next's body, in t's place */
-  lua_pushthread(L);
-  lua_setiuservalue(L, 3, TUV_THREAD); /* this thread is next's now (and anchored) */
+  int raw = lua54_usable() && task_hand_over_raw(L, t, next);
+  if (!raw) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+    lua_insert(L, 2);                   /* 2: t, 3: its outcome */
+    lua_setiuservalue(L, 2, FUV_VALUE); /* t's outcome takes the thread's slot: until next's
+                                           below anchors it, nothing allocates (no collection) */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, next->ref); /* 3 */
+    lua_getiuservalue(L, 3, TUV_BODY);
+    lua_replace(L, 2); /* 2: next's body, in t's place */
+    lua_pushthread(L);
+    lua_setiuservalue(L, 3, TUV_THREAD); /* this thread is next's now (and anchored) */
+  }
   t->co = NULL;
   if (!t->tail) {
     t->base.nresults = n;
@@ -251,7 +305,9 @@ static int task_start_next_here(lua_State *L, task *t) {
   owner_set_flags(L, OWNER_TASK_THREAD);
   loop->current = next;
   loop->settling = &next->run; /* for loop_drain: the task whose end an error may cut short */
-  if (task_push_args(L, 3, next) == 1)
+  if (raw)
+    ;
+  else if (task_push_args(L, 3, next) == 1)
     lua_replace(L, 3); /* the usual case: one argument, in next's place */
   else
     lua_remove(L, 3);
@@ -566,8 +622,12 @@ void task_step(lua_State *L, loop_state *loop, task *t) {
        awaited nothing; what the await left in the loop's slot goes (it kept the function
        or the record, with the future, alive until the next tail await) */
     t->tail = 0;
-    task_take_tail_function(L, loop);
-    lua_pop(L, 1);
+    if (loop->tail_record) { /* the record, and its future, go */
+      task_take_tail_function(L, loop);
+      lua_pop(L, 1);
+    }
+    loop->tail_fn = NULL; /* a sleep's: a bare pointer, never pushed here (the error's own
+                             allocations may have collected the function) */
     if (t->awaiting) {
       future_remove_waiter(t->awaiting, &t->wait);
       t->awaiting = NULL;
