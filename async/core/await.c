@@ -389,9 +389,19 @@ static int sleep_await(lua_State *L) {
      (and fails) to make an integer of every other delay (~100 instructions a sleep).
      Any other number is armed from here, read once (not through sleep_task_body's
      integer in slot 1 and sleep_body: workload C's first step, ~80 instructions) */
-  if (lua_type(L, 1) == LUA_TNUMBER) {
-    lua_Number d = lua_tonumber(L, 1);
-    if (d == 0 && lua_gettop(L) == 1) return yield_once(L, t);
+  int isnum, nargs;
+  lua_Number d;
+  if (lua54_usable()) { /* read raw (lua54.c): lua_type and lua_tonumber were ~42 */
+    const lua54_value *args = lua54_args(lua54_ci(L));
+    nargs = lua54_nargs(L, args);
+    d = nargs > 0 ? lua54_number(args, &isnum) : (isnum = 0);
+  } else {
+    nargs = lua_gettop(L);
+    isnum = lua_type(L, 1) == LUA_TNUMBER;
+    d = lua_tonumber(L, 1);
+  }
+  if (isnum) {
+    if (d == 0 && nargs == 1) return yield_once(L, t);
     if (d == d) return sleep_suspend(L, t, timer_seconds_to_ns(d));
   }
   return sleep_suspend(L, t, timer_delay_to_ns(L, 1, "sleep")); /* raises the error */
@@ -743,6 +753,22 @@ static int await_keyword(lua_State *L, task *t) {
    sleep_await) keeps one C frame below its body. The most frequent kinds first. */
 static int l_core_await(lua_State *L) {
   task *t = task_of(L);
+  if (lua54_usable()) { /* await(await, f) for sleep or an async function, read raw
+                           (lua54.c): ~85 instructions of lua_tocfunction and pushes */
+    const lua54_callinfo *ci = lua54_ci(L);
+    const lua54_value *args = lua54_args(ci);
+    if (lua54_nargs(L, args) == 2 && lua54_cclosure_f(&args[0]) == l_core_await) {
+      lua_CFunction fn = lua54_cclosure_f(&args[1]);
+      if (fn == l_core_sleep) {
+        lua54_push(L, lua54_upvalues(ci)[UP_SLEEP_AWAIT - 1]);
+        return 1;
+      }
+      if (fn == async_call && t != NULL) {
+        lua54_push(L, lua54_cclosure_upvalues(&args[1])[0]);
+        return 1;
+      }
+    }
+  }
   if (lua_tocfunction(L, 1) == l_core_await) return await_keyword(L, t);
   lua_settop(L, 1);
   for (int depth = 0; depth < 8; depth++) {

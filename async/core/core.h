@@ -539,6 +539,7 @@ _Static_assert(sizeof(lua54_value) == 16 && offsetof(lua54_udata, uv) == 40,
 enum {
   LUA54_TT_FALSE = 0x01,
   LUA54_TT_INTEGER = 0x03,
+  LUA54_TT_FLOAT = 0x13,
   LUA54_TT_LIGHT = 0x02,
   LUA54_TT_CCLOSURE = 0x66,
   LUA54_TT_LCLOSURE = 0x46,
@@ -608,6 +609,30 @@ static inline unsigned lua54_array_limit(const void *t) {
 static inline lua54_value *lua54_array_slot(const void *t, lua_Integer k) {
   if ((lua_Unsigned)k - 1u >= lua54_array_limit(t)) return NULL;
   return *(lua54_value *const *)((const unsigned char *)t + 16) + (k - 1);
+}
+/* The C function of the C closure value v holds (a C closure: CommonHeader, nupvalues,
+   gclist, f, then its upvalues), or NULL if v holds none. */
+static inline lua_CFunction lua54_cclosure_f(const lua54_value *v) {
+  return v->tt == LUA54_TT_CCLOSURE
+             ? *(const lua_CFunction *)((const char *)v->value + 3 * sizeof(void *))
+             : NULL;
+}
+static inline const lua54_value *lua54_cclosure_upvalues(const lua54_value *v) {
+  return (const lua54_value *)((const char *)v->value + 4 * sizeof(void *));
+}
+/* How many arguments the running C function has (lua_gettop, read from the frame). */
+static inline int lua54_nargs(lua_State *L, const lua54_value *args) {
+  return (int)((const lua54_value *)lua54_top(L) - args);
+}
+/* A number value's lua_Number (lua_tonumber of a number), or 0 with *isnum 0. */
+static inline lua_Number lua54_number(const lua54_value *v, int *isnum) {
+  union {
+    const void *p;
+    lua_Number n;
+    lua_Integer i;
+  } u = {v->value};
+  *isnum = v->tt == LUA54_TT_FLOAT || v->tt == LUA54_TT_INTEGER;
+  return v->tt == LUA54_TT_FLOAT ? u.n : v->tt == LUA54_TT_INTEGER ? (lua_Number)u.i : 0;
 }
 /* The array of the table at t (lua_topointer) if its size is n, as lua_createtable(L, n,
    0) makes it; else NULL. */

@@ -94,7 +94,19 @@ static int lua54_probe_fn(lua_State *L) {
     ok = func->tt == LUA54_TT_CCLOSURE && func->value == lua_topointer(L, lua_upvalueindex(3)) &&
          same(&args[0], (void *)1, LUA54_TT_INTEGER) &&
          same(&args[1], &probe_key, LUA54_TT_LIGHT) && lua54_ci(L) == (const void *)ar.i_ci &&
-         lua54_top(L) == (const void *)(args + lua_gettop(L));
+         lua54_top(L) == (const void *)(args + lua_gettop(L)) && lua54_nargs(L, args) == 2 &&
+         lua54_cclosure_f(func) == lua54_probe_fn &&
+         lua54_cclosure_upvalues(func) == lua54_upvalues(ar.i_ci);
+  }
+  if (ok) { /* a float and an integer argument, as lua_tonumber reads them */
+    int isint, isfloat, isnot;
+    lua_pushinteger(L, -7);
+    lua_pushnumber(L, 2.5);
+    const lua54_value *top = lua54_top(L);
+    ok = lua54_number(&top[-2], &isint) == -7.0 && isint &&
+         lua54_number(&top[-1], &isfloat) == 2.5 && isfloat &&
+         lua54_number(lua54_args(ar.i_ci) + 1, &isnot) == 0 && !isnot;
+    lua_pop(L, 2);
   }
   if (ok) {
     const lua54_value *up = lua54_upvalues(ar.i_ci);
