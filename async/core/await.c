@@ -753,12 +753,14 @@ static int await_keyword(lua_State *L, task *t) {
    sleep_await) keeps one C frame below its body. The most frequent kinds first. */
 static int l_core_await(lua_State *L) {
   task *t = task_of(L);
-  if (lua54_usable()) { /* await(await, f) for sleep or an async function, read raw
-                           (lua54.c): ~85 instructions of lua_tocfunction and pushes */
+  if (lua54_usable()) { /* the keyword's await(await, f) told and, for sleep or an async
+                           function, answered from the frame (lua54.c): lua_tocfunction
+                           twice and a push were ~85 instructions of its ~110 */
     const lua54_callinfo *ci = lua54_ci(L);
     const lua54_value *args = lua54_args(ci);
-    if (lua54_nargs(L, args) == 2 && lua54_cclosure_f(&args[0]) == l_core_await) {
-      lua_CFunction fn = lua54_cclosure_f(&args[1]);
+    int n = lua54_nargs(L, args);
+    if (n >= 1 && lua54_cclosure_f(&args[0]) == l_core_await) {
+      lua_CFunction fn = n == 2 ? lua54_cclosure_f(&args[1]) : NULL;
       if (fn == l_core_sleep) {
         lua54_push(L, lua54_upvalues(ci)[UP_SLEEP_AWAIT - 1]);
         return 1;
@@ -767,9 +769,11 @@ static int l_core_await(lua_State *L) {
         lua54_push(L, lua54_cclosure_upvalues(&args[1])[0]);
         return 1;
       }
+      return await_keyword(L, t);
     }
+  } else if (lua_tocfunction(L, 1) == l_core_await) {
+    return await_keyword(L, t);
   }
-  if (lua_tocfunction(L, 1) == l_core_await) return await_keyword(L, t);
   lua_settop(L, 1);
   for (int depth = 0; depth < 8; depth++) {
     if (lua_getmetatable(L, 1)) {
