@@ -229,8 +229,8 @@ static void task_store_uv(lua_State *L, lua54_udata *u, int i, lua54_value v) {
   lua_pop(L, 1);
 }
 
-/* task_start_next_here's hand-over without the registry and the API for each value (~450
-   instructions a first step: bench/RESULTS.md, session 9, wt-first): with L's stack
+/* task_start_next_here's hand-over without the registry and the API for each value (~380
+   instructions a first step less: bench/RESULTS.md, session 9, wt-first): with L's stack
    [task_main, task_msgh, t's outcome], t's outcome takes its slot, this thread next's,
    and the stack becomes [task_main, task_msgh, next's body, its arguments...], the slots
    of the arguments the collector would follow cleared in next (task_push_args). Both
@@ -305,12 +305,12 @@ static int task_start_next_here(lua_State *L, task *t) {
   owner_set_flags(L, OWNER_TASK_THREAD);
   loop->current = next;
   loop->settling = &next->run; /* for loop_drain: the task whose end an error may cut short */
-  if (raw)
-    ;
-  else if (task_push_args(L, 3, next) == 1)
-    lua_replace(L, 3); /* the usual case: one argument, in next's place */
-  else
-    lua_remove(L, 3);
+  if (!raw) {
+    if (task_push_args(L, 3, next) == 1)
+      lua_replace(L, 3); /* the usual case: one argument, in next's place */
+    else
+      lua_remove(L, 3);
+  }
   return 1;
 }
 
