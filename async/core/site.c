@@ -103,9 +103,11 @@ __attribute__((noinline)) static uint32_t site_walk(lua_State *L, site_table *st
     }
     lua_getinfo(L, "Sl", &ar);
     if (!in_stdlib(&ar)) return site_store(L, st, sites_idx, slot, pc, &ar);
-    st->pc[slot] = pc; /* a stdlib frame: the site is further up */
-    st->stdlib[slot] = 1;
-    st->gen[slot]++;
+    st->pc[slot] = pc;    /* a stdlib frame: the site is further up */
+    st->stdlib[slot] = 1; /* its text stays, and so does its generation: the ids handed
+                             out for it still name that text (a bump lost the line of a
+                             coroutine object made just before, when the stdlib frame's
+                             pc fell in its slot) */
   }
   return site_lookup(L, st, sites_idx);
 }
