@@ -44,6 +44,25 @@ describe("gather", function()
     assert.are.same({ "fast", "slow" }, log)
   end)
 
+  -- Python's gather maps each distinct awaitable to one future (test_gather's
+  -- test_duplicate_coroutines): a coroutine object given twice runs once
+  it("runs an awaitable given twice once and gives its result in both places", function()
+    local runs = 0
+    local co = async(function(x) runs = runs + 1; await(sleep(0)); return x * 2 end)(5)
+    assert.are.same({ n = 4, 10, "s", 10, 10 },
+      pack(await(gather(co, sleep(0, "s"), co, co))))
+    assert.are.equal(1, runs)
+    local op = sleep(0, 1)
+    assert.are.same({ n = 2, 1, 1 }, pack(await(gather(op, op))))
+    local obj = setmetatable({}, { __await = function() runs = runs + 1; return sleep(0, "o") end })
+    assert.are.same({ n = 2, "o", "o" }, pack(await(gather(obj, obj))))
+    assert.are.equal(2, runs)
+    -- the list form too, and a second gather of the same object still finds it used
+    local again = async(function() return "a" end)()
+    assert.are.same({ n = 2, "a", "a" }, pack(await(gather({ again, again }))))
+    raises("already awaited", function() await(gather(again)) end)
+  end)
+
   it("keeps nil results in place", function()
     local r = pack(await(gather(after(0, nil), after(0, 2), after(0, nil))))
     assert.are.same({ n = 3, nil, 2, nil }, r)

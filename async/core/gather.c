@@ -303,6 +303,34 @@ static int gather_unpack_list(lua_State *L) {
   return (int)len;
 }
 
+/* gather(co, co), as Python's gather: an awaitable given twice is turned into a future
+   once, and both places wait for it (a coroutine object runs once: a second Task of it
+   would raise "already awaited"). Tasks and Futures need nothing: they are their own
+   futures. Returns 1 when argument i was seen before and now holds that one's future;
+   else records it in the table at *converted (made on the first call, above the n
+   arguments) for the arguments after it. */
+static int gather_seen_before(lua_State *L, int i, int n, int *converted) {
+  int t = lua_type(L, i);
+  if (t == LUA_TNIL || t == LUA_TNUMBER) return 0; /* not awaitable: await_to_future says so */
+  if (*converted == 0) {
+    if (i == n) return 0; /* nothing after it to be the same */
+    lua_createtable(L, 0, n - i + 1);
+    *converted = lua_gettop(L);
+  }
+  lua_pushvalue(L, i);
+  if (lua_rawget(L, *converted) == LUA_TNUMBER) {
+    lua_pushvalue(L, (int)lua_tointeger(L, -1));
+    lua_replace(L, i);
+    lua_pop(L, 1);
+    return 1;
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, i);
+  lua_pushinteger(L, i);
+  lua_rawset(L, *converted);
+  return 0;
+}
+
 /* core.gather(aw, ... [, opts]) or core.gather(list [, opts]): needs await.c's upvalues
    to turn the arguments into futures (gather_open). */
 static int l_core_gather(lua_State *L) {
@@ -331,6 +359,7 @@ static int l_core_gather(lua_State *L) {
      anything that may move the stack */
   lua_Debug self;
   int raw = lua54_usable() && lua_getstack(L, 0, &self);
+  int converted = 0; /* stack index of { awaitable = its index } once one was converted */
   for (int i = 1; i <= n; i++) {
     if (raw) {
       const lua54_udata *u = lua54_udata_in(lua54_args(self.i_ci) + i - 1);
@@ -338,8 +367,10 @@ static int l_core_gather(lua_State *L) {
     } else if (is_task(L, loop, i)) {
       continue;
     }
+    if (gather_seen_before(L, i, n, &converted)) continue;
     await_to_future(L, loop, i, "gather");
   }
+  if (converted) lua_settop(L, n);
   gather *g = lua_newuserdatauv(L, sizeof *g + (size_t)n * sizeof(waiter), GUV_COUNT - 1);
   future_init(&g->base, loop, KIND_GATHER);
   g->run.kind = RUN_GATHER;
