@@ -465,3 +465,49 @@ error({ code = 7 })
     assert.matches("(error object is a table value)", out, 1, true)
   end)
 end)
+
+-- A deadline that falls due in the batch where the awaited gather's last child finished,
+-- before the gather's own completion runs: the gather can no longer be cancelled (its
+-- outcome is decided), so the cancel must stay with the top level and be raised when
+-- that await returns, as a Task's must_cancel is (Python's Task.cancel does the same for
+-- a future that refuses the cancel). It was lost: the scope let the gather's results
+-- through, and worker:terminate() (the same top-level cancel) left a worker awaiting
+-- gathers in a loop running for good, its parent's exit waiting on it.
+describe("a top-level cancel the awaited gather can no longer take", function()
+  it("is raised when the await returns: a timeout scope raises TimeoutError", function()
+    local out, status = support.run_alua([[
+local child = asyncio.create_task(async function() return "done" end)
+local g = asyncio.gather(child)
+local ok, e = pcall(function()
+  local scope <close> = asyncio.timeout(0) -- due in the batch that runs child
+  return await(g)
+end)
+print(ok, asyncio.TimeoutError:is(e), g:done() and g:result())
+-- nothing is left pending for the next await
+print(await(asyncio.sleep(0, "next")))
+]])
+    assert.are.equal(0, status, out)
+    assert.matches("false\ttrue\tdone\nnext", out, 1, true)
+  end)
+
+  it("in a task as at the top level (a spec's own body runs at the top level too)", function()
+    for _, in_task in ipairs({ true, false }) do
+      local function body()
+        local c = asyncio.create_task(async function() return "done" end)
+        local g = asyncio.gather(c)
+        return pcall(function()
+          local scope <close> = asyncio.timeout(0)
+          return await(g)
+        end)
+      end
+      local ok, e
+      if in_task then
+        ok, e = await(asyncio.create_task(body))
+      else
+        ok, e = body()
+      end
+      assert.is_false(ok)
+      assert.is_true(asyncio.TimeoutError:is(e), tostring(e))
+    end
+  end)
+end)

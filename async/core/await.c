@@ -505,12 +505,19 @@ static int await_top_level(lua_State *L, loop_state *loop) {
                           "called (call_soon, call_later, a done callback); wrap the code in "
                           "asyncio.create_task to await there");
   future *f = await_to_future(L, loop, 1, "await");
-  if (f->kind == KIND_TASK && f->state == FUT_PENDING) ((task *)f)->is_main = 1;
+  int suspends = f->state == FUT_PENDING;
+  if (f->kind == KIND_TASK && suspends) ((task *)f)->is_main = 1;
   if (loop_run_until(L, loop, f) < 0)
     return argcheck_error(L,
                           "await: the awaited %s can never complete: no task is ready and no "
                           "timer, I/O or other handle is left on the loop",
                           f->kind == KIND_TASK ? "task" : "future");
+  /* a cancel of the top level that f could not take (toplevel.c): raised here, in place
+     of f's outcome, as a task's own must_cancel is when it resumes */
+  if (suspends && toplevel_take_cancel(loop)) {
+    task_push_cancelled_error(L, LUA_NOREF);
+    return lua_error(L);
+  }
   return future_push_outcome(L, f, 1);
 }
 

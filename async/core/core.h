@@ -335,7 +335,8 @@ struct loop_state {
   uint8_t debug;          /* debug mode (debug.c) */
   uv_timer_t *lost_timer; /* lost.c: a collection soon after an unobserved task failure */
   int top_cancels;        /* toplevel.c: cancel requests to the top level not undone */
-  int top_cancel_pending; /* one came while no top-level await ran */
+  int top_cancel_pending; /* one came while no top-level await ran, or one the awaited
+                             future could not take (toplevel.c) */
   int closed;
   /* interrupting this loop's Lua from another thread (a worker's terminate, a to_thread
      cancelled): set by worker.c, NULL in a state nobody interrupts */
@@ -357,6 +358,7 @@ void loop_open(lua_State *L);
 void loop_close(lua_State *L, loop_state *loop);
 void toplevel_deliver_cancel(lua_State *L, loop_state *loop, future *f);
 void toplevel_cancel(lua_State *L, loop_state *loop);
+int toplevel_take_cancel(loop_state *loop);
 void toplevel_open(lua_State *L);
 int lost_init(loop_state *loop);
 void lost_close(loop_state *loop);

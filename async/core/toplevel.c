@@ -2,23 +2,32 @@
    TaskGroup and timeout scopes made there, as a task is for scopes made inside it:
    cancelling it cancels what the top-level await in progress is waiting for, so that
    await raises CancelledError (the scope turns it into TimeoutError or stops the body
-   for a failed child); a cancel while no top-level await runs waits for the next one. */
+   for a failed child); a cancel while no top-level await runs waits for the next one.
+   A cancel the awaited future cannot take (a gather whose children have all finished,
+   its own completion queued) stays pending too, and the await in progress raises it
+   when it returns, as a Task keeps a cancel its awaited future refused (must_cancel;
+   Python's Task.cancel does the same): it was lost, the await returned the gather's
+   results, and a worker awaiting gathers in a loop never saw its terminate(). */
 #include "core.h"
 
-/* loop_run_until, before running for f: a cancel that came while nothing was awaited. */
+/* loop_run_until, before running for f: a cancel that came while nothing was awaited
+   (still pending if f cannot take it). */
 void toplevel_deliver_cancel(lua_State *L, loop_state *loop, future *f) {
-  if (!loop->top_cancel_pending) return;
-  loop->top_cancel_pending = 0;
-  future_cancel_any(L, f);
+  if (loop->top_cancel_pending && future_cancel_any(L, f)) loop->top_cancel_pending = 0;
 }
 
 /* Cancels the top level: what its await in progress waits for, or its next await. */
 void toplevel_cancel(lua_State *L, loop_state *loop) {
   loop->top_cancels++;
-  if (loop->running_until)
-    future_cancel_any(L, loop->running_until);
-  else
+  if (loop->running_until == NULL || !future_cancel_any(L, loop->running_until))
     loop->top_cancel_pending = 1;
+}
+
+/* await_top_level, after an await that suspended: whether a cancel is pending (taken). */
+int toplevel_take_cancel(loop_state *loop) {
+  if (!loop->top_cancel_pending) return 0;
+  loop->top_cancel_pending = 0;
+  return 1;
 }
 
 /* core._top_level:cancel() */
