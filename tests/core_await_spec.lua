@@ -229,6 +229,21 @@ describe("await", function()
     assert.matches("got userdata", tostring(raises(await, io.stdout)))
   end)
 
+  it("the body of a Task made from an awaitable, called as await(await, sleep), gives nil", function()
+    -- task_awaiting's closure of await (a Task's body for a Future or an __await object)
+    -- had fewer upvalues than asyncio.await's, and the raw read of await(await, sleep)'s
+    -- answer (4205a7d) went past its end: a value of whatever memory followed, or SIGSEGV
+    local ok, got = false, "not called"
+    local obj = setmetatable({}, { __await = function()
+      local body = debug.getinfo(2, "f").func
+      ok, got = pcall(body, asyncio.await, asyncio.sleep)
+      return asyncio.sleep(0)
+    end })
+    await(asyncio.create_task(obj))
+    assert.is_true(ok, tostring(got))
+    assert.is_nil(got)
+  end)
+
   it("of a done future inside a task does not suspend", function()
     local f = Future()
     f:set_result("now")

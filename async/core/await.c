@@ -172,7 +172,11 @@ static int l_core_await(lua_State *L);
 static future *task_awaiting(lua_State *L, loop_state *loop, int idx, int name_idx) {
   idx = lua_absindex(L, idx);
   for (int i = 1; i <= UP_COUNT; i++) lua_pushvalue(L, lua_upvalueindex(i));
-  lua_pushcclosure(L, l_core_await, UP_COUNT);
+  /* asyncio.await's own upvalues too, nil: l_core_await's raw path reads UP_SLEEP_AWAIT
+     of whichever closure of it runs, and this one is a Task's body a program can reach
+     (debug.getinfo in an __await): with UP_COUNT upvalues that read went past its end */
+  for (int i = UP_COUNT + 1; i <= UP_AWAIT_COUNT; i++) lua_pushnil(L);
+  lua_pushcclosure(L, l_core_await, UP_AWAIT_COUNT);
   lua_pushvalue(L, idx);
   task_create(L, loop, -2, 1, name_idx);
   lua_replace(L, idx);
