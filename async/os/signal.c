@@ -302,10 +302,10 @@ static int interrupt_cancel(lua_State *L) {
   loop_state *loop = lua_touserdata(L, 1);
   future *f = loop->running_until;
   if (f && f->state == FUT_PENDING) {
-    if (f->kind == KIND_TASK)
-      task_cancel(L, (task *)f, 0);
-    else
-      future_cancel(L, f, LUA_NOREF);
+    /* a future that refuses (a gather whose children have all finished, its completion
+       queued) keeps the cancel pending: the top-level await raises it when it returns
+       (toplevel.c), where the Ctrl-C was lost and the await returned the results */
+    if (!future_cancel_any(L, f)) loop->top_cancel_pending = 1;
     return 0;
   }
   task_cancel_all(L, loop);

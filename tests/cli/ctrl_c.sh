@@ -143,6 +143,25 @@ interrupt "$TMP/late.lua"
 check "a top-level await whose task ends before the loop sees the SIGINT: the main chunk is interrupted" \
   $'busy done\nmain chunk cleanup'
 
+# the SIGINT comes while the only child of a gather awaited at the top level runs busy
+# code: the loop sees it once the child is done and the gather's completion is queued,
+# when the gather can no longer be cancelled. The cancel stays pending and the await
+# raises it (before, the Ctrl-C was lost: the results printed, "after", exit 0)
+cat >"$TMP/gather_done.lua" <<'LUA'
+local c <close> = setmetatable({}, { __close = function() print("main chunk cleanup") end })
+local child = asyncio.create_task(function()
+  io.stderr:write("ready\n")
+  local t = os.clock()
+  while os.clock() - t < 1 do end
+  return "result"
+end)
+print(await(asyncio.gather(child)))
+print("after")
+LUA
+interrupt "$TMP/gather_done.lua"
+check "a top-level gather whose last child ends before the loop sees the SIGINT: interrupted" \
+  "main chunk cleanup"
+
 # a second Ctrl-C while the cleanup is still running exits at once. The pid comes from the
 # main task, so that the first SIGINT finds it running; stdout is emptied before the job
 # starts (its own redirection comes when it runs: the previous check's output, read as a
