@@ -206,21 +206,25 @@ static int l_loop_call_later(lua_State *L) {
   return schedule_at(L, now + delay);
 }
 
+/* The time at idx on loop:time()'s clock in the timer heap's nanoseconds: before the
+   clock's start is 0 (due at once), centuries away "forever". */
+static uint64_t when_to_ns(lua_State *L, int idx, const char *fname) {
+  lua_Number when = luaL_checknumber(L, idx);
+  if (when != when) luaL_error(L, "%s: when is NaN", fname);
+  return when <= 0 ? 0 : when >= 1.8e10 ? UINT64_MAX / 2 : (uint64_t)(when * 1e9);
+}
+
 /* loop:call_at(when, fn, ...) with `when` on loop:time()'s clock */
 static int l_loop_call_at(lua_State *L) {
   loop_check_self(L);
-  lua_Number when = luaL_checknumber(L, 2);
-  if (when != when) return luaL_error(L, "call_at: when is NaN");
-  uint64_t ns = when <= 0 ? 0 : when >= 1.8e10 ? UINT64_MAX / 2 : (uint64_t)(when * 1e9);
-  return schedule_at(L, ns);
+  return schedule_at(L, when_to_ns(L, 2, "call_at"));
 }
 
 /* core._cancel_at(when, target): a Handle that cancels target (a Task or Future; nil:
    the top level) at `when` on loop:time()'s clock, or at once (as call_soon) if that has
    passed; what timeout scopes and wait_for arm. handle:cancel() disarms it. */
 static int l_core_cancel_at(lua_State *L) {
-  lua_Number when = luaL_checknumber(L, 1);
-  if (when != when) return luaL_error(L, "_cancel_at: when is NaN");
+  uint64_t ns = when_to_ns(L, 1, "_cancel_at");
   if (!lua_isnil(L, 2)) future_check(L, 2);
   lua_settop(L, 2);
   loop_state *loop = loop_get(L);
@@ -229,7 +233,6 @@ static int l_core_cancel_at(lua_State *L) {
   lua_pushvalue(L, 2);
   lua_setiuservalue(L, -2, 1);
   handle_anchor(L, h, -1);
-  uint64_t ns = when <= 0 ? 0 : when >= 1.8e10 ? UINT64_MAX / 2 : (uint64_t)(when * 1e9);
   if (ns <= uv_hrtime()) {
     loop_push_ready(loop, &h->run);
   } else {
